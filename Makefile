@@ -1,0 +1,46 @@
+# uzram front end. `make run` and `make test` install missing Debian packages first.
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc)
+CMAKE ?= cmake
+
+.PHONY: all deps deps-bench build run test test-dev test-asan test-tsan test-fuzz test-install \
+        bench install clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh core
+
+deps-bench:
+	@scripts/install-deps.sh core bench
+
+build: deps
+	$(CMAKE) --preset dev >/dev/null
+	$(CMAKE) --build build/dev -j $(JOBS)
+
+build/release/bench/uzram-bench: deps-bench
+	$(CMAKE) --preset release >/dev/null
+	$(CMAKE) --build build/release -j $(JOBS)
+
+# The main job (until the store and server exist): the pool's demo workload and its report.
+run: build/release/bench/uzram-bench
+	build/release/bench/uzram-bench --demo
+
+# Every test: dev (debug + lock-order checker, model checking), ASan+UBSan, TSan, a short
+# fuzz run, and an install + pkg-config build of a C program.
+test: deps
+	@scripts/run-tests.sh
+
+test-dev test-asan test-tsan test-fuzz test-install: deps
+	@scripts/run-tests.sh $(@:test-%=%)
+
+bench: build/release/bench/uzram-bench
+	scripts/bench.sh
+
+install: deps
+	$(CMAKE) --preset release -DCMAKE_INSTALL_PREFIX=$(abspath $(PREFIX)) >/dev/null
+	$(CMAKE) --build build/release -j $(JOBS)
+	$(CMAKE) --install build/release
+
+clean:
+	rm -rf build

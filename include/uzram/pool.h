@@ -1,0 +1,161 @@
+// uzram/pool.h - Pool: a userspace zsmalloc. Start here.
+//
+// A dense, handle-based allocator for objects of 1..4096 bytes (compressed pages), with
+// Linux 6.18 zsmalloc's geometry: 255 size-class slots 16 bytes apart from 32, zspages of
+// 1..chain_size chained 4 KiB frames (objects may straddle frames), 12 fullness groups,
+// compaction that moves objects while handles stay valid, frame migration, deferred free.
+// include/uzram/zsmalloc.h is the kernel-compatible C API over this class.
+//
+// Thread safety: every method may be called from any thread concurrently. A handle must not
+// be used (read/write) concurrently with free() of the same handle - a caller bug, as in the
+// kernel. Between read_begin() and read_end() the caller holds the object's zspage read
+// lock: it may sleep, and compaction/migration of that zspage bail out until read_end().
+// docs/locking.md is the protocol.
+#ifndef UZRAM_POOL_H_
+#define UZRAM_POOL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "uzram/result.h"
+
+namespace uzram {
+
+// An object handle: opaque, stable while the object lives (even when it moves); 0 is never
+// a handle.
+enum class Handle : std::uint64_t {};
+
+inline constexpr std::size_t kPageSize = 4096;
+inline constexpr std::size_t kMaxObjectSize = kPageSize;
+inline constexpr unsigned kNumClassSlots = 255;
+inline constexpr unsigned kNumFullnessGroups = 12;
+
+// How a handle is translated to its zspage (docs/locking.md#translation).
+enum class TranslationMode : std::uint8_t {
+  // Lock-free: read the handle word, lock the zspage, re-check the word. No shared write
+  // on the hot path. The default.
+  validated,
+  // The kernel's: a pool-wide rwlock taken in read mode around every translation, in
+  // write mode by compaction and migration. Kept to measure the difference.
+  kernel_rwlock,
+};
+
+struct PoolOptions {
+  std::string name = "uzram";
+  unsigned chain_size = 8;                          // CONFIG_ZSMALLOC_CHAIN_SIZE, 4..16
+  std::size_t max_bytes = std::size_t{64} << 30;    // arena reservation (virtual), <= 1 TiB
+  TranslationMode translation = TranslationMode::validated;
+  // Freed frames kept resident for quick reuse before they are returned with madvise.
+  std::size_t frame_cache = 64;
+  // Automatic compaction (the kernel has none): when a size class has at least this many
+  // freeable frames after a free, compact it. 0 = off (the default, as in the kernel).
+  std::size_t auto_compact_frames = 0;
+  // With auto_compact_frames: compact on a background thread (true) or inline in the
+  // free() that crossed the threshold (false).
+  bool background_compact = true;
+};
+
+struct PoolStats {
+  std::uint64_t total_pages = 0;      // frames owned by zspages (zs_get_total_pages)
+  std::uint64_t pages_compacted = 0;  // frames freed by compaction, cumulative
+  std::uint64_t objs_allocated = 0;   // object slots in all zspages
+  std::uint64_t objs_used = 0;        // live objects
+  std::uint64_t zspages = 0;
+  std::uint64_t compactions = 0;      // compact() passes that ran
+  std::uint64_t compact_busy = 0;     // class passes stopped by a read-locked zspage
+  std::uint64_t migrations = 0;       // frames migrated
+  std::uint64_t migrate_busy = 0;     // migrations refused: zspage read-locked
+  std::uint64_t deferred_frees = 0;   // empty zspages freed later by the worker
+  std::uint64_t metadata_bytes = 0;   // handle table + zspage descriptors + frame table
+  std::uint64_t arena_frames = 0;     // high-water mark of frame ids in the arena
+  // Hold time of the lock a compaction step holds exclusively (pool write lock in
+  // kernel_rwlock mode, class lock in validated mode): bucket i counts steps that held it
+  // for [2^i, 2^(i+1)) ns.
+  std::uint64_t compact_hold_ns_log2[32] = {};
+};
+
+// One row of the kernel's debugfs `classes` table.
+struct ClassStats {
+  unsigned index = 0;
+  unsigned size = 0;
+  unsigned objs_per_zspage = 0;
+  unsigned pages_per_zspage = 0;
+  bool huge = false;
+  std::uint64_t zspages[kNumFullnessGroups] = {};  // per fullness group (0 %, <10 %, ..., 100 %)
+  std::uint64_t obj_allocated = 0;
+  std::uint64_t obj_used = 0;
+  std::uint64_t pages_used = 0;
+  std::uint64_t freeable = 0;  // frames compaction could free
+};
+
+class Pool {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<Pool>> create(const PoolOptions& options = {}) noexcept;
+  virtual ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Allocates an object of `size` bytes (1..4096). Errors: invalid_argument (size 0),
+  // too_large (> 4096), no_memory. The contents are undefined until write().
+  [[nodiscard]] Result<Handle> alloc(std::size_t size) noexcept;
+  // Frees; aborts on an invalid or already freed handle.
+  void free(Handle handle) noexcept;
+
+  // Pins the object and returns its bytes: a direct pointer when the object lies in one
+  // frame, else a copy in `local_copy` (at least object_size() bytes; may be null only
+  // for objects that do not span). Must be paired with read_end(); may sleep in between.
+  [[nodiscard]] const void* read_begin(Handle handle, void* local_copy) noexcept;
+  void read_end(Handle handle, const void* mem) noexcept;
+  // Copies `len` bytes (<= object_size()) into the object.
+  void write(Handle handle, const void* src, std::size_t len) noexcept;
+  // The size the object was allocated with.
+  [[nodiscard]] std::size_t object_size(Handle handle) const noexcept;
+
+  // Compacts every class (largest first); returns frames freed. One compactor at a time:
+  // returns 0 at once when another compaction is running.
+  std::size_t compact() noexcept;
+  // Moves one in-use frame to a newly allocated frame; handles stay valid. Errors:
+  // invalid_argument (not a frame of a live zspage), busy (its zspage is read-locked or
+  // the frame is isolated: the kernel's -EINVAL), no_memory.
+  [[nodiscard]] Result<std::uint32_t> migrate_frame(std::uint32_t frame) noexcept;
+  // Migrates in-use frames from the top of the arena into free frames below them, so the
+  // arena's high-water mark drops; at most `max_frames` moves. Returns frames moved.
+  std::size_t pack(std::size_t max_frames) noexcept;
+  // Waits until the deferred-free worker is idle.
+  void flush_deferred() noexcept;
+
+  // Kernel names: zs_get_total_pages, zs_huge_class_size, zs_lookup_class_index.
+  [[nodiscard]] std::size_t total_pages() const noexcept;
+  [[nodiscard]] std::size_t huge_class_size() const noexcept;
+  [[nodiscard]] unsigned lookup_class_index(std::size_t size) const noexcept;
+  [[nodiscard]] PoolStats stats() const noexcept;
+  [[nodiscard]] std::vector<ClassStats> class_stats() const noexcept;
+  // The class table in the kernel's debugfs format (one row per real class, plus Total).
+  [[nodiscard]] std::string format_class_stats() const noexcept;
+  [[nodiscard]] const PoolOptions& options() const noexcept;
+
+  // Walks every class and zspage and aborts with a message on any inconsistency. Call it
+  // when no other thread is using the pool.
+  void check_invariants() const noexcept;
+
+ protected:
+  Pool() = default;
+};
+
+// The class a request would be served by at chain `chain_size` without creating a pool:
+// (size, pages_per_zspage, objs_per_zspage) for each real class, largest first.
+struct ClassGeometry {
+  unsigned index;
+  unsigned size;
+  unsigned pages_per_zspage;
+  unsigned objs_per_zspage;
+  bool huge;
+};
+[[nodiscard]] std::vector<ClassGeometry> class_table(unsigned chain_size) noexcept;
+
+}  // namespace uzram
+
+#endif  // UZRAM_POOL_H_

@@ -1,0 +1,90 @@
+/* uzram/zsmalloc.h - the kernel's zsmalloc API (Linux 6.18 names, types and semantics),
+ * usable from C and C++. A thin veneer over uzram::Pool (include/uzram/pool.h).
+ *
+ *   struct zs_pool *pool = zs_create_pool("demo");
+ *   unsigned long h = zs_malloc(pool, 100, GFP_KERNEL, NUMA_NO_NODE);
+ *   if (IS_ERR_VALUE(h)) ...            -EINVAL (size 0), -ENOSPC (> 4096), -ENOMEM
+ *   zs_obj_write(pool, h, buf, 100);
+ *   void *p = zs_obj_read_begin(pool, h, local_copy);   local_copy: >= 4096 bytes
+ *   ... use p (may sleep) ...
+ *   zs_obj_read_end(pool, h, p);
+ *   zs_free(pool, h);
+ *   zs_destroy_pool(pool);
+ *
+ * Every function may be called from any thread concurrently. gfp and nid are accepted and
+ * ignored. zs_create_pool uses chain size 8 (CONFIG_ZSMALLOC_CHAIN_SIZE default). */
+#ifndef UZRAM_ZSMALLOC_H_
+#define UZRAM_ZSMALLOC_H_
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef unsigned int gfp_t;
+
+/* Kernel allocation flags and helpers, for source compatibility (values are ignored). */
+#ifndef __GFP_HIGHMEM
+#define __GFP_HIGHMEM 0x02u
+#endif
+#ifndef __GFP_MOVABLE
+#define __GFP_MOVABLE 0x08u
+#endif
+#ifndef __GFP_NOWARN
+#define __GFP_NOWARN 0x2000u
+#endif
+#ifndef GFP_KERNEL
+#define GFP_KERNEL 0xcc0u
+#endif
+#ifndef GFP_NOIO
+#define GFP_NOIO 0xc00u
+#endif
+#ifndef GFP_NOWAIT
+#define GFP_NOWAIT 0x800u
+#endif
+#ifndef GFP_ATOMIC
+#define GFP_ATOMIC 0xa20u
+#endif
+#ifndef NUMA_NO_NODE
+#define NUMA_NO_NODE (-1)
+#endif
+#ifndef MAX_ERRNO
+#define MAX_ERRNO 4095
+#endif
+#ifndef IS_ERR_VALUE
+#define IS_ERR_VALUE(x) ((unsigned long)(x) >= (unsigned long)-MAX_ERRNO)
+#endif
+
+struct zs_pool;
+
+struct zs_pool_stats {
+  /* How many pages were migrated (freed) by compaction, cumulative. */
+  unsigned long pages_compacted;
+};
+
+struct zs_pool *zs_create_pool(const char *name);
+void zs_destroy_pool(struct zs_pool *pool);
+
+unsigned long zs_malloc(struct zs_pool *pool, size_t size, gfp_t flags, const int nid);
+void zs_free(struct zs_pool *pool, unsigned long obj);
+
+size_t zs_huge_class_size(struct zs_pool *pool);
+
+void *zs_obj_read_begin(struct zs_pool *pool, unsigned long handle, void *local_copy);
+void zs_obj_read_end(struct zs_pool *pool, unsigned long handle, void *handle_mem);
+void zs_obj_write(struct zs_pool *pool, unsigned long handle, const void *handle_mem,
+                  size_t mem_len);
+
+unsigned long zs_get_total_pages(struct zs_pool *pool);
+unsigned long zs_compact(struct zs_pool *pool);
+
+unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int size);
+
+void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UZRAM_ZSMALLOC_H_ */

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages uzram needs that are missing. Usage: install-deps.sh GROUP...
+#   core   build and test (compilers, cmake, GoogleTest, Google Benchmark, spin)
+#   bench  benchmarks and plots (gnuplot, jemalloc, mimalloc)
+set -euo pipefail
+declare -A groups=(
+  [core]="cmake ninja-build clang libclang-rt-dev g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev spin"
+  [bench]="gnuplot-nox libjemalloc-dev libmimalloc-dev"
+)
+want=()
+for g in "${@:-core}"; do
+  [[ -n "${groups[$g]:-}" ]] || { echo "install-deps: unknown group '$g'" >&2; exit 2; }
+  read -r -a pkgs <<<"${groups[$g]}"
+  want+=("${pkgs[@]}")
+done
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

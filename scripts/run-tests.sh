@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the test suites: run-tests.sh [dev|asan|tsan|fuzz|install]... (default: all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+suites=("$@")
+[[ ${#suites[@]} -eq 0 ]] && suites=(dev asan tsan fuzz install)
+status=0
+for s in "${suites[@]}"; do
+  echo "=== test suite: $s ==="
+  case "$s" in
+    dev|asan|tsan)
+      cmake --preset "$s" >/dev/null
+      cmake --build "build/$s" -j "$jobs"
+      ctest --preset "$s" || status=1
+      ;;
+    fuzz)
+      cmake --preset fuzz >/dev/null
+      cmake --build build/fuzz -j "$jobs" --target fuzz_pool
+      ctest --preset fuzz || status=1
+      ;;
+    install)
+      tests/install/check-install.sh || status=1
+      ;;
+    *) echo "run-tests: unknown suite '$s'" >&2; exit 2 ;;
+  esac
+done
+if [[ $status -ne 0 ]]; then echo "run-tests: FAILED"; fi
+exit $status

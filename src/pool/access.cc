@@ -1,0 +1,119 @@
+// pool/access.cc - object access: read_begin/read_end, write, and the chain copy helpers.
+#include <algorithm>
+#include <cstring>
+
+#include "pool/pool_impl.h"
+#include "util/check.h"
+
+namespace uzram {
+
+// Protocol: docs/locking.md#read steps 1-4.
+ZsPage* PoolImpl::lock_object(Handle h, std::uint64_t* v_out, const char* op) noexcept {
+  std::atomic<std::uint64_t>* e = entry_of(h, op);
+  const auto hv = static_cast<std::uint64_t>(h);
+  for (;;) {
+    if (kernel_mode()) pool_lock_.lock_shared();
+    // acquire: pairs with the release stores publishing a location (alloc, compaction).
+    const std::uint64_t v = e->load(std::memory_order_acquire);
+    ZS_CHECK(HandleTable::is_allocated(v) && HandleTable::gen_of(v) == HandleTable::gen_of_handle(hv),
+             "%s: handle %#llx is not allocated (freed, or never a handle)", op,
+             static_cast<unsigned long long>(hv));
+    ZsPage* z = zspages_.get(HandleTable::decode(v).zspage);
+    z->lock.lock_read();
+    if (kernel_mode()) {
+      pool_lock_.unlock_shared();
+      *v_out = v;
+      return z;
+    }
+    // Validate: while we hold the read lock the object cannot leave z, so if the entry
+    // still names z it is there. (relaxed is enough: lock_read() was an acquire.)
+    if (e->load(std::memory_order_relaxed) == v) {
+      *v_out = v;
+      return z;
+    }
+    z->lock.unlock_read();
+  }
+}
+
+void PoolImpl::copy_out(const ZsPage* z, std::size_t off, void* dst, std::size_t len) const noexcept {
+  auto* d = static_cast<std::byte*>(dst);
+  while (len) {
+    const std::size_t in = off & (kFrameSize - 1);
+    const std::size_t n = std::min(len, kFrameSize - in);
+    std::memcpy(d, chain_addr(z, off), n);
+    d += n;
+    off += n;
+    len -= n;
+  }
+}
+
+void PoolImpl::copy_in(ZsPage* z, std::size_t off, const void* src, std::size_t len) noexcept {
+  auto* s = static_cast<const std::byte*>(src);
+  while (len) {
+    const std::size_t in = off & (kFrameSize - 1);
+    const std::size_t n = std::min(len, kFrameSize - in);
+    std::memcpy(chain_addr(z, off), s, n);
+    s += n;
+    off += n;
+    len -= n;
+  }
+}
+
+void PoolImpl::copy_between(const ZsPage* from, std::size_t from_off, ZsPage* to,
+                            std::size_t to_off, std::size_t len) noexcept {
+  while (len) {
+    const std::size_t a = kFrameSize - (from_off & (kFrameSize - 1));
+    const std::size_t b = kFrameSize - (to_off & (kFrameSize - 1));
+    const std::size_t n = std::min({len, a, b});
+    std::memcpy(chain_addr(to, to_off), chain_addr(from, from_off), n);
+    from_off += n;
+    to_off += n;
+    len -= n;
+  }
+}
+
+const void* PoolImpl::read_begin_impl(Handle h, void* local_copy) noexcept {
+  std::uint64_t v;
+  ZsPage* z = lock_object(h, &v, "read_begin");
+  const Location loc = HandleTable::decode(v);
+  const SizeClass& c = classes_[z->class_index.load(std::memory_order_relaxed)];
+  const std::size_t off = payload_offset(c, loc.obj);
+  if ((off & (kFrameSize - 1)) + loc.size <= kFrameSize) return chain_addr(z, off);  // no copy
+  ZS_CHECK(local_copy != nullptr, "read_begin: object of %u bytes spans two frames and "
+           "local_copy is NULL", loc.size);
+  copy_out(z, off, local_copy, loc.size);
+  return local_copy;
+}
+
+void PoolImpl::read_end_impl(Handle h) noexcept {
+  std::atomic<std::uint64_t>* e = entry_of(h, "read_end");
+  // relaxed: the object cannot move or be freed (by a correct caller) while we hold the
+  // zspage read lock taken in read_begin, so the entry is the one we validated.
+  const std::uint64_t v = e->load(std::memory_order_relaxed);
+  ZS_CHECK(HandleTable::is_allocated(v), "read_end: handle %#llx is not allocated",
+           static_cast<unsigned long long>(h));
+  zspages_.get(HandleTable::decode(v).zspage)->lock.unlock_read();
+}
+
+void PoolImpl::write_impl(Handle h, const void* src, std::size_t len) noexcept {
+  std::uint64_t v;
+  ZsPage* z = lock_object(h, &v, "write");
+  const Location loc = HandleTable::decode(v);
+  if (len > loc.size) {
+    z->lock.unlock_read();
+    ZS_FATAL("write: %zu bytes into an object of %u bytes (handle %#llx)", len, loc.size,
+             static_cast<unsigned long long>(h));
+  }
+  const SizeClass& c = classes_[z->class_index.load(std::memory_order_relaxed)];
+  copy_in(z, payload_offset(c, loc.obj), src, len);
+  z->lock.unlock_read();
+}
+
+std::size_t PoolImpl::object_size_impl(Handle h) const noexcept {
+  const std::uint64_t v = entry_of(h, "object_size")->load(std::memory_order_acquire);
+  ZS_CHECK(HandleTable::is_allocated(v), "object_size: handle %#llx is not allocated",
+           static_cast<unsigned long long>(h));
+  return HandleTable::decode(v).size;
+}
+
+}  // namespace uzram

@@ -1,0 +1,107 @@
+// pool/handle_table.h - HandleTable: handle -> object location words (layer 2).
+//
+// A handle is `(gen << 32) | index` with index >= 1, so 0 and the kernel's -errno values
+// are never handles. Each index owns one 64-bit entry word, never moved or freed while the
+// pool lives (chunks of 64 Ki entries, allocated on demand), so translators read it with no
+// lock. Entry layout, bit by bit:
+//   allocated:  bit 0 = 1 | bits 1..11 object index in zspage | bits 12..23 size - 1 |
+//               bits 24..51 zspage id | bits 52..63 gen
+//   free:       bit 0 = 0 | bits 1..51 next free index (0 = none)  | bits 52..63 gen
+// Invariants: 1. an allocated entry's gen equals its handle's gen; free() bumps gen, so a
+//   stale handle is detected (mod 4096). 2. An allocated entry names the zspage and slot
+//   whose in-object header holds (index << 1) | 1.
+// Writers of an allocated entry: alloc (class lock), compaction (class lock + source zspage
+// write lock), free (class lock). The release store publishing a location pairs with the
+// acquire loads in translation (Pool read/write/free paths).
+#ifndef UZRAM_POOL_HANDLE_TABLE_H_
+#define UZRAM_POOL_HANDLE_TABLE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "sync/spin_lock.h"
+#include "uzram/result.h"
+
+namespace uzram {
+
+struct Location {
+  std::uint32_t zspage;  // descriptor id, >= 1
+  std::uint32_t obj;     // object index within the zspage
+  std::uint32_t size;    // allocated size in bytes, 1..4096
+};
+
+class HandleTable {
+ public:
+  static constexpr unsigned kChunkShift = 16;
+  static constexpr std::uint64_t kAllocated = 1;
+  static constexpr unsigned kGenShift = 52;
+
+  HandleTable() noexcept = default;
+  ~HandleTable();
+  HandleTable(const HandleTable&) = delete;
+  HandleTable& operator=(const HandleTable&) = delete;
+
+  [[nodiscard]] Result<void> init(std::size_t max_handles) noexcept;
+
+  // Reserves an index; returns the handle value. Errors: no_memory.
+  [[nodiscard]] Result<std::uint64_t> alloc() noexcept;
+  // Returns an index whose entry was already marked free (mark_free) to a free list.
+  void release(std::uint32_t index) noexcept;
+
+  static std::uint32_t index_of(std::uint64_t handle) noexcept { return static_cast<std::uint32_t>(handle); }
+  static std::uint64_t gen_of_handle(std::uint64_t handle) noexcept { return (handle >> 32) & 0xfff; }
+
+  // The entry of a handle value, or nullptr when its index was never handed out.
+  std::atomic<std::uint64_t>* entry(std::uint32_t index) const noexcept {
+    if (index == 0 || index >= limit_.load(std::memory_order_acquire)) return nullptr;
+    // acquire: pairs with the release store of the chunk pointer in grow().
+    return chunks_[index >> kChunkShift].load(std::memory_order_acquire) + (index & ((1u << kChunkShift) - 1));
+  }
+
+  static std::uint64_t encode(const Location& l, std::uint64_t gen) noexcept {
+    return kAllocated | (std::uint64_t{l.obj} << 1) | (std::uint64_t{l.size - 1} << 12) |
+           (std::uint64_t{l.zspage} << 24) | (gen << kGenShift);
+  }
+  static Location decode(std::uint64_t e) noexcept {
+    return {static_cast<std::uint32_t>((e >> 24) & ((1u << 28) - 1)),
+            static_cast<std::uint32_t>((e >> 1) & 0x7ff),
+            static_cast<std::uint32_t>(((e >> 12) & 0xfff) + 1)};
+  }
+  static bool is_allocated(std::uint64_t e) noexcept { return e & kAllocated; }
+  static std::uint64_t gen_of(std::uint64_t e) noexcept { return e >> kGenShift; }
+  // The free form of an entry after free(): gen bumped, no link yet.
+  static std::uint64_t freed(std::uint64_t e) noexcept {
+    return ((gen_of(e) + 1) & 0xfff) << kGenShift;
+  }
+
+  std::size_t metadata_bytes() const noexcept {
+    return static_cast<std::size_t>(limit_.load(std::memory_order_relaxed)) * 8;
+  }
+
+ private:
+  static constexpr unsigned kShards = 16;
+  struct alignas(64) Shard {
+    // Protects: head, count. Level: handle_table (leaf, spinning).
+    SpinLock lock{LockLevel::handle_table, "handle_shard"};
+    std::uint32_t head = 0;  // guarded by lock; linked through free entries
+    std::atomic<std::uint32_t> count{0};  // written under lock; relaxed reads are hints
+  };
+  static unsigned my_shard() noexcept;
+  bool pop(Shard& s, std::uint32_t* index) noexcept;
+  bool grow() noexcept;
+
+  std::atomic<std::atomic<std::uint64_t>*>* chunks_ = nullptr;  // directory; immutable pointer after init
+  std::size_t max_chunks_ = 0;
+  // Indexes below limit_ exist (their chunk is allocated). Written under grow_lock_.
+  std::atomic<std::uint32_t> limit_{0};
+  std::atomic<std::uint32_t> next_{1};  // next never-used index
+  // Protects: chunk allocation. Level: handle_table (sleepable: calls mmap).
+  std::mutex grow_lock_;
+  Shard shards_[kShards];
+};
+
+}  // namespace uzram
+
+#endif  // UZRAM_POOL_HANDLE_TABLE_H_

@@ -1,0 +1,325 @@
+// pool/pool.cc - Pool creation, alloc and free, zspage life cycle and fullness lists.
+#include <cstdio>
+
+#include "pool/pool_impl.h"
+#include "sync/bit_lock.h"
+#include "util/check.h"
+
+namespace uzram {
+
+// ---- Pool: the public face forwards to PoolImpl (no data, no extra indirection) -------
+
+Result<std::unique_ptr<Pool>> Pool::create(const PoolOptions& options) noexcept {
+  if (options.chain_size < kMinChain || options.chain_size > kMaxChain) return Errc::invalid_argument;
+  if (options.max_bytes < kFrameSize * kMaxChain || options.max_bytes > (std::size_t{1} << 40)) {
+    return Errc::invalid_argument;
+  }
+  std::unique_ptr<PoolImpl> p(new (std::nothrow) PoolImpl(options));
+  if (!p) return Errc::no_memory;
+  if (auto r = p->init(); !r) return r.error();
+  return std::unique_ptr<Pool>(std::move(p));
+}
+
+Pool::~Pool() = default;
+Result<Handle> Pool::alloc(std::size_t size) noexcept { return impl(this)->alloc_impl(size); }
+void Pool::free(Handle h) noexcept { impl(this)->free_impl(h); }
+const void* Pool::read_begin(Handle h, void* local_copy) noexcept {
+  return impl(this)->read_begin_impl(h, local_copy);
+}
+void Pool::read_end(Handle h, const void*) noexcept { impl(this)->read_end_impl(h); }
+void Pool::write(Handle h, const void* src, std::size_t len) noexcept {
+  impl(this)->write_impl(h, src, len);
+}
+std::size_t Pool::object_size(Handle h) const noexcept { return impl(this)->object_size_impl(h); }
+std::size_t Pool::compact() noexcept { return impl(this)->compact_impl(); }
+Result<std::uint32_t> Pool::migrate_frame(std::uint32_t frame) noexcept {
+  return impl(this)->migrate_impl(frame, 0);
+}
+std::size_t Pool::pack(std::size_t max_frames) noexcept { return impl(this)->pack_impl(max_frames); }
+void Pool::flush_deferred() noexcept { impl(this)->flush_deferred_impl(); }
+std::size_t Pool::total_pages() const noexcept { return impl(this)->total_pages_impl(); }
+std::size_t Pool::huge_class_size() const noexcept { return impl(this)->geometry().huge_class_size(); }
+unsigned Pool::lookup_class_index(std::size_t size) const noexcept {
+  const Geometry& g = impl(this)->geometry();
+  return g.class_of_slot(Geometry::slot_for(size));
+}
+PoolStats Pool::stats() const noexcept { return impl(this)->stats_impl(); }
+std::vector<ClassStats> Pool::class_stats() const noexcept { return impl(this)->class_stats_impl(); }
+const PoolOptions& Pool::options() const noexcept { return impl(this)->opts(); }
+void Pool::check_invariants() const noexcept { impl(this)->check_invariants_impl(); }
+
+// ---- PoolImpl: construction ----------------------------------------------------------
+
+PoolImpl::PoolImpl(const PoolOptions& options) noexcept
+    : options_(options),
+      geo_(options.chain_size),
+      deferred_worker_([this] { deferred_free_job(); }),
+      compact_worker_([this] { background_compact(); }) {
+  for (unsigned i = 0; i < kSlots; i++) {
+    const ClassInfo& ci = geo_.info(geo_.class_of_slot(i));
+    SizeClass& c = classes_[i];
+    c.index = static_cast<std::uint16_t>(i);
+    c.size = ci.size;
+    c.objs_per_zspage = ci.objs_per_zspage;
+    c.pages_per_zspage = ci.pages_per_zspage;
+    c.huge = ci.huge;
+  }
+}
+
+Result<void> PoolImpl::init() noexcept {
+  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache); !r) return r;
+  if (auto r = handles_.init(options_.max_bytes / kMinAllocSize); !r) return r;
+  if (auto r = zspages_.init(arena_.max_frames(), options_.chain_size); !r) return r;
+  return {};
+}
+
+PoolImpl::~PoolImpl() {
+  compact_worker_.stop();
+  deferred_worker_.flush();
+  deferred_worker_.stop();
+  std::uint64_t live = 0;
+  for (unsigned i = 0; i < kSlots; i++) {
+    if (geo_.is_real(i)) live += classes_[i].obj_used;
+  }
+  if (live != 0) {
+    std::fprintf(stderr, "uzram: pool '%s' destroyed with %llu objects still allocated\n",
+                 options_.name.c_str(), static_cast<unsigned long long>(live));
+  }
+}
+
+// ---- Fullness lists (caller holds c.lock) --------------------------------------------
+
+void PoolImpl::list_insert_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept {
+  const unsigned g = fullness_group(z->inuse, c.objs_per_zspage);
+  z->fullness = static_cast<std::uint8_t>(g);
+  z->state = ZsState::listed;
+  z->prev = 0;
+  z->next = c.heads[g];
+  if (z->next) zspages_.get(z->next)->prev = id;
+  c.heads[g] = id;
+  c.nonempty |= static_cast<std::uint16_t>(1u << g);
+  c.zspages_in[g]++;
+}
+
+void PoolImpl::list_remove_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept {
+  ZS_DCHECK(z->state == ZsState::listed, "zspage %u not listed", id);
+  const unsigned g = z->fullness;
+  if (z->prev) {
+    zspages_.get(z->prev)->next = z->next;
+  } else {
+    c.heads[g] = z->next;
+  }
+  if (z->next) zspages_.get(z->next)->prev = z->prev;
+  if (c.heads[g] == 0) c.nonempty &= static_cast<std::uint16_t>(~(1u << g));
+  c.zspages_in[g]--;
+  z->prev = z->next = 0;
+}
+
+void PoolImpl::fix_fullness_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept {
+  if (z->state != ZsState::listed) return;  // isolated: the compactor puts it back
+  if (fullness_group(z->inuse, c.objs_per_zspage) == z->fullness) return;
+  list_remove_locked(c, id, z);
+  list_insert_locked(c, id, z);
+}
+
+// First zspage on lists from..to (inclusive, either direction), or 0.
+ZsPageId PoolImpl::find_group_locked(const SizeClass& c, int from, int to) const noexcept {
+  const int step = from <= to ? 1 : -1;
+  for (int g = from;; g += step) {
+    if (c.nonempty & (1u << g)) return c.heads[g];
+    if (g == to) return 0;
+  }
+}
+
+// ---- Objects inside a zspage (caller holds c.lock) -----------------------------------
+
+unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t handle_index) noexcept {
+  const unsigned obj = z->freeobj;
+  ZS_DCHECK(obj != kNoObj && z->inuse < c.objs_per_zspage, "pop from a full zspage");
+  if (c.huge) {
+    z->freeobj = kNoObj;
+  } else {
+    std::uint64_t* h = header(z, c, obj);
+    ZS_CHECK(!(*h & 1), "zspage free list corrupted: object %u is allocated", obj);
+    z->freeobj = static_cast<std::uint16_t>(*h >> 1);
+    *h = (std::uint64_t{handle_index} << 1) | 1;
+  }
+  z->inuse++;
+  return obj;
+}
+
+void PoolImpl::obj_push_locked(SizeClass& c, ZsPage* z, unsigned obj) noexcept {
+  if (!c.huge) *header(z, c, obj) = std::uint64_t{z->freeobj} << 1;
+  z->freeobj = static_cast<std::uint16_t>(obj);
+  z->inuse--;
+}
+
+// ---- Zspage life cycle ---------------------------------------------------------------
+
+// Allocates frames and a descriptor and builds the free list. Called with no lock held
+// (it may block). Protocol: docs/locking.md#alloc step 4.
+ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId* id_out) noexcept {
+  might_sleep();
+  FrameId frames[kMaxChain];
+  if (!arena_.alloc(frames, c.pages_per_zspage)) return nullptr;
+  auto id = zspages_.alloc();
+  if (!id) {
+    arena_.free(frames, c.pages_per_zspage);
+    return nullptr;
+  }
+  ZsPage* z = zspages_.get(*id);
+  // relaxed: published to translators through the class lock and the handle entry's
+  // release store; translators that read it early validate afterwards.
+  z->class_index.store(c.index, std::memory_order_relaxed);
+  z->inuse = 0;
+  z->fullness = 0;
+  z->state = ZsState::fresh;
+  z->nframes = c.pages_per_zspage;
+  z->prev = z->next = 0;
+  for (unsigned k = 0; k < c.pages_per_zspage; k++) z->frames[k] = frames[k];
+  z->freeobj = 0;
+  if (!c.huge) {
+    for (unsigned i = 0; i < c.objs_per_zspage; i++) {
+      const unsigned next = i + 1 < c.objs_per_zspage ? i + 1 : kNoObj;
+      *header(z, c, i) = std::uint64_t{next} << 1;
+    }
+  }
+  *id_out = *id;
+  return z;
+}
+
+void PoolImpl::publish_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept {
+  for (unsigned k = 0; k < z->nframes; k++) {
+    // release: pairs with the acquire load of the owner in migrate_impl().
+    arena_.info(z->frames[k]).store(kFrameAllocated | id, std::memory_order_release);
+  }
+  c.obj_allocated += c.objs_per_zspage;
+  pages_allocated_.fetch_add(c.pages_per_zspage, std::memory_order_relaxed);
+  list_insert_locked(c, id, z);
+}
+
+bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept {
+  ZS_DCHECK(z->inuse == 0, "freeing a zspage with %u objects", z->inuse);
+  for (unsigned k = 0; k < z->nframes; k++) {
+    if (!bit_try_lock(arena_.info(z->frames[k]), kFrameIsolated)) {
+      // A migration holds this frame: leave the empty zspage on list 0 for the worker.
+      for (unsigned j = 0; j < k; j++) bit_unlock(arena_.info(z->frames[j]), kFrameIsolated);
+      return false;
+    }
+  }
+  if (z->state == ZsState::listed) list_remove_locked(c, id, z);
+  for (unsigned k = 0; k < z->nframes; k++) {
+    // release: pairs with the acquire owner load in migrate_impl(): it sees "not owned".
+    arena_.info(z->frames[k]).store(kFrameAllocated, std::memory_order_release);
+    batch.frames[batch.nframes++] = z->frames[k];
+  }
+  batch.zspages[batch.nzspages++] = id;
+  z->state = ZsState::free;
+  c.obj_allocated -= c.objs_per_zspage;
+  pages_allocated_.fetch_sub(c.pages_per_zspage, std::memory_order_relaxed);
+  return true;
+}
+
+void PoolImpl::release(ReleaseBatch& batch) noexcept {
+  if (batch.nframes) arena_.free(batch.frames, batch.nframes);
+  for (unsigned i = 0; i < batch.nzspages; i++) zspages_.free(batch.zspages[i]);
+  batch.nframes = batch.nzspages = 0;
+}
+
+// ---- alloc / free --------------------------------------------------------------------
+
+// Protocol: docs/locking.md#alloc.
+Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
+  if (size == 0) return Errc::invalid_argument;
+  if (size > kMaxObjectSize) return Errc::too_large;
+  SizeClass& c = classes_[geo_.class_of_slot(Geometry::slot_for(size + kHeaderSize))];
+  auto hv = handles_.alloc();  // step 1
+  if (!hv) return hv.error();
+  const std::uint32_t index = HandleTable::index_of(*hv);
+  std::atomic<std::uint64_t>* e = handles_.entry(index);
+  const std::uint64_t gen = HandleTable::gen_of_handle(*hv);
+
+  c.lock.lock();  // step 2
+  ZsPageId id = find_group_locked(c, 10, 0);
+  ZsPage* z = id ? zspages_.get(id) : nullptr;
+  if (!z) {
+    c.lock.unlock();  // step 3: no lock held while frames are allocated
+    z = create_zspage(c, &id);
+    if (!z) {
+      e->store(gen << HandleTable::kGenShift, std::memory_order_relaxed);
+      handles_.release(index);
+      return Errc::no_memory;
+    }
+    c.lock.lock();
+    publish_zspage_locked(c, id, z);
+  }
+  const unsigned obj = obj_pop_locked(c, z, index);  // step 5
+  // release: pairs with the acquire loads in lock_object()/free_impl().
+  e->store(HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
+           std::memory_order_release);
+  c.obj_used++;
+  fix_fullness_locked(c, id, z);
+  c.lock.unlock();
+  return static_cast<Handle>(*hv);
+}
+
+std::atomic<std::uint64_t>* PoolImpl::entry_of(Handle h, const char* op) const noexcept {
+  const auto hv = static_cast<std::uint64_t>(h);
+  std::atomic<std::uint64_t>* e = hv >> 44 ? nullptr : handles_.entry(HandleTable::index_of(hv));
+  ZS_CHECK(e != nullptr, "%s: invalid handle %#llx (pool '%s')", op,
+           static_cast<unsigned long long>(hv), options_.name.c_str());
+  return e;
+}
+
+static void check_entry(std::uint64_t v, Handle h, const char* op) {
+  const auto hv = static_cast<std::uint64_t>(h);
+  ZS_CHECK(HandleTable::is_allocated(v) && HandleTable::gen_of(v) == HandleTable::gen_of_handle(hv),
+           "%s: handle %#llx is not allocated (already freed, or never a handle)", op,
+           static_cast<unsigned long long>(hv));
+}
+
+// Protocol: docs/locking.md#free.
+void PoolImpl::free_impl(Handle h) noexcept {
+  std::atomic<std::uint64_t>* e = entry_of(h, "free");
+  SizeClass* c;
+  std::uint64_t v;
+  for (;;) {  // steps 1-3: translate to the class and lock it
+    if (kernel_mode()) pool_lock_.lock_shared();
+    // acquire: pairs with the release stores in alloc_impl()/migrate_objects_locked().
+    v = e->load(std::memory_order_acquire);
+    check_entry(v, h, "free");
+    ZsPage* z = zspages_.get(HandleTable::decode(v).zspage);
+    c = &classes_[z->class_index.load(std::memory_order_relaxed)];
+    c->lock.lock();
+    if (kernel_mode()) {
+      pool_lock_.unlock_shared();
+      break;
+    }
+    const std::uint64_t again = e->load(std::memory_order_relaxed);
+    if (again == v && z->class_index.load(std::memory_order_relaxed) == c->index) break;
+    c->lock.unlock();  // the object moved (or the caller raced a free): retry
+    check_entry(again, h, "free");
+  }
+  const Location loc = HandleTable::decode(v);
+  ZsPage* z = zspages_.get(loc.zspage);
+  // relaxed: under the class lock, which orders every writer of this entry.
+  e->store(HandleTable::freed(v), std::memory_order_relaxed);  // step 4
+  obj_push_locked(*c, z, loc.obj);
+  c->obj_used--;
+  ReleaseBatch batch;
+  bool kick = false;
+  if (z->inuse == 0 && z->state == ZsState::listed) {  // step 5
+    kick = !free_zspage_locked(*c, loc.zspage, z, batch);
+    if (kick) fix_fullness_locked(*c, loc.zspage, z);
+  } else {
+    fix_fullness_locked(*c, loc.zspage, z);
+  }
+  const std::uint64_t freeable = options_.auto_compact_frames ? c->freeable_locked() : 0;
+  c->lock.unlock();
+  release(batch);  // step 6: frames go back with no lock held
+  handles_.release(HandleTable::index_of(static_cast<std::uint64_t>(h)));
+  if (kick) deferred_worker_.kick();
+  if (freeable && freeable >= options_.auto_compact_frames) maybe_auto_compact(*c, freeable);
+}
+
+}  // namespace uzram

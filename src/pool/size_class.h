@@ -1,0 +1,47 @@
+// pool/size_class.h - SizeClass: one real size class's lock, fullness lists and stats
+// (layer 2).
+//
+// Thread safety: everything below `lock` is guarded by it except the immutable geometry.
+// Invariants: 1. bit g of nonempty == (heads[g] != 0). 2. zspages_in[g] == length of list g.
+//   3. obj_allocated == sum over this class's live zspages of objs_per_zspage;
+//      obj_used == sum of inuse (live = listed, isolated or deferred).
+#ifndef UZRAM_POOL_SIZE_CLASS_H_
+#define UZRAM_POOL_SIZE_CLASS_H_
+
+#include <cstdint>
+
+#include "pool/zspage.h"
+#include "sync/spin_lock.h"
+#include "uzram/pool.h"
+
+namespace uzram {
+
+struct alignas(64) SizeClass {
+  // Protects: the fields below, and inuse/freeobj/fullness/state/prev/next and the object
+  // free list of every zspage of this class. Level: size_class (after pool, before zspage).
+  // Spinning: never held across anything that can block (frame allocation happens unlocked).
+  SpinLock lock{LockLevel::size_class, "size_class"};
+
+  // Immutable after construction:
+  std::uint16_t index = 0;
+  std::uint16_t size = 0;
+  std::uint16_t objs_per_zspage = 0;
+  std::uint8_t pages_per_zspage = 0;
+  bool huge = false;
+
+  // Guarded by lock:
+  std::uint16_t nonempty = 0;  // bit g: list g non-empty
+  ZsPageId heads[kNumFullnessGroups] = {};
+  std::uint64_t zspages_in[kNumFullnessGroups] = {};
+  std::uint64_t obj_allocated = 0;
+  std::uint64_t obj_used = 0;
+
+  // Frames compaction could free (the kernel's zs_can_compact). Caller holds lock.
+  std::uint64_t freeable_locked() const noexcept {
+    return (obj_allocated - obj_used) / objs_per_zspage * pages_per_zspage;
+  }
+};
+
+}  // namespace uzram
+
+#endif  // UZRAM_POOL_SIZE_CLASS_H_

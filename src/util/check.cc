@@ -1,0 +1,60 @@
+// util/check.cc - fatal_error and the Errc error category.
+#include "util/check.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+
+#include "uzram/result.h"
+
+namespace uzram {
+
+void fatal_error(const char* file, int line, const char* expr, const char* fmt, ...) {
+  std::fprintf(stderr, "uzram: fatal: %s:%d: check '%s' failed: ", file, line, expr);
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fputc('\n', stderr);
+  std::fflush(stderr);
+  std::abort();
+}
+
+namespace {
+
+class Category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "uzram"; }
+  std::string message(int ev) const override {
+    switch (static_cast<Errc>(ev)) {
+      case Errc::ok: return "success";
+      case Errc::invalid_argument: return "invalid argument";
+      case Errc::too_large: return "object too large (more than 4096 bytes)";
+      case Errc::no_memory: return "out of memory";
+      case Errc::busy: return "resource busy";
+      case Errc::limit_reached: return "limit reached";
+      case Errc::not_supported: return "not supported";
+    }
+    return "unknown uzram error";
+  }
+  std::error_condition default_error_condition(int ev) const noexcept override {
+    switch (static_cast<Errc>(ev)) {
+      case Errc::invalid_argument: return std::errc::invalid_argument;
+      case Errc::too_large: return std::errc::no_space_on_device;
+      case Errc::no_memory: return std::errc::not_enough_memory;
+      case Errc::busy: return std::errc::device_or_resource_busy;
+      case Errc::limit_reached: return std::errc::no_space_on_device;
+      case Errc::not_supported: return std::errc::operation_not_supported;
+      default: return {ev, *this};
+    }
+  }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const Category category;
+  return category;
+}
+
+}  // namespace uzram
