@@ -9,17 +9,41 @@
 
 namespace uzram {
 
-// Moves `frame` to `target` (0: a newly allocated frame). Handles need no update: an
-// entry names (zspage, object), and only the zspage's frame list changes.
+// Isolation (the kernel's isolate_page/putback_page): the frame's isolation bit is the
+// frame lock. While it is held the owner zspage cannot be freed: free_zspage_locked()
+// try-locks every frame and defers instead.
+bool PoolImpl::isolate_frame(FrameId frame) noexcept {
+  if (frame >= arena_.high_water()) return false;
+  if (!bit_try_lock(arena_.info(frame), kFrameIsolated)) return false;
+  lockdep::acquire(LockLevel::frame, LockKind::sleepable, &arena_.info(frame), "frame", true,
+                   false, SiteLoc::current());
+  return true;
+}
+
+void PoolImpl::putback_frame(FrameId frame) noexcept {
+  lockdep::release(&arena_.info(frame), SiteLoc::current());
+  bit_unlock(arena_.info(frame), kFrameIsolated);
+}
+
 Result<FrameId> PoolImpl::migrate_impl(FrameId frame, FrameId target) noexcept {
   if (frame >= arena_.high_water()) return Errc::invalid_argument;
+  if (!isolate_frame(frame)) {  // step 1
+    if (target) arena_.free(&target, 1);
+    return Errc::busy;
+  }
+  auto r = migrate_isolated(frame, target);
+  if (!r) putback_frame(frame);
+  return r;
+}
+
+// Moves isolated `frame` to `target` (0: a newly allocated frame). Handles need no
+// update: an entry names (zspage, object), and only the zspage's frame list changes.
+// On success the old frame is released (and its isolation ends); on failure the caller
+// still holds the isolation and `target` has been freed.
+Result<FrameId> PoolImpl::migrate_isolated(FrameId frame, FrameId target) noexcept {
   std::atomic<std::uint32_t>& info = arena_.info(frame);
-  if (!bit_try_lock(info, kFrameIsolated)) return Errc::busy;  // step 1: isolate
-  lockdep::acquire(LockLevel::frame, LockKind::sleepable, &info, "frame", true, false, SiteLoc::current());
   auto fail = [&](Errc e) -> Result<FrameId> {
     if (target) arena_.free(&target, 1);
-    lockdep::release(&info, SiteLoc::current());
-    bit_unlock(info, kFrameIsolated);
     return e;
   };
   // acquire: pairs with the release owner stores in publish/free/migrate (class lock).
@@ -31,8 +55,7 @@ Result<FrameId> PoolImpl::migrate_impl(FrameId frame, FrameId target) noexcept {
       return fail(Errc::no_memory);
     }
   }
-  // step 3. The owner cannot be freed meanwhile: free_zspage_locked() must try-lock this
-  // frame, and we hold it, so it defers instead.
+  // step 3. The owner cannot be freed meanwhile (we hold the frame's isolation).
   ZsPage* z = zspages_.get(owner);
   if (kernel_mode()) pool_lock_.lock();
   SizeClass& c = classes_[z->class_index.load(std::memory_order_relaxed)];
@@ -57,8 +80,7 @@ Result<FrameId> PoolImpl::migrate_impl(FrameId frame, FrameId target) noexcept {
   z->lock.unlock_write();
   c.lock.unlock();
   if (kernel_mode()) pool_lock_.unlock();
-  lockdep::release(&info, SiteLoc::current());  // step 6
-  bit_unlock(info, kFrameIsolated);
+  putback_frame(frame);  // step 6: wakes a deferred-free worker waiting on it
   arena_.free(&frame, 1, false);
   migrations_.fetch_add(1, std::memory_order_relaxed);
   return target;

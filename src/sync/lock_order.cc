@@ -82,7 +82,7 @@ void might_sleep(SiteLoc site) {
     ZS_FATAL("might_sleep: a path that can block was entered at %s:%u (%s) while holding %s "
              "(%s, %s) acquired at %s:%u",
              site.file_name(), site.line(), site.function_name(), h.name, level_name(h.level),
-             h.kind == LockKind::spinning ? "spinning lock" : "zspage write lock",
+             h.level == LockLevel::zspage ? "zspage write lock" : "spinning lock",
              h.site.file_name(), h.site.line());
   }
 }

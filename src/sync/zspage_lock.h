@@ -82,12 +82,12 @@ class ZsPageLock {
   }
 
   void unlock_write(SiteLoc site = SiteLoc::current()) noexcept {
-    lockdep::release(this, site);
     ZS_TSAN_MUTEX_PRE_UNLOCK(this, 0);
     // release: pairs with the acquire in lock_read()/try_lock_write().
     const std::uint32_t old = word_.exchange(0, std::memory_order_release);
     ZS_CHECK(old == kWriter, "zspage lock: write unlock of a zspage not write-locked (0x%x)", old);
     ZS_TSAN_MUTEX_POST_UNLOCK(this, 0);
+    lockdep::release(this, site);
   }
 
   // Snapshot for stats and invariant checks (relaxed: advisory only).
