@@ -1,0 +1,42 @@
+// Helpers for the concurrency tests: deterministic object contents and run parameters.
+#ifndef UZRAM_TESTS_STRESS_UTIL_H_
+#define UZRAM_TESTS_STRESS_UTIL_H_
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+namespace uzram::testing {
+
+// Fills buf[0..n) with bytes derived from seed.
+inline void fill_pattern(unsigned char* buf, std::size_t n, std::uint64_t seed) {
+  std::uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 1;
+  for (std::size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    buf[i] = static_cast<unsigned char>(x);
+  }
+}
+
+inline bool check_pattern(const void* p, std::size_t n, std::uint64_t seed) {
+  unsigned char tmp[4096];
+  fill_pattern(tmp, n, seed);
+  return std::memcmp(tmp, p, n) == 0;
+}
+
+inline long env_long(const char* name, long dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtol(v, nullptr, 10) : dflt;
+}
+
+inline std::uint64_t test_seed() {
+  const char* v = std::getenv("UZRAM_TEST_SEED");
+  if (v && *v) return std::strtoull(v, nullptr, 10);
+  return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+}  // namespace uzram::testing
+
+#endif  // UZRAM_TESTS_STRESS_UTIL_H_
