@@ -1,0 +1,92 @@
+// libFuzzer target: the input is a program of pool operations (alloc, write, read,
+// free, compact, migrate, pack) run against a reference model; every object's bytes are
+// checked, and check_invariants() runs after each mutation. Option bytes pick the chain
+// size and translation mode.
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "uzram/pool.h"
+
+namespace {
+
+struct Reader {
+  const std::uint8_t* p;
+  std::size_t n;
+  bool empty() const { return n == 0; }
+  std::uint8_t u8() {
+    if (!n) return 0;
+    n--;
+    return *p++;
+  }
+  std::uint16_t u16() { return static_cast<std::uint16_t>(u8() | (u8() << 8)); }
+};
+
+void fill(std::vector<std::uint8_t>& v, std::uint8_t seed) {
+  for (std::size_t i = 0; i < v.size(); i++) v[i] = static_cast<std::uint8_t>(seed + i * 31);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  Reader in{data, size};
+  uzram::PoolOptions o;
+  const std::uint8_t opt = in.u8();
+  o.chain_size = 4 + opt % 13;
+  o.translation = (opt & 0x80) ? uzram::TranslationMode::kernel_rwlock : uzram::TranslationMode::validated;
+  o.max_bytes = std::size_t{8} << 20;  // small: exercise no_memory too
+  auto created = uzram::Pool::create(o);
+  if (!created) return 0;
+  std::unique_ptr<uzram::Pool> pool = std::move(created).value();
+  std::map<std::uint64_t, std::vector<std::uint8_t>> model;
+  static std::uint8_t copy[4096];
+  auto pick = [&](std::uint16_t k) { auto it = model.begin(); std::advance(it, k % model.size()); return it; };
+  while (!in.empty()) {
+    const std::uint8_t op = in.u8() % 8;
+    if (op <= 2 || model.empty()) {  // alloc + write
+      const std::size_t sz = in.u16() % 4098;
+      auto h = pool->alloc(sz);
+      if (sz == 0 || sz > 4096) {
+        if (h) __builtin_trap();
+        continue;
+      }
+      if (!h) continue;  // no_memory in the small arena
+      std::vector<std::uint8_t> bytes(sz);
+      fill(bytes, in.u8());
+      pool->write(*h, bytes.data(), sz);
+      model[static_cast<std::uint64_t>(*h)] = std::move(bytes);
+    } else if (op == 3) {  // read and compare
+      auto it = pick(in.u16());
+      const auto h = static_cast<uzram::Handle>(it->first);
+      const void* p = pool->read_begin(h, copy);
+      if (std::memcmp(p, it->second.data(), it->second.size()) != 0) __builtin_trap();
+      pool->read_end(h, p);
+    } else if (op == 4) {  // free
+      auto it = pick(in.u16());
+      pool->free(static_cast<uzram::Handle>(it->first));
+      model.erase(it);
+    } else if (op == 5) {  // partial overwrite
+      auto it = pick(in.u16());
+      const std::size_t len = it->second.size() ? in.u16() % it->second.size() + 1 : 0;
+      for (std::size_t i = 0; i < len; i++) it->second[i] ^= 0x5a;
+      pool->write(static_cast<uzram::Handle>(it->first), it->second.data(), len);
+    } else if (op == 6) {
+      pool->compact();
+    } else {
+      const auto frames = pool->stats().arena_frames;
+      if (frames) (void)pool->migrate_frame(in.u16() % frames);
+      if (in.u8() % 4 == 0) (void)pool->pack(4);
+    }
+    pool->check_invariants();
+  }
+  for (auto& [h, bytes] : model) {
+    const void* p = pool->read_begin(static_cast<uzram::Handle>(h), copy);
+    if (std::memcmp(p, bytes.data(), bytes.size()) != 0) __builtin_trap();
+    pool->read_end(static_cast<uzram::Handle>(h), p);
+    pool->free(static_cast<uzram::Handle>(h));
+  }
+  pool->flush_deferred();
+  if (pool->total_pages() != 0) __builtin_trap();
+  return 0;
+}
