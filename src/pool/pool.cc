@@ -103,6 +103,7 @@ void PoolImpl::list_insert_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept
 
 void PoolImpl::list_remove_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept {
   ZS_DCHECK(z->state == ZsState::listed, "zspage %u not listed", id);
+  (void)id;
   const unsigned g = z->fullness;
   if (z->prev) {
     zspages_.get(z->prev)->next = z->next;
