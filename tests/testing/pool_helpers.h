@@ -33,49 +33,51 @@ inline const char* mode_name(TranslationMode m) {
   return m == TranslationMode::validated ? "validated" : "kernel_rwlock";
 }
 
-// Holds the zspage read lock of each handle (read_begin) on its own thread, as a reader
-// that sleeps between read_begin and read_end would; the test thread stays lock-free, so
-// it may compact or migrate meanwhile. The destructor releases (read_end) and joins.
+// Holds the zspage read lock of each handle (read_begin), each on its own thread, as
+// readers that sleep between read_begin and read_end would; the test thread holds no lock,
+// so it may compact or migrate meanwhile. (One thread per handle: a thread holding a
+// zspage read lock may not translate another handle in kernel_rwlock mode - the pool lock
+// ranks before the zspage lock.) The destructor releases (read_end) and joins.
 class HeldReads {
  public:
-  HeldReads(Pool& pool, std::vector<Handle> handles) : pool_(pool), handles_(std::move(handles)) {
-    thread_ = std::thread([this] {
-      std::vector<unsigned char> copy(kPageSize * handles_.size());
-      std::vector<const void*> mems;
-      for (std::size_t i = 0; i < handles_.size(); ++i) {
-        mems.push_back(pool_.read_begin(handles_[i], copy.data() + i * kPageSize));
-      }
-      std::unique_lock<std::mutex> lk(mu_);
-      held_ = true;
-      cv_.notify_all();
-      cv_.wait(lk, [this] { return release_; });
-      for (std::size_t i = 0; i < handles_.size(); ++i) pool_.read_end(handles_[i], mems[i]);
-    });
+  HeldReads(Pool& pool, const std::vector<Handle>& handles) : pool_(pool) {
+    for (Handle h : handles) {
+      threads_.emplace_back([this, h] {
+        std::vector<unsigned char> copy(kPageSize);
+        const void* mem = pool_.read_begin(h, copy.data());
+        std::unique_lock<std::mutex> lk(mu_);
+        held_++;
+        cv_.notify_all();
+        cv_.wait(lk, [this] { return release_; });
+        lk.unlock();
+        pool_.read_end(h, mem);
+      });
+    }
     std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [this] { return held_; });
+    cv_.wait(lk, [&] { return held_ == handles.size(); });
   }
   ~HeldReads() { release(); }
   HeldReads(const HeldReads&) = delete;
   HeldReads& operator=(const HeldReads&) = delete;
 
   void release() {
-    if (!thread_.joinable()) return;
     {
       std::lock_guard<std::mutex> lk(mu_);
       release_ = true;
     }
     cv_.notify_all();
-    thread_.join();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
   }
 
  private:
   Pool& pool_;
-  std::vector<Handle> handles_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool held_ = false;
+  std::size_t held_ = 0;
   bool release_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace uzram::testing
