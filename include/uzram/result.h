@@ -19,6 +19,13 @@ enum class Errc {
   busy = 4,              // a try-lock failed (zspage read-locked, frame isolated)
   limit_reached = 5,     // a configured limit was hit
   not_supported = 6,
+  codec_failed = 7,      // compression/decompression failed or input corrupt
+  unknown_codec = 8,     // algorithm name not known
+  bad_level = 9,         // compression level out of the algorithm's range
+  bad_dictionary = 10,   // dictionary unreadable, refused, or not supported
+  out_of_range = 11,     // block index or byte range beyond the device
+  io_error = 12,         // backing device I/O failed
+  not_initialized = 13,  // device has no disksize yet
 };
 
 const std::error_category& error_category() noexcept;

@@ -34,6 +34,13 @@ class Category final : public std::error_category {
       case Errc::busy: return "resource busy";
       case Errc::limit_reached: return "limit reached";
       case Errc::not_supported: return "not supported";
+      case Errc::codec_failed: return "compression or decompression failed";
+      case Errc::unknown_codec: return "unknown compression algorithm";
+      case Errc::bad_level: return "compression level out of range";
+      case Errc::bad_dictionary: return "bad compression dictionary";
+      case Errc::out_of_range: return "out of range";
+      case Errc::io_error: return "I/O error";
+      case Errc::not_initialized: return "device not initialized";
     }
     return "unknown uzram error";
   }
@@ -45,6 +52,13 @@ class Category final : public std::error_category {
       case Errc::busy: return std::errc::device_or_resource_busy;
       case Errc::limit_reached: return std::errc::no_space_on_device;
       case Errc::not_supported: return std::errc::operation_not_supported;
+      case Errc::codec_failed: return std::errc::io_error;
+      case Errc::unknown_codec: return std::errc::invalid_argument;
+      case Errc::bad_level: return std::errc::invalid_argument;
+      case Errc::bad_dictionary: return std::errc::invalid_argument;
+      case Errc::out_of_range: return std::errc::result_out_of_range;
+      case Errc::io_error: return std::errc::io_error;
+      case Errc::not_initialized: return std::errc::invalid_argument;
       default: return {ev, *this};
     }
   }

@@ -1,0 +1,59 @@
+// store/codec.h - Codec: one compression context for one algorithm (layer 3, store).
+// The kernel's zcomp backends, through Debian's libraries: lz4 (level = acceleration,
+// dictionary), lz4hc (level, dictionary), zstd (level, dictionary), deflate (zlib; level,
+// winbits), lzo (liblzo2), lzo-rle (the kernel's default; its own bitstream).
+//
+// Thread safety: a Codec is NOT thread-safe: it is one stream's private context (buffers,
+// dictionaries). Create one per stream. make_codec() and codec_names() are thread-safe.
+// Every call may block in the library (allocation): they call might_sleep() and must not
+// run under a spinning lock.
+#ifndef UZRAM_STORE_CODEC_H_
+#define UZRAM_STORE_CODEC_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "uzram/result.h"
+
+namespace uzram {
+
+// What `algorithm_params` and `comp_algorithm` can say about one algorithm, with the
+// kernel's names: `algo=NAME [level=N] [dict=PATH] [deflate.winbits=N]`.
+struct CodecSpec {
+  std::string name;           // kernel name: lz4, lz4hc, zstd, deflate, lzo, lzo-rle
+  bool has_level = false;     // level unset = the library's default (kernel's default)
+  int level = 0;
+  std::string dict_path;      // empty = no dictionary
+  int deflate_winbits = 0;    // 0 = default (kernel: -15, raw deflate)
+};
+
+class Codec {
+ public:
+  virtual ~Codec() = default;
+  virtual std::string_view name() const noexcept = 0;
+  // Compresses src[0..src_len) into dst (capacity dst_cap, at least 2 * src_len).
+  // Returns the compressed length. Errors: Errc::codec_failed.
+  [[nodiscard]] virtual Result<std::size_t> compress(const void* src, std::size_t src_len,
+                                                     void* dst, std::size_t dst_cap) noexcept = 0;
+  // Decompresses src[0..src_len) into dst, which must come out exactly dst_len bytes.
+  // Errors: Errc::codec_failed (corrupt input: never crashes, never writes past dst_len).
+  [[nodiscard]] virtual Result<void> decompress(const void* src, std::size_t src_len, void* dst,
+                                                std::size_t dst_len) noexcept = 0;
+};
+
+// Validates a spec and builds a codec. Errors (each with a distinct error code and a
+// message from codec_error_message()): unknown algorithm name, level out of the
+// algorithm's range, dictionary unreadable or refused by the library, dictionary on an
+// algorithm without dictionary support.
+[[nodiscard]] Result<std::unique_ptr<Codec>> make_codec(const CodecSpec& spec) noexcept;
+
+// Algorithms built in, in the kernel's listing order (lzo-rle first).
+std::vector<std::string> codec_names() noexcept;
+bool codec_known(std::string_view name) noexcept;
+
+}  // namespace uzram
+
+#endif  // UZRAM_STORE_CODEC_H_
