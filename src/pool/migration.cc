@@ -25,35 +25,37 @@ void PoolImpl::putback_frame(FrameId frame) noexcept {
   bit_unlock(arena_.info(frame), kFrameIsolated);
 }
 
-Result<FrameId> PoolImpl::migrate_impl(FrameId frame, FrameId target) noexcept {
-  if (frame >= arena_.high_water()) return Errc::invalid_argument;
+Result<FrameId> PoolImpl::migrate_impl(FrameId frame, FrameId target, bool have_target) noexcept {
+  if (frame >= arena_.high_water()) {
+    if (have_target) arena_.free(&target, 1);
+    return Errc::invalid_argument;
+  }
   if (!isolate_frame(frame)) {  // step 1
-    if (target) arena_.free(&target, 1);
+    if (have_target) arena_.free(&target, 1);
     return Errc::busy;
   }
-  auto r = migrate_isolated(frame, target);
+  auto r = migrate_isolated(frame, target, have_target);
   if (!r) putback_frame(frame);
   return r;
 }
 
-// Moves isolated `frame` to `target` (0: a newly allocated frame). Handles need no
-// update: an entry names (zspage, object), and only the zspage's frame list changes.
+// Moves isolated `frame` to `target` (a newly allocated frame unless have_target; frame 0
+// is a valid target). Handles need no update: an entry names (zspage, object), and only
+// the zspage's frame list changes.
 // On success the old frame is released (and its isolation ends); on failure the caller
 // still holds the isolation and `target` has been freed.
-Result<FrameId> PoolImpl::migrate_isolated(FrameId frame, FrameId target) noexcept {
+Result<FrameId> PoolImpl::migrate_isolated(FrameId frame, FrameId target, bool have_target) noexcept {
   std::atomic<std::uint32_t>& info = arena_.info(frame);
   auto fail = [&](Errc e) -> Result<FrameId> {
-    if (target) arena_.free(&target, 1);
+    if (have_target) arena_.free(&target, 1);
     return e;
   };
   // acquire: pairs with the release owner stores in publish/free/migrate (class lock).
   const ZsPageId owner = info.load(std::memory_order_acquire) & kFrameOwnerMask;
   if (owner == 0) return fail(Errc::invalid_argument);
-  if (!target) {  // step 2: the new frame, allocated with no spinning lock held
-    if (!arena_.alloc(&target, 1)) {
-      target = 0;
-      return fail(Errc::no_memory);
-    }
+  if (!have_target) {  // step 2: the new frame, allocated with no spinning lock held
+    if (!arena_.alloc(&target, 1)) return fail(Errc::no_memory);
+    have_target = true;
   }
   // step 3. The owner cannot be freed meanwhile (we hold the frame's isolation).
   ZsPage* z = zspages_.get(owner);
@@ -94,7 +96,7 @@ std::size_t PoolImpl::pack_impl(std::size_t max_frames) noexcept {
     if (!(arena_.info(f).load(std::memory_order_relaxed) & kFrameOwnerMask)) continue;
     auto below = arena_.alloc_below(f);
     if (!below) break;  // nothing free below: packed
-    if (migrate_impl(f, *below)) moved++;
+    if (migrate_impl(f, *below, true)) moved++;
   }
   return moved;
 }

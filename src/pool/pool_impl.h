@@ -44,12 +44,14 @@ class PoolImpl final : public Pool {
   void write_impl(Handle handle, const void* src, std::size_t len) noexcept;
   std::size_t object_size_impl(Handle handle) const noexcept;
   std::size_t compact_impl() noexcept;
-  Result<FrameId> migrate_impl(FrameId frame, FrameId target) noexcept;
+  // Moves `frame` to `target` when have_target (a frame the caller allocated, possibly
+  // frame 0: pack() uses alloc_below()), else to a newly allocated frame.
+  Result<FrameId> migrate_impl(FrameId frame, FrameId target, bool have_target = false) noexcept;
   // The kernel's movable_ops steps (tests drive them one by one): isolate_frame() takes
   // the frame lock (try only); migrate_isolated() moves it and ends the isolation on
   // success; putback_frame() ends it otherwise.
   bool isolate_frame(FrameId frame) noexcept;
-  Result<FrameId> migrate_isolated(FrameId frame, FrameId target) noexcept
+  Result<FrameId> migrate_isolated(FrameId frame, FrameId target, bool have_target = false) noexcept
       ZS_NO_THREAD_SAFETY_ANALYSIS;  // the pool lock is taken only in kernel_rwlock mode
   void putback_frame(FrameId frame) noexcept;
   std::size_t pack_impl(std::size_t max_frames) noexcept;
