@@ -26,6 +26,9 @@ thread_local HeldStack t_stack;
 
 const char* level_name(LockLevel l) {
   switch (l) {
+    case LockLevel::store_init: return "store_init";
+    case LockLevel::store_slot: return "store_slot";
+    case LockLevel::stream: return "stream";
     case LockLevel::frame: return "frame";
     case LockLevel::pool: return "pool";
     case LockLevel::size_class: return "size_class";

@@ -20,6 +20,9 @@
 namespace uzram {
 
 enum class LockLevel : std::uint8_t {
+  store_init = 2,     // store: configuration rwlock (std::shared_mutex); sleepable
+  store_slot = 4,     // store: per-slot lock bit; holder may sleep (decompression)
+  stream = 6,         // store: compression stream mutex; holder may sleep (codec calls)
   frame = 10,         // per-frame isolation bit (the kernel's page lock); holder may sleep
   pool = 20,          // pool rwlock (kernel-faithful translation mode); spinning
   size_class = 30,    // per size class; spinning

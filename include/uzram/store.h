@@ -1,0 +1,123 @@
+// uzram/store.h - Store: the zram block device's logic in userspace, on a uzram::Pool.
+//
+// A store is one "zramN": 4 KiB logical blocks, configured and observed through attributes
+// with the names, value grammar and text formats of /sys/block/zramN (write_attr /
+// read_attr), plus block I/O (write/read/discard). Lifecycle as in the kernel: created
+// uninitialised; writing `disksize` initialises it (allocates the slot table, creates the
+// pool and the compression streams); `reset` returns it to uninitialised.
+//
+// Thread safety: every method may be called from any thread concurrently. Block I/O to the
+// same block from several threads is serialised by the block's slot lock (concurrent
+// writes to one block never leak). Configuration writes that the kernel refuses after
+// initialisation fail with Errc::busy. docs/store.md is the guide.
+#ifndef UZRAM_STORE_H_
+#define UZRAM_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "uzram/result.h"
+
+namespace uzram {
+
+class Pool;
+
+inline constexpr std::size_t kBlockSize = 4096;
+
+// The nine fields of mm_stat, in the kernel's order and with its names.
+struct MmStat {
+  std::uint64_t orig_data_size = 0;    // bytes of uncompressed data stored (pages * 4096)
+  std::uint64_t compr_data_size = 0;   // sum of compressed object sizes
+  std::uint64_t mem_used_total = 0;    // pool frames * 4096
+  std::uint64_t mem_limit = 0;         // bytes, 0 = none
+  std::uint64_t mem_used_max = 0;      // high-water mark of mem_used_total
+  std::uint64_t same_pages = 0;        // same-filled blocks (metadata only)
+  std::uint64_t pages_compacted = 0;   // frames freed by compaction, cumulative
+  std::uint64_t huge_pages = 0;        // blocks stored raw
+  std::uint64_t huge_pages_since = 0;  // raw stores since init, cumulative
+};
+
+struct IoStat {
+  std::uint64_t failed_reads = 0;
+  std::uint64_t failed_writes = 0;
+  std::uint64_t notify_free = 0;  // blocks freed by discard / write-zeroes / free notify
+};
+
+struct BdStat {
+  std::uint64_t bd_count = 0;   // blocks currently on the backing device (4 KiB units)
+  std::uint64_t bd_reads = 0;
+  std::uint64_t bd_writes = 0;
+};
+
+class Store {
+ public:
+  // An uninitialised store named `name` (the "zramN" of messages and `uzram status`).
+  [[nodiscard]] static Result<std::unique_ptr<Store>> create(std::string name = "zram0") noexcept;
+  virtual ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // ---- Control surface: /sys/block/zramN ------------------------------------------
+  // Writes an attribute with the kernel's grammar, e.g. ("disksize", "1G"),
+  // ("comp_algorithm", "zstd"), ("algorithm_params", "algo=zstd level=8"),
+  // ("mem_limit", "512M"), ("idle", "all"), ("writeback", "type=huge_idle"),
+  // ("recompress", "type=huge threshold=3000"), ("compact", "1"), ("reset", "1").
+  // Refuses what the kernel refuses, with the kernel's error (busy, invalid_argument,
+  // ...); `message`, when given, receives a one-line explanation naming the attribute.
+  [[nodiscard]] Result<void> write_attr(std::string_view name, std::string_view value,
+                                        std::string* message = nullptr) noexcept;
+  // Reads an attribute in the kernel's exact text format (trailing newline included), e.g.
+  // mm_stat, io_stat, bd_stat, debug_stat, comp_algorithm, recomp_algorithm, disksize,
+  // initstate, backing_dev, writeback_limit, writeback_limit_enable, mem_limit; and
+  // block_state (debugfs) and classes (the pool's debugfs table).
+  [[nodiscard]] Result<std::string> read_attr(std::string_view name,
+                                              std::string* message = nullptr) const noexcept;
+  // Attribute names, readable and writable.
+  static std::vector<std::string> attr_names() noexcept;
+
+  // ---- Block I/O (index = block number, 4 KiB each) ----------------------------------
+  // Errors: not_initialized, out_of_range, no_memory / limit_reached (write: the old
+  // contents of the block stay intact), codec_failed, io_error (backing device).
+  [[nodiscard]] Result<void> write(std::uint64_t index, const void* block) noexcept;
+  [[nodiscard]] Result<void> read(std::uint64_t index, void* block) noexcept;
+  // Frees every whole block in [offset, offset + len) (partial blocks are skipped, as
+  // zram does); discard and write-zeroes are the same operation.
+  [[nodiscard]] Result<void> discard(std::uint64_t offset, std::uint64_t len) noexcept;
+  // The swap free notification: frees the block if its lock is free, else counts a
+  // miss_free and leaves it (never blocks).
+  void slot_free_notify(std::uint64_t index) noexcept;
+  // True when the block holds nothing (never written, or discarded): reads return zeros.
+  [[nodiscard]] bool is_unallocated(std::uint64_t index) const noexcept;
+  // True when the block is stored as a repeated 8-byte word (reads return that pattern).
+  [[nodiscard]] bool is_same_filled(std::uint64_t index, std::uint64_t* word = nullptr) const noexcept;
+
+  // ---- Observation -------------------------------------------------------------------
+  [[nodiscard]] const std::string& name() const noexcept;
+  [[nodiscard]] bool initialized() const noexcept;
+  [[nodiscard]] std::uint64_t disksize() const noexcept;
+  [[nodiscard]] MmStat mm_stat() const noexcept;
+  [[nodiscard]] IoStat io_stat() const noexcept;
+  [[nodiscard]] BdStat bd_stat() const noexcept;
+  [[nodiscard]] std::uint64_t miss_free() const noexcept;
+  [[nodiscard]] std::string comp_algorithm() const noexcept;  // the primary algorithm
+  [[nodiscard]] unsigned streams() const noexcept;            // compression streams
+  // The pool (null until initialised). For statistics; do not free its handles.
+  [[nodiscard]] const Pool* pool() const noexcept;
+  // Walks every slot and the pool and aborts on inconsistency. Quiescent stores only.
+  void check_invariants() const noexcept;
+
+ protected:
+  Store() = default;
+};
+
+// memparse: "4096", "64K", "512M", "1G", "2T" (binary units, case-insensitive), as the
+// kernel parses disksize and mem_limit. Errors: invalid_argument.
+[[nodiscard]] Result<std::uint64_t> parse_size(std::string_view text) noexcept;
+
+}  // namespace uzram
+
+#endif  // UZRAM_STORE_H_

@@ -1,0 +1,77 @@
+// store/idle.cc - idle marking ("idle all", "idle <seconds>") and the store's invariant
+// checker.
+#include <mutex>
+
+#include "store/kv.h"
+#include "store/store_impl.h"
+#include "util/check.h"
+
+namespace uzram {
+
+// "all": mark every allocated slot that is not same-filled or written back IDLE.
+// "<seconds>": mark slots not accessed for at least that long IDLE, and clear IDLE on the
+// younger ones (the kernel's CONFIG_ZRAM_TRACK_ENTRY_ACTIME behaviour; uzram always
+// tracks access times). Caller holds init_lock_ shared.
+Result<void> StoreImpl::idle_store(std::string_view value, std::string* msg) noexcept {
+  const bool all = value == "all";
+  std::uint64_t age = 0;
+  if (!all && (!parse_u64(value, &age) || age == 0)) {
+    if (msg) *msg = "idle: expects 'all' or an age in seconds";
+    return Errc::invalid_argument;
+  }
+  const std::uint32_t now = now_seconds();
+  for (std::uint64_t i = 0; i < nslots_; i++) {
+    Slot& s = slots_[i];
+    if (!s.allocated()) continue;  // relaxed peek; re-checked under the lock
+    s.lock();
+    const std::uint32_t f = s.get();
+    if ((f & (slotf::kSizeMask | slotf::kSame | slotf::kWb)) && !(f & (slotf::kSame | slotf::kWb))) {
+      const std::uint32_t t = s.ac_time.load(std::memory_order_relaxed);
+      const bool old = all || now - t >= age;
+      s.set(old ? (f | slotf::kIdle) & ~slotf::kLock : f & ~(slotf::kIdle | slotf::kLock));
+    }
+    s.unlock();
+  }
+  return {};
+}
+
+void StoreImpl::check_invariants_impl() const noexcept {
+  std::shared_lock l(init_lock_);
+  if (!slots_) return;
+  std::uint64_t stored = 0, same = 0, huge = 0, wb = 0, compr = 0, objs = 0;
+  for (std::uint64_t i = 0; i < nslots_; i++) {
+    Slot& s = slots_[i];
+    s.lock();
+    const std::uint32_t f = s.get();
+    const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
+    s.unlock();
+    const std::uint32_t size = f & slotf::kSizeMask;
+    const bool is_same = f & slotf::kSame, is_wb = f & slotf::kWb;
+    ZS_CHECK(!(is_same && (is_wb || size)), "slot %llu: SAME with WB or a size (flags %#x)",
+             static_cast<unsigned long long>(i), f);
+    ZS_CHECK(!(is_wb && size), "slot %llu: WB with a size", static_cast<unsigned long long>(i));
+    ZS_CHECK(!(f & slotf::kHuge) || size == kBlockSize, "slot %llu: HUGE with size %u",
+             static_cast<unsigned long long>(i), size);
+    if (is_same) same++;
+    if (is_wb) wb++;
+    if (size) {
+      objs++;
+      compr += size;
+      if (f & slotf::kHuge) huge++;
+      ZS_CHECK(pool_->object_size(static_cast<Handle>(h)) == size, "slot %llu: object size %zu != %u",
+               static_cast<unsigned long long>(i), pool_->object_size(static_cast<Handle>(h)), size);
+    }
+    if (is_same || is_wb || size) stored++;
+  }
+  const auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  ZS_CHECK(stored == ld(stats_.pages_stored), "pages_stored %llu, slots say %llu",
+           static_cast<unsigned long long>(ld(stats_.pages_stored)), static_cast<unsigned long long>(stored));
+  ZS_CHECK(same == ld(stats_.same_pages) && huge == ld(stats_.huge_pages) && wb == ld(stats_.bd_count) &&
+               compr == ld(stats_.compr_data_size),
+           "store counters disagree with the slots");
+  ZS_CHECK(objs == pool_->stats().objs_used, "pool holds %llu objects, slots %llu",
+           static_cast<unsigned long long>(pool_->stats().objs_used), static_cast<unsigned long long>(objs));
+  pool_->check_invariants();
+}
+
+}  // namespace uzram

@@ -1,0 +1,209 @@
+// store/io.cc - block write, read, discard and free notification. Protocols:
+// docs/store.md#write, #read, #discard (they follow zram 6.17+, after the Sep-2025 fix:
+// old contents are freed when the new ones are published, under the slot lock).
+#include <cstring>
+#include <mutex>
+
+#include "store/store_impl.h"
+#include "util/check.h"
+
+namespace uzram {
+namespace {
+
+// A block made of one repeated 8-byte word (zram's same-filled test): word 0 against the
+// last word first, then all of them.
+bool same_filled(const void* block, std::uint64_t* word) noexcept {
+  const auto* w = static_cast<const std::uint64_t*>(block);
+  constexpr std::size_t n = kBlockSize / 8;
+  const std::uint64_t v = w[0];
+  if (w[n - 1] != v) return false;
+  for (std::size_t i = 1; i < n - 1; i++) {
+    if (w[i] != v) return false;
+  }
+  *word = v;
+  return true;
+}
+
+void fill_word(void* block, std::uint64_t word) noexcept {
+  auto* w = static_cast<std::uint64_t*>(block);
+  for (std::size_t i = 0; i < kBlockSize / 8; i++) w[i] = word;
+}
+
+}  // namespace
+
+void StoreImpl::free_slot_locked(Slot& s) noexcept {
+  const std::uint32_t f = s.get();
+  const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
+  if (f & slotf::kSame) {
+    stats_.same_pages.fetch_sub(1, std::memory_order_relaxed);
+    stats_.pages_stored.fetch_sub(1, std::memory_order_relaxed);
+  } else if (f & slotf::kWb) {
+    stats_.bd_count.fetch_sub(1, std::memory_order_relaxed);
+    stats_.pages_stored.fetch_sub(1, std::memory_order_relaxed);
+    free_backing_block(h);
+  } else if (f & slotf::kSizeMask) {
+    pool_->free(static_cast<Handle>(h));
+    stats_.compr_data_size.fetch_sub(f & slotf::kSizeMask, std::memory_order_relaxed);
+    stats_.pages_stored.fetch_sub(1, std::memory_order_relaxed);
+    if (f & slotf::kHuge) stats_.huge_pages.fetch_sub(1, std::memory_order_relaxed);
+  }
+  s.handle.store(0, std::memory_order_relaxed);
+  s.set(0);  // keeps only the lock bit
+}
+
+void StoreImpl::mark_accessed_locked(Slot& s) noexcept {
+  s.set(s.get() & ~(slotf::kIdle | slotf::kPpSlot | slotf::kLock));
+  s.ac_time.store(now_seconds(), std::memory_order_relaxed);
+}
+
+bool StoreImpl::can_store() noexcept {
+  const std::uint64_t pages = pool_->total_pages();
+  std::uint64_t max = stats_.max_used_pages.load(std::memory_order_relaxed);
+  while (pages > max && !stats_.max_used_pages.compare_exchange_weak(max, pages, std::memory_order_relaxed)) {
+  }
+  const std::uint64_t limit = mem_limit_pages_.load(std::memory_order_relaxed);
+  return limit == 0 || pages <= limit;
+}
+
+// Protocol: docs/store.md#write.
+Result<void> StoreImpl::write_impl(std::uint64_t index, const void* block) noexcept {
+  std::shared_lock cfg(init_lock_);
+  if (!slots_) return Errc::not_initialized;
+  if (index >= nslots_) return Errc::out_of_range;
+  Slot& s = slots_[index];
+  std::uint64_t word;
+  if (same_filled(block, &word)) {  // step 1: metadata only
+    s.lock();
+    free_slot_locked(s);
+    s.handle.store(word, std::memory_order_relaxed);
+    s.set(slotf::kSame);
+    mark_accessed_locked(s);
+    s.unlock();
+    stats_.same_pages.fetch_add(1, std::memory_order_relaxed);
+    stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+  Stream& st = streams_[0].get();  // step 2: compress, slot unlocked
+  auto clen = st.codec->compress(block, kBlockSize, st.buffer, sizeof st.buffer);
+  if (!clen) {
+    StreamPool::put(st);
+    stats_.failed_writes.fetch_add(1, std::memory_order_relaxed);
+    return clen.error();
+  }
+  const bool huge = *clen >= huge_class_size_;  // step 3: store raw
+  const std::size_t len = huge ? kBlockSize : *clen;
+  auto h = pool_->alloc(len);  // step 4
+  if (!h) {
+    StreamPool::put(st);
+    stats_.failed_writes.fetch_add(1, std::memory_order_relaxed);
+    return h.error();
+  }
+  if (!can_store()) {  // step 5: mem_limit, checked after allocating as in the kernel
+    StreamPool::put(st);
+    pool_->free(*h);
+    stats_.failed_writes.fetch_add(1, std::memory_order_relaxed);
+    return Errc::limit_reached;
+  }
+  pool_->write(*h, huge ? block : st.buffer, len);  // step 6
+  StreamPool::put(st);
+  s.lock();  // step 7: publish; free the old contents only now
+  free_slot_locked(s);
+  s.handle.store(static_cast<std::uint64_t>(*h), std::memory_order_relaxed);
+  s.set(static_cast<std::uint32_t>(len) | (huge ? slotf::kHuge : 0));
+  mark_accessed_locked(s);  // step 8
+  s.unlock();
+  stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
+  stats_.compr_data_size.fetch_add(len, std::memory_order_relaxed);
+  if (huge) {
+    stats_.huge_pages.fetch_add(1, std::memory_order_relaxed);
+    stats_.huge_pages_since.fetch_add(1, std::memory_order_relaxed);
+  }
+  return {};
+}
+
+// Caller holds the slot lock (and init_lock_ shared).
+Result<void> StoreImpl::load_locked(Slot& s, void* block) noexcept {
+  const std::uint32_t f = s.get();
+  const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
+  if (f & slotf::kSame) {
+    fill_word(block, h);
+    return {};
+  }
+  if (f & slotf::kWb) return read_backing_block(s, h, block);
+  const std::uint32_t size = f & slotf::kSizeMask;
+  if (size == 0) {  // never written, or discarded
+    std::memset(block, 0, kBlockSize);
+    return {};
+  }
+  const auto handle = static_cast<Handle>(h);
+  if (f & slotf::kHuge) {
+    const void* p = pool_->read_begin(handle, nullptr);
+    std::memcpy(block, p, kBlockSize);
+    pool_->read_end(handle, p);
+    return {};
+  }
+  StreamPool& sp = streams_[s.prio()];
+  Stream& st = sp.get();
+  const void* p = pool_->read_begin(handle, st.local_copy);
+  auto r = st.codec->decompress(p, size, block, kBlockSize);
+  pool_->read_end(handle, p);
+  StreamPool::put(st);
+  return r;
+}
+
+// Protocol: docs/store.md#read.
+Result<void> StoreImpl::read_impl(std::uint64_t index, void* block) noexcept {
+  std::shared_lock cfg(init_lock_);
+  if (!slots_) return Errc::not_initialized;
+  if (index >= nslots_) return Errc::out_of_range;
+  Slot& s = slots_[index];
+  s.lock();
+  auto r = load_locked(s, block);
+  mark_accessed_locked(s);
+  s.unlock();
+  if (!r) stats_.failed_reads.fetch_add(1, std::memory_order_relaxed);
+  return r;
+}
+
+// Discard and write-zeroes: free every whole block in the range; partial ones are skipped.
+Result<void> StoreImpl::discard_impl(std::uint64_t offset, std::uint64_t len) noexcept {
+  std::shared_lock cfg(init_lock_);
+  if (!slots_) return Errc::not_initialized;
+  if (offset > disksize_ || len > disksize_ - offset) return Errc::out_of_range;
+  std::uint64_t first = (offset + kBlockSize - 1) / kBlockSize;
+  const std::uint64_t end = (offset + len) / kBlockSize;
+  for (; first < end; first++) {
+    Slot& s = slots_[first];
+    s.lock();
+    free_slot_locked(s);
+    s.unlock();
+    stats_.notify_free.fetch_add(1, std::memory_order_relaxed);
+  }
+  return {};
+}
+
+void StoreImpl::slot_free_notify_impl(std::uint64_t index) noexcept {
+  std::shared_lock cfg(init_lock_);
+  if (!slots_ || index >= nslots_) return;
+  stats_.notify_free.fetch_add(1, std::memory_order_relaxed);
+  Slot& s = slots_[index];
+  if (!s.try_lock()) {
+    stats_.miss_free.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  free_slot_locked(s);
+  s.unlock();
+}
+
+bool StoreImpl::slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept {
+  std::shared_lock cfg(init_lock_);
+  if (!slots_ || index >= nslots_) return false;
+  Slot& s = slots_[index];
+  s.lock();
+  const bool hit = (s.get() & mask) != 0;
+  if (hit && handle) *handle = s.handle.load(std::memory_order_relaxed);
+  s.unlock();
+  return hit;
+}
+
+}  // namespace uzram

@@ -1,0 +1,218 @@
+// store/store.cc - Store's public face, lifecycle (init by disksize, reset) and stats.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <mutex>
+
+#include "store/store_impl.h"
+#include "util/check.h"
+
+namespace uzram {
+
+// ---- Store: forwards to StoreImpl -----------------------------------------------------
+
+Result<std::unique_ptr<Store>> Store::create(std::string name) noexcept {
+  std::unique_ptr<StoreImpl> s(new (std::nothrow) StoreImpl(std::move(name)));
+  if (!s) return Errc::no_memory;
+  return std::unique_ptr<Store>(std::move(s));
+}
+
+Store::~Store() = default;
+Result<void> Store::write_attr(std::string_view n, std::string_view v, std::string* msg) noexcept {
+  return impl(this)->write_attr_impl(n, v, msg);
+}
+Result<std::string> Store::read_attr(std::string_view n, std::string* msg) const noexcept {
+  return impl(this)->read_attr_impl(n, msg);
+}
+Result<void> Store::write(std::uint64_t i, const void* b) noexcept { return impl(this)->write_impl(i, b); }
+Result<void> Store::read(std::uint64_t i, void* b) noexcept { return impl(this)->read_impl(i, b); }
+Result<void> Store::discard(std::uint64_t off, std::uint64_t len) noexcept {
+  return impl(this)->discard_impl(off, len);
+}
+void Store::slot_free_notify(std::uint64_t i) noexcept { impl(this)->slot_free_notify_impl(i); }
+bool Store::is_unallocated(std::uint64_t i) const noexcept {
+  return !impl(this)->slot_test(i, slotf::kSizeMask | slotf::kSame | slotf::kWb, nullptr);
+}
+bool Store::is_same_filled(std::uint64_t i, std::uint64_t* word) const noexcept {
+  return impl(this)->slot_test(i, slotf::kSame, word);
+}
+const std::string& Store::name() const noexcept { return impl(this)->name_; }
+bool Store::initialized() const noexcept {
+  std::shared_lock l(impl(this)->init_lock_);
+  return impl(this)->disksize_ != 0;
+}
+std::uint64_t Store::disksize() const noexcept {
+  std::shared_lock l(impl(this)->init_lock_);
+  return impl(this)->disksize_;
+}
+MmStat Store::mm_stat() const noexcept { return impl(this)->mm_stat_impl(); }
+IoStat Store::io_stat() const noexcept { return impl(this)->io_stat_impl(); }
+BdStat Store::bd_stat() const noexcept { return impl(this)->bd_stat_impl(); }
+std::uint64_t Store::miss_free() const noexcept {
+  return impl(this)->stats_.miss_free.load(std::memory_order_relaxed);
+}
+std::string Store::comp_algorithm() const noexcept {
+  std::shared_lock l(impl(this)->init_lock_);
+  return impl(this)->comp_[0].name;
+}
+unsigned Store::streams() const noexcept {
+  std::shared_lock l(impl(this)->init_lock_);
+  return impl(this)->streams_[0].size();
+}
+const Pool* Store::pool() const noexcept {
+  std::shared_lock l(impl(this)->init_lock_);
+  return impl(this)->pool_.get();
+}
+void Store::check_invariants() const noexcept { impl(this)->check_invariants_impl(); }
+
+// ---- Lifecycle -------------------------------------------------------------------------
+
+StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
+  comp_[0].name = codec_known("lzo-rle") ? "lzo-rle" : codec_known("lzo") ? "lzo" : "lz4";
+}
+
+StoreImpl::~StoreImpl() {
+  std::unique_lock l(init_lock_);
+  reset_locked();
+}
+
+// Writing disksize: allocate the slot table, create the pool and the streams of every
+// configured priority. Protocol: docs/store.md#lifecycle.
+Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) noexcept {
+  const std::uint64_t n = (disksize + kBlockSize - 1) / kBlockSize;
+  void* table = mmap(nullptr, n * sizeof(Slot), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (table == MAP_FAILED) {
+    if (msg) *msg = "disksize: cannot allocate the slot table";
+    return Errc::no_memory;
+  }
+  PoolOptions po;
+  po.name = name_;
+  auto pool = Pool::create(po);
+  if (!pool) {
+    munmap(table, n * sizeof(Slot));
+    if (msg) *msg = "disksize: cannot create the pool";
+    return pool.error();
+  }
+  for (unsigned p = 0; p < kMaxPriorities; p++) {
+    if (comp_[p].name.empty()) continue;
+    if (auto r = streams_[p].init(comp_[p]); !r) {
+      for (auto& st : streams_) st = StreamPool{};
+      munmap(table, n * sizeof(Slot));
+      if (msg) *msg = "disksize: cannot set up algorithm '" + comp_[p].name + "': " + r.error().message();
+      return r.error();
+    }
+  }
+  slots_ = static_cast<Slot*>(table);
+  nslots_ = n;
+  disksize_ = n * kBlockSize;
+  if (auto r = backing_open_locked(msg); !r) {
+    munmap(table, n * sizeof(Slot));
+    slots_ = nullptr;
+    nslots_ = disksize_ = 0;
+    for (auto& st : streams_) st = StreamPool{};
+    return r;
+  }
+  pool_ = std::move(pool).value();
+  huge_class_size_ = pool_->huge_class_size();
+  epoch_ = std::chrono::steady_clock::now();
+  return {};
+}
+
+void StoreImpl::reset_locked() noexcept {
+  if (slots_) {
+    for (std::uint64_t i = 0; i < nslots_; i++) {
+      Slot& s = slots_[i];
+      if (!s.allocated()) continue;
+      s.lock();
+      free_slot_locked(s);
+      s.unlock();
+    }
+    munmap(slots_, nslots_ * sizeof(Slot));
+  }
+  slots_ = nullptr;
+  nslots_ = 0;
+  disksize_ = 0;
+  pool_.reset();
+  for (auto& st : streams_) st = StreamPool{};
+  backing_close_locked();
+  backing_path_.clear();
+  compressed_writeback_ = false;
+  for (unsigned p = 1; p < kMaxPriorities; p++) comp_[p] = CodecSpec{};
+  comp_[0] = CodecSpec{};  // the kernel restores its default algorithm on reset
+  comp_[0].name = codec_known("lzo-rle") ? "lzo-rle" : codec_known("lzo") ? "lzo" : "lz4";
+  mem_limit_pages_.store(0, std::memory_order_relaxed);
+  wb_limit_pages_.store(0, std::memory_order_relaxed);
+  wb_limit_enable_.store(false, std::memory_order_relaxed);
+  for (auto* c : {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages,
+                  &stats_.huge_pages, &stats_.huge_pages_since, &stats_.failed_reads,
+                  &stats_.failed_writes, &stats_.notify_free, &stats_.miss_free,
+                  &stats_.max_used_pages, &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes}) {
+    c->store(0, std::memory_order_relaxed);
+  }
+}
+
+// ---- Stats -------------------------------------------------------------------------------
+
+MmStat StoreImpl::mm_stat_impl() const noexcept {
+  std::shared_lock l(init_lock_);
+  MmStat m;
+  const auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  m.orig_data_size = ld(stats_.pages_stored) * kBlockSize;
+  m.compr_data_size = ld(stats_.compr_data_size);
+  m.mem_used_total = pool_ ? pool_->total_pages() * kBlockSize : 0;
+  m.mem_limit = ld(mem_limit_pages_) * kBlockSize;
+  m.mem_used_max = ld(stats_.max_used_pages) * kBlockSize;
+  m.same_pages = ld(stats_.same_pages);
+  m.pages_compacted = pool_ ? pool_->stats().pages_compacted : 0;
+  m.huge_pages = ld(stats_.huge_pages);
+  m.huge_pages_since = ld(stats_.huge_pages_since);
+  return m;
+}
+
+IoStat StoreImpl::io_stat_impl() const noexcept {
+  return {stats_.failed_reads.load(std::memory_order_relaxed),
+          stats_.failed_writes.load(std::memory_order_relaxed),
+          stats_.notify_free.load(std::memory_order_relaxed)};
+}
+
+BdStat StoreImpl::bd_stat_impl() const noexcept {
+  return {stats_.bd_count.load(std::memory_order_relaxed), stats_.bd_reads.load(std::memory_order_relaxed),
+          stats_.bd_writes.load(std::memory_order_relaxed)};
+}
+
+// ---- memparse --------------------------------------------------------------------------
+
+Result<std::uint64_t> parse_size(std::string_view t) noexcept {
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.remove_prefix(1);
+  if (t.empty()) return Errc::invalid_argument;
+  std::uint64_t v = 0;
+  std::size_t i = 0;
+  for (; i < t.size() && std::isdigit(static_cast<unsigned char>(t[i])); i++) {
+    const std::uint64_t d = static_cast<std::uint64_t>(t[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return Errc::invalid_argument;
+    v = v * 10 + d;
+  }
+  if (i == 0) return Errc::invalid_argument;
+  unsigned shift = 0;
+  if (i < t.size()) {
+    switch (std::tolower(static_cast<unsigned char>(t[i]))) {
+      case 'k': shift = 10; break;
+      case 'm': shift = 20; break;
+      case 'g': shift = 30; break;
+      case 't': shift = 40; break;
+      case 'p': shift = 50; break;
+      default: return Errc::invalid_argument;
+    }
+    i++;
+    if (i < t.size() && (t[i] == 'i' || t[i] == 'I')) i++;  // "1GiB" style is fine too
+    if (i < t.size() && (t[i] == 'b' || t[i] == 'B')) i++;
+    if (i != t.size()) return Errc::invalid_argument;
+  }
+  if (shift && v > (UINT64_MAX >> shift)) return Errc::invalid_argument;
+  return v << shift;
+}
+
+}  // namespace uzram

@@ -1,0 +1,142 @@
+// store/store_impl.h - StoreImpl: the implementation behind uzram::Store (layer 3).
+// Split by concern: store.cc (lifecycle, public face), io.cc (write/read/discard),
+// attrs.cc (the /sys/block/zramN surface and its formats), idle.cc (idle marking),
+// writeback.cc (backing device), recompress.cc (secondary algorithms).
+//
+// Lock order (docs/locking.md#store): init_lock_ (store_init) -> slot lock (store_slot) ->
+// stream mutex (stream) -> pool locks. I/O holds init_lock_ shared; configuration changes,
+// init and reset hold it exclusively, so a reset never races I/O.
+#ifndef UZRAM_STORE_STORE_IMPL_H_
+#define UZRAM_STORE_STORE_IMPL_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+
+#include "store/codec.h"
+#include "store/slot.h"
+#include "store/streams.h"
+#include "uzram/pool.h"
+#include "uzram/store.h"
+
+namespace uzram {
+
+inline constexpr unsigned kMaxPriorities = 4;  // 0 = primary, 1..3 = recompression
+
+// Atomic counters (relaxed: statistics only).
+struct StoreCounters {
+  std::atomic<std::uint64_t> pages_stored{0};
+  std::atomic<std::uint64_t> compr_data_size{0};
+  std::atomic<std::uint64_t> same_pages{0};
+  std::atomic<std::uint64_t> huge_pages{0};
+  std::atomic<std::uint64_t> huge_pages_since{0};
+  std::atomic<std::uint64_t> failed_reads{0};
+  std::atomic<std::uint64_t> failed_writes{0};
+  std::atomic<std::uint64_t> notify_free{0};
+  std::atomic<std::uint64_t> miss_free{0};
+  std::atomic<std::uint64_t> max_used_pages{0};
+  std::atomic<std::uint64_t> bd_count{0};
+  std::atomic<std::uint64_t> bd_reads{0};
+  std::atomic<std::uint64_t> bd_writes{0};
+};
+
+class StoreImpl final : public Store {
+ public:
+  explicit StoreImpl(std::string name) noexcept;
+  ~StoreImpl() override;
+
+  Result<void> write_attr_impl(std::string_view name, std::string_view value, std::string* msg) noexcept;
+  Result<std::string> read_attr_impl(std::string_view name, std::string* msg) const noexcept;
+
+  Result<void> write_impl(std::uint64_t index, const void* block) noexcept;
+  Result<void> read_impl(std::uint64_t index, void* block) noexcept;
+  Result<void> discard_impl(std::uint64_t offset, std::uint64_t len) noexcept;
+  void slot_free_notify_impl(std::uint64_t index) noexcept;
+  bool slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept;
+
+  MmStat mm_stat_impl() const noexcept;
+  IoStat io_stat_impl() const noexcept;
+  BdStat bd_stat_impl() const noexcept;
+  void check_invariants_impl() const noexcept;
+
+  const std::string name_;
+  StoreCounters stats_;
+
+  // Immutable while initialised (written under init_lock_ exclusive):
+  std::uint64_t disksize_ = 0;
+  std::uint64_t nslots_ = 0;
+  Slot* slots_ = nullptr;
+  std::unique_ptr<Pool> pool_;
+  std::size_t huge_class_size_ = 0;
+  StreamPool streams_[kMaxPriorities];  // [0] primary; [1..3] recompression, if configured
+
+  // Protects: the configuration below, and init/reset (exclusive); I/O and
+  // post-processing hold it shared. Level: store_init.
+  mutable std::shared_mutex init_lock_;
+  CodecSpec comp_[kMaxPriorities];  // requested algorithms; comp_[p].name empty = unset
+  std::string backing_path_;        // writeback target ("" = none)
+  bool compressed_writeback_ = false;
+  int backing_fd_ = -1;             // open while initialised with a backing_dev
+  // Backing-device block allocation (writeback.cc owns its layout and lock).
+  struct Backing;
+  std::shared_ptr<Backing> backing_;  // shared_ptr: the type is complete only in writeback.cc
+
+  // Changeable at runtime (atomic, relaxed: a soft limit checked after allocation, as in
+  // the kernel).
+  std::atomic<std::uint64_t> mem_limit_pages_{0};
+  std::atomic<std::uint64_t> wb_limit_pages_{0};
+  std::atomic<bool> wb_limit_enable_{false};
+  // One post-processing (writeback / recompress) at a time: others get Errc::busy
+  // (the kernel's -EAGAIN).
+  std::atomic<bool> pp_in_progress_{false};
+
+  std::chrono::steady_clock::time_point epoch_;  // ac_time origin
+
+  std::uint32_t now_seconds() const noexcept {
+    return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::steady_clock::now() - epoch_)
+                                          .count());
+  }
+
+  // ---- Internals (store.cc, io.cc) ----
+  Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
+  void reset_locked() noexcept;                                                  // init_lock_ excl.
+  // Frees what the slot holds (pool object, same fill, or backing block) and clears its
+  // size and flags (the lock bit stays). Caller holds the slot lock.
+  void free_slot_locked(Slot& s) noexcept;
+  // Clears IDLE and PP_SLOT and stamps ac_time. Caller holds the slot lock.
+  void mark_accessed_locked(Slot& s) noexcept;
+  // The block's contents (zeros, fill word, raw, decompressed, or from the backing
+  // device). Caller holds the slot lock.
+  Result<void> load_locked(Slot& s, void* block) noexcept;
+  // Pool pages after an allocation: updates mem_used_max; false when over mem_limit.
+  bool can_store() noexcept;
+
+  // ---- Post-processing (idle.cc, writeback.cc, recompress.cc): each parses its
+  // argument with the kernel's grammar and fills *msg (naming the attribute) on error. ----
+  // idle.cc. Caller holds init_lock_ shared; the device is initialised.
+  Result<void> idle_store(std::string_view value, std::string* msg) noexcept;
+  // writeback.cc.
+  // backing_dev: caller holds init_lock_ exclusive; the device is not initialised.
+  Result<void> backing_dev_store(std::string_view value, std::string* msg) noexcept;
+  // Opens the backing file at init (disksize). Caller holds init_lock_ exclusive.
+  Result<void> backing_open_locked(std::string* msg) noexcept;
+  void backing_close_locked() noexcept;
+  // writeback: caller holds init_lock_ shared; the device is initialised.
+  Result<void> writeback_store(std::string_view value, std::string* msg) noexcept;
+  // Frees a backing block / reads a written-back slot (caller holds the slot lock).
+  void free_backing_block(std::uint64_t block) noexcept;
+  Result<void> read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept;
+  // recompress.cc: caller holds init_lock_ shared; the device is initialised.
+  Result<void> recompress_store(std::string_view value, std::string* msg) noexcept;
+};
+
+inline StoreImpl* impl(Store* s) noexcept { return static_cast<StoreImpl*>(s); }
+inline const StoreImpl* impl(const Store* s) noexcept { return static_cast<const StoreImpl*>(s); }
+
+}  // namespace uzram
+
+#endif  // UZRAM_STORE_STORE_IMPL_H_
