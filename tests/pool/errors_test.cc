@@ -83,6 +83,23 @@ TEST(ErrorsTest, BadPoolOptions) {
   }
 }
 
+// pool.h: max_bytes <= 1 TiB. The largest sizes are valid options; creating the pool may
+// still fail for want of address space (no_memory), never as an invalid argument.
+TEST(ErrorsTest, MaxBytesUpToOneTiBIsValid) {
+  for (std::size_t bytes : {std::size_t{1} << 40, (std::size_t{1} << 40) - 4096}) {
+    PoolOptions o;
+    o.max_bytes = bytes;
+    auto r = Pool::create(o);
+    if (!r) {
+      EXPECT_NE(r.error(), Errc::invalid_argument) << bytes << " bytes rejected";
+      continue;
+    }
+    auto h = (*r)->alloc(100);
+    ASSERT_TRUE(h.has_value());
+    (*r)->free(*h);
+  }
+}
+
 struct Stored {
   Handle h;
   std::vector<unsigned char> bytes;
