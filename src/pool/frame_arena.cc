@@ -30,7 +30,9 @@ FrameArena::~FrameArena() {
 
 Result<void> FrameArena::init(std::size_t max_bytes, std::size_t cache_frames) noexcept {
   max_frames_ = max_bytes >> kFrameShift;
-  if (max_frames_ == 0 || max_frames_ > kFrameOwnerMask) return Errc::invalid_argument;
+  // Frame ids are 32-bit; only zspage ids (the 28-bit owner field) are narrower, and the
+  // pool caps those (PoolImpl::init). 2^28 frames = the documented 1 TiB maximum.
+  if (max_frames_ == 0 || max_frames_ > std::size_t{kFrameOwnerMask} + 1) return Errc::invalid_argument;
   cache_limit_ = cache_frames;
   base_ = static_cast<std::byte*>(map_noreserve(max_frames_ << kFrameShift, PROT_NONE));
   info_ = static_cast<std::atomic<std::uint32_t>*>(

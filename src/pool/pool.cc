@@ -1,4 +1,5 @@
 // pool/pool.cc - Pool creation, alloc and free, zspage life cycle and fullness lists.
+#include <algorithm>
 #include <cstdio>
 
 #include "pool/pool_impl.h"
@@ -69,7 +70,9 @@ PoolImpl::PoolImpl(const PoolOptions& options) noexcept
 Result<void> PoolImpl::init() noexcept {
   if (auto r = arena_.init(options_.max_bytes, options_.frame_cache); !r) return r;
   if (auto r = handles_.init(options_.max_bytes / kMinAllocSize); !r) return r;
-  if (auto r = zspages_.init(arena_.max_frames(), options_.chain_size); !r) return r;
+  // Zspage ids (1..max) must fit the 28-bit frame owner and handle fields.
+  const std::size_t max_zspages = std::min<std::size_t>(arena_.max_frames(), kFrameOwnerMask);
+  if (auto r = zspages_.init(max_zspages, options_.chain_size); !r) return r;
   return {};
 }
 
