@@ -5,7 +5,7 @@
 set -euo pipefail
 declare -A groups=(
   [core]="cmake ninja-build clang libclang-rt-dev g++ make pkg-config libgtest-dev libgmock-dev libbenchmark-dev spin"
-  [bench]="gnuplot-nox libjemalloc-dev libmimalloc-dev"
+  [bench]="gnuplot-nox libjemalloc-dev libmimalloc-dev liblz4-dev"
 )
 want=()
 for g in "${@:-core}"; do
