@@ -1,0 +1,133 @@
+// store/codec.cc - make_codec(): validates a CodecSpec (name, level range, dictionary
+// support) and dispatches to one family's factory; the dictionary loader; codec_names().
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <new>
+
+#include "store/codec.h"
+#include "store/codec_internal.h"
+#include "sync/lock_order.h"
+
+namespace uzram {
+namespace {
+
+// The built-in algorithms, in the kernel's listing order.
+enum class Algo { lzo_rle, lzo, lz4, lz4hc, zstd, deflate };
+
+struct AlgoInfo {
+  std::string_view name;
+  Algo algo;
+  bool has_dictionary;
+};
+
+constexpr AlgoInfo kAlgos[] = {
+    {"lzo-rle", Algo::lzo_rle, false}, {"lzo", Algo::lzo, false},
+    {"lz4", Algo::lz4, true},          {"lz4hc", Algo::lz4hc, true},
+    {"zstd", Algo::zstd, true},        {"deflate", Algo::deflate, false},
+};
+
+const AlgoInfo* find_algo(std::string_view name) noexcept {
+  for (const auto& a : kAlgos) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
+// Level check, per algorithm. An unset level always passes (the library's default).
+bool level_ok(Algo algo, int level) noexcept {
+  switch (algo) {
+    case Algo::lzo_rle:
+    case Algo::lzo:
+      return false;  // no levels
+    case Algo::lz4:
+      return level >= 1 && level <= codec_internal::kLz4MaxAcceleration;
+    case Algo::lz4hc:
+      return level >= codec_internal::kLz4hcMinLevel && level <= codec_internal::kLz4hcMaxLevel;
+    case Algo::zstd:
+      return level >= codec_internal::zstd_min_level() && level <= codec_internal::zstd_max_level();
+    case Algo::deflate:
+      return level >= codec_internal::kDeflateMinLevel && level <= codec_internal::kDeflateMaxLevel;
+  }
+  return false;
+}
+
+bool winbits_ok(int winbits) noexcept {
+  return winbits == 0 || (winbits >= -15 && winbits <= -8) || (winbits >= 8 && winbits <= 15);
+}
+
+}  // namespace
+
+namespace codec_internal {
+
+Result<DictBuffer> load_dictionary(const std::string& path) noexcept {
+  if (path.empty()) return Errc::bad_dictionary;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errc::bad_dictionary;
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return Errc::bad_dictionary;
+  if (st.st_size <= 0 || static_cast<std::size_t>(st.st_size) > kMaxDictionaryBytes) {
+    return Errc::bad_dictionary;
+  }
+  const auto size = static_cast<std::size_t>(st.st_size);
+  DictBuffer dict;
+  dict.data.reset(new (std::nothrow) unsigned char[size]);
+  if (!dict.data) return Errc::no_memory;
+  std::size_t got = 0;
+  while (got < size) {
+    const ssize_t r = ::read(fd, dict.data.get() + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;  // error, or the file shrank under us
+    got += static_cast<std::size_t>(r);
+  }
+  if (got != size) return Errc::bad_dictionary;
+  dict.size = size;
+  return dict;
+}
+
+}  // namespace codec_internal
+
+Result<std::unique_ptr<Codec>> make_codec(const CodecSpec& spec) noexcept {
+  might_sleep();
+  const AlgoInfo* info = find_algo(spec.name);
+  if (info == nullptr) return Errc::unknown_codec;
+  if (spec.has_level && !level_ok(info->algo, spec.level)) return Errc::bad_level;
+  const bool wants_dict = !spec.dict_path.empty();
+  if (wants_dict && !info->has_dictionary) return Errc::bad_dictionary;
+  // deflate.winbits is a deflate parameter; the kernel ignores it for other algorithms.
+  if (info->algo == Algo::deflate && !winbits_ok(spec.deflate_winbits)) {
+    return Errc::invalid_argument;
+  }
+  codec_internal::DictBuffer dict;
+  if (wants_dict) {
+    auto loaded = codec_internal::load_dictionary(spec.dict_path);
+    if (!loaded) return loaded.error();
+    dict = std::move(*loaded);
+  }
+  switch (info->algo) {
+    case Algo::lzo_rle: return codec_internal::make_lzo_rle();
+    case Algo::lzo: return codec_internal::make_lzo();
+    case Algo::lz4: return codec_internal::make_lz4(spec, std::move(dict));
+    case Algo::lz4hc: return codec_internal::make_lz4hc(spec, std::move(dict));
+    case Algo::zstd: return codec_internal::make_zstd(spec, std::move(dict));
+    case Algo::deflate: return codec_internal::make_deflate(spec);
+  }
+  return Errc::unknown_codec;
+}
+
+std::vector<std::string> codec_names() noexcept {
+  std::vector<std::string> names;
+  names.reserve(std::size(kAlgos));
+  for (const auto& a : kAlgos) names.emplace_back(a.name);
+  return names;
+}
+
+bool codec_known(std::string_view name) noexcept { return find_algo(name) != nullptr; }
+
+}  // namespace uzram
