@@ -2,6 +2,7 @@
 # The full pool memory/speed comparison (`make bench`): uzram-bench on the lognormal model
 # and on an lz4-compressed page corpus, results under build/bench/, plot in docs/img/.
 # Builds nothing: `make bench` builds build/release/bench/uzram-bench first.
+#   UZRAM_BENCH_BIN      the binary (default build/release/bench/uzram-bench)
 #   UZRAM_BENCH_OBJECTS  objects per run (default 1000000)
 #   UZRAM_BENCH_REPEAT   runs per backend, interleaved; speed = median (default 3)
 #   UZRAM_BENCH_SEED     seed (default 1)
@@ -10,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=build/release/bench/uzram-bench
+bin=${UZRAM_BENCH_BIN:-build/release/bench/uzram-bench}
 objects=${UZRAM_BENCH_OBJECTS:-1000000}
 repeat=${UZRAM_BENCH_REPEAT:-3}
 seed=${UZRAM_BENCH_SEED:-1}

@@ -30,21 +30,21 @@ width(name) = name eq "uzram" ? 3 : 1.5
 do for [k = 2:ARGC] {
   file = value("ARG".k)
   title = system("sed -n 's/^# title: //p' '" . file . "' | head -1")
-  header = system("grep -v '^#' '" . file . "' | head -1")
+  header = system("awk '!/^#/ { print; exit }' '" . file . "'")
   ncols = words(header)
   ymax = 0
   do for [i = 3:ncols] {
     stats file index 0 using i nooutput
     if (STATS_max > ymax) { ymax = STATS_max }
   }
-  set yrange [0:ymax * 1.15]
+  set yrange [0:ymax * 1.22]
   set title title . "\n(uzram: frames x 4 KiB + metadata; malloc: RSS growth; one run)"
   # Phase names centred over their stretch; compactions (zero width) along their drop.
-  plot file index 1 using ($2 > $1 ? ($1 + $2) / 2000 : 1/0):(ymax * 1.08):3 with labels \
+  plot file index 1 using ($2 > $1 ? ($1 + $2) / 2000 : 1/0):(ymax * 1.14):3 with labels \
          font ",10" tc rgb "#555555" notitle, \
        file index 1 using ($2 == $1 ? $1 / 1000 : 1/0):(ymax * 0.55):("compact()") with labels \
          rotate by 90 offset -1, 0 font ",10" tc rgb "#555555" notitle, \
-       file index 1 using ($1/1000):(0):(0):(ymax * 1.15) with vectors nohead \
+       file index 1 using ($1/1000):(0):(0):(ymax * 1.22) with vectors nohead \
          dt 3 lc rgb "#aaaaaa" notitle, \
        file index 0 using ($1/1000):3 with lines dt 2 lw 2 lc rgb "black" title "live payload", \
        for [i = 4:ncols] file index 0 using ($1/1000):i with lines \
