@@ -194,13 +194,11 @@ class Encoder {
   bool ok_ = true;
 };
 
-}  // namespace
-
-std::size_t compress(const unsigned char* src, std::size_t n, unsigned char* dst,
-                     std::size_t cap, void* work, bool rle) noexcept {
-  if (n > UINT32_MAX) return 0;
+template <bool kRle>
+std::size_t compress_impl(const u8* src, std::size_t n, u8* dst, std::size_t cap,
+                          void* work) noexcept {
   Encoder enc(dst, cap);
-  if (rle) enc.version_header();
+  if (kRle) enc.version_header();
   std::size_t anchor = 0;  // first byte not yet emitted
   if (n > 4) {
     auto* table = static_cast<std::uint32_t*>(work);
@@ -213,7 +211,7 @@ std::size_t compress(const unsigned char* src, std::size_t n, unsigned char* dst
       // Leftmost position a match or run may start from: after the pending literals'
       // start, and never at 0.
       const std::size_t floor = anchor > 0 ? anchor : 1;
-      if (rle && dv == 0) {
+      if (kRle && dv == 0) {
         const std::size_t run_end = ip + 4 + zero_length(src, ip + 4, n);
         std::size_t run_start = ip;
         while (run_start > floor && src[run_start - 1] == 0) --run_start;
@@ -256,6 +254,15 @@ std::size_t compress(const unsigned char* src, std::size_t n, unsigned char* dst
   return enc.ok() ? enc.size() : 0;
 }
 
+}  // namespace
+
+std::size_t compress(const unsigned char* src, std::size_t n, unsigned char* dst,
+                     std::size_t cap, void* work, bool rle) noexcept {
+  if (n > UINT32_MAX) return 0;
+  return rle ? compress_impl<true>(src, n, dst, cap, work)
+             : compress_impl<false>(src, n, dst, cap, work);
+}
+
 bool decompress(const unsigned char* src, std::size_t n, unsigned char* dst,
                 std::size_t dst_len) noexcept {
   const u8* ip = src;
@@ -272,8 +279,14 @@ bool decompress(const unsigned char* src, std::size_t n, unsigned char* dst,
   auto in_left = [&]() noexcept { return static_cast<std::size_t>(ie - ip); };
   auto out_left = [&]() noexcept { return static_cast<std::size_t>(oe - op); };
   auto copy_literals = [&](std::size_t t) noexcept {
-    if (t > in_left() || t > out_left()) return false;
-    std::memcpy(op, ip, t);
+    if (t + 8 <= in_left() && t + 8 <= out_left()) {
+      // Room for whole 8-byte chunks on both sides: copy past t, within the buffers (the
+      // extra output bytes are overwritten by what follows).
+      for (std::size_t k = 0; k < t; k += 8) std::memcpy(op + k, ip + k, 8);
+    } else {
+      if (t > in_left() || t > out_left()) return false;
+      std::memcpy(op, ip, t);
+    }
     op += t;
     ip += t;
     return true;
@@ -363,10 +376,11 @@ bool decompress(const unsigned char* src, std::size_t n, unsigned char* dst,
     }
     if (dist > static_cast<std::size_t>(op - dst) || len > out_left()) return false;
     const u8* from = op - dist;
-    if (dist >= len) {
-      std::memcpy(op, from, len);
+    if (dist >= 8 && len + 8 <= out_left()) {
+      // 8-byte chunks, each read before it is written over: exact for any dist >= 8.
+      for (std::size_t k = 0; k < len; k += 8) std::memcpy(op + k, from + k, 8);
     } else {
-      for (std::size_t k = 0; k < len; ++k) op[k] = from[k];  // overlapping: a repeat
+      for (std::size_t k = 0; k < len; ++k) op[k] = from[k];  // short distance: a repeat
     }
     op += len;
     if (!copy_literals(s)) return false;
