@@ -48,8 +48,9 @@ struct PoolOptions {
   unsigned chain_size = 8;                          // CONFIG_ZSMALLOC_CHAIN_SIZE, 4..16
   std::size_t max_bytes = std::size_t{64} << 30;    // arena reservation (virtual), <= 1 TiB
   TranslationMode translation = TranslationMode::validated;
-  // Freed frames kept resident for quick reuse before they are returned with madvise.
-  std::size_t frame_cache = 64;
+  // Freed frames kept resident for quick reuse. Beyond this many, half of them are
+  // returned to the OS in one batch (madvise, contiguous runs coalesced).
+  std::size_t frame_cache = 256;
   // Automatic compaction (the kernel has none): when a size class has at least this many
   // freeable frames after a free, compact it. 0 = off (the default, as in the kernel).
   std::size_t auto_compact_frames = 0;

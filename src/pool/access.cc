@@ -26,8 +26,11 @@ ZsPage* PoolImpl::lock_object(Handle h, std::uint64_t* v_out, const char* op) no
       return z;
     }
     // Validate: while we hold the read lock the object cannot leave z, so if the entry
-    // still names z it is there. (relaxed is enough: lock_read() was an acquire.)
-    if (e->load(std::memory_order_relaxed) == v) {
+    // still names z it is there. acquire, not relaxed: the entry may have been
+    // re-published with the very value we loaded first (the object moved away and back,
+    // the ABA case the Promela model finds), and only this load then pairs with the
+    // release store that followed the copy of its bytes into z.
+    if (e->load(std::memory_order_acquire) == v) {
       *v_out = v;
       return z;
     }

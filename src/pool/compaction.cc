@@ -72,8 +72,8 @@ std::size_t PoolImpl::compact_class(SizeClass& c) noexcept {
   bool kick_deferred = false;
   for (bool stop = false; !stop;) {
     if (kernel_mode()) pool_lock_.lock();  // step 1
+    const std::uint64_t t0 = now_ns();    // the exclusive hold starts here
     c.lock.lock();
-    const std::uint64_t t0 = now_ns();
     stop = true;
     // step 2: destination = fullest non-full, source = emptiest non-empty
     const ZsPageId dst_id = c.freeable_locked() ? find_group_locked(c, 10, 1) : 0;

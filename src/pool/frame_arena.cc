@@ -3,6 +3,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -25,7 +26,7 @@ FrameArena::~FrameArena() {
   if (base_) munmap(base_, max_frames_ << kFrameShift);
   if (info_) munmap(info_, max_frames_ * sizeof(*info_));
   if (free_bits_) munmap(free_bits_, (max_frames_ + 63) / 64 * 8);
-  if (cache_) munmap(cache_, cache_limit_ * sizeof(FrameId) + 1);
+  if (cache_) munmap(cache_, (cache_limit_ + kCacheSlack) * sizeof(FrameId));
 }
 
 Result<void> FrameArena::init(std::size_t max_bytes, std::size_t cache_frames) noexcept {
@@ -40,7 +41,7 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t cache_frames) n
   free_bits_ = static_cast<std::uint64_t*>(
       map_noreserve((max_frames_ + 63) / 64 * 8, PROT_READ | PROT_WRITE));
   cache_ = static_cast<FrameId*>(
-      map_noreserve(cache_limit_ * sizeof(FrameId) + 1, PROT_READ | PROT_WRITE));
+      map_noreserve((cache_limit_ + kCacheSlack) * sizeof(FrameId), PROT_READ | PROT_WRITE));
   if (!base_ || !info_ || !free_bits_ || !cache_) return Errc::no_memory;
   return {};
 }
@@ -116,21 +117,58 @@ void FrameArena::release_locked(FrameId id) noexcept {
   if (id < lowest_free_) lowest_free_ = id;
 }
 
+// Frees frames. Up to cache_limit_ of them stay resident for quick reuse; beyond that the
+// excess (down to half the limit), and every frame freed with cache == false, goes back to
+// the OS in one batch: sorted, contiguous runs coalesced, madvise'd with the lock dropped
+// (each madvise costs a TLB shootdown on every CPU running this process, so one call per
+// run, not per frame). A frame reaches the free bitmap only after its madvise, so nobody
+// can allocate it and write to it while it is being zapped.
 void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
   might_sleep();
-  std::lock_guard<std::mutex> guard(lock_);
-  for (unsigned i = 0; i < n; i++) {
-    const FrameId id = ids[i];
-    ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
-    info_[id].store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
-    if (cache && cache_count_ < cache_limit_) {
-      cache_[cache_count_++] = id;
-    } else {
-      release_locked(id);
+  constexpr unsigned kBatch = 512;
+  FrameId batch[kBatch];
+  unsigned nb = 0;
+  unsigned i = 0;
+  while (i < n || nb) {
+    {
+      std::lock_guard<std::mutex> guard(lock_);
+      for (; i < n && nb < kBatch; i++) {
+        const FrameId id = ids[i];
+        ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
+        info_[id].store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
+        if (cache && cache_count_ < cache_limit_ + kCacheSlack) {
+          cache_[cache_count_++] = id;
+        } else {
+          batch[nb++] = id;
+        }
+      }
+      if (cache_count_ > cache_limit_) {
+        const std::size_t keep = cache_limit_ / 2;
+        while (cache_count_ > keep && nb < kBatch) batch[nb++] = cache_[--cache_count_];
+      }
     }
+    if (!nb) break;
+    std::sort(batch, batch + nb);
+    for (unsigned a = 0; a < nb;) {
+      unsigned b = a + 1;
+      while (b < nb && batch[b] == batch[b - 1] + 1) b++;
+      madvise(address(batch[a]), static_cast<std::size_t>(b - a) << kFrameShift, MADV_DONTNEED);
+      a = b;
+    }
+    std::lock_guard<std::mutex> guard(lock_);
+    for (unsigned k = 0; k < nb; k++) {
+      const FrameId id = batch[k];
+      free_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
+      if (id < lowest_free_) lowest_free_ = id;
+    }
+    nb = 0;
+    trim_locked();
   }
-  // Trim: drop frames at the top of the arena from the cache too, so pack() can lower
-  // the high-water mark and RSS follows total pages.
+}
+
+// Lowers the high-water mark over free frames at the top of the arena (pack() relies on
+// it). Caller holds lock_.
+void FrameArena::trim_locked() noexcept {
   FrameId hw = high_water();
   while (hw > 0 && (free_bits_[(hw - 1) / 64] >> ((hw - 1) % 64) & 1)) {
     free_bits_[(hw - 1) / 64] &= ~(std::uint64_t{1} << ((hw - 1) % 64));

@@ -59,7 +59,9 @@ class FrameArena {
   std::size_t metadata_bytes() const noexcept { return static_cast<std::size_t>(high_water()) * 4; }
 
  private:
+  static constexpr std::size_t kCacheSlack = 1024;  // room above the limit before a batch
   void release_locked(FrameId id) noexcept;
+  void trim_locked() noexcept;
   bool grow_locked(FrameId want) noexcept;
 
   std::byte* base_ = nullptr;                    // immutable after init

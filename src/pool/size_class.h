@@ -17,17 +17,19 @@
 namespace uzram {
 
 struct alignas(64) SizeClass {
-  // Protects: the fields below, and inuse/freeobj/fullness/state/prev/next and the object
-  // free list of every zspage of this class. Level: size_class (after pool, before zspage).
-  // Spinning: never held across anything that can block (frame allocation happens unlocked).
-  SpinLock lock{LockLevel::size_class, "size_class"};
-
-  // Immutable after construction:
+  // Immutable after construction (read by every read_begin/write: kept on its own cache
+  // line, away from the lock word that allocators and compactors write):
   std::uint16_t index = 0;
   std::uint16_t size = 0;
   std::uint16_t objs_per_zspage = 0;
   std::uint8_t pages_per_zspage = 0;
   bool huge = false;
+
+
+  // Protects: the fields below, and inuse/freeobj/fullness/state/prev/next and the object
+  // free list of every zspage of this class. Level: size_class (after pool, before zspage).
+  // Spinning: never held across anything that can block (frame allocation happens unlocked).
+  alignas(64) SpinLock lock{LockLevel::size_class, "size_class"};
 
   // Guarded by lock:
   std::uint16_t nonempty = 0;  // bit g: list g non-empty
