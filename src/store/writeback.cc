@@ -1,0 +1,732 @@
+// store/writeback.cc - the backing device (backing_dev), its block allocator, the
+// `writeback` command, and reading a written-back block. Guide and protocol:
+// docs/store-postprocessing.md.
+//
+// Layout of a written-back slot: WB set, size 0, handle = backing block index (bits 0..47).
+// With compressed writeback a non-huge object goes out as its compressed bytes: the slot
+// also has WB_COMPRESSED and keeps its priority bits, and handle bits 48..60 hold the
+// compressed length (the size field must stay 0: a WB slot holds no pool object).
+//
+// Block 0 of the backing device is never used (kernel <= 6.18 does the same, so a block
+// index is never 0); a backing file exactly disksize long therefore holds disksize/4K - 1
+// written-back blocks.
+//
+// Writes are batched: up to kWbDepth requests in flight, written by up to kWbWorkers
+// threads with pwritev, which coalesce runs of consecutive blocks (the allocator hands out
+// ascending blocks, so a batch usually is one run). The writeback thread reads slots and
+// publishes completions; the writer threads touch only their request pages and the fd.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "store/kv.h"
+#include "store/pp_buckets.h"
+#include "store/store_impl.h"
+#include "util/check.h"
+
+namespace uzram {
+namespace {
+
+constexpr unsigned kWbLenShift = 48;
+constexpr std::uint64_t kWbBlockMask = (std::uint64_t{1} << kWbLenShift) - 1;
+constexpr unsigned kRunBlocks = 32;  // blocks per pwritev (kernel 6.19: writeback_batch_size)
+constexpr unsigned kWbDepth = 2 * kRunBlocks;  // requests in flight: one run written, one filled
+constexpr unsigned kWbWorkers = 2;   // writer threads, started on demand
+
+// Writeback modes (filters); 0 = every allocated slot (page_index without a type).
+constexpr unsigned kModeIdle = 1, kModeHuge = 2, kModeIncompressible = 4;
+
+Result<void> fail(std::string* msg, std::error_code e, std::string text) {
+  if (msg) *msg = std::move(text);
+  return e;
+}
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+int parse_mode(std::string_view w) noexcept {
+  if (w == "idle") return kModeIdle;
+  if (w == "huge") return kModeHuge;
+  if (w == "huge_idle") return kModeIdle | kModeHuge;
+  if (w == "incompressible") return kModeIncompressible;
+  return -1;
+}
+
+// One in-flight write: a 4 KiB page bound for one backing block.
+struct WbReq {
+  WbReq* next = nullptr;
+  unsigned char* page = nullptr;  // 4 KiB, 4 KiB-aligned (O_DIRECT)
+  std::uint64_t index = 0;        // slot
+  std::uint64_t block = 0;        // backing block
+  std::uint64_t handle = 0;       // the slot's handle when read (re-checked at completion)
+  std::uint32_t flags = 0;        // its size | HUGE | priority when read
+  std::uint64_t wb_handle = 0;    // what the slot becomes
+  std::uint32_t wb_flags = 0;
+  bool charged = false;           // took one page of writeback_limit
+  int err = 0;                    // errno of the write
+};
+
+}  // namespace
+
+struct StoreImpl::Backing {
+  int fd = -1;
+  bool block_device = false;
+  std::atomic<bool> direct{false};  // O_DIRECT in effect (dropped if the file system refuses it)
+  std::uint64_t nblocks = 0;        // blocks 1 .. nblocks-1 are usable
+  // Protects: bitmap, used, hint. A leaf lock: taken under the slot lock, nothing inside.
+  std::mutex mu;
+  std::unique_ptr<std::uint64_t[]> bitmap;  // bit set = in use; block 0 and the tail stay set
+  std::uint64_t words = 0;
+  std::uint64_t used = 0;
+  std::uint64_t hint = 0;  // word to start the next search at
+
+  Backing() = default;
+  Backing(const Backing&) = delete;
+  Backing& operator=(const Backing&) = delete;
+  ~Backing() {
+    if (fd >= 0) close(fd);
+  }
+
+  bool alloc(std::uint64_t* block) noexcept {
+    std::lock_guard<std::mutex> l(mu);
+    if (used + 1 >= nblocks) return false;
+    for (std::uint64_t i = 0; i < words; i++) {
+      const std::uint64_t w = (hint + i) % words;
+      if (bitmap[w] == ~std::uint64_t{0}) continue;
+      const unsigned bit = static_cast<unsigned>(__builtin_ctzll(~bitmap[w]));
+      bitmap[w] |= std::uint64_t{1} << bit;
+      used++;
+      hint = w;
+      *block = w * 64 + bit;
+      return true;
+    }
+    ZS_FATAL("backing bitmap: %llu of %llu blocks used but no free bit",
+             static_cast<unsigned long long>(used), static_cast<unsigned long long>(nblocks));
+  }
+
+  void release(std::uint64_t block) noexcept {
+    std::lock_guard<std::mutex> l(mu);
+    ZS_CHECK(block >= 1 && block < nblocks, "backing block %llu out of range (%llu blocks)",
+             static_cast<unsigned long long>(block), static_cast<unsigned long long>(nblocks));
+    std::uint64_t& w = bitmap[block / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (block % 64);
+    ZS_CHECK(w & bit, "backing block %llu freed twice", static_cast<unsigned long long>(block));
+    w &= ~bit;
+    used--;
+  }
+
+  // The file system refused O_DIRECT at I/O time (EINVAL): go on with buffered I/O.
+  bool drop_direct() noexcept {
+    if (!direct.exchange(false)) return true;  // another thread did it
+    const int fl = fcntl(fd, F_GETFL);
+    return fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0;
+  }
+};
+
+namespace {
+
+using Backing = StoreImpl::Backing;
+
+// pwritev/pread until done; returns 0 or an errno (EIO for an unexpected end of file).
+int pwrite_full(Backing& b, iovec* iov, int cnt, off_t off) noexcept {
+  while (cnt > 0) {
+    const ssize_t r = pwritev(b.fd, iov, cnt, off);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL && b.direct.load(std::memory_order_relaxed) && b.drop_direct()) continue;
+      return errno;
+    }
+    if (r == 0) return EIO;
+    off += r;
+    auto left = static_cast<std::size_t>(r);
+    while (cnt > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      iov++;
+      cnt--;
+    }
+    if (cnt > 0) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+  return 0;
+}
+
+int pread_full(Backing& b, void* buf, std::size_t len, off_t off) noexcept {
+  auto* p = static_cast<char*>(buf);
+  while (len > 0) {
+    const ssize_t r = pread(b.fd, p, len, off);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL && b.direct.load(std::memory_order_relaxed) && b.drop_direct()) continue;
+      return errno;
+    }
+    if (r == 0) return EIO;
+    p += r;
+    off += r;
+    len -= static_cast<std::size_t>(r);
+  }
+  return 0;
+}
+
+// Writer threads: take queued requests (coalescing consecutive blocks into one pwritev)
+// and hand them back completed. Started on demand, at most kWbWorkers; if no thread can be
+// started the submitter writes inline.
+class BlockWriter {
+ public:
+  explicit BlockWriter(Backing& b) noexcept : b_(b) {
+    try {
+      threads_.reserve(kWbWorkers);
+    } catch (...) {
+    }
+  }
+  ~BlockWriter() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  BlockWriter(const BlockWriter&) = delete;
+  BlockWriter& operator=(const BlockWriter&) = delete;
+
+  // Queues r; a full run of queued requests is handed to a writer thread at once, a
+  // shorter one at the next reap().
+  void queue(WbReq* r) noexcept {
+    r->next = nullptr;
+    std::unique_lock<std::mutex> l(mu_);
+    *todo_tail_ = r;
+    todo_tail_ = &r->next;
+    if (++queued_ >= kRunBlocks) kick_locked(l);
+  }
+
+  // Hands whatever is queued to the writers, then waits for completed requests; returns
+  // them as a list (linked by next).
+  WbReq* reap() noexcept {
+    std::unique_lock<std::mutex> l(mu_);
+    if (queued_ > 0) {
+      flush_ = true;
+      kick_locked(l);
+    }
+    done_cv_.wait(l, [this] { return done_ != nullptr; });
+    WbReq* d = done_;
+    done_ = nullptr;
+    return d;
+  }
+
+ private:
+  // Wakes a writer thread, starting one if none is idle (up to kWbWorkers); without any
+  // thread, writes the queue inline. May drop and retake the lock.
+  void kick_locked(std::unique_lock<std::mutex>& l) noexcept {
+    if (idle_ == 0 && threads_.size() < kWbWorkers) {
+      try {
+        threads_.emplace_back([this] { run(); });
+      } catch (...) {  // no thread: the ones we have (or the inline path) will do
+      }
+    }
+    if (!threads_.empty()) {
+      work_cv_.notify_one();
+      return;
+    }
+    while (todo_) {
+      WbReq* head = take_run_locked();
+      l.unlock();
+      write_run(head);
+      l.lock();
+    }
+  }
+
+  // Pops the queue head and the requests behind it whose blocks follow it.
+  WbReq* take_run_locked() noexcept {
+    WbReq* head = todo_;
+    WbReq* last = head;
+    unsigned n = 1;
+    while (last->next && last->next->block == last->block + 1 && n < kRunBlocks) {
+      last = last->next;
+      n++;
+    }
+    todo_ = last->next;
+    if (!todo_) {
+      todo_tail_ = &todo_;
+      flush_ = false;
+    }
+    last->next = nullptr;
+    queued_ -= n;
+    return head;
+  }
+
+  // A run is ready for a writer: a full one, or anything after a reap() asked for it.
+  bool ready_locked() const noexcept { return todo_ && (queued_ >= kRunBlocks || flush_); }
+
+  void run() noexcept {
+    std::unique_lock<std::mutex> l(mu_);
+    for (;;) {
+      idle_++;
+      work_cv_.wait(l, [this] { return ready_locked() || stop_; });
+      idle_--;
+      if (!ready_locked()) return;  // stopping
+      WbReq* head = take_run_locked();
+      l.unlock();
+      write_run(head);
+      l.lock();
+    }
+  }
+
+  void write_run(WbReq* head) noexcept {
+    iovec iov[kRunBlocks];
+    int n = 0;
+    WbReq* tail = head;
+    for (WbReq* r = head; r; r = r->next) {
+      iov[n].iov_base = r->page;
+      iov[n].iov_len = kBlockSize;
+      n++;
+      tail = r;
+    }
+    const int err = pwrite_full(b_, iov, n, static_cast<off_t>(head->block * kBlockSize));
+    for (WbReq* r = head; r; r = r->next) r->err = err;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      tail->next = done_;
+      done_ = head;
+    }
+    done_cv_.notify_one();
+  }
+
+  Backing& b_;
+  // Protects: the queues and counters below.
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  WbReq* todo_ = nullptr;
+  WbReq** todo_tail_ = &todo_;
+  WbReq* done_ = nullptr;
+  unsigned queued_ = 0;
+  unsigned idle_ = 0;
+  bool flush_ = false;  // write short runs too (set by reap, cleared when the queue empties)
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+// ---- backing_dev ------------------------------------------------------------------------
+
+Result<void> StoreImpl::backing_dev_store(std::string_view value, std::string* msg) noexcept {
+  value = trim(value);
+  if (value.empty() || value == "none") {
+    backing_path_.clear();
+    return {};
+  }
+  const std::string path(value);
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return fail(msg, Errc::invalid_argument, "backing_dev: cannot use '" + path + "': " + errno_text(errno));
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    return fail(msg, Errc::invalid_argument, "backing_dev: '" + path + "' is not a regular file or a block device");
+  }
+  char* real = realpath(path.c_str(), nullptr);  // later opens must not depend on the cwd
+  backing_path_ = real ? real : path;
+  std::free(real);
+  return {};
+}
+
+Result<void> StoreImpl::backing_open_locked(std::string* msg) noexcept {
+  if (backing_path_.empty()) return {};
+  const std::string& path = backing_path_;
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return fail(msg, Errc::invalid_argument, "backing_dev: cannot open '" + path + "': " + errno_text(errno));
+  }
+  const bool blk = S_ISBLK(st.st_mode);
+  if (!blk && !S_ISREG(st.st_mode)) {
+    return fail(msg, Errc::invalid_argument, "backing_dev: '" + path + "' is not a regular file or a block device");
+  }
+  const int flags = O_RDWR | O_CLOEXEC | (blk ? O_EXCL : 0);
+  bool direct = true;
+  int fd = open(path.c_str(), flags | O_DIRECT);
+  if (fd < 0 && errno == EINVAL) {  // tmpfs and friends: no O_DIRECT
+    direct = false;
+    fd = open(path.c_str(), flags);
+  }
+  if (fd < 0) {
+    const int e = errno;
+    if (e == EBUSY) return fail(msg, Errc::busy, "backing_dev: '" + path + "' is in use (opened O_EXCL)");
+    return fail(msg, Errc::invalid_argument, "backing_dev: cannot open '" + path + "': " + errno_text(e));
+  }
+  std::unique_ptr<Backing> b(new (std::nothrow) Backing);
+  if (!b) {
+    close(fd);
+    return fail(msg, Errc::no_memory, "backing_dev: out of memory");
+  }
+  b->fd = fd;  // owned by b from here on
+  b->block_device = blk;
+  b->direct.store(direct, std::memory_order_relaxed);
+  std::uint64_t bytes = 0;
+  if (blk) {
+    if (ioctl(fd, BLKGETSIZE64, &bytes) != 0) {
+      return fail(msg, Errc::io_error, "backing_dev: cannot get the size of '" + path + "': " + errno_text(errno));
+    }
+  } else {
+    if (fstat(fd, &st) != 0) {
+      return fail(msg, Errc::io_error, "backing_dev: cannot stat '" + path + "': " + errno_text(errno));
+    }
+    bytes = static_cast<std::uint64_t>(st.st_size);
+    if (bytes < disksize_) {
+      if (ftruncate(fd, static_cast<off_t>(disksize_)) != 0) {
+        return fail(msg, Errc::io_error, "backing_dev: cannot extend '" + path + "' to " + std::to_string(disksize_) +
+                    " bytes: " + errno_text(errno));
+      }
+      bytes = disksize_;
+    }
+  }
+  // More than one block per slot (plus the unused block 0) can never be in use at once.
+  b->nblocks = std::min<std::uint64_t>(bytes / kBlockSize, nslots_ + 1);
+  if (b->nblocks == 0) {
+    return fail(msg, Errc::invalid_argument, "backing_dev: '" + path + "' is smaller than one 4 KiB block");
+  }
+  b->words = (b->nblocks + 63) / 64;
+  b->bitmap.reset(new (std::nothrow) std::uint64_t[b->words]());
+  if (!b->bitmap) return fail(msg, Errc::no_memory, "backing_dev: cannot allocate the block bitmap");
+  b->bitmap[0] |= 1;  // block 0 is never used
+  if (b->nblocks % 64) b->bitmap[b->words - 1] |= ~std::uint64_t{0} << (b->nblocks % 64);
+  try {
+    backing_ = std::shared_ptr<Backing>(b.release());  // on bad_alloc the pointer is deleted
+  } catch (...) {
+    return fail(msg, Errc::no_memory, "backing_dev: out of memory");
+  }
+  backing_fd_ = fd;
+  return {};
+}
+
+void StoreImpl::backing_close_locked() noexcept {
+  if (backing_) {
+    ZS_DCHECK(backing_->used == 0, "backing device closed with %llu blocks in use",
+              static_cast<unsigned long long>(backing_->used));
+  }
+  backing_.reset();  // closes the fd
+  backing_fd_ = -1;
+}
+
+// ---- backing blocks of written-back slots -------------------------------------------------
+
+void StoreImpl::free_backing_block(std::uint64_t block) noexcept {
+  ZS_CHECK(backing_, "a written-back slot without a backing device");
+  backing_->release(block & kWbBlockMask);
+}
+
+Result<void> StoreImpl::read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept {
+  ZS_CHECK(backing_, "a written-back slot without a backing device");
+  Backing& b = *backing_;
+  const std::uint32_t f = s.get();
+  alignas(4096) unsigned char buf[kBlockSize];
+  const bool compressed = f & slotf::kWbCompressed;
+  void* dst = compressed || b.direct.load(std::memory_order_relaxed) ? buf : out;
+  stats_.bd_reads.fetch_add(1, std::memory_order_relaxed);
+  if (pread_full(b, dst, kBlockSize, static_cast<off_t>((block & kWbBlockMask) * kBlockSize)) != 0) {
+    return Errc::io_error;
+  }
+  if (compressed) {
+    const auto len = static_cast<std::size_t>(block >> kWbLenShift);
+    Stream& st = streams_[s.prio()].get();
+    auto r = st.codec->decompress(buf, len, out, kBlockSize);
+    StreamPool::put(st);
+    return r;
+  }
+  if (dst != out) std::memcpy(out, buf, kBlockSize);
+  return {};
+}
+
+// ---- writeback --------------------------------------------------------------------------
+
+namespace {
+
+struct WbCommand {
+  unsigned mode = 0;
+  bool has_mode = false;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // inclusive; empty = device
+};
+
+Result<void> parse_writeback(std::string_view value, std::uint64_t nslots, WbCommand* cmd, std::string* msg) {
+  const auto kvs = split_kv(value);
+  if (kvs.empty()) {
+    return fail(msg, Errc::invalid_argument,
+                "writeback: expects type=idle|huge|huge_idle|incompressible, page_index=N or page_indexes=LO-HI");
+  }
+  const auto set_mode = [&](std::string_view w) -> Result<void> {
+    const int m = parse_mode(w);
+    if (m < 0) {
+      return fail(msg, Errc::invalid_argument,
+                  "writeback: unknown type '" + std::string(w) + "' (idle, huge, huge_idle or incompressible)");
+    }
+    if (cmd->has_mode) return fail(msg, Errc::invalid_argument, "writeback: more than one type given");
+    cmd->mode = static_cast<unsigned>(m);
+    cmd->has_mode = true;
+    return {};
+  };
+  for (const KeyValue& kv : kvs) {
+    if (!kv.has_value || kv.key == "type") {  // bare words: the legacy syntax
+      if (auto r = set_mode(kv.has_value ? kv.value : kv.key); !r) return r;
+      continue;
+    }
+    std::uint64_t lo = 0, hi = 0;
+    if (kv.key == "page_index") {
+      if (!parse_u64(kv.value, &lo)) {
+        return fail(msg, Errc::invalid_argument, "writeback: bad page_index '" + std::string(kv.value) + "'");
+      }
+      hi = lo;
+    } else if (kv.key == "page_indexes") {
+      const std::size_t dash = kv.value.find('-');
+      if (dash == std::string_view::npos || !parse_u64(kv.value.substr(0, dash), &lo) ||
+          !parse_u64(kv.value.substr(dash + 1), &hi)) {
+        return fail(msg, Errc::invalid_argument,
+                    "writeback: bad page_indexes '" + std::string(kv.value) + "' (expected LO-HI)");
+      }
+      if (lo > hi) {
+        return fail(msg, Errc::out_of_range, "writeback: page_indexes " + std::string(kv.value) + ": LO > HI");
+      }
+    } else {
+      return fail(msg, Errc::invalid_argument, "writeback: unknown parameter '" + std::string(kv.key) + "'");
+    }
+    if (hi >= nslots) {
+      return fail(msg, Errc::out_of_range, "writeback: " + std::string(kv.key) + "=" + std::string(kv.value) +
+                  " is beyond the device (" + std::to_string(nslots) + " blocks)");
+    }
+    try {
+      cmd->ranges.emplace_back(lo, hi);
+    } catch (...) {
+      return fail(msg, Errc::no_memory, "writeback: out of memory");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+// Protocol: docs/store-postprocessing.md#writeback. Caller holds init_lock_ shared.
+Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg) noexcept {
+  if (!backing_) {
+    return fail(msg, Errc::not_supported, "writeback: no backing device (write backing_dev before disksize)");
+  }
+  WbCommand cmd;
+  if (auto r = parse_writeback(value, nslots_, &cmd, msg); !r) return r;
+  if (pp_in_progress_.exchange(true, std::memory_order_acquire)) {
+    return fail(msg, Errc::busy, "writeback: another writeback or recompress is in progress");
+  }
+  struct PpDone {
+    std::atomic<bool>& flag;
+    ~PpDone() { flag.store(false, std::memory_order_release); }
+  } pp_done{pp_in_progress_};
+  Backing& b = *backing_;
+
+  const auto release = [this](std::uint64_t index) {  // drops a candidate: clears PP_SLOT
+    Slot& s = slots_[index];
+    s.lock();
+    s.set(s.get() & ~(slotf::kPpSlot | slotf::kLock));
+    s.unlock();
+  };
+
+  // 1. Candidates: allocated pool objects (not WB, not SAME) that pass the mode's filter.
+  PpBuckets buckets;
+  const auto scan = [&](std::uint64_t lo, std::uint64_t hi) -> bool {
+    for (std::uint64_t i = lo; i <= hi; i++) {
+      Slot& s = slots_[i];
+      if (!s.allocated()) continue;  // relaxed peek; re-checked under the lock
+      s.lock();
+      const std::uint32_t f = s.get();
+      bool take = (f & slotf::kSizeMask) && !(f & (slotf::kWb | slotf::kSame | slotf::kPpSlot));
+      if ((cmd.mode & kModeIdle) && !(f & slotf::kIdle)) take = false;
+      if ((cmd.mode & kModeHuge) && !(f & slotf::kHuge)) take = false;
+      if ((cmd.mode & kModeIncompressible) && !(f & slotf::kIncompressible)) take = false;
+      if (take) s.set((f | slotf::kPpSlot) & ~slotf::kLock);
+      s.unlock();
+      if (take && !buckets.add(i, f & slotf::kSizeMask)) {
+        release(i);
+        return false;
+      }
+    }
+    return true;
+  };
+  bool scanned = true;
+  if (cmd.ranges.empty()) {
+    scanned = nslots_ == 0 || scan(0, nslots_ - 1);
+  } else {
+    for (const auto& [lo, hi] : cmd.ranges) {
+      if (!(scanned = scan(lo, hi))) break;
+    }
+  }
+  if (!scanned) {
+    for (std::uint64_t i; buckets.pop(&i);) release(i);
+    return fail(msg, Errc::no_memory, "writeback: out of memory");
+  }
+  if (buckets.empty()) return {};
+
+  // 2. Writes, largest objects first, kWbDepth in flight.
+  const auto free_pages = [](unsigned char* p) { std::free(p); };
+  std::unique_ptr<unsigned char, decltype(free_pages)> pages(
+      static_cast<unsigned char*>(std::aligned_alloc(4096, kWbDepth * kBlockSize)), free_pages);
+  if (!pages) {
+    for (std::uint64_t i; buckets.pop(&i);) release(i);
+    return fail(msg, Errc::no_memory, "writeback: out of memory");
+  }
+  WbReq reqs[kWbDepth];
+  WbReq* free_reqs = nullptr;
+  for (unsigned i = 0; i < kWbDepth; i++) {
+    reqs[i].page = pages.get() + std::size_t{i} * kBlockSize;
+    reqs[i].next = free_reqs;
+    free_reqs = &reqs[i];
+  }
+  const bool compressed = compressed_writeback_;
+  const auto charge = [this]() -> int {  // 1 charged, 0 no limit, -1 exhausted
+    if (!wb_limit_enable_.load(std::memory_order_relaxed)) return 0;
+    std::uint64_t cur = wb_limit_pages_.load(std::memory_order_relaxed);
+    do {
+      if (cur == 0) return -1;
+    } while (!wb_limit_pages_.compare_exchange_weak(cur, cur - 1, std::memory_order_relaxed));
+    return 1;
+  };
+  const auto refund = [this](WbReq* r) {
+    if (r->charged) wb_limit_pages_.fetch_add(1, std::memory_order_relaxed);
+    r->charged = false;
+  };
+
+  Errc stop = Errc::ok;         // fatal: limit exhausted, device full
+  std::error_code last_err;     // not fatal: a write or a read failed; the pass goes on
+  int last_errno = 0;
+  std::uint64_t failed = 0;
+  unsigned in_flight = 0;
+  BlockWriter writer(b);
+
+  // Reads slot `index` into r (under its lock). False: skip it (r stays free).
+  const auto fill = [&](WbReq* r, std::uint64_t index) -> bool {
+    Slot& s = slots_[index];
+    s.lock();
+    const std::uint32_t f = s.get();
+    const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
+    if (!(f & slotf::kPpSlot) || !(f & slotf::kSizeMask) || (f & (slotf::kWb | slotf::kSame))) {
+      s.unlock();  // accessed or freed since the scan
+      return false;
+    }
+    const std::uint32_t size = f & slotf::kSizeMask;
+    r->index = index;
+    r->handle = h;
+    r->flags = f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask);
+    r->wb_handle = r->block;
+    r->wb_flags = slotf::kWb;
+    if (compressed && !(f & slotf::kHuge)) {  // the compressed bytes as they are
+      const auto handle = static_cast<Handle>(h);
+      const void* p = pool_->read_begin(handle, r->page);
+      if (p != r->page) std::memcpy(r->page, p, size);
+      pool_->read_end(handle, p);
+      std::memset(r->page + size, 0, kBlockSize - size);
+      r->wb_handle |= std::uint64_t{size} << kWbLenShift;
+      r->wb_flags |= slotf::kWbCompressed | (f & slotf::kPrioMask);
+    } else if (auto lr = load_locked(s, r->page); !lr) {
+      s.set(f & ~(slotf::kPpSlot | slotf::kLock));
+      s.unlock();
+      last_err = lr.error();
+      failed++;
+      return false;
+    }
+    s.unlock();
+    return true;
+  };
+
+  // Publishes a completed write: the slot becomes WB if nothing touched it meanwhile.
+  const auto complete = [&](WbReq* r) {
+    if (r->err == 0) stats_.bd_writes.fetch_add(1, std::memory_order_relaxed);
+    Slot& s = slots_[r->index];
+    s.lock();
+    const std::uint32_t f = s.get();
+    const bool unchanged = (f & slotf::kPpSlot) && !(f & (slotf::kWb | slotf::kSame)) &&
+                           s.handle.load(std::memory_order_relaxed) == r->handle &&
+                           (f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask)) == r->flags;
+    if (r->err == 0 && unchanged) {
+      free_slot_locked(s);  // the pool object, compr_data_size, huge_pages, pages_stored
+      s.handle.store(r->wb_handle, std::memory_order_relaxed);
+      s.set(r->wb_flags);
+      stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
+      stats_.bd_count.fetch_add(1, std::memory_order_relaxed);
+      s.unlock();
+      r->charged = false;
+      return;
+    }
+    if (f & slotf::kPpSlot) s.set(f & ~(slotf::kPpSlot | slotf::kLock));
+    s.unlock();
+    b.release(r->block);
+    if (r->err != 0) {  // the write never happened: give the budget back
+      refund(r);
+      last_err = make_error_code(Errc::io_error);
+      last_errno = r->err;
+      failed++;
+    }
+    r->charged = false;
+  };
+
+  for (;;) {
+    while (stop == Errc::ok && free_reqs) {
+      std::uint64_t index;
+      if (!buckets.pop(&index)) break;
+      WbReq* r = free_reqs;
+      const int c = charge();
+      if (c < 0) {
+        release(index);
+        stop = Errc::io_error;
+        break;
+      }
+      r->charged = c > 0;
+      if (!b.alloc(&r->block)) {
+        release(index);
+        refund(r);
+        stop = Errc::no_memory;
+        break;
+      }
+      if (!fill(r, index)) {
+        b.release(r->block);
+        refund(r);
+        continue;
+      }
+      free_reqs = r->next;
+      writer.queue(r);
+      in_flight++;
+    }
+    if (in_flight == 0) break;
+    for (WbReq* r = writer.reap(); r;) {
+      WbReq* next = r->next;
+      complete(r);
+      r->next = free_reqs;
+      free_reqs = r;
+      in_flight--;
+      r = next;
+    }
+  }
+  for (std::uint64_t i; buckets.pop(&i);) release(i);
+
+  if (stop == Errc::io_error) {
+    return fail(msg, stop, "writeback: writeback_limit exhausted (writeback_limit_enable is 1)");
+  }
+  if (stop == Errc::no_memory) {
+    return fail(msg, stop, "writeback: backing device '" + backing_path_ + "' is full (" +
+                std::to_string(b.nblocks - 1) + " blocks)");
+  }
+  if (last_err) {
+    return fail(msg, last_err, "writeback: " + std::to_string(failed) + " block(s) not written back" +
+                (last_errno ? ": " + errno_text(last_errno) : std::string()));
+  }
+  return {};
+}
+
+}  // namespace uzram
