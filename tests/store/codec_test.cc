@@ -551,10 +551,12 @@ TEST_P(CodecTest, CorruptInput) {
       Bytes cut(comp.begin(), comp.begin() + static_cast<std::ptrdiff_t>(len));
       ASSERT_FALSE(check(cut, "truncated")) << "length " << len << " of " << comp.size();
     }
-    // Trailing garbage.
-    Bytes longer = comp;
-    longer.push_back(0x5a);
-    check(longer, "extended");
+    // Trailing bytes: never a valid page of this length.
+    for (unsigned char extra : {0x00, 0x5a, 0xff}) {
+      Bytes longer = comp;
+      longer.push_back(extra);
+      ASSERT_FALSE(check(longer, "extended")) << "trailing byte " << int{extra};
+    }
     // One byte changed, at every position (sampled for long outputs).
     for (std::size_t pos = 0; pos < comp.size(); pos += step) {
       Bytes bad = comp;
