@@ -27,7 +27,7 @@ struct CodecSpec {
   bool has_level = false;     // level unset = the library's default (kernel's default)
   int level = 0;
   std::string dict_path;      // empty = no dictionary
-  int deflate_winbits = 0;    // 0 = default (kernel: -15, raw deflate)
+  int deflate_winbits = 0;    // 0 = default (the kernel's: -11, raw deflate, 2 KiB window)
 };
 
 class Codec {

@@ -44,7 +44,7 @@ inline constexpr int kLz4hcMinLevel = 1;
 inline constexpr int kLz4hcMaxLevel = 12;           // LZ4HC_CLEVEL_MAX
 inline constexpr int kDeflateMinLevel = 1;
 inline constexpr int kDeflateMaxLevel = 9;
-inline constexpr int kDeflateDefaultWinbits = -15;  // codec.h; the kernel uses -11 (docs)
+inline constexpr int kDeflateDefaultWinbits = -11;  // the kernel's DEFLATE_DEF_WINBITS
 int zstd_min_level() noexcept;
 int zstd_max_level() noexcept;
 int zstd_default_level() noexcept;
