@@ -1,0 +1,192 @@
+// store/control.cc - the control protocol (control.h): default paths, errno names, and
+// ControlServer::respond(), the dispatch of one request line to the served stores. The
+// server's loop is in control_server.cc, the client in control_client.cc.
+#include "store/control.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "store/control_internal.h"
+#include "uzram/pool.h"
+#include "uzram/store.h"
+
+namespace uzram {
+namespace control_internal {
+
+std::string err_response(int e, std::string_view message) {
+  std::string r = "ERR " + errno_name(std::error_code(e, std::generic_category())) + " ";
+  for (char c : message.substr(0, 512)) r += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
+  return r + "\n";
+}
+
+std::string_view next_word(std::string_view* rest) {
+  const std::size_t b = rest->find_first_not_of(' ');
+  if (b == std::string_view::npos) {
+    *rest = {};
+    return {};
+  }
+  rest->remove_prefix(b);
+  const std::size_t e = std::min(rest->find(' '), rest->size());
+  std::string_view w = rest->substr(0, e);
+  rest->remove_prefix(e);
+  if (!rest->empty()) rest->remove_prefix(1);  // the one separator; VALUE is verbatim
+  return w;
+}
+
+bool fill_addr(const std::string& path, sockaddr_un* a) {
+  std::memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof a->sun_path) return false;
+  std::memcpy(a->sun_path, path.data(), path.size());
+  return true;
+}
+
+std::error_code sys_error(std::string* msg, const std::string& what) {
+  const int e = errno;
+  if (msg) *msg = what + ": " + std::strerror(e);
+  return {e, std::generic_category()};
+}
+
+}  // namespace control_internal
+
+namespace {
+
+using control_internal::err_response;
+using control_internal::next_word;
+
+struct ErrnoName {
+  int value;
+  const char* name;
+};
+constexpr ErrnoName kErrnoNames[] = {
+    {EINVAL, "EINVAL"}, {ENOENT, "ENOENT"},   {EACCES, "EACCES"}, {EBUSY, "EBUSY"},
+    {ENOMEM, "ENOMEM"}, {ENOSPC, "ENOSPC"},   {EIO, "EIO"},       {ERANGE, "ERANGE"},
+    {E2BIG, "E2BIG"},   {EOPNOTSUPP, "EOPNOTSUPP"}, {ENODEV, "ENODEV"}, {EAGAIN, "EAGAIN"},
+    {EPROTO, "EPROTO"}, {EEXIST, "EEXIST"},   {EPERM, "EPERM"},   {ENAMETOOLONG, "ENAMETOOLONG"},
+};
+
+std::string ok(std::string_view payload) {
+  std::string r = "OK " + std::to_string(payload.size()) + "\n";
+  r += payload;
+  return r;
+}
+
+std::string err(std::error_code ec, std::string_view message) {
+  if (ec == Errc::not_supported) return err_response(EACCES, message);  // wrong direction, as sysfs
+  return err_response(ec.default_error_condition().value(), message);
+}
+
+std::string err(int e, std::string_view message) { return err_response(e, message); }
+
+bool attr_exists(std::string_view name) {
+  for (const std::string& a : Store::attr_names()) {
+    if (a == name) return true;
+  }
+  return false;
+}
+
+
+std::string info(const Store& s) {
+  const MmStat m = s.mm_stat();
+  std::string r;
+  auto kv = [&r](std::string_view k, const std::string& v) { (r += k) += ' ' + v + '\n'; };
+  kv("name", s.name());
+  kv("initstate", s.initialized() ? "1" : "0");
+  kv("disksize", std::to_string(s.disksize()));
+  kv("algorithm", s.comp_algorithm());
+  kv("streams", std::to_string(s.streams()));
+  const std::pair<const char*, std::uint64_t> fields[] = {
+      {"orig_data_size", m.orig_data_size}, {"compr_data_size", m.compr_data_size},
+      {"mem_used_total", m.mem_used_total}, {"mem_limit", m.mem_limit},
+      {"mem_used_max", m.mem_used_max},     {"same_pages", m.same_pages},
+      {"pages_compacted", m.pages_compacted}, {"huge_pages", m.huge_pages},
+      {"huge_pages_since", m.huge_pages_since}};
+  for (const auto& [k, v] : fields) kv(k, std::to_string(v));
+  PoolStats ps;
+  // Safe against reset: only this server thread writes attributes through this socket.
+  if (const Pool* p = s.pool()) ps = p->stats();
+  kv("zspages", std::to_string(ps.zspages));
+  kv("objs_allocated", std::to_string(ps.objs_allocated));
+  kv("objs_used", std::to_string(ps.objs_used));
+  return r;
+}
+
+}  // namespace
+
+std::string default_control_dir() noexcept {
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  if (xdg && *xdg) return std::string(xdg) + "/uzram";
+  return "./run/uzram";
+}
+
+std::string default_control_socket() noexcept { return default_control_dir() + "/control.sock"; }
+
+std::string errno_name(std::error_code ec) noexcept {
+  const int v = ec.category() == std::generic_category() ? ec.value() : ec.default_error_condition().value();
+  for (const ErrnoName& e : kErrnoNames) {
+    if (e.value == v) return e.name;
+  }
+  return "EIO";
+}
+
+std::error_code errno_from_name(std::string_view name) noexcept {
+  for (const ErrnoName& e : kErrnoNames) {
+    if (name == e.name) return {e.value, std::generic_category()};
+  }
+  return {EIO, std::generic_category()};
+}
+
+// ---- Dispatch --------------------------------------------------------------------------
+
+std::string ControlServer::respond(std::span<Store* const> stores, std::string_view request,
+                                   std::size_t* selected) noexcept {
+  if (!request.empty() && request.back() == '\r') request.remove_suffix(1);
+  if (request.size() >= kControlMaxLine) return err(E2BIG, "request line too long");
+  for (char c : request) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return err(EINVAL, "request contains control characters");
+  }
+  std::string_view rest = request;
+  const std::string_view cmd = next_word(&rest);
+  if (cmd.empty()) return err(EINVAL, "empty request");
+  if (cmd == "LIST") {
+    std::string names;
+    for (const Store* s : stores) names += s->name() + "\n";
+    return ok(names);
+  }
+  if (cmd == "USE") {
+    const std::string_view name = next_word(&rest);
+    for (std::size_t i = 0; i < stores.size(); i++) {
+      if (stores[i]->name() == name) {
+        *selected = i;
+        return ok("");
+      }
+    }
+    return err(ENOENT, "USE: no store named '" + std::string(name) + "'");
+  }
+  if (cmd != "READ" && cmd != "WRITE" && cmd != "INFO") {
+    return err(EINVAL, "unknown command '" + std::string(cmd.substr(0, 32)) + "' (LIST, USE, READ, WRITE, INFO)");
+  }
+  if (*selected >= stores.size()) return err(ENODEV, "no store is served here");
+  Store& s = *stores[*selected];
+  if (cmd == "INFO") return ok(info(s));
+  const std::string_view attr = next_word(&rest);
+  if (attr.empty()) return err(EINVAL, std::string(cmd) + ": attribute name missing");
+  if (!attr_exists(attr)) return err(ENOENT, std::string(attr.substr(0, 64)) + ": no such attribute");
+  std::string msg;
+  if (cmd == "READ") {
+    if (!rest.empty()) return err(EINVAL, "READ: takes one attribute name");
+    auto r = s.read_attr(attr, &msg);
+    if (!r) return err(r.error(), msg.empty() ? r.error().message() : msg);
+    return ok(*r);
+  }
+  auto r = s.write_attr(attr, rest, &msg);
+  if (!r) return err(r.error(), msg.empty() ? r.error().message() : msg);
+  return ok("");
+}
+
+}  // namespace uzram
