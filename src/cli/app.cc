@@ -1,0 +1,100 @@
+// cli/app.cc - parses the `uzram` command line (CLI11) and dispatches to a subcommand. The
+// only place exceptions are allowed (B6): CLI11 throws, run() catches.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+
+#include "cli/cli.h"
+#include "cli/columns.h"
+#include "store/control.h"
+
+#ifndef UZRAM_VERSION
+#define UZRAM_VERSION "unknown"
+#endif
+
+namespace uzram::cli {
+namespace {
+
+constexpr const char* kTryHelp = "Try 'uzram --help' for more information.\n";
+
+int dispatch(int argc, const char* const* argv, const Io& io) {
+  CLI::App app{"uzram: userspace zsmalloc + zram. Offline tools and the control-socket client."};
+  app.name("uzram");
+  app.set_version_flag("-V,--version", "uzram " UZRAM_VERSION);
+  app.require_subcommand(1);
+  const std::string socket_rule = "default: " + default_control_socket() +
+                                  " ($XDG_RUNTIME_DIR/uzram/control.sock, or ./run/uzram/control.sock)";
+
+  LoadOptions load;
+  CLI::App* l = app.add_subcommand("load", "Load IMAGE into a fresh in-process store and report what zram would cost for it");
+  l->add_option("IMAGE", load.image, "file to load (memory dump, swap image, disk image)")->required();
+  l->add_option("-a,--algo", load.algo, "compression algorithm: lz4, lz4hc, zstd, deflate, lzo, lzo-rle");
+  l->add_option("-s,--size", load.size, "disksize (K/M/G/T suffixes); default: the image size rounded up to 4 KiB");
+  l->add_option("-o,--attr", load.attrs, "attr=value: write a store attribute (before disksize if the kernel requires)")
+      ->allow_extra_args(false);
+  l->add_option("--then", load.then, "'attr [value]' written after loading (bare attr: value 1), e.g. compact")
+      ->allow_extra_args(false);
+  l->add_flag("-J,--json", load.json, "print one JSON object");
+  l->add_option("-j,--jobs", load.jobs, "loader threads (default 1)")->check(CLI::Range(1u, 1024u));
+
+  CtlOptions ctl;
+  CLI::App* c = app.add_subcommand("ctl", "Read (no VALUE) or write an attribute of a running store");
+  c->add_option("--control", ctl.control, "control socket; " + socket_rule);
+  c->add_option("-d,--device", ctl.device, "store name on that socket (default: its first store)");
+  c->add_option("ATTR", ctl.attr, "attribute, as in /sys/block/zramN/")->required();
+  c->add_option("VALUE", ctl.value, "value to write (words are joined with spaces)");
+
+  StatusOptions st;
+  CLI::App* s = app.add_subcommand("status", "zramctl-style table of the stores reachable through control sockets");
+  s->add_option("--control", st.control, "control socket (repeatable); default: every *.sock in " + default_control_dir())
+      ->allow_extra_args(false);
+  CLI::Option* out = s->add_option("-o,--output", st.output, "columns to print (+LIST adds to the defaults)");
+  s->add_flag("--output-all", st.output_all, "print all columns")->excludes(out);
+  s->add_flag("-b,--bytes", st.bytes, "print sizes in bytes, not in human-readable format");
+  s->add_flag("-n,--noheadings", st.noheadings, "don't print headings");
+  CLI::Option* raw = s->add_flag("--raw", st.raw, "use the raw output format");
+  s->add_flag("-J,--json", st.json, "use the JSON output format")->excludes(raw);
+  s->footer(columns_help());
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    fmt::print(io.out, "{}", app.help());
+    return kExitOk;
+  } catch (const CLI::CallForAllHelp&) {
+    fmt::print(io.out, "{}", app.help("", CLI::AppFormatMode::All));
+    return kExitOk;
+  } catch (const CLI::CallForVersion& e) {
+    fmt::print(io.out, "{}\n", e.what());
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    fmt::print(io.err, "uzram: {}\n{}", e.what(), kTryHelp);
+    return kExitUsage;
+  }
+  if (l->parsed()) return run_load(load, io);
+  if (c->parsed()) return run_ctl(ctl, io);
+  return run_status(st, io);
+}
+
+}  // namespace
+
+int usage_error(const Io& io, const std::string& message) {
+  fmt::print(io.err, "uzram: {}\n{}", message, kTryHelp);
+  return kExitUsage;
+}
+
+void report(const Io& io, const char* sub, std::error_code ec, const std::string& message) {
+  fmt::print(io.err, "uzram {}: {}\n", sub, message.empty() ? ec.message() : message);
+}
+
+int run(int argc, const char* const* argv, const Io& io) noexcept {
+  try {
+    return dispatch(argc, argv, io);
+  } catch (const std::exception& e) {  // allocation failure, fmt errors: not usage errors
+    std::fprintf(io.err, "uzram: %s\n", e.what());
+    return kExitFailed;
+  }
+}
+
+}  // namespace uzram::cli

@@ -1,0 +1,47 @@
+// cli/ctl.cc - `uzram ctl [--control SOCKET] [-d NAME] ATTR [VALUE...]`: reads an attribute
+// of a running store (printing exactly what `cat /sys/block/zram0/ATTR` prints) or writes
+// one (printing nothing, as `echo VALUE > .../ATTR`).
+#include <cerrno>
+
+#include "cli/cli.h"
+#include "store/control.h"
+
+namespace uzram::cli {
+
+int run_ctl(const CtlOptions& o, const Io& io) noexcept {
+  const std::string path = o.control.empty() ? default_control_socket() : o.control;
+  for (const std::string& v : o.value) {
+    if (v.find('\n') != std::string::npos) return usage_error(io, "ctl: VALUE must not contain a newline");
+  }
+  if (o.attr.find_first_of(" \n") != std::string::npos) return usage_error(io, "ctl: bad attribute name '" + o.attr + "'");
+  std::string msg;
+  auto client = ControlClient::connect(path, &msg);
+  if (!client) {
+    report(io, "ctl", client.error(), msg);
+    return kExitUnreachable;
+  }
+  if (!o.device.empty()) {
+    if (auto r = client->use(o.device, &msg); !r) {
+      report(io, "ctl", r.error(), msg);
+      return kExitFailed;
+    }
+  }
+  if (o.value.empty()) {
+    auto r = client->read_attr(o.attr, &msg);
+    if (!r) {
+      report(io, "ctl", r.error(), msg);
+      return kExitFailed;
+    }
+    std::fwrite(r->data(), 1, r->size(), io.out);
+    return kExitOk;
+  }
+  std::string value;
+  for (const std::string& v : o.value) value += (value.empty() ? "" : " ") + v;
+  if (auto r = client->write_attr(o.attr, value, &msg); !r) {
+    report(io, "ctl", r.error(), msg);
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace uzram::cli

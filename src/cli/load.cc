@@ -1,0 +1,243 @@
+// cli/load.cc - `uzram load IMAGE`: what would zram cost for this data? Loads the image into
+// a fresh in-process Store (4 KiB blocks, the last one zero-padded) and reports mm_stat,
+// ratio, overhead, time and throughput (report in load_report.cc).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "cli/cli.h"
+#include "cli/load_report.h"
+#include "cli/progress.h"
+#include "uzram/store.h"
+
+namespace uzram::cli {
+namespace {
+
+// Attributes the kernel accepts only before disksize; every other -o is written after.
+constexpr std::string_view kPreInit[] = {"comp_algorithm", "algorithm_params", "recomp_algorithm",
+                                         "backing_dev", "compressed_writeback"};
+
+bool pre_init(std::string_view attr) {
+  return std::find(std::begin(kPreInit), std::end(kPreInit), attr) != std::end(kPreInit);
+}
+
+struct Setting {
+  std::string attr, value;
+};
+
+// Splits "attr=value" (-o) or "attr value..." (--then; a bare attr means "1").
+bool split_setting(std::string_view text, char sep, Setting* out) {
+  const std::size_t b = text.find_first_not_of(' ');
+  if (b == std::string_view::npos) return false;
+  text.remove_prefix(b);
+  const std::size_t at = text.find(sep);
+  out->attr = std::string(text.substr(0, at));
+  if (at == std::string_view::npos) {
+    if (sep == '=') return false;
+    out->value = "1";
+  } else {
+    out->value = std::string(text.substr(at + 1));
+    if (sep == ' ' && out->value.find_first_not_of(' ') == std::string::npos) out->value = "1";
+  }
+  return !out->attr.empty();
+}
+
+bool known_attr(const std::string& attr) {
+  const auto names = Store::attr_names();
+  return std::find(names.begin(), names.end(), attr) != names.end();
+}
+
+// Writes one attribute; on error prints the store's message (it names the attribute).
+bool apply(Store& store, const Setting& s, const Io& io, std::string_view hint = {}) {
+  std::string msg;
+  if (auto r = store.write_attr(s.attr, s.value, &msg); !r) {
+    report(io, "load", r.error(), (msg.empty() ? s.attr + ": " + r.error().message() : msg) + std::string(hint));
+    return false;
+  }
+  return true;
+}
+
+// The loader: threads take 1 MiB chunks in turn. Failed writes for lack of memory
+// (mem_limit, pool exhausted) are counted; any other error stops the load.
+struct Loader {
+  Loader(Store& s, int f, std::uint64_t bytes) : store(s), fd(f), image_bytes(bytes) {}
+  Store& store;
+  int fd;
+  std::uint64_t image_bytes;
+  static constexpr std::uint64_t kChunk = 256 * kBlockSize;
+  std::atomic<std::uint64_t> next{0}, done_bytes{0}, failed{0};
+  std::atomic<bool> stop{false};
+  std::mutex mu;  // protects: error, error_msg, running
+  std::condition_variable cv;
+  unsigned running = 0;
+  std::error_code error;
+  std::string error_msg;
+
+  void fail(std::error_code ec, std::string msg) {
+    std::lock_guard l(mu);
+    if (!error) {
+      error = ec;
+      error_msg = std::move(msg);
+    }
+    stop = true;
+  }
+
+  void work() {
+    std::unique_ptr<unsigned char[]> buf(new unsigned char[kChunk]);
+    for (;;) {
+      const std::uint64_t off = next.fetch_add(kChunk);
+      if (off >= image_bytes || stop) break;
+      const std::uint64_t want = std::min(kChunk, image_bytes - off);
+      std::uint64_t got = 0;
+      while (got < want) {
+        const ssize_t n = ::pread(fd, buf.get() + got, want - got, static_cast<off_t>(off + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          const int e = n < 0 ? errno : EIO;
+          fail({e, std::generic_category()}, fmt::format("read at offset {}: {}", off + got,
+                                                         n < 0 ? std::strerror(e) : "unexpected end of file"));
+          return finish();
+        }
+        got += static_cast<std::uint64_t>(n);
+      }
+      const std::uint64_t blocks = (want + kBlockSize - 1) / kBlockSize;
+      std::memset(buf.get() + want, 0, blocks * kBlockSize - want);  // zero-pad the tail
+      for (std::uint64_t b = 0; b < blocks; b++) {
+        auto r = store.write(off / kBlockSize + b, buf.get() + b * kBlockSize);
+        if (r) continue;
+        if (r.error() == Errc::limit_reached || r.error() == Errc::no_memory) {
+          failed.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          fail(r.error(), fmt::format("write of block {}: {}", off / kBlockSize + b, r.error().message()));
+          return finish();
+        }
+      }
+      done_bytes.fetch_add(want, std::memory_order_relaxed);
+    }
+    finish();
+  }
+
+  void finish() {
+    std::lock_guard l(mu);
+    running--;
+    cv.notify_all();
+  }
+};
+
+}  // namespace
+
+int run_load(const LoadOptions& o, const Io& io) noexcept {
+  // Validate the command line before touching the image.
+  std::vector<Setting> before, after, then;
+  for (const std::string& a : o.attrs) {
+    Setting s;
+    if (!split_setting(a, '=', &s)) return usage_error(io, "load: -o expects attr=value, got '" + a + "'");
+    if (s.attr == "disksize") return usage_error(io, "load: -o disksize: use --size");
+    if (!known_attr(s.attr)) return usage_error(io, "load: -o " + s.attr + ": no such attribute");
+    (pre_init(s.attr) ? before : after).push_back(s);
+  }
+  for (const std::string& t : o.then) {
+    Setting s;
+    if (!split_setting(t, ' ', &s)) return usage_error(io, "load: --then expects 'attr [value]', got '" + t + "'");
+    if (!known_attr(s.attr)) return usage_error(io, "load: --then " + s.attr + ": no such attribute");
+    then.push_back(s);
+  }
+  std::uint64_t size = 0;
+  if (!o.size.empty()) {
+    auto r = parse_size(o.size);
+    if (!r || *r == 0) return usage_error(io, "load: --size: invalid size '" + o.size + "'");
+    size = *r;
+  }
+
+  const int fd = ::open(o.image.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    report(io, "load", {errno, std::generic_category()}, o.image + ": " + std::strerror(errno));
+    return kExitFailed;
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  const off_t end = ::lseek(fd, 0, SEEK_END);  // block devices too
+  if (end < 0) {
+    report(io, "load", {errno, std::generic_category()}, o.image + ": " + std::strerror(errno));
+    return kExitFailed;
+  }
+  const auto image_bytes = static_cast<std::uint64_t>(end);
+  const std::uint64_t image_rounded = (image_bytes + kBlockSize - 1) / kBlockSize * kBlockSize;
+  if (size == 0) size = image_rounded;
+  if (size == 0) return usage_error(io, "load: " + o.image + " is empty; give --size");
+  if (size < image_rounded) {
+    return usage_error(io, fmt::format("load: --size {} is smaller than the image ({} bytes)", o.size, image_bytes));
+  }
+
+  auto created = Store::create("zram0");
+  if (!created) {
+    report(io, "load", created.error(), "");
+    return kExitFailed;
+  }
+  Store& store = **created;
+  if (!o.algo.empty()) {
+    std::string avail = "\n";
+    if (auto list = store.read_attr("comp_algorithm")) avail = *list;
+    avail.erase(std::remove(avail.begin(), avail.end(), '['), avail.end());
+    avail.erase(std::remove(avail.begin(), avail.end(), ']'), avail.end());
+    while (!avail.empty() && (avail.back() == '\n' || avail.back() == ' ')) avail.pop_back();
+    if (!apply(store, {"comp_algorithm", o.algo}, io, " (available: " + avail + ")")) return kExitFailed;
+  }
+  for (const Setting& s : before) {
+    if (!apply(store, s, io)) return kExitFailed;
+  }
+  if (!apply(store, {"disksize", std::to_string(size)}, io)) return kExitFailed;
+  for (const Setting& s : after) {
+    if (!apply(store, s, io)) return kExitFailed;
+  }
+
+  Loader loader(store, fd, image_bytes);
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    Progress bar(io.err, image_bytes, io.progress && !o.json);
+    std::vector<std::thread> threads;
+    loader.running = o.jobs;
+    for (unsigned i = 0; i < o.jobs; i++) threads.emplace_back([&loader] { loader.work(); });
+    std::unique_lock l(loader.mu);
+    while (loader.running) {
+      loader.cv.wait_for(l, std::chrono::milliseconds(100));
+      bar.update(loader.done_bytes.load(std::memory_order_relaxed));
+    }
+    l.unlock();
+    for (std::thread& t : threads) t.join();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (loader.error) {
+    report(io, "load", loader.error, o.image + ": " + loader.error_msg);
+    return kExitFailed;
+  }
+
+  LoadResult res;
+  res.image = o.image;
+  res.image_bytes = image_bytes;
+  res.failed_writes = loader.failed.load();
+  res.seconds = seconds;
+  for (const Setting& s : then) {
+    const auto t = std::chrono::steady_clock::now();
+    if (!apply(store, s, io)) return kExitFailed;
+    res.then.push_back({s.attr + (s.value == "1" ? "" : " " + s.value),
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count()});
+  }
+  const std::string text = o.json ? load_report_json(store, res) : load_report_text(store, res);
+  std::fwrite(text.data(), 1, text.size(), io.out);
+  return kExitOk;
+}
+
+}  // namespace uzram::cli

@@ -1,0 +1,145 @@
+// cli/columns_test.cc - the column table: -o parsing, human sizes, and the aligned, raw and
+// JSON renderings against golden strings.
+#include <gtest/gtest.h>
+
+#include "cli/columns.h"
+#include "cli/json.h"
+
+namespace uzram::cli {
+namespace {
+
+std::vector<StoreRow> rows() {
+  StoreRow a;
+  a.name = "zram0";
+  a.initialized = true;
+  a.disksize = 1ULL << 30;
+  a.algorithm = "lz4";
+  a.streams = 4;
+  a.mm = {268435456, 100000000, 104857600, 0, 110100480, 1000, 12, 34, 40};
+  a.zspages = 5000;
+  a.objs_allocated = 10000;
+  a.objs_used = 9000;
+  StoreRow b;
+  b.name = "zram1";
+  b.initialized = true;
+  b.disksize = 64ULL << 20;
+  b.algorithm = "zstd";
+  b.streams = 4;
+  b.mm.mem_limit = 32ULL << 20;
+  return {a, b};
+}
+
+std::vector<std::size_t> cols(const char* list) {
+  std::vector<std::size_t> c;
+  std::string err;
+  EXPECT_TRUE(parse_columns(list, &c, &err)) << err;
+  return c;
+}
+
+TEST(ColumnsTest, HumanSize) {
+  EXPECT_EQ(human_size(0), "0B");
+  EXPECT_EQ(human_size(1023), "1023B");
+  EXPECT_EQ(human_size(1024), "1K");
+  EXPECT_EQ(human_size(1536), "1.5K");
+  EXPECT_EQ(human_size(100000000), "95.4M");
+  EXPECT_EQ(human_size(1ULL << 30), "1G");
+  EXPECT_EQ(human_size((1ULL << 20) - 1), "1M");  // 1023.999K rounds up a unit
+  EXPECT_EQ(human_size(5ULL << 60), "5E");
+  EXPECT_EQ(human_size(UINT64_MAX), "16E");
+}
+
+TEST(ColumnsTest, ParseLists) {
+  const auto d = default_columns();
+  ASSERT_EQ(d.size(), 7u);
+  EXPECT_EQ(cols("NAME,ALGORITHM,DISKSIZE,DATA,COMPR,TOTAL,STREAMS"), d);
+  EXPECT_EQ(cols("name,Comp-Ratio").size(), 2u);  // case-insensitive
+  auto plus = cols("+COMP-RATIO");
+  EXPECT_EQ(plus.size(), 8u);
+  EXPECT_EQ(std::string(columns()[plus.back()].name), "COMP-RATIO");
+  EXPECT_EQ(all_columns().size(), columns().size());
+  std::vector<std::size_t> c;
+  std::string err;
+  EXPECT_FALSE(parse_columns("NAME,BOGUS", &c, &err));
+  EXPECT_EQ(err, "unknown column: BOGUS");
+  EXPECT_FALSE(parse_columns("NAME,", &c, &err));
+  EXPECT_FALSE(parse_columns("", &c, &err));
+}
+
+TEST(ColumnsTest, HelpListsEveryColumn) {
+  const std::string h = columns_help();
+  for (const Column& c : columns()) EXPECT_NE(h.find(std::string(c.name) + "  "), std::string::npos) << c.name;
+  EXPECT_NE(h.find("   COMP-RATIO  compression ratio: DATA/TOTAL\n"), std::string::npos) << h;
+}
+
+TEST(ColumnsTest, DefaultTable) {
+  EXPECT_EQ(render(rows(), default_columns(), {}),
+            "NAME  ALGORITHM DISKSIZE DATA COMPR TOTAL STREAMS\n"
+            "zram0 lz4             1G 256M 95.4M  100M       4\n"
+            "zram1 zstd           64M   0B    0B    0B       4\n");
+}
+
+TEST(ColumnsTest, BytesAndNoHeadings) {
+  RenderOptions o;
+  o.bytes = true;
+  o.noheadings = true;
+  EXPECT_EQ(render(rows(), cols("NAME,DATA,MEM-LIMIT,COMP-RATIO"), o),
+            "zram0 268435456        0 2.56\n"
+            "zram1         0 33554432    -\n");
+}
+
+TEST(ColumnsTest, AllColumns) {
+  EXPECT_EQ(render(rows(), all_columns(), {}),
+            "NAME  DISKSIZE DATA COMPR ALGORITHM STREAMS ZERO-PAGES TOTAL MEM-LIMIT MEM-USED MIGRATED COMP-RATIO HUGE-PAGES ZSPAGES FRAG%\n"
+            "zram0       1G 256M 95.4M lz4             4       1000  100M        0B     105M       12       2.56         34    5000  10.0\n"
+            "zram1      64M   0B    0B zstd            4          0    0B       32M       0B        0          -          0       0   0.0\n");
+}
+
+TEST(ColumnsTest, Raw) {
+  auto r = rows();
+  r[1].name = "my store\\x";
+  RenderOptions o;
+  o.raw = true;
+  EXPECT_EQ(render(r, cols("NAME,ALGORITHM,TOTAL,COMP-RATIO"), o),
+            "NAME ALGORITHM TOTAL COMP-RATIO\n"
+            "zram0 lz4 100M 2.56\n"
+            "my\\x20store\\x5cx zstd 0B -\n");
+}
+
+TEST(ColumnsTest, Json) {
+  RenderOptions o;
+  o.json = true;
+  EXPECT_EQ(render(rows(), cols("NAME,DISKSIZE,ZERO-PAGES,COMP-RATIO,FRAG%"), o),
+            "{\n"
+            "  \"stores\": [\n"
+            "    {\n"
+            "      \"name\": \"zram0\",\n"
+            "      \"disksize\": \"1G\",\n"
+            "      \"zero-pages\": 1000,\n"
+            "      \"comp-ratio\": 2.56,\n"
+            "      \"frag%\": 10.0\n"
+            "    },\n"
+            "    {\n"
+            "      \"name\": \"zram1\",\n"
+            "      \"disksize\": \"64M\",\n"
+            "      \"zero-pages\": 0,\n"
+            "      \"comp-ratio\": null,\n"
+            "      \"frag%\": 0.0\n"
+            "    }\n"
+            "  ]\n"
+            "}\n");
+  o.bytes = true;
+  const std::string b = render(rows(), cols("DISKSIZE"), o);
+  EXPECT_NE(b.find("\"disksize\": 1073741824\n"), std::string::npos) << b;
+  EXPECT_EQ(render({}, cols("NAME"), o), "{\n  \"stores\": []\n}\n");
+}
+
+TEST(JsonWriterTest, EscapesAndNesting) {
+  EXPECT_EQ(json_quote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+  JsonWriter w;
+  w.begin_object().field("k", "v").key("a").begin_array().value(std::uint64_t{1}).null().value(true);
+  w.end_array().key("o").begin_object().end_object().key("x").value(0.5, 3).end_object();
+  EXPECT_EQ(w.str(), "{\n  \"k\": \"v\",\n  \"a\": [\n    1,\n    null,\n    true\n  ],\n  \"o\": {},\n  \"x\": 0.500\n}\n");
+}
+
+}  // namespace
+}  // namespace uzram::cli
