@@ -63,7 +63,7 @@ void StoreImpl::check_invariants_impl() const noexcept {
     }
     if (is_same || is_wb || size) stored++;
   }
-  const auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
   ZS_CHECK(stored == ld(stats_.pages_stored), "pages_stored %llu, slots say %llu",
            static_cast<unsigned long long>(ld(stats_.pages_stored)), static_cast<unsigned long long>(stored));
   ZS_CHECK(same == ld(stats_.same_pages) && huge == ld(stats_.huge_pages) && wb == ld(stats_.bd_count) &&

@@ -145,12 +145,13 @@ void StoreImpl::reset_locked() noexcept {
   mem_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_enable_.store(false, std::memory_order_relaxed);
-  for (auto* c : {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages,
-                  &stats_.huge_pages, &stats_.huge_pages_since, &stats_.failed_reads,
-                  &stats_.failed_writes, &stats_.notify_free, &stats_.miss_free,
-                  &stats_.max_used_pages, &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes}) {
-    c->store(0, std::memory_order_relaxed);
+  for (ShardedCounter* c : {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages,
+                            &stats_.huge_pages, &stats_.huge_pages_since, &stats_.failed_reads,
+                            &stats_.failed_writes, &stats_.notify_free, &stats_.miss_free,
+                            &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes}) {
+    c->store(0);
   }
+  stats_.max_used_pages.store(0, std::memory_order_relaxed);
 }
 
 // ---- Stats -------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ void StoreImpl::reset_locked() noexcept {
 MmStat StoreImpl::mm_stat_impl() const noexcept {
   std::shared_lock l(init_lock_);
   MmStat m;
-  const auto ld = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
   m.orig_data_size = ld(stats_.pages_stored) * kBlockSize;
   m.compr_data_size = ld(stats_.compr_data_size);
   m.mem_used_total = pool_ ? pool_->total_pages() * kBlockSize : 0;

@@ -21,26 +21,28 @@
 #include "store/streams.h"
 #include "uzram/pool.h"
 #include "uzram/store.h"
+#include "util/sharded_counter.h"
 
 namespace uzram {
 
 inline constexpr unsigned kMaxPriorities = 4;  // 0 = primary, 1..3 = recompression
 
-// Atomic counters (relaxed: statistics only).
+// Statistics counters (relaxed; sharded so that threads counting on every block do not
+// share a cache line). max_used_pages needs a CAS, so it is a plain atomic.
 struct StoreCounters {
-  std::atomic<std::uint64_t> pages_stored{0};
-  std::atomic<std::uint64_t> compr_data_size{0};
-  std::atomic<std::uint64_t> same_pages{0};
-  std::atomic<std::uint64_t> huge_pages{0};
-  std::atomic<std::uint64_t> huge_pages_since{0};
-  std::atomic<std::uint64_t> failed_reads{0};
-  std::atomic<std::uint64_t> failed_writes{0};
-  std::atomic<std::uint64_t> notify_free{0};
-  std::atomic<std::uint64_t> miss_free{0};
+  ShardedCounter pages_stored;
+  ShardedCounter compr_data_size;
+  ShardedCounter same_pages;
+  ShardedCounter huge_pages;
+  ShardedCounter huge_pages_since;
+  ShardedCounter failed_reads;
+  ShardedCounter failed_writes;
+  ShardedCounter notify_free;
+  ShardedCounter miss_free;
+  ShardedCounter bd_count;
+  ShardedCounter bd_reads;
+  ShardedCounter bd_writes;
   std::atomic<std::uint64_t> max_used_pages{0};
-  std::atomic<std::uint64_t> bd_count{0};
-  std::atomic<std::uint64_t> bd_reads{0};
-  std::atomic<std::uint64_t> bd_writes{0};
 };
 
 class StoreImpl final : public Store {
