@@ -53,19 +53,10 @@ class DeflateCodec final : public Codec {
                                std::size_t dst_cap) noexcept override {
     might_sleep();
     if (src_len > UINT_MAX / 2) return Errc::codec_failed;
-    // zlib may need room beyond its final output to finish: below deflateBound(),
-    // compress into scratch and copy, so that any capacity the output fits in succeeds.
     const std::size_t bound = deflateBound(&c_, static_cast<uLong>(src_len));
-    if (dst_cap >= bound) return compress_into(src, src_len, dst, dst_cap);
-    if (scratch_cap_ < bound) {
-      scratch_.reset(new (std::nothrow) unsigned char[bound]);
-      scratch_cap_ = scratch_ ? bound : 0;
-      if (!scratch_) return Errc::no_memory;
-    }
-    auto n = compress_into(src, src_len, scratch_.get(), bound);
-    if (!n || *n > dst_cap) return Errc::codec_failed;
-    std::memcpy(dst, scratch_.get(), *n);
-    return n;
+    return out_.compress(bound, dst, dst_cap, [&](void* to, std::size_t cap) {
+      return compress_into(src, src_len, to, cap);
+    });
   }
 
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
@@ -101,8 +92,7 @@ class DeflateCodec final : public Codec {
   z_stream d_{};
   bool deflate_ready_ = false;
   bool inflate_ready_ = false;
-  std::unique_ptr<unsigned char[]> scratch_;  // for capacities below deflateBound()
-  std::size_t scratch_cap_ = 0;
+  codec_internal::BoundedOutput out_;  // capacities below the library's bound
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #define UZRAM_STORE_CODEC_INTERNAL_H_
 
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,6 +51,31 @@ int zstd_max_level() noexcept;
 int zstd_default_level() noexcept;
 
 // The lzo-rle bitstream (LZO1X; version 1 adds the zero-run instruction).
+// For libraries that need room beyond their final output (zlib, zstd): compresses straight
+// into dst when dst_cap reaches the library's worst case `bound`, else into a scratch
+// buffer (kept for the next call) and copies, so any capacity the output fits in works.
+class BoundedOutput {
+ public:
+  template <typename CompressInto>
+  Result<std::size_t> compress(std::size_t bound, void* dst, std::size_t dst_cap,
+                               CompressInto&& compress_into) noexcept {
+    if (dst_cap >= bound) return compress_into(dst, dst_cap);
+    if (cap_ < bound) {
+      scratch_.reset(new (std::nothrow) unsigned char[bound]);
+      cap_ = scratch_ ? bound : 0;
+      if (!scratch_) return Errc::no_memory;
+    }
+    auto n = compress_into(scratch_.get(), bound);
+    if (!n || *n > dst_cap) return Errc::codec_failed;
+    std::memcpy(dst, scratch_.get(), *n);
+    return n;
+  }
+
+ private:
+  std::unique_ptr<unsigned char[]> scratch_;
+  std::size_t cap_ = 0;
+};
+
 namespace lzo_rle {
 
 // Scratch memory compress() needs (its match-finder hash table).

@@ -47,19 +47,10 @@ class ZstdCodec final : public Codec {
   Result<std::size_t> compress(const void* src, std::size_t src_len, void* dst,
                                std::size_t dst_cap) noexcept override {
     might_sleep();
-    // zstd needs some slack beyond its output: below the bound, compress into scratch and
-    // copy, so that any capacity the output fits in succeeds.
     const std::size_t bound = ZSTD_compressBound(src_len);
-    if (dst_cap >= bound) return compress_into(src, src_len, dst, dst_cap);
-    if (scratch_cap_ < bound) {
-      scratch_.reset(new (std::nothrow) unsigned char[bound]);
-      scratch_cap_ = scratch_ ? bound : 0;
-      if (!scratch_) return Errc::no_memory;
-    }
-    auto n = compress_into(src, src_len, scratch_.get(), bound);
-    if (!n || *n > dst_cap) return Errc::codec_failed;
-    std::memcpy(dst, scratch_.get(), *n);
-    return n;
+    return out_.compress(bound, dst, dst_cap, [&](void* to, std::size_t cap) {
+      return compress_into(src, src_len, to, cap);
+    });
   }
 
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
@@ -82,8 +73,7 @@ class ZstdCodec final : public Codec {
   }
 
   const int level_;
-  std::unique_ptr<unsigned char[]> scratch_;  // for capacities below ZSTD_compressBound
-  std::size_t scratch_cap_ = 0;
+  codec_internal::BoundedOutput out_;  // capacities below the library's bound
   ZSTD_CCtx* cctx_ = nullptr;
   ZSTD_DCtx* dctx_ = nullptr;
   ZSTD_CDict* cdict_ = nullptr;
