@@ -48,7 +48,9 @@ struct PoolOptions {
   unsigned chain_size = 8;                          // CONFIG_ZSMALLOC_CHAIN_SIZE, 4..16
   std::size_t max_bytes = std::size_t{64} << 30;    // arena reservation (virtual), <= 1 TiB
   TranslationMode translation = TranslationMode::validated;
-  // Freed frames kept resident for quick reuse. Beyond this many, half of them are
+  // Freed frames kept resident for quick reuse: at least this many, and up to 1/8 of the
+  // pool's frames, so compaction bursts are reused rather than returned and re-faulted
+  // (each madvise interrupts every CPU running the process). Beyond that, half of them are
   // returned to the OS in one batch (madvise, contiguous runs coalesced).
   std::size_t frame_cache = 256;
   // Automatic compaction (the kernel has none): when a size class has at least this many

@@ -26,7 +26,7 @@ FrameArena::~FrameArena() {
   if (base_) munmap(base_, max_frames_ << kFrameShift);
   if (info_) munmap(info_, max_frames_ * sizeof(*info_));
   if (free_bits_) munmap(free_bits_, (max_frames_ + 63) / 64 * 8);
-  if (cache_) munmap(cache_, (cache_limit_ + kCacheSlack) * sizeof(FrameId));
+  if (cache_) munmap(cache_, cache_capacity_ * sizeof(FrameId));
 }
 
 Result<void> FrameArena::init(std::size_t max_bytes, std::size_t cache_frames) noexcept {
@@ -35,13 +35,14 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t cache_frames) n
   // pool caps those (PoolImpl::init). 2^28 frames = the documented 1 TiB maximum.
   if (max_frames_ == 0 || max_frames_ > std::size_t{kFrameOwnerMask} + 1) return Errc::invalid_argument;
   cache_limit_ = cache_frames;
+  cache_capacity_ = max_frames_ / 8 + cache_limit_ + kCacheSlack;
   base_ = static_cast<std::byte*>(map_noreserve(max_frames_ << kFrameShift, PROT_NONE));
   info_ = static_cast<std::atomic<std::uint32_t>*>(
       map_noreserve(max_frames_ * sizeof(*info_), PROT_READ | PROT_WRITE));
   free_bits_ = static_cast<std::uint64_t*>(
       map_noreserve((max_frames_ + 63) / 64 * 8, PROT_READ | PROT_WRITE));
   cache_ = static_cast<FrameId*>(
-      map_noreserve((cache_limit_ + kCacheSlack) * sizeof(FrameId), PROT_READ | PROT_WRITE));
+      map_noreserve(cache_capacity_ * sizeof(FrameId), PROT_READ | PROT_WRITE));
   if (!base_ || !info_ || !free_bits_ || !cache_) return Errc::no_memory;
   return {};
 }
@@ -91,6 +92,7 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
     // relaxed: the owner is published later under the class lock (release there).
     info_[out[i]].store(kFrameAllocated, std::memory_order_relaxed);
   }
+  in_use_ += n;
   lockdep::release(&lock_, SiteLoc::current());
   return {};
 }
@@ -105,6 +107,7 @@ Result<FrameId> FrameArena::alloc_below(FrameId below) noexcept {
     if (id >= below) break;
     free_bits_[w] &= ~(std::uint64_t{1} << b);
     info_[id].store(kFrameAllocated, std::memory_order_relaxed);
+    in_use_++;
     return id;
   }
   return Errc::no_memory;
@@ -117,7 +120,7 @@ void FrameArena::release_locked(FrameId id) noexcept {
   if (id < lowest_free_) lowest_free_ = id;
 }
 
-// Frees frames. Up to cache_limit_ of them stay resident for quick reuse; beyond that the
+// Frees frames. Up to cache_target_locked() of them stay resident for quick reuse; beyond that the
 // excess (down to half the limit), and every frame freed with cache == false, goes back to
 // the OS in one batch: sorted, contiguous runs coalesced, madvise'd with the lock dropped
 // (each madvise costs a TLB shootdown on every CPU running this process, so one call per
@@ -136,14 +139,16 @@ void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
         const FrameId id = ids[i];
         ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
         info_[id].store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
-        if (cache && cache_count_ < cache_limit_ + kCacheSlack) {
+        in_use_--;
+        if (cache && cache_count_ < cache_capacity_) {
           cache_[cache_count_++] = id;
         } else {
           batch[nb++] = id;
         }
       }
-      if (cache_count_ > cache_limit_) {
-        const std::size_t keep = cache_limit_ / 2;
+      const std::size_t target = cache_target_locked();
+      if (cache_count_ > target) {
+        const std::size_t keep = target / 2;
         while (cache_count_ > keep && nb < kBatch) batch[nb++] = cache_[--cache_count_];
       }
     }

@@ -68,7 +68,8 @@ class FrameArena {
   std::atomic<std::uint32_t>* info_ = nullptr;   // immutable after init
   std::uint64_t* free_bits_ = nullptr;           // 1 = free frame below high water
   std::size_t max_frames_ = 0;
-  std::size_t cache_limit_ = 0;
+  std::size_t cache_limit_ = 0;     // minimum cache size (PoolOptions::frame_cache)
+  std::size_t cache_capacity_ = 0;  // cache_ array size: max_frames / 8 + limit + slack
 
   // Protects: free_bits_, cache_, cache_count_, lowest_free_, mapped_frames_ and growth of
   // high_water_. Level: frame_arena (leaf; sleepable: held across mmap/madvise).
@@ -76,6 +77,13 @@ class FrameArena {
   FrameId* cache_ = nullptr;  // recently freed frames not yet madvised (LIFO)
   std::size_t cache_count_ = 0;
   FrameId lowest_free_ = 0;   // no free bit below this
+  std::size_t in_use_ = 0;    // frames handed out and not freed
+  // The cache may hold max(cache_limit_, in_use_ / 8) frames: a compaction burst that
+  // frees thousands of frames is absorbed and reused instead of madvise'd (each madvise
+  // interrupts every reader's CPU with a TLB shootdown). Caller holds lock_.
+  std::size_t cache_target_locked() const noexcept {
+    return in_use_ / 8 > cache_limit_ ? in_use_ / 8 : cache_limit_;
+  }
   std::size_t mapped_frames_ = 0;
   // Written under lock_; read lock-free (relaxed: stats and bounds checks only).
   std::atomic<FrameId> high_water_{0};
