@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CMAKE ?= cmake
 
 .PHONY: all deps deps-bench build run test test-dev test-asan test-tsan test-fuzz test-install \
-        bench install clean
+        stress bench install clean
 
 all: build
 
@@ -33,6 +33,15 @@ test: deps
 
 test-dev test-asan test-tsan test-fuzz test-install: deps
 	@scripts/run-tests.sh $(@:test-%=%)
+
+# The concurrency stress test for minutes (default 2 per configuration) under TSan:
+#   make stress STRESS_MS=600000 STRESS_THREADS=8
+STRESS_MS ?= 120000
+STRESS_THREADS ?= 4
+stress: deps
+	$(CMAKE) --preset tsan >/dev/null
+	$(CMAKE) --build build/tsan -j $(JOBS) --target concurrency_test
+	UZRAM_STRESS_MS=$(STRESS_MS) UZRAM_STRESS_THREADS=$(STRESS_THREADS) build/tsan/tests/stress/concurrency_test
 
 bench: build/release/bench/uzram-bench
 	scripts/bench.sh
