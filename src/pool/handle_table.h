@@ -2,7 +2,7 @@
 //
 // A handle is `(gen << 32) | index` with index >= 1, so 0 and the kernel's -errno values
 // are never handles. Each index owns one 64-bit entry word, never moved or freed while the
-// pool lives (chunks of 64 Ki entries, allocated on demand), so translators read it with no
+// pool lives (chunks of 4 Ki entries, allocated on demand), so translators read it with no
 // lock. Entry layout, bit by bit:
 //   allocated:  bit 0 = 1 | bits 1..11 object index in zspage | bits 12..23 size - 1 |
 //               bits 24..51 zspage id | bits 52..63 gen
@@ -34,7 +34,7 @@ struct Location {
 
 class HandleTable {
  public:
-  static constexpr unsigned kChunkShift = 16;
+  static constexpr unsigned kChunkShift = 12;  // 4 Ki entries (32 KiB) per chunk
   static constexpr std::uint64_t kAllocated = 1;
   static constexpr unsigned kGenShift = 52;
 
