@@ -81,7 +81,17 @@ unsigned long zs_compact(struct zs_pool *pool);
 
 unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int size);
 
+/* The kernel names the function like the struct; C++ compilers with -Wshadow warn that
+ * the function hides the struct's constructor. Harmless: callers write
+ * `struct zs_pool_stats`, as in the kernel. */
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *stats);
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 #ifdef __cplusplus
 }

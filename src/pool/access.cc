@@ -93,8 +93,9 @@ void PoolImpl::read_end_impl(Handle h) noexcept {
   // relaxed: the object cannot move or be freed (by a correct caller) while we hold the
   // zspage read lock taken in read_begin, so the entry is the one we validated.
   const std::uint64_t v = e->load(std::memory_order_relaxed);
-  ZS_CHECK(HandleTable::is_allocated(v), "read_end: handle %#llx is not allocated",
-           static_cast<unsigned long long>(h));
+  ZS_CHECK(HandleTable::is_allocated(v) &&
+               HandleTable::gen_of(v) == HandleTable::gen_of_handle(static_cast<std::uint64_t>(h)),
+           "read_end: handle %#llx is not allocated", static_cast<unsigned long long>(h));
   zspages_.get(HandleTable::decode(v).zspage)->lock.unlock_read();
 }
 
@@ -114,8 +115,9 @@ void PoolImpl::write_impl(Handle h, const void* src, std::size_t len) noexcept {
 
 std::size_t PoolImpl::object_size_impl(Handle h) const noexcept {
   const std::uint64_t v = entry_of(h, "object_size")->load(std::memory_order_acquire);
-  ZS_CHECK(HandleTable::is_allocated(v), "object_size: handle %#llx is not allocated",
-           static_cast<unsigned long long>(h));
+  ZS_CHECK(HandleTable::is_allocated(v) &&
+               HandleTable::gen_of(v) == HandleTable::gen_of_handle(static_cast<std::uint64_t>(h)),
+           "object_size: handle %#llx is not allocated", static_cast<unsigned long long>(h));
   return HandleTable::decode(v).size;
 }
 

@@ -40,6 +40,10 @@ TEST_P(PoolDeathTest, StaleHandleAfterItsSlotIsReused) {
   const Handle again = *p->alloc(100);  // the same index, a new generation
   EXPECT_NE(again, h);
   EXPECT_DEATH(p->free(h), "not allocated");
+  EXPECT_DEATH((void)p->object_size(h), "not allocated");
+  const void* m = p->read_begin(again, nullptr);
+  EXPECT_DEATH(p->read_end(h, m), "not allocated");  // the stale handle, not `again`
+  p->read_end(again, m);
   p->free(again);
 }
 
