@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/columns.h"
+#include "cli/serve.h"
 #include "store/control.h"
 
 #ifndef UZRAM_VERSION
@@ -57,6 +58,23 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   s->add_flag("-J,--json", st.json, "use the JSON output format")->excludes(raw);
   s->footer(columns_help());
 
+  ServeOptions sv;
+  CLI::App* v = app.add_subcommand("serve", "Serve a fresh store over NBD (and its control socket) until signalled or --run exits");
+  v->add_option("-U,--unix", sv.socket, "NBD Unix socket (mode 0600; '-': a temporary one); default: " +
+                                            default_control_dir() + "/nbd.socket");
+  v->add_option("--control", sv.control, "control socket; " + socket_rule);
+  v->add_option("-s,--size", sv.size, "disksize (K/M/G/T suffixes; default 1G)");
+  v->add_option("-a,--algo", sv.algo, "compression algorithm (default lz4)");
+  v->add_option("-o,--attr", sv.attrs, "attr=value: write a store attribute (before disksize if the kernel requires)")
+      ->allow_extra_args(false);
+  v->add_option("--run", sv.run, "captive mode: run CMD with /bin/sh, $uri set; exit with its status");
+  v->add_option("-p,--port", sv.port, "listen on TCP PORT instead of a Unix socket");
+  v->add_option("--bind", sv.bind, "TCP address (default 127.0.0.1; others need --force-insecure: no TLS)");
+  v->add_flag("--force-insecure", sv.force_insecure, "allow a non-loopback --bind without TLS");
+  v->add_option("-t,--threads", sv.threads, "worker threads per connection (default 4)")->check(CLI::Range(1u, 256u));
+  v->add_flag("-v,--verbose", sv.verbose, "log connections and protocol errors on stderr");
+  v->add_flag("-f,--foreground", "compatibility: uzram serve always runs in the foreground");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -74,6 +92,7 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   }
   if (l->parsed()) return run_load(load, io);
   if (c->parsed()) return run_ctl(ctl, io);
+  if (v->parsed()) return run_serve(sv, io);
   return run_status(st, io);
 }
 

@@ -1,0 +1,29 @@
+// cli/serve.h - `uzram serve`: a store exported over NBD, with its control socket.
+#ifndef UZRAM_CLI_SERVE_H_
+#define UZRAM_CLI_SERVE_H_
+
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+
+namespace uzram::cli {
+
+struct ServeOptions {
+  std::string socket;              // -U; empty: <default_control_dir()>/nbd.socket; "-": a temporary one
+  std::string control;             // --control; empty: default_control_socket()
+  std::string size = "1G";         // --size
+  std::string algo = "lz4";        // --algo
+  std::vector<std::string> attrs;  // -o attr=value
+  std::string run;                 // --run CMD (captive mode)
+  std::string port;                // --port: TCP instead of a Unix socket
+  std::string bind = "127.0.0.1";  // --bind
+  bool force_insecure = false;
+  bool verbose = false;
+  unsigned threads = 4;            // workers per connection
+};
+int run_serve(const ServeOptions& options, const Io& io) noexcept;
+
+}  // namespace uzram::cli
+
+#endif  // UZRAM_CLI_SERVE_H_

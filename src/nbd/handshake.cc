@@ -1,0 +1,217 @@
+// nbd/handshake.cc - fixed newstyle negotiation: options GO, INFO, LIST, ABORT,
+// EXPORT_NAME, STRUCTURED_REPLY, LIST/SET_META_CONTEXT (base:allocation); anything else is
+// answered NBD_REP_ERR_UNSUP.
+#include "nbd/handshake.h"
+
+#include <string_view>
+#include <vector>
+
+#include "nbd/store_backend.h"
+#include "nbd/wire.h"
+
+namespace uzram::nbd {
+namespace {
+
+constexpr unsigned kMaxOptions = 256;  // options per handshake before we give up
+constexpr std::uint32_t kContextId = kBaseAllocationId;
+
+bool reply(int fd, std::uint32_t opt, std::uint32_t type, const void* data = nullptr, std::uint32_t len = 0) {
+  std::uint8_t h[20];
+  put64(h, kOptReplyMagic);
+  put32(h + 8, opt);
+  put32(h + 12, type);
+  put32(h + 16, len);
+  iovec v[2] = {{h, sizeof h}, {const_cast<void*>(data), len}};
+  return writev_full(fd, v, len ? 2 : 1);
+}
+
+bool reply_error(int fd, std::uint32_t opt, std::uint32_t type, std::string_view msg) {
+  return reply(fd, opt, type, msg.data(), static_cast<std::uint32_t>(msg.size()));
+}
+
+bool send_info_export(int fd, std::uint32_t opt, const Backend& b, bool structured) {
+  std::uint8_t d[12];
+  put16(d, kInfoExport);
+  put64(d + 2, b.size());
+  put16(d + 10, transmission_flags(b, structured));
+  return reply(fd, opt, kRepInfo, d, sizeof d);
+}
+
+bool send_info_block_size(int fd, std::uint32_t opt) {
+  std::uint8_t d[14];
+  put16(d, kInfoBlockSize);
+  put32(d + 2, 1);
+  put32(d + 6, 4096);
+  put32(d + 10, kMaxPayload);
+  return reply(fd, opt, kRepInfo, d, sizeof d);
+}
+
+bool send_context(int fd, std::uint32_t opt) {
+  const std::string_view name = kBaseAllocation;
+  std::vector<std::uint8_t> d(4 + name.size());
+  put32(d.data(), kContextId);
+  std::copy(name.begin(), name.end(), d.begin() + 4);
+  return reply(fd, opt, kRepMetaContext, d.data(), static_cast<std::uint32_t>(d.size()));
+}
+
+std::string_view as_sv(std::span<const std::uint8_t> s) {
+  return {reinterpret_cast<const char*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+std::uint16_t transmission_flags(const Backend& b, bool structured) noexcept {
+  std::uint16_t f = kTxHasFlags;
+  if (b.can_flush()) f |= kTxSendFlush;
+  if (b.can_fua()) f |= kTxSendFua;
+  if (b.can_trim()) f |= kTxSendTrim;
+  if (b.can_zero()) f |= kTxSendWriteZeroes;
+  if (b.can_zero() && b.can_fast_zero()) f |= kTxSendFastZero;
+  if (b.can_multi_conn()) f |= kTxCanMultiConn;
+  if (structured) f |= kTxSendDf;
+  return f;
+}
+
+bool handshake(int fd, const Backend& backend, Negotiated* out, const LogFn& log) {
+  std::uint8_t hello[18];
+  put64(hello, kNbdMagic);
+  put64(hello + 8, kIHaveOpt);
+  put16(hello + 16, kFlagFixedNewstyle | kFlagNoZeroes);
+  if (!write_full(fd, hello, sizeof hello)) return false;
+  std::uint8_t cf[4];
+  if (!read_full(fd, cf, 4)) {
+    log("client closed before sending its flags");
+    return false;
+  }
+  const std::uint32_t client_flags = get32(cf);
+  if ((client_flags & ~(kClientFixedNewstyle | kClientNoZeroes)) != 0) {
+    log("unknown client flags; closing");
+    return false;
+  }
+  const bool no_zeroes = (client_flags & kClientNoZeroes) != 0;
+
+  Negotiated neg;
+  neg.size = backend.size();
+  std::vector<std::uint8_t> data;
+  for (unsigned count = 0;; count++) {
+    if (count == kMaxOptions) {
+      log("too many options; closing");
+      return false;
+    }
+    std::uint8_t h[16];
+    if (!read_full(fd, h, sizeof h)) {
+      log("client closed during negotiation");
+      return false;
+    }
+    if (get64(h) != kIHaveOpt) {
+      log("bad option magic; closing");
+      return false;
+    }
+    const std::uint32_t opt = get32(h + 8);
+    const std::uint32_t len = get32(h + 12);
+    if (len > kMaxOptionLength) {
+      if (len > kMaxOptionSkip || !skip_full(fd, len)) {
+        log("option data too long; closing");
+        return false;
+      }
+      if (!reply_error(fd, opt, kRepErrTooBig, "option data too long")) return false;
+      continue;
+    }
+    data.resize(len);
+    if (len > 0 && !read_full(fd, data.data(), len)) {
+      log("client closed during an option");
+      return false;
+    }
+    const std::span<const std::uint8_t> d(data);
+    bool ok = true;
+    switch (opt) {
+      case kOptExportName: {
+        std::uint8_t r[10 + 124] = {};
+        put64(r, backend.size());
+        put16(r + 8, transmission_flags(backend, false));
+        neg.structured = false;  // NBD_OPT_EXPORT_NAME cannot carry structured replies
+        neg.meta_base_allocation = false;
+        if (!write_full(fd, r, no_zeroes ? 10 : sizeof r)) return false;
+        *out = neg;
+        return true;
+      }
+      case kOptAbort:
+        (void)reply(fd, opt, kRepAck);
+        log("client aborted the handshake");
+        return false;
+      case kOptList:
+        if (len != 0) {
+          ok = reply_error(fd, opt, kRepErrInvalid, "NBD_OPT_LIST takes no data");
+        } else {
+          std::uint8_t z[4] = {};  // one export: the default, ""
+          ok = reply(fd, opt, kRepServer, z, 4) && reply(fd, opt, kRepAck);
+        }
+        break;
+      case kOptInfo:
+      case kOptGo: {
+        InfoRequest ir;
+        if (!parse_info_request(d, &ir)) {
+          ok = reply_error(fd, opt, kRepErrInvalid, "malformed NBD_OPT_INFO/GO request");
+          break;
+        }
+        ok = send_info_export(fd, opt, backend, neg.structured);
+        bool name_sent = false;
+        for (std::uint16_t i = 0; ok && i < ir.count; i++) {
+          const std::uint16_t t = get16(ir.types.data() + 2 * i);
+          if (t == kInfoName && !name_sent) {
+            std::vector<std::uint8_t> nd(2 + ir.name.size());
+            put16(nd.data(), kInfoName);
+            std::copy(ir.name.begin(), ir.name.end(), nd.begin() + 2);
+            ok = reply(fd, opt, kRepInfo, nd.data(), static_cast<std::uint32_t>(nd.size()));
+            name_sent = true;
+          }
+        }
+        ok = ok && send_info_block_size(fd, opt) && reply(fd, opt, kRepAck);
+        if (ok && opt == kOptGo) {
+          *out = neg;
+          return true;
+        }
+        break;
+      }
+      case kOptStructuredReply:
+        if (len != 0) {
+          ok = reply_error(fd, opt, kRepErrInvalid, "NBD_OPT_STRUCTURED_REPLY takes no data");
+        } else {
+          neg.structured = true;
+          ok = reply(fd, opt, kRepAck);
+        }
+        break;
+      case kOptListMetaContext:
+      case kOptSetMetaContext: {
+        if (opt == kOptSetMetaContext && !neg.structured) {
+          ok = reply_error(fd, opt, kRepErrInvalid, "structured replies were not negotiated");
+          break;
+        }
+        bool match = false;
+        std::uint32_t queries = 0;
+        const bool parsed = parse_meta_request(d, [&](std::span<const std::uint8_t> q) {
+          queries++;
+          const std::string_view s = as_sv(q);
+          if (s == kBaseAllocation || (opt == kOptListMetaContext && s == "base:")) match = true;
+        });
+        if (!parsed) {
+          ok = reply_error(fd, opt, kRepErrInvalid, "malformed meta context request");
+          break;
+        }
+        if (opt == kOptListMetaContext && queries == 0) match = true;
+        if (opt == kOptSetMetaContext) neg.meta_base_allocation = match;
+        ok = (!match || send_context(fd, opt)) && reply(fd, opt, kRepAck);
+        break;
+      }
+      case kOptStartTls:
+        ok = reply_error(fd, opt, kRepErrUnsup, "TLS is not supported by this server");
+        break;
+      default:
+        ok = reply_error(fd, opt, kRepErrUnsup, "option not supported");
+        break;
+    }
+    if (!ok) return false;
+  }
+}
+
+}  // namespace uzram::nbd

@@ -1,0 +1,260 @@
+// nbd/session.cc - transmission: request parsing, dispatch to workers, simple and
+// structured replies.
+#include "nbd/session.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "nbd/store_backend.h"
+#include "nbd/wire.h"
+
+namespace uzram::nbd {
+namespace {
+
+constexpr std::size_t kMaxExtents = 1U << 16;
+
+struct Job {
+  Request req;
+  std::vector<std::uint8_t> payload;  // WRITE data
+  std::uint32_t error = 0;            // pre-validated error: reply only
+  std::size_t cost = 0;               // bytes charged to the in-flight budget
+};
+
+class Session {
+ public:
+  Session(int fd, Backend& b, const Negotiated& n, const LogFn& log, const SessionOptions& o)
+      : fd_(fd), backend_(b), neg_(n), log_(log), opt_(o) {}
+
+  void run() {
+    const unsigned nworkers = backend_.parallel() ? std::max(1u, opt_.workers) : 1u;
+    std::vector<std::thread> workers;
+    for (unsigned i = 0; i < nworkers; i++) workers.emplace_back([this] { work(); });
+    read_loop();
+    {
+      std::lock_guard l(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers) t.join();
+  }
+
+ private:
+  void read_loop() {
+    for (;;) {
+      std::uint8_t h[kRequestSize];
+      if (!read_full(fd_, h, sizeof h)) return;  // EOF, error or server shutdown
+      Job job;
+      job.req = decode_request(h);
+      if (job.req.magic != kRequestMagic) {
+        log_("bad request magic; closing the connection");
+        return;
+      }
+      const Verdict v = validate(job.req, neg_);
+      if (v.disconnect) return;
+      job.error = v.error;
+      if (v.payload_follows) {
+        if (v.error) {
+          if (!skip_full(fd_, job.req.length)) return;
+        } else {
+          job.cost = job.req.length;
+          if (!acquire(job.cost)) return;
+          job.payload.resize(job.req.length);
+          if (!read_full(fd_, job.payload.data(), job.req.length)) {
+            log_("client vanished in the middle of a write payload");
+            release(job.cost);
+            return;
+          }
+        }
+      } else if (!v.error && job.req.type == kCmdRead) {
+        job.cost = job.req.length;
+        if (!acquire(job.cost)) return;
+      }
+      {
+        std::lock_guard l(mu_);
+        queue_.push_back(std::move(job));
+      }
+      cv_.notify_one();
+    }
+  }
+
+  bool acquire(std::size_t n) {
+    std::unique_lock l(mu_);
+    budget_cv_.wait(l, [&] { return in_flight_ == 0 || in_flight_ + n <= opt_.max_in_flight_bytes; });
+    in_flight_ += n;
+    return true;
+  }
+  void release(std::size_t n) {
+    {
+      std::lock_guard l(mu_);
+      in_flight_ -= n;
+    }
+    budget_cv_.notify_all();
+  }
+
+  void work() {
+    std::vector<Extent> extents;
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock l(mu_);
+        cv_.wait(l, [&] { return closing_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      execute(job, extents);
+      release(job.cost);
+    }
+  }
+
+  void execute(Job& job, std::vector<Extent>& extents) {
+    const Request& r = job.req;
+    if (job.error) {
+      send_error(r, job.error);
+      return;
+    }
+    std::uint32_t e = 0;
+    switch (r.type) {
+      case kCmdRead: {
+        std::vector<std::uint8_t> buf(r.length);
+        e = backend_.read(r.offset, r.length, buf.data());
+        if (e) break;
+        send_read(r, buf);
+        return;
+      }
+      case kCmdWrite:
+        e = backend_.write(r.offset, r.length, job.payload.data());
+        if (!e && (r.flags & kCmdFlagFua)) e = backend_.flush();
+        break;
+      case kCmdFlush:
+        e = backend_.flush();
+        break;
+      case kCmdTrim:
+        e = backend_.trim(r.offset, r.length);
+        break;
+      case kCmdWriteZeroes:
+        e = backend_.zero(r.offset, r.length, (r.flags & kCmdFlagNoHole) != 0);
+        break;
+      case kCmdCache:
+        break;
+      case kCmdBlockStatus: {
+        const std::size_t max = (r.flags & kCmdFlagReqOne) ? 1 : kMaxExtents;
+        e = backend_.block_status(r.offset, r.length, max, &extents);
+        if (e || extents.empty()) break;
+        send_extents(r, extents);
+        return;
+      }
+      default:
+        e = kEinval;
+    }
+    if (e) {
+      send_error(r, e);
+    } else {
+      send_ok(r);
+    }
+  }
+
+  void send(iovec* v, int n) {
+    std::lock_guard l(send_mu_);
+    if (dead_) return;
+    if (!writev_full(fd_, v, n)) {
+      dead_ = true;
+      ::shutdown(fd_, SHUT_RDWR);  // the reader sees EOF and the session ends
+    }
+  }
+
+  void chunk_header(std::uint8_t* h, const Request& r, std::uint16_t type, std::uint32_t len) {
+    put32(h, kStructuredReplyMagic);
+    put16(h + 4, kChunkFlagDone);
+    put16(h + 6, type);
+    put64(h + 8, r.cookie);
+    put32(h + 16, len);
+  }
+
+  void simple_header(std::uint8_t* h, const Request& r, std::uint32_t error) {
+    put32(h, kSimpleReplyMagic);
+    put32(h + 4, error);
+    put64(h + 8, r.cookie);
+  }
+
+  void send_ok(const Request& r) {
+    std::uint8_t h[kChunkHeaderSize];
+    if (neg_.structured) {
+      chunk_header(h, r, kChunkNone, 0);
+      iovec v{h, kChunkHeaderSize};
+      send(&v, 1);
+    } else {
+      simple_header(h, r, 0);
+      iovec v{h, kSimpleReplySize};
+      send(&v, 1);
+    }
+  }
+
+  void send_error(const Request& r, std::uint32_t error) {
+    std::uint8_t h[kChunkHeaderSize + 6];
+    if (neg_.structured) {
+      chunk_header(h, r, kChunkError, 6);
+      put32(h + kChunkHeaderSize, error);
+      put16(h + kChunkHeaderSize + 4, 0);
+      iovec v{h, sizeof h};
+      send(&v, 1);
+    } else {
+      simple_header(h, r, error);
+      iovec v{h, kSimpleReplySize};
+      send(&v, 1);
+    }
+  }
+
+  void send_read(const Request& r, std::vector<std::uint8_t>& buf) {
+    std::uint8_t h[kChunkHeaderSize + 8];
+    if (neg_.structured) {
+      chunk_header(h, r, kChunkOffsetData, 8 + r.length);
+      put64(h + kChunkHeaderSize, r.offset);
+      iovec v[2] = {{h, sizeof h}, {buf.data(), buf.size()}};
+      send(v, 2);
+    } else {
+      simple_header(h, r, 0);
+      iovec v[2] = {{h, kSimpleReplySize}, {buf.data(), buf.size()}};
+      send(v, 2);
+    }
+  }
+
+  void send_extents(const Request& r, const std::vector<Extent>& extents) {
+    std::vector<std::uint8_t> d(kChunkHeaderSize + 4 + 8 * extents.size());
+    chunk_header(d.data(), r, kChunkBlockStatus, static_cast<std::uint32_t>(d.size() - kChunkHeaderSize));
+    put32(d.data() + kChunkHeaderSize, kBaseAllocationId);
+    std::uint8_t* p = d.data() + kChunkHeaderSize + 4;
+    for (const Extent& x : extents) {
+      put32(p, x.length);
+      put32(p + 4, x.flags);
+      p += 8;
+    }
+    iovec v{d.data(), d.size()};
+    send(&v, 1);
+  }
+
+  const int fd_;
+  Backend& backend_;
+  const Negotiated neg_;
+  const LogFn& log_;
+  const SessionOptions opt_;
+  std::mutex mu_;
+  std::condition_variable cv_, budget_cv_;
+  std::deque<Job> queue_;
+  std::size_t in_flight_ = 0;
+  bool closing_ = false;
+  std::mutex send_mu_;
+  bool dead_ = false;
+};
+
+}  // namespace
+
+void serve_session(int fd, Backend& backend, const Negotiated& neg, const LogFn& log,
+                   const SessionOptions& options) {
+  Session(fd, backend, neg, log, options).run();
+}
+
+}  // namespace uzram::nbd

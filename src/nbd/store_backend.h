@@ -1,0 +1,75 @@
+// nbd/store_backend.h - Backend: what the NBD session asks of storage, byte-granular;
+// StoreBackend implements it over a uzram::Store of 4 KiB blocks. Knows nothing of sockets.
+//
+// Partial blocks are read-modify-written under a striped per-block mutex, and every block
+// write or discard takes the same stripe, so two concurrent requests touching one block
+// never lose each other's bytes. Errors are NBD error numbers (nbd/protocol.h), 0 = ok.
+#ifndef UZRAM_NBD_STORE_BACKEND_H_
+#define UZRAM_NBD_STORE_BACKEND_H_
+
+#include <array>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace uzram {
+class Store;
+}
+
+namespace uzram::nbd {
+
+struct Extent {
+  std::uint32_t length;
+  std::uint32_t flags;  // kStateHole | kStateZero
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::uint64_t size() const noexcept = 0;
+  virtual bool can_trim() const noexcept { return true; }
+  virtual bool can_zero() const noexcept { return true; }
+  virtual bool can_fast_zero() const noexcept { return true; }
+  virtual bool can_flush() const noexcept { return true; }
+  virtual bool can_fua() const noexcept { return true; }
+  virtual bool can_multi_conn() const noexcept { return true; }
+  virtual bool parallel() const noexcept { return true; }  // else: serialize requests
+
+  virtual std::uint32_t read(std::uint64_t offset, std::uint32_t len, void* buf) noexcept = 0;
+  virtual std::uint32_t write(std::uint64_t offset, std::uint32_t len, const void* buf) noexcept = 0;
+  virtual std::uint32_t flush() noexcept { return 0; }
+  virtual std::uint32_t trim(std::uint64_t offset, std::uint32_t len) noexcept = 0;
+  // no_hole: the range must read back as zeros and stay allocated.
+  virtual std::uint32_t zero(std::uint64_t offset, std::uint32_t len, bool no_hole) noexcept = 0;
+  // Extents covering [offset, offset + len), merged, at most max_extents of them.
+  virtual std::uint32_t block_status(std::uint64_t offset, std::uint32_t len, std::size_t max_extents,
+                                     std::vector<Extent>* out) noexcept = 0;
+};
+
+class StoreBackend final : public Backend {
+ public:
+  // The export size is the store's disksize at construction.
+  explicit StoreBackend(Store& store) noexcept;
+  std::uint64_t size() const noexcept override { return size_; }
+  std::uint32_t read(std::uint64_t offset, std::uint32_t len, void* buf) noexcept override;
+  std::uint32_t write(std::uint64_t offset, std::uint32_t len, const void* buf) noexcept override;
+  std::uint32_t trim(std::uint64_t offset, std::uint32_t len) noexcept override;
+  std::uint32_t zero(std::uint64_t offset, std::uint32_t len, bool no_hole) noexcept override;
+  std::uint32_t block_status(std::uint64_t offset, std::uint32_t len, std::size_t max_extents,
+                             std::vector<Extent>* out) noexcept override;
+
+ private:
+  static constexpr std::size_t kStripes = 1024;
+  std::mutex& stripe(std::uint64_t block) noexcept { return stripes_[block % kStripes]; }
+  // Writes bytes [at, at + n) of block `index` (n < block size: read-modify-write).
+  std::uint32_t patch(std::uint64_t index, std::size_t at, std::size_t n, const void* src) noexcept;
+  std::uint32_t free_block(std::uint64_t index) noexcept;
+
+  Store& store_;
+  std::uint64_t size_;
+  std::array<std::mutex, kStripes> stripes_;
+};
+
+}  // namespace uzram::nbd
+
+#endif  // UZRAM_NBD_STORE_BACKEND_H_

@@ -1,0 +1,71 @@
+// nbd/wire.h - blocking full-length reads and writes on a socket (EINTR retried).
+#ifndef UZRAM_NBD_WIRE_H_
+#define UZRAM_NBD_WIRE_H_
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+
+namespace uzram::nbd {
+
+// True when all n bytes arrived; false on EOF or error.
+inline bool read_full(int fd, void* buf, std::size_t n) noexcept {
+  auto* p = static_cast<std::uint8_t*>(buf);
+  while (n > 0) {
+    const ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+// Writes every iovec completely (the array is modified).
+inline bool writev_full(int fd, struct iovec* iov, int count) noexcept {
+  while (count > 0 && iov[count - 1].iov_len == 0) count--;
+  while (count > 0) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<std::size_t>(count);
+    const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    auto left = static_cast<std::size_t>(r);
+    while (count > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      iov++;
+      count--;
+    }
+    if (count > 0) {
+      iov->iov_base = static_cast<std::uint8_t*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+  return true;
+}
+
+inline bool write_full(int fd, const void* buf, std::size_t n) noexcept {
+  iovec v{const_cast<void*>(buf), n};
+  return writev_full(fd, &v, 1);
+}
+
+// Reads and drops n bytes.
+inline bool skip_full(int fd, std::uint64_t n) noexcept {
+  std::uint8_t sink[16384];
+  while (n > 0) {
+    const std::size_t k = n < sizeof sink ? static_cast<std::size_t>(n) : sizeof sink;
+    if (!read_full(fd, sink, k)) return false;
+    n -= k;
+  }
+  return true;
+}
+
+}  // namespace uzram::nbd
+
+#endif  // UZRAM_NBD_WIRE_H_
