@@ -539,7 +539,9 @@ TEST_P(CodecTest, CorruptInput) {
   auto check = [&](const Bytes& bad, const char* what) {
     Bytes out(kPage);
     auto r = decompress_to(*codec_, bad, out);
-    if (!r) EXPECT_EQ(r.error(), Errc::codec_failed) << what;
+    if (!r) {
+      EXPECT_EQ(r.error(), Errc::codec_failed) << what;
+    }
     return r.has_value();
   };
   std::size_t flips = 0, flips_failed = 0;
@@ -616,7 +618,7 @@ const Config kConfigs[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(All, CodecTest, ::testing::ValuesIn(kConfigs),
-                         [](const ::testing::TestParamInfo<Config>& info) { return info.param.label; });
+                         [](const ::testing::TestParamInfo<Config>& param_info) { return param_info.param.label; });
 
 // ---- dictionaries -------------------------------------------------------------------------
 
@@ -754,7 +756,9 @@ TEST(CodecDictionary, MismatchedDictionaryIsSafe) {
       Bytes out(kPage);
       for (Codec* c : {c2.get(), c0.get()}) {
         auto r = decompress_to(*c, comp, out);
-        if (!r) EXPECT_EQ(r.error(), Errc::codec_failed);
+        if (!r) {
+          EXPECT_EQ(r.error(), Errc::codec_failed);
+        }
       }
     }
   }
