@@ -1,0 +1,28 @@
+# tests/nbd/lib.sh - sourced by the client scripts. Usage of a script:
+#   SCRIPT uzram PATH-TO-UZRAM     run against `uzram serve --run`
+#   SCRIPT nbdkit                  run against `nbdkit memory` (the oracle)
+# captive CMD runs CMD (via /bin/sh, $uri set) against a fresh 64 MiB export.
+set -euo pipefail
+kind=${1:?usage: $0 uzram PATH | nbdkit}
+uzram=${2:-}
+size=$((64 << 20))
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export tmp size
+
+skip() { echo "SKIP: $*"; exit 77; }
+need() { for t in "$@"; do command -v "$t" >/dev/null || skip "$t not installed (Debian: libnbd-bin python3-libnbd nbdkit qemu-utils)"; done; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+case $kind in
+  uzram) [[ -x $uzram ]] || fail "uzram executable '$uzram' missing" ;;
+  nbdkit) need nbdkit ;;
+  *) fail "unknown server kind $kind" ;;
+esac
+
+captive() {
+  case $kind in
+    uzram) "$uzram" serve -U - --control "$tmp/control.sock" --size "$size" --run "$1" ;;
+    nbdkit) nbdkit -U - memory "$size" --run "$1" ;;
+  esac
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `uzram serve` itself: captive exit status, the control socket, -o attributes, socket
+# modes, TCP on loopback only, clean shutdown on SIGTERM.
+here=$(dirname "$0")
+source "$here/lib.sh"
+[[ $kind == uzram ]] || skip "serve.sh tests the uzram command line only"
+need nbdinfo
+
+# Captive mode: the server exits with the command's status.
+rc=0; "$uzram" serve -U - --control "$tmp/c.sock" --size 1M --run 'exit 3' || rc=$?
+[[ $rc -eq 3 ]] || fail "captive exit status $rc, want 3"
+
+# Control socket, attributes before (recomp_algorithm) and after (mem_limit) disksize.
+"$uzram" serve -U "$tmp/nbd.sock" --control "$tmp/c.sock" --size 8M --algo zstd \
+  -o mem_limit=4M -o 'recomp_algorithm=algo=lz4 priority=1' --run '
+  set -e
+  [ "$uri" = "nbd+unix:///?socket='"$tmp"'/nbd.sock" ] || { echo "uri $uri"; exit 1; }
+  [ "$(stat -c %a '"$tmp"'/nbd.sock)" = 600 ] || { echo "nbd socket mode"; exit 1; }
+  [ "$(stat -c %a '"$tmp"'/c.sock)" = 600 ] || { echo "control socket mode"; exit 1; }
+  head -c 1048576 /usr/bin/env > '"$tmp"'/blob 2>/dev/null || true
+  nbdcopy '"$tmp"'/blob "$uri"
+  '"$uzram"' ctl --control '"$tmp"'/c.sock mm_stat > '"$tmp"'/mm_stat
+  '"$uzram"' ctl --control '"$tmp"'/c.sock comp_algorithm > '"$tmp"'/algo
+  '"$uzram"' ctl --control '"$tmp"'/c.sock recomp_algorithm > '"$tmp"'/recomp
+  '"$uzram"' ctl --control '"$tmp"'/c.sock compact 1
+' || fail "captive session with control socket"
+[[ $(wc -w < "$tmp/mm_stat") -eq 9 ]] || fail "mm_stat: $(cat "$tmp/mm_stat")"
+[[ $(awk '{print $1}' "$tmp/mm_stat") -gt 0 ]] || fail "mm_stat shows no data: $(cat "$tmp/mm_stat")"
+[[ $(awk '{print $4}' "$tmp/mm_stat") -eq 4194304 ]] || fail "mem_limit not applied: $(cat "$tmp/mm_stat")"
+grep -q '\[zstd\]' "$tmp/algo" || fail "comp_algorithm: $(cat "$tmp/algo")"
+grep -q 'lz4' "$tmp/recomp" || fail "recomp_algorithm: $(cat "$tmp/recomp")"
+[[ -e $tmp/nbd.sock || -e $tmp/c.sock ]] && fail "sockets left behind"
+echo "ok control socket, -o, modes"
+
+# Usage errors.
+rc=0; "$uzram" serve -U - --control "$tmp/c.sock" -o nosuch=1 --run true 2>/dev/null || rc=$?
+[[ $rc -eq 1 ]] || fail "-o nosuch: exit $rc, want 1"
+rc=0; "$uzram" serve -U - --control "$tmp/c.sock" --size 0 --run true 2>/dev/null || rc=$?
+[[ $rc -eq 1 ]] || fail "--size 0: exit $rc, want 1"
+
+# TCP: loopback works; another address without TLS is refused.
+"$uzram" serve --port 0 --control "$tmp/c.sock" --size 1M --run 'case $uri in nbd://127.0.0.1:*) ;; *) exit 9;; esac; nbdinfo --size "$uri" > '"$tmp"'/tcpsize' \
+  || fail "TCP on loopback"
+[[ $(cat "$tmp/tcpsize") -eq 1048576 ]] || fail "TCP size"
+rc=0; "$uzram" serve --port 0 --bind 0.0.0.0 --control "$tmp/c.sock" --run true 2>"$tmp/err" || rc=$?
+[[ $rc -eq 2 ]] && grep -q 'force-insecure' "$tmp/err" || fail "non-loopback bind: exit $rc, $(cat "$tmp/err")"
+echo "ok tcp"
+
+# SIGTERM: clean shutdown, sockets removed, exit 0.
+"$uzram" serve -U "$tmp/s.sock" --control "$tmp/c.sock" --size 1M > "$tmp/out" &
+pid=$!
+for _ in $(seq 100); do [[ -S $tmp/s.sock ]] && break; sleep 0.05; done
+nbdinfo --size "nbd+unix:///?socket=$tmp/s.sock" > /dev/null || fail "server not reachable"
+kill -TERM $pid
+rc=0; wait $pid || rc=$?
+[[ $rc -eq 0 ]] || fail "SIGTERM: exit $rc"
+[[ -e $tmp/s.sock || -e $tmp/c.sock ]] && fail "sockets left after SIGTERM"
+grep -q "nbd+unix:///?socket=$tmp/s.sock" "$tmp/out" || fail "URI not printed: $(cat "$tmp/out")"
+echo "ok SIGTERM"
