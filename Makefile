@@ -3,7 +3,8 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE ?= cmake
 
-.PHONY: all deps deps-bench build run test test-dev test-asan test-tsan test-fuzz test-install \
+PHONY_TESTS = test-dev test-asan test-tsan test-gcc test-fuzz test-install
+.PHONY: all deps deps-bench build run test $(PHONY_TESTS) \
         stress bench install clean
 
 all: build
@@ -22,16 +23,21 @@ build/release/bench/uzram-bench: deps-bench
 	$(CMAKE) --preset release >/dev/null
 	$(CMAKE) --build build/release -j $(JOBS)
 
-# The main job (until the store and server exist): the pool's demo workload and its report.
-run: build/release/bench/uzram-bench
-	build/release/bench/uzram-bench --demo
+# The main job: `uzram serve` on defaults (a 1 GiB lz4 store; NBD socket and control socket
+# under $XDG_RUNTIME_DIR/uzram or ./run/uzram). Prints the NBD URI and an example command
+# per client; Ctrl-C stops it.
+run: deps
+	$(CMAKE) --preset release >/dev/null
+	$(CMAKE) --build build/release -j $(JOBS) --target uzram-cli
+	build/release/src/cli/uzram serve --size 1G --algo lz4
 
-# Every test: dev (debug + lock-order checker, model checking), ASan+UBSan, TSan, a short
-# fuzz run, and an install + pkg-config build of a C program.
+# Every test: dev (clang debug + lock-order checker, model checking), ASan+UBSan (clang),
+# TSan, GCC with ASan+UBSan, a short fuzz run, and an install + pkg-config build of a C
+# program.
 test: deps
 	@scripts/run-tests.sh
 
-test-dev test-asan test-tsan test-fuzz test-install: deps
+test-dev test-asan test-tsan test-gcc test-fuzz test-install: deps
 	@scripts/run-tests.sh $(@:test-%=%)
 
 # The concurrency stress test for minutes (default 2 per configuration) under TSan:
