@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Runs the test suites: run-tests.sh [dev|asan|tsan|fuzz|install]... (default: all).
+# Runs the test suites: run-tests.sh [dev|asan|tsan|gcc|fuzz|install]... (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 suites=("$@")
-[[ ${#suites[@]} -eq 0 ]] && suites=(dev asan tsan fuzz install)
+[[ ${#suites[@]} -eq 0 ]] && suites=(dev asan tsan gcc fuzz install)
 status=0
 for s in "${suites[@]}"; do
   echo "=== test suite: $s ==="
   case "$s" in
-    dev|asan|tsan)
+    dev|asan|tsan|gcc)
       cmake --preset "$s" >/dev/null
       cmake --build "build/$s" -j "$jobs"
       ctest --preset "$s" || status=1
