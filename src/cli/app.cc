@@ -71,6 +71,9 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   v->add_option("-p,--port", sv.port, "listen on TCP PORT instead of a Unix socket");
   v->add_option("--bind", sv.bind, "TCP address (default 127.0.0.1; others need --force-insecure: no TLS)");
   v->add_flag("--force-insecure", sv.force_insecure, "allow a non-loopback --bind without TLS");
+  v->add_option("--tls", sv.tls, "off, on (STARTTLS offered) or require; default: require when credentials are given");
+  v->add_option("--tls-psk", sv.tls_psk, "TLS pre-shared keys file (psktool format: username:hexkey lines)");
+  v->add_option("--tls-certificates", sv.tls_certificates, "TLS X.509 directory (server-cert.pem, server-key.pem)");
   v->add_option("-t,--threads", sv.threads, "worker threads per connection (default 4)")->check(CLI::Range(1u, 256u));
   v->add_flag("-v,--verbose", sv.verbose, "log connections and protocol errors on stderr");
   v->add_flag("-f,--foreground", "compatibility: uzram serve always runs in the foreground");

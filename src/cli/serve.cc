@@ -17,6 +17,7 @@
 
 #include "nbd/server.h"
 #include "nbd/store_backend.h"
+#include "nbd/tls.h"
 #include "store/control.h"
 #include "uzram/store.h"
 
@@ -76,6 +77,24 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   if (!size || *size == 0) return usage_error(io, "serve: --size: invalid size '" + o.size + "'");
   if (!o.port.empty() && o.socket.size()) return usage_error(io, "serve: -U and --port exclude each other");
 
+  std::string tls_mode = o.tls;
+  const bool creds = !o.tls_psk.empty() || !o.tls_certificates.empty();
+  if (tls_mode.empty()) tls_mode = creds ? "require" : "off";
+  if (tls_mode != "off" && tls_mode != "on" && tls_mode != "require") {
+    return usage_error(io, "serve: --tls: want off, on or require, got '" + tls_mode + "'");
+  }
+  if (tls_mode != "off" && !creds) return usage_error(io, "serve: --tls=" + tls_mode + " needs --tls-psk or --tls-certificates");
+  std::unique_ptr<nbd::TlsContext> tls;
+  if (tls_mode != "off") {
+    std::string m;
+    auto t = nbd::TlsContext::create({o.tls_psk, o.tls_certificates}, &m);
+    if (!t) {
+      report(io, "serve", t.error(), m);
+      return kExitFailed;
+    }
+    tls = std::move(*t);
+  }
+
   auto created = Store::create("zram0");
   if (!created) {
     report(io, "serve", created.error(), "");
@@ -119,6 +138,8 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   so.bind = o.bind;
   so.force_insecure = o.force_insecure;
   so.session.workers = std::max(1u, o.threads);
+  so.tls.context = tls.get();
+  so.tls.required = tls_mode == "require";
   if (o.socket == "-") {
     char tmpl[] = "/tmp/uzram-nbd-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) {

@@ -19,6 +19,9 @@ struct ServeOptions {
   std::string port;                // --port: TCP instead of a Unix socket
   std::string bind = "127.0.0.1";  // --bind
   bool force_insecure = false;
+  std::string tls;                 // --tls off|on|require; empty: require with credentials, else off
+  std::string tls_psk;             // --tls-psk FILE (username:hexkey lines)
+  std::string tls_certificates;    // --tls-certificates DIR (server-cert.pem, server-key.pem)
   bool verbose = false;
   unsigned threads = 4;            // workers per connection
 };

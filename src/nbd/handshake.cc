@@ -7,7 +7,8 @@
 #include <vector>
 
 #include "nbd/store_backend.h"
-#include "nbd/wire.h"
+#include "nbd/tls.h"
+#include "nbd/transport.h"
 
 namespace uzram::nbd {
 namespace {
@@ -15,21 +16,21 @@ namespace {
 constexpr unsigned kMaxOptions = 256;  // options per handshake before we give up
 constexpr std::uint32_t kContextId = kBaseAllocationId;
 
-bool reply(int fd, std::uint32_t opt, std::uint32_t type, const void* data = nullptr, std::uint32_t len = 0) {
+bool reply(Transport& fd, std::uint32_t opt, std::uint32_t type, const void* data = nullptr, std::uint32_t len = 0) {
   std::uint8_t h[20];
   put64(h, kOptReplyMagic);
   put32(h + 8, opt);
   put32(h + 12, type);
   put32(h + 16, len);
   iovec v[2] = {{h, sizeof h}, {const_cast<void*>(data), len}};
-  return writev_full(fd, v, len ? 2 : 1);
+  return fd.writev_full(v, len ? 2 : 1);
 }
 
-bool reply_error(int fd, std::uint32_t opt, std::uint32_t type, std::string_view msg) {
+bool reply_error(Transport& fd, std::uint32_t opt, std::uint32_t type, std::string_view msg) {
   return reply(fd, opt, type, msg.data(), static_cast<std::uint32_t>(msg.size()));
 }
 
-bool send_info_export(int fd, std::uint32_t opt, const Backend& b, bool structured) {
+bool send_info_export(Transport& fd, std::uint32_t opt, const Backend& b, bool structured) {
   std::uint8_t d[12];
   put16(d, kInfoExport);
   put64(d + 2, b.size());
@@ -37,7 +38,7 @@ bool send_info_export(int fd, std::uint32_t opt, const Backend& b, bool structur
   return reply(fd, opt, kRepInfo, d, sizeof d);
 }
 
-bool send_info_block_size(int fd, std::uint32_t opt) {
+bool send_info_block_size(Transport& fd, std::uint32_t opt) {
   std::uint8_t d[14];
   put16(d, kInfoBlockSize);
   put32(d + 2, 1);
@@ -46,7 +47,7 @@ bool send_info_block_size(int fd, std::uint32_t opt) {
   return reply(fd, opt, kRepInfo, d, sizeof d);
 }
 
-bool send_context(int fd, std::uint32_t opt) {
+bool send_context(Transport& fd, std::uint32_t opt) {
   const std::string_view name = kBaseAllocation;
   std::vector<std::uint8_t> d(4 + name.size());
   put32(d.data(), kContextId);
@@ -72,14 +73,16 @@ std::uint16_t transmission_flags(const Backend& b, bool structured) noexcept {
   return f;
 }
 
-bool handshake(int fd, const Backend& backend, Negotiated* out, const LogFn& log) {
+bool handshake(int sock, std::unique_ptr<Transport>& transport, const Backend& backend, const TlsPolicy& tls,
+               Negotiated* out, const LogFn& log) {
+  transport = std::make_unique<FdTransport>(sock);
   std::uint8_t hello[18];
   put64(hello, kNbdMagic);
   put64(hello + 8, kIHaveOpt);
   put16(hello + 16, kFlagFixedNewstyle | kFlagNoZeroes);
-  if (!write_full(fd, hello, sizeof hello)) return false;
+  if (!transport->write_full(hello, sizeof hello)) return false;
   std::uint8_t cf[4];
-  if (!read_full(fd, cf, 4)) {
+  if (!transport->read_full(cf, 4)) {
     log("client closed before sending its flags");
     return false;
   }
@@ -98,8 +101,9 @@ bool handshake(int fd, const Backend& backend, Negotiated* out, const LogFn& log
       log("too many options; closing");
       return false;
     }
+    Transport& fd = *transport;
     std::uint8_t h[16];
-    if (!read_full(fd, h, sizeof h)) {
+    if (!fd.read_full(h, sizeof h)) {
       log("client closed during negotiation");
       return false;
     }
@@ -110,7 +114,7 @@ bool handshake(int fd, const Backend& backend, Negotiated* out, const LogFn& log
     const std::uint32_t opt = get32(h + 8);
     const std::uint32_t len = get32(h + 12);
     if (len > kMaxOptionLength) {
-      if (len > kMaxOptionSkip || !skip_full(fd, len)) {
+      if (len > kMaxOptionSkip || !fd.skip_full(len)) {
         log("option data too long; closing");
         return false;
       }
@@ -118,12 +122,20 @@ bool handshake(int fd, const Backend& backend, Negotiated* out, const LogFn& log
       continue;
     }
     data.resize(len);
-    if (len > 0 && !read_full(fd, data.data(), len)) {
+    if (len > 0 && !fd.read_full(data.data(), len)) {
       log("client closed during an option");
       return false;
     }
     const std::span<const std::uint8_t> d(data);
     bool ok = true;
+    if (tls.required && !fd.is_tls() && opt != kOptStartTls && opt != kOptAbort) {
+      if (opt == kOptExportName) {
+        log("NBD_OPT_EXPORT_NAME before STARTTLS while TLS is required; closing");
+        return false;
+      }
+      if (!reply_error(fd, opt, kRepErrTlsReqd, "TLS is required: send NBD_OPT_STARTTLS first")) return false;
+      continue;
+    }
     switch (opt) {
       case kOptExportName: {
         std::uint8_t r[10 + 124] = {};
@@ -131,7 +143,7 @@ bool handshake(int fd, const Backend& backend, Negotiated* out, const LogFn& log
         put16(r + 8, transmission_flags(backend, false));
         neg.structured = false;  // NBD_OPT_EXPORT_NAME cannot carry structured replies
         neg.meta_base_allocation = false;
-        if (!write_full(fd, r, no_zeroes ? 10 : sizeof r)) return false;
+        if (!fd.write_full(r, no_zeroes ? 10 : sizeof r)) return false;
         *out = neg;
         return true;
       }
@@ -204,7 +216,20 @@ bool handshake(int fd, const Backend& backend, Negotiated* out, const LogFn& log
         break;
       }
       case kOptStartTls:
-        ok = reply_error(fd, opt, kRepErrUnsup, "TLS is not supported by this server");
+        if (tls.context == nullptr) {
+          ok = reply_error(fd, opt, kRepErrUnsup, "TLS is not enabled on this server");
+        } else if (fd.is_tls()) {
+          ok = reply_error(fd, opt, kRepErrInvalid, "TLS is already active");
+        } else if (len != 0) {
+          ok = reply_error(fd, opt, kRepErrInvalid, "NBD_OPT_STARTTLS takes no data");
+        } else {
+          if (!reply(fd, opt, kRepAck)) return false;
+          auto secure = tls.context->accept(sock, log);
+          if (!secure) return false;
+          transport = std::move(secure);
+          neg = Negotiated{};  // what was negotiated in clear text does not carry over
+          neg.size = backend.size();
+        }
         break;
       default:
         ok = reply_error(fd, opt, kRepErrUnsup, "option not supported");

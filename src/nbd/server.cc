@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "nbd/store_backend.h"
+#include "nbd/transport.h"
 
 namespace uzram::nbd {
 
@@ -95,7 +96,9 @@ struct Server::State {
   void serve(Conn* c) {
     const LogFn lg = [this](const std::string& m) { log(m); };
     Negotiated neg;
-    if (handshake(c->fd, *backend, &neg, lg)) serve_session(c->fd, *backend, neg, lg, options.session);
+    std::unique_ptr<Transport> t;
+    if (handshake(c->fd, t, *backend, options.tls, &neg, lg)) serve_session(c->fd, *t, *backend, neg, lg, options.session);
+    t.reset();  // TLS: close_notify before the socket closes
     {
       std::lock_guard l(mu);
       ::close(c->fd);
@@ -180,9 +183,9 @@ Result<int> listen_tcp(const ServerOptions& o, std::string* uri, std::string* ms
     addrinfo* r;
     ~Free() { ::freeaddrinfo(r); }
   } guard{res};
-  if (!loopback(res->ai_addr) && !o.force_insecure) {
-    *msg = o.bind + ": refusing a non-loopback address without TLS (TLS is not available; "
-           "--force-insecure overrides)";
+  if (!loopback(res->ai_addr) && !o.force_insecure && !o.tls.required) {
+    *msg = o.bind + ": refusing a non-loopback address without TLS (--tls=require with "
+           "--tls-psk or --tls-certificates; --force-insecure overrides)";
     return Errc::invalid_argument;
   }
   const int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);

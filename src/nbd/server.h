@@ -22,13 +22,14 @@ struct ServerOptions {
   bool force_insecure = false;         // allow a non-loopback bind without TLS
   unsigned max_connections = 64;       // more are closed at once (logged)
   SessionOptions session;
+  TlsPolicy tls;                       // context owned by the caller, outlives the server
   LogFn log;                           // may be empty
 };
 
 class Server {
  public:
   // Binds and starts accepting in a background thread. Errors: busy (a live server on the
-  // Unix socket), invalid_argument (bad address, non-loopback without --force-insecure,
+  // Unix socket), invalid_argument (bad address, non-loopback without TLS required or --force-insecure,
   // existing non-socket file), io_error (socket/bind/listen failed); *msg explains.
   [[nodiscard]] static Result<std::unique_ptr<Server>> start(Backend& backend, const ServerOptions& options,
                                                              std::string* msg) noexcept;

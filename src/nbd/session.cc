@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "nbd/store_backend.h"
-#include "nbd/wire.h"
+#include "nbd/transport.h"
 
 namespace uzram::nbd {
 namespace {
@@ -25,8 +25,8 @@ struct Job {
 
 class Session {
  public:
-  Session(int fd, Backend& b, const Negotiated& n, const LogFn& log, const SessionOptions& o)
-      : fd_(fd), backend_(b), neg_(n), log_(log), opt_(o) {}
+  Session(int fd, Transport& t, Backend& b, const Negotiated& n, const LogFn& log, const SessionOptions& o)
+      : fd_(fd), t_(t), backend_(b), neg_(n), log_(log), opt_(o) {}
 
   void run() {
     const unsigned nworkers = backend_.parallel() ? std::max(1u, opt_.workers) : 1u;
@@ -45,7 +45,7 @@ class Session {
   void read_loop() {
     for (;;) {
       std::uint8_t h[kRequestSize];
-      if (!read_full(fd_, h, sizeof h)) return;  // EOF, error or server shutdown
+      if (!t_.read_full(h, sizeof h)) return;  // EOF, error or server shutdown
       Job job;
       job.req = decode_request(h);
       if (job.req.magic != kRequestMagic) {
@@ -57,12 +57,12 @@ class Session {
       job.error = v.error;
       if (v.payload_follows) {
         if (v.error) {
-          if (!skip_full(fd_, job.req.length)) return;
+          if (!t_.skip_full(job.req.length)) return;
         } else {
           job.cost = job.req.length;
           if (!acquire(job.cost)) return;
           job.payload.resize(job.req.length);
-          if (!read_full(fd_, job.payload.data(), job.req.length)) {
+          if (!t_.read_full(job.payload.data(), job.req.length)) {
             log_("client vanished in the middle of a write payload");
             release(job.cost);
             return;
@@ -160,7 +160,7 @@ class Session {
   void send(iovec* v, int n) {
     std::lock_guard l(send_mu_);
     if (dead_) return;
-    if (!writev_full(fd_, v, n)) {
+    if (!t_.writev_full(v, n)) {
       dead_ = true;
       ::shutdown(fd_, SHUT_RDWR);  // the reader sees EOF and the session ends
     }
@@ -237,6 +237,7 @@ class Session {
   }
 
   const int fd_;
+  Transport& t_;
   Backend& backend_;
   const Negotiated neg_;
   const LogFn& log_;
@@ -252,9 +253,9 @@ class Session {
 
 }  // namespace
 
-void serve_session(int fd, Backend& backend, const Negotiated& neg, const LogFn& log,
+void serve_session(int fd, Transport& transport, Backend& backend, const Negotiated& neg, const LogFn& log,
                    const SessionOptions& options) {
-  Session(fd, backend, neg, log, options).run();
+  Session(fd, transport, backend, neg, log, options).run();
 }
 
 }  // namespace uzram::nbd

@@ -13,6 +13,7 @@
 namespace uzram::nbd {
 
 class Backend;
+class Transport;
 
 struct SessionOptions {
   unsigned workers = 4;                                 // 1 when !backend.parallel()
@@ -22,7 +23,7 @@ struct SessionOptions {
 // Serves requests until NBD_CMD_DISC, EOF, a protocol violation or a socket error (e.g. the
 // server shutting the socket down); waits for the requests in flight, then returns. The
 // caller closes fd.
-void serve_session(int fd, Backend& backend, const Negotiated& neg, const LogFn& log,
+void serve_session(int fd, Transport& transport, Backend& backend, const Negotiated& neg, const LogFn& log,
                    const SessionOptions& options = {});
 
 }  // namespace uzram::nbd

@@ -26,3 +26,11 @@ captive() {
     nbdkit) nbdkit -U - memory "$size" --run "$1" ;;
   esac
 }
+
+# captive_tls PSKFILE CMD: as captive, with TLS required (pre-shared keys).
+captive_tls() {
+  case $kind in
+    uzram) "$uzram" serve -U - --control "$tmp/control.sock" --size "$size" --tls=require --tls-psk "$1" --run "$2" ;;
+    nbdkit) nbdkit -U - --tls=require --tls-psk="$1" memory "$size" --run "$2" ;;
+  esac
+}

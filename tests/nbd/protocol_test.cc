@@ -10,6 +10,7 @@
 #include "nbd/handshake.h"
 #include "nbd/protocol.h"
 #include "nbd/store_backend.h"
+#include "nbd/transport.h"
 #include "nbd/wire.h"
 
 namespace uzram::nbd {
@@ -89,7 +90,8 @@ std::pair<bool, std::vector<std::uint8_t>> run(const std::vector<std::uint8_t>& 
   bool go = false;
   std::thread t([&] {
     Negotiated n;
-    go = handshake(sv[0], b, &n, [](const std::string&) {});
+    std::unique_ptr<Transport> t;
+    go = handshake(sv[0], t, b, TlsPolicy{}, &n, [](const std::string&) {});
     ::close(sv[0]);
   });
   EXPECT_TRUE(write_full(sv[1], client_bytes.data(), client_bytes.size()));

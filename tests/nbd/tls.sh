@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# STARTTLS with pre-shared keys: nbdinfo and nbdcopy over TLS; clear text and a wrong key
+# are refused.
+here=$(dirname "$0")
+source "$here/lib.sh"
+need nbdinfo nbdcopy
+key() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+echo "alice:$(key)" > "$tmp/psk"
+echo "alice:$(key)" > "$tmp/wrong"
+chmod 600 "$tmp/psk" "$tmp/wrong"
+head -c $((4 << 20)) /dev/urandom > "$tmp/data"
+export tmp
+captive_tls "$tmp/psk" '
+  sock=${uri#*socket=}
+  u="nbds+unix://alice@/?socket=$sock&tls-psk-file=$tmp/psk"
+  nbdinfo "$u" > "$tmp/info" || exit 11
+  nbdinfo "$uri" > /dev/null 2>&1 && exit 12
+  nbdinfo "nbds+unix://alice@/?socket=$sock&tls-psk-file=$tmp/wrong" > /dev/null 2>&1 && exit 13
+  nbdcopy "$tmp/data" "$u" && nbdcopy "$u" "$tmp/out" || exit 14
+  exit 0' || fail "TLS session (status $?: 11 TLS refused, 12 clear text accepted, 13 wrong key accepted, 14 copy)"
+grep -q "with TLS" "$tmp/info" || fail "nbdinfo: $(head -1 "$tmp/info")"
+head -c $((4 << 20)) "$tmp/out" | cmp - "$tmp/data" || fail "TLS copy differs"
+echo "ok tls psk"
+if [[ $kind == uzram ]]; then
+  "$uzram" serve --port 0 --bind 0.0.0.0 --tls-psk "$tmp/psk" --control "$tmp/c.sock" --size 1M --run true \
+    || fail "non-loopback bind with TLS required refused"
+  echo "ok non-loopback with tls"
+fi
