@@ -34,3 +34,11 @@ captive_tls() {
     nbdkit) nbdkit -U - --tls=require --tls-psk="$1" memory "$size" --run "$2" ;;
   esac
 }
+
+# captive_x509 DIR CMD: TLS required, X.509 certificates from DIR.
+captive_x509() {
+  case $kind in
+    uzram) "$uzram" serve -U - --control "$tmp/control.sock" --size "$size" --tls=require --tls-certificates "$1" --run "$2" ;;
+    nbdkit) nbdkit -U - --tls=require --tls-certificates="$1" memory "$size" --run "$2" ;;
+  esac
+}

@@ -21,6 +21,18 @@ captive_tls "$tmp/psk" '
 grep -q "with TLS" "$tmp/info" || fail "nbdinfo: $(head -1 "$tmp/info")"
 head -c $((4 << 20)) "$tmp/out" | cmp - "$tmp/data" || fail "TLS copy differs"
 echo "ok tls psk"
+if command -v openssl > /dev/null; then
+  mkdir "$tmp/pki"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/pki/server-key.pem" -out "$tmp/pki/server-cert.pem" \
+    -days 2 -subj /CN=localhost 2> /dev/null
+  cp "$tmp/pki/server-cert.pem" "$tmp/pki/ca-cert.pem"
+  captive_x509 "$tmp/pki" 'nbdinfo "nbds+unix:///?socket=${uri#*socket=}&tls-certificates=$tmp/pki&tls-verify-peer=false" > "$tmp/info509"' \
+    || fail "TLS with X.509"
+  grep -q "with TLS" "$tmp/info509" || fail "x509 nbdinfo: $(head -1 "$tmp/info509")"
+  echo "ok tls x509"
+else
+  echo "no openssl: X.509 not tested"
+fi
 if [[ $kind == uzram ]]; then
   "$uzram" serve --port 0 --bind 0.0.0.0 --tls-psk "$tmp/psk" --control "$tmp/c.sock" --size 1M --run true \
     || fail "non-loopback bind with TLS required refused"
