@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -97,7 +98,12 @@ struct Server::State {
     const LogFn lg = [this](const std::string& m) { log(m); };
     Negotiated neg;
     std::unique_ptr<Transport> t;
-    if (handshake(c->fd, t, *backend, options.tls, &neg, lg)) serve_session(c->fd, *t, *backend, neg, lg, options.session);
+    timeval tv{static_cast<time_t>(options.handshake_timeout_s), 0};
+    ::setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const bool go = handshake(c->fd, t, *backend, options.tls, &neg, lg);
+    tv = timeval{0, 0};  // transmission: idle clients may stay
+    ::setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (go) serve_session(c->fd, *t, *backend, neg, lg, options.session);
     t.reset();  // TLS: close_notify before the socket closes
     {
       std::lock_guard l(mu);

@@ -21,6 +21,7 @@ struct ServerOptions {
   std::string bind = "127.0.0.1";      // TCP address
   bool force_insecure = false;         // allow a non-loopback bind without TLS
   unsigned max_connections = 64;       // more are closed at once (logged)
+  unsigned handshake_timeout_s = 30;   // a client silent this long while negotiating is closed
   SessionOptions session;
   TlsPolicy tls;                       // context owned by the caller, outlives the server
   LogFn log;                           // may be empty

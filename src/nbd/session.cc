@@ -4,6 +4,8 @@
 
 #include <condition_variable>
 #include <deque>
+#include <memory>
+#include <new>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -18,7 +20,7 @@ constexpr std::size_t kMaxExtents = 1U << 16;
 
 struct Job {
   Request req;
-  std::vector<std::uint8_t> payload;  // WRITE data
+  std::unique_ptr<std::uint8_t[]> payload;  // WRITE data (not zero-filled)
   std::uint32_t error = 0;            // pre-validated error: reply only
   std::size_t cost = 0;               // bytes charged to the in-flight budget
 };
@@ -61,8 +63,13 @@ class Session {
         } else {
           job.cost = job.req.length;
           if (!acquire(job.cost)) return;
-          job.payload.resize(job.req.length);
-          if (!t_.read_full(job.payload.data(), job.req.length)) {
+          job.payload.reset(new (std::nothrow) std::uint8_t[job.req.length]);
+          if (!job.payload) {
+            log_("out of memory for a write payload; closing");
+            release(job.cost);
+            return;
+          }
+          if (!t_.read_full(job.payload.get(), job.req.length)) {
             log_("client vanished in the middle of a write payload");
             release(job.cost);
             return;
@@ -119,14 +126,14 @@ class Session {
     std::uint32_t e = 0;
     switch (r.type) {
       case kCmdRead: {
-        std::vector<std::uint8_t> buf(r.length);
-        e = backend_.read(r.offset, r.length, buf.data());
+        std::unique_ptr<std::uint8_t[]> buf(new (std::nothrow) std::uint8_t[r.length]);
+        e = buf ? backend_.read(r.offset, r.length, buf.get()) : kEnomem;
         if (e) break;
-        send_read(r, buf);
+        send_read(r, buf.get());
         return;
       }
       case kCmdWrite:
-        e = backend_.write(r.offset, r.length, job.payload.data());
+        e = backend_.write(r.offset, r.length, job.payload.get());
         if (!e && (r.flags & kCmdFlagFua)) e = backend_.flush();
         break;
       case kCmdFlush:
@@ -208,16 +215,16 @@ class Session {
     }
   }
 
-  void send_read(const Request& r, std::vector<std::uint8_t>& buf) {
+  void send_read(const Request& r, std::uint8_t* buf) {
     std::uint8_t h[kChunkHeaderSize + 8];
     if (neg_.structured) {
       chunk_header(h, r, kChunkOffsetData, 8 + r.length);
       put64(h + kChunkHeaderSize, r.offset);
-      iovec v[2] = {{h, sizeof h}, {buf.data(), buf.size()}};
+      iovec v[2] = {{h, sizeof h}, {buf, r.length}};
       send(v, 2);
     } else {
       simple_header(h, r, 0);
-      iovec v[2] = {{h, kSimpleReplySize}, {buf.data(), buf.size()}};
+      iovec v[2] = {{h, kSimpleReplySize}, {buf, r.length}};
       send(v, 2);
     }
   }

@@ -48,7 +48,7 @@ class TlsTransport final : public Transport {
     auto* p = static_cast<std::uint8_t*>(buf);
     while (n > 0) {
       const ssize_t r = gnutls_record_recv(s_, p, n);
-      if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN) continue;
+      if (r == GNUTLS_E_INTERRUPTED) continue;  // AGAIN: a receive timeout on a blocking socket
       if (r <= 0) return false;
       p += r;
       n -= static_cast<std::size_t>(r);
@@ -61,7 +61,7 @@ class TlsTransport final : public Transport {
       std::size_t n = iov[i].iov_len;
       while (n > 0) {
         const ssize_t r = gnutls_record_send(s_, p, n);
-        if (r == GNUTLS_E_INTERRUPTED || r == GNUTLS_E_AGAIN) continue;
+        if (r == GNUTLS_E_INTERRUPTED) continue;  // AGAIN: a receive timeout on a blocking socket
         if (r <= 0) return false;
         p += r;
         n -= static_cast<std::size_t>(r);
