@@ -140,9 +140,7 @@ bool handshake(int sock, std::unique_ptr<Transport>& transport, const Backend& b
       case kOptExportName: {
         std::uint8_t r[10 + 124] = {};
         put64(r, backend.size());
-        put16(r + 8, transmission_flags(backend, false));
-        neg.structured = false;  // NBD_OPT_EXPORT_NAME cannot carry structured replies
-        neg.meta_base_allocation = false;
+        put16(r + 8, transmission_flags(backend, neg.structured));  // negotiation so far holds
         if (!fd.write_full(r, no_zeroes ? 10 : sizeof r)) return false;
         *out = neg;
         return true;

@@ -161,5 +161,14 @@ TEST(Handshake, SetMetaContextNeedsStructuredReplies) {
   EXPECT_EQ(get32(got.data() + 18 + 12), kRepErrInvalid);
 }
 
+TEST(Handshake, ExportNameAfterStructuredReplyKeepsIt) {
+  auto [go, got] = run(cat({kFlags, option(kOptStructuredReply, {}), option(kOptExportName, {})}));
+  EXPECT_TRUE(go);
+  ASSERT_EQ(got.size(), 18u + 20u + 10u);  // hello, ACK, size + flags (NO_ZEROES)
+  EXPECT_EQ(get32(got.data() + 18 + 12), kRepAck);
+  EXPECT_EQ(get64(got.data() + 38), 1u << 20);
+  EXPECT_TRUE(get16(got.data() + 46) & kTxSendDf);
+}
+
 }  // namespace
 }  // namespace uzram::nbd
