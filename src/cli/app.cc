@@ -76,7 +76,8 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   v->add_option("--tls-certificates", sv.tls_certificates, "TLS X.509 directory (server-cert.pem, server-key.pem)");
   v->add_option("-t,--threads", sv.threads, "worker threads per connection (default 4)")->check(CLI::Range(1u, 256u));
   v->add_flag("-v,--verbose", sv.verbose, "log connections and protocol errors on stderr");
-  v->add_flag("-f,--foreground", "compatibility: uzram serve always runs in the foreground");
+  bool foreground = false;  // accepted for nbdkit compatibility; serve never daemonises
+  v->add_flag("-f,--foreground", foreground, "compatibility: uzram serve always runs in the foreground");
 
   try {
     app.parse(argc, argv);

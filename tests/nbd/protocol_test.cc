@@ -90,8 +90,8 @@ std::pair<bool, std::vector<std::uint8_t>> run(const std::vector<std::uint8_t>& 
   bool go = false;
   std::thread t([&] {
     Negotiated n;
-    std::unique_ptr<Transport> t;
-    go = handshake(sv[0], t, b, TlsPolicy{}, &n, [](const std::string&) {});
+    std::unique_ptr<Transport> transport;
+    go = handshake(sv[0], transport, b, TlsPolicy{}, &n, [](const std::string&) {});
     ::close(sv[0]);
   });
   EXPECT_TRUE(write_full(sv[1], client_bytes.data(), client_bytes.size()));
