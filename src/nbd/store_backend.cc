@@ -2,6 +2,7 @@
 #include "nbd/store_backend.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "nbd/protocol.h"
@@ -16,7 +17,10 @@ std::uint32_t to_nbd(const std::error_code& ec) noexcept {
   return kEio;
 }
 
-const std::uint8_t kZeroBlock[kBlockSize] = {};
+alignas(64) const std::uint8_t kZeroBlock[kBlockSize] = {};
+
+// Store::read/write access blocks as 64-bit words: they need 8-byte-aligned buffers.
+bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % alignof(std::uint64_t) == 0; }
 
 }  // namespace
 
@@ -29,7 +33,7 @@ std::uint32_t StoreBackend::read(std::uint64_t offset, std::uint32_t len, void* 
     const std::uint64_t index = offset / kBlockSize;
     const std::size_t at = offset % kBlockSize;
     const std::size_t n = std::min<std::size_t>(kBlockSize - at, len);
-    if (n == kBlockSize) {
+    if (n == kBlockSize && aligned(out)) {
       if (auto r = store_.read(index, out); !r) return to_nbd(r.error());
     } else {
       if (auto r = store_.read(index, tmp); !r) return to_nbd(r.error());
@@ -45,12 +49,14 @@ std::uint32_t StoreBackend::read(std::uint64_t offset, std::uint32_t len, void* 
 std::uint32_t StoreBackend::patch(std::uint64_t index, std::size_t at, std::size_t n,
                                   const void* src) noexcept {
   std::lock_guard lock(stripe(index));
-  if (n == kBlockSize) {
+  if (n == kBlockSize && aligned(src)) {
     auto r = store_.write(index, src);
     return r ? 0 : to_nbd(r.error());
   }
   alignas(64) std::uint8_t tmp[kBlockSize];
-  if (auto r = store_.read(index, tmp); !r) return to_nbd(r.error());
+  if (n < kBlockSize) {
+    if (auto r = store_.read(index, tmp); !r) return to_nbd(r.error());
+  }
   std::memcpy(tmp + at, src, n);
   auto r = store_.write(index, tmp);
   return r ? 0 : to_nbd(r.error());
