@@ -69,7 +69,7 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
       ->allow_extra_args(false);
   v->add_option("--run", sv.run, "captive mode: run CMD with /bin/sh, $uri set; exit with its status");
   v->add_option("-p,--port", sv.port, "listen on TCP PORT instead of a Unix socket");
-  v->add_option("--bind", sv.bind, "TCP address (default 127.0.0.1; others need --force-insecure: no TLS)");
+  v->add_option("--bind", sv.bind, "TCP address (default 127.0.0.1; others need TLS required, or --force-insecure)");
   v->add_flag("--force-insecure", sv.force_insecure, "allow a non-loopback --bind without TLS");
   v->add_option("--tls", sv.tls, "off, on (STARTTLS offered) or require; default: require when credentials are given");
   v->add_option("--tls-psk", sv.tls_psk, "TLS pre-shared keys file (psktool format: username:hexkey lines)");
