@@ -5,7 +5,7 @@ here=$(dirname "$0")
 source "$here/lib.sh"
 need fio
 fio --enghelp 2>/dev/null | grep -qw nbd || skip "fio lacks the nbd engine"
-captive 'fio --output="$tmp/fio.out" --ioengine=nbd --uri="$uri" --size=32M --iodepth=16 \
+captive 'cd "$tmp" && fio --output="$tmp/fio.out" --verify_state_save=0 --ioengine=nbd --uri="$uri" --size=32M --iodepth=16 \
   --name=rand4k --rw=randwrite --bs=4k --verify=crc32c --verify_fatal=1 \
   --name=odd --rw=randwrite --bsrange=512-12k --offset=32M --size=12M --verify=md5 --verify_fatal=1 \
   --name=multi --rw=randrw --bs=4k --numjobs=4 --offset=48M --size=4M --offset_increment=4M --verify=crc32c --verify_fatal=1' \
