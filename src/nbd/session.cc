@@ -17,6 +17,7 @@ namespace uzram::nbd {
 namespace {
 
 constexpr std::size_t kMaxExtents = 1U << 16;
+constexpr std::size_t kJobCost = 4096;  // charged per queued request, beyond its data
 
 struct Job {
   Request req;
@@ -57,11 +58,16 @@ class Session {
       const Verdict v = validate(job.req, neg_);
       if (v.disconnect) return;
       job.error = v.error;
+      // Every queued request is charged against the in-flight budget (its buffer, or what
+      // its reply may take), so a client that never reads replies cannot grow the queue.
+      job.cost = kJobCost;
+      if (!v.error && (job.req.type == kCmdRead || job.req.type == kCmdWrite)) job.cost += job.req.length;
+      if (!v.error && job.req.type == kCmdBlockStatus) job.cost += 8 * kMaxExtents;
       if (v.payload_follows) {
         if (v.error) {
           if (!t_.skip_full(job.req.length)) return;
+          if (!acquire(job.cost)) return;
         } else {
-          job.cost = job.req.length;
           if (!acquire(job.cost)) return;
           job.payload.reset(new (std::nothrow) std::uint8_t[job.req.length]);
           if (!job.payload) {
@@ -75,8 +81,7 @@ class Session {
             return;
           }
         }
-      } else if (!v.error && job.req.type == kCmdRead) {
-        job.cost = job.req.length;
+      } else {
         if (!acquire(job.cost)) return;
       }
       {

@@ -129,6 +129,20 @@ s = sock(); go(s)
 s.sendall(struct.pack(">IHHQQI", 0xDEADBEEF, 0, 0, 1, 0, 1))
 assert closed(s)
 
+# A client that sends requests and never reads replies meets backpressure: the server stops
+# reading instead of queueing without bound.
+s = sock(); go(s); s.settimeout(2)
+blob = struct.pack(">IHHQQI", REQ, 0, 3, 1, 0, 0) * 1000  # 1000 FLUSH requests
+sent = 0
+try:
+    for _ in range(400):
+        s.sendall(blob)
+        sent += 1
+except socket.timeout:
+    pass
+assert sent < 400, "400000 requests queued without the client reading a reply"
+s.close()
+
 for s in idle:
     s.close()
 
