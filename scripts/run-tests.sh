@@ -16,7 +16,7 @@ for s in "${suites[@]}"; do
       ;;
     fuzz)
       cmake --preset fuzz >/dev/null
-      cmake --build build/fuzz -j "$jobs" --target fuzz_pool
+      cmake --build build/fuzz -j "$jobs" --target fuzz_pool fuzz_nbd
       ctest --preset fuzz || status=1
       ;;
     install)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fails when a layer includes a higher one. Order: util -> sync -> pool -> store -> nbd/cli.
+# Fails when a layer includes a higher one. Order: util -> sync -> pool -> store -> nbd -> cli
+# (the cli's `serve` subcommand embeds the NBD server).
 set -euo pipefail
 root=${1:-.}
 fail=0
@@ -16,6 +17,7 @@ check util sync pool store nbd cli
 check sync pool store nbd cli
 check pool store nbd cli
 check store nbd cli
+check nbd cli
 if grep -rn '#include "\(util\|sync\|pool\|store\)/' "$root/include/uzram"; then
   echo "layering: public headers must not include src/"; fail=1
 fi

@@ -80,6 +80,8 @@ class Store {
   static std::vector<std::string> attr_names() noexcept;
 
   // ---- Block I/O (index = block number, 4 KiB each) ----------------------------------
+  // `block` must be 8-byte aligned (blocks are scanned as 64-bit words for the
+  // same-filled test and filled word by word).
   // Errors: not_initialized, out_of_range, no_memory / limit_reached (write: the old
   // contents of the block stay intact), codec_failed, io_error (backing device).
   [[nodiscard]] Result<void> write(std::uint64_t index, const void* block) noexcept;
