@@ -10,14 +10,11 @@ namespace uzram {
 // Protocol: docs/locking.md#read steps 1-4.
 ZsPage* PoolImpl::lock_object(Handle h, std::uint64_t* v_out, const char* op) noexcept {
   std::atomic<std::uint64_t>* e = entry_of(h, op);
-  const auto hv = static_cast<std::uint64_t>(h);
   for (;;) {
     if (kernel_mode()) pool_lock_.lock_shared();
     // acquire: pairs with the release stores publishing a location (alloc, compaction).
     const std::uint64_t v = e->load(std::memory_order_acquire);
-    ZS_CHECK(HandleTable::is_allocated(v) && HandleTable::gen_of(v) == HandleTable::gen_of_handle(hv),
-             "%s: handle %#llx is not allocated (freed, or never a handle)", op,
-             static_cast<unsigned long long>(hv));
+    check_entry(v, h, op);
     ZsPage* z = zspages_.get(HandleTable::decode(v).zspage);
     z->lock.lock_read();
     if (kernel_mode()) {
@@ -93,9 +90,7 @@ void PoolImpl::read_end_impl(Handle h) noexcept {
   // relaxed: the object cannot move or be freed (by a correct caller) while we hold the
   // zspage read lock taken in read_begin, so the entry is the one we validated.
   const std::uint64_t v = e->load(std::memory_order_relaxed);
-  ZS_CHECK(HandleTable::is_allocated(v) &&
-               HandleTable::gen_of(v) == HandleTable::gen_of_handle(static_cast<std::uint64_t>(h)),
-           "read_end: handle %#llx is not allocated", static_cast<unsigned long long>(h));
+  check_entry(v, h, "read_end");
   zspages_.get(HandleTable::decode(v).zspage)->lock.unlock_read();
 }
 
@@ -115,9 +110,7 @@ void PoolImpl::write_impl(Handle h, const void* src, std::size_t len) noexcept {
 
 std::size_t PoolImpl::object_size_impl(Handle h) const noexcept {
   const std::uint64_t v = entry_of(h, "object_size")->load(std::memory_order_acquire);
-  ZS_CHECK(HandleTable::is_allocated(v) &&
-               HandleTable::gen_of(v) == HandleTable::gen_of_handle(static_cast<std::uint64_t>(h)),
-           "object_size: handle %#llx is not allocated", static_cast<unsigned long long>(h));
+  check_entry(v, h, "object_size");
   return HandleTable::decode(v).size;
 }
 

@@ -147,14 +147,7 @@ void PoolImpl::deferred_free_job() noexcept {
       lock_zspage_frames(z);  // step 2
       ReleaseBatch batch;
       c.lock.lock();  // step 3
-      for (unsigned k = 0; k < z->nframes; k++) {
-        arena_.info(z->frames[k]).store(kFrameAllocated, std::memory_order_release);
-        batch.frames[batch.nframes++] = z->frames[k];
-      }
-      batch.zspages[batch.nzspages++] = id;
-      z->state = ZsState::free;
-      c.obj_allocated -= c.objs_per_zspage;
-      pages_allocated_.fetch_sub(c.pages_per_zspage, std::memory_order_relaxed);
+      release_zspage_locked(c, id, z, batch);
       c.lock.unlock();
       release(batch);  // step 4
       deferred_frees_.fetch_add(1, std::memory_order_relaxed);

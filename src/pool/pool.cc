@@ -211,6 +211,11 @@ bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseB
       return false;
     }
   }
+  release_zspage_locked(c, id, z, batch);
+  return true;
+}
+
+void PoolImpl::release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept {
   if (z->state == ZsState::listed) list_remove_locked(c, id, z);
   for (unsigned k = 0; k < z->nframes; k++) {
     // release: pairs with the acquire owner load in migrate_impl(): it sees "not owned".
@@ -221,7 +226,6 @@ bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseB
   z->state = ZsState::free;
   c.obj_allocated -= c.objs_per_zspage;
   pages_allocated_.fetch_sub(c.pages_per_zspage, std::memory_order_relaxed);
-  return true;
 }
 
 void PoolImpl::release(ReleaseBatch& batch) noexcept {
@@ -275,7 +279,7 @@ std::atomic<std::uint64_t>* PoolImpl::entry_of(Handle h, const char* op) const n
   return e;
 }
 
-static void check_entry(std::uint64_t v, Handle h, const char* op) {
+void PoolImpl::check_entry(std::uint64_t v, Handle h, const char* op) noexcept {
   const auto hv = static_cast<std::uint64_t>(h);
   ZS_CHECK(HandleTable::is_allocated(v) && HandleTable::gen_of(v) == HandleTable::gen_of_handle(hv),
            "%s: handle %#llx is not allocated (already freed, or never a handle)", op,

@@ -69,6 +69,9 @@ class PoolImpl final : public Pool {
  private:
   bool kernel_mode() const noexcept { return options_.translation == TranslationMode::kernel_rwlock; }
   std::atomic<std::uint64_t>* entry_of(Handle h, const char* op) const noexcept;
+  // Aborts unless entry word v is allocated with h's generation (double free, stale or
+  // never-allocated handle).
+  static void check_entry(std::uint64_t v, Handle h, const char* op) noexcept;
   // Translation (docs/locking.md#read steps 1-4): returns the object's zspage read-locked,
   // with *v the validated entry word.
   ZsPage* lock_object(Handle h, std::uint64_t* v, const char* op) noexcept
@@ -101,6 +104,10 @@ class PoolImpl final : public Pool {
   // its frames is isolated by a migration, in which case it stays on list 0 and the
   // deferred-free worker must be kicked (docs/locking.md#free step 6).
   bool free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept;
+  // The common tail of a zspage free, once every frame's isolation bit is held by the
+  // caller: unlink, clear the frame owners (which ends the isolation), queue frames and
+  // descriptor in `batch`, update the class stats and total pages. Caller holds c.lock.
+  void release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept;
   void release(ReleaseBatch& batch) noexcept;
 
   // Compaction (compaction.cc).
