@@ -1,8 +1,10 @@
-// store/codec_lzo.cc - lzo: liblzo2's LZO1X-1 compressor (work memory owned by the Codec)
-// and its bounds-checked decompressor, lzo1x_decompress_safe. No level, no dictionary.
+// store/codec_lzo.cc - lzo: LZO1X version 0 with the kernel's match finder
+// (lzo1x_compress.cc, so that page sizes match the kernel's; liblzo2's LZO1X-1 parses
+// differently) and liblzo2's bounds-checked decompressor, lzo1x_decompress_safe. No level,
+// no dictionary.
 #include <lzo/lzo1x.h>
 
-#include <cstring>
+#include <cstdint>
 #include <new>
 
 #include "store/codec_internal.h"
@@ -10,10 +12,6 @@
 
 namespace uzram::codec_internal {
 namespace {
-
-// LZO1X-1 output never exceeds this (liblzo2's documented worst case); the compressor does
-// not check its output bound, so it must always be given this much room.
-constexpr std::size_t lzo_bound(std::size_t n) noexcept { return n + n / 16 + 64 + 3; }
 
 bool lzo_ready() noexcept {
   static const bool ok = lzo_init() == LZO_E_OK;  // once, thread-safe
@@ -27,7 +25,7 @@ class LzoCodec final : public Codec {
   LzoCodec& operator=(const LzoCodec&) = delete;
 
   Result<void> init() noexcept {
-    work_.reset(new (std::nothrow) unsigned char[LZO1X_1_MEM_COMPRESS]);
+    work_.reset(new (std::nothrow) std::uint32_t[lzo_rle::kWorkBytes / sizeof(std::uint32_t)]);
     if (!work_) return Errc::no_memory;
     return {};
   }
@@ -37,28 +35,11 @@ class LzoCodec final : public Codec {
   Result<std::size_t> compress(const void* src, std::size_t src_len, void* dst,
                                std::size_t dst_cap) noexcept override {
     might_sleep();
-    const auto* s = static_cast<const unsigned char*>(src);
-    const std::size_t bound = lzo_bound(src_len);
-    lzo_uint out_len = 0;
-    if (dst_cap >= bound) {
-      if (lzo1x_1_compress(s, src_len, static_cast<unsigned char*>(dst), &out_len, work_.get()) !=
-          LZO_E_OK) {
-        return Errc::codec_failed;
-      }
-      return static_cast<std::size_t>(out_len);
-    }
-    // dst may be too small for the worst case: compress into scratch, copy if it fits.
-    if (scratch_cap_ < bound) {
-      scratch_.reset(new (std::nothrow) unsigned char[bound]);
-      scratch_cap_ = scratch_ ? bound : 0;
-      if (!scratch_) return Errc::no_memory;
-    }
-    if (lzo1x_1_compress(s, src_len, scratch_.get(), &out_len, work_.get()) != LZO_E_OK ||
-        out_len > dst_cap) {
-      return Errc::codec_failed;
-    }
-    std::memcpy(dst, scratch_.get(), out_len);
-    return static_cast<std::size_t>(out_len);
+    const std::size_t n =
+        lzo_rle::compress(static_cast<const unsigned char*>(src), src_len,
+                          static_cast<unsigned char*>(dst), dst_cap, work_.get(), /*rle=*/false);
+    if (n == 0) return Errc::codec_failed;
+    return n;
   }
 
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
@@ -73,9 +54,7 @@ class LzoCodec final : public Codec {
   }
 
  private:
-  std::unique_ptr<unsigned char[]> work_;
-  std::unique_ptr<unsigned char[]> scratch_;
-  std::size_t scratch_cap_ = 0;
+  std::unique_ptr<std::uint32_t[]> work_;
 };
 
 }  // namespace

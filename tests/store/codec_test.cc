@@ -797,14 +797,50 @@ TEST(LzoRle, StreamStartsWithVersionMarker) {
 // The zero page: one literal, then zero runs of at most 2051 bytes (4 bytes each).
 TEST(LzoRle, ZeroPageIsRunLengthEncoded) {
   const Bytes c = lzo_rle_compress(zero_page(), true);
-  const Bytes expected{17,   1,    18,   0,     // header; first literal run of 1
-                       0x1f, 0xfc, 0xff, 0xff,  // run of 2051: ((255 << 3) | 7) + 4
-                       0x18, 0xfc, 0xff, 0xff,  // run of 2044: (255 << 3) + 4
-                       17,   0,    0};          // end
+  // The kernel's parse: the first try is at offset 5, and no try starts in the last 20
+  // bytes, which end as literals.
+  Bytes expected{17,   1,    2,    0, 0, 0, 0, 0,  // header; 5 literals (t - 3 = 2)
+                 0x1f, 0xfc, 0xff, 0xff,           // run of 2051: ((255 << 3) | 7) + 4
+                 0x18, 0xfc, 0xff, 0xfc,           // run of 2020: (252 << 3) + 4
+                 0,    2};                         // 20 literals: 18 + 2
+  expected.insert(expected.end(), 20, 0);
+  expected.insert(expected.end(), {17, 0, 0});  // end
   EXPECT_EQ(c, expected);
   Bytes out(kPage, 1);
   ASSERT_TRUE(lzo_rle_decompress(c, out));
   EXPECT_EQ(out, zero_page());
+}
+
+// Compressed sizes the Linux 6.18 kernel's zram produced for these pages (compr_data_size
+// after writing each page alone to /sys/block/zram0, lzo-rle and lzo; see
+// docs/codecs.md#lzo-and-lzo-rle): the compressor uses the kernel's parse, so the sizes
+// are the same, and so are the huge-page decisions that depend on them.
+TEST(LzoRle, SizesMatchTheKernel) {
+  struct Case {
+    const char* name;
+    Bytes page;
+    std::size_t rle, plain;
+  };
+  Bytes last_one(kPage, 0), first_one(kPage, 0), ramp(kPage), island(kPage, 0), words;
+  last_one[kPage - 1] = 1;
+  first_one[0] = 1;
+  for (std::size_t i = 0; i < kPage; ++i) ramp[i] = static_cast<unsigned char>(i % 251);
+  for (std::size_t i = 100; i < 150; ++i) island[i] = static_cast<unsigned char>(i * 37 % 256);
+  const char* const w[] = {"the ", "cat ", "sat ", "on ", "a ", "mat\n", "dog ", "ran "};
+  for (std::uint32_t x = 1; words.size() < kPage;) {
+    x = (x * 1103515245u + 12345u) & 0x7fffffffu;
+    for (const char* c = w[(x >> 16) % 8]; *c; ++c) words.push_back(static_cast<unsigned char>(*c));
+  }
+  words.resize(kPage);
+  const Case cases[] = {{"last byte 1", last_one, 41, 44},
+                        {"first byte 1", first_one, 41, 44},
+                        {"i % 251", ramp, 302, 300},
+                        {"50 bytes at 100", island, 97, 103},
+                        {"words", words, 1721, 1719}};
+  for (const Case& c : cases) {
+    EXPECT_EQ(lzo_rle_compress(c.page, true).size(), c.rle) << c.name;
+    EXPECT_EQ(lzo_rle_compress(c.page, false).size(), c.plain) << c.name;
+  }
 }
 
 // Streams assembled by hand from the format description, independent of our compressor.
