@@ -19,6 +19,7 @@
 #include "store/codec.h"
 #include "store/slot.h"
 #include "store/streams.h"
+#include "sync/sharded_rw_mutex.h"
 #include "uzram/pool.h"
 #include "uzram/store.h"
 #include "util/sharded_counter.h"
@@ -76,8 +77,9 @@ class StoreImpl final : public Store {
   StreamPool streams_[kMaxPriorities];  // [0] primary; [1..3] recompression, if configured
 
   // Protects: the configuration below, and init/reset (exclusive); I/O and
-  // post-processing hold it shared. Level: store_init.
-  mutable std::shared_mutex init_lock_;
+  // post-processing hold it shared. Level: store_init. Sharded: readers do not share a
+  // cache line (sync/sharded_rw_mutex.h).
+  mutable ShardedRwMutex init_lock_;
   CodecSpec comp_[kMaxPriorities];  // requested algorithms; comp_[p].name empty = unset
   std::string backing_path_;        // writeback target ("" = none)
   bool compressed_writeback_ = false;
