@@ -85,6 +85,7 @@ class FrameArena {
     return in_use_ / 8 > cache_limit_ ? in_use_ / 8 : cache_limit_;
   }
   std::size_t mapped_frames_ = 0;
+  std::size_t populated_ = 0;  // fresh frames below this were prefaulted (or claimed to be)
   // Written under lock_; read lock-free (relaxed: stats and bounds checks only).
   std::atomic<FrameId> high_water_{0};
 };
