@@ -70,9 +70,8 @@ PoolImpl::PoolImpl(const PoolOptions& options) noexcept
 Result<void> PoolImpl::init() noexcept {
   if (auto r = arena_.init(options_.max_bytes, options_.frame_cache); !r) return r;
   if (auto r = handles_.init(options_.max_bytes / kMinAllocSize); !r) return r;
-  // Zspage ids (1..max) must fit the 28-bit frame owner and handle fields.
-  const std::size_t max_zspages = std::min<std::size_t>(arena_.max_frames(), kFrameOwnerMask);
-  if (auto r = zspages_.init(max_zspages, options_.chain_size); !r) return r;
+  // Zspage ids must fit the 28-bit frame owner and handle fields (ZsPageTable).
+  if (auto r = zspages_.init(arena_.max_frames(), options_.chain_size); !r) return r;
   return {};
 }
 
@@ -166,7 +165,7 @@ ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId* id_out) noexcept {
   might_sleep();
   FrameId frames[kMaxChain];
   if (!arena_.alloc(frames, c.pages_per_zspage)) return nullptr;
-  auto id = zspages_.alloc();
+  auto id = zspages_.alloc(c.pages_per_zspage);
   if (!id) {
     arena_.free(frames, c.pages_per_zspage);
     return nullptr;

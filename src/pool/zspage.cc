@@ -1,46 +1,78 @@
-// pool/zspage.cc - ZsPageTable: descriptor ids and storage.
+// pool/zspage.cc - ZsPageTable: descriptor ids and storage, one table per chain length.
 #include "pool/zspage.h"
 
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <bit>
+
+#include "util/check.h"
+
 namespace uzram {
 
 ZsPageTable::~ZsPageTable() {
-  if (base_) munmap(base_, (max_ + 1) * stride_);
+  for (Table& t : tables_) {
+    if (t.base) munmap(t.base, (t.max + 1) * t.stride);
+  }
 }
 
-Result<void> ZsPageTable::init(std::size_t max_zspages, unsigned chain) noexcept {
-  stride_ = kZsPageHeaderBytes + 4 * chain;
-  stride_ = (stride_ + 7) & ~std::size_t{7};
-  max_ = max_zspages;
-  void* p = mmap(nullptr, (max_ + 1) * stride_, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return Errc::no_memory;
-  base_ = static_cast<std::byte*>(p);
+Result<void> ZsPageTable::init(std::size_t max_frames, unsigned chain) noexcept {
+  if (chain == 0 || chain > kMaxChain) return Errc::invalid_argument;
+  chain_ = chain;
+  index_bits_ = 28 - static_cast<unsigned>(std::bit_width(chain - 1));
+  index_mask_ = (std::uint32_t{1} << index_bits_) - 1;
+  for (unsigned n = 1; n <= chain; n++) {
+    Table& t = tables_[n - 1];
+    t.stride = (kZsPageHeaderBytes + 4 * n + alignof(ZsPage) - 1) / alignof(ZsPage) * alignof(ZsPage);
+    t.max = std::min<std::size_t>(max_frames / n, index_mask_);
+    void* p = mmap(nullptr, (t.max + 1) * t.stride, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return Errc::no_memory;
+    t.base = static_cast<std::byte*>(p);
+  }
   return {};
 }
 
-Result<ZsPageId> ZsPageTable::alloc() noexcept {
+Result<ZsPageId> ZsPageTable::alloc(unsigned nframes) noexcept {
+  ZS_DCHECK(nframes >= 1 && nframes <= chain_, "zspage of %u frames at chain %u", nframes, chain_);
+  Table& t = tables_[nframes - 1];
   {
     SpinGuard g(lock_);
-    if (free_head_ != 0) {
-      const ZsPageId id = free_head_;
-      free_head_ = get(id)->next;
+    if (t.free_head != 0) {
+      const ZsPageId id = t.free_head;
+      t.free_head = get(id)->next;
       return id;
     }
   }
-  const ZsPageId id = next_.fetch_add(1, std::memory_order_relaxed);
-  if (id > max_) {
-    next_.fetch_sub(1, std::memory_order_relaxed);
+  // relaxed: ids are handed out once; the descriptor is published through the class lock.
+  const std::uint32_t index = t.next.fetch_add(1, std::memory_order_relaxed);
+  if (index > t.max) {
+    t.next.fetch_sub(1, std::memory_order_relaxed);
     return Errc::no_memory;
   }
-  return id;
+  return ((nframes - 1) << index_bits_) | index;
 }
 
 void ZsPageTable::free(ZsPageId id) noexcept {
+  Table& t = tables_[id >> index_bits_];
   SpinGuard g(lock_);
-  get(id)->next = free_head_;
-  free_head_ = id;
+  get(id)->next = t.free_head;
+  t.free_head = id;
+}
+
+std::size_t ZsPageTable::metadata_bytes() const noexcept {
+  std::size_t bytes = 0;
+  for (unsigned n = 1; n <= chain_; n++) {
+    const Table& t = tables_[n - 1];
+    bytes += t.next.load(std::memory_order_relaxed) * t.stride;  // relaxed: statistics
+  }
+  return bytes;
+}
+
+std::size_t ZsPageTable::limit() const noexcept {
+  std::size_t ids = 0;
+  for (unsigned n = 1; n <= chain_; n++) ids += tables_[n - 1].next.load(std::memory_order_relaxed);
+  return ids;
 }
 
 }  // namespace uzram

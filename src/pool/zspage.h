@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "pool/frame_arena.h"
+#include "pool/geometry.h"
 #include "sync/spin_lock.h"
 #include "sync/zspage_lock.h"
 #include "uzram/result.h"
@@ -62,15 +63,20 @@ struct ZsPage {
   ZsPageId next;
   // Frame ids. Written at creation (before publication) and by migration (class lock +
   // zspage write lock); read under the zspage read lock or the class lock. Only
-  // frames[0..nframes) exist: the table allocates 24 + 4 * chain_size bytes per descriptor.
+  // frames[0..nframes) exist: the table allocates 24 + 4 * nframes bytes per descriptor.
   FrameId frames[16];
 };
 
 inline constexpr std::size_t kZsPageHeaderBytes = offsetof(ZsPage, frames);
 static_assert(kZsPageHeaderBytes == 24);
 
-// Descriptor storage: ids from 1, never unmapped while the pool lives, so a stale id is
-// always safe to dereference (inv. 4).
+// Descriptor storage, one table per chain length n (1..chain), each with stride
+// kZsPageHeaderBytes + 4 * n: a descriptor takes only the frame slots its zspage has (at
+// chain 8 an average lognormal pool needs 36 bytes instead of 56). An id is
+// (n - 1) << index_bits | index, index >= 1, so it is never 0 and stays within the 28-bit
+// owner field of a frame; index_bits = 28 - bit_width(chain - 1) (25 at chain 8). Tables
+// are never unmapped while the pool lives, so a stale id is always safe to dereference
+// (inv. 4).
 class ZsPageTable {
  public:
   ZsPageTable() noexcept = default;
@@ -78,26 +84,36 @@ class ZsPageTable {
   ZsPageTable(const ZsPageTable&) = delete;
   ZsPageTable& operator=(const ZsPageTable&) = delete;
 
-  [[nodiscard]] Result<void> init(std::size_t max_zspages, unsigned chain) noexcept;
-  [[nodiscard]] Result<ZsPageId> alloc() noexcept;
+  // max_frames bounds every table: no more than max_frames / n zspages of n frames.
+  [[nodiscard]] Result<void> init(std::size_t max_frames, unsigned chain) noexcept;
+  // A descriptor for a zspage of nframes (1..chain) frames. Errors: no_memory.
+  [[nodiscard]] Result<ZsPageId> alloc(unsigned nframes) noexcept;
   void free(ZsPageId id) noexcept;
 
   ZsPage* get(ZsPageId id) const noexcept {
-    return reinterpret_cast<ZsPage*>(base_ + static_cast<std::size_t>(id) * stride_);
+    const Table& t = tables_[id >> index_bits_];
+    return reinterpret_cast<ZsPage*>(t.base + static_cast<std::size_t>(id & index_mask_) * t.stride);
   }
-  std::size_t metadata_bytes() const noexcept {
-    return static_cast<std::size_t>(next_.load(std::memory_order_relaxed)) * stride_;
-  }
-  ZsPageId limit() const noexcept { return next_.load(std::memory_order_relaxed); }
+  // Bytes of descriptor storage ever handed out (the tables' high-water marks).
+  std::size_t metadata_bytes() const noexcept;
+  // The number of ids ever handed out, an upper bound on live zspages.
+  std::size_t limit() const noexcept;
 
  private:
-  std::byte* base_ = nullptr;  // immutable after init
-  std::size_t stride_ = 0;
-  std::size_t max_ = 0;
-  // Protects: free_head_. Level: frame_arena (leaf, spinning; never nested with the arena).
+  struct Table {
+    std::byte* base = nullptr;  // immutable after init
+    std::size_t stride = 0;
+    std::size_t max = 0;                  // largest index
+    ZsPageId free_head = 0;               // guarded by lock_; linked through ZsPage::next
+    std::atomic<std::uint32_t> next{1};   // next never-used index
+  };
+  unsigned chain_ = 0;
+  unsigned index_bits_ = 28;
+  std::uint32_t index_mask_ = 0;
+  // Protects: every table's free_head. Level: frame_arena (leaf, spinning; never nested
+  // with the arena).
   SpinLock lock_{LockLevel::frame_arena, "zspage_table"};
-  ZsPageId free_head_ = 0;               // linked through ZsPage::next
-  std::atomic<ZsPageId> next_{1};        // next never-used id
+  Table tables_[kMaxChain];
 };
 
 }  // namespace uzram
