@@ -37,7 +37,12 @@ void KernelLayout::add(std::uint32_t size) noexcept {
   objects_++;
   payload_ += size;
   Class& c = classes_[class_of(size + kHeaderBytes)];
-  classes_[class_of(size)].count_headerless++;
+  Class& h = classes_[class_of(size)];
+  if (!h.geo.huge) {
+    const std::uint64_t off = (h.count_headerless % h.geo.objs_per_zspage) * h.geo.size;
+    if ((off % kPageSize) + size > kPageSize) spanning_headerless_++;
+  }
+  h.count_headerless++;
   if (!c.geo.huge) {
     // Slot j of a zspage starts at j * size; the payload follows the 8-byte header.
     const std::uint64_t slot = c.count % c.geo.objs_per_zspage;
@@ -52,6 +57,7 @@ LayoutTotals KernelLayout::totals() const noexcept {
   t.objects = objects_;
   t.payload_bytes = payload_;
   t.spanning_objects = spanning_;
+  t.spanning_objects_headerless = spanning_headerless_;
   for (const Class& c : classes_) {
     const std::uint64_t z = (c.count + c.geo.objs_per_zspage - 1) / c.geo.objs_per_zspage;
     t.zspages += z;

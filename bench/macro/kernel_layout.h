@@ -4,15 +4,18 @@
 //
 //   frames          = sum over classes of ceil(count / objs_per_zspage) * pages_per_zspage,
 //                     each size first grown by the kernel's 8-byte in-object header (the
-//                     huge class stores its objects header-less), exactly as zs_malloc and
-//                     uzram's alloc do;
-//   frames_headerless  the same without the header (a hypothetical header-less layout);
+//                     huge class stores its objects header-less), exactly as zs_malloc
+//                     does;
+//   frames_headerless  the same without the header: uzram's layout;
+//   kernel needs    = frames * 4096 + 8 bytes (the zs_handle slab object) per object: what
+//                     issue 2's "kernel layout needs" counts (+2.97 % on the lognormal
+//                     model at 1M objects);
 //   slab_bytes_est  the kernel's metadata outside the frames: an 8-byte zs_handle slab
 //                   object per object plus ~56 bytes of struct zspage per zspage
 //                   (zsmalloc-zram.md §1.5, §5.14; an estimate).
 // It also predicts which objects straddle a frame when a fresh pool is filled in order
-// (object j of a class sits in slot j mod objs_per_zspage): only those may be copied by
-// Pool::read_begin.
+// (object j of a class sits in slot j mod objs_per_zspage), with the kernel's header and
+// without (uzram): only those may be copied by Pool::read_begin.
 #ifndef UZRAM_BENCH_MACRO_KERNEL_LAYOUT_H_
 #define UZRAM_BENCH_MACRO_KERNEL_LAYOUT_H_
 
@@ -32,7 +35,9 @@ struct LayoutTotals {
   std::uint64_t huge_objects = 0;
   std::uint64_t frames_headerless = 0;
   std::uint64_t slab_bytes_est = 0;
-  std::uint64_t spanning_objects = 0;  // with the header, filled in order
+  std::uint64_t spanning_objects = 0;             // with the header, filled in order
+  std::uint64_t spanning_objects_headerless = 0;  // uzram's layout, filled in order
+  std::uint64_t kernel_needs_bytes() const noexcept { return frames * 4096 + objects * 8; }
 };
 
 class KernelLayout {
@@ -58,6 +63,7 @@ class KernelLayout {
   unsigned chain_;
   std::vector<Class> classes_;       // smallest first
   std::vector<std::uint16_t> slot_;  // class-size slot (16-byte steps from 32) -> classes_ index
+  std::uint64_t spanning_headerless_ = 0;
   std::uint64_t objects_ = 0, payload_ = 0, spanning_ = 0;
 };
 

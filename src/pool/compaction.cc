@@ -22,13 +22,26 @@ std::uint64_t now_ns() noexcept {
 std::size_t PoolImpl::compact_impl() noexcept {
   // acquire: pairs with the release store below by the previous compactor.
   if (compaction_in_progress_.exchange(true, std::memory_order_acquire)) return 0;
+  const std::size_t freed = compact_classes(0);
+  compaction_in_progress_.store(false, std::memory_order_release);
+  return freed;
+}
+
+std::size_t PoolImpl::compact_classes(std::uint64_t min_freeable) noexcept {
   std::size_t freed = 0;
   for (int i = kSlots - 1; i >= 0; i--) {  // largest class first
-    if (geo_.is_real(static_cast<unsigned>(i))) freed += compact_class(classes_[i]);
+    if (!geo_.is_real(static_cast<unsigned>(i))) continue;
+    SizeClass& c = classes_[i];
+    c.lock.lock();
+    const std::uint64_t f = c.freeable_locked();
+    c.lock.unlock();
+    if (f == 0 || f < min_freeable) continue;
+    ReverseIndex rix;
+    if (!rix.build(handles_, c.index)) break;  // no memory for the index: no compaction
+    freed += compact_class(c, rix);
   }
   pages_compacted_.fetch_add(freed, std::memory_order_relaxed);
   compactions_.fetch_add(1, std::memory_order_relaxed);
-  compaction_in_progress_.store(false, std::memory_order_release);
   return freed;
 }
 
@@ -37,36 +50,39 @@ void PoolImpl::record_hold(std::uint64_t ns) noexcept {
   hold_hist_[b].fetch_add(1, std::memory_order_relaxed);
 }
 
-// Moves live objects from src (write-locked) into dst until dst is full or src is empty.
-// Caller holds c.lock and src's write lock. Each object is copied before its handle entry
-// is re-pointed (release), so a translator that sees the new location sees the bytes.
-void PoolImpl::migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage* src,
-                                      ZsPageId dst_id, ZsPage* dst) noexcept {
-  (void)src_id;
-  for (unsigned i = 0; i < c.objs_per_zspage && src->inuse && dst->inuse < c.objs_per_zspage; i++) {
-    const std::uint64_t hdr = *header(src, c, i);
-    if (!(hdr & 1)) continue;
-    const auto index = static_cast<std::uint32_t>(hdr >> 1);
-    std::atomic<std::uint64_t>* e = handles_.entry(index);
-    // relaxed: entries of this class change only under c.lock, which we hold.
+// Moves live objects from src (write-locked) into dst until dst is full or src is empty;
+// returns how many. The candidates come from the reverse index; each is re-checked here:
+// an entry that names src can only change under c.lock, which we hold, so a match means
+// the object is in src now. Caller holds c.lock and src's write lock. Each object is
+// copied before its handle entry is re-pointed (release), so a translator that sees the
+// new location sees the bytes.
+unsigned PoolImpl::migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage* src,
+                                          ZsPageId dst_id, ZsPage* dst,
+                                          const ReverseIndex& rix) noexcept {
+  unsigned moved = 0;
+  for (const ReverseIndex::Entry& r : rix.of(src_id)) {
+    if (src->inuse == 0 || dst->inuse == c.objs_per_zspage) break;
+    std::atomic<std::uint64_t>* e = handles_.entry(r.index);
+    // relaxed: an entry naming src is written only under c.lock, which we hold; one that
+    // names another zspage is of no interest, whatever its value.
     const std::uint64_t v = e->load(std::memory_order_relaxed);
+    if (!HandleTable::is_allocated(v)) continue;
     const Location loc = HandleTable::decode(v);
-    ZS_CHECK(HandleTable::is_allocated(v) && loc.zspage == src_id && loc.obj == i,
-             "compaction: object header of zspage %u slot %u names handle index %u, whose "
-             "entry does not point back",
-             src_id, i, index);
-    const unsigned to = obj_pop_locked(c, dst, index);
-    copy_between(src, payload_offset(c, i), dst, payload_offset(c, to), loc.size);
+    if (loc.zspage != src_id) continue;
+    const unsigned to = obj_pop_locked(c, dst);
+    copy_between(src, payload_offset(c, loc.obj), dst, payload_offset(c, to), loc.size);
     // release: pairs with the acquire loads in lock_object()/free_impl().
     e->store(HandleTable::encode({dst_id, to, loc.size}, HandleTable::gen_of(v)),
              std::memory_order_release);
-    obj_push_locked(c, src, i);
+    obj_push_locked(c, src, loc.obj);
+    moved++;
   }
+  return moved;
 }
 
 // One class: steps of one source zspage each, with the exclusive lock dropped between
 // steps (and the CPU yielded when someone waits), so readers' latency stays bounded.
-std::size_t PoolImpl::compact_class(SizeClass& c) noexcept {
+std::size_t PoolImpl::compact_class(SizeClass& c, const ReverseIndex& rix) noexcept {
   std::size_t freed = 0;
   ReleaseBatch batch;
   bool kick_deferred = false;
@@ -87,7 +103,8 @@ std::size_t PoolImpl::compact_class(SizeClass& c) noexcept {
         if (src->lock.try_lock_write()) {  // step 3: never wait for readers
           list_remove_locked(c, src_id, src);
           src->state = ZsState::isolated;
-          migrate_objects_locked(c, src_id, src, dst_id, dst);  // step 4
+          // step 4. Nothing moved: src's objects are newer than the index; stop here.
+          const unsigned moved = migrate_objects_locked(c, src_id, src, dst_id, dst, rix);
           src->lock.unlock_write();
           src->state = ZsState::listed;  // step 5
           list_insert_locked(c, src_id, src);
@@ -98,7 +115,7 @@ std::size_t PoolImpl::compact_class(SizeClass& c) noexcept {
               kick_deferred = true;  // a frame is isolated by a migration
             }
           }
-          stop = false;
+          stop = moved == 0;
         } else {
           compact_busy_.fetch_add(1, std::memory_order_relaxed);
         }
@@ -123,26 +140,19 @@ void PoolImpl::maybe_auto_compact(SizeClass& c, std::uint64_t freeable) noexcept
     return;
   }
   if (compaction_in_progress_.exchange(true, std::memory_order_acquire)) return;
-  const std::size_t freed = compact_class(c);
-  pages_compacted_.fetch_add(freed, std::memory_order_relaxed);
-  compactions_.fetch_add(1, std::memory_order_relaxed);
+  ReverseIndex rix;
+  if (rix.build(handles_, c.index)) {
+    const std::size_t freed = compact_class(c, rix);
+    pages_compacted_.fetch_add(freed, std::memory_order_relaxed);
+    compactions_.fetch_add(1, std::memory_order_relaxed);
+  }
   compaction_in_progress_.store(false, std::memory_order_release);
 }
 
 // The background compactor's job: compact every class at or above the threshold.
 void PoolImpl::background_compact() noexcept {
   if (compaction_in_progress_.exchange(true, std::memory_order_acquire)) return;
-  std::size_t freed = 0;
-  for (int i = kSlots - 1; i >= 0; i--) {
-    SizeClass& c = classes_[i];
-    if (!geo_.is_real(static_cast<unsigned>(i))) continue;
-    c.lock.lock();
-    const std::uint64_t f = c.freeable_locked();
-    c.lock.unlock();
-    if (f >= options_.auto_compact_frames) freed += compact_class(c);
-  }
-  pages_compacted_.fetch_add(freed, std::memory_order_relaxed);
-  compactions_.fetch_add(1, std::memory_order_relaxed);
+  compact_classes(options_.auto_compact_frames ? options_.auto_compact_frames : 1);
   compaction_in_progress_.store(false, std::memory_order_release);
 }
 

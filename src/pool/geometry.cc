@@ -33,7 +33,7 @@ Geometry::Geometry(unsigned chain_size) noexcept : chain_(chain_size) {
     if (size > kFrameSize) size = kFrameSize;
     const unsigned pages = chain_for(size, chain_size);
     const unsigned objs = pages * kFrameSize / size;
-    if (huge_class_size_ == 0 && pages != 1 && objs != 1) huge_class_size_ = size - (kHeaderSize - 1);
+    if (huge_class_size_ == 0 && pages != 1 && objs != 1) huge_class_size_ = size - (kKernelHeaderSize - 1);
     if (have_prev && prev.pages_per_zspage == pages && prev.objs_per_zspage == objs) {
       slot_class_[i] = static_cast<std::uint16_t>(prev_index);
       info_[i] = prev;

@@ -6,7 +6,7 @@
 //   last created class's is merged into it. The largest class with pages != 1 and
 //   objs != 1 is the largest normal class; huge_class_size = its size - 7.
 // Invariants: 1. slot_class(i) >= i and class(slot_class(i)).size >= size(i).
-//   2. a huge class has pages == 1 and objs == 1 and stores objects without a header.
+//   2. a huge class has pages == 1 and objs == 1.
 #ifndef UZRAM_POOL_GEOMETRY_H_
 #define UZRAM_POOL_GEOMETRY_H_
 
@@ -18,7 +18,10 @@ namespace uzram {
 inline constexpr unsigned kMinAllocSize = 32;
 inline constexpr unsigned kClassDelta = 16;
 inline constexpr unsigned kSlots = 255;
-inline constexpr unsigned kHeaderSize = 8;  // in-object header: (handle index << 1) | 1
+// The kernel's in-object header (handle | tag). uzram objects have none; the size only
+// defines huge_class_size() = largest normal class - (kKernelHeaderSize - 1), the
+// kernel's value, which zram uses as its huge-page threshold.
+inline constexpr unsigned kKernelHeaderSize = 8;
 inline constexpr unsigned kMinChain = 4;
 inline constexpr unsigned kMaxChain = 16;
 inline constexpr unsigned kFrameSize = 4096;

@@ -8,8 +8,12 @@
 //               bits 24..51 zspage id | bits 52..63 gen
 //   free:       bit 0 = 0 | bits 1..51 next free index (0 = none)  | bits 52..63 gen
 // Invariants: 1. an allocated entry's gen equals its handle's gen; free() bumps gen, so a
-//   stale handle is detected (mod 4096). 2. An allocated entry names the zspage and slot
-//   whose in-object header holds (index << 1) | 1.
+//   stale handle is detected (mod 4096). 2. An allocated entry names a live zspage of its
+//   group's class and a slot that is not free, and no other entry names that slot.
+//   3. An index stays in its group for the table's lifetime (an object never changes
+//   class).
+// Entries are handed out per group (the pool's size class) from chunks owned by that
+// group, so one class's handles can be scanned without reading the others'.
 // Writers of an allocated entry: alloc (class lock), compaction (class lock + source zspage
 // write lock), free (class lock). The release store publishing a location pairs with the
 // acquire loads in translation (Pool read/write/free paths).
@@ -35,6 +39,8 @@ struct Location {
 class HandleTable {
  public:
   static constexpr unsigned kChunkShift = 12;  // 4 Ki entries (32 KiB) per chunk
+  static constexpr std::uint32_t kChunkEntries = 1u << kChunkShift;
+  static constexpr unsigned kGroups = 256;  // one per size-class slot
   static constexpr std::uint64_t kAllocated = 1;
   static constexpr unsigned kGenShift = 52;
 
@@ -45,9 +51,12 @@ class HandleTable {
 
   [[nodiscard]] Result<void> init(std::size_t max_handles) noexcept;
 
-  // Reserves an index; returns the handle value. Errors: no_memory.
-  [[nodiscard]] Result<std::uint64_t> alloc() noexcept;
-  // Returns an index whose entry was already marked free (mark_free) to a free list.
+  // Reserves an index in `group`'s chunks (the pool passes the size class: an object
+  // never changes class, so a class's handles stay in its chunks, and compaction scans
+  // only those); returns the handle value. May sleep (maps a chunk). Errors: no_memory.
+  [[nodiscard]] Result<std::uint64_t> alloc(unsigned group) noexcept;
+  // Returns an index whose entry was already marked free (HandleTable::freed) to its
+  // group's free list.
   void release(std::uint32_t index) noexcept;
 
   static std::uint32_t index_of(std::uint64_t handle) noexcept { return static_cast<std::uint32_t>(handle); }
@@ -57,7 +66,7 @@ class HandleTable {
   std::atomic<std::uint64_t>* entry(std::uint32_t index) const noexcept {
     if (index == 0 || index >= limit_.load(std::memory_order_acquire)) return nullptr;
     // acquire: pairs with the release store of the chunk pointer in grow().
-    return chunks_[index >> kChunkShift].load(std::memory_order_acquire) + (index & ((1u << kChunkShift) - 1));
+    return chunks_[index >> kChunkShift].load(std::memory_order_acquire) + (index & (kChunkEntries - 1));
   }
 
   static std::uint64_t encode(const Location& l, std::uint64_t gen) noexcept {
@@ -76,30 +85,54 @@ class HandleTable {
     return ((gen_of(e) + 1) & 0xfff) << kGenShift;
   }
 
-  std::size_t metadata_bytes() const noexcept {
-    return static_cast<std::size_t>(limit_.load(std::memory_order_relaxed)) * 8;
+  // Calls f(index, entry word) for every allocated entry of `group` (all groups when
+  // group == kGroups). A snapshot without locks (relaxed loads): entries may change
+  // meanwhile, so callers re-check what they use.
+  template <class F>
+  void for_each_allocated(unsigned group, F&& f) const noexcept {
+    const std::uint32_t n = limit_.load(std::memory_order_acquire) >> kChunkShift;
+    for (std::uint32_t k = 0; k < n; k++) {
+      const ChunkMeta& m = meta_[k];
+      if (group != kGroups && m.group != group) continue;
+      // acquire: pairs with the release increment in alloc(), after the entry's first write.
+      const std::uint32_t used = m.touched.load(std::memory_order_acquire);
+      const std::atomic<std::uint64_t>* base = chunks_[k].load(std::memory_order_acquire);
+      for (std::uint32_t i = 0; i < used; i++) {
+        const std::uint64_t v = base[i].load(std::memory_order_relaxed);
+        if (is_allocated(v)) f((k << kChunkShift) | i, v);
+      }
+    }
   }
 
+  // The group whose chunks hold `index` (index < the table's limit).
+  unsigned group_of(std::uint32_t index) const noexcept { return meta_[index >> kChunkShift].group; }
+
+  // Entries ever handed out, rounded up to whole pages per chunk: the resident bytes (a
+  // chunk's untouched tail is never faulted in).
+  std::size_t metadata_bytes() const noexcept;
+
  private:
-  static constexpr unsigned kShards = 16;
-  struct alignas(64) Shard {
-    // Protects: head, count. Level: handle_table (leaf, spinning).
-    SpinLock lock{LockLevel::handle_table, "handle_shard"};
-    std::uint32_t head = 0;  // guarded by lock; linked through free entries
-    std::atomic<std::uint32_t> count{0};  // written under lock; relaxed reads are hints
+  struct ChunkMeta {
+    std::uint16_t group = 0;                 // written before the chunk is published
+    std::atomic<std::uint32_t> touched{0};   // entries handed out at least once
   };
-  static unsigned my_shard() noexcept;
-  bool pop(Shard& s, std::uint32_t* index) noexcept;
-  bool grow() noexcept;
+  struct alignas(64) Group {
+    // Protects: free_head, chunk. Level: handle_table (leaf, spinning).
+    SpinLock lock{LockLevel::handle_table, "handle_group"};
+    std::uint32_t free_head = 0;  // linked through free entries
+    std::uint32_t chunk = 0;      // chunk + 1 that new entries come from; 0 = none yet
+  };
+  // Maps a chunk for `group` and makes it the group's current one. Sleeps.
+  bool grow(unsigned group) noexcept;
 
   std::atomic<std::atomic<std::uint64_t>*>* chunks_ = nullptr;  // directory; immutable pointer after init
+  ChunkMeta* meta_ = nullptr;                                   // per chunk; immutable pointer
   std::size_t max_chunks_ = 0;
-  // Indexes below limit_ exist (their chunk is allocated). Written under grow_lock_.
+  // Indexes below limit_ exist (their chunk is mapped). Written under grow_lock_.
   std::atomic<std::uint32_t> limit_{0};
-  std::atomic<std::uint32_t> next_{1};  // next never-used index
   // Protects: chunk allocation. Level: handle_table (sleepable: calls mmap).
   std::mutex grow_lock_;
-  Shard shards_[kShards];
+  Group groups_[kGroups];
 };
 
 }  // namespace uzram

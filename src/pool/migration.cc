@@ -72,8 +72,8 @@ Result<FrameId> PoolImpl::migrate_isolated(FrameId frame, FrameId target, bool h
     return fail(still ? Errc::busy : Errc::invalid_argument);
   }
   unsigned k = 0;
-  while (k < z->nframes && z->frames[k] != frame) k++;
-  ZS_CHECK(k < z->nframes, "migrate: frame %u not in its owner zspage %u", frame, owner);
+  while (k < nframes_of(z) && z->frames[k] != frame) k++;
+  ZS_CHECK(k < nframes_of(z), "migrate: frame %u not in its owner zspage %u", frame, owner);
   std::memcpy(arena_.address(target), arena_.address(frame), kFrameSize);  // step 5
   z->frames[k] = target;
   // release: pairs with the acquire owner load above (a later migration of target).
@@ -111,13 +111,13 @@ void PoolImpl::lock_zspage_frames(ZsPage* z) noexcept {
     z->lock.lock_read();
     unsigned k = 0;
     FrameId busy = 0;
-    for (; k < z->nframes; k++) {
+    for (; k < nframes_of(z); k++) {
       if (!bit_try_lock(arena_.info(z->frames[k]), kFrameIsolated)) {
         busy = z->frames[k];
         break;
       }
     }
-    if (k == z->nframes) {
+    if (k == nframes_of(z)) {
       z->lock.unlock_read();
       return;
     }

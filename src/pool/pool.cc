@@ -136,23 +136,23 @@ ZsPageId PoolImpl::find_group_locked(const SizeClass& c, int from, int to) const
 
 // ---- Objects inside a zspage (caller holds c.lock) -----------------------------------
 
-unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t handle_index) noexcept {
+unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z) noexcept {
   const unsigned obj = z->freeobj;
   ZS_DCHECK(obj != kNoObj && z->inuse < c.objs_per_zspage, "pop from a full zspage");
   if (c.huge) {
     z->freeobj = kNoObj;
   } else {
-    std::uint64_t* h = header(z, c, obj);
-    ZS_CHECK(!(*h & 1), "zspage free list corrupted: object %u is allocated", obj);
-    z->freeobj = static_cast<std::uint16_t>(*h >> 1);
-    *h = (std::uint64_t{handle_index} << 1) | 1;
+    const std::uint64_t next = *link(z, c, obj);
+    ZS_CHECK(next == kNoObj || next < c.objs_per_zspage,
+             "zspage free list corrupted: slot %u links to %llu", obj, static_cast<unsigned long long>(next));
+    z->freeobj = static_cast<std::uint16_t>(next);
   }
   z->inuse++;
   return obj;
 }
 
 void PoolImpl::obj_push_locked(SizeClass& c, ZsPage* z, unsigned obj) noexcept {
-  if (!c.huge) *header(z, c, obj) = std::uint64_t{z->freeobj} << 1;
+  if (!c.huge) *link(z, c, obj) = z->freeobj;
   z->freeobj = static_cast<std::uint16_t>(obj);
   z->inuse--;
 }
@@ -177,14 +177,13 @@ ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId* id_out) noexcept {
   z->inuse = 0;
   z->fullness = 0;
   z->state = ZsState::fresh;
-  z->nframes = c.pages_per_zspage;
   z->prev = z->next = 0;
   for (unsigned k = 0; k < c.pages_per_zspage; k++) z->frames[k] = frames[k];
   z->freeobj = 0;
   if (!c.huge) {
     for (unsigned i = 0; i < c.objs_per_zspage; i++) {
       const unsigned next = i + 1 < c.objs_per_zspage ? i + 1 : kNoObj;
-      *header(z, c, i) = std::uint64_t{next} << 1;
+      *link(z, c, i) = next;
     }
   }
   *id_out = *id;
@@ -192,7 +191,7 @@ ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId* id_out) noexcept {
 }
 
 void PoolImpl::publish_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept {
-  for (unsigned k = 0; k < z->nframes; k++) {
+  for (unsigned k = 0; k < nframes_of(z); k++) {
     // release: pairs with the acquire load of the owner in migrate_impl().
     arena_.info(z->frames[k]).store(kFrameAllocated | id, std::memory_order_release);
   }
@@ -203,7 +202,7 @@ void PoolImpl::publish_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexc
 
 bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept {
   ZS_DCHECK(z->inuse == 0, "freeing a zspage with %u objects", z->inuse);
-  for (unsigned k = 0; k < z->nframes; k++) {
+  for (unsigned k = 0; k < nframes_of(z); k++) {
     if (!bit_try_lock(arena_.info(z->frames[k]), kFrameIsolated)) {
       // A migration holds this frame: leave the empty zspage on list 0 for the worker.
       for (unsigned j = 0; j < k; j++) bit_unlock(arena_.info(z->frames[j]), kFrameIsolated);
@@ -216,7 +215,7 @@ bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseB
 
 void PoolImpl::release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept {
   if (z->state == ZsState::listed) list_remove_locked(c, id, z);
-  for (unsigned k = 0; k < z->nframes; k++) {
+  for (unsigned k = 0; k < nframes_of(z); k++) {
     // release: pairs with the acquire owner load in migrate_impl(): it sees "not owned".
     arena_.info(z->frames[k]).store(kFrameAllocated, std::memory_order_release);
     batch.frames[batch.nframes++] = z->frames[k];
@@ -239,8 +238,8 @@ void PoolImpl::release(ReleaseBatch& batch) noexcept {
 Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
   if (size == 0) return Errc::invalid_argument;
   if (size > kMaxObjectSize) return Errc::too_large;
-  SizeClass& c = classes_[geo_.class_of_slot(Geometry::slot_for(size + kHeaderSize))];
-  auto hv = handles_.alloc();  // step 1
+  SizeClass& c = classes_[geo_.class_of_slot(Geometry::slot_for(size))];  // no header
+  auto hv = handles_.alloc(c.index);  // step 1
   if (!hv) return hv.error();
   const std::uint32_t index = HandleTable::index_of(*hv);
   std::atomic<std::uint64_t>* e = handles_.entry(index);
@@ -260,7 +259,7 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
     c.lock.lock();
     publish_zspage_locked(c, id, z);
   }
-  const unsigned obj = obj_pop_locked(c, z, index);  // step 5
+  const unsigned obj = obj_pop_locked(c, z);  // step 5
   // release: pairs with the acquire loads in lock_object()/free_impl().
   e->store(HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
            std::memory_order_release);

@@ -11,6 +11,7 @@
 #include "pool/frame_arena.h"
 #include "pool/geometry.h"
 #include "pool/handle_table.h"
+#include "pool/reverse_index.h"
 #include "pool/size_class.h"
 #include "pool/zspage.h"
 #include "sync/rw_spin_lock.h"
@@ -59,6 +60,7 @@ class PoolImpl final : public Pool {
   PoolStats stats_impl() const noexcept;
   std::vector<ClassStats> class_stats_impl() const noexcept;
   void check_invariants_impl() const noexcept;
+  void check_handles() const noexcept;
 
   const PoolOptions& opts() const noexcept { return options_; }
   const Geometry& geometry() const noexcept { return geo_; }
@@ -76,14 +78,20 @@ class PoolImpl final : public Pool {
   // with *v the validated entry word.
   ZsPage* lock_object(Handle h, std::uint64_t* v, const char* op) noexcept
       ZS_NO_THREAD_SAFETY_ANALYSIS;  // the pool lock is taken only in kernel_rwlock mode
-  // Byte offset of object `obj`'s payload within its zspage chain.
+  // Byte offset of object `obj` within its zspage chain (objects have no header).
   std::size_t payload_offset(const SizeClass& c, unsigned obj) const noexcept {
-    return static_cast<std::size_t>(obj) * c.size + (c.huge ? 0 : kHeaderSize);
+    return static_cast<std::size_t>(obj) * c.size;
+  }
+  // Frames in z's chain (the descriptor does not store it: its class knows).
+  unsigned nframes_of(const ZsPage* z) const noexcept {
+    return classes_[z->class_index.load(std::memory_order_relaxed)].pages_per_zspage;
   }
   std::byte* chain_addr(const ZsPage* z, std::size_t off) const noexcept {
     return arena_.address(z->frames[off >> kFrameShift]) + (off & (kFrameSize - 1));
   }
-  std::uint64_t* header(const ZsPage* z, const SizeClass& c, unsigned obj) const noexcept {
+  // A free slot's first word: the next free slot (kNoObj ends the list). Every class slot
+  // is >= 32 bytes and 16-byte aligned in its chain, so the word lies in one frame.
+  std::uint64_t* link(const ZsPage* z, const SizeClass& c, unsigned obj) const noexcept {
     return reinterpret_cast<std::uint64_t*>(chain_addr(z, static_cast<std::size_t>(obj) * c.size));
   }
   void copy_out(const ZsPage* z, std::size_t off, void* dst, std::size_t len) const noexcept;
@@ -98,7 +106,7 @@ class PoolImpl final : public Pool {
   void list_remove_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
   void fix_fullness_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
   ZsPageId find_group_locked(const SizeClass& c, int from, int to) const noexcept;
-  unsigned obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t handle_index) noexcept;
+  unsigned obj_pop_locked(SizeClass& c, ZsPage* z) noexcept;
   void obj_push_locked(SizeClass& c, ZsPage* z, unsigned obj) noexcept;
   // Frees an empty zspage: true if released (frames queued in `batch`), false if one of
   // its frames is isolated by a migration, in which case it stays on list 0 and the
@@ -111,10 +119,14 @@ class PoolImpl final : public Pool {
   void release(ReleaseBatch& batch) noexcept;
 
   // Compaction (compaction.cc).
-  std::size_t compact_class(SizeClass& c) noexcept
+  std::size_t compact_class(SizeClass& c, const ReverseIndex& rix) noexcept
       ZS_NO_THREAD_SAFETY_ANALYSIS;  // the pool lock is taken only in kernel_rwlock mode
-  void migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage* src, ZsPageId dst_id,
-                              ZsPage* dst) noexcept;
+  // Returns the number of objects moved.
+  unsigned migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage* src, ZsPageId dst_id,
+                                  ZsPage* dst, const ReverseIndex& rix) noexcept;
+  // compact_class() over the classes from largest to smallest (all, or those with at least
+  // min_freeable freeable frames) with one ReverseIndex; caller holds the compactor flag.
+  std::size_t compact_classes(std::uint64_t min_freeable) noexcept;
   void maybe_auto_compact(SizeClass& c, std::uint64_t freeable) noexcept;
   void background_compact() noexcept;
   void record_hold(std::uint64_t ns) noexcept;

@@ -1,5 +1,7 @@
 // pool/validate.cc - check_invariants(): walks every class and zspage. Invariant numbers
 // refer to pool/zspage.h (Z), pool/size_class.h (C) and pool/handle_table.h (H).
+#include <vector>
+
 #include "pool/pool_impl.h"
 #include "util/check.h"
 
@@ -28,39 +30,23 @@ void PoolImpl::check_invariants_impl() const noexcept {
         ZS_CHECK(z->fullness == g && fullness_group(z->inuse, c.objs_per_zspage) == g,
                  "zspage %u: inuse %u of %u is not fullness group %u (Z2)", id, z->inuse,
                  c.objs_per_zspage, g);
-        ZS_CHECK(z->nframes == c.pages_per_zspage, "zspage %u: %u frames", id, z->nframes);
-        for (unsigned k = 0; k < z->nframes; k++) {
+        for (unsigned k = 0; k < nframes_of(z); k++) {
           const std::uint32_t fi = arena_.info(z->frames[k]).load(std::memory_order_relaxed);
           ZS_CHECK((fi & kFrameOwnerMask) == id && (fi & kFrameAllocated),
                    "zspage %u frame %u: info %#x (Z3)", id, z->frames[k], fi);
         }
-        // Z1: the free list and the headers agree with inuse.
+        // Z1: the free list agrees with inuse.
         unsigned free_n = 0;
         for (unsigned o = z->freeobj; o != kNoObj; free_n++) {
           ZS_CHECK(free_n < c.objs_per_zspage && o < c.objs_per_zspage,
                    "zspage %u: free list too long or bad index %u (Z1)", id, o);
-          o = c.huge ? kNoObj : static_cast<unsigned>(*header(z, c, o) >> 1);
+          o = c.huge ? kNoObj : static_cast<unsigned>(*link(z, c, o));
         }
         ZS_CHECK(free_n + z->inuse == c.objs_per_zspage, "zspage %u: %u free + %u used != %u (Z1)",
                  id, free_n, z->inuse, c.objs_per_zspage);
-        if (!c.huge) {
-          unsigned live = 0;
-          for (unsigned o = 0; o < c.objs_per_zspage; o++) {
-            const std::uint64_t h = *header(z, c, o);
-            if (!(h & 1)) continue;
-            live++;
-            const std::uint64_t v = handles_.entry(static_cast<std::uint32_t>(h >> 1))->load(std::memory_order_relaxed);
-            const Location loc = HandleTable::decode(v);
-            ZS_CHECK(HandleTable::is_allocated(v) && loc.zspage == id && loc.obj == o,
-                     "zspage %u slot %u: handle entry does not point back (H2)", id, o);
-            ZS_CHECK(loc.size + kHeaderSize <= c.size, "zspage %u slot %u: size %u > class %u", id, o,
-                     loc.size, c.size);
-          }
-          ZS_CHECK(live == z->inuse, "zspage %u: %u tagged headers, inuse %u (Z1)", id, live, z->inuse);
-        }
         objs += c.objs_per_zspage;
         used += z->inuse;
-        frames += z->nframes;
+        frames += nframes_of(z);
       }
       ZS_CHECK(n == c.zspages_in[g], "class %u group %u: %llu listed, stat %llu (C2)", i, g,
                static_cast<unsigned long long>(n), static_cast<unsigned long long>(c.zspages_in[g]));
@@ -73,6 +59,54 @@ void PoolImpl::check_invariants_impl() const noexcept {
   ZS_CHECK(frames == pages_allocated_.load(std::memory_order_relaxed),
            "pool: %llu frames in zspages, total pages %llu", static_cast<unsigned long long>(frames),
            static_cast<unsigned long long>(pages_allocated_.load(std::memory_order_relaxed)));
+  check_handles();
+}
+
+// H2, Z1: every allocated handle entry names a live zspage of a class its size fits, a
+// slot that is not on the free list and that no other handle names, and every zspage
+// holds exactly inuse such slots. Uses the reverse index (one scan, grouped by zspage).
+void PoolImpl::check_handles() const noexcept {
+  ReverseIndex rix;
+  ZS_CHECK(static_cast<bool>(rix.build(handles_, HandleTable::kGroups)), "check_invariants: no memory");
+  std::uint64_t named = 0, used = 0;
+  std::vector<bool> taken;
+  for (unsigned i = 0; i < kSlots; i++) {
+    if (!geo_.is_real(i)) continue;
+    auto& c = const_cast<SizeClass&>(classes_[i]);
+    SpinGuard guard(c.lock);
+    used += c.obj_used;
+    for (unsigned g = 0; g < kNumFullnessGroups; g++) {
+      for (ZsPageId id = c.heads[g]; id; id = zspages_.get(id)->next) {
+        const ZsPage* z = zspages_.get(id);
+        taken.assign(c.objs_per_zspage, false);
+        for (unsigned o = z->freeobj; o != kNoObj; o = c.huge ? kNoObj : static_cast<unsigned>(*link(z, c, o))) {
+          taken[o] = true;
+        }
+        unsigned live = 0;
+        for (const ReverseIndex::Entry& r : rix.of(id)) {
+          const std::uint64_t v = handles_.entry(r.index)->load(std::memory_order_relaxed);
+          const Location loc = HandleTable::decode(v);
+          ZS_CHECK(HandleTable::is_allocated(v) && loc.zspage == id,
+                   "handle index %u changed during check_invariants", r.index);
+          ZS_CHECK(handles_.group_of(r.index) == i, "handle index %u of class %u is in group %u (H3)",
+                   r.index, i, handles_.group_of(r.index));
+          ZS_CHECK(loc.obj < c.objs_per_zspage && !taken[loc.obj],
+                   "zspage %u slot %u: free, or named by two handles (H2)", id, loc.obj);
+          taken[loc.obj] = true;
+          ZS_CHECK(loc.size <= c.size, "zspage %u slot %u: size %u > class %u", id, loc.obj,
+                   loc.size, c.size);
+          live++;
+        }
+        ZS_CHECK(live == z->inuse, "zspage %u: %u handles name it, inuse %u (Z1)", id, live, z->inuse);
+        named += live;
+      }
+    }
+  }
+  const std::uint64_t allocated = rix.size();
+  ZS_CHECK(named == used && allocated == used,
+           "pool: %llu handles allocated, %llu name listed zspages, %llu objects in use (H2)",
+           static_cast<unsigned long long>(allocated), static_cast<unsigned long long>(named),
+           static_cast<unsigned long long>(used));
 }
 
 }  // namespace uzram

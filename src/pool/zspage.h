@@ -55,24 +55,22 @@ struct ZsPage {
   std::uint16_t freeobj;
   std::uint8_t fullness;
   ZsState state;
-  // Immutable while the zspage lives:
-  std::uint8_t nframes;
-  std::uint8_t pad_;
   // Fullness-list links (descriptor ids, 0 = none). Guarded by the class lock.
   ZsPageId prev;
   ZsPageId next;
   // Frame ids. Written at creation (before publication) and by migration (class lock +
   // zspage write lock); read under the zspage read lock or the class lock. Only
-  // frames[0..nframes) exist: the table allocates 24 + 4 * nframes bytes per descriptor.
+  // frames[0..n) exist (n = the class's pages_per_zspage; the descriptor's table
+  // holds it too): the table allocates 20 + 4 * n bytes per descriptor.
   FrameId frames[16];
 };
 
 inline constexpr std::size_t kZsPageHeaderBytes = offsetof(ZsPage, frames);
-static_assert(kZsPageHeaderBytes == 24);
+static_assert(kZsPageHeaderBytes == 20);
 
 // Descriptor storage, one table per chain length n (1..chain), each with stride
 // kZsPageHeaderBytes + 4 * n: a descriptor takes only the frame slots its zspage has (at
-// chain 8 an average lognormal pool needs 36 bytes instead of 56). An id is
+// chain 8 an average lognormal pool needs 32 bytes instead of the kernel's 56). An id is
 // (n - 1) << index_bits | index, index >= 1, so it is never 0 and stays within the 28-bit
 // owner field of a frame; index_bits = 28 - bit_width(chain - 1) (25 at chain 8). Tables
 // are never unmapped while the pool lives, so a stale id is always safe to dereference
@@ -98,6 +96,12 @@ class ZsPageTable {
   std::size_t metadata_bytes() const noexcept;
   // The number of ids ever handed out, an upper bound on live zspages.
   std::size_t limit() const noexcept;
+  // For ReverseIndex: id = (table << index_bits()) | index, and the indexes ever handed out
+  // by table t are < table_limit(t).
+  unsigned index_bits() const noexcept { return index_bits_; }
+  std::size_t table_limit(unsigned t) const noexcept {
+    return t < chain_ ? tables_[t].next.load(std::memory_order_relaxed) : 0;  // relaxed: a bound
+  }
 
  private:
   struct Table {

@@ -2,8 +2,8 @@
 // objects that lie in one frame are returned in place, frame-spanning ones in local_copy.
 //
 // In a fresh zspage the free list hands out slots 0, 1, 2, ... in order, so object i of a
-// size whose class has slot size S starts at byte i * S + 8 of the chain (no header in the
-// huge class); that predicts exactly which objects span a frame boundary.
+// size whose class has slot size S starts at byte i * S of the chain (objects have no
+// header); that predicts exactly which objects span a frame boundary.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -40,7 +40,6 @@ TEST_P(RoundTripTest, EverySize) {
   std::size_t spanning = 0, direct = 0;
   for (std::size_t size = 1; size <= kMaxObjectSize; ++size) {
     const RefClass& c = ref.class_for_alloc(size);
-    const std::size_t header = c.huge ? 0 : 8;
     handles.clear();
     for (unsigned i = 0; i < c.objs; ++i) {
       auto h = pool->alloc(size);
@@ -53,7 +52,7 @@ TEST_P(RoundTripTest, EverySize) {
     // One zspage of the class holds them all.
     ASSERT_EQ(pool->total_pages(), c.pages) << "size " << size;
     for (unsigned i = 0; i < c.objs; ++i) {
-      const std::size_t off = (std::size_t{i} * c.size + header) % kPageSize;
+      const std::size_t off = (std::size_t{i} * c.size) % kPageSize;
       const bool spans = off + size > kPageSize;
       std::memset(local.data(), 0xa5, local.size());
       const void* p = pool->read_begin(handles[i], local.data());
@@ -113,16 +112,20 @@ TEST(ObjectAccessTest, NonSpanningObjectsNeedNoLocalCopy) {
 TEST(ObjectAccessTest, HugeObjectsTakeAWholeFrame) {
   auto pool = make_pool(8);
   ASSERT_NE(pool, nullptr);
-  // 3625 + 8 bytes exceeds the largest normal class (3632): stored raw in one frame.
-  auto a = pool->alloc(3625);
+  // Objects have no header: 3633 bytes and more exceed the largest normal class (3632) and
+  // are stored raw in one frame each.
+  auto a = pool->alloc(3633);
   auto b = pool->alloc(4096);
   ASSERT_TRUE(a.has_value() && b.has_value());
   EXPECT_EQ(pool->total_pages(), 2u);
-  // 3624 + 8 fits the 3632 class: 9 objects in 8 frames.
-  auto c = pool->alloc(3624);
-  ASSERT_TRUE(c.has_value());
+  // 3632 and 3625 (the kernel's huge_class_size, which includes its 8-byte header) fit the
+  // 3632 class: 9 objects in 8 frames.
+  auto c = pool->alloc(3632);
+  auto d = pool->alloc(3625);
+  ASSERT_TRUE(c.has_value() && d.has_value());
   EXPECT_EQ(pool->total_pages(), 10u);
-  for (Handle h : {*a, *b, *c}) pool->free(h);
+  EXPECT_EQ(pool->huge_class_size(), 3625u);  // the kernel's value, for zram's threshold
+  for (Handle h : {*a, *b, *c, *d}) pool->free(h);
   EXPECT_EQ(pool->total_pages(), 0u);
 }
 

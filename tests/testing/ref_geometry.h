@@ -59,9 +59,9 @@ struct RefGeometry {
     const std::size_t s = (size - 32 + 15) / 16;
     return s > 254 ? 254 : static_cast<unsigned>(s);
   }
-  // The class an allocation of `size` bytes lands in (the 8-byte header added).
+  // The class an allocation of `size` bytes lands in (uzram objects have no header).
   const RefClass& class_for_alloc(std::size_t size) const {
-    return cls[slot_class[slot_of(size + 8)]];
+    return cls[slot_class[slot_of(size)]];
   }
 };
 
