@@ -37,6 +37,9 @@ Result<void> HandleTable::init(std::size_t max_handles) noexcept {
 bool HandleTable::grow(unsigned group) noexcept {
   might_sleep();
   std::lock_guard<std::mutex> g(grow_lock_);
+  Group& gr = groups_[group];
+  // acquire: pairs with the exchange in alloc_locked() (nothing to order; a hint).
+  if (gr.spare.load(std::memory_order_acquire) != 0) return true;  // someone else grew it
   const std::uint32_t limit = limit_.load(std::memory_order_relaxed);
   const std::size_t chunk = limit >> kChunkShift;
   if (chunk >= max_chunks_) return false;
@@ -48,54 +51,44 @@ bool HandleTable::grow(unsigned group) noexcept {
   // release: pairs with the acquire in entry() and for_each_allocated().
   chunks_[chunk].store(static_cast<std::atomic<std::uint64_t>*>(p), std::memory_order_release);
   limit_.store(static_cast<std::uint32_t>(limit + kChunkEntries), std::memory_order_release);
-  Group& gr = groups_[group];
-  SpinGuard lk(gr.lock);
-  // A racing grow of the same group may have installed one already: the newer wins, and
-  // the older chunk's untouched tail is simply never used (nor faulted in).
-  gr.chunk = static_cast<std::uint32_t>(chunk + 1);
+  // release: pairs with the acquire exchange in alloc_locked().
+  gr.spare.store(static_cast<std::uint32_t>(chunk + 1), std::memory_order_release);
   return true;
 }
 
-Result<std::uint64_t> HandleTable::alloc(unsigned group) noexcept {
+std::uint64_t HandleTable::alloc_locked(unsigned group) noexcept {
   ZS_DCHECK(group < kGroups, "handle group %u", group);
   Group& g = groups_[group];
-  std::uint32_t index = 0;
-  for (;;) {
-    {
-      SpinGuard lk(g.lock);
-      if (g.free_head != 0) {
-        index = g.free_head;
-        // relaxed: a free entry of this group is ours under g.lock.
-        const std::uint64_t e = entry(index)->load(std::memory_order_relaxed);
-        g.free_head = static_cast<std::uint32_t>((e >> 1) & ((std::uint64_t{1} << 51) - 1));
-        break;
-      }
-      if (g.chunk != 0) {
-        ChunkMeta& m = meta_[g.chunk - 1];
-        // relaxed: touched is written only under the owning group's lock; readers pair
-        // with the release store below.
-        const std::uint32_t used = m.touched.load(std::memory_order_relaxed);
-        if (used < kChunkEntries) {
-          index = ((g.chunk - 1) << kChunkShift) | used;
-          // release: the entry (zero: free, gen 0) is in place before scanners count it.
-          m.touched.store(used + 1, std::memory_order_release);
-          break;
-        }
-      }
+  std::uint32_t index;
+  if (g.free_head != 0) {
+    index = g.free_head;
+    // relaxed: a free entry of this group is ours under the group's lock.
+    const std::uint64_t e = entry(index)->load(std::memory_order_relaxed);
+    g.free_head = static_cast<std::uint32_t>((e >> 1) & ((std::uint64_t{1} << 51) - 1));
+  } else {
+    std::uint32_t used = g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
+    if (used == kChunkEntries) {
+      // acquire: pairs with the release store in grow(); the chunk is mapped and published.
+      const std::uint32_t spare = g.spare.exchange(0, std::memory_order_acquire);
+      if (spare == 0) return 0;
+      g.chunk = spare;
+      used = meta_[g.chunk - 1].touched.load(std::memory_order_relaxed);
     }
-    if (!grow(group)) return Errc::no_memory;
+    // relaxed load above: touched is written only under this group's lock.
+    index = ((g.chunk - 1) << kChunkShift) | used;
+    // release: the entry (zero: free, gen 0) is in place before scanners count it.
+    meta_[g.chunk - 1].touched.store(used + 1, std::memory_order_release);
   }
   const std::uint64_t e = entry(index)->load(std::memory_order_relaxed);
   return (HandleTable::gen_of(e) << 32) | index;
 }
 
-void HandleTable::release(std::uint32_t index) noexcept {
+void HandleTable::release_locked(std::uint32_t index) noexcept {
   Group& g = groups_[meta_[index >> kChunkShift].group];
-  SpinGuard lk(g.lock);
   std::atomic<std::uint64_t>* e = entry(index);
   const std::uint64_t gen = gen_of(e->load(std::memory_order_relaxed));
-  // relaxed: a free entry is only read by its group under g.lock, by scanners that skip
-  // it, and by translators that then find it not allocated (a caller bug they report).
+  // relaxed: a free entry is only read by its group under the group's lock, by scanners
+  // that skip it, and by translators that then find it not allocated (a caller bug).
   e->store((gen << kGenShift) | (std::uint64_t{g.free_head} << 1), std::memory_order_relaxed);
   g.free_head = index;
 }

@@ -51,13 +51,19 @@ class HandleTable {
 
   [[nodiscard]] Result<void> init(std::size_t max_handles) noexcept;
 
-  // Reserves an index in `group`'s chunks (the pool passes the size class: an object
-  // never changes class, so a class's handles stay in its chunks, and compaction scans
-  // only those); returns the handle value. May sleep (maps a chunk). Errors: no_memory.
-  [[nodiscard]] Result<std::uint64_t> alloc(unsigned group) noexcept;
+  // A group's state is guarded by a lock of the caller's: the pool uses the size class as
+  // the group and its class lock as the guard (an object never changes class, so a
+  // class's handles stay in its chunks, and compaction scans only those).
+  //
+  // Reserves an index in `group`'s chunks and returns the handle value, or 0 when the
+  // group has no room left: then call grow(group) with no lock held and try again.
+  // Caller holds the group's lock.
+  std::uint64_t alloc_locked(unsigned group) noexcept;
+  // Maps a chunk for `group` (its next alloc_locked() takes it). Sleeps; no lock held.
+  [[nodiscard]] bool grow(unsigned group) noexcept;
   // Returns an index whose entry was already marked free (HandleTable::freed) to its
-  // group's free list.
-  void release(std::uint32_t index) noexcept;
+  // group's free list. Caller holds the group's lock.
+  void release_locked(std::uint32_t index) noexcept;
 
   static std::uint32_t index_of(std::uint64_t handle) noexcept { return static_cast<std::uint32_t>(handle); }
   static std::uint64_t gen_of_handle(std::uint64_t handle) noexcept { return (handle >> 32) & 0xfff; }
@@ -116,14 +122,14 @@ class HandleTable {
     std::uint16_t group = 0;                 // written before the chunk is published
     std::atomic<std::uint32_t> touched{0};   // entries handed out at least once
   };
-  struct alignas(64) Group {
-    // Protects: free_head, chunk. Level: handle_table (leaf, spinning).
-    SpinLock lock{LockLevel::handle_table, "handle_group"};
+  struct Group {
+    // Guarded by the caller's lock for this group (the pool's class lock):
     std::uint32_t free_head = 0;  // linked through free entries
     std::uint32_t chunk = 0;      // chunk + 1 that new entries come from; 0 = none yet
+    // A mapped chunk + 1 waiting to become `chunk`. Set by grow() under grow_lock_
+    // (release), taken by alloc_locked() (acquire exchange).
+    std::atomic<std::uint32_t> spare{0};
   };
-  // Maps a chunk for `group` and makes it the group's current one. Sleeps.
-  bool grow(unsigned group) noexcept;
 
   std::atomic<std::atomic<std::uint64_t>*>* chunks_ = nullptr;  // directory; immutable pointer after init
   ChunkMeta* meta_ = nullptr;                                   // per chunk; immutable pointer

@@ -239,24 +239,29 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
   if (size == 0) return Errc::invalid_argument;
   if (size > kMaxObjectSize) return Errc::too_large;
   SizeClass& c = classes_[geo_.class_of_slot(Geometry::slot_for(size))];  // no header
-  auto hv = handles_.alloc(c.index);  // step 1
-  if (!hv) return hv.error();
-  const std::uint32_t index = HandleTable::index_of(*hv);
+  c.lock.lock();  // step 1: a handle index from the class's group (guarded by c.lock)
+  std::uint64_t hv;
+  while ((hv = handles_.alloc_locked(c.index)) == 0) {
+    c.lock.unlock();  // the group needs a chunk: map one with no lock held
+    if (!handles_.grow(c.index)) return Errc::no_memory;
+    c.lock.lock();
+  }
+  const std::uint32_t index = HandleTable::index_of(hv);
   std::atomic<std::uint64_t>* e = handles_.entry(index);
-  const std::uint64_t gen = HandleTable::gen_of_handle(*hv);
+  const std::uint64_t gen = HandleTable::gen_of_handle(hv);
 
-  c.lock.lock();  // step 2
-  ZsPageId id = find_group_locked(c, 10, 0);
+  ZsPageId id = find_group_locked(c, 10, 0);  // step 2
   ZsPage* z = id ? zspages_.get(id) : nullptr;
   if (!z) {
     c.lock.unlock();  // step 3: no lock held while frames are allocated
     z = create_zspage(c, &id);
+    c.lock.lock();
     if (!z) {
       e->store(gen << HandleTable::kGenShift, std::memory_order_relaxed);
-      handles_.release(index);
+      handles_.release_locked(index);
+      c.lock.unlock();
       return Errc::no_memory;
     }
-    c.lock.lock();
     publish_zspage_locked(c, id, z);
   }
   const unsigned obj = obj_pop_locked(c, z);  // step 5
@@ -266,7 +271,7 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
   c.obj_used++;
   fix_fullness_locked(c, id, z);
   c.lock.unlock();
-  return static_cast<Handle>(*hv);
+  return static_cast<Handle>(hv);
 }
 
 std::atomic<std::uint64_t>* PoolImpl::entry_of(Handle h, const char* op) const noexcept {
@@ -320,10 +325,10 @@ void PoolImpl::free_impl(Handle h) noexcept {
   } else {
     fix_fullness_locked(*c, loc.zspage, z);
   }
+  handles_.release_locked(HandleTable::index_of(static_cast<std::uint64_t>(h)));
   const std::uint64_t freeable = options_.auto_compact_frames ? c->freeable_locked() : 0;
   c->lock.unlock();
   release(batch);  // step 6: frames go back with no lock held
-  handles_.release(HandleTable::index_of(static_cast<std::uint64_t>(h)));
   if (kick) deferred_worker_.kick();
   if (freeable && freeable >= options_.auto_compact_frames) maybe_auto_compact(*c, freeable);
 }

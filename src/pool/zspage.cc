@@ -11,8 +11,8 @@
 namespace uzram {
 
 ZsPageTable::~ZsPageTable() {
-  for (Table& t : tables_) {
-    if (t.base) munmap(t.base, (t.max + 1) * t.stride);
+  for (unsigned n = 0; n < kMaxChain; n++) {
+    if (layout_[n].base) munmap(layout_[n].base, (tables_[n].max + 1) * layout_[n].stride);
   }
 }
 
@@ -23,12 +23,13 @@ Result<void> ZsPageTable::init(std::size_t max_frames, unsigned chain) noexcept 
   index_mask_ = (std::uint32_t{1} << index_bits_) - 1;
   for (unsigned n = 1; n <= chain; n++) {
     Table& t = tables_[n - 1];
-    t.stride = (kZsPageHeaderBytes + 4 * n + alignof(ZsPage) - 1) / alignof(ZsPage) * alignof(ZsPage);
+    Layout& l = layout_[n - 1];
+    l.stride = (kZsPageHeaderBytes + 4 * n + alignof(ZsPage) - 1) / alignof(ZsPage) * alignof(ZsPage);
     t.max = std::min<std::size_t>(max_frames / n, index_mask_);
-    void* p = mmap(nullptr, (t.max + 1) * t.stride, PROT_READ | PROT_WRITE,
+    void* p = mmap(nullptr, (t.max + 1) * l.stride, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return Errc::no_memory;
-    t.base = static_cast<std::byte*>(p);
+    l.base = static_cast<std::byte*>(p);
   }
   return {};
 }
@@ -63,8 +64,7 @@ void ZsPageTable::free(ZsPageId id) noexcept {
 std::size_t ZsPageTable::metadata_bytes() const noexcept {
   std::size_t bytes = 0;
   for (unsigned n = 1; n <= chain_; n++) {
-    const Table& t = tables_[n - 1];
-    bytes += t.next.load(std::memory_order_relaxed) * t.stride;  // relaxed: statistics
+    bytes += tables_[n - 1].next.load(std::memory_order_relaxed) * layout_[n - 1].stride;  // relaxed: statistics
   }
   return bytes;
 }

@@ -89,8 +89,8 @@ class ZsPageTable {
   void free(ZsPageId id) noexcept;
 
   ZsPage* get(ZsPageId id) const noexcept {
-    const Table& t = tables_[id >> index_bits_];
-    return reinterpret_cast<ZsPage*>(t.base + static_cast<std::size_t>(id & index_mask_) * t.stride);
+    const Layout& l = layout_[id >> index_bits_];
+    return reinterpret_cast<ZsPage*>(l.base + static_cast<std::size_t>(id & index_mask_) * l.stride);
   }
   // Bytes of descriptor storage ever handed out (the tables' high-water marks).
   std::size_t metadata_bytes() const noexcept;
@@ -104,19 +104,24 @@ class ZsPageTable {
   }
 
  private:
-  struct Table {
-    std::byte* base = nullptr;  // immutable after init
+  // Read on every translation: kept apart from the mutable part (no false sharing).
+  struct Layout {
+    std::byte* base = nullptr;
     std::size_t stride = 0;
+  };
+  struct Table {
     std::size_t max = 0;                  // largest index
     ZsPageId free_head = 0;               // guarded by lock_; linked through ZsPage::next
     std::atomic<std::uint32_t> next{1};   // next never-used index
   };
+  // Immutable after init:
+  alignas(64) Layout layout_[kMaxChain];
   unsigned chain_ = 0;
   unsigned index_bits_ = 28;
   std::uint32_t index_mask_ = 0;
   // Protects: every table's free_head. Level: frame_arena (leaf, spinning; never nested
   // with the arena).
-  SpinLock lock_{LockLevel::frame_arena, "zspage_table"};
+  alignas(64) SpinLock lock_{LockLevel::frame_arena, "zspage_table"};
   Table tables_[kMaxChain];
 };
 
