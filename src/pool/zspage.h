@@ -2,12 +2,13 @@
 //
 // A zspage is a chain of 1..chain_size frames holding objs_per_zspage objects of one size
 // class; object i occupies bytes [i*size, (i+1)*size) of the chain and may straddle a
-// frame boundary. Non-huge objects start with the 8-byte header (handle index << 1) | 1;
-// a free slot's header word holds (next free object << 1) (tag 0), kNoObj ends the list.
-// Huge zspages (1 frame, 1 object) have no header.
+// frame boundary. Objects have no header (docs/design.md#memory): a free slot's first
+// word holds the next free object, kNoObj ends the list. Which handle owns a slot is known
+// only from the handle entries (pool/reverse_index.h).
 //
 // Invariants (checked by Pool::check_invariants, cited by number):
-//   1. inuse + |free list| == objs_per_zspage; headers with the tag == inuse.
+//   1. inuse + |free list| == objs_per_zspage == inuse + free slots; exactly inuse
+//      allocated handle entries name the zspage, each a different non-free slot.
 //   2. a listed zspage is on list fullness_group(inuse, objs) of its class.
 //   3. every frame f of a live zspage has FrameInfo owner == id.
 //   4. the lock word persists when a descriptor is reused (a stale translator may still
