@@ -18,7 +18,7 @@ constexpr std::size_t kGrowFrames = 512;  // map 2 MiB of the reservation at a t
 // one system call instead of 256 page faults, which made 1- and 2-thread store fills
 // 2.5-4 % faster (docs/benchmarks.md#store-throughput-against-the-bare-codec). Costs at
 // most 1 MiB of resident, not yet allocated frames above the high water mark.
-constexpr std::size_t kPopulateFrames = 256;  // map 2 MiB of the reservation at a time
+constexpr std::size_t kPopulateFrames = 256;
 
 void* map_noreserve(std::size_t bytes, int prot) {
   void* p = mmap(nullptr, bytes, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

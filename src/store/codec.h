@@ -42,6 +42,10 @@ class Codec {
   // Errors: Errc::codec_failed (corrupt input: never crashes, never writes past dst_len).
   [[nodiscard]] virtual Result<void> decompress(const void* src, std::size_t src_len, void* dst,
                                                 std::size_t dst_len) noexcept = 0;
+  // True when decompress() touches no mutable state of the codec (lz4, lz4hc, lzo,
+  // lzo-rle): any number of threads may then call it on one instance at once, even while
+  // another thread compresses with it. The store's reads then skip the stream lock.
+  virtual bool decompress_is_stateless() const noexcept { return false; }
 };
 
 // Validates a spec and builds a codec. Errors (each with a distinct error code and a

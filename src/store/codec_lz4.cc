@@ -93,6 +93,7 @@ class Lz4Codec final : public Codec {
     might_sleep();
     return lz4_decompress(dict_, src, src_len, dst, dst_len);
   }
+  bool decompress_is_stateless() const noexcept override { return true; }
 
  private:
   const int acceleration_;
@@ -150,6 +151,7 @@ class Lz4hcCodec final : public Codec {
     might_sleep();
     return lz4_decompress(dict_, src, src_len, dst, dst_len);
   }
+  bool decompress_is_stateless() const noexcept override { return true; }
 
  private:
   const int level_;

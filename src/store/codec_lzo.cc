@@ -42,6 +42,8 @@ class LzoCodec final : public Codec {
     return n;
   }
 
+  bool decompress_is_stateless() const noexcept override { return true; }  // lzo1x_decompress_safe
+
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
                           std::size_t dst_len) noexcept override {
     might_sleep();

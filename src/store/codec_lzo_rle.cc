@@ -189,6 +189,8 @@ class LzoRleCodec final : public Codec {
     return n;
   }
 
+  bool decompress_is_stateless() const noexcept override { return true; }  // a pure function
+
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
                           std::size_t dst_len) noexcept override {
     might_sleep();

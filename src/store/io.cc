@@ -143,6 +143,13 @@ Result<void> StoreImpl::load_locked(Slot& s, void* block) noexcept {
     return {};
   }
   StreamPool& sp = streams_[s.prio()];
+  if (Codec* d = sp.stateless_decoder()) {  // no stream needed (lz4, lzo): no stream lock
+    alignas(64) unsigned char local_copy[kBlockSize];
+    const void* p = pool_->read_begin(handle, local_copy);
+    auto r = d->decompress(p, size, block, kBlockSize);
+    pool_->read_end(handle, p);
+    return r;
+  }
   Stream& st = sp.get();
   const void* p = pool_->read_begin(handle, st.local_copy);
   auto r = st.codec->decompress(p, size, block, kBlockSize);

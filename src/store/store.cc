@@ -116,7 +116,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   }
   pool_ = std::move(pool).value();
   huge_class_size_ = pool_->huge_class_size();
-  epoch_ = std::chrono::steady_clock::now();
+  epoch_ = coarse_seconds();
   return {};
 }
 

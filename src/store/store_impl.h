@@ -9,6 +9,8 @@
 #ifndef UZRAM_STORE_STORE_IMPL_H_
 #define UZRAM_STORE_STORE_IMPL_H_
 
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -97,12 +99,18 @@ class StoreImpl final : public Store {
   // (the kernel's -EAGAIN).
   std::atomic<bool> pp_in_progress_{false};
 
-  std::chrono::steady_clock::time_point epoch_;  // ac_time origin
+  std::int64_t epoch_ = 0;  // ac_time origin, seconds of CLOCK_MONOTONIC_COARSE
 
+  // Seconds since epoch_ for ac_time, from the coarse monotonic clock (a few ms of
+  // resolution, which idle tracking in seconds does not notice, and cheaper than the
+  // precise clock on every I/O).
+  static std::int64_t coarse_seconds() noexcept {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return ts.tv_sec;
+  }
   std::uint32_t now_seconds() const noexcept {
-    return static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                          std::chrono::steady_clock::now() - epoch_)
-                                          .count());
+    return static_cast<std::uint32_t>(coarse_seconds() - epoch_);
   }
 
   // ---- Internals (store.cc, io.cc) ----

@@ -25,13 +25,23 @@ Result<void> StreamPool::init(const CodecSpec& spec, unsigned count) noexcept {
     streams.push_back(std::move(s));
   }
   streams_ = std::move(streams);
+  stateless_ = streams_[0]->codec->decompress_is_stateless() ? streams_[0]->codec.get() : nullptr;
   return {};
 }
 
+// The calling CPU's stream when it is free; else any free one (a thread that migrated, or
+// two threads sharing a CPU, must not sleep through another's whole compression while a
+// stream sits idle); only when all are busy, wait for the CPU's own.
 Stream& StreamPool::get() noexcept {
   might_sleep();
   const int cpu = sched_getcpu();
-  Stream& s = *streams_[static_cast<unsigned>(cpu < 0 ? 0 : cpu) % streams_.size()];
+  const unsigned n = static_cast<unsigned>(streams_.size());
+  const unsigned mine = static_cast<unsigned>(cpu < 0 ? 0 : cpu) % n;
+  for (unsigned k = 0; k < n; k++) {
+    Stream& s = *streams_[(mine + k) % n];
+    if (s.mu.try_lock()) return s;
+  }
+  Stream& s = *streams_[mine];
   s.mu.lock();
   return s;
 }

@@ -36,11 +36,15 @@ class StreamPool {
 
   // Returns the calling CPU's stream, locked. Release with put().
   Stream& get() noexcept;
+  // A codec any thread may decompress with, unlocked, when the algorithm's decompression
+  // is stateless (Codec::decompress_is_stateless); else nullptr (use get()).
+  Codec* stateless_decoder() const noexcept { return stateless_; }
   static void put(Stream& s) noexcept { s.mu.unlock(); }
 
  private:
   CodecSpec spec_;
   std::vector<std::unique_ptr<Stream>> streams_;
+  Codec* stateless_ = nullptr;  // streams_[0]'s codec when its decompression is stateless
 };
 
 }  // namespace uzram
