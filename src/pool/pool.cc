@@ -325,7 +325,9 @@ void PoolImpl::free_impl(Handle h) noexcept {
   } else {
     fix_fullness_locked(*c, loc.zspage, z);
   }
-  handles_.release_locked(HandleTable::index_of(static_cast<std::uint64_t>(h)));
+  ZS_DCHECK(handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h))) == c->index,
+            "handle %#llx is not in its class's chunks", static_cast<unsigned long long>(h));
+  handles_.release_locked(HandleTable::index_of(static_cast<std::uint64_t>(h)));  // under c->lock
   const std::uint64_t freeable = options_.auto_compact_frames ? c->freeable_locked() : 0;
   c->lock.unlock();
   release(batch);  // step 6: frames go back with no lock held
