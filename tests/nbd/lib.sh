@@ -8,7 +8,7 @@ uzram=${2:-}
 size=$((64 << 20))
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-export tmp size
+export tmp size kind
 
 skip() { echo "SKIP: $*"; exit 77; }
 need() { for t in "$@"; do command -v "$t" >/dev/null || skip "$t not installed (Debian: libnbd-bin python3-libnbd nbdkit qemu-utils)"; done; }
