@@ -50,7 +50,6 @@ int zstd_min_level() noexcept;
 int zstd_max_level() noexcept;
 int zstd_default_level() noexcept;
 
-// The lzo-rle bitstream (LZO1X; version 1 adds the zero-run instruction).
 // For libraries that need room beyond their final output (zlib, zstd): compresses straight
 // into dst when dst_cap reaches the library's worst case `bound`, else into a scratch
 // buffer (kept for the next call) and copies, so any capacity the output fits in works.
@@ -76,6 +75,7 @@ class BoundedOutput {
   std::size_t cap_ = 0;
 };
 
+// The lzo-rle bitstream (LZO1X; version 1 adds the zero-run instruction).
 namespace lzo_rle {
 
 // Scratch memory compress() needs (its match-finder hash table).
@@ -96,6 +96,24 @@ bool decompress(const unsigned char* src, std::size_t n, unsigned char* dst,
                 std::size_t dst_len) noexcept;
 
 }  // namespace lzo_rle
+
+// What the lzo and lzo-rle codecs share: compression with lzo_rle::compress (version 0 or
+// 1) and its work memory, and a decompressor that touches no state. Each adds its name
+// and its decoder.
+class Lzo1xCodec : public Codec {
+ public:
+  Result<std::size_t> compress(const void* src, std::size_t src_len, void* dst,
+                               std::size_t dst_cap) noexcept final;
+  bool decompress_is_stateless() const noexcept final { return true; }
+
+ protected:
+  explicit Lzo1xCodec(bool rle) noexcept : rle_(rle) {}
+
+ private:
+  const bool rle_;
+  alignas(std::uint32_t) unsigned char work_[lzo_rle::kWorkBytes];
+};
+
 }  // namespace uzram::codec_internal
 
 #endif  // UZRAM_STORE_CODEC_INTERNAL_H_

@@ -4,7 +4,6 @@
 // no dictionary.
 #include <lzo/lzo1x.h>
 
-#include <cstdint>
 #include <new>
 
 #include "store/codec_internal.h"
@@ -18,31 +17,11 @@ bool lzo_ready() noexcept {
   return ok;
 }
 
-class LzoCodec final : public Codec {
+class LzoCodec final : public Lzo1xCodec {
  public:
-  LzoCodec() noexcept = default;
-  LzoCodec(const LzoCodec&) = delete;
-  LzoCodec& operator=(const LzoCodec&) = delete;
-
-  Result<void> init() noexcept {
-    work_.reset(new (std::nothrow) std::uint32_t[lzo_rle::kWorkBytes / sizeof(std::uint32_t)]);
-    if (!work_) return Errc::no_memory;
-    return {};
-  }
+  LzoCodec() noexcept : Lzo1xCodec(/*rle=*/false) {}
 
   std::string_view name() const noexcept override { return "lzo"; }
-
-  Result<std::size_t> compress(const void* src, std::size_t src_len, void* dst,
-                               std::size_t dst_cap) noexcept override {
-    might_sleep();
-    const std::size_t n =
-        lzo_rle::compress(static_cast<const unsigned char*>(src), src_len,
-                          static_cast<unsigned char*>(dst), dst_cap, work_.get(), /*rle=*/false);
-    if (n == 0) return Errc::codec_failed;
-    return n;
-  }
-
-  bool decompress_is_stateless() const noexcept override { return true; }  // lzo1x_decompress_safe
 
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
                           std::size_t dst_len) noexcept override {
@@ -54,20 +33,15 @@ class LzoCodec final : public Codec {
     if (rc != LZO_E_OK || out_len != dst_len) return Errc::codec_failed;
     return {};
   }
-
- private:
-  std::unique_ptr<std::uint32_t[]> work_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Codec>> make_lzo() noexcept {
   if (!lzo_ready()) return Errc::codec_failed;
-  auto* codec = new (std::nothrow) LzoCodec();
-  if (codec == nullptr) return Errc::no_memory;
-  std::unique_ptr<Codec> owner(codec);
-  if (auto r = codec->init(); !r) return r.error();
-  return owner;
+  std::unique_ptr<Codec> codec(new (std::nothrow) LzoCodec());
+  if (!codec) return Errc::no_memory;
+  return codec;
 }
 
 }  // namespace uzram::codec_internal

@@ -165,31 +165,11 @@ bool decompress(const unsigned char* src, std::size_t n, unsigned char* dst,
 
 namespace {
 
-class LzoRleCodec final : public Codec {
+class LzoRleCodec final : public Lzo1xCodec {
  public:
-  LzoRleCodec() noexcept = default;
-  LzoRleCodec(const LzoRleCodec&) = delete;
-  LzoRleCodec& operator=(const LzoRleCodec&) = delete;
-
-  Result<void> init() noexcept {
-    work_.reset(new (std::nothrow) std::uint32_t[lzo_rle::kWorkBytes / sizeof(std::uint32_t)]);
-    if (!work_) return Errc::no_memory;
-    return {};
-  }
+  LzoRleCodec() noexcept : Lzo1xCodec(/*rle=*/true) {}
 
   std::string_view name() const noexcept override { return "lzo-rle"; }
-
-  Result<std::size_t> compress(const void* src, std::size_t src_len, void* dst,
-                               std::size_t dst_cap) noexcept override {
-    might_sleep();
-    const std::size_t n =
-        lzo_rle::compress(static_cast<const unsigned char*>(src), src_len,
-                          static_cast<unsigned char*>(dst), dst_cap, work_.get(), /*rle=*/true);
-    if (n == 0) return Errc::codec_failed;
-    return n;
-  }
-
-  bool decompress_is_stateless() const noexcept override { return true; }  // a pure function
 
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
                           std::size_t dst_len) noexcept override {
@@ -200,19 +180,14 @@ class LzoRleCodec final : public Codec {
     }
     return {};
   }
-
- private:
-  std::unique_ptr<std::uint32_t[]> work_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Codec>> make_lzo_rle() noexcept {
-  auto* codec = new (std::nothrow) LzoRleCodec();
-  if (codec == nullptr) return Errc::no_memory;
-  std::unique_ptr<Codec> owner(codec);
-  if (auto r = codec->init(); !r) return r.error();
-  return owner;
+  std::unique_ptr<Codec> codec(new (std::nothrow) LzoRleCodec());
+  if (!codec) return Errc::no_memory;
+  return codec;
 }
 
 }  // namespace uzram::codec_internal

@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "store/codec_internal.h"
+#include "sync/lock_order.h"
 #include "util/check.h"
 
 namespace uzram::codec_internal::lzo_rle {
@@ -292,3 +293,16 @@ std::size_t compress(const unsigned char* src, std::size_t n, unsigned char* dst
 }
 
 }  // namespace uzram::codec_internal::lzo_rle
+
+namespace uzram::codec_internal {
+
+Result<std::size_t> Lzo1xCodec::compress(const void* src, std::size_t src_len, void* dst,
+                                         std::size_t dst_cap) noexcept {
+  might_sleep();
+  const std::size_t n = lzo_rle::compress(static_cast<const unsigned char*>(src), src_len,
+                                          static_cast<unsigned char*>(dst), dst_cap, work_, rle_);
+  if (n == 0) return Errc::codec_failed;
+  return n;
+}
+
+}  // namespace uzram::codec_internal
