@@ -142,19 +142,17 @@ Result<void> StoreImpl::load_locked(Slot& s, void* block) noexcept {
     pool_->read_end(handle, p);
     return {};
   }
+  // A stateless decoder (lz4, lzo) needs no stream, so no stream lock: it decodes with a
+  // local copy buffer on the stack.
   StreamPool& sp = streams_[s.prio()];
-  if (Codec* d = sp.stateless_decoder()) {  // no stream needed (lz4, lzo): no stream lock
-    alignas(64) unsigned char local_copy[kBlockSize];
-    const void* p = pool_->read_begin(handle, local_copy);
-    auto r = d->decompress(p, size, block, kBlockSize);
-    pool_->read_end(handle, p);
-    return r;
-  }
-  Stream& st = sp.get();
-  const void* p = pool_->read_begin(handle, st.local_copy);
-  auto r = st.codec->decompress(p, size, block, kBlockSize);
+  alignas(64) unsigned char stack_copy[kBlockSize];
+  Codec* codec = sp.stateless_decoder();
+  Stream* st = codec ? nullptr : &sp.get();
+  if (st) codec = st->codec.get();
+  const void* p = pool_->read_begin(handle, st ? st->local_copy : stack_copy);
+  auto r = codec->decompress(p, size, block, kBlockSize);
   pool_->read_end(handle, p);
-  StreamPool::put(st);
+  if (st) StreamPool::put(*st);
   return r;
 }
 
