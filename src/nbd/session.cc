@@ -174,6 +174,11 @@ class Session {
 
   void send(iovec* v, int n) {
     std::lock_guard l(send_mu_);
+    send_locked(v, n);
+  }
+
+  // Caller holds send_mu_.
+  void send_locked(iovec* v, int n) {
     if (dead_) return;
     if (!t_.writev_full(v, n)) {
       dead_ = true;
@@ -284,12 +289,9 @@ class Session {
         v.push_back({const_cast<std::uint8_t*>(buf) + s.off, s.len});
       }
     }
-    std::lock_guard l(send_mu_);
-    for (std::size_t i = 0; i < v.size() && !dead_; i += kMaxIov) {
-      if (!t_.writev_full(&v[i], static_cast<int>(std::min(kMaxIov, v.size() - i)))) {
-        dead_ = true;
-        ::shutdown(fd_, SHUT_RDWR);
-      }
+    std::lock_guard l(send_mu_);  // one hold: a chunk's header and data are never split
+    for (std::size_t i = 0; i < v.size(); i += kMaxIov) {
+      send_locked(&v[i], static_cast<int>(std::min(kMaxIov, v.size() - i)));
     }
     return true;
   }
