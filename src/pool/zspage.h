@@ -97,12 +97,6 @@ class ZsPageTable {
   std::size_t metadata_bytes() const noexcept;
   // The number of ids ever handed out, an upper bound on live zspages.
   std::size_t limit() const noexcept;
-  // For ReverseIndex: id = (table << index_bits()) | index, and the indexes ever handed out
-  // by table t are < table_limit(t).
-  unsigned index_bits() const noexcept { return index_bits_; }
-  std::size_t table_limit(unsigned t) const noexcept {
-    return t < chain_ ? tables_[t].next.load(std::memory_order_relaxed) : 0;  // relaxed: a bound
-  }
 
  private:
   // Read on every translation: kept apart from the mutable part (no false sharing).
