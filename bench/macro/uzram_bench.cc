@@ -115,7 +115,7 @@ Flags parse_flags(int argc, char** argv) {
 }
 
 std::size_t huge_threshold() {
-  // zs_huge_class_size(): the largest normal class minus 7 (zsmalloc-zram.md §1.3).
+  // zs_huge_class_size(): the largest normal class minus 7 (Linux 6.18 mm/zsmalloc.c).
   for (const ClassGeometry& g : class_table(8)) {
     if (!g.huge) return g.size - (KernelLayout::kHeaderBytes - 1);
   }
