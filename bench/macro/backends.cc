@@ -98,8 +98,8 @@ class MallocBackend {
 };
 
 Json point(const MemPoint& m) {
-  return {{"live", m.live},   {"payload", m.payload}, {"used", m.used},
-          {"rss", m.rss},     {"frames", m.frames},   {"metadata", m.metadata}};
+  return {{"live", m.live}, {"payload", m.payload}, {"used", m.used},
+          {"rss", m.rss},   {"frames", m.frames},   {"metadata", m.metadata}};
 }
 
 void write_result(Json& doc, const WorkloadResult& r) {

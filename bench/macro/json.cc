@@ -27,9 +27,7 @@ std::string JsonView::string_or_empty() const {
   return j_->is_string() ? j_->get<std::string>() : std::string();
 }
 
-std::size_t JsonView::size() const {
-  return j_->is_array() || j_->is_object() ? j_->size() : 0;
-}
+std::size_t JsonView::size() const { return j_->is_array() || j_->is_object() ? j_->size() : 0; }
 
 bool parse_json(const std::string& text, Json* out) {
   *out = Json::parse(text, nullptr, /*allow_exceptions=*/false);

@@ -226,24 +226,30 @@ void print_report(std::FILE* out, const RunInfo& info, const std::vector<Backend
 
 std::string json_report(const RunInfo& info, const std::vector<BackendRun>& runs) {
   const LayoutTotals& k = info.kernel;
-  Json doc = {{"model", info.model},     {"corpus", info.corpus}, {"objects", info.objects},
-              {"churn", info.churn},     {"seed", info.seed},     {"repeat", info.repeat},
+  Json doc = {{"model", info.model},
+              {"corpus", info.corpus},
+              {"objects", info.objects},
+              {"churn", info.churn},
+              {"seed", info.seed},
+              {"repeat", info.repeat},
               {"machine", {{"cpu", info.cpu}, {"cpus", info.cpus}}}};
-  doc["kernel_layout"] = {{"objects", k.objects},
-                          {"payload", k.payload_bytes},
-                          {"frames", k.frames},
-                          {"zspages", k.zspages},
-                          {"huge_objects", k.huge_objects},
-                          {"slab_bytes_est", k.slab_bytes_est},
-                          {"frames_headerless", k.frames_headerless},
-                          {"spanning_objects", k.spanning_objects},
-                          {"spanning_objects_headerless", k.spanning_objects_headerless},
-                          {"class_table_check",
-                           info.layout_check.empty() ? "ok" : info.layout_check}};
+  doc["kernel_layout"] = {
+      {"objects", k.objects},
+      {"payload", k.payload_bytes},
+      {"frames", k.frames},
+      {"zspages", k.zspages},
+      {"huge_objects", k.huge_objects},
+      {"slab_bytes_est", k.slab_bytes_est},
+      {"frames_headerless", k.frames_headerless},
+      {"spanning_objects", k.spanning_objects},
+      {"spanning_objects_headerless", k.spanning_objects_headerless},
+      {"class_table_check", info.layout_check.empty() ? "ok" : info.layout_check}};
   Json& targets = doc["targets"] = Json::array();
   for (const Target& t : evaluate_targets(info, runs)) {
     targets.push_back({{"what", t.what},
-                       {"status", t.met == 1 ? "met" : t.met == 0 ? "missed" : "n/a"},
+                       {"status", t.met == 1   ? "met"
+                                  : t.met == 0 ? "missed"
+                                               : "n/a"},
                        {"detail", t.detail}});
   }
   Json& backends = doc["backends"] = Json::object();
@@ -304,8 +310,9 @@ bool write_timeline(const std::string& path, const RunInfo& info, const std::vec
   }
   std::fprintf(f, "\n\n# phases: start_op end_op phase\n");
   for (std::size_t i = 0; i < starts.size(); i++) {
-    const double end =
-        i + 1 < starts.size() ? starts[i + 1].first : rows ? base[rows - 1][0].number_or(0) : 0;
+    const double end = i + 1 < starts.size() ? starts[i + 1].first
+                       : rows                ? base[rows - 1][0].number_or(0)
+                                             : 0;
     std::fprintf(f, "%.0f %.0f %s\n", starts[i].first, end, kPhaseNames[starts[i].second]);
   }
   return std::fclose(f) == 0;

@@ -75,9 +75,18 @@ class [[nodiscard]] Result {
 
   bool has_value() const noexcept { return value_.has_value(); }
   explicit operator bool() const noexcept { return value_.has_value(); }
-  const T& value() const& noexcept { check(); return *value_; }
-  T& value() & noexcept { check(); return *value_; }
-  T&& value() && noexcept { check(); return std::move(*value_); }
+  const T& value() const& noexcept {
+    check();
+    return *value_;
+  }
+  T& value() & noexcept {
+    check();
+    return *value_;
+  }
+  T&& value() && noexcept {
+    check();
+    return std::move(*value_);
+  }
   const T& operator*() const& noexcept { return value(); }
   T& operator*() & noexcept { return value(); }
   const T* operator->() const noexcept { return &value(); }

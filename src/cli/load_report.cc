@@ -104,10 +104,11 @@ std::string load_report_json(const Store& store, const LoadResult& res) {
   doc["streams"] = store.streams();
   Json& mm = doc["mm_stat"] = Json::object();
   for (const auto& [name, v] : fields(m)) mm[name] = v;
-  doc["io_stat"] = {{"failed_reads", io.failed_reads}, {"failed_writes", io.failed_writes},
+  doc["io_stat"] = {{"failed_reads", io.failed_reads},
+                    {"failed_writes", io.failed_writes},
                     {"notify_free", io.notify_free}};
-  doc["bd_stat"] = {{"bd_count", bd.bd_count}, {"bd_reads", bd.bd_reads},
-                    {"bd_writes", bd.bd_writes}};
+  doc["bd_stat"] = {
+      {"bd_count", bd.bd_count}, {"bd_reads", bd.bd_reads}, {"bd_writes", bd.bd_writes}};
   doc["ratio"] = fixed_number(div(m.orig_data_size, m.compr_data_size), 4);
   doc["mem_ratio"] = fixed_number(div(m.orig_data_size, m.mem_used_total), 4);
   doc["overhead"] = fixed_number(

@@ -12,8 +12,8 @@
 
 #include "store/store_test_util.h"
 #include "testing/seed.h"
-#include "uzram/pool.h"
 #include "util/random.h"
+#include "uzram/pool.h"
 
 namespace uzram {
 namespace {
