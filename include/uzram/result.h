@@ -43,7 +43,7 @@ namespace detail {
 #if defined(__has_attribute)
 #if __has_attribute(diagnose_if)
 #define UZRAM_RESULT_DIAGNOSE_OK_(e) \
-  __attribute__((diagnose_if(e == Errc::ok, "Result<T>(Errc::ok) is not an error", "error")))
+  __attribute__((diagnose_if((e) == Errc::ok, "Result<T>(Errc::ok) is not an error", "error")))
 #endif
 #endif
 #ifndef UZRAM_RESULT_DIAGNOSE_OK_
