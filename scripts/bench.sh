@@ -8,6 +8,8 @@
 #   UZRAM_BENCH_SEED     seed (default 1)
 #   UZRAM_CORPUS         corpus file (default build/corpus.img, built if absent)
 #   UZRAM_CORPUS_MIB     size of a corpus built here (default 64)
+#   UZRAM_CORPUS_TOOL    the corpus builder (default: make-page-corpus on PATH; not part of
+#                        this repository, docs/benchmarks.md#the-page-corpus)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,7 @@ repeat=${UZRAM_BENCH_REPEAT:-3}
 seed=${UZRAM_BENCH_SEED:-1}
 corpus=${UZRAM_CORPUS:-build/corpus.img}
 corpus_mib=${UZRAM_CORPUS_MIB:-64}
-corpus_tool=/work/shared/tools/make-page-corpus
+corpus_tool=${UZRAM_CORPUS_TOOL:-$(command -v make-page-corpus || echo make-page-corpus)}
 out=build/bench
 plot=docs/img/churn.png
 

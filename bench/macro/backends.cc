@@ -97,44 +97,29 @@ class MallocBackend {
   const char* release_call_ = "";
 };
 
-void write_point(JsonWriter& w, const char* key, const MemPoint& m) {
-  w.begin_object(key)
-      .count("live", m.live)
-      .count("payload", m.payload)
-      .count("used", m.used)
-      .count("rss", m.rss)
-      .count("frames", m.frames)
-      .count("metadata", m.metadata)
-      .end_object();
+Json point(const MemPoint& m) {
+  return {{"live", m.live}, {"payload", m.payload}, {"used", m.used},
+          {"rss", m.rss},   {"frames", m.frames},   {"metadata", m.metadata}};
 }
 
-void write_result(JsonWriter& w, const WorkloadResult& r) {
-  w.begin_object("phases");
+void write_result(Json& doc, const WorkloadResult& r) {
+  Json& phases = doc["phases"] = Json::object();
   for (int p = 0; p < kNumPhases; p++) {
-    w.begin_object(kPhaseNames[p]).count("ops", r.time[p].ops).num("ns", r.time[p].ns).end_object();
+    phases[kPhaseNames[p]] = {{"ops", r.time[p].ops}, {"ns", r.time[p].ns}};
   }
-  w.end_object();
-  w.begin_object("points");
-  write_point(w, "fill", r.at_fill);
-  write_point(w, "free75", r.after_free);
-  write_point(w, "compact", r.after_compact);
-  write_point(w, "churn_free75", r.after_churn_free);
-  write_point(w, "churn_compact", r.after_churn_compact);
-  w.end_object();
-  w.begin_object("reads").count("total", r.reads).count("copied", r.reads_copied).end_object();
-  w.begin_object("survivors_layout")
-      .count("objects", r.survivors.objects)
-      .count("payload", r.survivors.payload_bytes)
-      .count("frames", r.survivors.frames)
-      .count("frames_headerless", r.survivors.frames_headerless)
-      .count("slab_bytes_est", r.survivors.slab_bytes_est)
-      .end_object();
-  w.begin_array("timeline");
-  for (const Sample& s : r.timeline) {
-    w.begin_array().num(static_cast<double>(s.op)).num(s.phase).num(static_cast<double>(s.payload));
-    w.num(static_cast<double>(s.used)).num(static_cast<double>(s.rss)).end_array();
-  }
-  w.end_array();
+  doc["points"] = {{"fill", point(r.at_fill)},
+                   {"free75", point(r.after_free)},
+                   {"compact", point(r.after_compact)},
+                   {"churn_free75", point(r.after_churn_free)},
+                   {"churn_compact", point(r.after_churn_compact)}};
+  doc["reads"] = {{"total", r.reads}, {"copied", r.reads_copied}};
+  doc["survivors_layout"] = {{"objects", r.survivors.objects},
+                             {"payload", r.survivors.payload_bytes},
+                             {"frames", r.survivors.frames},
+                             {"frames_headerless", r.survivors.frames_headerless},
+                             {"slab_bytes_est", r.survivors.slab_bytes_est}};
+  Json& timeline = doc["timeline"] = Json::array();
+  for (const Sample& s : r.timeline) timeline.push_back({s.op, s.phase, s.payload, s.used, s.rss});
 }
 
 }  // namespace
@@ -145,34 +130,33 @@ bool is_backend_name(const std::string& name) {
 
 std::string run_backend(const std::string& backend, const ObjectSource& source,
                         const WorkloadConfig& cfg) {
-  JsonWriter w;
-  w.begin_object().count("objects", cfg.objects).count("seed", cfg.seed);
+  Json doc = {{"objects", cfg.objects}, {"seed", cfg.seed}};
   if (backend == "malloc") {
     const MallocInfo mi = detect_malloc();
     MallocBackend b(mi.name);
     const WorkloadResult r = Workload<MallocBackend>(b, source, cfg).run();
-    w.str("backend", mi.name).str("allocator", mi.name + " " + mi.version);
-    w.str("version", mi.version).str("release_call", b.release_call());
-    write_result(w, r);
+    doc["backend"] = mi.name;
+    doc["allocator"] = mi.name + " " + mi.version;
+    doc["version"] = mi.version;
+    doc["release_call"] = b.release_call();
+    write_result(doc, r);
   } else {
     const bool rw = backend == "uzram-rwlock";
     PoolBackend b(backend.c_str(), rw ? TranslationMode::kernel_rwlock : TranslationMode::validated);
     const WorkloadResult r = Workload<PoolBackend>(b, source, cfg).run();
     const PoolStats s = b.pool().stats();
-    w.str("backend", backend);
-    w.str("allocator", rw ? "uzram Pool (kernel_rwlock)" : "uzram Pool (validated)");
-    w.str("version", "").str("release_call", "Pool::compact()");
-    w.begin_object("pool")
-        .count("pages_compacted", s.pages_compacted)
-        .count("compactions", s.compactions)
-        .count("compact_busy", s.compact_busy)
-        .count("arena_frames", s.arena_frames)
-        .count("huge_class_size", b.pool().huge_class_size())
-        .end_object();
-    write_result(w, r);
+    doc["backend"] = backend;
+    doc["allocator"] = rw ? "uzram Pool (kernel_rwlock)" : "uzram Pool (validated)";
+    doc["version"] = "";
+    doc["release_call"] = "Pool::compact()";
+    doc["pool"] = {{"pages_compacted", s.pages_compacted},
+                   {"compactions", s.compactions},
+                   {"compact_busy", s.compact_busy},
+                   {"arena_frames", s.arena_frames},
+                   {"huge_class_size", b.pool().huge_class_size()}};
+    write_result(doc, r);
   }
-  w.end_object();
-  return w.text();
+  return json_text(doc);
 }
 
 }  // namespace uzram::bench

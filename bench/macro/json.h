@@ -1,61 +1,49 @@
-// bench/macro/json.h - just enough JSON for uzram-bench: a writer that builds one object
-// (the child processes' results and the --json output) and a reader for what the children
-// print. Not a general JSON library: numbers are doubles, strings are ASCII.
+// bench/macro/json.h - uzram-bench's JSON: nlohmann::ordered_json (Debian:
+// nlohmann-json3-dev) for the children's results and the --json output, plus JsonView, a
+// read-only accessor for what a child printed. nlohmann's own const operator[] is undefined
+// behaviour on a missing key, and its get<>() throws on a type mismatch; a child that
+// crashed half-way or an older binary must give a clear "missing" instead, so the report
+// reads results only through JsonView.
 #ifndef UZRAM_BENCH_MACRO_JSON_H_
 #define UZRAM_BENCH_MACRO_JSON_H_
 
-#include <cstdint>
-#include <map>
-#include <memory>
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
 #include <string>
-#include <vector>
+#include <string_view>
 
 namespace uzram::bench {
 
-// A parsed value. Objects keep their keys sorted (std::map); the bench never relies on
-// key order.
-struct JsonValue {
-  enum class Type { null, boolean, number, string, array, object };
-  Type type = Type::null;
-  bool b = false;
-  double num = 0;
-  std::string str;
-  std::vector<JsonValue> arr;
-  std::map<std::string, JsonValue> obj;
+using Json = nlohmann::ordered_json;
 
-  // Member lookup: a null value when absent or when this is not an object.
-  const JsonValue& operator[](const std::string& key) const;
-  const JsonValue& operator[](std::size_t i) const;
-  double number_or(double fallback) const { return type == Type::number ? num : fallback; }
-  bool is_null() const { return type == Type::null; }
-};
-
-// Parses `text`; on error returns false and sets *error to a short reason.
-bool parse_json(const std::string& text, JsonValue* out, std::string* error);
-
-// Streaming writer: key/value calls inside begin_object/end_object, value calls inside
-// begin_array/end_array. Commas are inserted automatically.
-class JsonWriter {
+// A view of one value of a Json document (which must outlive it). Lookups never throw and
+// never insert: a missing member or element, or a lookup in a value of another type, gives
+// a null view.
+class JsonView {
  public:
-  JsonWriter& begin_object(const char* key = nullptr);
-  JsonWriter& end_object();
-  JsonWriter& begin_array(const char* key = nullptr);
-  JsonWriter& end_array();
-  JsonWriter& num(const char* key, double v);
-  JsonWriter& count(const char* key, std::uint64_t v);  // exact integer
-  JsonWriter& str(const char* key, const std::string& v);
-  JsonWriter& boolean(const char* key, bool v);
-  // Pastes already-serialized JSON (a child's output) as a value.
-  JsonWriter& raw(const char* key, const std::string& json);
-  // Array elements.
-  JsonWriter& num(double v) { return num(nullptr, v); }
-  const std::string& text() const { return out_; }
+  JsonView(const Json& j) : j_(&j) {}  // NOLINT(google-explicit-constructor): a view
+
+  JsonView operator[](std::string_view key) const;
+  JsonView operator[](std::size_t i) const;
+  // The number (integer or floating point), or `fallback` when this is not a number.
+  [[nodiscard]] double number_or(double fallback) const;
+  // The string, or "" when this is not a string.
+  [[nodiscard]] std::string string_or_empty() const;
+  [[nodiscard]] bool is_null() const { return j_->is_null(); }
+  // Array elements or object members; 0 for anything else.
+  [[nodiscard]] std::size_t size() const;
+  [[nodiscard]] const Json& json() const { return *j_; }
 
  private:
-  void key(const char* k);
-  std::string out_;
-  std::vector<bool> first_;  // per open container: no element written yet
+  const Json* j_;
 };
+
+// Parses `text` into *out; false when it is not one JSON value. Never throws.
+bool parse_json(const std::string& text, Json* out);
+
+// `doc` on one line; text that is not UTF-8 has each bad byte replaced by U+FFFD.
+std::string json_text(const Json& doc);
 
 }  // namespace uzram::bench
 

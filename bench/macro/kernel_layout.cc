@@ -77,7 +77,8 @@ std::string KernelLayout::check_against_kernel_facts() const {
     if (!ok) why += (why.empty() ? "" : "; ") + std::string(what);
   };
   expect(classes_.size() == 119, "not 119 classes");
-  // Rows from zsmalloc-zram.md §1.3: size / pages_per_zspage / objs_per_zspage.
+  // Rows of Linux 6.18's class table (mm/zsmalloc.c, 4 KiB pages, chain 8):
+  // size / pages_per_zspage / objs_per_zspage.
   const unsigned rows[][3] = {{32, 1, 128},   {48, 3, 256},   {144, 7, 199}, {208, 3, 59},
                               {352, 8, 93},   {1568, 5, 13},  {2048, 1, 2},  {2720, 2, 3},
                               {3072, 3, 4},   {3264, 4, 5},   {3408, 5, 6},  {3504, 6, 7},

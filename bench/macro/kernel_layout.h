@@ -12,7 +12,7 @@
 //                     model at 1M objects);
 //   slab_bytes_est  the kernel's metadata outside the frames: an 8-byte zs_handle slab
 //                   object per object plus ~56 bytes of struct zspage per zspage
-//                   (zsmalloc-zram.md §1.5, §5.14; an estimate).
+//                   (Linux 6.18's slab object sizes; an estimate).
 // It also predicts which objects straddle a frame when a fresh pool is filled in order
 // (object j of a class sits in slot j mod objs_per_zspage), with the kernel's header and
 // without (uzram): only those may be copied by Pool::read_begin.
@@ -48,8 +48,8 @@ class KernelLayout {
   explicit KernelLayout(unsigned chain_size = 8);
   void add(std::uint32_t size) noexcept;
   LayoutTotals totals() const noexcept;
-  // Empty when class_table(chain 8) matches the kernel facts recorded in
-  // zsmalloc-zram.md §1.3 (119 classes, huge_class_size 3625, sample rows); else why not.
+  // Empty when class_table(chain 8) matches the kernel facts of Linux 6.18 mm/zsmalloc.c
+  // (119 classes, huge_class_size 3625, sample rows in kernel_layout.cc); else why not.
   std::string check_against_kernel_facts() const;
 
  private:

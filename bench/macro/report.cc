@@ -10,6 +10,7 @@ namespace uzram::bench {
 namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
+const Json kNull;
 const char* const kPoints[] = {"fill", "free75", "compact", "churn_free75", "churn_compact"};
 
 const BackendRun* find(const std::vector<BackendRun>& runs, const char* name) {
@@ -19,14 +20,14 @@ const BackendRun* find(const std::vector<BackendRun>& runs, const char* name) {
   return nullptr;
 }
 
-double ns_per_op(const BackendRun& r, const char* phase) {
-  const JsonValue& p = r.result["phases"][phase];
+double ns_per_op(const BackendRun& r, std::string_view phase) {
+  const JsonView p = JsonView(r.result)["phases"][phase];
   const double ops = p["ops"].number_or(0);
   return ops > 0 ? p["ns"].number_or(0) / ops : 0;
 }
 
 double ratio(const BackendRun& r, const char* point) {
-  const JsonValue& p = r.result["points"][point];
+  const JsonView p = JsonView(r.result)["points"][point];
   const double payload = p["payload"].number_or(0);
   return payload > 0 ? p["used"].number_or(0) / payload : 0;
 }
@@ -34,31 +35,46 @@ double ratio(const BackendRun& r, const char* point) {
 double pct(double used, double payload) { return payload > 0 ? 100.0 * (used / payload - 1) : 0; }
 
 std::string label(const BackendRun& r) {
-  const std::string a = r.result["allocator"].str;
+  const std::string a = JsonView(r.result)["allocator"].string_or_empty();
   return r.name.rfind("uzram", 0) == 0 ? r.name : a.empty() ? r.name : a;
+}
+
+// The phase objects of `result` ("phases": {<phase>: {...}}); null when it has none.
+Json* phases_of(Json& result) {
+  if (!result.is_object()) return nullptr;
+  const auto it = result.find("phases");
+  return it != result.end() && it->is_object() ? &*it : nullptr;
 }
 
 }  // namespace
 
-void add_repeat(BackendRun& into, const JsonValue& rep, const std::string& raw) {
-  if (into.raw.empty()) into.result = rep;
-  into.raw.push_back(raw);
+void add_repeat(BackendRun& into, const Json& rep) {
+  if (into.reps.empty()) into.result = rep;
+  into.reps.push_back(rep);
   // Collect each phase's ns in an array beside it; finish_repeats takes the median.
-  for (auto& [phase, p] : into.result.obj["phases"].obj) {
-    JsonValue& all = p.obj["ns_all"];
-    all.type = JsonValue::Type::array;
-    all.arr.push_back(rep["phases"][phase]["ns"]);
+  Json* phases = phases_of(into.result);
+  if (!phases) return;
+  for (const auto& item : phases->items()) {
+    Json& p = item.value();
+    if (!p.is_object()) continue;
+    Json& all = p["ns_all"];
+    if (!all.is_array()) all = Json::array();
+    all.push_back(JsonView(rep)["phases"][item.key()]["ns"].json());
   }
 }
 
 void finish_repeats(BackendRun& run) {
-  for (auto& [phase, p] : run.result.obj["phases"].obj) {
+  Json* phases = phases_of(run.result);
+  if (!phases) return;
+  for (const auto& item : phases->items()) {
+    Json& p = item.value();
+    const JsonView all = JsonView(p)["ns_all"];
     std::vector<double> v;
-    for (const JsonValue& x : p["ns_all"].arr) v.push_back(x.number_or(0));
+    for (std::size_t i = 0; i < all.size(); i++) v.push_back(all[i].number_or(0));
     if (v.empty()) continue;
     std::sort(v.begin(), v.end());
     const std::size_t n = v.size();
-    p.obj["ns"].num = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    p["ns"] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   }
 }
 
@@ -70,7 +86,7 @@ std::vector<Target> evaluate_targets(const RunInfo& info, const std::vector<Back
   const double payload = static_cast<double>(info.kernel.payload_bytes);
   const double kernel = static_cast<double>(info.kernel.kernel_needs_bytes());
   if (pool) {
-    const JsonValue& f = pool->result["points"]["fill"];
+    const JsonView f = JsonView(pool->result)["points"]["fill"];
     const double used = f["used"].number_or(0);
     std::snprintf(buf, sizeof buf,
                   "uzram used %.2f MiB (+%.2f %%: %.0f frames + %.2f MiB metadata) vs kernel layout "
@@ -84,8 +100,8 @@ std::vector<Target> evaluate_targets(const RunInfo& info, const std::vector<Back
     const double r = ratio(*pool, "compact");
     std::snprintf(buf, sizeof buf, "used / live payload = %.4f after freeing 75 %% and compact()", r);
     out.push_back({"after 75 % free + compaction: used <= 1.06 x live payload", r <= 1.06, buf});
-    const double copied = pool->result["reads"]["copied"].number_or(-1);
-    const double total = pool->result["reads"]["total"].number_or(0);
+    const double copied = JsonView(pool->result)["reads"]["copied"].number_or(-1);
+    const double total = JsonView(pool->result)["reads"]["total"].number_or(0);
     const double span = static_cast<double>(info.kernel.spanning_objects_headerless);
     std::snprintf(buf, sizeof buf,
                   "%.0f of %.0f reads copied; %.0f objects straddle a frame (predicted from the "
@@ -126,7 +142,8 @@ void print_report(std::FILE* out, const RunInfo& info, const std::vector<Backend
     if (!r.ok) continue;
     std::fprintf(out, "  %-28s %12.1f %16.1f %10.1f %10.1f %12.2f\n", label(r).c_str(),
                  ns_per_op(r, "fill"), ns_per_op(r, "churn"), ns_per_op(r, "read"),
-                 ns_per_op(r, "free75"), r.result["phases"]["compact"]["ns"].number_or(0) / 1e6);
+                 ns_per_op(r, "free75"),
+                 JsonView(r.result)["phases"]["compact"]["ns"].number_or(0) / 1e6);
   }
 
   std::fprintf(out, "\nMemory, used / live payload (pool: frames x 4096 + metadata; malloc: RSS delta)\n");
@@ -137,7 +154,8 @@ void print_report(std::FILE* out, const RunInfo& info, const std::vector<Backend
       if (!r.ok) continue;
       std::fprintf(out, "  %-28s", "live payload (MiB)");
       for (const char* p : kPoints) {
-        std::fprintf(out, " %9.1f ", r.result["points"][p]["payload"].number_or(0) / kMiB);
+        const double live = JsonView(r.result)["points"][p]["payload"].number_or(0);
+        std::fprintf(out, " %9.1f ", live / kMiB);
       }
       std::fprintf(out, "\n");
       break;
@@ -172,7 +190,7 @@ void print_report(std::FILE* out, const RunInfo& info, const std::vector<Backend
                pct(static_cast<double>(k.frames_headerless) * 4096, payload));
   for (const BackendRun& r : runs) {
     if (!r.ok || r.name.rfind("uzram", 0) != 0) continue;
-    const JsonValue& f = r.result["points"]["fill"];
+    const JsonView f = JsonView(r.result)["points"]["fill"];
     const double frames = f["frames"].number_or(0) * 4096, used = f["used"].number_or(0);
     std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%  (frames only: %+.2f %%)\n",
                  (r.name + " at fill, frames + metadata").c_str(), used / kMiB, pct(used, payload),
@@ -180,8 +198,8 @@ void print_report(std::FILE* out, const RunInfo& info, const std::vector<Backend
   }
 
   if (const BackendRun* pool = find(runs, "uzram")) {
-    const JsonValue& s = pool->result["survivors_layout"];
-    const JsonValue& c = pool->result["points"]["compact"];
+    const JsonView s = JsonView(pool->result)["survivors_layout"];
+    const JsonView c = JsonView(pool->result)["points"]["compact"];
     const double live = c["payload"].number_or(0);
     const double kf = s["frames"].number_or(0) * 4096, uf = c["frames"].number_or(0) * 4096;
     const double meta = c["metadata"].number_or(0);
@@ -207,44 +225,48 @@ void print_report(std::FILE* out, const RunInfo& info, const std::vector<Backend
 }
 
 std::string json_report(const RunInfo& info, const std::vector<BackendRun>& runs) {
-  JsonWriter w;
-  w.begin_object().str("model", info.model).boolean("corpus", info.corpus);
-  w.count("objects", info.objects).count("churn", info.churn).count("seed", info.seed);
-  w.count("repeat", info.repeat);
-  w.begin_object("machine").str("cpu", info.cpu).count("cpus", info.cpus).end_object();
   const LayoutTotals& k = info.kernel;
-  w.begin_object("kernel_layout")
-      .count("objects", k.objects)
-      .count("payload", k.payload_bytes)
-      .count("frames", k.frames)
-      .count("zspages", k.zspages)
-      .count("huge_objects", k.huge_objects)
-      .count("slab_bytes_est", k.slab_bytes_est)
-      .count("frames_headerless", k.frames_headerless)
-      .count("spanning_objects", k.spanning_objects)
-      .count("spanning_objects_headerless", k.spanning_objects_headerless)
-      .str("class_table_check", info.layout_check.empty() ? "ok" : info.layout_check)
-      .end_object();
-  w.begin_array("targets");
+  Json doc = {{"model", info.model},
+              {"corpus", info.corpus},
+              {"objects", info.objects},
+              {"churn", info.churn},
+              {"seed", info.seed},
+              {"repeat", info.repeat},
+              {"machine", {{"cpu", info.cpu}, {"cpus", info.cpus}}}};
+  doc["kernel_layout"] = {
+      {"objects", k.objects},
+      {"payload", k.payload_bytes},
+      {"frames", k.frames},
+      {"zspages", k.zspages},
+      {"huge_objects", k.huge_objects},
+      {"slab_bytes_est", k.slab_bytes_est},
+      {"frames_headerless", k.frames_headerless},
+      {"spanning_objects", k.spanning_objects},
+      {"spanning_objects_headerless", k.spanning_objects_headerless},
+      {"class_table_check", info.layout_check.empty() ? "ok" : info.layout_check}};
+  Json& targets = doc["targets"] = Json::array();
   for (const Target& t : evaluate_targets(info, runs)) {
-    w.begin_object().str("what", t.what).str("status", t.met == 1 ? "met" : t.met == 0 ? "missed" : "n/a");
-    w.str("detail", t.detail).end_object();
+    targets.push_back({{"what", t.what},
+                       {"status", t.met == 1   ? "met"
+                                  : t.met == 0 ? "missed"
+                                               : "n/a"},
+                       {"detail", t.detail}});
   }
-  w.end_array();
-  w.begin_object("backends");
+  Json& backends = doc["backends"] = Json::object();
   for (const BackendRun& r : runs) {
-    if (r.ok) {
-      w.begin_object(r.name.c_str()).begin_object("median_ns_per_op");
-      for (const auto& [phase, p] : r.result["phases"].obj) w.num(phase.c_str(), ns_per_op(r, phase.c_str()));
-      w.end_object().begin_array("runs");
-      for (const std::string& raw : r.raw) w.raw(nullptr, raw);
-      w.end_array().end_object();
-    } else {
-      w.begin_object(r.name.c_str()).str("error", r.error).end_object();
+    Json& b = backends[r.name];
+    if (!r.ok) {
+      b = {{"error", r.error}};
+      continue;
     }
+    Json& median = b["median_ns_per_op"] = Json::object();
+    const JsonView phases = JsonView(r.result)["phases"];
+    if (phases.json().is_object()) {
+      for (const auto& item : phases.json().items()) median[item.key()] = ns_per_op(r, item.key());
+    }
+    b["runs"] = r.reps;
   }
-  w.end_object().end_object();
-  return w.text();
+  return json_text(doc);
 }
 
 bool write_timeline(const std::string& path, const RunInfo& info, const std::vector<BackendRun>& runs) {
@@ -263,18 +285,21 @@ bool write_timeline(const std::string& path, const RunInfo& info, const std::vec
   std::fprintf(f, "op phase payload");
   for (const BackendRun* r : ok) std::fprintf(f, " %s", r->name.c_str());
   std::fprintf(f, "\n");
-  const JsonValue* base = ok.empty() ? nullptr : &ok[0]->result["timeline"];
-  const std::size_t rows = base ? base->arr.size() : 0;
+  const JsonView base = ok.empty() ? JsonView(kNull) : JsonView(ok[0]->result)["timeline"];
+  const std::size_t rows = base.size();
   int last_phase = -1;
   std::vector<std::pair<double, int>> starts;
   for (std::size_t i = 0; i < rows; i++) {
-    const JsonValue& row = (*base)[i];
-    const int phase = static_cast<int>(row[1].number_or(0));
+    const JsonView row = base[i];
+    const double phase_number = row[1].number_or(-1);
+    const bool known = phase_number >= 0 && phase_number < double{kNumPhases};
+    const int phase = known ? static_cast<int>(phase_number) : -1;
+    if (phase < 0) continue;  // a malformed row
     if (phase != last_phase) starts.push_back({row[0].number_or(0), phase});
     last_phase = phase;
     std::fprintf(f, "%.0f %s %.3f", row[0].number_or(0), kPhaseNames[phase], row[2].number_or(0) / kMiB);
     for (const BackendRun* r : ok) {
-      const JsonValue& other = r->result["timeline"][i];
+      const JsonView other = JsonView(r->result)["timeline"][i];
       if (other.is_null() || other[0].number_or(-1) != row[0].number_or(-2)) {
         std::fprintf(f, " ?");
       } else {
@@ -285,7 +310,9 @@ bool write_timeline(const std::string& path, const RunInfo& info, const std::vec
   }
   std::fprintf(f, "\n\n# phases: start_op end_op phase\n");
   for (std::size_t i = 0; i < starts.size(); i++) {
-    const double end = i + 1 < starts.size() ? starts[i + 1].first : rows ? (*base)[rows - 1][0].number_or(0) : 0;
+    const double end = i + 1 < starts.size() ? starts[i + 1].first
+                       : rows                ? base[rows - 1][0].number_or(0)
+                                             : 0;
     std::fprintf(f, "%.0f %.0f %s\n", starts[i].first, end, kPhaseNames[starts[i].second]);
   }
   return std::fclose(f) == 0;

@@ -29,13 +29,14 @@ struct BackendRun {
   bool ok = false;
   std::string error;  // when !ok
   // The first repetition's JSON (backends.cc), with every phase's "ns" replaced by the
-  // median over the repetitions; memory figures are the first repetition's.
-  JsonValue result;
-  std::vector<std::string> raw;  // every repetition's JSON, as printed by the child
+  // median over the repetitions; memory figures are the first repetition's. Read it
+  // through JsonView: a child's output may lack any key.
+  Json result;
+  std::vector<Json> reps;  // every repetition's JSON, as the child printed it
 };
 
 // Folds `rep` (a later repetition) into `into`; call finish_repeats once all are in.
-void add_repeat(BackendRun& into, const JsonValue& rep, const std::string& raw);
+void add_repeat(BackendRun& into, const Json& rep);
 void finish_repeats(BackendRun& run);
 
 struct Target {

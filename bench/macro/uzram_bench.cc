@@ -115,7 +115,7 @@ Flags parse_flags(int argc, char** argv) {
 }
 
 std::size_t huge_threshold() {
-  // zs_huge_class_size(): the largest normal class minus 7 (zsmalloc-zram.md §1.3).
+  // zs_huge_class_size(): the largest normal class minus 7 (Linux 6.18 mm/zsmalloc.c).
   for (const ClassGeometry& g : class_table(8)) {
     if (!g.huge) return g.size - (KernelLayout::kHeaderBytes - 1);
   }
@@ -155,17 +155,18 @@ void run_child(BackendRun& run, const Flags& f, const std::string& preload) {
                                    "--seed", std::to_string(f.cfg.seed)};
   if (!f.corpus.empty()) args.insert(args.end(), {"--corpus", f.corpus});
   if (f.cfg.progress) args.push_back("--progress");
-  std::string raw, error;
-  JsonValue result;
+  std::string raw;
+  Json result;
   const int rc = run_self(args, preload, &raw);
   if (rc != 0) {
     run.error = "child exited with status " + std::to_string(rc);
-  } else if (!parse_json(raw, &result, &error)) {
-    run.error = "bad JSON from child: " + error;
-  } else if (name != "uzram" && name != "uzram-rwlock" && result["backend"].str != name) {
-    run.error = "LD_PRELOAD=" + preload + " gave " + result["backend"].str + ", not " + name;
+  } else if (!parse_json(raw, &result) || !result.is_object()) {
+    run.error = "the child's output is not a JSON object: '" + raw.substr(0, 60) + "'";
+  } else if (const std::string got = JsonView(result)["backend"].string_or_empty();
+             name != "uzram" && name != "uzram-rwlock" && got != name) {
+    run.error = "LD_PRELOAD=" + preload + " gave " + got + ", not " + name;
   } else {
-    add_repeat(run, result, raw);
+    add_repeat(run, result);
     return;
   }
   run.ok = false;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <utility>
 
 #include "cli/json.h"
 
@@ -117,25 +118,25 @@ std::string raw_escape(std::string_view s) {
 }
 
 std::string render_json(std::span<const StoreRow> rows, std::span<const std::size_t> cols, bool bytes) {
-  JsonWriter w;
-  w.begin_object().key("stores").begin_array();
+  Json stores = Json::array();
   for (const StoreRow& r : rows) {
-    w.begin_object();
+    Json store = Json::object();
     for (const std::size_t c : cols) {
-      w.key(lower(kColumns[c].name));
       const ColumnValue v = kColumns[c].get(r);
+      Json& cell = store[lower(kColumns[c].name)];
       switch (kColumns[c].kind) {
-        case ColumnKind::text: w.value(v.text); break;
-        case ColumnKind::bytes: bytes ? w.value(v.number) : w.value(human_size(v.number)); break;
-        case ColumnKind::count: w.value(v.number); break;
-        case ColumnKind::ratio:
-        case ColumnKind::percent: w.value(v.fraction, kColumns[c].kind == ColumnKind::ratio ? 2 : 1); break;
+        case ColumnKind::text: cell = v.text; break;
+        case ColumnKind::bytes: cell = bytes ? Json(v.number) : Json(human_size(v.number)); break;
+        case ColumnKind::count: cell = v.number; break;
+        case ColumnKind::ratio: cell = fixed_number(v.fraction, 2); break;
+        case ColumnKind::percent: cell = fixed_number(v.fraction, 1); break;
       }
     }
-    w.end_object();
+    stores.push_back(std::move(store));
   }
-  w.end_array().end_object();
-  return w.str();
+  Json doc = Json::object();
+  doc["stores"] = std::move(stores);
+  return json_text(doc);
 }
 
 }  // namespace

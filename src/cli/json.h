@@ -1,51 +1,24 @@
-// cli/json.h - JsonWriter: a small streaming JSON writer for `uzram load --json` and
-// `uzram status --json` (layer 4b, cli). Pretty-printed, two-space indentation; keys in
-// the order written. Misuse (a value without a key inside an object) is a caller bug and
-// is not diagnosed.
+// cli/json.h - the JSON documents of `uzram load --json` and `uzram status --json`, built
+// with nlohmann::ordered_json (Debian: nlohmann-json3-dev): keys in the order they are set,
+// two-space indentation, a final newline. Nothing here throws: text that is not UTF-8 (a
+// store name, an image path) is printed with each bad byte replaced by U+FFFD.
 #ifndef UZRAM_CLI_JSON_H_
 #define UZRAM_CLI_JSON_H_
 
-#include <cstdint>
+#include <nlohmann/json.hpp>
+
 #include <string>
-#include <string_view>
-#include <vector>
 
 namespace uzram::cli {
 
-class JsonWriter {
- public:
-  JsonWriter& begin_object();
-  JsonWriter& end_object();
-  JsonWriter& begin_array();
-  JsonWriter& end_array();
-  JsonWriter& key(std::string_view name);
-  JsonWriter& value(std::string_view text);
-  JsonWriter& value(const char* text) { return value(std::string_view(text)); }
-  JsonWriter& value(std::uint64_t number);
-  JsonWriter& value(unsigned number) { return value(std::uint64_t{number}); }
-  JsonWriter& value(double number, int decimals);
-  JsonWriter& value(bool flag);
-  JsonWriter& null();
-  // key(name).value(v) in one call.
-  template <typename T>
-  JsonWriter& field(std::string_view name, const T& v) {
-    key(name);
-    return value(v);
-  }
-  // The document so far, with a final newline once the outermost value is closed.
-  [[nodiscard]] const std::string& str() const { return out_; }
+using Json = nlohmann::ordered_json;
 
- private:
-  void before_value();
-  void open(char c);
-  void close(char c);
-  std::string out_;
-  std::vector<int> counts_;  // items written at each open level
-  bool after_key_ = false;
-};
+// `v` rounded to `decimals` places as a JSON number (1.25 stays 1.25, 10 prints as 10.0);
+// null when `v` is not finite, as JSON has no inf or nan.
+[[nodiscard]] Json fixed_number(double v, int decimals);
 
-// `text` as a JSON string literal, quotes included.
-[[nodiscard]] std::string json_quote(std::string_view text);
+// `doc` as printed: pretty, two-space indentation, invalid UTF-8 replaced, final newline.
+[[nodiscard]] std::string json_text(const Json& doc);
 
 }  // namespace uzram::cli
 

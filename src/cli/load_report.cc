@@ -94,37 +94,35 @@ std::string load_report_text(const Store& store, const LoadResult& res) {
 std::string load_report_json(const Store& store, const LoadResult& res) {
   const MmStat m = store.mm_stat();
   const IoStat io = store.io_stat();
-  JsonWriter w;
-  w.begin_object();
-  w.field("image", res.image).field("image_bytes", res.image_bytes);
-  w.field("blocks", (res.image_bytes + kBlockSize - 1) / kBlockSize);
-  w.field("disksize", store.disksize()).field("algorithm", store.comp_algorithm());
-  w.field("streams", store.streams());
-  w.key("mm_stat").begin_object();
-  for (const auto& [name, v] : fields(m)) w.field(name, v);
-  w.end_object();
-  w.key("io_stat").begin_object();
-  w.field("failed_reads", io.failed_reads).field("failed_writes", io.failed_writes).field("notify_free", io.notify_free);
-  w.end_object();
   const BdStat bd = store.bd_stat();
-  w.key("bd_stat").begin_object();
-  w.field("bd_count", bd.bd_count).field("bd_reads", bd.bd_reads).field("bd_writes", bd.bd_writes);
-  w.end_object();
-  w.key("ratio").value(div(m.orig_data_size, m.compr_data_size), 4);
-  w.key("mem_ratio").value(div(m.orig_data_size, m.mem_used_total), 4);
-  w.key("overhead").value(div(m.mem_used_total - std::min(m.mem_used_total, m.compr_data_size), m.compr_data_size), 4);
-  w.field("slot_table_bytes", store.disksize() / kBlockSize * kSlotTableEntryBytes);
-  w.field("failed_writes", res.failed_writes);
-  w.key("then").begin_array();
+  Json doc = Json::object();
+  doc["image"] = res.image;
+  doc["image_bytes"] = res.image_bytes;
+  doc["blocks"] = (res.image_bytes + kBlockSize - 1) / kBlockSize;
+  doc["disksize"] = store.disksize();
+  doc["algorithm"] = store.comp_algorithm();
+  doc["streams"] = store.streams();
+  Json& mm = doc["mm_stat"] = Json::object();
+  for (const auto& [name, v] : fields(m)) mm[name] = v;
+  doc["io_stat"] = {{"failed_reads", io.failed_reads},
+                    {"failed_writes", io.failed_writes},
+                    {"notify_free", io.notify_free}};
+  doc["bd_stat"] = {
+      {"bd_count", bd.bd_count}, {"bd_reads", bd.bd_reads}, {"bd_writes", bd.bd_writes}};
+  doc["ratio"] = fixed_number(div(m.orig_data_size, m.compr_data_size), 4);
+  doc["mem_ratio"] = fixed_number(div(m.orig_data_size, m.mem_used_total), 4);
+  doc["overhead"] = fixed_number(
+      div(m.mem_used_total - std::min(m.mem_used_total, m.compr_data_size), m.compr_data_size), 4);
+  doc["slot_table_bytes"] = store.disksize() / kBlockSize * kSlotTableEntryBytes;
+  doc["failed_writes"] = res.failed_writes;
+  Json& then = doc["then"] = Json::array();
   for (const LoadResult::Then& t : res.then) {
-    w.begin_object().field("command", t.command).key("seconds").value(t.seconds, 6);
-    w.end_object();
+    then.push_back({{"command", t.command}, {"seconds", fixed_number(t.seconds, 6)}});
   }
-  w.end_array();
-  w.key("seconds").value(res.seconds, 6);
-  w.key("mb_per_s").value(res.seconds > 0 ? static_cast<double>(res.image_bytes) / 1e6 / res.seconds : std::nan(""), 1);
-  w.end_object();
-  return w.str();
+  doc["seconds"] = fixed_number(res.seconds, 6);
+  doc["mb_per_s"] = fixed_number(
+      res.seconds > 0 ? static_cast<double>(res.image_bytes) / 1e6 / res.seconds : std::nan(""), 1);
+  return json_text(doc);
 }
 
 }  // namespace uzram::cli

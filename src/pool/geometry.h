@@ -38,7 +38,7 @@ class Geometry {
  public:
   explicit Geometry(unsigned chain_size) noexcept;
 
-  // Slot for an allocation of `size` bytes (header already added by the caller).
+  // Slot for an object of `size` bytes (objects have no header: the slot holds just `size`).
   static unsigned slot_for(std::size_t size) noexcept {
     if (size <= kMinAllocSize) return 0;
     const std::size_t s = (size - kMinAllocSize + kClassDelta - 1) / kClassDelta;

@@ -48,10 +48,10 @@ class Codec {
   virtual bool decompress_is_stateless() const noexcept { return false; }
 };
 
-// Validates a spec and builds a codec. Errors (each with a distinct error code and a
-// message from codec_error_message()): unknown algorithm name, level out of the
-// algorithm's range, dictionary unreadable or refused by the library, dictionary on an
-// algorithm without dictionary support.
+// Validates a spec and builds a codec. Errors (the callers word the message): unknown
+// algorithm name (Errc::unknown_codec), level out of the algorithm's range (bad_level),
+// dictionary unreadable, refused by the library or on an algorithm without dictionary
+// support (bad_dictionary), deflate.winbits out of range (invalid_argument), no memory.
 [[nodiscard]] Result<std::unique_ptr<Codec>> make_codec(const CodecSpec& spec) noexcept;
 
 // Algorithms built in, in the kernel's listing order (lzo-rle first).

@@ -20,6 +20,28 @@ void fatal_error(const char* file, int line, const char* expr, const char* fmt, 
   std::abort();
 }
 
+namespace detail {
+
+void result_error_is_success() noexcept {
+  std::fputs(
+      "uzram: fatal: Result<T> constructed as an error from a success code (Errc::ok or a "
+      "zero std::error_code); return a value or a real error\n",
+      stderr);
+  std::fflush(stderr);
+  std::abort();
+}
+
+void result_value_of_error(const std::error_code& ec) noexcept {
+  std::fprintf(stderr,
+               "uzram: fatal: Result<T>::value() of an error result (%s:%d); check "
+               "has_value() first\n",
+               ec.category().name(), ec.value());
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace detail
+
 namespace {
 
 class Category final : public std::error_category {

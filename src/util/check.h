@@ -1,14 +1,18 @@
-// util/check.h - assertions (layer 0). Three tiers:
+// util/check.h - assertions (layer 0). Two tiers:
 //   ZS_CHECK(cond, fmt, ...)   always on: misuse and corruption (bad handle, double free)
 //   ZS_DCHECK(cond, ...)       UZRAM_DEBUG_LEVEL >= 1: O(1) internal invariants
-//   ZS_EXPENSIVE_CHECK(...)    UZRAM_DEBUG_LEVEL >= 3: O(n) walks
-// A failed check prints the expression, the site and a printf-style message, then aborts.
-// Checks must have no side effects.
+// UZRAM_DEBUG_LEVEL 2 adds the lock-order checker and might_sleep() (sync/lock_order.h).
+// There is no level 3: O(n) walks are check_invariants() (Pool, Store), which the tests
+// call after their mutations. A failed check prints the expression, the site and a
+// printf-style message, then aborts. Checks must have no side effects.
 #ifndef UZRAM_UTIL_CHECK_H_
 #define UZRAM_UTIL_CHECK_H_
 
 #ifndef UZRAM_DEBUG_LEVEL
 #define UZRAM_DEBUG_LEVEL 0
+#endif
+#if UZRAM_DEBUG_LEVEL < 0 || UZRAM_DEBUG_LEVEL > 2
+#error "UZRAM_DEBUG_LEVEL must be 0, 1 or 2"
 #endif
 
 namespace uzram {
@@ -31,14 +35,6 @@ namespace uzram {
 #else
 #define ZS_DCHECK(cond, ...) \
   do {                       \
-  } while (0)
-#endif
-
-#if UZRAM_DEBUG_LEVEL >= 3
-#define ZS_EXPENSIVE_CHECK(cond, ...) ZS_CHECK(cond, __VA_ARGS__)
-#else
-#define ZS_EXPENSIVE_CHECK(cond, ...) \
-  do {                                \
   } while (0)
 #endif
 

@@ -133,12 +133,39 @@ TEST(ColumnsTest, Json) {
   EXPECT_EQ(render({}, cols("NAME"), o), "{\n  \"stores\": []\n}\n");
 }
 
-TEST(JsonWriterTest, EscapesAndNesting) {
-  EXPECT_EQ(json_quote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
-  JsonWriter w;
-  w.begin_object().field("k", "v").key("a").begin_array().value(std::uint64_t{1}).null().value(true);
-  w.end_array().key("o").begin_object().end_object().key("x").value(0.5, 3).end_object();
-  EXPECT_EQ(w.str(), "{\n  \"k\": \"v\",\n  \"a\": [\n    1,\n    null,\n    true\n  ],\n  \"o\": {},\n  \"x\": 0.500\n}\n");
+TEST(JsonTest, FixedNumbersAndText) {
+  Json doc = Json::object();
+  doc["k"] = "v";
+  doc["a"] = Json::array({Json(std::uint64_t{1}), Json(nullptr), Json(true)});
+  doc["o"] = Json::object();
+  doc["x"] = fixed_number(0.5, 3);
+  doc["r"] = fixed_number(2.0 / 3.0, 4);
+  doc["n"] = fixed_number(__builtin_nan(""), 2);
+  doc["i"] = fixed_number(__builtin_inf(), 2);
+  doc["t"] = fixed_number(10.0, 2);
+  EXPECT_EQ(json_text(doc),
+            "{\n  \"k\": \"v\",\n  \"a\": [\n    1,\n    null,\n    true\n  ],\n  \"o\": {},\n"
+            "  \"x\": 0.5,\n  \"r\": 0.6667,\n  \"n\": null,\n  \"i\": null,\n  \"t\": 10.0\n}\n");
+}
+
+TEST(JsonTest, EscapesAndInvalidUtf8DoNotThrow) {
+  Json doc = Json::object();
+  doc["s"] = "a\"b\\c\n\x01";
+  doc["bad"] = "x\xff\xfey";  // not UTF-8: each bad byte becomes U+FFFD
+  doc["ok"] = "caf\xc3\xa9";  // UTF-8 passes through
+  EXPECT_EQ(json_text(doc),
+            "{\n  \"s\": \"a\\\"b\\\\c\\n\\u0001\",\n  \"bad\": \"x\xef\xbf\xbd\xef\xbf\xbdy\",\n"
+            "  \"ok\": \"caf\xc3\xa9\"\n}\n");
+}
+
+TEST(ColumnsTest, JsonWithInvalidUtf8Name) {
+  auto r = rows();
+  r[0].name = "bad\x80name";
+  RenderOptions o;
+  o.json = true;
+  EXPECT_EQ(render(r, cols("NAME"), o),
+            "{\n  \"stores\": [\n    {\n      \"name\": \"bad\xef\xbf\xbdname\"\n    },\n"
+            "    {\n      \"name\": \"zram1\"\n    }\n  ]\n}\n");
 }
 
 }  // namespace

@@ -31,6 +31,13 @@ class LoadTest : public ::testing::Test {
   TempDir dir_;
 };
 
+TEST_F(LoadTest, JsonWithAnImageNameThatIsNotUtf8) {
+  const CliResult r = run_cli({"load", image_of("bad\xff.img", zero_block()), "--json"});
+  ASSERT_EQ(r.status, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("bad\xef\xbf\xbd.img\",\n"), std::string::npos) << r.out;  // U+FFFD
+  EXPECT_EQ(json_u64(r.out, "same_pages"), 1u);
+}
+
 TEST_F(LoadTest, MixedImageExactFields) {
   const CliResult r = run_cli({"load", mixed_image(), "--json"});
   ASSERT_EQ(r.status, kExitOk) << r.err;

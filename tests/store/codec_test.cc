@@ -1,9 +1,8 @@
 // Codec tests: every codec round-trips every kind of page at several levels; dictionaries
 // round-trip, carry no state between pages and improve the ratio on matching data; every
 // make_codec() error path; corrupt input never crashes and fails with codec_failed; the
-// lzo-rle bitstream against liblzo2 and against the format description; and, when
-// UZRAM_CODEC_BENCH_CORPUS names a page corpus, the throughput/ratio table of
-// docs/codecs.md.
+// lzo-rle bitstream against liblzo2 and against the format description. The
+// throughput/ratio table of docs/codecs.md is bench/macro/codec_bench.cc.
 #include <gtest/gtest.h>
 #include <lzo/lzo1x.h>
 #include <unistd.h>
@@ -12,11 +11,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -1094,158 +1091,6 @@ TEST(CodecContext, MightSleepUnderSpinLockAborts) {
         (void)make_codec(s);
       },
       "might_sleep");
-}
-
-// ---- measurement (docs/codecs.md) ---------------------------------------------------------
-
-// UZRAM_CODEC_BENCH_CORPUS=/path/corpus.img store_test --gtest_filter='CodecBench.*'
-// prints a Markdown table for every codec over the corpus's 4 KiB pages, leaving out the
-// same-filled ones (zram stores those as a word in the slot, never compressing them):
-// compress and decompress MB/s (1 MB = 10^6 bytes of page data, one thread, fastest of
-// at least 5 passes over the corpus), the ratio
-// (page bytes / compressed bytes), the share of huge pages (compressed size >= 3625 B,
-// huge_class_size with the default zspage chain of 8: zram stores them uncompressed), and
-// the ratio zram would get (huge pages counted as 4096 B).
-// UZRAM_CODEC_BENCH_ONLY=lzo-rle,lz4 restricts the table to those algorithms.
-bool same_filled(const unsigned char* p) {
-  std::uint64_t w0;
-  std::memcpy(&w0, p, 8);
-  for (std::size_t i = 8; i < kPage; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (w != w0) return false;
-  }
-  return true;
-}
-
-TEST(CodecBench, Corpus) {
-  const char* path = std::getenv("UZRAM_CODEC_BENCH_CORPUS");
-  if (path == nullptr || *path == '\0') GTEST_SKIP() << "set UZRAM_CODEC_BENCH_CORPUS=<page corpus>";
-  std::ifstream in(path, std::ios::binary);
-  ASSERT_TRUE(in) << path;
-  const Bytes file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  Bytes corpus;
-  std::size_t skipped = 0;
-  for (std::size_t off = 0; off + kPage <= file.size(); off += kPage) {
-    if (same_filled(file.data() + off)) {
-      ++skipped;
-    } else {
-      corpus.insert(corpus.end(), file.begin() + static_cast<std::ptrdiff_t>(off),
-                    file.begin() + static_cast<std::ptrdiff_t>(off + kPage));
-    }
-  }
-  const std::size_t pages = corpus.size() / kPage;
-  ASSERT_GT(pages, 0u);
-  const double min_seconds = 1.0;
-  constexpr std::size_t kHugeClassSize = 3625;
-
-  // A zstd dictionary trained on every 16th page (the rows that use it say so).
-  Bytes samples;
-  std::vector<std::size_t> sizes;
-  for (std::size_t i = 0; i < pages; i += 16) {
-    samples.insert(samples.end(), corpus.begin() + static_cast<std::ptrdiff_t>(i * kPage),
-                   corpus.begin() + static_cast<std::ptrdiff_t>((i + 1) * kPage));
-    sizes.push_back(kPage);
-  }
-  Bytes zdict(64 * 1024);
-  const std::size_t zn = ZDICT_trainFromBuffer(zdict.data(), zdict.size(), samples.data(), sizes.data(),
-                                               static_cast<unsigned>(sizes.size()));
-  ASSERT_FALSE(ZDICT_isError(zn)) << ZDICT_getErrorName(zn);
-  zdict.resize(zn);
-  const TempFile dict_file(zdict);
-
-  struct Row {
-    const char* label;
-    CodecSpec spec;
-  };
-  auto spec = [](const char* name, std::optional<int> level, int winbits = 0, std::string dict = {}) {
-    CodecSpec s;
-    s.name = name;
-    if (level) {
-      s.has_level = true;
-      s.level = *level;
-    }
-    s.deflate_winbits = winbits;
-    s.dict_path = std::move(dict);
-    return s;
-  };
-  const Row rows[] = {
-      {"lzo-rle", spec("lzo-rle", std::nullopt)},
-      {"lzo", spec("lzo", std::nullopt)},
-      {"lz4 (acceleration 1)", spec("lz4", std::nullopt)},
-      {"lz4 level=8 (acceleration)", spec("lz4", 8)},
-      {"lz4hc (level 9)", spec("lz4hc", std::nullopt)},
-      {"lz4hc level=12", spec("lz4hc", 12)},
-      {"zstd level=-5", spec("zstd", -5)},
-      {"zstd level=1", spec("zstd", 1)},
-      {"zstd (level 3)", spec("zstd", std::nullopt)},
-      {"zstd level=9", spec("zstd", 9)},
-      {"deflate level=1", spec("deflate", 1)},
-      {"deflate (level 6, winbits -11)", spec("deflate", std::nullopt)},
-      {"deflate level=6 winbits=-11 (kernel default)", spec("deflate", std::nullopt, -11)},
-      {"deflate level=9", spec("deflate", 9)},
-      {"zstd (level 3), 64 KiB trained dict", spec("zstd", std::nullopt, 0, dict_file.path())},
-      {"lz4 (acceleration 1), same file as raw dict", spec("lz4", std::nullopt, 0, dict_file.path())},
-      {"lz4hc (level 9), same file as raw dict", spec("lz4hc", std::nullopt, 0, dict_file.path())},
-  };
-  using Clock = std::chrono::steady_clock;
-  std::printf("\n%zu pages measured (%zu same-filled pages left out) from %s\n\n", pages, skipped, path);
-  std::printf("| codec | compress MB/s | decompress MB/s | ratio | huge pages | zram ratio |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|\n");
-  // UZRAM_CODEC_BENCH_ONLY=name[,name...] keeps the rows of those algorithms.
-  const char* only_env = std::getenv("UZRAM_CODEC_BENCH_ONLY");
-  const std::string only = only_env ? "," + std::string(only_env) + "," : "";
-  for (const auto& row : rows) {
-    if (!only.empty() && only.find("," + row.spec.name + ",") == std::string::npos) continue;
-    auto c = must_make(row.spec);
-    ASSERT_NE(c, nullptr);
-    std::vector<Bytes> comp(pages);
-    std::size_t total = 0, zram = 0, huge = 0;
-    for (std::size_t i = 0; i < pages; ++i) {
-      Bytes p(corpus.begin() + static_cast<std::ptrdiff_t>(i * kPage),
-              corpus.begin() + static_cast<std::ptrdiff_t>((i + 1) * kPage));
-      comp[i] = must_compress(*c, p);
-      total += comp[i].size();
-      const bool is_huge = comp[i].size() >= kHugeClassSize;
-      huge += is_huge ? 1 : 0;
-      zram += is_huge ? kPage : comp[i].size();
-      Bytes out(kPage);
-      ASSERT_TRUE(decompress_to(*c, comp[i], out));
-      ASSERT_EQ(out, p) << row.label << " page " << i;
-    }
-    // Speed: the fastest of several passes over all pages (at least 5 passes and
-    // min_seconds in all), which filters out interference from other load.
-    auto best_pass = [&](auto&& one_pass) {
-      double best = 1e30, spent = 0;
-      for (int pass = 0; pass < 5 || spent < min_seconds; ++pass) {
-        const auto t0 = Clock::now();
-        one_pass();
-        const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
-        best = std::min(best, sec);
-        spent += sec;
-      }
-      return static_cast<double>(pages * kPage) / best / 1e6;
-    };
-    Bytes dst(kCap);
-    bool ok = true;
-    const double cmbs = best_pass([&] {
-      for (std::size_t i = 0; i < pages; ++i) {
-        ok &= c->compress(corpus.data() + i * kPage, kPage, dst.data(), dst.size()).has_value();
-      }
-    });
-    Bytes out(kPage);
-    const double dmbs = best_pass([&] {
-      for (std::size_t i = 0; i < pages; ++i) {
-        ok &= c->decompress(comp[i].data(), comp[i].size(), out.data(), kPage).has_value();
-      }
-    });
-    ASSERT_TRUE(ok) << row.label;
-    const double all = static_cast<double>(pages * kPage);
-    std::printf("| %s | %.0f | %.0f | %.3f | %.1f %% | %.3f |\n", row.label, cmbs, dmbs,
-                all / static_cast<double>(total), 100.0 * static_cast<double>(huge) / static_cast<double>(pages),
-                all / static_cast<double>(zram));
-  }
-  std::printf("\n");
 }
 
 }  // namespace

@@ -11,19 +11,15 @@
 #include <vector>
 
 #include "store/store_test_util.h"
-#include "uzram/pool.h"
+#include "testing/seed.h"
 #include "util/random.h"
+#include "uzram/pool.h"
 
 namespace uzram {
 namespace {
 
 using testing::make_block;
 using testing::new_store;
-
-std::uint64_t seed_from_env() {
-  const char* v = std::getenv("UZRAM_TEST_SEED");
-  return v && *v ? std::strtoull(v, nullptr, 10) : 20261125;
-}
 
 // Configures an uninitialised store: algorithm, a zstd recompression algorithm and a
 // backing file, then 1 MiB (256 blocks).
@@ -42,7 +38,7 @@ TEST(StoreRandomTest, MatchesReferenceModel) {
   close(fd);
   std::uint64_t written_back = 0;
   for (const char* algo : {"lz4", "zstd", "lzo-rle", "deflate"}) {
-    const std::uint64_t seed = seed_from_env();
+    const std::uint64_t seed = testing::test_seed();
     SCOPED_TRACE(std::string(algo) + " seed " + std::to_string(seed) + " (UZRAM_TEST_SEED replays)");
     auto st = std::move(Store::create().value());
     setup(*st, algo, backing);

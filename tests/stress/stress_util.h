@@ -1,11 +1,13 @@
-// Helpers for the concurrency tests: deterministic object contents and run parameters.
+// Helpers for the concurrency tests: deterministic object contents and run parameters. The
+// run's seed is testing/seed.h's test_seed(), as in every other test.
 #ifndef UZRAM_TESTS_STRESS_UTIL_H_
 #define UZRAM_TESTS_STRESS_UTIL_H_
 
-#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+
+#include "testing/seed.h"
 
 namespace uzram::testing {
 
@@ -29,12 +31,6 @@ inline bool check_pattern(const void* p, std::size_t n, std::uint64_t seed) {
 inline long env_long(const char* name, long dflt) {
   const char* v = std::getenv(name);
   return v && *v ? std::strtol(v, nullptr, 10) : dflt;
-}
-
-inline std::uint64_t test_seed() {
-  const char* v = std::getenv("UZRAM_TEST_SEED");
-  if (v && *v) return std::strtoull(v, nullptr, 10);
-  return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
 }  // namespace uzram::testing
