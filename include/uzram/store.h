@@ -51,6 +51,9 @@ struct BdStat {
   std::uint64_t bd_count = 0;   // blocks currently on the backing device (4 KiB units)
   std::uint64_t bd_reads = 0;
   std::uint64_t bd_writes = 0;
+  // uzram, not in the kernel's bd_stat line (debug_stat shows it): blocks whose writeback
+  // write or fdatasync failed; each kept its RAM copy.
+  std::uint64_t failed_writebacks = 0;
 };
 
 class Store {

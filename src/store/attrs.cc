@@ -165,11 +165,7 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
     comp_[prio].name = algo;
     return {};
   }
-  if (name == "backing_dev") {
-    std::unique_lock l(init_lock_);
-    if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
-    return backing_dev_store(value, msg);
-  }
+  if (name == "backing_dev") return backing_dev_store(value, msg);  // opens before locking
   if (name == "compressed_writeback") {
     int v;
     if (!parse_int(value, &v) || (v != 0 && v != 1)) return fail(msg, Errc::invalid_argument, "compressed_writeback: expects 0 or 1");
@@ -235,7 +231,9 @@ Result<std::string> StoreImpl::read_attr_impl(std::string_view name, std::string
     return fmt("%8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", s.bd_count, s.bd_reads, s.bd_writes);
   }
   if (name == "debug_stat") {
-    return fmt("version: %d\n0 %8" PRIu64 "\n", 1, stats_.miss_free.load(std::memory_order_relaxed));
+    // The kernel's two lines, then uzram's own counters, one "name value" per line.
+    return fmt("version: %d\n0 %8" PRIu64 "\nfailed_writebacks %8" PRIu64 "\n", 1,
+               stats_.miss_free.load(std::memory_order_relaxed), stats_.wb_failed.load(std::memory_order_relaxed));
   }
   std::shared_lock l(init_lock_);
   if (name == "disksize") return fmt("%" PRIu64 "\n", disksize_);

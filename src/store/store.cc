@@ -148,7 +148,8 @@ void StoreImpl::reset_locked() noexcept {
   for (ShardedCounter* c : {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages,
                             &stats_.huge_pages, &stats_.huge_pages_since, &stats_.failed_reads,
                             &stats_.failed_writes, &stats_.notify_free, &stats_.miss_free,
-                            &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes}) {
+                            &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes,
+                            &stats_.wb_failed}) {
     c->store(0);
   }
   stats_.max_used_pages.store(0, std::memory_order_relaxed);
@@ -180,7 +181,7 @@ IoStat StoreImpl::io_stat_impl() const noexcept {
 
 BdStat StoreImpl::bd_stat_impl() const noexcept {
   return {stats_.bd_count.load(std::memory_order_relaxed), stats_.bd_reads.load(std::memory_order_relaxed),
-          stats_.bd_writes.load(std::memory_order_relaxed)};
+          stats_.bd_writes.load(std::memory_order_relaxed), stats_.wb_failed.load(std::memory_order_relaxed)};
 }
 
 // ---- memparse --------------------------------------------------------------------------

@@ -45,6 +45,7 @@ struct StoreCounters {
   ShardedCounter bd_count;
   ShardedCounter bd_reads;
   ShardedCounter bd_writes;
+  ShardedCounter wb_failed;  // uzram: blocks whose writeback write or fdatasync failed
   std::atomic<std::uint64_t> max_used_pages{0};
 };
 
@@ -83,12 +84,12 @@ class StoreImpl final : public Store {
   // cache line (sync/sharded_rw_mutex.h).
   mutable ShardedRwMutex init_lock_;
   CodecSpec comp_[kMaxPriorities];  // requested algorithms; comp_[p].name empty = unset
-  std::string backing_path_;        // writeback target ("" = none)
+  std::string backing_path_;        // writeback target as shown ("" = none)
   bool compressed_writeback_ = false;
-  int backing_fd_ = -1;             // open while initialised with a backing_dev
-  // Backing-device block allocation (writeback.cc owns its layout and lock).
+  // The backing device, open (and flock'ed) from the write of backing_dev until reset or
+  // `backing_dev none`; its allocator is sized at init (store/backing.h).
   struct Backing;
-  std::shared_ptr<Backing> backing_;  // shared_ptr: the type is complete only in writeback.cc
+  std::shared_ptr<Backing> backing_;  // shared_ptr: the type is complete only in backing.h
 
   // Changeable at runtime (atomic, relaxed: a soft limit checked after allocation, as in
   // the kernel).
@@ -132,9 +133,11 @@ class StoreImpl final : public Store {
   // idle.cc. Caller holds init_lock_ shared; the device is initialised.
   Result<void> idle_store(std::string_view value, std::string* msg) noexcept;
   // writeback.cc.
-  // backing_dev: caller holds init_lock_ exclusive; the device is not initialised.
+  // backing_dev: caller holds no lock (the file is opened and checked before init_lock_ is
+  // taken, exclusively, to install it).
   Result<void> backing_dev_store(std::string_view value, std::string* msg) noexcept;
-  // Opens the backing file at init (disksize). Caller holds init_lock_ exclusive.
+  // Sizes the backing device's allocator at init (disksize); opens nothing. Caller holds
+  // init_lock_ exclusive.
   Result<void> backing_open_locked(std::string* msg) noexcept;
   void backing_close_locked() noexcept;
   // writeback: caller holds init_lock_ shared; the device is initialised.
