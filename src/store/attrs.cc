@@ -126,23 +126,40 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
         return fail(msg, Errc::invalid_argument, "algorithm_params: unknown parameter '" + std::string(kv.key) + "'");
       }
     }
-    std::unique_lock l(init_lock_);
-    if (disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
-    int prio = p.priority;
-    if (!p.algo.empty()) {  // algo= selects the priority that uses that algorithm
-      for (unsigned i = 0; i < kMaxPriorities && prio < 0; i++) {
-        if (comp_[i].name == p.algo) prio = static_cast<int>(i);
-      }
-      if (prio < 0) return fail(msg, Errc::invalid_argument, "algorithm_params: algorithm '" + p.algo + "' is not configured");
+    // Files are read, and the codec built, with no lock held (a FIFO or a slow file
+    // system must not stall I/O); the result is installed under init_lock_ if the
+    // configuration it was checked against is still there.
+    if (!p.spec.dict_path.empty()) {
+      std::string why;
+      auto dict = read_dictionary(p.spec.dict_path, &why);
+      if (!dict) return fail(msg, static_cast<Errc>(dict.error().value()), "algorithm_params: " + why);
+      p.spec.dict = std::move(dict).value();
     }
-    if (prio < 0) prio = 0;
-    if (comp_[prio].name.empty()) return fail(msg, Errc::invalid_argument, fmt("algorithm_params: no algorithm at priority %d", prio));
-    p.spec.name = comp_[prio].name;
+    int prio = p.priority;
+    {
+      std::shared_lock l(init_lock_);
+      if (disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
+      if (!p.algo.empty()) {  // algo= selects the priority that uses that algorithm
+        for (unsigned i = 0; i < kMaxPriorities && prio < 0; i++) {
+          if (comp_[i].name == p.algo) prio = static_cast<int>(i);
+        }
+        if (prio < 0) return fail(msg, Errc::invalid_argument, "algorithm_params: algorithm '" + p.algo + "' is not configured");
+      }
+      if (prio < 0) prio = 0;
+      if (comp_[prio].name.empty()) return fail(msg, Errc::invalid_argument, fmt("algorithm_params: no algorithm at priority %d", prio));
+      p.spec.name = comp_[prio].name;
+    }
     if (auto c = make_codec(p.spec); !c) {  // validate now: clear errors at the point of use
       return fail(msg, static_cast<Errc>(c.error().value()), "algorithm_params: " + p.spec.name + ": " + c.error().message() +
                   (p.spec.dict_path.empty() ? "" : " (dict=" + p.spec.dict_path + ")"));
     }
-    comp_[prio] = p.spec;
+    std::unique_lock l(init_lock_);
+    if (disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
+    if (comp_[prio].name != p.spec.name) {
+      return fail(msg, Errc::busy, "algorithm_params: the algorithm at priority " + std::to_string(prio) +
+                  " changed meanwhile; write it again");
+    }
+    comp_[prio] = std::move(p.spec);
     return {};
   }
   if (name == "recomp_algorithm") {

@@ -4,11 +4,9 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <linux/magic.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +15,7 @@
 #include <cstring>
 #include <new>
 
+#include "store/file_checks.h"
 #include "util/check.h"
 
 namespace uzram {
@@ -33,37 +32,6 @@ Result<std::unique_ptr<Backing>> fail(std::string* msg, std::error_code e, std::
 }
 
 std::error_code sys(int e) { return {e, std::generic_category()}; }
-
-const char* type_name(mode_t m) {
-  if (S_ISDIR(m)) return "a directory";
-  if (S_ISLNK(m)) return "a symbolic link";
-  if (S_ISFIFO(m)) return "a FIFO";
-  if (S_ISCHR(m)) return "a character device";
-  if (S_ISSOCK(m)) return "a socket";
-  return "a special file";
-}
-
-// File systems whose "files" are kernel interfaces, not storage.
-const char* pseudo_fs(const struct statfs& fs) {
-  switch (static_cast<unsigned long>(fs.f_type)) {
-    case PROC_SUPER_MAGIC: return "proc";
-    case SYSFS_MAGIC: return "sysfs";
-    case DEBUGFS_MAGIC: return "debugfs";
-    case TRACEFS_MAGIC: return "tracefs";
-    case SECURITYFS_MAGIC: return "securityfs";
-    case CGROUP_SUPER_MAGIC: return "cgroup";
-    case CGROUP2_SUPER_MAGIC: return "cgroup2";
-    case 0x62656570: return "configfs";  // CONFIGFS_MAGIC, not in <linux/magic.h>
-    case BPF_FS_MAGIC: return "bpf";
-    case EFIVARFS_MAGIC: return "efivarfs";
-    case PSTOREFS_MAGIC: return "pstore";
-    case DEVPTS_SUPER_MAGIC: return "devpts";
-    case SELINUX_MAGIC: return "selinuxfs";
-    case SMACK_MAGIC: return "smackfs";
-    case BINFMTFS_MAGIC: return "binfmt_misc";
-    default: return nullptr;
-  }
-}
 
 // Where the descriptor really points (for display), else `fallback` made absolute.
 std::string shown_path(int fd, const std::string& fallback) {
@@ -150,7 +118,7 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
     return fail(msg, Errc::invalid_argument, q + " is a symbolic link: give the file itself (symbolic links are refused)");
   }
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    return fail(msg, Errc::invalid_argument, q + " is " + type_name(st.st_mode) + ", not a regular file or a block device");
+    return fail(msg, Errc::invalid_argument, q + " is " + file_type_name(st.st_mode) + ", not a regular file or a block device");
   }
   // O_EXCL without O_CREAT: exclusive open of a block device (EBUSY when mounted or
   // claimed); Linux ignores it for other files.
@@ -190,15 +158,12 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
       return fail(msg, sys(EACCES), q + " is writable by group or others (mode " + mode +
                   "): they could change written-back blocks; chmod 600 it");
     }
-    struct statfs fs;
-    if (::fstatfs(fd, &fs) == 0) {
-      if (const char* name = pseudo_fs(fs)) {
-        return fail(msg, Errc::invalid_argument, q + " is on " + name + ", a pseudo file system, not storage");
-      }
+    if (const char* name = pseudo_fs_name(fd)) {
+      return fail(msg, Errc::invalid_argument, q + " is on " + name + ", a pseudo file system, not storage");
     }
     bytes = static_cast<std::uint64_t>(st.st_size);
   } else {  // replaced between lstat and open
-    return fail(msg, Errc::invalid_argument, q + " is " + type_name(st.st_mode) + ", not a regular file or a block device");
+    return fail(msg, Errc::invalid_argument, q + " is " + file_type_name(st.st_mode) + ", not a regular file or a block device");
   }
   if (bytes == 0) {
     return fail(msg, Errc::invalid_argument, q + " is empty: the backing file is never grown, its size is the size of the "

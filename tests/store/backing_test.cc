@@ -1,8 +1,9 @@
-// The backing device's rules (store/backing.h): what backing_dev refuses and why (symbolic
-// links, FIFOs, devices, pseudo files, other owners, loose modes, empty files), that it
-// never blocks, exclusive use (flock), and durability: a written-back block's RAM copy is
-// freed only after its write is known durable; failed writes or syncs keep it and count.
-// Faults come from test seams (backing_testing::set_hooks) and, as root, from a full tmpfs.
+// Files named by attributes. The backing device's rules (store/backing.h): what backing_dev
+// refuses and why (symbolic links, FIFOs, devices, pseudo files, other owners, loose modes,
+// empty files), that it never blocks, exclusive use (flock), and durability: a written-back
+// block's RAM copy is freed only after its write is known durable; failed writes or syncs
+// keep it and count. Faults come from test seams (backing_testing::set_hooks) and, as root,
+// from a full tmpfs. Dictionaries (algorithm_params dict=): read once, safely, at the write.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
@@ -12,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <string>
 
@@ -159,6 +161,74 @@ TEST_F(BackingTest, OneStoreAtATime) {
   expect_refused(file_.path(), Errc::busy, "in use by another store");
   close(fd);
   unlink(hard.c_str());
+}
+
+// ---- dictionaries ---------------------------------------------------------------------------
+
+// algorithm_params dict=PATH must fail with bad_dictionary and `text` in the message, at once.
+void expect_dict_refused(const std::string& path, const std::string& text) {
+  auto s = bare_store();
+  write_attr_ok(*s, "comp_algorithm", "zstd");
+  auto pending = std::async(std::launch::async, [&] {
+    std::string msg;
+    auto r = s->write_attr("algorithm_params", "algo=zstd dict=" + path, &msg);
+    return std::make_pair(r.error(), msg);
+  });
+  if (pending.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    ADD_FAILURE() << "dict=" << path << " blocks";
+    const int w = open(path.c_str(), O_RDWR | O_NONBLOCK);  // unblock a FIFO's open
+    pending.wait();
+    close(w);
+  }
+  const auto [err, msg] = pending.get();
+  EXPECT_EQ(err, make_error_code(Errc::bad_dictionary)) << path << ": " << msg;
+  EXPECT_NE(msg.find("algorithm_params: dict=" + path + ": " + text), std::string::npos) << msg;
+  write_attr_ok(*s, "disksize", "64K");  // nothing half-installed, nothing locked
+}
+
+TEST_F(BackingTest, DictionariesAreReadSafelyOnceWhenWritten) {
+  const std::string base = file_.path();
+  const std::string fifo = base + ".fifo", dir = base + ".dir", big = base + ".big",
+                    empty = base + ".empty", dict = base + ".dict", link = base + ".link";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ASSERT_EQ(close(open(empty.c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+  ASSERT_EQ(close(open(big.c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+  ASSERT_EQ(truncate(big.c_str(), (16 << 20) + 1), 0);  // sparse: costs nothing
+  expect_dict_refused(fifo, "is a FIFO, not a regular file");
+  expect_dict_refused("/dev/zero", "is a character device, not a regular file");
+  expect_dict_refused(dir, "is a directory, not a regular file");
+  expect_dict_refused(empty, "is empty");
+  expect_dict_refused(big, "is 16777217 bytes, more than the 16 MiB");
+  expect_dict_refused(base + ".missing", "No such file or directory");
+  expect_dict_refused("/proc/self/status", "is on proc, a pseudo file system");
+  // A good one, through a symbolic link (followed: dictionaries are only read). It is read
+  // when written: removed before disksize, it is not needed again.
+  Random rng(test_seed());
+  std::string bytes;
+  for (int i = 0; i < 64; i++) {
+    const Page p = text_page(rng);
+    bytes.append(reinterpret_cast<const char*>(p.data()), 1024);
+  }
+  {
+    std::FILE* f = std::fopen(dict.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+  }
+  ASSERT_EQ(symlink(dict.c_str(), link.c_str()), 0);
+  auto s = bare_store();
+  write_attr_ok(*s, "comp_algorithm", "lz4");
+  write_attr_ok(*s, "algorithm_params", "algo=lz4 dict=" + link);
+  unlink(link.c_str());
+  unlink(dict.c_str());
+  write_attr_ok(*s, "disksize", "1M");
+  Model model;
+  for (std::uint64_t i = 0; i < 32; i++) model.write(*s, i, text_page(rng));
+  model.verify(*s, 32);
+  s->check_invariants();
+  for (const std::string& f : {fifo, empty, big}) unlink(f.c_str());
+  rmdir(dir.c_str());
 }
 
 // ---- durability -----------------------------------------------------------------------------
