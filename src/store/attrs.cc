@@ -274,17 +274,17 @@ Result<std::string> StoreImpl::read_attr_impl(std::string_view name, std::string
   if (name == "block_state") {
     if (!disksize_) return err(Errc::invalid_argument, "block_state: device not initialised");
     std::string out;
-    for (std::uint64_t i = 0; i < nslots_; i++) {
-      Slot& s = slots_[i];
+    for_each_stored_slot(0, nslots_, [&](std::uint64_t i, Slot& s) {
       s.lock();
       const std::uint32_t f = s.get();
       const std::uint32_t t = s.ac_time.load(std::memory_order_relaxed);
       s.unlock();
-      if (!(f & (slotf::kSizeMask | slotf::kSame | slotf::kWb))) continue;
+      if (!(f & (slotf::kSizeMask | slotf::kSame | slotf::kWb))) return true;
       out += fmt("%12" PRIu64 " %12u.%06u %c%c%c%c%c%c\n", i, t, 0u, f & slotf::kSame ? 's' : '.',
                  f & slotf::kWb ? 'w' : '.', f & slotf::kHuge ? 'h' : '.', f & slotf::kIdle ? 'i' : '.',
                  f & slotf::kPrioMask ? 'r' : '.', f & slotf::kIncompressible ? 'n' : '.');
-    }
+      return true;
+    });
     return out;
   }
   return err(Errc::invalid_argument, n + ": not readable");

@@ -20,6 +20,7 @@
 
 #include "store/codec.h"
 #include "store/slot.h"
+#include "store/slot_summary.h"
 #include "store/streams.h"
 #include "sync/sharded_rw_mutex.h"
 #include "uzram/pool.h"
@@ -29,6 +30,7 @@
 namespace uzram {
 
 inline constexpr unsigned kMaxPriorities = 4;  // 0 = primary, 1..3 = recompression
+inline constexpr std::uint64_t kMaxDisksize = std::uint64_t{1} << 60;  // 1 EiB
 
 // Statistics counters (relaxed; sharded so that threads counting on every block do not
 // share a cache line). max_used_pages needs a CAS, so it is a plain atomic.
@@ -75,6 +77,7 @@ class StoreImpl final : public Store {
   std::uint64_t disksize_ = 0;
   std::uint64_t nslots_ = 0;
   Slot* slots_ = nullptr;
+  SlotSummary summary_;  // slot-table pages that may hold allocated slots (slot_summary.h)
   std::unique_ptr<Pool> pool_;
   std::size_t huge_class_size_ = 0;
   StreamPool streams_[kMaxPriorities];  // [0] primary; [1..3] recompression, if configured
@@ -112,6 +115,22 @@ class StoreImpl final : public Store {
   }
   std::uint32_t now_seconds() const noexcept {
     return static_cast<std::uint32_t>(coarse_seconds() - epoch_);
+  }
+
+  // Calls fn(index, slot) for each slot in [lo, hi) that looks allocated (relaxed peek:
+  // re-check under the slot lock), skipping the slot-table pages the summary says never
+  // held one; fn returns false to stop (then so does this). Cost: what is stored, not the
+  // disk's size. Caller holds init_lock_ (shared or exclusive); the device is initialised.
+  template <typename Fn>
+  bool for_each_stored_slot(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const noexcept {
+    bool go = true;
+    summary_.for_each_range(lo, hi, [&](std::uint64_t first, std::uint64_t end) {
+      for (std::uint64_t i = first; i < end && go; i++) {
+        if (slots_[i].allocated()) go = fn(i, slots_[i]);
+      }
+      return go;
+    });
+    return go;
   }
 
   // ---- Internals (store.cc, io.cc) ----

@@ -413,9 +413,7 @@ Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg
   // 1. Candidates: allocated pool objects (not WB, not SAME) that pass the mode's filter.
   PpBuckets buckets;
   const auto scan = [&](std::uint64_t lo, std::uint64_t hi) -> bool {
-    for (std::uint64_t i = lo; i <= hi; i++) {
-      Slot& s = slots_[i];
-      if (!s.allocated()) continue;  // relaxed peek; re-checked under the lock
+    return for_each_stored_slot(lo, hi + 1, [&](std::uint64_t i, Slot& s) {  // re-checked below
       s.lock();
       const std::uint32_t f = s.get();
       bool take = (f & slotf::kSizeMask) && !(f & (slotf::kWb | slotf::kSame | slotf::kPpSlot));
@@ -428,8 +426,8 @@ Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg
         release(i);
         return false;
       }
-    }
-    return true;
+      return true;
+    });
   };
   bool scanned = true;
   if (cmd.ranges.empty()) {
