@@ -26,15 +26,17 @@ std::string fmt(const char* f, ...) {
   return buf;
 }
 
-// Every attribute, with whether it can be read (R) and written (W).
+// Every attribute, with whether it can be read (R) and written (W), and whether it is a
+// trigger: a write-only action whose value only says "do it" (no value means 1).
 struct AttrInfo {
   const char* name;
   bool readable;
   bool writable;
+  bool trigger = false;
 };
 constexpr AttrInfo kAttrs[] = {
     {"disksize", true, true},         {"initstate", true, false},
-    {"reset", false, true},           {"compact", false, true},
+    {"reset", false, true},           {"compact", false, true, true},
     {"mem_limit", false, true},       {"mem_used_max", false, true},
     {"idle", false, true},            {"comp_algorithm", true, true},
     {"algorithm_params", false, true}, {"io_stat", true, false},
@@ -68,6 +70,16 @@ std::vector<std::string> Store::attr_names() noexcept {
   return out;
 }
 
+bool Store::attr_readable(std::string_view name) noexcept {
+  const AttrInfo* a = find_attr(name);
+  return a && a->readable;
+}
+
+bool Store::attr_writable(std::string_view name) noexcept {
+  const AttrInfo* a = find_attr(name);
+  return a && a->writable;
+}
+
 Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view value,
                                         std::string* msg) noexcept {
   const AttrInfo* a = find_attr(name);
@@ -75,6 +87,7 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
   if (!a) return fail(msg, Errc::invalid_argument, n + ": no such attribute");
   if (!a->writable) return fail(msg, Errc::not_supported, n + ": read-only attribute");
   value = trim(value);
+  if (value.empty() && a->trigger) value = "1";  // `echo > compact`, `uzram ctl compact`
 
   if (name == "disksize") {
     auto size = parse_size(value);
@@ -85,6 +98,11 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
   }
   if (name == "reset") {
     int v = 0;
+    if (value.empty()) {  // not a trigger: a reset loses every stored block
+      return fail(msg, Errc::invalid_argument,
+                  "reset: give the value, e.g. 'reset 1' (a reset discards every stored block; an empty write "
+                  "is refused, as the kernel refuses it)");
+    }
     if (!parse_int(value, &v) || v <= 0) return fail(msg, Errc::invalid_argument, "reset: expects a positive integer");
     std::unique_lock l(init_lock_);
     reset_locked();
