@@ -43,8 +43,8 @@ double seconds_since(Clock::time_point t0) {
 
 // Text-like block, distinct per index (compresses about 3x with lz4, never same-filled).
 void make_block(unsigned char* b, std::uint64_t index) {
-  static const char* const kWords[] = {"zram ", "pool ", "compress ", "the ", "page ",
-                                       "swap ", "memory ", "kernel ", "handle ", "class "};
+  static const char* const kWords[] = {"zram ", "pool ",   "compress ", "the ",    "page ",
+                                       "swap ", "memory ", "kernel ",   "handle ", "class "};
   std::uint64_t x = index * 0x9e3779b97f4a7c15ULL + 1;
   for (unsigned i = 0; i < uzram::kBlockSize;) {
     x ^= x << 13;
@@ -60,7 +60,8 @@ std::unique_ptr<uzram::Store> make_store(const std::string& disk) {
   auto st = uzram::Store::create("zram0");
   if (!st) std::exit(1);
   std::string msg;
-  if (!(*st)->write_attr("comp_algorithm", "lz4", &msg) || !(*st)->write_attr("disksize", disk, &msg)) {
+  if (!(*st)->write_attr("comp_algorithm", "lz4", &msg) ||
+      !(*st)->write_attr("disksize", disk, &msg)) {
     std::fprintf(stderr, "uzram-reset-bench: %s\n", msg.c_str());
     std::exit(1);
   }
@@ -92,12 +93,18 @@ int main(int argc, char** argv) {
   int repeat = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--disks") disks = split(v);
-    else if (k == "--data") data = v;
-    else if (k == "--layout") layouts = split(v);
-    else if (k == "--repeat") repeat = std::max(1, std::atoi(v.c_str()));
+    if (k == "--disks")
+      disks = split(v);
+    else if (k == "--data")
+      data = v;
+    else if (k == "--layout")
+      layouts = split(v);
+    else if (k == "--repeat")
+      repeat = std::max(1, std::atoi(v.c_str()));
     else {
-      std::fprintf(stderr, "usage: uzram-reset-bench [--disks 1T,4T] [--data 1G] [--layout contiguous,scattered] [--repeat N]\n");
+      std::fprintf(stderr,
+                   "usage: uzram-reset-bench [--disks 1T,4T] [--data 1G] [--layout "
+                   "contiguous,scattered] [--repeat N]\n");
       return 2;
     }
   }
@@ -111,7 +118,8 @@ int main(int argc, char** argv) {
     if (!disk_bytes) return 2;
     const std::uint64_t disk_blocks = *disk_bytes / uzram::kBlockSize;
     for (const std::string& layout : layouts) {
-      const std::uint64_t stride = layout == "scattered" ? std::max<std::uint64_t>(1, disk_blocks / blocks) : 1;
+      const std::uint64_t stride =
+          layout == "scattered" ? std::max<std::uint64_t>(1, disk_blocks / blocks) : 1;
       std::vector<double> w, r, d;
       for (int k = 0; k < repeat; k++) {
         auto st = make_store(disk);
@@ -122,7 +130,9 @@ int main(int argc, char** argv) {
         if (!st->write_attr("reset", "1")) return 1;
         r.push_back(seconds_since(t0));
         std::string msg;
-        if (!st->write_attr("comp_algorithm", "lz4", &msg) || !st->write_attr("disksize", disk, &msg)) return 1;
+        if (!st->write_attr("comp_algorithm", "lz4", &msg) ||
+            !st->write_attr("disksize", disk, &msg))
+          return 1;
         fill(*st, blocks, stride);
         t0 = Clock::now();
         st.reset();
@@ -130,8 +140,8 @@ int main(int argc, char** argv) {
       }
       rusage u{};
       getrusage(RUSAGE_SELF, &u);
-      std::printf("%-6s %-10s %-11s %9.3f %9.3f %9.3f %10ld\n", disk.c_str(), data.c_str(), layout.c_str(),
-                  median(w), median(r), median(d), u.ru_maxrss / 1024);
+      std::printf("%-6s %-10s %-11s %9.3f %9.3f %9.3f %10ld\n", disk.c_str(), data.c_str(),
+                  layout.c_str(), median(w), median(r), median(d), u.ru_maxrss / 1024);
       std::fflush(stdout);
     }
   }

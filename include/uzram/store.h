@@ -70,8 +70,9 @@ class Store {
   // ("mem_limit", "512M"), ("idle", "all"), ("writeback", "type=huge_idle"),
   // ("recompress", "type=huge threshold=3000"), ("compact", "1"), ("reset", "1").
   // A trigger attribute (compact) given no value means "1"; reset, which discards every
-  // stored block, needs its value as in the kernel. Refuses what the kernel refuses, with the kernel's error (busy, invalid_argument,
-  // ...); `message`, when given, receives a one-line explanation naming the attribute.
+  // stored block, needs its value as in the kernel. Refuses what the kernel refuses, with
+  // the kernel's error (busy, invalid_argument, ...); `message`, when given, receives a
+  // one-line explanation naming the attribute.
   [[nodiscard]] Result<void> write_attr(std::string_view name, std::string_view value,
                                         std::string* message = nullptr) noexcept;
   // Reads an attribute in the kernel's exact text format (trailing newline included), e.g.

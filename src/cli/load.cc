@@ -164,7 +164,8 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   const int fd = ::open(o.image.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     const int e = errno;
-    report(io, "load", {e, std::generic_category()}, o.image + ": cannot open: " + std::strerror(e));
+    report(io, "load", {e, std::generic_category()},
+           o.image + ": cannot open: " + std::strerror(e));
     return kExitFailed;
   }
   struct FdCloser {
@@ -183,7 +184,8 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
                        : S_ISSOCK(st.st_mode) ? "a socket"
                                               : "a special file";
     report(io, "load", std::make_error_code(std::errc::invalid_argument),
-           o.image + " is " + kind + ": IMAGE must be a regular file or a block device (its size is the disk's)");
+           o.image + " is " + kind +
+               ": IMAGE must be a regular file or a block device (its size is the disk's)");
     return kExitFailed;
   }
   const int fl = ::fcntl(fd, F_GETFL);
@@ -196,7 +198,8 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   // Readable at all? A file can open and still refuse reads (EIO; /proc/self/mem).
   if (char probe; ::pread(fd, &probe, 1, 0) < 0) {
     const int e = errno;
-    report(io, "load", {e, std::generic_category()}, o.image + ": cannot read: " + std::strerror(e));
+    report(io, "load", {e, std::generic_category()},
+           o.image + ": cannot read: " + std::strerror(e));
     return kExitFailed;
   }
   const auto image_bytes = static_cast<std::uint64_t>(end);

@@ -100,8 +100,8 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
     int v = 0;
     if (value.empty()) {  // not a trigger: a reset loses every stored block
       return fail(msg, Errc::invalid_argument,
-                  "reset: give the value, e.g. 'reset 1' (a reset discards every stored block; an empty write "
-                  "is refused, as the kernel refuses it)");
+                  "reset: give the value, e.g. 'reset 1' (a reset discards every stored block; "
+                  "an empty write is refused, as the kernel refuses it)");
     }
     if (!parse_int(value, &v) || v <= 0) return fail(msg, Errc::invalid_argument, "reset: expects a positive integer");
     std::unique_lock l(init_lock_);
@@ -150,7 +150,9 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
     if (!p.spec.dict_path.empty()) {
       std::string why;
       auto dict = read_dictionary(p.spec.dict_path, &why);
-      if (!dict) return fail(msg, static_cast<Errc>(dict.error().value()), "algorithm_params: " + why);
+      if (!dict) {
+        return fail(msg, static_cast<Errc>(dict.error().value()), "algorithm_params: " + why);
+      }
       p.spec.dict = std::move(dict).value();
     }
     int prio = p.priority;
@@ -161,10 +163,16 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
         for (unsigned i = 0; i < kMaxPriorities && prio < 0; i++) {
           if (comp_[i].name == p.algo) prio = static_cast<int>(i);
         }
-        if (prio < 0) return fail(msg, Errc::invalid_argument, "algorithm_params: algorithm '" + p.algo + "' is not configured");
+        if (prio < 0) {
+          return fail(msg, Errc::invalid_argument,
+                      "algorithm_params: algorithm '" + p.algo + "' is not configured");
+        }
       }
       if (prio < 0) prio = 0;
-      if (comp_[prio].name.empty()) return fail(msg, Errc::invalid_argument, fmt("algorithm_params: no algorithm at priority %d", prio));
+      if (comp_[prio].name.empty()) {
+        return fail(msg, Errc::invalid_argument,
+                    fmt("algorithm_params: no algorithm at priority %d", prio));
+      }
       p.spec.name = comp_[prio].name;
     }
     if (auto c = make_codec(p.spec); !c) {  // validate now: clear errors at the point of use
@@ -174,8 +182,8 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
     std::unique_lock l(init_lock_);
     if (disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
     if (comp_[prio].name != p.spec.name) {
-      return fail(msg, Errc::busy, "algorithm_params: the algorithm at priority " + std::to_string(prio) +
-                  " changed meanwhile; write it again");
+      return fail(msg, Errc::busy, "algorithm_params: the algorithm at priority " +
+                                       std::to_string(prio) + " changed meanwhile; write it again");
     }
     comp_[prio] = std::move(p.spec);
     return {};
@@ -268,7 +276,8 @@ Result<std::string> StoreImpl::read_attr_impl(std::string_view name, std::string
   if (name == "debug_stat") {
     // The kernel's two lines, then uzram's own counters, one "name value" per line.
     return fmt("version: %d\n0 %8" PRIu64 "\nfailed_writebacks %8" PRIu64 "\n", 1,
-               stats_.miss_free.load(std::memory_order_relaxed), stats_.wb_failed.load(std::memory_order_relaxed));
+               stats_.miss_free.load(std::memory_order_relaxed),
+               stats_.wb_failed.load(std::memory_order_relaxed));
   }
   std::shared_lock l(init_lock_);
   if (name == "disksize") return fmt("%" PRIu64 "\n", disksize_);

@@ -107,7 +107,8 @@ bool Backing::drop_direct() noexcept {
 
 Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::string* msg) noexcept {
   const std::string q = "'" + path + "'";
-  if (path.find('\0') != std::string::npos) return fail(msg, Errc::invalid_argument, "path contains a NUL byte");
+  if (path.find('\0') != std::string::npos)
+    return fail(msg, Errc::invalid_argument, "path contains a NUL byte");
   // A first look without opening: a device node or FIFO is refused before open() could
   // have side effects (a tape rewinds, a watchdog arms). fstat() below decides.
   struct stat st;
@@ -115,22 +116,29 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
     return fail(msg, Errc::invalid_argument, "cannot use " + q + ": " + std::strerror(errno));
   }
   if (S_ISLNK(st.st_mode)) {
-    return fail(msg, Errc::invalid_argument, q + " is a symbolic link: give the file itself (symbolic links are refused)");
+    return fail(msg, Errc::invalid_argument,
+                q + " is a symbolic link: give the file itself (symbolic links are refused)");
   }
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    return fail(msg, Errc::invalid_argument, q + " is " + file_type_name(st.st_mode) + ", not a regular file or a block device");
+    return fail(msg, Errc::invalid_argument,
+                q + " is " + file_type_name(st.st_mode) + ", not a regular file or a block device");
   }
   // O_EXCL without O_CREAT: exclusive open of a block device (EBUSY when mounted or
   // claimed); Linux ignores it for other files.
-  const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0);
+  const int flags =
+      O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0);
   int fd = ::open(path.c_str(), flags | O_DIRECT);
   if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), flags);  // no O_DIRECT here
   if (fd < 0) {
     const int e = errno;
-    if (e == ELOOP) return fail(msg, Errc::invalid_argument, q + " is a symbolic link: give the file itself (symbolic links are refused)");
+    if (e == ELOOP)
+      return fail(msg, Errc::invalid_argument,
+                  q + " is a symbolic link: give the file itself (symbolic links are refused)");
     if (e == EBUSY) return fail(msg, Errc::busy, q + " is in use (mounted, or opened exclusively)");
-    return fail(msg, e == EACCES || e == EPERM || e == EROFS ? sys(e) : make_error_code(Errc::invalid_argument),
-                "cannot open " + q + ": " + std::strerror(e));
+    return fail(
+        msg,
+        e == EACCES || e == EPERM || e == EROFS ? sys(e) : make_error_code(Errc::invalid_argument),
+        "cannot open " + q + ": " + std::strerror(e));
   }
   std::unique_ptr<Backing> b(new (std::nothrow) Backing);
   if (!b) {
@@ -138,7 +146,8 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
     return fail(msg, Errc::no_memory, "out of memory");
   }
   b->fd = fd;  // owned by b from here on
-  if (::fstat(fd, &st) != 0) return fail(msg, Errc::io_error, "cannot stat " + q + ": " + std::strerror(errno));
+  if (::fstat(fd, &st) != 0)
+    return fail(msg, Errc::io_error, "cannot stat " + q + ": " + std::strerror(errno));
   b->dev = st.st_dev;
   b->ino = st.st_ino;
   b->block_device = S_ISBLK(st.st_mode);
@@ -149,31 +158,40 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
     }
   } else if (S_ISREG(st.st_mode)) {
     if (st.st_uid != ::geteuid()) {
-      return fail(msg, sys(EACCES), q + " belongs to uid " + std::to_string(st.st_uid) + ", not to the server's uid " +
-                  std::to_string(::geteuid()));
+      return fail(msg, sys(EACCES),
+                  q + " belongs to uid " + std::to_string(st.st_uid) +
+                      ", not to the server's uid " + std::to_string(::geteuid()));
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
       char mode[8];
       std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-      return fail(msg, sys(EACCES), q + " is writable by group or others (mode " + mode +
-                  "): they could change written-back blocks; chmod 600 it");
+      return fail(msg, sys(EACCES),
+                  q + " is writable by group or others (mode " + mode +
+                      "): they could change written-back blocks; chmod 600 it");
     }
     if (const char* name = pseudo_fs_name(fd)) {
-      return fail(msg, Errc::invalid_argument, q + " is on " + name + ", a pseudo file system, not storage");
+      return fail(msg, Errc::invalid_argument,
+                  q + " is on " + name + ", a pseudo file system, not storage");
     }
     bytes = static_cast<std::uint64_t>(st.st_size);
   } else {  // replaced between lstat and open
-    return fail(msg, Errc::invalid_argument, q + " is " + file_type_name(st.st_mode) + ", not a regular file or a block device");
+    return fail(msg, Errc::invalid_argument,
+                q + " is " + file_type_name(st.st_mode) + ", not a regular file or a block device");
   }
   if (bytes == 0) {
-    return fail(msg, Errc::invalid_argument, q + " is empty: the backing file is never grown, its size is the size of the "
-                "backing tier; create it first, e.g. `truncate -s SIZE " + path + "`");
+    return fail(msg, Errc::invalid_argument,
+                q +
+                    " is empty: the backing file is never grown, its size is the size of the "
+                    "backing tier; create it first, e.g. `truncate -s SIZE " +
+                    path + "`");
   }
   b->size_blocks = bytes / kBlockSize;
   if (b->size_blocks < 2) {
-    return fail(msg, Errc::invalid_argument, q + " holds " + std::to_string(bytes) +
-                " bytes: at least 8 KiB are needed (4 KiB blocks, block 0 is never used); "
-                "e.g. `truncate -s SIZE " + path + "`");
+    return fail(msg, Errc::invalid_argument,
+                q + " holds " + std::to_string(bytes) +
+                    " bytes: at least 8 KiB are needed (4 KiB blocks, block 0 is never used); "
+                    "e.g. `truncate -s SIZE " +
+                    path + "`");
   }
   const int fl = ::fcntl(fd, F_GETFL);
   if (fl < 0 || ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {

@@ -27,10 +27,10 @@ struct StoreImpl::Backing {
   // Set by open_backing(), immutable after:
   int fd = -1;
   bool block_device = false;
-  dev_t dev = 0;               // identity of the file (st_dev, st_ino)
+  dev_t dev = 0;  // identity of the file (st_dev, st_ino)
   ino_t ino = 0;
   std::uint64_t size_blocks = 0;  // 4 KiB blocks in the file or device
-  std::string path;            // as shown by reading backing_dev (absolute)
+  std::string path;               // as shown by reading backing_dev (absolute)
   // O_DIRECT in effect: set when open() gave it (checked with F_GETFL); cleared for good if
   // the file system refuses it at I/O time (EINVAL). Without it every batch is fdatasync'ed
   // before its RAM copies are freed. Relaxed: a stale `true` only costs one more EINVAL.

@@ -62,7 +62,8 @@ bool winbits_ok(int winbits) noexcept {
 
 }  // namespace
 
-Result<std::shared_ptr<const std::string>> read_dictionary(const std::string& path, std::string* msg) noexcept {
+Result<std::shared_ptr<const std::string>> read_dictionary(const std::string& path,
+                                                          std::string* msg) noexcept {
   const auto bad = [&](std::string why) -> Result<std::shared_ptr<const std::string>> {
     if (msg) *msg = "dict=" + path + ": " + std::move(why);
     return Errc::bad_dictionary;
@@ -71,7 +72,9 @@ Result<std::shared_ptr<const std::string>> read_dictionary(const std::string& pa
   if (path.find('\0') != std::string::npos) return bad("path contains a NUL byte");
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return bad(std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return bad(std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
+  if (!S_ISREG(st.st_mode)) {
+    return bad(std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
+  }
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return bad(std::strerror(errno));
   struct FdCloser {
@@ -79,12 +82,17 @@ Result<std::shared_ptr<const std::string>> read_dictionary(const std::string& pa
     ~FdCloser() { ::close(fd); }
   } closer{fd};
   if (::fstat(fd, &st) != 0) return bad(std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return bad(std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
-  if (const char* fs = pseudo_fs_name(fd)) return bad(std::string("is on ") + fs + ", a pseudo file system");
+  if (!S_ISREG(st.st_mode)) {
+    return bad(std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
+  }
+  if (const char* fs = pseudo_fs_name(fd)) {
+    return bad(std::string("is on ") + fs + ", a pseudo file system");
+  }
   if (st.st_size <= 0) return bad("is empty");
   if (static_cast<std::uint64_t>(st.st_size) > codec_internal::kMaxDictionaryBytes) {
     return bad("is " + std::to_string(st.st_size) + " bytes, more than the " +
-               std::to_string(codec_internal::kMaxDictionaryBytes >> 20) + " MiB a dictionary may have");
+               std::to_string(codec_internal::kMaxDictionaryBytes >> 20) +
+               " MiB a dictionary may have");
   }
   const auto size = static_cast<std::size_t>(st.st_size);
   std::shared_ptr<std::string> bytes;

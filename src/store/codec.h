@@ -39,8 +39,8 @@ struct CodecSpec {
 // 1 byte to 16 MiB. Symbolic links are followed: dictionaries are only read, and often
 // installed as links (e.g. under /usr/share). Errors: Errc::bad_dictionary with the reason
 // in *msg ("dict=PATH: ..."), Errc::no_memory.
-[[nodiscard]] Result<std::shared_ptr<const std::string>> read_dictionary(const std::string& path,
-                                                                         std::string* msg = nullptr) noexcept;
+[[nodiscard]] Result<std::shared_ptr<const std::string>> read_dictionary(
+    const std::string& path, std::string* msg = nullptr) noexcept;
 
 class Codec {
  public:

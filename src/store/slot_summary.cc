@@ -27,7 +27,8 @@ void SlotSummary::release() noexcept {
 
 std::uint64_t SlotSummary::pages_marked() const noexcept {
   std::uint64_t n = 0;
-  for (std::uint64_t w = 0; w < nwords_; w++) n += static_cast<unsigned>(__builtin_popcountll(load(w)));
+  for (std::uint64_t w = 0; w < nwords_; w++)
+    n += static_cast<unsigned>(__builtin_popcountll(load(w)));
   return n;
 }
 

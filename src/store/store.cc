@@ -83,7 +83,10 @@ StoreImpl::~StoreImpl() {
 // configured priority. Protocol: docs/store.md#lifecycle.
 Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) noexcept {
   if (disksize > kMaxDisksize) {  // also keeps the rounding below from overflowing
-    if (msg) *msg = "disksize: " + std::to_string(disksize) + " bytes is more than uzram can address (1 EiB)";
+    if (msg) {
+      *msg = "disksize: " + std::to_string(disksize) +
+             " bytes is more than uzram can address (1 EiB)";
+    }
     return Errc::invalid_argument;
   }
   const std::uint64_t n = (disksize + kBlockSize - 1) / kBlockSize;
@@ -92,9 +95,9 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   if (table == MAP_FAILED) {
     const int e = errno;
     if (msg) {
-      *msg = "disksize: cannot map the slot table for " + std::to_string(disksize) + " bytes (" +
-             std::to_string(n * sizeof(Slot) >> 20) + " MiB of address space, 16 bytes per 4 KiB block): " +
-             std::strerror(e);
+      *msg = "disksize: cannot map the slot table for " + std::to_string(disksize) +
+             " bytes (" + std::to_string(n * sizeof(Slot) >> 20) +
+             " MiB of address space, 16 bytes per 4 KiB block): " + std::strerror(e);
     }
     return Errc::no_memory;
   }
@@ -200,7 +203,8 @@ IoStat StoreImpl::io_stat_impl() const noexcept {
 
 BdStat StoreImpl::bd_stat_impl() const noexcept {
   return {stats_.bd_count.load(std::memory_order_relaxed), stats_.bd_reads.load(std::memory_order_relaxed),
-          stats_.bd_writes.load(std::memory_order_relaxed), stats_.wb_failed.load(std::memory_order_relaxed)};
+          stats_.bd_writes.load(std::memory_order_relaxed),
+          stats_.wb_failed.load(std::memory_order_relaxed)};
 }
 
 // ---- memparse --------------------------------------------------------------------------

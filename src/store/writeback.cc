@@ -307,7 +307,8 @@ Result<void> StoreImpl::read_backing_block(Slot& s, std::uint64_t block, void* o
   const bool compressed = f & slotf::kWbCompressed;
   void* dst = compressed || b.direct.load(std::memory_order_relaxed) ? buf : out;
   stats_.bd_reads.fetch_add(1, std::memory_order_relaxed);
-  if (backing_pread(b, dst, kBlockSize, static_cast<off_t>((block & kWbBlockMask) * kBlockSize)) != 0) {
+  const auto off = static_cast<off_t>((block & kWbBlockMask) * kBlockSize);
+  if (backing_pread(b, dst, kBlockSize, off) != 0) {
     return Errc::io_error;
   }
   if (compressed) {

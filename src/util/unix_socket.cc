@@ -71,10 +71,12 @@ Result<int> open_dir_nofollow(const std::string& dir, std::string* msg) {
   struct stat st;
   if ((e == ELOOP || e == ENOTDIR) && ::lstat(dir.c_str(), &st) == 0) {
     if (S_ISLNK(st.st_mode)) {
-      return fail(msg, EPERM, dir + ": socket directory is a symbolic link (give the real directory)");
+      return fail(msg, EPERM,
+                  dir + ": socket directory is a symbolic link (give the real directory)");
     }
     if (!S_ISDIR(st.st_mode)) {
-      return fail(msg, ENOTDIR, dir + ": exists and is " + type_name(st.st_mode) + ", not a directory");
+      return fail(msg, ENOTDIR,
+                  dir + ": exists and is " + type_name(st.st_mode) + ", not a directory");
     }
   }
   return fail(msg, e, dir + ": " + errno_text(e));
@@ -96,7 +98,8 @@ Result<void> make_dirs(const std::string& dir, std::string* msg) {
         if (rc != 0) return fail(msg, e, level + ": chmod 0700: " + errno_text(e)).error();
       } else if (errno != EEXIST) {
         const int e = errno;
-        return fail(msg, e, level + ": cannot create the socket directory: " + errno_text(e)).error();
+        return fail(msg, e, level + ": cannot create the socket directory: " + errno_text(e))
+            .error();
       }
     }
     if (slash == std::string::npos) return {};
@@ -114,13 +117,15 @@ Result<int> open_secure_dir(const std::string& dir, std::string* msg) {
   if (::fstat(fd.get(), &st) != 0) return fail(msg, errno, dir + ": " + errno_text(errno));
   const uid_t me = ::geteuid();
   if (st.st_uid != me) {
-    return fail(msg, EPERM, dir + ": socket directory is owned by uid " + std::to_string(st.st_uid) +
-                " (the server runs as uid " + std::to_string(me) + "): refusing to use it");
+    return fail(msg, EPERM,
+                dir + ": socket directory is owned by uid " + std::to_string(st.st_uid) +
+                    " (the server runs as uid " + std::to_string(me) + "): refusing to use it");
   }
   if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-    return fail(msg, EPERM, dir + ": socket directory has mode " + mode_text(st.st_mode) +
-                ", writable by group or others: refusing to use it (chmod 700 it, or choose "
-                "another directory)");
+    return fail(msg, EPERM,
+                dir + ": socket directory has mode " + mode_text(st.st_mode) +
+                    ", writable by group or others: refusing to use it (chmod 700 it, or choose "
+                    "another directory)");
   }
   return fd.release();
 }
@@ -174,8 +179,9 @@ Result<int> listen_unix_socket(const std::string& path, std::string* msg,
   addr.sun_family = AF_UNIX;
   std::string dir, name;
   if (path.empty() || path.size() >= sizeof addr.sun_path || !split_path(path, &dir, &name)) {
-    return fail(msg, ENAMETOOLONG, "'" + path + "': socket path empty, a directory, or longer than " +
-                std::to_string(sizeof addr.sun_path - 1) + " bytes");
+    return fail(msg, ENAMETOOLONG,
+                "'" + path + "': socket path empty, a directory, or longer than " +
+                    std::to_string(sizeof addr.sun_path - 1) + " bytes");
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   auto opened = open_secure_dir(dir, msg);
@@ -190,12 +196,14 @@ Result<int> listen_unix_socket(const std::string& path, std::string* msg,
   struct stat st;
   if (::fstatat(dfd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
-      return fail(msg, EEXIST, path + ": exists and is " + std::string(type_name(st.st_mode)) +
-                  ", not a socket: refusing to replace it");
+      return fail(msg, EEXIST,
+                  path + ": exists and is " + std::string(type_name(st.st_mode)) +
+                      ", not a socket: refusing to replace it");
     }
     const int live = probe(addr);
     if (live > 0) return fail(msg, EBUSY, path + ": another server is listening there");
-    if (live < 0) return fail(msg, errno, path + ": cannot probe the existing socket: " + errno_text(errno));
+    if (live < 0)
+      return fail(msg, errno, path + ": cannot probe the existing socket: " + errno_text(errno));
     if (::unlinkat(dfd.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
       return fail(msg, errno, path + ": cannot remove the stale socket: " + errno_text(errno));
     }
@@ -203,10 +211,12 @@ Result<int> listen_unix_socket(const std::string& path, std::string* msg,
     return fail(msg, errno, path + ": " + errno_text(errno));
   }
 
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (options.nonblocking ? SOCK_NONBLOCK : 0), 0));
+  Fd fd(
+      ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (options.nonblocking ? SOCK_NONBLOCK : 0), 0));
   if (fd.get() < 0) return fail(msg, errno, path + ": socket: " + errno_text(errno));
   // Linux creates the socket file with this inode's mode, less the umask.
-  if (::fchmod(fd.get(), 0600) != 0) return fail(msg, errno, path + ": fchmod: " + errno_text(errno));
+  if (::fchmod(fd.get(), 0600) != 0)
+    return fail(msg, errno, path + ": fchmod: " + errno_text(errno));
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     return fail(msg, errno, path + ": bind: " + errno_text(errno));
   }
@@ -214,7 +224,8 @@ Result<int> listen_unix_socket(const std::string& path, std::string* msg,
   struct stat now;
   if (::stat(dir.c_str(), &now) != 0 || now.st_dev != dst.st_dev || now.st_ino != dst.st_ino ||
       ::fstatat(dfd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode)) {
-    return fail(msg, EPERM, path + ": the socket directory changed while binding: refusing to use it");
+    return fail(msg, EPERM,
+                path + ": the socket directory changed while binding: refusing to use it");
   }
   if ((st.st_mode & 0777) != 0600 &&
       ::fchmodat(dfd.get(), name.c_str(), 0600, AT_SYMLINK_NOFOLLOW) != 0 &&

@@ -109,7 +109,8 @@ TEST_F(CtlStatusTest, CtlErrors) {
   EXPECT_EQ(r.err, "uzram ctl: disksize: device already initialised (reset it first)\n");
   r = run_cli({"ctl", "reset"});  // no value: refused, the store is kept (the kernel's grammar)
   EXPECT_EQ(r.status, kExitFailed);
-  EXPECT_NE(r.err.find("uzram ctl: reset: give the value, e.g. 'reset 1'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("uzram ctl: reset: give the value, e.g. 'reset 1'"), std::string::npos)
+      << r.err;
   EXPECT_TRUE(s->initialized());
   r = run_cli({"ctl", "idle"});  // write-only, not a trigger: the store's grammar error
   EXPECT_EQ(r.status, kExitFailed);

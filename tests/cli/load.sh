@@ -58,7 +58,8 @@ set +e
 "$uzram" load "$tmp/adir" >"$tmp/out" 2>"$tmp/err"; rc=$?
 set -e
 [ $rc -eq 2 ] || fail "load DIR: exit $rc"
-grep -q "adir is a directory: IMAGE must be a regular file or a block device" "$tmp/err" || fail "load DIR: $(cat "$tmp/err")"
+grep -q "adir is a directory: IMAGE must be a regular file or a block device" "$tmp/err" ||
+  fail "load DIR: $(cat "$tmp/err")"
 
 # mem_limit failures are counted, not fatal.
 head -c $((64 * 4096)) /dev/urandom > "$tmp/rand"

@@ -223,7 +223,8 @@ TEST_F(LoadTest, ImagesThatAreNotFiles) {
   CliResult r = run_cli({"load", dir_ / "adir"});
   EXPECT_EQ(r.status, kExitFailed);
   EXPECT_EQ(r.err, "uzram load: " + (dir_ / "adir") +
-                       " is a directory: IMAGE must be a regular file or a block device (its size is the disk's)\n");
+                       " is a directory: IMAGE must be a regular file or a block device"
+                       " (its size is the disk's)\n");
   ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
   r = run_cli({"load", dir_ / "fifo"});  // no writer: must not block
   EXPECT_EQ(r.status, kExitFailed);
@@ -252,7 +253,9 @@ TEST_F(LoadTest, ImagesThatAreNotFiles) {
   if (pid == 0) {  // child: become nobody, run the command, report through the exit status
     if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(100);
     const CliResult c = run_cli({"load", secret});
-    ::_exit(c.status == kExitFailed && c.err.find("cannot open: Permission denied") != std::string::npos ? 0 : 101);
+    const bool ok = c.status == kExitFailed &&
+                    c.err.find("cannot open: Permission denied") != std::string::npos;
+    ::_exit(ok ? 0 : 101);
   }
   int ws = 0;
   ASSERT_EQ(::waitpid(pid, &ws, 0), pid);

@@ -4,6 +4,8 @@
 // block's RAM copy is freed only after its write is known durable; failed writes or syncs
 // keep it and count. Faults come from test seams (backing_testing::set_hooks) and, as root,
 // from a full tmpfs. Dictionaries (algorithm_params dict=): read once, safely, at the write.
+#include "store/backing.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
@@ -17,7 +19,6 @@
 #include <future>
 #include <string>
 
-#include "store/backing.h"
 #include "store/pp_test_helpers.h"
 
 namespace uzram {
@@ -62,7 +63,8 @@ class BackingTest : public ::testing::Test {
 TEST_F(BackingTest, RefusesWhatIsNotAPrivateRegularFileOrBlockDevice) {
   const std::string dir = file_.path() + ".d";
   ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
-  expect_refused(dir, Errc::invalid_argument, "is a directory, not a regular file or a block device");
+  expect_refused(dir, Errc::invalid_argument,
+                 "is a directory, not a regular file or a block device");
   expect_refused("/dev/null", Errc::invalid_argument, "is a character device");
   expect_refused("/dev/zero", Errc::invalid_argument, "is a character device");
   expect_refused(dir + "/missing", Errc::invalid_argument, "No such file or directory");
@@ -122,7 +124,8 @@ TEST_F(BackingTest, RefusesFilesOfOtherUsersAndPseudoFiles) {
   TempFile other;
   ASSERT_EQ(truncate(other.path().c_str(), 65536), 0);
   ASSERT_EQ(chown(other.path().c_str(), 65534, 65534), 0);
-  expect_refused(other.path(), std::errc::permission_denied, "belongs to uid 65534, not to the server's uid 0");
+  expect_refused(other.path(), std::errc::permission_denied,
+                 "belongs to uid 65534, not to the server's uid 0");
   // Writable by root, regular, a page long: kernel interfaces, not storage.
   for (const char* p : {"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/mm/ksm/run"}) {
     if (access(p, W_OK) != 0) continue;
@@ -248,7 +251,8 @@ ssize_t fake_pwritev(int fd, const iovec* iov, int cnt, off_t off) {
   }
   std::size_t len = 0;
   for (int i = 0; i < cnt; i++) len += iov[i].iov_len;
-  if (g_write_errno.load() && static_cast<std::uint64_t>(off) + len > g_fail_from_block.load() * kBlockSize) {
+  if (g_write_errno.load() &&
+      static_cast<std::uint64_t>(off) + len > g_fail_from_block.load() * kBlockSize) {
     errno = g_write_errno.load();
     return -1;
   }
@@ -256,7 +260,8 @@ ssize_t fake_pwritev(int fd, const iovec* iov, int cnt, off_t off) {
 }
 
 int fake_sync(int fd) {
-  if (g_syncs++ == 0 && g_store.load()) g_bd_count_at_first_sync = g_store.load()->bd_stat().bd_count;
+  if (g_syncs++ == 0 && g_store.load())
+    g_bd_count_at_first_sync = g_store.load()->bd_stat().bd_count;
   if (g_sync_errno.load()) {
     errno = g_sync_errno.load();
     return -1;
@@ -313,13 +318,15 @@ TEST_F(DurabilityTest, AFailedSyncKeepsEveryRamCopyAndCounts) {
   auto r = s_->write_attr("writeback", "huge", &msg);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error(), make_error_code(Errc::io_error));
-  EXPECT_NE(msg.find("100 block(s) not written back: Input/output error"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("100 block(s) not written back: Input/output error"), std::string::npos)
+      << msg;
   EXPECT_EQ(s_->bd_stat().bd_count, 0u);
   EXPECT_EQ(s_->bd_stat().bd_writes, 0u);
   EXPECT_EQ(s_->bd_stat().failed_writebacks, 100u);
   EXPECT_EQ(*s_->read_attr("debug_stat"), "version: 1\n0        0\nfailed_writebacks      100\n");
   EXPECT_EQ(s_->mm_stat().huge_pages, 100u);  // still in RAM, as they were
-  for (std::uint64_t i = 0; i < 100; i++) EXPECT_EQ(slot_flags(*s_, i) & (slotf::kWb | slotf::kPpSlot), 0u) << i;
+  for (std::uint64_t i = 0; i < 100; i++)
+    EXPECT_EQ(slot_flags(*s_, i) & (slotf::kWb | slotf::kPpSlot), 0u) << i;
   model_.verify(*s_, 256);
   s_->check_invariants();
   // The fault clears: the same blocks go out, into the blocks the failures gave back.

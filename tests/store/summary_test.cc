@@ -29,8 +29,8 @@ long minor_faults() {
 }
 
 // The runs for_each_range must report, from the set of marked pages.
-std::vector<std::pair<std::uint64_t, std::uint64_t>> expected_runs(const std::set<std::uint64_t>& pages,
-                                                                   std::uint64_t lo, std::uint64_t hi) {
+std::vector<std::pair<std::uint64_t, std::uint64_t>> expected_runs(
+    const std::set<std::uint64_t>& pages, std::uint64_t lo, std::uint64_t hi) {
   constexpr std::uint64_t k = SlotSummary::kSlotsPerPage;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
   for (std::uint64_t p : pages) {
@@ -57,7 +57,8 @@ TEST(SlotSummaryTest, RangesMatchAReferenceModel) {
     const std::uint64_t notes = rng.uniform(200);
     for (std::uint64_t i = 0; i < notes; i++) {
       // Clustered and scattered: runs of adjacent pages, and words left empty.
-      const std::uint64_t idx = rng.one_in(2) ? rng.uniform(nslots) : std::min(nslots - 1, rng.uniform(4096));
+      const std::uint64_t idx =
+          rng.one_in(2) ? rng.uniform(nslots) : std::min(nslots - 1, rng.uniform(4096));
       sum.note(idx);
       pages.insert(idx / SlotSummary::kSlotsPerPage);
       EXPECT_TRUE(sum.may_hold(idx));
@@ -72,7 +73,8 @@ TEST(SlotSummaryTest, RangesMatchAReferenceModel) {
         got.emplace_back(a, b);
         return true;
       });
-      ASSERT_EQ(got, expected_runs(pages, lo, hi)) << "nslots " << nslots << " [" << lo << ", " << hi << ")";
+      ASSERT_EQ(got, expected_runs(pages, lo, hi))
+          << "nslots " << nslots << " [" << lo << ", " << hi << ")";
       // Stopping early: only the first run.
       int calls = 0;
       sum.for_each_range(lo, hi, [&](std::uint64_t, std::uint64_t) { return ++calls < 1; });
@@ -88,8 +90,8 @@ TEST(SlotSummaryTest, RangesMatchAReferenceModel) {
 TEST(HugeDiskTest, ResetAndWalksCostWhatIsStored) {
   constexpr std::uint64_t kBlocks = std::uint64_t{1} << 28;  // 1 TiB: a 4 GiB slot table
   constexpr std::uint64_t kStored = 1024;
-  constexpr std::uint64_t kStride = kBlocks / kStored;       // every block on its own page
-  constexpr long kFaultBound = 100000;                       // a whole-table walk: >= 1048576
+  constexpr std::uint64_t kStride = kBlocks / kStored;  // every block on its own page
+  constexpr long kFaultBound = 100000;                  // a whole-table walk: >= 1048576
   auto st = testing::new_store("lz4", "1T");
   StoreImpl* si = impl(st.get());
   unsigned char in[kBlockSize], out[kBlockSize];
@@ -148,7 +150,8 @@ TEST(HugeDiskTest, ResetAndWalksCostWhatIsStored) {
 TEST(HugeDiskTest, DisksizeBeyondWhatCanBeAddressed) {
   auto st = std::move(Store::create().value());
   std::string msg;
-  EXPECT_EQ(st->write_attr("disksize", "18446744073709551615", &msg).error(), Errc::invalid_argument);
+  EXPECT_EQ(st->write_attr("disksize", "18446744073709551615", &msg).error(),
+            Errc::invalid_argument);
   EXPECT_NE(msg.find("more than uzram can address"), std::string::npos) << msg;
   EXPECT_EQ(st->write_attr("disksize", "1023P", &msg).error(), Errc::no_memory);  // 4 PiB of table
   EXPECT_NE(msg.find("cannot map the slot table"), std::string::npos) << msg;
