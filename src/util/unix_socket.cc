@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -51,6 +52,13 @@ class Fd {
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = o.release();
+    }
+    return *this;
+  }
   int get() const noexcept { return fd_; }
   int release() noexcept {
     const int fd = fd_;
@@ -107,6 +115,45 @@ Result<void> make_dirs(const std::string& dir, std::string* msg) {
   }
 }
 
+// Every directory above the socket directory (walked through "..", not by name) must be
+// owned by root or by us, and not writable by others unless sticky (as /tmp is): else
+// someone else could rename the socket directory and put theirs in its place.
+Result<void> check_ancestors(int dirfd, struct stat st, const std::string& dir, std::string* msg) {
+  char* real = ::realpath(dir.c_str(), nullptr);  // for messages only
+  std::string name = real ? real : dir;
+  std::free(real);
+  const uid_t me = ::geteuid();
+  Fd cur(::fcntl(dirfd, F_DUPFD_CLOEXEC, 0));
+  if (cur.get() < 0) return fail(msg, errno, dir + ": " + errno_text(errno)).error();
+  for (int depth = 0; depth < 4096; depth++) {
+    // O_PATH: needs no read permission on the parent, only search.
+    Fd up(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    struct stat ust;
+    if (up.get() < 0 || ::fstat(up.get(), &ust) != 0) {
+      return fail(msg, errno, name + "/..: " + errno_text(errno)).error();
+    }
+    if (ust.st_dev == st.st_dev && ust.st_ino == st.st_ino) return {};  // "/"
+    const std::size_t slash = name.rfind('/');
+    name = slash == std::string::npos ? name + "/.." : slash == 0 ? "/" : name.substr(0, slash);
+    if (ust.st_uid != 0 && ust.st_uid != me) {
+      return fail(msg, EPERM,
+                  name + ": a directory above the socket directory " + dir + " is owned by uid " +
+                      std::to_string(ust.st_uid) + ", who could replace it: refusing to use it")
+          .error();
+    }
+    if ((ust.st_mode & (S_IWGRP | S_IWOTH)) && !(ust.st_mode & S_ISVTX)) {
+      return fail(msg, EPERM,
+                  name + ": a directory above the socket directory " + dir + " has mode " +
+                      mode_text(ust.st_mode) +
+                      " (writable by others, not sticky): anyone could replace it; refusing")
+          .error();
+    }
+    cur = std::move(up);
+    st = ust;
+  }
+  return {};
+}
+
 // Creates or checks the socket directory; returns it open.
 Result<int> open_secure_dir(const std::string& dir, std::string* msg) {
   if (auto r = make_dirs(dir, msg); !r) return r.error();
@@ -127,6 +174,7 @@ Result<int> open_secure_dir(const std::string& dir, std::string* msg) {
                     ", writable by group or others: refusing to use it (chmod 700 it, or choose "
                     "another directory)");
   }
+  if (auto r = check_ancestors(fd.get(), st, dir, msg); !r) return r.error();
   return fd.release();
 }
 

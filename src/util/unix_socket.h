@@ -7,6 +7,9 @@
 //     0700, missing levels included (mkdir -p). An existing one must be a real directory
 //     (not a symbolic link), owned by the effective uid, and not group- or
 //     world-writable (ssh-agent's rule), else EPERM with a message that says which rule.
+//     Every directory above it (walked through "..") must be owned by root or the
+//     effective uid and, if writable by others, sticky (as /tmp is): else its owner or
+//     anyone could rename the socket directory and put another in its place (EPERM).
 //  2. Under an exclusive flock() on that directory (two servers starting at once do not
 //     remove each other's sockets): an existing PATH that is a socket nobody listens on is
 //     removed (stale); a live one gives EBUSY; anything else (file, symbolic link,

@@ -118,6 +118,44 @@ TEST(UnixSocket, RefusesAGroupOrWorldWritableDirectory) {
   }
 }
 
+// The directories above: others must not be able to swap the socket directory.
+TEST(UnixSocket, RefusesADirectoryOthersCanReplace) {
+  TempDir t;
+  const std::string open_dir = t / "open", sticky = t / "sticky";
+  for (const std::string& d : {open_dir, sticky}) ASSERT_EQ(::mkdir(d.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(sticky.c_str(), 01777), 0);  // as /tmp: fine
+  std::string msg;
+  auto fd = listen_unix_socket(open_dir + "/private/s.sock", &msg);
+  ASSERT_FALSE(fd);
+  EXPECT_EQ(fd.error(), err(EPERM));
+  EXPECT_NE(msg.find(open_dir + ": a directory above the socket directory"), std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("mode 0777 (writable by others, not sticky)"), std::string::npos) << msg;
+  fd = listen_unix_socket(sticky + "/private/s.sock", &msg);
+  ASSERT_TRUE(fd) << msg;
+  ::close(*fd);
+  if (::geteuid() != 0) return;
+  const std::string theirs = t / "theirs";
+  ASSERT_EQ(::mkdir(theirs.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((theirs + "/mine").c_str(), 0700), 0);
+  ASSERT_EQ(::chown(theirs.c_str(), 65534, 65534), 0);
+  fd = listen_unix_socket(theirs + "/mine/s.sock", &msg);
+  ASSERT_FALSE(fd);
+  EXPECT_NE(msg.find(theirs + ": a directory above the socket directory " + theirs +
+                     "/mine is owned by uid 65534"),
+            std::string::npos)
+      << msg;
+  // Relative paths are checked the same way (through "..", from the directory itself).
+  char cwd[4096];
+  ASSERT_NE(::getcwd(cwd, sizeof cwd), nullptr);
+  ASSERT_EQ(::chdir((theirs + "/mine").c_str()), 0);
+  fd = listen_unix_socket("s.sock", &msg);
+  EXPECT_FALSE(fd);
+  EXPECT_NE(msg.find("is owned by uid 65534"), std::string::npos) << msg;
+  ASSERT_EQ(::chdir(cwd), 0);
+}
+
 TEST(UnixSocket, RefusesADirectoryOwnedByAnotherUid) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to chown a directory to nobody";
   TempDir t;
