@@ -70,8 +70,8 @@ class Fd {
   int fd_;
 };
 
-// Opens dir (O_NOFOLLOW: a symbolic link is refused) and sets its mode to 0700 when
-// `created` (mkdir's mode is cut by the umask, which we do not touch).
+// Opens dir as a directory; O_NOFOLLOW: a symbolic link (last component) is refused, and
+// the message says what the path is instead.
 Result<int> open_dir_nofollow(const std::string& dir, std::string* msg) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) return fd;
