@@ -51,6 +51,9 @@ struct BdStat {
   std::uint64_t bd_count = 0;   // blocks currently on the backing device (4 KiB units)
   std::uint64_t bd_reads = 0;
   std::uint64_t bd_writes = 0;
+  // uzram, not in the kernel's bd_stat line (debug_stat shows it): blocks whose writeback
+  // write or fdatasync failed; each kept its RAM copy.
+  std::uint64_t failed_writebacks = 0;
 };
 
 class Store {
@@ -66,8 +69,10 @@ class Store {
   // ("comp_algorithm", "zstd"), ("algorithm_params", "algo=zstd level=8"),
   // ("mem_limit", "512M"), ("idle", "all"), ("writeback", "type=huge_idle"),
   // ("recompress", "type=huge threshold=3000"), ("compact", "1"), ("reset", "1").
-  // Refuses what the kernel refuses, with the kernel's error (busy, invalid_argument,
-  // ...); `message`, when given, receives a one-line explanation naming the attribute.
+  // A trigger attribute (compact) given no value means "1"; reset, which discards every
+  // stored block, needs its value as in the kernel. Refuses what the kernel refuses, with
+  // the kernel's error (busy, invalid_argument, ...); `message`, when given, receives a
+  // one-line explanation naming the attribute.
   [[nodiscard]] Result<void> write_attr(std::string_view name, std::string_view value,
                                         std::string* message = nullptr) noexcept;
   // Reads an attribute in the kernel's exact text format (trailing newline included), e.g.
@@ -78,6 +83,10 @@ class Store {
                                               std::string* message = nullptr) const noexcept;
   // Attribute names, readable and writable.
   static std::vector<std::string> attr_names() noexcept;
+  // Whether an attribute can be read / written (false for unknown names): front ends
+  // write a write-only attribute given without a value (`uzram ctl compact`).
+  static bool attr_readable(std::string_view name) noexcept;
+  static bool attr_writable(std::string_view name) noexcept;
 
   // ---- Block I/O (index = block number, 4 KiB each) ----------------------------------
   // `block` must be 8-byte aligned (blocks are scanned as 64-bit words for the

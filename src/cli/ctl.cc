@@ -1,10 +1,12 @@
 // cli/ctl.cc - `uzram ctl [--control SOCKET] [-d NAME] ATTR [VALUE...]`: reads an attribute
 // of a running store (printing exactly what `cat /sys/block/zram0/ATTR` prints) or writes
-// one (printing nothing, as `echo VALUE > .../ATTR`).
+// one (printing nothing, as `echo VALUE > .../ATTR`). A write-only attribute with no VALUE
+// is written with none (`uzram ctl compact`: the store takes it as 1).
 #include <cerrno>
 
 #include "cli/cli.h"
 #include "store/control.h"
+#include "uzram/store.h"
 
 namespace uzram::cli {
 
@@ -26,7 +28,9 @@ int run_ctl(const CtlOptions& o, const Io& io) noexcept {
       return kExitFailed;
     }
   }
-  if (o.value.empty()) {
+  // A write-only attribute given no value is written with an empty value: the store says
+  // what that means (a trigger such as compact: 1; others: their grammar's error).
+  if (o.value.empty() && (Store::attr_readable(o.attr) || !Store::attr_writable(o.attr))) {
     auto r = client->read_attr(o.attr, &msg);
     if (!r) {
       report(io, "ctl", r.error(), msg);

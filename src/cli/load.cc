@@ -2,6 +2,7 @@
 // a fresh in-process Store (4 KiB blocks, the last one zero-padded) and reports mm_stat,
 // ratio, overhead, time and throughput (report in load_report.cc).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -159,18 +160,46 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
     size = *r;
   }
 
-  const int fd = ::open(o.image.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO's open must not wait for a writer (it is refused below).
+  const int fd = ::open(o.image.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
-    report(io, "load", {errno, std::generic_category()}, o.image + ": " + std::strerror(errno));
+    const int e = errno;
+    report(io, "load", {e, std::generic_category()},
+           o.image + ": cannot open: " + std::strerror(e));
     return kExitFailed;
   }
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
   } closer{fd};
-  const off_t end = ::lseek(fd, 0, SEEK_END);  // block devices too
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    report(io, "load", {errno, std::generic_category()}, o.image + ": " + std::strerror(errno));
+    return kExitFailed;
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    const char* kind = S_ISDIR(st.st_mode)    ? "a directory"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO (pipe)"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "a special file";
+    report(io, "load", std::make_error_code(std::errc::invalid_argument),
+           o.image + " is " + kind +
+               ": IMAGE must be a regular file or a block device (its size is the disk's)");
+    return kExitFailed;
+  }
+  const int fl = ::fcntl(fd, F_GETFL);
+  if (fl >= 0) (void)::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  const off_t end = S_ISREG(st.st_mode) ? st.st_size : ::lseek(fd, 0, SEEK_END);  // block devices
   if (end < 0) {
     report(io, "load", {errno, std::generic_category()}, o.image + ": " + std::strerror(errno));
+    return kExitFailed;
+  }
+  // Readable at all? A file can open and still refuse reads (EIO; /proc/self/mem).
+  if (char probe; ::pread(fd, &probe, 1, 0) < 0) {
+    const int e = errno;
+    report(io, "load", {e, std::generic_category()},
+           o.image + ": cannot read: " + std::strerror(e));
     return kExitFailed;
   }
   const auto image_bytes = static_cast<std::uint64_t>(end);

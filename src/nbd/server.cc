@@ -22,6 +22,7 @@
 
 #include "nbd/store_backend.h"
 #include "nbd/transport.h"
+#include "util/unix_socket.h"
 
 namespace uzram::nbd {
 
@@ -129,50 +130,13 @@ bool loopback(const sockaddr* a) {
 }
 
 Result<int> listen_unix(const std::string& path, std::string* uri, std::string* msg) {
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (path.size() >= sizeof sa.sun_path) {
-    *msg = path + ": socket path too long";
-    return Errc::invalid_argument;
-  }
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  // Private directory (0700, owner checked), stale-socket probe, socket born 0600.
+  auto fd = listen_unix_socket(path, msg);
+  if (!fd) return fd.error();
   std::error_code ec;
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
-    std::filesystem::create_directories(parent, ec);
-    ::chmod(parent.c_str(), 0700);
-  }
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      *msg = path + ": exists and is not a socket";
-      return Errc::invalid_argument;
-    }
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-    ::close(probe);
-    if (live) {
-      *msg = path + ": another server is listening there";
-      return Errc::busy;
-    }
-    ::unlink(path.c_str());
-  }
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    *msg = std::string("socket: ") + std::strerror(errno);
-    return Errc::io_error;
-  }
-  const mode_t old = ::umask(077);  // the socket is born 0600
-  const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  ::umask(old);
-  if (rc != 0 || ::chmod(path.c_str(), 0600) != 0 || ::listen(fd, 64) != 0) {
-    *msg = path + ": " + std::strerror(errno);
-    ::close(fd);
-    return Errc::io_error;
-  }
   const std::string abs = std::filesystem::absolute(path, ec).lexically_normal().string();
   *uri = "nbd+unix:///?socket=" + abs;
-  return fd;
+  return *fd;
 }
 
 Result<int> listen_tcp(const ServerOptions& o, std::string* uri, std::string* msg) {

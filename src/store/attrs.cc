@@ -26,15 +26,17 @@ std::string fmt(const char* f, ...) {
   return buf;
 }
 
-// Every attribute, with whether it can be read (R) and written (W).
+// Every attribute, with whether it can be read (R) and written (W), and whether it is a
+// trigger: a write-only action whose value only says "do it" (no value means 1).
 struct AttrInfo {
   const char* name;
   bool readable;
   bool writable;
+  bool trigger = false;
 };
 constexpr AttrInfo kAttrs[] = {
     {"disksize", true, true},         {"initstate", true, false},
-    {"reset", false, true},           {"compact", false, true},
+    {"reset", false, true},           {"compact", false, true, true},
     {"mem_limit", false, true},       {"mem_used_max", false, true},
     {"idle", false, true},            {"comp_algorithm", true, true},
     {"algorithm_params", false, true}, {"io_stat", true, false},
@@ -68,6 +70,16 @@ std::vector<std::string> Store::attr_names() noexcept {
   return out;
 }
 
+bool Store::attr_readable(std::string_view name) noexcept {
+  const AttrInfo* a = find_attr(name);
+  return a && a->readable;
+}
+
+bool Store::attr_writable(std::string_view name) noexcept {
+  const AttrInfo* a = find_attr(name);
+  return a && a->writable;
+}
+
 Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view value,
                                         std::string* msg) noexcept {
   const AttrInfo* a = find_attr(name);
@@ -75,6 +87,7 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
   if (!a) return fail(msg, Errc::invalid_argument, n + ": no such attribute");
   if (!a->writable) return fail(msg, Errc::not_supported, n + ": read-only attribute");
   value = trim(value);
+  if (value.empty() && a->trigger) value = "1";  // `echo > compact`, `uzram ctl compact`
 
   if (name == "disksize") {
     auto size = parse_size(value);
@@ -85,6 +98,11 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
   }
   if (name == "reset") {
     int v = 0;
+    if (value.empty()) {  // not a trigger: a reset loses every stored block
+      return fail(msg, Errc::invalid_argument,
+                  "reset: give the value, e.g. 'reset 1' (a reset discards every stored block; "
+                  "an empty write is refused, as the kernel refuses it)");
+    }
     if (!parse_int(value, &v) || v <= 0) return fail(msg, Errc::invalid_argument, "reset: expects a positive integer");
     std::unique_lock l(init_lock_);
     reset_locked();
@@ -126,23 +144,48 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
         return fail(msg, Errc::invalid_argument, "algorithm_params: unknown parameter '" + std::string(kv.key) + "'");
       }
     }
-    std::unique_lock l(init_lock_);
-    if (disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
-    int prio = p.priority;
-    if (!p.algo.empty()) {  // algo= selects the priority that uses that algorithm
-      for (unsigned i = 0; i < kMaxPriorities && prio < 0; i++) {
-        if (comp_[i].name == p.algo) prio = static_cast<int>(i);
+    // Files are read, and the codec built, with no lock held (a FIFO or a slow file
+    // system must not stall I/O); the result is installed under init_lock_ if the
+    // configuration it was checked against is still there.
+    if (!p.spec.dict_path.empty()) {
+      std::string why;
+      auto dict = read_dictionary(p.spec.dict_path, &why);
+      if (!dict) {
+        return fail(msg, static_cast<Errc>(dict.error().value()), "algorithm_params: " + why);
       }
-      if (prio < 0) return fail(msg, Errc::invalid_argument, "algorithm_params: algorithm '" + p.algo + "' is not configured");
+      p.spec.dict = std::move(dict).value();
     }
-    if (prio < 0) prio = 0;
-    if (comp_[prio].name.empty()) return fail(msg, Errc::invalid_argument, fmt("algorithm_params: no algorithm at priority %d", prio));
-    p.spec.name = comp_[prio].name;
+    int prio = p.priority;
+    {
+      std::shared_lock l(init_lock_);
+      if (disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
+      if (!p.algo.empty()) {  // algo= selects the priority that uses that algorithm
+        for (unsigned i = 0; i < kMaxPriorities && prio < 0; i++) {
+          if (comp_[i].name == p.algo) prio = static_cast<int>(i);
+        }
+        if (prio < 0) {
+          return fail(msg, Errc::invalid_argument,
+                      "algorithm_params: algorithm '" + p.algo + "' is not configured");
+        }
+      }
+      if (prio < 0) prio = 0;
+      if (comp_[prio].name.empty()) {
+        return fail(msg, Errc::invalid_argument,
+                    fmt("algorithm_params: no algorithm at priority %d", prio));
+      }
+      p.spec.name = comp_[prio].name;
+    }
     if (auto c = make_codec(p.spec); !c) {  // validate now: clear errors at the point of use
       return fail(msg, static_cast<Errc>(c.error().value()), "algorithm_params: " + p.spec.name + ": " + c.error().message() +
                   (p.spec.dict_path.empty() ? "" : " (dict=" + p.spec.dict_path + ")"));
     }
-    comp_[prio] = p.spec;
+    std::unique_lock l(init_lock_);
+    if (disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
+    if (comp_[prio].name != p.spec.name) {
+      return fail(msg, Errc::busy, "algorithm_params: the algorithm at priority " +
+                                       std::to_string(prio) + " changed meanwhile; write it again");
+    }
+    comp_[prio] = std::move(p.spec);
     return {};
   }
   if (name == "recomp_algorithm") {
@@ -165,11 +208,7 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
     comp_[prio].name = algo;
     return {};
   }
-  if (name == "backing_dev") {
-    std::unique_lock l(init_lock_);
-    if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
-    return backing_dev_store(value, msg);
-  }
+  if (name == "backing_dev") return backing_dev_store(value, msg);  // opens before locking
   if (name == "compressed_writeback") {
     int v;
     if (!parse_int(value, &v) || (v != 0 && v != 1)) return fail(msg, Errc::invalid_argument, "compressed_writeback: expects 0 or 1");
@@ -235,7 +274,10 @@ Result<std::string> StoreImpl::read_attr_impl(std::string_view name, std::string
     return fmt("%8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", s.bd_count, s.bd_reads, s.bd_writes);
   }
   if (name == "debug_stat") {
-    return fmt("version: %d\n0 %8" PRIu64 "\n", 1, stats_.miss_free.load(std::memory_order_relaxed));
+    // The kernel's two lines, then uzram's own counters, one "name value" per line.
+    return fmt("version: %d\n0 %8" PRIu64 "\nfailed_writebacks %8" PRIu64 "\n", 1,
+               stats_.miss_free.load(std::memory_order_relaxed),
+               stats_.wb_failed.load(std::memory_order_relaxed));
   }
   std::shared_lock l(init_lock_);
   if (name == "disksize") return fmt("%" PRIu64 "\n", disksize_);
@@ -259,17 +301,17 @@ Result<std::string> StoreImpl::read_attr_impl(std::string_view name, std::string
   if (name == "block_state") {
     if (!disksize_) return err(Errc::invalid_argument, "block_state: device not initialised");
     std::string out;
-    for (std::uint64_t i = 0; i < nslots_; i++) {
-      Slot& s = slots_[i];
+    for_each_stored_slot(0, nslots_, [&](std::uint64_t i, Slot& s) {
       s.lock();
       const std::uint32_t f = s.get();
       const std::uint32_t t = s.ac_time.load(std::memory_order_relaxed);
       s.unlock();
-      if (!(f & (slotf::kSizeMask | slotf::kSame | slotf::kWb))) continue;
+      if (!(f & (slotf::kSizeMask | slotf::kSame | slotf::kWb))) return true;
       out += fmt("%12" PRIu64 " %12u.%06u %c%c%c%c%c%c\n", i, t, 0u, f & slotf::kSame ? 's' : '.',
                  f & slotf::kWb ? 'w' : '.', f & slotf::kHuge ? 'h' : '.', f & slotf::kIdle ? 'i' : '.',
                  f & slotf::kPrioMask ? 'r' : '.', f & slotf::kIncompressible ? 'n' : '.');
-    }
+      return true;
+    });
     return out;
   }
   return err(Errc::invalid_argument, n + ": not readable");

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <new>
 
 #include "store/codec.h"
 #include "store/codec_internal.h"
+#include "store/file_checks.h"
 #include "sync/lock_order.h"
 
 namespace uzram {
@@ -60,34 +62,71 @@ bool winbits_ok(int winbits) noexcept {
 
 }  // namespace
 
-namespace codec_internal {
-
-Result<DictBuffer> load_dictionary(const std::string& path) noexcept {
-  if (path.empty()) return Errc::bad_dictionary;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Errc::bad_dictionary;
+Result<std::shared_ptr<const std::string>> read_dictionary(const std::string& path,
+                                                          std::string* msg) noexcept {
+  const auto bad = [&](std::string why) -> Result<std::shared_ptr<const std::string>> {
+    if (msg) *msg = "dict=" + path + ": " + std::move(why);
+    return Errc::bad_dictionary;
+  };
+  if (path.empty()) return bad("empty path");
+  if (path.find('\0') != std::string::npos) return bad("path contains a NUL byte");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return bad(std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) {
+    return bad(std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return bad(std::strerror(errno));
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
   } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return Errc::bad_dictionary;
-  if (st.st_size <= 0 || static_cast<std::size_t>(st.st_size) > kMaxDictionaryBytes) {
-    return Errc::bad_dictionary;
+  if (::fstat(fd, &st) != 0) return bad(std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) {
+    return bad(std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
+  }
+  if (const char* fs = pseudo_fs_name(fd)) {
+    return bad(std::string("is on ") + fs + ", a pseudo file system");
+  }
+  if (st.st_size <= 0) return bad("is empty");
+  if (static_cast<std::uint64_t>(st.st_size) > codec_internal::kMaxDictionaryBytes) {
+    return bad("is " + std::to_string(st.st_size) + " bytes, more than the " +
+               std::to_string(codec_internal::kMaxDictionaryBytes >> 20) +
+               " MiB a dictionary may have");
   }
   const auto size = static_cast<std::size_t>(st.st_size);
-  DictBuffer dict;
-  dict.data.reset(new (std::nothrow) unsigned char[size]);
-  if (!dict.data) return Errc::no_memory;
+  std::shared_ptr<std::string> bytes;
+  try {
+    bytes = std::make_shared<std::string>(size, '\0');
+  } catch (...) {
+    return Errc::no_memory;
+  }
   std::size_t got = 0;
   while (got < size) {
-    const ssize_t r = ::read(fd, dict.data.get() + got, size - got);
+    const ssize_t r = ::read(fd, bytes->data() + got, size - got);
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;  // error, or the file shrank under us
+    if (r < 0) return bad(std::strerror(errno));
+    if (r == 0) break;  // the file shrank under us
     got += static_cast<std::size_t>(r);
   }
-  if (got != size) return Errc::bad_dictionary;
-  dict.size = size;
+  if (got != size) return bad("changed size while being read");
+  return std::shared_ptr<const std::string>(std::move(bytes));
+}
+
+namespace codec_internal {
+
+Result<DictBuffer> load_dictionary(const std::string& path) noexcept {
+  auto bytes = read_dictionary(path);
+  if (!bytes) return bytes.error();
+  return copy_dictionary(**bytes);
+}
+
+Result<DictBuffer> copy_dictionary(const std::string& bytes) noexcept {
+  DictBuffer dict;
+  dict.data.reset(new (std::nothrow) unsigned char[bytes.size()]);
+  if (!dict.data) return Errc::no_memory;
+  std::memcpy(dict.data.get(), bytes.data(), bytes.size());
+  dict.size = bytes.size();
   return dict;
 }
 
@@ -98,7 +137,7 @@ Result<std::unique_ptr<Codec>> make_codec(const CodecSpec& spec) noexcept {
   const AlgoInfo* info = find_algo(spec.name);
   if (info == nullptr) return Errc::unknown_codec;
   if (spec.has_level && !level_ok(info->algo, spec.level)) return Errc::bad_level;
-  const bool wants_dict = !spec.dict_path.empty();
+  const bool wants_dict = !spec.dict_path.empty() || spec.dict;
   if (wants_dict && !info->has_dictionary) return Errc::bad_dictionary;
   // deflate.winbits is a deflate parameter; the kernel ignores it for other algorithms.
   if (info->algo == Algo::deflate && !winbits_ok(spec.deflate_winbits)) {
@@ -106,7 +145,8 @@ Result<std::unique_ptr<Codec>> make_codec(const CodecSpec& spec) noexcept {
   }
   codec_internal::DictBuffer dict;
   if (wants_dict) {
-    auto loaded = codec_internal::load_dictionary(spec.dict_path);
+    auto loaded = spec.dict ? codec_internal::copy_dictionary(*spec.dict)
+                            : codec_internal::load_dictionary(spec.dict_path);
     if (!loaded) return loaded.error();
     dict = std::move(*loaded);
   }

@@ -27,8 +27,20 @@ struct CodecSpec {
   bool has_level = false;     // level unset = the library's default (kernel's default)
   int level = 0;
   std::string dict_path;      // empty = no dictionary
+  // The dictionary's bytes, read once by read_dictionary(): make_codec() then opens no
+  // file (the store reads it before taking any lock). Unset: make_codec() reads dict_path.
+  std::shared_ptr<const std::string> dict;
   int deflate_winbits = 0;    // 0 = default (the kernel's: -11, raw deflate, 2 KiB window)
 };
+
+// Reads a dictionary file safely: O_NONBLOCK|O_NOCTTY|O_CLOEXEC (a FIFO never blocks the
+// open), a regular file only (checked with stat() before opening, so a device node is
+// never opened, and with fstat() after), not on a pseudo file system (proc, sysfs, ...),
+// 1 byte to 16 MiB. Symbolic links are followed: dictionaries are only read, and often
+// installed as links (e.g. under /usr/share). Errors: Errc::bad_dictionary with the reason
+// in *msg ("dict=PATH: ..."), Errc::no_memory.
+[[nodiscard]] Result<std::shared_ptr<const std::string>> read_dictionary(
+    const std::string& path, std::string* msg = nullptr) noexcept;
 
 class Codec {
  public:

@@ -24,9 +24,12 @@ struct DictBuffer {
 // only the last 64 KiB).
 inline constexpr std::size_t kMaxDictionaryBytes = std::size_t{16} << 20;
 
-// Reads a whole regular file. Errors: Errc::bad_dictionary (missing, unreadable, not a
-// regular file, empty, larger than kMaxDictionaryBytes), Errc::no_memory.
+// Reads a whole regular file with read_dictionary() (codec.h). Errors: Errc::bad_dictionary
+// (missing, unreadable, not a regular file, empty, larger than kMaxDictionaryBytes),
+// Errc::no_memory.
 [[nodiscard]] Result<DictBuffer> load_dictionary(const std::string& path) noexcept;
+// A codec's private copy of bytes read once (CodecSpec::dict). Errors: Errc::no_memory.
+[[nodiscard]] Result<DictBuffer> copy_dictionary(const std::string& bytes) noexcept;
 
 // Factories. The spec has been validated by make_codec() (name, level range, dictionary
 // support, winbits); `dict` is empty when the spec has no dictionary.

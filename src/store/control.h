@@ -60,10 +60,12 @@ struct ControlServerOptions {
 
 class ControlServer {
  public:
-  // Binds `path` (mode 0600; the parent directory is created with mode 0700 when missing),
-  // then serves `stores` from a background thread. A stale socket file (nobody listening)
-  // is replaced; a live one gives Errc::busy, any other existing file Errc::invalid_argument.
-  // Store names must be distinct. Errors fill *msg with a one-line explanation.
+  // Binds `path` with listen_unix_socket() (util/unix_socket.h: the directory is created
+  // 0700, or must be owned by this uid and not group/world-writable, nor a symbolic link;
+  // the socket is 0600), then serves `stores` from a background thread. A stale socket file
+  // (nobody listening) is replaced; a live one gives Errc::busy, any other existing file
+  // Errc::invalid_argument; an unsafe directory EPERM. Store names must be distinct. Errors
+  // fill *msg with a one-line explanation.
   [[nodiscard]] static Result<std::unique_ptr<ControlServer>> start(
       const std::string& path, std::vector<Store*> stores, std::string* msg = nullptr,
       const ControlServerOptions& options = {}) noexcept;

@@ -13,12 +13,12 @@
 
 #include "store/control.h"
 #include "store/control_internal.h"
+#include "util/unix_socket.h"
 #include "uzram/store.h"
 
 namespace uzram {
 
 using control_internal::err_response;
-using control_internal::fill_addr;
 using control_internal::sys_error;
 
 struct ControlServer::State {
@@ -52,17 +52,6 @@ struct ControlServer::State {
   void process(Conn& c) noexcept;
 };
 
-namespace {
-
-// mkdir -p of path's parent, mode 0700 for the levels it creates.
-void make_parent(const std::string& path) {
-  for (std::size_t i = path.find('/', 1); i != std::string::npos; i = path.find('/', i + 1)) {
-    ::mkdir(path.substr(0, i).c_str(), 0700);
-  }
-}
-
-}  // namespace
-
 Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& path, std::vector<Store*> stores,
                                                             std::string* msg, const ControlServerOptions& options) noexcept {
   for (std::size_t i = 0; i < stores.size(); i++) {
@@ -73,42 +62,43 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& p
       }
     }
   }
-  sockaddr_un addr;
-  if (!fill_addr(path, &addr)) {
-    if (msg) *msg = "control: socket path empty or too long: '" + path + "'";
-    return std::error_code(ENAMETOOLONG, std::generic_category());
+  UnixListenOptions lo;
+  lo.backlog = 16;
+  lo.nonblocking = true;
+  std::string why;
+  auto listened = listen_unix_socket(path, &why, lo);  // secure directory, stale probe, 0600
+  if (!listened) {
+    if (msg) *msg = "control: " + why;
+    const std::error_code e = listened.error();
+    if (e == std::errc::device_or_resource_busy) return Errc::busy;        // a live server
+    if (e == std::errc::file_exists) return Errc::invalid_argument;        // not a socket
+    return e;
   }
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      if (msg) *msg = "control: " + path + " exists and is not a socket";
-      return Errc::invalid_argument;
-    }
-    if (ControlClient::connect(path, nullptr, 1000)) {
-      if (msg) *msg = "control: " + path + ": another server is listening";
-      return Errc::busy;
-    }
-    ::unlink(path.c_str());  // stale
-  }
-  make_parent(path);
+  const int listen_fd = *listened;
   std::unique_ptr<ControlServer> server(new (std::nothrow) ControlServer);
-  if (!server) return Errc::no_memory;
-  server->state_ = std::make_unique<State>();
+  if (server) server->state_.reset(new (std::nothrow) State);
+  if (!server || !server->state_) {
+    ::close(listen_fd);
+    ::unlink(path.c_str());
+    if (msg) *msg = "control: out of memory";
+    return Errc::no_memory;
+  }
   State& s = *server->state_;
+  s.listen_fd = listen_fd;  // closed, and the socket file removed, by stop() from here on
+  s.bound = true;
   s.path = path;
   s.stores = std::move(stores);
   s.options = options;
-  s.listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (s.listen_fd < 0) return sys_error(msg, "control: socket");
-  ::fchmod(s.listen_fd, 0600);  // Linux: bind() creates the file with the socket inode's mode
-  if (::bind(s.listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return sys_error(msg, "control: bind " + path);
-  }
-  s.bound = true;
-  ::chmod(path.c_str(), 0600);
-  if (::listen(s.listen_fd, 16) != 0) return sys_error(msg, "control: listen " + path);
   if (::pipe2(s.wake, O_CLOEXEC | O_NONBLOCK) != 0) return sys_error(msg, "control: pipe");
-  s.thread = std::thread([&s] { s.loop(); });
+  try {
+    s.thread = std::thread([&s] { s.loop(); });
+  } catch (const std::system_error& e) {  // the destructor closes and removes the socket
+    if (msg) *msg = std::string("control: cannot start the server thread: ") + e.what();
+    return e.code();
+  } catch (...) {
+    if (msg) *msg = "control: cannot start the server thread: out of memory";
+    return Errc::no_memory;
+  }
   return server;
 }
 

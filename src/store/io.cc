@@ -70,6 +70,7 @@ Result<void> StoreImpl::write_impl(std::uint64_t index, const void* block) noexc
   std::shared_lock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (index >= nslots_) return Errc::out_of_range;
+  summary_.note(index);  // before anything is published in the slot (slot_summary.h)
   Slot& s = slots_[index];
   std::uint64_t word;
   if (same_filled(block, &word)) {  // step 1: metadata only
@@ -161,6 +162,10 @@ Result<void> StoreImpl::read_impl(std::uint64_t index, void* block) noexcept {
   std::shared_lock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (index >= nslots_) return Errc::out_of_range;
+  if (!summary_.may_hold(index)) {  // never written: zeros, without touching the table
+    std::memset(block, 0, kBlockSize);
+    return {};
+  }
   Slot& s = slots_[index];
   s.lock();
   auto r = load_locked(s, block);
@@ -175,15 +180,18 @@ Result<void> StoreImpl::discard_impl(std::uint64_t offset, std::uint64_t len) no
   std::shared_lock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (offset > disksize_ || len > disksize_ - offset) return Errc::out_of_range;
-  std::uint64_t first = (offset + kBlockSize - 1) / kBlockSize;
+  const std::uint64_t first = (offset + kBlockSize - 1) / kBlockSize;
   const std::uint64_t end = (offset + len) / kBlockSize;
-  for (; first < end; first++) {
-    Slot& s = slots_[first];
+  if (first >= end) return {};
+  // Only the blocks that may hold something: discarding a whole 1 TiB disk (mkfs does) costs
+  // what is stored and leaves the rest of the slot table untouched.
+  for_each_stored_slot(first, end, [this](std::uint64_t, Slot& s) {
     s.lock();
     free_slot_locked(s);
     s.unlock();
-    stats_.notify_free.fetch_add(1, std::memory_order_relaxed);
-  }
+    return true;
+  });
+  stats_.notify_free.fetch_add(end - first, std::memory_order_relaxed);  // the kernel counts each
   return {};
 }
 
@@ -191,6 +199,7 @@ void StoreImpl::slot_free_notify_impl(std::uint64_t index) noexcept {
   std::shared_lock cfg(init_lock_);
   if (!slots_ || index >= nslots_) return;
   stats_.notify_free.fetch_add(1, std::memory_order_relaxed);
+  if (!summary_.may_hold(index)) return;
   Slot& s = slots_[index];
   if (!s.try_lock()) {
     stats_.miss_free.fetch_add(1, std::memory_order_relaxed);
@@ -202,7 +211,7 @@ void StoreImpl::slot_free_notify_impl(std::uint64_t index) noexcept {
 
 bool StoreImpl::slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept {
   std::shared_lock cfg(init_lock_);
-  if (!slots_ || index >= nslots_) return false;
+  if (!slots_ || index >= nslots_ || !summary_.may_hold(index)) return false;
   Slot& s = slots_[index];
   s.lock();
   const bool hit = (s.get() & mask) != 0;

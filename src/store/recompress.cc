@@ -136,10 +136,8 @@ Result<void> StoreImpl::recompress_store(std::string_view value, std::string* ms
   // 1. Candidates: pool objects (not WB, SAME or INCOMPRESSIBLE) passing the type filter,
   // whose priority leaves a higher one to try.
   PpBuckets buckets;
-  for (std::uint64_t i = 0; i < nslots_; i++) {
-    Slot& s = slots_[i];
-    if (!s.allocated()) continue;  // relaxed peek; re-checked under the lock
-    s.lock();
+  const bool scanned = for_each_stored_slot(0, nslots_, [&](std::uint64_t i, Slot& s) {
+    s.lock();  // the peek is re-checked under the lock
     const std::uint32_t f = s.get();
     bool take = (f & slotf::kSizeMask) &&
                 !(f & (slotf::kWb | slotf::kSame | slotf::kIncompressible | slotf::kPpSlot)) &&
@@ -150,9 +148,13 @@ Result<void> StoreImpl::recompress_store(std::string_view value, std::string* ms
     s.unlock();
     if (take && !buckets.add(i, f & slotf::kSizeMask)) {
       release(i);
-      for (std::uint64_t j; buckets.pop(&j);) release(j);
-      return fail(msg, Errc::no_memory, "recompress: out of memory");
+      return false;
     }
+    return true;
+  });
+  if (!scanned) {
+    for (std::uint64_t j; buckets.pop(&j);) release(j);
+    return fail(msg, Errc::no_memory, "recompress: out of memory");
   }
 
   // 2. Largest objects first; the budget counts attempts, successful or not.

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 
 #include "store/store_impl.h"
@@ -80,11 +82,23 @@ StoreImpl::~StoreImpl() {
 // Writing disksize: allocate the slot table, create the pool and the streams of every
 // configured priority. Protocol: docs/store.md#lifecycle.
 Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) noexcept {
+  if (disksize > kMaxDisksize) {  // also keeps the rounding below from overflowing
+    if (msg) {
+      *msg = "disksize: " + std::to_string(disksize) +
+             " bytes is more than uzram can address (1 EiB)";
+    }
+    return Errc::invalid_argument;
+  }
   const std::uint64_t n = (disksize + kBlockSize - 1) / kBlockSize;
   void* table = mmap(nullptr, n * sizeof(Slot), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (table == MAP_FAILED) {
-    if (msg) *msg = "disksize: cannot allocate the slot table";
+    const int e = errno;
+    if (msg) {
+      *msg = "disksize: cannot map the slot table for " + std::to_string(disksize) +
+             " bytes (" + std::to_string(n * sizeof(Slot) >> 20) +
+             " MiB of address space, 16 bytes per 4 KiB block): " + std::strerror(e);
+    }
     return Errc::no_memory;
   }
   PoolOptions po;
@@ -104,11 +118,18 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
       return r.error();
     }
   }
+  if (!summary_.init(n)) {
+    for (auto& st : streams_) st = StreamPool{};
+    munmap(table, n * sizeof(Slot));
+    if (msg) *msg = "disksize: cannot allocate the slot table's summary";
+    return Errc::no_memory;
+  }
   slots_ = static_cast<Slot*>(table);
   nslots_ = n;
   disksize_ = n * kBlockSize;
   if (auto r = backing_open_locked(msg); !r) {
     munmap(table, n * sizeof(Slot));
+    summary_.release();
     slots_ = nullptr;
     nslots_ = disksize_ = 0;
     for (auto& st : streams_) st = StreamPool{};
@@ -122,15 +143,16 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
 
 void StoreImpl::reset_locked() noexcept {
   if (slots_) {
-    for (std::uint64_t i = 0; i < nslots_; i++) {
-      Slot& s = slots_[i];
-      if (!s.allocated()) continue;
+    // Only the pages that ever held a block: reset costs what is stored (docs/store.md).
+    for_each_stored_slot(0, nslots_, [this](std::uint64_t, Slot& s) {
       s.lock();
       free_slot_locked(s);
       s.unlock();
-    }
+      return true;
+    });
     munmap(slots_, nslots_ * sizeof(Slot));
   }
+  summary_.release();
   slots_ = nullptr;
   nslots_ = 0;
   disksize_ = 0;
@@ -148,7 +170,8 @@ void StoreImpl::reset_locked() noexcept {
   for (ShardedCounter* c : {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages,
                             &stats_.huge_pages, &stats_.huge_pages_since, &stats_.failed_reads,
                             &stats_.failed_writes, &stats_.notify_free, &stats_.miss_free,
-                            &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes}) {
+                            &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes,
+                            &stats_.wb_failed}) {
     c->store(0);
   }
   stats_.max_used_pages.store(0, std::memory_order_relaxed);
@@ -180,7 +203,8 @@ IoStat StoreImpl::io_stat_impl() const noexcept {
 
 BdStat StoreImpl::bd_stat_impl() const noexcept {
   return {stats_.bd_count.load(std::memory_order_relaxed), stats_.bd_reads.load(std::memory_order_relaxed),
-          stats_.bd_writes.load(std::memory_order_relaxed)};
+          stats_.bd_writes.load(std::memory_order_relaxed),
+          stats_.wb_failed.load(std::memory_order_relaxed)};
 }
 
 // ---- memparse --------------------------------------------------------------------------

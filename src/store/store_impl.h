@@ -20,6 +20,7 @@
 
 #include "store/codec.h"
 #include "store/slot.h"
+#include "store/slot_summary.h"
 #include "store/streams.h"
 #include "sync/sharded_rw_mutex.h"
 #include "uzram/pool.h"
@@ -29,6 +30,7 @@
 namespace uzram {
 
 inline constexpr unsigned kMaxPriorities = 4;  // 0 = primary, 1..3 = recompression
+inline constexpr std::uint64_t kMaxDisksize = std::uint64_t{1} << 60;  // 1 EiB
 
 // Statistics counters (relaxed; sharded so that threads counting on every block do not
 // share a cache line). max_used_pages needs a CAS, so it is a plain atomic.
@@ -45,6 +47,7 @@ struct StoreCounters {
   ShardedCounter bd_count;
   ShardedCounter bd_reads;
   ShardedCounter bd_writes;
+  ShardedCounter wb_failed;  // uzram: blocks whose writeback write or fdatasync failed
   std::atomic<std::uint64_t> max_used_pages{0};
 };
 
@@ -74,6 +77,7 @@ class StoreImpl final : public Store {
   std::uint64_t disksize_ = 0;
   std::uint64_t nslots_ = 0;
   Slot* slots_ = nullptr;
+  SlotSummary summary_;  // slot-table pages that may hold allocated slots (slot_summary.h)
   std::unique_ptr<Pool> pool_;
   std::size_t huge_class_size_ = 0;
   StreamPool streams_[kMaxPriorities];  // [0] primary; [1..3] recompression, if configured
@@ -83,12 +87,12 @@ class StoreImpl final : public Store {
   // cache line (sync/sharded_rw_mutex.h).
   mutable ShardedRwMutex init_lock_;
   CodecSpec comp_[kMaxPriorities];  // requested algorithms; comp_[p].name empty = unset
-  std::string backing_path_;        // writeback target ("" = none)
+  std::string backing_path_;        // writeback target as shown ("" = none)
   bool compressed_writeback_ = false;
-  int backing_fd_ = -1;             // open while initialised with a backing_dev
-  // Backing-device block allocation (writeback.cc owns its layout and lock).
+  // The backing device, open (and flock'ed) from the write of backing_dev until reset or
+  // `backing_dev none`; its allocator is sized at init (store/backing.h).
   struct Backing;
-  std::shared_ptr<Backing> backing_;  // shared_ptr: the type is complete only in writeback.cc
+  std::shared_ptr<Backing> backing_;  // shared_ptr: the type is complete only in backing.h
 
   // Changeable at runtime (atomic, relaxed: a soft limit checked after allocation, as in
   // the kernel).
@@ -113,6 +117,22 @@ class StoreImpl final : public Store {
     return static_cast<std::uint32_t>(coarse_seconds() - epoch_);
   }
 
+  // Calls fn(index, slot) for each slot in [lo, hi) that looks allocated (relaxed peek:
+  // re-check under the slot lock), skipping the slot-table pages the summary says never
+  // held one; fn returns false to stop (then so does this). Cost: what is stored, not the
+  // disk's size. Caller holds init_lock_ (shared or exclusive); the device is initialised.
+  template <typename Fn>
+  bool for_each_stored_slot(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const noexcept {
+    bool go = true;
+    summary_.for_each_range(lo, hi, [&](std::uint64_t first, std::uint64_t end) {
+      for (std::uint64_t i = first; i < end && go; i++) {
+        if (slots_[i].allocated()) go = fn(i, slots_[i]);
+      }
+      return go;
+    });
+    return go;
+  }
+
   // ---- Internals (store.cc, io.cc) ----
   Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
   void reset_locked() noexcept;                                                  // init_lock_ excl.
@@ -132,9 +152,11 @@ class StoreImpl final : public Store {
   // idle.cc. Caller holds init_lock_ shared; the device is initialised.
   Result<void> idle_store(std::string_view value, std::string* msg) noexcept;
   // writeback.cc.
-  // backing_dev: caller holds init_lock_ exclusive; the device is not initialised.
+  // backing_dev: caller holds no lock (the file is opened and checked before init_lock_ is
+  // taken, exclusively, to install it).
   Result<void> backing_dev_store(std::string_view value, std::string* msg) noexcept;
-  // Opens the backing file at init (disksize). Caller holds init_lock_ exclusive.
+  // Sizes the backing device's allocator at init (disksize); opens nothing. Caller holds
+  // init_lock_ exclusive.
   Result<void> backing_open_locked(std::string* msg) noexcept;
   void backing_close_locked() noexcept;
   // writeback: caller holds init_lock_ shared; the device is initialised.

@@ -16,8 +16,6 @@
 // ascending blocks, so a batch usually is one run). The writeback thread reads slots and
 // publishes completions; the writer threads touch only their request pages and the fd.
 #include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -33,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/backing.h"
 #include "store/kv.h"
 #include "store/pp_buckets.h"
 #include "store/store_impl.h"
@@ -76,111 +75,11 @@ struct WbReq {
   std::uint64_t wb_handle = 0;    // what the slot becomes
   std::uint32_t wb_flags = 0;
   bool charged = false;           // took one page of writeback_limit
-  int err = 0;                    // errno of the write
+  int err = 0;                    // errno of the write, or of the fdatasync after it
+  bool buffered = false;          // written without O_DIRECT: durable only after fdatasync
 };
-
-}  // namespace
-
-struct StoreImpl::Backing {
-  int fd = -1;
-  bool block_device = false;
-  std::atomic<bool> direct{false};  // O_DIRECT in effect (dropped if the file system refuses it)
-  std::uint64_t nblocks = 0;        // blocks 1 .. nblocks-1 are usable
-  // Protects: bitmap, used, hint. A leaf lock: taken under the slot lock, nothing inside.
-  std::mutex mu;
-  std::unique_ptr<std::uint64_t[]> bitmap;  // bit set = in use; block 0 and the tail stay set
-  std::uint64_t words = 0;
-  std::uint64_t used = 0;
-  std::uint64_t hint = 0;  // word to start the next search at
-
-  Backing() = default;
-  Backing(const Backing&) = delete;
-  Backing& operator=(const Backing&) = delete;
-  ~Backing() {
-    if (fd >= 0) close(fd);
-  }
-
-  bool alloc(std::uint64_t* block) noexcept {
-    std::lock_guard<std::mutex> l(mu);
-    if (used + 1 >= nblocks) return false;
-    for (std::uint64_t i = 0; i < words; i++) {
-      const std::uint64_t w = (hint + i) % words;
-      if (bitmap[w] == ~std::uint64_t{0}) continue;
-      const unsigned bit = static_cast<unsigned>(__builtin_ctzll(~bitmap[w]));
-      bitmap[w] |= std::uint64_t{1} << bit;
-      used++;
-      hint = w;
-      *block = w * 64 + bit;
-      return true;
-    }
-    ZS_FATAL("backing bitmap: %llu of %llu blocks used but no free bit",
-             static_cast<unsigned long long>(used), static_cast<unsigned long long>(nblocks));
-  }
-
-  void release(std::uint64_t block) noexcept {
-    std::lock_guard<std::mutex> l(mu);
-    ZS_CHECK(block >= 1 && block < nblocks, "backing block %llu out of range (%llu blocks)",
-             static_cast<unsigned long long>(block), static_cast<unsigned long long>(nblocks));
-    std::uint64_t& w = bitmap[block / 64];
-    const std::uint64_t bit = std::uint64_t{1} << (block % 64);
-    ZS_CHECK(w & bit, "backing block %llu freed twice", static_cast<unsigned long long>(block));
-    w &= ~bit;
-    used--;
-  }
-
-  // The file system refused O_DIRECT at I/O time (EINVAL): go on with buffered I/O.
-  bool drop_direct() noexcept {
-    if (!direct.exchange(false)) return true;  // another thread did it
-    const int fl = fcntl(fd, F_GETFL);
-    return fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0;
-  }
-};
-
-namespace {
 
 using Backing = StoreImpl::Backing;
-
-// pwritev/pread until done; returns 0 or an errno (EIO for an unexpected end of file).
-int pwrite_full(Backing& b, iovec* iov, int cnt, off_t off) noexcept {
-  while (cnt > 0) {
-    const ssize_t r = pwritev(b.fd, iov, cnt, off);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EINVAL && b.direct.load(std::memory_order_relaxed) && b.drop_direct()) continue;
-      return errno;
-    }
-    if (r == 0) return EIO;
-    off += r;
-    auto left = static_cast<std::size_t>(r);
-    while (cnt > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      iov++;
-      cnt--;
-    }
-    if (cnt > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
-  }
-  return 0;
-}
-
-int pread_full(Backing& b, void* buf, std::size_t len, off_t off) noexcept {
-  auto* p = static_cast<char*>(buf);
-  while (len > 0) {
-    const ssize_t r = pread(b.fd, p, len, off);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EINVAL && b.direct.load(std::memory_order_relaxed) && b.drop_direct()) continue;
-      return errno;
-    }
-    if (r == 0) return EIO;
-    p += r;
-    off += r;
-    len -= static_cast<std::size_t>(r);
-  }
-  return 0;
-}
 
 // Writer threads: take queued requests (coalescing consecutive blocks into one pwritev)
 // and hand them back completed. Started on demand, at most kWbWorkers; if no thread can be
@@ -296,8 +195,14 @@ class BlockWriter {
       n++;
       tail = r;
     }
-    const int err = pwrite_full(b_, iov, n, static_cast<off_t>(head->block * kBlockSize));
-    for (WbReq* r = head; r; r = r->next) r->err = err;
+    const int err = backing_pwritev(b_, iov, n, static_cast<off_t>(head->block * kBlockSize));
+    // O_DIRECT is dropped for good on the first EINVAL: still set after the write, it
+    // carried the whole run.
+    const bool buffered = !b_.direct.load(std::memory_order_relaxed);
+    for (WbReq* r = head; r; r = r->next) {
+      r->err = err;
+      r->buffered = buffered;
+    }
     {
       std::lock_guard<std::mutex> l(mu_);
       tail->next = done_;
@@ -324,92 +229,59 @@ class BlockWriter {
 
 // ---- backing_dev ------------------------------------------------------------------------
 
+// Opens and checks the file with no lock held (a FIFO or a slow file system must not stall
+// the store), then installs it under init_lock_, re-checking that the store is still not
+// initialised. Protocol: docs/store-postprocessing.md#backing-device.
 Result<void> StoreImpl::backing_dev_store(std::string_view value, std::string* msg) noexcept {
   value = trim(value);
+  {
+    std::shared_lock l(init_lock_);
+    if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
+  }
   if (value.empty() || value == "none") {
+    std::shared_ptr<Backing> old;  // closed after the lock is released
+    std::unique_lock l(init_lock_);
+    if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
+    old = std::move(backing_);
     backing_path_.clear();
     return {};
   }
-  const std::string path(value);
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    return fail(msg, Errc::invalid_argument, "backing_dev: cannot use '" + path + "': " + errno_text(errno));
+  std::string path;
+  try {
+    path.assign(value);
+  } catch (...) {
+    return fail(msg, Errc::no_memory, "backing_dev: out of memory");
   }
-  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    return fail(msg, Errc::invalid_argument, "backing_dev: '" + path + "' is not a regular file or a block device");
+  std::string why;
+  auto opened = open_backing(path, &why);
+  struct stat st {};
+  const bool busy_file = !opened && opened.error() == Errc::busy && ::lstat(path.c_str(), &st) == 0;
+  std::shared_ptr<Backing> old;  // closed after the lock is released (declared before it)
+  std::unique_lock l(init_lock_);
+  if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
+  if (!opened) {
+    // The flock is this store's own when it already holds the same file: keep that one.
+    if (busy_file && backing_ && S_ISREG(st.st_mode) && st.st_dev == backing_->dev &&
+        st.st_ino == backing_->ino) {
+      return {};
+    }
+    return fail(msg, opened.error(), std::move(why));
   }
-  char* real = realpath(path.c_str(), nullptr);  // later opens must not depend on the cwd
-  backing_path_ = real ? real : path;
-  std::free(real);
+  try {
+    std::string shown = (*opened)->path;
+    std::shared_ptr<Backing> b(std::move(opened).value());  // on bad_alloc it is deleted
+    old = std::move(backing_);
+    backing_ = std::move(b);
+    backing_path_ = std::move(shown);
+  } catch (...) {
+    return fail(msg, Errc::no_memory, "backing_dev: out of memory");
+  }
   return {};
 }
 
 Result<void> StoreImpl::backing_open_locked(std::string* msg) noexcept {
-  if (backing_path_.empty()) return {};
-  const std::string& path = backing_path_;
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    return fail(msg, Errc::invalid_argument, "backing_dev: cannot open '" + path + "': " + errno_text(errno));
-  }
-  const bool blk = S_ISBLK(st.st_mode);
-  if (!blk && !S_ISREG(st.st_mode)) {
-    return fail(msg, Errc::invalid_argument, "backing_dev: '" + path + "' is not a regular file or a block device");
-  }
-  const int flags = O_RDWR | O_CLOEXEC | (blk ? O_EXCL : 0);
-  bool direct = true;
-  int fd = open(path.c_str(), flags | O_DIRECT);
-  if (fd < 0 && errno == EINVAL) {  // tmpfs and friends: no O_DIRECT
-    direct = false;
-    fd = open(path.c_str(), flags);
-  }
-  if (fd < 0) {
-    const int e = errno;
-    if (e == EBUSY) return fail(msg, Errc::busy, "backing_dev: '" + path + "' is in use (opened O_EXCL)");
-    return fail(msg, Errc::invalid_argument, "backing_dev: cannot open '" + path + "': " + errno_text(e));
-  }
-  std::unique_ptr<Backing> b(new (std::nothrow) Backing);
-  if (!b) {
-    close(fd);
-    return fail(msg, Errc::no_memory, "backing_dev: out of memory");
-  }
-  b->fd = fd;  // owned by b from here on
-  b->block_device = blk;
-  b->direct.store(direct, std::memory_order_relaxed);
-  std::uint64_t bytes = 0;
-  if (blk) {
-    if (ioctl(fd, BLKGETSIZE64, &bytes) != 0) {
-      return fail(msg, Errc::io_error, "backing_dev: cannot get the size of '" + path + "': " + errno_text(errno));
-    }
-  } else {
-    if (fstat(fd, &st) != 0) {
-      return fail(msg, Errc::io_error, "backing_dev: cannot stat '" + path + "': " + errno_text(errno));
-    }
-    bytes = static_cast<std::uint64_t>(st.st_size);
-    if (bytes < disksize_) {
-      if (ftruncate(fd, static_cast<off_t>(disksize_)) != 0) {
-        return fail(msg, Errc::io_error, "backing_dev: cannot extend '" + path + "' to " + std::to_string(disksize_) +
-                    " bytes: " + errno_text(errno));
-      }
-      bytes = disksize_;
-    }
-  }
-  // More than one block per slot (plus the unused block 0) can never be in use at once.
-  b->nblocks = std::min<std::uint64_t>(bytes / kBlockSize, nslots_ + 1);
-  if (b->nblocks == 0) {
-    return fail(msg, Errc::invalid_argument, "backing_dev: '" + path + "' is smaller than one 4 KiB block");
-  }
-  b->words = (b->nblocks + 63) / 64;
-  b->bitmap.reset(new (std::nothrow) std::uint64_t[b->words]());
-  if (!b->bitmap) return fail(msg, Errc::no_memory, "backing_dev: cannot allocate the block bitmap");
-  b->bitmap[0] |= 1;  // block 0 is never used
-  if (b->nblocks % 64) b->bitmap[b->words - 1] |= ~std::uint64_t{0} << (b->nblocks % 64);
-  try {
-    backing_ = std::shared_ptr<Backing>(b.release());  // on bad_alloc the pointer is deleted
-  } catch (...) {
-    return fail(msg, Errc::no_memory, "backing_dev: out of memory");
-  }
-  backing_fd_ = fd;
-  return {};
+  if (!backing_) return {};
+  return backing_->init_blocks(nslots_, msg);
 }
 
 void StoreImpl::backing_close_locked() noexcept {
@@ -417,8 +289,7 @@ void StoreImpl::backing_close_locked() noexcept {
     ZS_DCHECK(backing_->used == 0, "backing device closed with %llu blocks in use",
               static_cast<unsigned long long>(backing_->used));
   }
-  backing_.reset();  // closes the fd
-  backing_fd_ = -1;
+  backing_.reset();  // closes the fd and drops its flock
 }
 
 // ---- backing blocks of written-back slots -------------------------------------------------
@@ -436,7 +307,8 @@ Result<void> StoreImpl::read_backing_block(Slot& s, std::uint64_t block, void* o
   const bool compressed = f & slotf::kWbCompressed;
   void* dst = compressed || b.direct.load(std::memory_order_relaxed) ? buf : out;
   stats_.bd_reads.fetch_add(1, std::memory_order_relaxed);
-  if (pread_full(b, dst, kBlockSize, static_cast<off_t>((block & kWbBlockMask) * kBlockSize)) != 0) {
+  const auto off = static_cast<off_t>((block & kWbBlockMask) * kBlockSize);
+  if (backing_pread(b, dst, kBlockSize, off) != 0) {
     return Errc::io_error;
   }
   if (compressed) {
@@ -542,9 +414,7 @@ Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg
   // 1. Candidates: allocated pool objects (not WB, not SAME) that pass the mode's filter.
   PpBuckets buckets;
   const auto scan = [&](std::uint64_t lo, std::uint64_t hi) -> bool {
-    for (std::uint64_t i = lo; i <= hi; i++) {
-      Slot& s = slots_[i];
-      if (!s.allocated()) continue;  // relaxed peek; re-checked under the lock
+    return for_each_stored_slot(lo, hi + 1, [&](std::uint64_t i, Slot& s) {  // re-checked below
       s.lock();
       const std::uint32_t f = s.get();
       bool take = (f & slotf::kSizeMask) && !(f & (slotf::kWb | slotf::kSame | slotf::kPpSlot));
@@ -557,8 +427,8 @@ Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg
         release(i);
         return false;
       }
-    }
-    return true;
+      return true;
+    });
   };
   bool scanned = true;
   if (cmd.ranges.empty()) {
@@ -667,7 +537,8 @@ Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg
     if (f & slotf::kPpSlot) s.set(f & ~(slotf::kPpSlot | slotf::kLock));
     s.unlock();
     b.release(r->block);
-    if (r->err != 0) {  // the write never happened: give the budget back
+    if (r->err != 0) {  // the write (or its sync) failed: the RAM copy stays, budget back
+      stats_.wb_failed.fetch_add(1, std::memory_order_relaxed);
       refund(r);
       last_err = make_error_code(Errc::io_error);
       last_errno = r->err;
@@ -704,7 +575,20 @@ Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg
       in_flight++;
     }
     if (in_flight == 0) break;
-    for (WbReq* r = writer.reap(); r;) {
+    WbReq* done = writer.reap();
+    // Durable before published: a run written without O_DIRECT is only in the page cache,
+    // where a failed writeback would surface later, with the RAM copy gone. One fdatasync
+    // covers every buffered write reaped here; if it fails, none of them is trusted.
+    bool need_sync = false;
+    for (WbReq* r = done; r; r = r->next) need_sync |= r->err == 0 && r->buffered;
+    if (need_sync) {
+      if (const int e = backing_sync(b); e != 0) {
+        for (WbReq* r = done; r; r = r->next) {
+          if (r->err == 0 && r->buffered) r->err = e;
+        }
+      }
+    }
+    for (WbReq* r = done; r;) {
       WbReq* next = r->next;
       complete(r);
       r->next = free_reqs;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <memory>
 #include <thread>
 
@@ -284,6 +285,35 @@ TEST_F(ControlServerTest, LiveSocketIsNotStolenStaleOneIsReplaced) {
   auto third = ControlServer::start(stale, {a_.get()}, &msg);
   ASSERT_TRUE(third) << msg;
   EXPECT_EQ(*control_request(stale, "READ initstate"), "1\n");
+}
+
+// A FIFO named as backing_dev or as a dictionary is refused at once: the one server thread
+// (and the store's init lock, which block I/O shares) is never held up by an open().
+TEST(ControlFilesTest, FifoAttributesAnswerAtOnce) {
+  TempDir dir;
+  auto fresh = make_store("zram0", false);
+  auto served = make_store("zram1");
+  const std::string path = dir / "c.sock", fifo = dir / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string msg;
+  auto server = ControlServer::start(path, {fresh.get(), served.get()}, &msg);
+  ASSERT_TRUE(server) << msg;
+  auto c = ControlClient::connect(path, &msg, 10000);  // every call bounded: a hang fails
+  ASSERT_TRUE(c) << msg;
+  ASSERT_TRUE(c->write_attr("comp_algorithm", "zstd", &msg)) << msg;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = c->write_attr("backing_dev", fifo, &msg);
+  EXPECT_EQ(r.error(), std::error_code(EINVAL, std::generic_category()));
+  EXPECT_NE(msg.find("is a FIFO"), std::string::npos) << msg;
+  r = c->write_attr("algorithm_params", "algo=zstd dict=" + fifo, &msg);
+  EXPECT_EQ(r.error(), std::error_code(EINVAL, std::generic_category()));
+  EXPECT_NE(msg.find("is a FIFO"), std::string::npos) << msg;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  // Block I/O on the other store went on meanwhile, and the server still answers.
+  unsigned char block[kBlockSize] = {1};
+  EXPECT_TRUE(served->write(0, block));
+  ASSERT_TRUE(c->use("zram1", &msg)) << msg;
+  EXPECT_EQ(*c->read_attr("initstate"), "1\n");
 }
 
 TEST_F(ControlServerTest, RefusesFilesAndBadPaths) {

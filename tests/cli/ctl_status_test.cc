@@ -83,6 +83,12 @@ TEST_F(CtlStatusTest, CtlWrites) {
   EXPECT_EQ(s->mm_stat().mem_limit, 64u << 20);
   r = run_cli({"ctl", "compact", "1"});
   EXPECT_EQ(r.status, kExitOk) << r.err;
+  r = run_cli({"ctl", "compact"});  // a trigger given no value means 1
+  EXPECT_EQ(r.status, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "");
+  r = run_cli({"ctl", "-d", "zram1", "compact"});  // the store's refusal: not initialised
+  EXPECT_EQ(r.status, kExitFailed);
+  EXPECT_NE(r.err.find("compact: device not initialised"), std::string::npos) << r.err;
   r = run_cli({"ctl", "-d", "zram1", "comp_algorithm", "lz4"});
   EXPECT_EQ(r.status, kExitOk) << r.err;
   r = run_cli({"ctl", "-d", "zram1", "algorithm_params", "algo=lz4", "level=1"});  // words joined
@@ -101,9 +107,14 @@ TEST_F(CtlStatusTest, CtlErrors) {
   r = run_cli({"ctl", "disksize", "8M"});
   EXPECT_EQ(r.status, kExitFailed);
   EXPECT_EQ(r.err, "uzram ctl: disksize: device already initialised (reset it first)\n");
-  r = run_cli({"ctl", "reset"});
+  r = run_cli({"ctl", "reset"});  // no value: refused, the store is kept (the kernel's grammar)
   EXPECT_EQ(r.status, kExitFailed);
-  EXPECT_EQ(r.err, "uzram ctl: reset: write-only attribute\n");
+  EXPECT_NE(r.err.find("uzram ctl: reset: give the value, e.g. 'reset 1'"), std::string::npos)
+      << r.err;
+  EXPECT_TRUE(s->initialized());
+  r = run_cli({"ctl", "idle"});  // write-only, not a trigger: the store's grammar error
+  EXPECT_EQ(r.status, kExitFailed);
+  EXPECT_EQ(r.err, "uzram ctl: idle: expects 'all' or an age in seconds\n");
   r = run_cli({"ctl", "-d", "zram7", "mm_stat"});
   EXPECT_EQ(r.status, kExitFailed);
   r = run_cli({"ctl", "--control", dir_ / "none.sock", "mm_stat"});

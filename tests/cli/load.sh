@@ -52,6 +52,15 @@ set -e
 [ $rc -eq 1 ] || fail "-o nonsense: exit $rc"
 grep -qx "Try 'uzram --help' for more information." "$tmp/err" || fail "no hint: $(cat "$tmp/err")"
 
+# What is not an image: a clear error naming it, exit 2 (never a store's mapping failure).
+mkdir "$tmp/adir"
+set +e
+"$uzram" load "$tmp/adir" >"$tmp/out" 2>"$tmp/err"; rc=$?
+set -e
+[ $rc -eq 2 ] || fail "load DIR: exit $rc"
+grep -q "adir is a directory: IMAGE must be a regular file or a block device" "$tmp/err" ||
+  fail "load DIR: $(cat "$tmp/err")"
+
 # mem_limit failures are counted, not fatal.
 head -c $((64 * 4096)) /dev/urandom > "$tmp/rand"
 "$uzram" load "$tmp/rand" --json -o mem_limit=32K > "$tmp/out.json"

@@ -1,5 +1,9 @@
 // cli/load_test.cc - `uzram load`: exact mm_stat fields for generated images, --json, the
 // -o / --then / --size / --algo handling and their errors.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "cli_testing.h"
 
 namespace uzram::testing {
@@ -217,6 +221,52 @@ TEST_F(LoadTest, SizeHandling) {
   r = run_cli({"load", image_of("empty.img", ""), "--size", "64K", "--json"});
   EXPECT_EQ(r.status, kExitOk) << r.err;
   EXPECT_EQ(json_u64(r.out, "orig_data_size"), 0u);
+}
+
+// What cannot be an image: each gets an error naming the problem, never a confusing one
+// from the store (a directory's lseek size once gave "cannot allocate the slot table").
+TEST_F(LoadTest, ImagesThatAreNotFiles) {
+  ASSERT_EQ(::mkdir((dir_ / "adir").c_str(), 0700), 0);
+  CliResult r = run_cli({"load", dir_ / "adir"});
+  EXPECT_EQ(r.status, kExitFailed);
+  EXPECT_EQ(r.err, "uzram load: " + (dir_ / "adir") +
+                       " is a directory: IMAGE must be a regular file or a block device"
+                       " (its size is the disk's)\n");
+  ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
+  r = run_cli({"load", dir_ / "fifo"});  // no writer: must not block
+  EXPECT_EQ(r.status, kExitFailed);
+  EXPECT_NE(r.err.find("is a FIFO (pipe)"), std::string::npos) << r.err;
+  for (const char* dev : {"/dev/zero", "/dev/null"}) {
+    r = run_cli({"load", dev});
+    EXPECT_EQ(r.status, kExitFailed) << dev;
+    EXPECT_NE(r.err.find(std::string(dev) + " is a character device"), std::string::npos) << r.err;
+  }
+  // Opens, but cannot be read: the error says so before any store is made.
+  r = run_cli({"load", "/proc/self/mem", "--size", "64K"});
+  EXPECT_EQ(r.status, kExitFailed);
+  EXPECT_NE(r.err.find("/proc/self/mem"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("cannot read: Input/output error"), std::string::npos) << r.err;
+  // Larger than anything addressable: the store's reason, not a mapping failure.
+  r = run_cli({"load", mixed_image(), "--size", "2048P"});
+  EXPECT_EQ(r.status, kExitFailed);
+  EXPECT_NE(r.err.find("more than uzram can address"), std::string::npos) << r.err;
+  // Unreadable for lack of permission: as another user (root reads everything).
+  if (::geteuid() != 0) return;
+  const std::string secret = image_of("secret.img", std::string(8192, 's'));
+  ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // child: become nobody, run the command, report through the exit status
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(100);
+    const CliResult c = run_cli({"load", secret});
+    const bool ok = c.status == kExitFailed &&
+                    c.err.find("cannot open: Permission denied") != std::string::npos;
+    ::_exit(ok ? 0 : 101);
+  }
+  int ws = 0;
+  ASSERT_EQ(::waitpid(pid, &ws, 0), pid);
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "status " << ws;
 }
 
 TEST_F(LoadTest, MissingImage) {

@@ -140,7 +140,8 @@ TEST(StoreIoTest, MmStatFormatIsTheKernels) {
                 1ull, 1ull);
   EXPECT_EQ(mm, expect);
   EXPECT_EQ(st->read_attr("io_stat").value(), "       0        0 0        0\n");
-  EXPECT_EQ(st->read_attr("debug_stat").value(), "version: 1\n0        0\n");
+  EXPECT_EQ(st->read_attr("debug_stat").value(),
+            "version: 1\n0        0\nfailed_writebacks        0\n");
   EXPECT_EQ(st->read_attr("bd_stat").value(), "       0        0        0\n");
   EXPECT_EQ(st->read_attr("backing_dev").value(), "none\n");
   const std::string bs = st->read_attr("block_state").value();

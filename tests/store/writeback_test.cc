@@ -20,8 +20,10 @@ class WritebackTest : public ::testing::Test {
  protected:
   void SetUp() override { rng_ = std::make_unique<Random>(test_seed()); }
 
+  // A store of `blocks` blocks on a backing file of the same size (never grown by the store).
   std::unique_ptr<Store> store(std::uint64_t blocks = 256, bool compressed = false,
                                std::vector<std::string> recomp = {}) {
+    EXPECT_EQ(truncate(file_.path().c_str(), static_cast<off_t>(blocks * kBlockSize)), 0);
     StoreConfig c;
     c.backing = file_.path();
     c.blocks = blocks;
@@ -45,16 +47,31 @@ class WritebackTest : public ::testing::Test {
   std::unique_ptr<Random> rng_;
 };
 
-TEST_F(WritebackTest, BackingFileIsExtendedAndShown) {
+TEST_F(WritebackTest, BackingFileIsShownAndNeverGrown) {
   SCOPED_TRACE(seed_trace(test_seed()));
   auto s = store(256);
   EXPECT_EQ(file_.size(), 256 * kBlockSize);
+  write_attr_ok(*s, "reset", "1");
+  // A file shorter than the disk: its size is the backing tier's (block 0 never used).
+  ASSERT_EQ(truncate(file_.path().c_str(), 8 * kBlockSize), 0);
+  write_attr_ok(*s, "backing_dev", file_.path());
+  write_attr_ok(*s, "comp_algorithm", "lz4");
+  write_attr_ok(*s, "disksize", "1M");
+  for (std::uint64_t i = 0; i < 16; i++) model_.write(*s, i, random_page(rng()));
+  std::string msg;
+  auto r = attr(*s, "writeback", "huge", &msg);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(msg.find("is full (7 blocks)"), std::string::npos) << msg;
+  EXPECT_EQ(s->bd_stat().bd_count, 7u);
+  EXPECT_EQ(file_.size(), 8 * kBlockSize);
+  model_.verify(*s, 16);
+  s->check_invariants();
   auto shown = s->read_attr("backing_dev");
   ASSERT_TRUE(shown.has_value());
   char real[PATH_MAX];
   ASSERT_NE(realpath(file_.path().c_str(), real), nullptr);
   EXPECT_EQ(*shown, std::string(real) + "\n");
-  EXPECT_EQ(*s->read_attr("bd_stat"), "       0        0        0\n");
+  EXPECT_EQ(*s->read_attr("bd_stat"), "       7        7        7\n");
 }
 
 TEST_F(WritebackTest, HugeWritesBackOnlyHugeSlots) {
@@ -251,19 +268,38 @@ TEST_F(WritebackTest, BackingDevValidation) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error(), make_error_code(Errc::invalid_argument));
   EXPECT_EQ(*s->read_attr("backing_dev"), "none\n");
+  r = attr(*s, "backing_dev", file_.path(), &msg);  // empty: never grown, so refused
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(msg.find("is empty"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("truncate -s SIZE " + file_.path()), std::string::npos) << msg;
+  ASSERT_EQ(truncate(file_.path().c_str(), 64 * 1024), 0);
   write_attr_ok(*s, "backing_dev", file_.path());
   EXPECT_NE(*s->read_attr("backing_dev"), "none\n");
   write_attr_ok(*s, "backing_dev", "none");  // resets
   EXPECT_EQ(*s->read_attr("backing_dev"), "none\n");
   write_attr_ok(*s, "backing_dev", file_.path());
-  // The file disappears before disksize: init fails naming backing_dev, and can be retried.
-  TempFile gone;
-  write_attr_ok(*s, "backing_dev", gone.path());
-  unlink(gone.path().c_str());
-  r = attr(*s, "disksize", "64K", &msg);
-  ASSERT_FALSE(r.has_value());
-  EXPECT_NE(msg.find("backing_dev"), std::string::npos) << msg;
-  EXPECT_FALSE(s->initialized());
+  write_attr_ok(*s, "backing_dev", file_.path());  // again: the store's own lock, no EBUSY
+  // The file is opened when backing_dev is written and kept: a rename, or a file put in its
+  // place, changes nothing (no later open by path).
+  TempFile other;
+  ASSERT_EQ(truncate(other.path().c_str(), 64 * 1024), 0);
+  write_attr_ok(*s, "backing_dev", other.path());
+  const std::string moved = other.path() + ".moved";
+  ASSERT_EQ(rename(other.path().c_str(), moved.c_str()), 0);
+  ASSERT_EQ(symlink(file_.path().c_str(), other.path().c_str()), 0);
+  write_attr_ok(*s, "disksize", "64K");
+  model_.write(*s, 3, random_page(rng()));
+  write_attr_ok(*s, "writeback", "page_index=3");
+  EXPECT_EQ(s->bd_stat().bd_count, 1u);
+  struct stat st;
+  ASSERT_EQ(stat(file_.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_blocks, 0);  // untouched: still a hole
+  ASSERT_EQ(stat(moved.c_str(), &st), 0);
+  EXPECT_GT(st.st_blocks, 0);  // the block went to the file that was opened
+  model_.verify(*s, 16);
+  unlink(other.path().c_str());
+  rename(moved.c_str(), other.path().c_str());
+  write_attr_ok(*s, "reset", "1");
   write_attr_ok(*s, "backing_dev", file_.path());
   write_attr_ok(*s, "disksize", "64K");
   r = attr(*s, "backing_dev", file_.path(), &msg);  // not after init
