@@ -1,6 +1,6 @@
 // nbd/transport.h - the byte stream a connection speaks over: the plain socket, or a TLS
 // session after NBD_OPT_STARTTLS (nbd/tls.h). One reader thread and one (mutex-serialised)
-// writer thread may use a transport at the same time.
+// writer thread may use a transport at the same time. No call raises SIGPIPE.
 #ifndef UZRAM_NBD_TRANSPORT_H_
 #define UZRAM_NBD_TRANSPORT_H_
 
@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "nbd/deadline.h"
 #include "nbd/wire.h"
 
 namespace uzram::nbd {
@@ -16,11 +17,17 @@ namespace uzram::nbd {
 class Transport {
  public:
   virtual ~Transport() = default;
-  // True when all n bytes arrived; false on EOF or error.
+  // True when all n bytes arrived; false on EOF, error or the deadline.
   virtual bool read_full(void* buf, std::size_t n) noexcept = 0;
   // Writes every iovec completely (the array may be modified).
   virtual bool writev_full(iovec* iov, int count) noexcept = 0;
   virtual bool is_tls() const noexcept { return false; }
+
+  // Bounds every later read and write (the handshake's budget); Deadline{} lifts it. Set
+  // only while no other thread uses the transport.
+  void set_deadline(const Deadline& d) noexcept { deadline_ = d; }
+  // True once the deadline has passed (a failed call may be why).
+  [[nodiscard]] bool deadline_passed() const noexcept { return deadline_.passed(); }
 
   bool write_full(const void* buf, std::size_t n) noexcept {
     iovec v{const_cast<void*>(buf), n};
@@ -35,13 +42,20 @@ class Transport {
     }
     return true;
   }
+
+ protected:
+  Deadline deadline_;
 };
 
 class FdTransport final : public Transport {
  public:
   explicit FdTransport(int fd) noexcept : fd_(fd) {}
-  bool read_full(void* buf, std::size_t n) noexcept override { return nbd::read_full(fd_, buf, n); }
-  bool writev_full(iovec* iov, int count) noexcept override { return nbd::writev_full(fd_, iov, count); }
+  bool read_full(void* buf, std::size_t n) noexcept override {
+    return nbd::read_full(fd_, buf, n, deadline_);
+  }
+  bool writev_full(iovec* iov, int count) noexcept override {
+    return nbd::writev_full(fd_, iov, count, deadline_);
+  }
 
  private:
   int fd_;

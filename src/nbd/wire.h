@@ -1,4 +1,6 @@
-// nbd/wire.h - blocking full-length reads and writes on a socket (EINTR retried).
+// nbd/wire.h - full-length reads and writes on a socket (EINTR retried, never SIGPIPE),
+// optionally bounded by a Deadline. Without one, a write blocks at most the socket's
+// SO_SNDTIMEO between two bytes of progress (the server sets it: kSendTimeout).
 #ifndef UZRAM_NBD_WIRE_H_
 #define UZRAM_NBD_WIRE_H_
 
@@ -11,14 +13,18 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "nbd/deadline.h"
+
 namespace uzram::nbd {
 
-// True when all n bytes arrived; false on EOF or error.
-inline bool read_full(int fd, void* buf, std::size_t n) noexcept {
+// True when all n bytes arrived; false on EOF, error or the deadline (errno ETIMEDOUT).
+inline bool read_full(int fd, void* buf, std::size_t n, const Deadline& d = {}) noexcept {
   auto* p = static_cast<std::uint8_t*>(buf);
   while (n > 0) {
-    const ssize_t r = ::read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
+    if (d.set() && !wait_fd(fd, POLLIN, d)) return false;
+    const ssize_t r = ::recv(fd, p, n, d.set() ? MSG_DONTWAIT : 0);
+    if (r < 0 && (errno == EINTR || (errno == EAGAIN && d.set()))) continue;
+    if (r == 0) errno = 0;  // EOF
     if (r <= 0) return false;
     p += r;
     n -= static_cast<std::size_t>(r);
@@ -26,15 +32,18 @@ inline bool read_full(int fd, void* buf, std::size_t n) noexcept {
   return true;
 }
 
-// Writes every iovec completely (the array is modified).
-inline bool writev_full(int fd, struct iovec* iov, int count) noexcept {
+// Writes every iovec completely (the array is modified). False on error, on the deadline
+// or on SO_SNDTIMEO without progress (errno ETIMEDOUT for both).
+inline bool writev_full(int fd, struct iovec* iov, int count, const Deadline& d = {}) noexcept {
   while (count > 0 && iov[count - 1].iov_len == 0) count--;
   while (count > 0) {
+    if (d.set() && !wait_fd(fd, POLLOUT, d)) return false;
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<std::size_t>(count);
-    const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (r < 0 && errno == EINTR) continue;
+    const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (d.set() ? MSG_DONTWAIT : 0));
+    if (r < 0 && (errno == EINTR || (errno == EAGAIN && d.set()))) continue;
+    if (r < 0 && errno == EAGAIN) errno = ETIMEDOUT;
     if (r <= 0) return false;
     auto left = static_cast<std::size_t>(r);
     while (count > 0 && left >= iov->iov_len) {
@@ -50,17 +59,17 @@ inline bool writev_full(int fd, struct iovec* iov, int count) noexcept {
   return true;
 }
 
-inline bool write_full(int fd, const void* buf, std::size_t n) noexcept {
+inline bool write_full(int fd, const void* buf, std::size_t n, const Deadline& d = {}) noexcept {
   iovec v{const_cast<void*>(buf), n};
-  return writev_full(fd, &v, 1);
+  return writev_full(fd, &v, 1, d);
 }
 
 // Reads and drops n bytes.
-inline bool skip_full(int fd, std::uint64_t n) noexcept {
+inline bool skip_full(int fd, std::uint64_t n, const Deadline& d = {}) noexcept {
   std::uint8_t sink[16384];
   while (n > 0) {
     const std::size_t k = n < sizeof sink ? static_cast<std::size_t>(n) : sizeof sink;
-    if (!read_full(fd, sink, k)) return false;
+    if (!read_full(fd, sink, k, d)) return false;
     n -= k;
   }
   return true;
