@@ -83,6 +83,9 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
       "require client certificates signed by DIR/ca-cert.pem (with --tls-certificates DIR)");
   v->add_option("--handshake-timeout", sv.handshake_timeout,
                 "seconds a client has for the whole handshake, TLS included (default 10)");
+  v->add_option(
+      "--send-timeout", sv.send_timeout,
+      "seconds a reply may make no progress before its connection is closed (default 30)");
   v->add_option("-t,--threads", sv.threads, "worker threads per connection (default 4)")->check(CLI::Range(1u, 256u));
   v->add_flag("-v,--verbose", sv.verbose, "log connections and protocol errors on stderr");
   bool foreground = false;  // accepted for nbdkit compatibility; serve never daemonises
@@ -108,8 +111,10 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   if (v->parsed()) {
     if (v->count("--port") > 0 && sv.port.empty())
       return usage_error(io, "serve: --port: empty port number");
-    if (v->count("--handshake-timeout") > 0 && sv.handshake_timeout.empty()) {
-      return usage_error(io, "serve: --handshake-timeout: empty value");
+    for (const char* o : {"--handshake-timeout", "--send-timeout"}) {
+      if (v->count(o) > 0 && v->get_option(o)->as<std::string>().empty()) {
+        return usage_error(io, std::string("serve: ") + o + ": empty value");
+      }
     }
     return run_serve(sv, io);
   }

@@ -104,10 +104,14 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
         io,
         "serve: --port: want a TCP port number 0-65535 (0: any free port), got '" + o.port + "'");
   }
-  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds handshake_timeout{10'000}, send_timeout{30'000};
   if (!o.handshake_timeout.empty() && !parse_seconds(o.handshake_timeout, &handshake_timeout)) {
     return usage_error(io, "serve: --handshake-timeout: want seconds (> 0, at most 86400), got '" +
                                o.handshake_timeout + "'");
+  }
+  if (!o.send_timeout.empty() && !parse_seconds(o.send_timeout, &send_timeout)) {
+    return usage_error(io, "serve: --send-timeout: want seconds (> 0, at most 86400), got '" +
+                               o.send_timeout + "'");
   }
   if (o.tls_verify_peer && o.tls_certificates.empty()) {
     return usage_error(
@@ -183,6 +187,7 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   so.bind = o.bind;
   so.force_insecure = o.force_insecure;
   so.handshake_timeout = handshake_timeout;
+  so.send_timeout = send_timeout;
   so.session.workers = std::max(1u, o.threads);
   so.tls.context = tls.get();
   so.tls.required = tls_mode == "require";

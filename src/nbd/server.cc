@@ -252,6 +252,8 @@ void Server::State::serve(Conn* c) noexcept {
     logf(self->options.log, "connection %llu: %.*s", static_cast<unsigned long long>(id),
          static_cast<int>(m.size()), m.data());
   };
+  // The transports enforce the send timeout themselves (poll between two bytes of
+  // progress); SO_SNDTIMEO bounds any blocking send as well.
   timeval tv{static_cast<time_t>(options.send_timeout.count() / 1000),
              static_cast<suseconds_t>(options.send_timeout.count() % 1000 * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -263,6 +265,7 @@ void Server::State::serve(Conn* c) noexcept {
   std::unique_ptr<Transport> t;
   Negotiated neg;
   const bool claimed = handshake(fd, t, *backend, options.tls, c->deadline, &neg, log);
+  if (t) t->set_send_timeout(options.send_timeout);
   bool go = claimed;
   if (go) {
     std::lock_guard l(mu);

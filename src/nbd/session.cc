@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -63,6 +64,7 @@ class Session {
   void read_loop() {
     for (;;) {
       std::uint8_t h[kRequestSize];
+      if (dead_.load(std::memory_order_relaxed)) return;
       if (!t_.read_full(h, sizeof h)) return;  // EOF, error or server shutdown
       std::unique_ptr<Job> job(new (std::nothrow) Job);
       if (!job) {
@@ -139,7 +141,7 @@ class Session {
         head_ = head_->next;
         if (head_ == nullptr) tail_ = nullptr;
       }
-      execute(*job);
+      if (!dead_.load(std::memory_order_relaxed)) execute(*job);
       release(job->cost);
     }
   }
@@ -200,9 +202,9 @@ class Session {
 
   // Caller holds send_mu_.
   void send_locked(iovec* v, int n) {
-    if (dead_) return;
+    if (dead_.load(std::memory_order_relaxed)) return;
     if (!t_.writev_full(v, n)) {
-      dead_ = true;
+      dead_.store(true, std::memory_order_relaxed);
       ::shutdown(fd_, SHUT_RDWR);  // the reader sees EOF and the session ends
     }
   }
@@ -360,10 +362,13 @@ class Session {
   Job* tail_ = nullptr;
   std::size_t in_flight_ = 0;
   bool closing_ = false;
-  // Serialises replies (a reply is written whole) and protects dead_. Taken alone, or
-  // after nothing: never with mu_.
+  // Serialises replies (a reply is written whole). Taken alone: never with mu_.
   std::mutex send_mu_;
-  bool dead_ = false;
+  // A reply could not be sent (the client is gone, or read nothing for the send timeout):
+  // the reader stops taking requests and the workers drop the queued ones instead of
+  // executing them for nobody. Set under send_mu_; read anywhere (relaxed: a hint that
+  // only makes threads stop sooner; the socket is shut down as well).
+  std::atomic<bool> dead_{false};
 };
 
 }  // namespace

@@ -102,16 +102,21 @@ class TlsTransport final : public Transport {
 
  private:
   // Transport functions (gnutls_transport_set_*). Failures set the session's errno: a
-  // timeout (deadline, or SO_SNDTIMEO without progress) is ETIMEDOUT, never EAGAIN,
-  // so GnuTLS treats it as fatal.
+  // timeout (the deadline, or the send timeout without progress) is ETIMEDOUT, never
+  // EAGAIN, so GnuTLS treats it as fatal.
   static ssize_t push(gnutls_transport_ptr_t p, const giovec_t* iov, int count) noexcept {
     auto* t = static_cast<TlsTransport*>(p);
-    const bool bounded = t->deadline_.set();
+    Deadline d = t->deadline_;  // and the send timeout, from the start of this call
+    if (t->send_timeout_.count() > 0) {
+      const Deadline stall = Deadline::after(t->send_timeout_);
+      if (!d.set() || stall.at() < d.at()) d = stall;
+    }
+    const bool bounded = d.set();
     msghdr m{};
     m.msg_iov = const_cast<iovec*>(iov);
     m.msg_iovlen = static_cast<std::size_t>(count);
     for (;;) {
-      if (bounded && !wait_fd(t->fd_, POLLOUT, t->deadline_)) return t->fail(ETIMEDOUT);
+      if (bounded && !wait_fd(t->fd_, POLLOUT, d)) return t->fail(ETIMEDOUT);
       const ssize_t r = ::sendmsg(t->fd_, &m, MSG_NOSIGNAL | (bounded ? MSG_DONTWAIT : 0));
       if (r >= 0) return r;
       if (errno == EINTR || (errno == EAGAIN && bounded)) continue;

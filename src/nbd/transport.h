@@ -6,6 +6,7 @@
 
 #include <sys/uio.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -28,6 +29,8 @@ class Transport {
   void set_deadline(const Deadline& d) noexcept { deadline_ = d; }
   // True once the deadline has passed (a failed call may be why).
   [[nodiscard]] bool deadline_passed() const noexcept { return deadline_.passed(); }
+  // A write fails once no byte could be sent for `t` (0: no limit). Set before use.
+  void set_send_timeout(std::chrono::milliseconds t) noexcept { send_timeout_ = t; }
 
   bool write_full(const void* buf, std::size_t n) noexcept {
     iovec v{const_cast<void*>(buf), n};
@@ -45,6 +48,7 @@ class Transport {
 
  protected:
   Deadline deadline_;
+  std::chrono::milliseconds send_timeout_{0};
 };
 
 class FdTransport final : public Transport {
@@ -54,7 +58,7 @@ class FdTransport final : public Transport {
     return nbd::read_full(fd_, buf, n, deadline_);
   }
   bool writev_full(iovec* iov, int count) noexcept override {
-    return nbd::writev_full(fd_, iov, count, deadline_);
+    return nbd::writev_full(fd_, iov, count, deadline_, send_timeout_);
   }
 
  private:

@@ -1,6 +1,6 @@
 // nbd/wire.h - full-length reads and writes on a socket (EINTR retried, never SIGPIPE),
 // optionally bounded by a Deadline. Without one, a write blocks at most the socket's
-// SO_SNDTIMEO between two bytes of progress (the server sets it: kSendTimeout).
+// SO_SNDTIMEO without progress (the server sets ServerOptions::send_timeout).
 #ifndef UZRAM_NBD_WIRE_H_
 #define UZRAM_NBD_WIRE_H_
 
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -32,19 +33,27 @@ inline bool read_full(int fd, void* buf, std::size_t n, const Deadline& d = {}) 
   return true;
 }
 
-// Writes every iovec completely (the array is modified). False on error, on the deadline
-// or on SO_SNDTIMEO without progress (errno ETIMEDOUT for both).
-inline bool writev_full(int fd, struct iovec* iov, int count, const Deadline& d = {}) noexcept {
+// Writes every iovec completely (the array is modified). Bounded by the deadline `d`, and
+// with `stall` > 0, failing once no byte could be sent for `stall` (a client that stopped
+// reading). False on error or either limit (errno ETIMEDOUT); a blocking send without
+// them is still bounded by the socket's SO_SNDTIMEO, if set.
+inline bool writev_full(int fd, struct iovec* iov, int count, const Deadline& d = {},
+                        std::chrono::milliseconds stall = {}) noexcept {
   while (count > 0 && iov[count - 1].iov_len == 0) count--;
+  Clock::time_point progress = stall.count() > 0 ? Clock::now() : Clock::time_point{};
   while (count > 0) {
-    if (d.set() && !wait_fd(fd, POLLOUT, d)) return false;
+    Deadline w = d;
+    if (stall.count() > 0 && (!w.set() || progress + stall < w.at()))
+      w = Deadline(progress + stall);
+    if (w.set() && !wait_fd(fd, POLLOUT, w)) return false;
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<std::size_t>(count);
-    const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (d.set() ? MSG_DONTWAIT : 0));
-    if (r < 0 && (errno == EINTR || (errno == EAGAIN && d.set()))) continue;
+    const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (w.set() ? MSG_DONTWAIT : 0));
+    if (r < 0 && (errno == EINTR || (errno == EAGAIN && w.set()))) continue;
     if (r < 0 && errno == EAGAIN) errno = ETIMEDOUT;
     if (r <= 0) return false;
+    if (stall.count() > 0) progress = Clock::now();
     auto left = static_cast<std::size_t>(r);
     while (count > 0 && left >= iov->iov_len) {
       left -= iov->iov_len;

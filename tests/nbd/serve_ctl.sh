@@ -57,10 +57,13 @@ for p in 70000 65536 -1 abc 4464x ""; do
 done
 "$uzram" serve --port 0 --control "$tmp/u.sock" --size 1M --run 'case $uri in nbd://127.0.0.1:0/) exit 1;; esac' \
   2> /dev/null || fail "--port 0"
-for t in 0 -1 abc 1e3 100000 ""; do usage "--handshake-timeout" --handshake-timeout "$t"; done
+for t in 0 -1 abc 1e3 100000 ""; do
+  usage "--handshake-timeout" --handshake-timeout "$t"
+  usage "--send-timeout" --send-timeout "$t"
+done
 "$uzram" serve -U - --control "$tmp/u.sock" --size 1M --handshake-timeout 0.5 --run true || fail "--handshake-timeout 0.5"
 "$uzram" serve --help > "$tmp/help"
-for o in --handshake-timeout --tls-verify-peer --tls-psk --tls-certificates --port; do
+for o in --handshake-timeout --send-timeout --tls-verify-peer --tls-psk --tls-certificates --port; do
   grep -q -- "$o" "$tmp/help" || fail "serve --help does not mention $o"
 done
 echo "ok command line"
