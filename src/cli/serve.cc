@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -158,6 +159,15 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   struct sigaction ign {};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, nullptr);
+
+  // Each connection waiting for its first bytes holds a descriptor: allow a few thousand
+  // (the server sizes its waiting room to the limit).
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max &&
+      nofile.rlim_cur < 65536) {
+    nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, 65536);
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
 
   // Signals are taken synchronously by this thread: block them before any thread starts.
   sigset_t sigs;

@@ -84,10 +84,26 @@ std::uint16_t transmission_flags(const Backend& b, bool structured) noexcept {
   return f;
 }
 
+namespace {
+
+void greeting(std::uint8_t (&hello)[18]) noexcept {
+  put64(hello, kNbdMagic);
+  put64(hello + 8, kIHaveOpt);
+  put16(hello + 16, kFlagFixedNewstyle | kFlagNoZeroes);
+}
+
+}  // namespace
+
+bool send_greeting(int sock) noexcept {
+  std::uint8_t hello[18];
+  greeting(hello);
+  return ::send(sock, hello, sizeof hello, MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof hello;
+}
+
 bool handshake(int sock, std::unique_ptr<Transport>& transport, Backend& backend,
-               const TlsPolicy& tls, const Deadline& deadline, Negotiated* out,
-               const LogFn& log) noexcept {
-  transport.reset(new (std::nothrow) FdTransport(sock));
+               const TlsPolicy& tls, const Deadline& deadline, Negotiated* out, const LogFn& log,
+               bool greeted, std::span<const std::uint8_t> preread) noexcept {
+  transport.reset(new (std::nothrow) FdTransport(sock, preread.data(), preread.size()));
   std::unique_ptr<std::uint8_t[]> data(new (std::nothrow) std::uint8_t[kMaxOptionLength]);
   if (!transport || !data) {
     logf(log, "out of memory for a new connection; closing");
@@ -95,10 +111,8 @@ bool handshake(int sock, std::unique_ptr<Transport>& transport, Backend& backend
   }
   transport->set_deadline(deadline);
   std::uint8_t hello[18];
-  put64(hello, kNbdMagic);
-  put64(hello + 8, kIHaveOpt);
-  put16(hello + 16, kFlagFixedNewstyle | kFlagNoZeroes);
-  if (!transport->write_full(hello, sizeof hello)) {
+  greeting(hello);
+  if (!greeted && !transport->write_full(hello, sizeof hello)) {
     gone(*transport, log, "client vanished before the greeting");
     return false;
   }

@@ -3,6 +3,7 @@
 #define UZRAM_NBD_HANDSHAKE_H_
 
 #include <memory>
+#include <span>
 
 #include "nbd/deadline.h"
 #include "nbd/log.h"
@@ -26,10 +27,16 @@ struct TlsPolicy {
 // negotiated in *out; the backend then counts the connection as a user (its size is
 // out->size) and the caller calls backend.close_user() once the session is over. False
 // when the client aborted, vanished, broke the protocol, ran out of time or memory (the
-// reason goes to `log`; the caller closes sock). Never throws.
+// reason goes to `log`; the caller closes sock). With `greeted`, the greeting was sent
+// already (send_greeting) and `preread` holds what the client sent since (at most
+// FdTransport::kMaxPrefix bytes). Never throws.
 bool handshake(int sock, std::unique_ptr<Transport>& transport, Backend& backend,
-               const TlsPolicy& tls, const Deadline& deadline, Negotiated* out,
-               const LogFn& log) noexcept;
+               const TlsPolicy& tls, const Deadline& deadline, Negotiated* out, const LogFn& log,
+               bool greeted = false, std::span<const std::uint8_t> preread = {}) noexcept;
+
+// Sends the server's greeting (NBDMAGIC, IHAVEOPT, handshake flags) without blocking;
+// false when it could not be sent whole (on a fresh socket it always can).
+bool send_greeting(int sock) noexcept;
 
 // The transmission flags announced for `backend` (structured: NBD_FLAG_SEND_DF too).
 std::uint16_t transmission_flags(const Backend& backend, bool structured) noexcept;

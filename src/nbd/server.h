@@ -2,14 +2,17 @@
 // one thread per connection runs the handshake and then the session (which has its own
 // workers). Several connections are served in parallel (NBD_FLAG_CAN_MULTI_CONN).
 //
-// Admission (docs/uzram-serve.md#limits): at most max_connections at once, of which at
-// most max_negotiating still in the handshake; connections in transmission are never
-// closed to make room. Every handshake, TLS included, must end within handshake_timeout.
-// When the negotiating slots are full, a new connection takes the slot of the oldest
-// negotiating one if that one has had handshake_grace already; otherwise it waits in the
-// listen queue (first come, first served) until one has. So clients that trickle their
-// handshakes, however often they reconnect, hold a slot for at most handshake_timeout and
-// cannot push out a client that completes its handshake within handshake_grace.
+// Admission (docs/uzram-serve.md#limits). Every handshake, the TLS one included, must end
+// within handshake_timeout of the accept. An accepted connection is greeted and waits,
+// without a thread, until the client sent its flags and first option header (every client
+// sends them at once; a client that trickles bytes never gets that far), at most
+// max_waiting of them. It then gets a thread: at most max_negotiating negotiating, and
+// max_connections with those in transmission, which are never closed to make room. When
+// a stage is full, a newcomer takes the place of its oldest connection if that one had
+// handshake_grace already, else it waits (in the listen queue, first come first served).
+// So clients trickling their handshakes, however often they reconnect, hold a place for
+// at most handshake_timeout and cannot push out a client that completes its handshake
+// within handshake_grace.
 #ifndef UZRAM_NBD_SERVER_H_
 #define UZRAM_NBD_SERVER_H_
 
@@ -32,6 +35,7 @@ struct ServerOptions {
   bool force_insecure = false;         // allow a non-loopback bind without authenticated TLS
   unsigned max_connections = 64;       // at once; more wait in the listen queue or are refused
   unsigned max_negotiating = 16;       // of those, still negotiating (1..max_connections)
+  unsigned max_waiting = 1024;         // accepted, before their first 20 bytes (no thread)
   std::chrono::milliseconds handshake_timeout{10'000};  // the whole negotiation, TLS included
   std::chrono::milliseconds handshake_grace{500};       // younger ones are never evicted
   std::chrono::milliseconds send_timeout{30'000};       // a send that makes no progress fails

@@ -53,9 +53,20 @@ class Transport {
 
 class FdTransport final : public Transport {
  public:
-  explicit FdTransport(int fd) noexcept : fd_(fd) {}
+  // `prefix`: bytes the client sent that were read already (at most kMaxPrefix); they are
+  // read first.
+  static constexpr std::size_t kMaxPrefix = 32;
+  explicit FdTransport(int fd, const std::uint8_t* prefix = nullptr, std::size_t n = 0) noexcept
+      : fd_(fd), prefix_len_(n < kMaxPrefix ? n : kMaxPrefix) {
+    for (std::size_t i = 0; i < prefix_len_; i++) prefix_[i] = prefix[i];
+  }
   bool read_full(void* buf, std::size_t n) noexcept override {
-    return nbd::read_full(fd_, buf, n, deadline_);
+    auto* p = static_cast<std::uint8_t*>(buf);
+    while (n > 0 && prefix_at_ < prefix_len_) {
+      *p++ = prefix_[prefix_at_++];
+      n--;
+    }
+    return n == 0 || nbd::read_full(fd_, p, n, deadline_);
   }
   bool writev_full(iovec* iov, int count) noexcept override {
     return nbd::writev_full(fd_, iov, count, deadline_, send_timeout_);
@@ -63,6 +74,8 @@ class FdTransport final : public Transport {
 
  private:
   int fd_;
+  std::uint8_t prefix_[kMaxPrefix] = {};
+  std::size_t prefix_len_ = 0, prefix_at_ = 0;
 };
 
 }  // namespace uzram::nbd

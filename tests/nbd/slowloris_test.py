@@ -24,6 +24,8 @@ ap.add_argument("--duration", type=float, default=20.0)
 ap.add_argument("--transmission", type=int, default=40)
 ap.add_argument("--deadline", type=float, default=10.0)
 ap.add_argument("--tls", action="store_true", help="attackers trickle a ClientHello after STARTTLS")
+ap.add_argument("--smart", action="store_true", help="attackers send their flags and a whole first "
+                "option at once (the server gives them a thread), then trickle the second")
 ap.add_argument("--expect-timeout", type=float, help="every attacker is closed by the handshake deadline, "
                 "this many seconds after connecting (none is evicted: fewer attackers than slots)")
 a = ap.parse_args()
@@ -41,10 +43,13 @@ def attack():
         s = r.connect(a.uri)
         s.setblocking(False)
         st = [s, time.monotonic(), time.monotonic(), b"", 0]
+        lst = struct.pack(">QII", r.IHAVEOPT, r.OPT_LIST, 0)
         if a.tls:  # flags + STARTTLS now; the ClientHello one byte at a time later
             st[3] = struct.pack(">I", 3) + struct.pack(">QII", r.IHAVEOPT, r.OPT_STARTTLS, 0) + hello
-        else:
-            st[3] = struct.pack(">I", 3) + struct.pack(">QII", r.IHAVEOPT, r.OPT_LIST, 0)
+        elif a.smart:  # flags + NBD_OPT_LIST now; a second NBD_OPT_LIST byte by byte
+            st[3] = struct.pack(">I", 3) + lst + lst
+        else:  # everything byte by byte, after the flags
+            st[3] = struct.pack(">I", 3) + lst
         sel.register(s, selectors.EVENT_READ, st)
         attempts[0] += 1
 
@@ -71,8 +76,8 @@ def attack():
         for key in list(sel.get_map().values()):
             st = key.data
             if now >= st[2]:
-                # First the flags (and STARTTLS: the ClientHello then trickles), then one byte.
-                n = 1 if st[4] > 0 else (4 + 16 if a.tls else 4)
+                # First the flags (with STARTTLS, or a first option), then one byte at a time.
+                n = 1 if st[4] > 0 else (4 + 16 if a.tls or a.smart else 4)
                 chunk, st[3] = st[3][:n], st[3][n:]
                 st[4] += 1
                 try:
@@ -129,8 +134,9 @@ for i, s in enumerate(tx):  # each writes its own block of the export's second h
     s.close()
 
 lat = sorted(latencies)
+kind = "TLS" if a.tls else "smart" if a.smart else "plain"
 print("attackers %d (%s, one byte every %.1f s), %d connections in transmission, %.0f s"
-      % (a.attackers, "TLS" if a.tls else "plain", a.interval, a.transmission, a.duration))
+      % (a.attackers, kind, a.interval, a.transmission, a.duration))
 print("good client: %d probes, %d failed; latency median %.3f s, max %.3f s"
       % (len(lat), failures, statistics.median(lat) if lat else -1, lat[-1] if lat else -1))
 if lifetimes:
