@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "nbd/log.h"
+#include "nbd/protocol.h"
 #include "nbd/server_state.h"
 
 namespace uzram::nbd {
@@ -147,6 +148,19 @@ void Server::State::read_waiting(Waiting& w, short revents) noexcept {
     const ssize_t r = ::recv(w.fd, w.got + w.n, kPromoteBytes - w.n, MSG_DONTWAIT);
     if (r > 0) {
       w.n += static_cast<std::size_t>(r);
+      // Garbage is refused at once, as the handshake would: no thread for it.
+      const char* bad = nullptr;
+      if (w.n >= 4 && (get32(w.got) & ~(kClientFixedNewstyle | kClientNoZeroes)) != 0) {
+        bad = "unknown client flags";
+      } else if (w.n >= 12 && get64(w.got + 4) != kIHaveOpt) {
+        bad = "bad option magic";
+      }
+      if (bad != nullptr) {
+        logf(options.log, "connection %llu: %s; closing", static_cast<unsigned long long>(w.id),
+             bad);
+        ::close(w.fd);
+        w.fd = -1;
+      }
       return;
     }
     if (r < 0 && errno == EINTR) continue;
