@@ -9,8 +9,8 @@ export PATH=/usr/bin:$PATH  # nbdsh needs the system python3 (python3-libnbd)
 need nbdcopy nbdinfo nbdsh python3
 nbdsh -c pass 2>/dev/null || skip "nbdsh cannot import the nbd module (Debian: python3-libnbd)"
 raw() { python3 "$here/sigpipe_test.py" "$@"; }
-# sh URI [--opt] PYTHON...: nbdsh on URI (local files such as tls-psk-file allowed).
-sh() {
+# nbdsh_on URI [--opt] PYTHON...: nbdsh on URI (local files such as tls-psk-file allowed).
+nbdsh_on() {
   local u=$1 opt=False; shift
   [[ $1 == --opt ]] && { opt=True; shift; }
   local c=(); for x in "$@"; do c+=(-c "$x"); done
@@ -60,15 +60,15 @@ kill -9 "$copier"; wait "$copier" 2>/dev/null || true
 kill "$reader"; wait "$reader" 2>/dev/null || true
 alive unix "a PSK nbdcopy killed with -9 mid-transfer"
 
-sh "$check_unix" --opt 'import os; os._exit(0)'
+nbdsh_on "$check_unix" --opt 'import os; os._exit(0)'
 alive unix "a client closing right after the TLS handshake, without close_notify"
 raw clienthello "nbd+unix:///?socket=$tmp/nbd.sock"
 alive unix "one ClientHello, then close"
 raw partial-tls "nbd+unix:///?socket=$tmp/nbd.sock"
 alive unix "half a ClientHello, then close"
-sh "$check_unix" 'h.pread(1 << 20, 0)' 'import os; os._exit(0)'
+nbdsh_on "$check_unix" 'h.pread(1 << 20, 0)' 'import os; os._exit(0)'
 alive unix "an nbdsh TLS-PSK session ending without TLS close"
-sh "$check_unix" 'h.pread(1 << 20, 0)'
+nbdsh_on "$check_unix" 'h.pread(1 << 20, 0)'
 alive unix "an nbdsh TLS-PSK session ending normally"
 
 # TCP, STARTTLS offered but not required.
