@@ -88,6 +88,19 @@ class Store {
   static bool attr_readable(std::string_view name) noexcept;
   static bool attr_writable(std::string_view name) noexcept;
 
+  // ---- Users: the kernel's open count ---------------------------------------------------
+  // A user serves the device to others at a size it read once (an NBD connection in
+  // transmission). While any user is open, `reset` and `disksize` fail with Errc::busy and
+  // a message saying so (the kernel refuses to reset an opened zram device), so a user's
+  // size and data never change under it. open_user returns the disksize the user must
+  // serve; it and those two writes are ordered by the init lock, so a user opened while a
+  // reset runs sees either the device before it (and the reset fails) or after it.
+  // Errors: not_initialized (no disksize yet: nothing to serve). Every successful
+  // open_user is paired with one close_user.
+  [[nodiscard]] Result<std::uint64_t> open_user() noexcept;
+  void close_user() noexcept;
+  [[nodiscard]] std::uint64_t users() const noexcept;  // open users now
+
   // ---- Block I/O (index = block number, 4 KiB each) ----------------------------------
   // `block` must be 8-byte aligned (blocks are scanned as 64-bit words for the
   // same-filled test and filled word by word).

@@ -68,12 +68,24 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   v->add_option("-o,--attr", sv.attrs, "attr=value: write a store attribute (before disksize if the kernel requires)")
       ->allow_extra_args(false);
   v->add_option("--run", sv.run, "captive mode: run CMD with /bin/sh, $uri set; exit with its status");
-  v->add_option("-p,--port", sv.port, "listen on TCP PORT instead of a Unix socket");
-  v->add_option("--bind", sv.bind, "TCP address (default 127.0.0.1; others need TLS required, or --force-insecure)");
-  v->add_flag("--force-insecure", sv.force_insecure, "allow a non-loopback --bind without TLS");
+  v->add_option("-p,--port", sv.port,
+                "listen on TCP PORT (0-65535; 0: any free port) instead of a Unix socket");
+  v->add_option("--bind", sv.bind,
+                "TCP address (default 127.0.0.1; others need TLS that authenticates clients, or "
+                "--force-insecure)");
+  v->add_flag("--force-insecure", sv.force_insecure,
+              "allow a non-loopback --bind without TLS authentication");
   v->add_option("--tls", sv.tls, "off, on (STARTTLS offered) or require; default: require when credentials are given");
   v->add_option("--tls-psk", sv.tls_psk, "TLS pre-shared keys file (psktool format: username:hexkey lines)");
   v->add_option("--tls-certificates", sv.tls_certificates, "TLS X.509 directory (server-cert.pem, server-key.pem)");
+  v->add_flag(
+      "--tls-verify-peer", sv.tls_verify_peer,
+      "require client certificates signed by DIR/ca-cert.pem (with --tls-certificates DIR)");
+  v->add_option("--handshake-timeout", sv.handshake_timeout,
+                "seconds a client has for the whole handshake, TLS included (default 10)");
+  v->add_option(
+      "--send-timeout", sv.send_timeout,
+      "seconds a reply may make no progress before its connection is closed (default 30)");
   v->add_option("-t,--threads", sv.threads, "worker threads per connection (default 4)")->check(CLI::Range(1u, 256u));
   v->add_flag("-v,--verbose", sv.verbose, "log connections and protocol errors on stderr");
   bool foreground = false;  // accepted for nbdkit compatibility; serve never daemonises
@@ -96,7 +108,16 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   }
   if (l->parsed()) return run_load(load, io);
   if (c->parsed()) return run_ctl(ctl, io);
-  if (v->parsed()) return run_serve(sv, io);
+  if (v->parsed()) {
+    if (v->count("--port") > 0 && sv.port.empty())
+      return usage_error(io, "serve: --port: empty port number");
+    for (const char* o : {"--handshake-timeout", "--send-timeout"}) {
+      if (v->count(o) > 0 && v->get_option(o)->as<std::string>().empty()) {
+        return usage_error(io, std::string("serve: ") + o + ": empty value");
+      }
+    }
+    return run_serve(sv, io);
+  }
   return run_status(st, io);
 }
 
@@ -108,7 +129,10 @@ int usage_error(const Io& io, const std::string& message) {
 }
 
 void report(const Io& io, const char* sub, std::error_code ec, const std::string& message) {
-  fmt::print(io.err, "uzram {}: {}\n", sub, message.empty() ? ec.message() : message);
+  // fwrite, not fmt::print: a closed stderr must not throw (fmt::print does on EPIPE).
+  const std::string line =
+      fmt::format("uzram {}: {}\n", sub, message.empty() ? ec.message() : message);
+  (void)std::fwrite(line.data(), 1, line.size(), io.err);
 }
 
 int run(int argc, const char* const* argv, const Io& io) noexcept {

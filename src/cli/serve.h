@@ -22,6 +22,9 @@ struct ServeOptions {
   std::string tls;                 // --tls off|on|require; empty: require with credentials, else off
   std::string tls_psk;             // --tls-psk FILE (username:hexkey lines)
   std::string tls_certificates;    // --tls-certificates DIR (server-cert.pem, server-key.pem)
+  bool tls_verify_peer = false;  // --tls-verify-peer: client certificates signed by DIR/ca-cert.pem
+  std::string handshake_timeout;  // --handshake-timeout SECONDS; empty: 10
+  std::string send_timeout;       // --send-timeout SECONDS; empty: 30
   bool verbose = false;
   unsigned threads = 4;            // workers per connection
 };

@@ -3,8 +3,8 @@
 // answered NBD_REP_ERR_UNSUP.
 #include "nbd/handshake.h"
 
+#include <new>
 #include <string_view>
-#include <vector>
 
 #include "nbd/store_backend.h"
 #include "nbd/tls.h"
@@ -16,24 +16,26 @@ namespace {
 constexpr unsigned kMaxOptions = 256;  // options per handshake before we give up
 constexpr std::uint32_t kContextId = kBaseAllocationId;
 
-bool reply(Transport& fd, std::uint32_t opt, std::uint32_t type, const void* data = nullptr, std::uint32_t len = 0) {
+bool reply(Transport& fd, std::uint32_t opt, std::uint32_t type, const void* data = nullptr,
+           std::uint32_t len = 0, const void* more = nullptr, std::uint32_t more_len = 0) {
   std::uint8_t h[20];
   put64(h, kOptReplyMagic);
   put32(h + 8, opt);
   put32(h + 12, type);
-  put32(h + 16, len);
-  iovec v[2] = {{h, sizeof h}, {const_cast<void*>(data), len}};
-  return fd.writev_full(v, len ? 2 : 1);
+  put32(h + 16, len + more_len);
+  iovec v[3] = {{h, sizeof h}, {const_cast<void*>(data), len}, {const_cast<void*>(more), more_len}};
+  return fd.writev_full(v, 3);
 }
 
 bool reply_error(Transport& fd, std::uint32_t opt, std::uint32_t type, std::string_view msg) {
   return reply(fd, opt, type, msg.data(), static_cast<std::uint32_t>(msg.size()));
 }
 
-bool send_info_export(Transport& fd, std::uint32_t opt, const Backend& b, bool structured) {
+bool send_info_export(Transport& fd, std::uint32_t opt, const Backend& b, std::uint64_t size,
+                      bool structured) {
   std::uint8_t d[12];
   put16(d, kInfoExport);
-  put64(d + 2, b.size());
+  put64(d + 2, size);
   put16(d + 10, transmission_flags(b, structured));
   return reply(fd, opt, kRepInfo, d, sizeof d);
 }
@@ -49,10 +51,19 @@ bool send_info_block_size(Transport& fd, std::uint32_t opt) {
 
 bool send_context(Transport& fd, std::uint32_t opt) {
   const std::string_view name = kBaseAllocation;
-  std::vector<std::uint8_t> d(4 + name.size());
-  put32(d.data(), kContextId);
-  std::copy(name.begin(), name.end(), d.begin() + 4);
-  return reply(fd, opt, kRepMetaContext, d.data(), static_cast<std::uint32_t>(d.size()));
+  std::uint8_t id[4];
+  put32(id, kContextId);
+  return reply(fd, opt, kRepMetaContext, id, 4, name.data(),
+               static_cast<std::uint32_t>(name.size()));
+}
+
+// Logs why the client is being dropped: `what`, or the deadline when it passed.
+void gone(const Transport& fd, const LogFn& log, const char* what) {
+  if (fd.deadline_passed()) {
+    logf(log, "handshake not finished before its deadline; closing");
+  } else {
+    logf(log, "%s", what);
+  }
 }
 
 std::string_view as_sv(std::span<const std::uint8_t> s) {
@@ -73,64 +84,85 @@ std::uint16_t transmission_flags(const Backend& b, bool structured) noexcept {
   return f;
 }
 
-bool handshake(int sock, std::unique_ptr<Transport>& transport, const Backend& backend, const TlsPolicy& tls,
-               Negotiated* out, const LogFn& log) {
-  transport = std::make_unique<FdTransport>(sock);
-  std::uint8_t hello[18];
+namespace {
+
+void greeting(std::uint8_t (&hello)[18]) noexcept {
   put64(hello, kNbdMagic);
   put64(hello + 8, kIHaveOpt);
   put16(hello + 16, kFlagFixedNewstyle | kFlagNoZeroes);
-  if (!transport->write_full(hello, sizeof hello)) return false;
+}
+
+}  // namespace
+
+bool send_greeting(int sock) noexcept {
+  std::uint8_t hello[18];
+  greeting(hello);
+  return ::send(sock, hello, sizeof hello, MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof hello;
+}
+
+bool handshake(int sock, std::unique_ptr<Transport>& transport, Backend& backend,
+               const TlsPolicy& tls, const Deadline& deadline, Negotiated* out, const LogFn& log,
+               bool greeted, std::span<const std::uint8_t> preread) noexcept {
+  transport.reset(new (std::nothrow) FdTransport(sock, preread.data(), preread.size()));
+  std::unique_ptr<std::uint8_t[]> data(new (std::nothrow) std::uint8_t[kMaxOptionLength]);
+  if (!transport || !data) {
+    logf(log, "out of memory for a new connection; closing");
+    return false;
+  }
+  transport->set_deadline(deadline);
+  std::uint8_t hello[18];
+  greeting(hello);
+  if (!greeted && !transport->write_full(hello, sizeof hello)) {
+    gone(*transport, log, "client vanished before the greeting");
+    return false;
+  }
   std::uint8_t cf[4];
   if (!transport->read_full(cf, 4)) {
-    log("client closed before sending its flags");
+    gone(*transport, log, "client closed before sending its flags");
     return false;
   }
   const std::uint32_t client_flags = get32(cf);
   if ((client_flags & ~(kClientFixedNewstyle | kClientNoZeroes)) != 0) {
-    log("unknown client flags; closing");
+    logf(log, "unknown client flags; closing");
     return false;
   }
   const bool no_zeroes = (client_flags & kClientNoZeroes) != 0;
 
   Negotiated neg;
-  neg.size = backend.size();
-  std::vector<std::uint8_t> data;
   for (unsigned count = 0;; count++) {
     if (count == kMaxOptions) {
-      log("too many options; closing");
+      logf(log, "too many options; closing");
       return false;
     }
     Transport& fd = *transport;
     std::uint8_t h[16];
     if (!fd.read_full(h, sizeof h)) {
-      log("client closed during negotiation");
+      gone(fd, log, "client closed during negotiation");
       return false;
     }
     if (get64(h) != kIHaveOpt) {
-      log("bad option magic; closing");
+      logf(log, "bad option magic; closing");
       return false;
     }
     const std::uint32_t opt = get32(h + 8);
     const std::uint32_t len = get32(h + 12);
     if (len > kMaxOptionLength) {
       if (len > kMaxOptionSkip || !fd.skip_full(len)) {
-        log("option data too long; closing");
+        gone(fd, log, "option data too long; closing");
         return false;
       }
       if (!reply_error(fd, opt, kRepErrTooBig, "option data too long")) return false;
       continue;
     }
-    data.resize(len);
-    if (len > 0 && !fd.read_full(data.data(), len)) {
-      log("client closed during an option");
+    if (len > 0 && !fd.read_full(data.get(), len)) {
+      gone(fd, log, "client closed during an option");
       return false;
     }
-    const std::span<const std::uint8_t> d(data);
+    const std::span<const std::uint8_t> d(data.get(), len);
     bool ok = true;
     if (tls.required && !fd.is_tls() && opt != kOptStartTls && opt != kOptAbort) {
       if (opt == kOptExportName) {
-        log("NBD_OPT_EXPORT_NAME before STARTTLS while TLS is required; closing");
+        logf(log, "NBD_OPT_EXPORT_NAME before STARTTLS while TLS is required; closing");
         return false;
       }
       if (!reply_error(fd, opt, kRepErrTlsReqd, "TLS is required: send NBD_OPT_STARTTLS first")) return false;
@@ -138,16 +170,25 @@ bool handshake(int sock, std::unique_ptr<Transport>& transport, const Backend& b
     }
     switch (opt) {
       case kOptExportName: {
+        std::uint64_t size = 0;
+        if (!backend.open_user(&size)) {
+          logf(log, "NBD_OPT_EXPORT_NAME: the export is not available (no disksize); closing");
+          return false;
+        }
         std::uint8_t r[10 + 124] = {};
-        put64(r, backend.size());
+        put64(r, size);
         put16(r + 8, transmission_flags(backend, neg.structured));  // negotiation so far holds
-        if (!fd.write_full(r, no_zeroes ? 10 : sizeof r)) return false;
+        if (!fd.write_full(r, no_zeroes ? 10 : sizeof r)) {
+          backend.close_user();
+          return false;
+        }
+        neg.size = size;
         *out = neg;
         return true;
       }
       case kOptAbort:
         (void)reply(fd, opt, kRepAck);
-        log("client aborted the handshake");
+        logf(log, "client aborted the handshake");
         return false;
       case kOptList:
         if (len != 0) {
@@ -164,20 +205,33 @@ bool handshake(int sock, std::unique_ptr<Transport>& transport, const Backend& b
           ok = reply_error(fd, opt, kRepErrInvalid, "malformed NBD_OPT_INFO/GO request");
           break;
         }
-        ok = send_info_export(fd, opt, backend, neg.structured);
+        // GO claims the export first, so the size sent is the one served (a reset or a
+        // new disksize is refused from now on).
+        std::uint64_t size = backend.size();
+        if (opt == kOptGo && !backend.open_user(&size)) {
+          ok = reply_error(fd, opt, kRepErrUnknown,
+                           "export not available: the store has no disksize");
+          break;
+        }
+        ok = send_info_export(fd, opt, backend, size, neg.structured);
         bool name_sent = false;
         for (std::uint16_t i = 0; ok && i < ir.count; i++) {
           const std::uint16_t t = get16(ir.types.data() + 2 * i);
           if (t == kInfoName && !name_sent) {
-            std::vector<std::uint8_t> nd(2 + ir.name.size());
-            put16(nd.data(), kInfoName);
-            std::copy(ir.name.begin(), ir.name.end(), nd.begin() + 2);
-            ok = reply(fd, opt, kRepInfo, nd.data(), static_cast<std::uint32_t>(nd.size()));
+            std::uint8_t type[2];
+            put16(type, kInfoName);
+            ok = reply(fd, opt, kRepInfo, type, 2, ir.name.data(),
+                       static_cast<std::uint32_t>(ir.name.size()));
             name_sent = true;
           }
         }
         ok = ok && send_info_block_size(fd, opt) && reply(fd, opt, kRepAck);
-        if (ok && opt == kOptGo) {
+        if (opt == kOptGo) {
+          if (!ok) {
+            backend.close_user();
+            return false;
+          }
+          neg.size = size;
           *out = neg;
           return true;
         }
@@ -222,18 +276,20 @@ bool handshake(int sock, std::unique_ptr<Transport>& transport, const Backend& b
           ok = reply_error(fd, opt, kRepErrInvalid, "NBD_OPT_STARTTLS takes no data");
         } else {
           if (!reply(fd, opt, kRepAck)) return false;
-          auto secure = tls.context->accept(sock, log);
+          auto secure = tls.context->accept(sock, deadline, log);
           if (!secure) return false;
           transport = std::move(secure);
           neg = Negotiated{};  // what was negotiated in clear text does not carry over
-          neg.size = backend.size();
         }
         break;
       default:
         ok = reply_error(fd, opt, kRepErrUnsup, "option not supported");
         break;
     }
-    if (!ok) return false;
+    if (!ok) {
+      gone(*transport, log, "client vanished during negotiation");
+      return false;
+    }
   }
 }
 

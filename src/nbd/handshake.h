@@ -2,10 +2,11 @@
 #ifndef UZRAM_NBD_HANDSHAKE_H_
 #define UZRAM_NBD_HANDSHAKE_H_
 
-#include <functional>
 #include <memory>
-#include <string>
+#include <span>
 
+#include "nbd/deadline.h"
+#include "nbd/log.h"
 #include "nbd/protocol.h"
 
 namespace uzram::nbd {
@@ -14,20 +15,28 @@ class Backend;
 class TlsContext;
 class Transport;
 
-using LogFn = std::function<void(const std::string&)>;
-
 struct TlsPolicy {
   TlsContext* context = nullptr;  // null: NBD_OPT_STARTTLS is answered NBD_REP_ERR_UNSUP
   bool required = false;          // every option but STARTTLS/ABORT: NBD_REP_ERR_TLS_REQD
 };
 
-// Runs the handshake on socket `sock`; *transport becomes the stream to use afterwards (the
-// plain socket, or TLS after STARTTLS). True when the client entered transmission
-// (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), with what was negotiated in *out; false when the
-// client aborted, vanished or broke the protocol (the reason goes to `log`; the caller
-// closes sock).
-bool handshake(int sock, std::unique_ptr<Transport>& transport, const Backend& backend, const TlsPolicy& tls,
-               Negotiated* out, const LogFn& log);
+// Runs the handshake on socket `sock`, all of it (TLS included) bounded by `deadline`;
+// *transport becomes the stream to use afterwards (the plain socket, or TLS after
+// STARTTLS), still bounded by the deadline until the caller lifts it. True when the
+// client entered transmission (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), with what was
+// negotiated in *out; the backend then counts the connection as a user (its size is
+// out->size) and the caller calls backend.close_user() once the session is over. False
+// when the client aborted, vanished, broke the protocol, ran out of time or memory (the
+// reason goes to `log`; the caller closes sock). With `greeted`, the greeting was sent
+// already (send_greeting) and `preread` holds what the client sent since (at most
+// FdTransport::kMaxPrefix bytes). Never throws.
+bool handshake(int sock, std::unique_ptr<Transport>& transport, Backend& backend,
+               const TlsPolicy& tls, const Deadline& deadline, Negotiated* out, const LogFn& log,
+               bool greeted = false, std::span<const std::uint8_t> preread = {}) noexcept;
+
+// Sends the server's greeting (NBDMAGIC, IHAVEOPT, handshake flags) without blocking;
+// false when it could not be sent whole (on a fresh socket it always can).
+bool send_greeting(int sock) noexcept;
 
 // The transmission flags announced for `backend` (structured: NBD_FLAG_SEND_DF too).
 std::uint16_t transmission_flags(const Backend& backend, bool structured) noexcept;

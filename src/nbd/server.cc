@@ -1,119 +1,34 @@
-// nbd/server.cc - listening sockets, the accept thread and the connection threads.
+// nbd/server.cc - listening sockets, starting and stopping the server (its threads:
+// acceptor.cc, connection.cc; their shared state: server_state.h). Nothing here throws; a
+// connection that cannot get a thread or memory is refused alone (logged).
 #include "nbd/server.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <list>
 #include <mutex>
-#include <thread>
 
+#include "nbd/server_state.h"
 #include "nbd/store_backend.h"
+#include "nbd/tls.h"
 #include "nbd/transport.h"
 #include "util/unix_socket.h"
 
 namespace uzram::nbd {
-
-struct Server::State {
-  Backend* backend = nullptr;
-  ServerOptions options;
-  std::string uri;
-  std::string unix_path;  // to remove on stop
-  int listen_fd = -1;
-  int wake[2] = {-1, -1};
-  std::thread acceptor;
-  struct Conn {
-    int fd = -1;
-    std::thread thread;
-    std::atomic<bool> done{false};
-  };
-  std::mutex mu;
-  std::list<std::unique_ptr<Conn>> conns;
-  bool stopped = false;
-
-  void log(const std::string& m) const {
-    if (options.log) options.log(m);
-  }
-  void reap(bool all) {
-    std::list<std::unique_ptr<Conn>> finished;
-    {
-      std::lock_guard l(mu);
-      for (auto it = conns.begin(); it != conns.end();) {
-        if (all || (*it)->done) {
-          finished.push_back(std::move(*it));
-          it = conns.erase(it);
-        } else {
-          ++it;
-        }
-      }
-    }
-    for (auto& c : finished) c->thread.join();
-  }
-  void accept_loop() {
-    for (;;) {
-      pollfd p[2] = {{listen_fd, POLLIN, 0}, {wake[0], POLLIN, 0}};
-      if (::poll(p, 2, -1) < 0) {
-        if (errno == EINTR) continue;
-        log(std::string("poll: ") + std::strerror(errno));
-        return;
-      }
-      if (p[1].revents) return;
-      if (!(p[0].revents & POLLIN)) continue;
-      const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      reap(false);
-      std::lock_guard l(mu);
-      if (stopped) {
-        ::close(fd);
-        return;
-      }
-      if (conns.size() >= options.max_connections) {
-        log("too many connections; refusing one");
-        ::close(fd);
-        continue;
-      }
-      if (!options.port.empty()) {
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
-      }
-      auto c = std::make_unique<Conn>();
-      c->fd = fd;
-      Conn* raw = c.get();
-      c->thread = std::thread([this, raw] { serve(raw); });
-      conns.push_back(std::move(c));
-    }
-  }
-  void serve(Conn* c) {
-    const LogFn lg = [this](const std::string& m) { log(m); };
-    Negotiated neg;
-    std::unique_ptr<Transport> t;
-    timeval tv{static_cast<time_t>(options.handshake_timeout_s), 0};
-    ::setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    const bool go = handshake(c->fd, t, *backend, options.tls, &neg, lg);
-    tv = timeval{0, 0};  // transmission: idle clients may stay
-    ::setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (go) serve_session(c->fd, *t, *backend, neg, lg, options.session);
-    t.reset();  // TLS: close_notify before the socket closes
-    {
-      std::lock_guard l(mu);
-      ::close(c->fd);
-      c->fd = -1;
-    }
-    c->done = true;
-  }
-};
 
 namespace {
 
@@ -139,7 +54,8 @@ Result<int> listen_unix(const std::string& path, std::string* uri, std::string* 
   return *fd;
 }
 
-Result<int> listen_tcp(const ServerOptions& o, std::string* uri, std::string* msg) {
+Result<int> listen_tcp(const ServerOptions& o, std::string* uri, bool* is_loopback,
+                       std::string* msg) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -153,14 +69,18 @@ Result<int> listen_tcp(const ServerOptions& o, std::string* uri, std::string* ms
     addrinfo* r;
     ~Free() { ::freeaddrinfo(r); }
   } guard{res};
-  if (!loopback(res->ai_addr) && !o.force_insecure && !o.tls.required) {
-    *msg = o.bind + ": refusing a non-loopback address without TLS (--tls=require with "
-           "--tls-psk or --tls-certificates; --force-insecure overrides)";
+  const bool authenticated = o.tls.required && o.tls.context && o.tls.context->authenticates();
+  if (!loopback(res->ai_addr) && !o.force_insecure && !authenticated) {
+    *msg = o.bind +
+           ": refusing a non-loopback address without TLS that authenticates clients "
+           "(--tls=require with --tls-psk, or --tls-certificates with --tls-verify-peer; "
+           "--force-insecure overrides)";
     return Errc::invalid_argument;
   }
+  *is_loopback = loopback(res->ai_addr);
   const int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
   int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
     *msg = o.bind + ":" + o.port + ": " + std::strerror(errno);
     if (fd >= 0) ::close(fd);
@@ -183,22 +103,56 @@ Result<std::unique_ptr<Server>> Server::start(Backend& backend, const ServerOpti
                                                std::string* msg) noexcept {
   std::string ignored;
   if (msg == nullptr) msg = &ignored;
-  std::unique_ptr<Server> s(new Server());
-  s->state_ = std::make_unique<State>();
+  std::unique_ptr<Server> s(new (std::nothrow) Server());
+  if (!s || !(s->state_ = std::unique_ptr<State>(new (std::nothrow) State()))) {
+    *msg = "out of memory";
+    return Errc::no_memory;
+  }
   State& st = *s->state_;
   st.backend = &backend;
   st.options = options;
-  auto fd = options.port.empty() ? listen_unix(options.unix_path, &st.uri, msg)
-                                 : listen_tcp(options, &st.uri, msg);
+  ServerOptions& o = st.options;
+  o.max_connections = std::max(1u, o.max_connections);
+  o.max_negotiating = std::clamp(o.max_negotiating, 1u, o.max_connections);
+  o.handshake_timeout = std::max(o.handshake_timeout, std::chrono::milliseconds(1));
+  o.handshake_grace = std::min(o.handshake_grace, o.handshake_timeout);
+  st.limits = {o.max_connections, o.max_negotiating, o.handshake_grace};
+  st.tcp = !o.port.empty();
+  auto fd = st.tcp ? listen_tcp(o, &st.uri, &st.tcp_loopback, msg)
+                   : listen_unix(o.unix_path, &st.uri, msg);
   if (!fd) return fd.error();
   st.listen_fd = *fd;
-  if (options.port.empty()) st.unix_path = options.unix_path;
-  if (::pipe2(st.wake, O_CLOEXEC) != 0) {
-    *msg = std::string("pipe: ") + std::strerror(errno);
+  // A deep listen queue: while every negotiating slot is young, new clients wait there in
+  // arrival order instead of being refused (Linux caps it at net.core.somaxconn).
+  ::listen(st.listen_fd, SOMAXCONN);
+  if (!st.tcp) st.unix_path = o.unix_path;
+  // Waiting connections hold a descriptor each: leave room for the rest.
+  rlimit rl{};
+  st.max_waiting = std::max(1u, o.max_waiting);
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    const rlim_t other = 64 + 2 * rlim_t{o.max_connections + o.max_negotiating};
+    st.max_waiting = static_cast<unsigned>(
+        std::clamp<rlim_t>(rl.rlim_cur > other ? rl.rlim_cur - other : 0, 16, st.max_waiting));
+  }
+  st.waiting = new (std::nothrow) State::Waiting[st.max_waiting];
+  st.pfds = new (std::nothrow) pollfd[2 + st.max_waiting];
+  if (!st.waiting || !st.pfds || ::fcntl(st.listen_fd, F_SETFL, O_NONBLOCK) != 0 ||
+      ::pipe2(st.wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    *msg = std::string("cannot set up the accept thread: ") + std::strerror(errno ? errno : ENOMEM);
     ::close(st.listen_fd);
+    if (!st.unix_path.empty()) ::unlink(st.unix_path.c_str());
     return Errc::io_error;
   }
-  st.acceptor = std::thread([&st] { st.accept_loop(); });
+  st.stopped = false;
+  if (const int e = st.acceptor.start([&st]() noexcept { st.accept_loop(); }); e != 0) {
+    *msg = std::string("cannot start the accept thread: ") + std::strerror(e);
+    ::close(st.listen_fd);
+    ::close(st.wake[0]);
+    ::close(st.wake[1]);
+    if (!st.unix_path.empty()) ::unlink(st.unix_path.c_str());
+    st.stopped = true;
+    return Errc::io_error;
+  }
   return s;
 }
 
@@ -211,20 +165,25 @@ void Server::stop() noexcept {
     std::lock_guard l(st.mu);
     if (st.stopped) return;
     st.stopped = true;
-    for (auto& c : st.conns) {
-      if (c->fd >= 0) ::shutdown(c->fd, SHUT_RDWR);
-    }
   }
-  const char b = 1;
-  (void)!::write(st.wake[1], &b, 1);
-  if (st.acceptor.joinable()) st.acceptor.join();
+  st.nudge();
+  st.acceptor.join();
+  State::Conn* all = nullptr;
   {
-    std::lock_guard l(st.mu);  // connections accepted meanwhile
-    for (auto& c : st.conns) {
+    std::lock_guard l(st.mu);  // no connection is added once stopped is set
+    for (State::Conn* c = st.head; c; c = c->next) {
       if (c->fd >= 0) ::shutdown(c->fd, SHUT_RDWR);
     }
+    all = st.head;
+    st.head = st.tail = nullptr;
   }
-  st.reap(true);
+  while (all) {
+    State::Conn* c = all;
+    all = c->next;
+    c->thread.join();
+    delete c;
+  }
+  while (st.nwaiting > 0) st.drop_waiting(st.nwaiting - 1);
   ::close(st.listen_fd);
   ::close(st.wake[0]);
   ::close(st.wake[1]);
@@ -232,5 +191,7 @@ void Server::stop() noexcept {
 }
 
 const std::string& Server::uri() const noexcept { return state_->uri; }
+bool Server::tcp_loopback() const noexcept { return state_->tcp && state_->tcp_loopback; }
+bool Server::tcp_network() const noexcept { return state_->tcp && !state_->tcp_loopback; }
 
 }  // namespace uzram::nbd

@@ -1,9 +1,22 @@
 // nbd/server.h - the listener: a Unix socket (mode 0600) by default, or TCP on loopback;
 // one thread per connection runs the handshake and then the session (which has its own
 // workers). Several connections are served in parallel (NBD_FLAG_CAN_MULTI_CONN).
+//
+// Admission (docs/uzram-serve.md#limits). Every handshake, the TLS one included, must end
+// within handshake_timeout of the accept. An accepted connection is greeted and waits,
+// without a thread, until the client sent its flags and first option header (every client
+// sends them at once; a client that trickles bytes never gets that far), at most
+// max_waiting of them. It then gets a thread: at most max_negotiating negotiating, and
+// max_connections with those in transmission, which are never closed to make room. When
+// a stage is full, a newcomer takes the place of its oldest connection if that one had
+// handshake_grace already, else it waits (in the listen queue, first come first served).
+// So clients trickling their handshakes, however often they reconnect, hold a place for
+// at most handshake_timeout and cannot push out a client that completes its handshake
+// within handshake_grace.
 #ifndef UZRAM_NBD_SERVER_H_
 #define UZRAM_NBD_SERVER_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -19,9 +32,13 @@ struct ServerOptions {
   std::string unix_path;               // used when port is empty
   std::string port;                    // TCP when not empty ("0": any free port)
   std::string bind = "127.0.0.1";      // TCP address
-  bool force_insecure = false;         // allow a non-loopback bind without TLS
-  unsigned max_connections = 64;       // more are closed at once (logged)
-  unsigned handshake_timeout_s = 30;   // a client silent this long while negotiating is closed
+  bool force_insecure = false;         // allow a non-loopback bind without authenticated TLS
+  unsigned max_connections = 64;       // at once; more wait in the listen queue or are refused
+  unsigned max_negotiating = 16;       // of those, still negotiating (1..max_connections)
+  unsigned max_waiting = 1024;         // accepted, before their first 20 bytes (no thread)
+  std::chrono::milliseconds handshake_timeout{10'000};  // the whole negotiation, TLS included
+  std::chrono::milliseconds handshake_grace{500};       // younger ones are never evicted
+  std::chrono::milliseconds send_timeout{30'000};       // a send that makes no progress fails
   SessionOptions session;
   TlsPolicy tls;                       // context owned by the caller, outlives the server
   LogFn log;                           // may be empty
@@ -30,8 +47,10 @@ struct ServerOptions {
 class Server {
  public:
   // Binds and starts accepting in a background thread. Errors: busy (a live server on the
-  // Unix socket), invalid_argument (bad address, non-loopback without TLS required or --force-insecure,
-  // existing non-socket file), io_error (socket/bind/listen failed); *msg explains.
+  // Unix socket), invalid_argument (bad address; a non-loopback address without an
+  // authenticated TLS requirement (PSK, or verified client certificates) or
+  // --force-insecure; existing non-socket file), io_error (socket/bind/listen failed, no
+  // thread); *msg explains.
   [[nodiscard]] static Result<std::unique_ptr<Server>> start(Backend& backend, const ServerOptions& options,
                                                              std::string* msg) noexcept;
   ~Server();  // stop()
@@ -43,6 +62,9 @@ class Server {
   void stop() noexcept;
   // nbd+unix:///?socket=ABSPATH or nbd://HOST:PORT/
   [[nodiscard]] const std::string& uri() const noexcept;
+  // TCP on a loopback address (every local user can connect), and TCP on another address.
+  [[nodiscard]] bool tcp_loopback() const noexcept;
+  [[nodiscard]] bool tcp_network() const noexcept;
 
  private:
   Server() = default;

@@ -1,28 +1,31 @@
 // nbd/session.cc - transmission: request parsing, dispatch to workers, simple and
-// structured replies.
+// structured replies. Nothing here throws: threads, jobs and reply buffers are obtained
+// without exceptions, and running out of them closes this connection (logged) or fails
+// the one request with ENOMEM.
 #include "nbd/session.h"
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
-#include <deque>
 #include <memory>
-#include <new>
 #include <mutex>
-#include <thread>
-#include <vector>
+#include <new>
 
 #include "nbd/store_backend.h"
 #include "nbd/transport.h"
+#include "util/thread.h"
 
 namespace uzram::nbd {
 namespace {
 
 constexpr std::size_t kMaxExtents = 1U << 16;
 constexpr std::size_t kJobCost = 4096;  // charged per queued request, beyond its data
+constexpr unsigned kMaxWorkers = 256;   // per connection (`uzram serve -t` allows 1-256)
 
 struct Job {
+  Job* next = nullptr;  // in the session's queue
   Request req;
   std::unique_ptr<std::uint8_t[]> payload;  // WRITE data (not zero-filled)
   std::uint32_t error = 0;            // pre-validated error: reply only
@@ -35,61 +38,79 @@ class Session {
       : fd_(fd), t_(t), backend_(b), neg_(n), log_(log), opt_(o) {}
 
   void run() {
-    const unsigned nworkers = backend_.parallel() ? std::max(1u, opt_.workers) : 1u;
-    std::vector<std::thread> workers;
-    for (unsigned i = 0; i < nworkers; i++) workers.emplace_back([this] { work(); });
-    read_loop();
+    const unsigned want = backend_.parallel() ? std::clamp(opt_.workers, 1u, kMaxWorkers) : 1u;
+    Thread workers[kMaxWorkers];
+    unsigned started = 0;
+    for (; started < want; started++) {
+      if (const int e = workers[started].start([this]() noexcept { work(); }); e != 0) {
+        logf(log_, "cannot start worker thread %u of %u: %s", started + 1, want, std::strerror(e));
+        break;
+      }
+    }
+    if (started == 0) {
+      logf(log_, "no worker thread for this connection; closing it");
+    } else {
+      read_loop();
+    }
     {
       std::lock_guard l(mu_);
       closing_ = true;
     }
     cv_.notify_all();
-    for (auto& t : workers) t.join();
+    for (unsigned i = 0; i < started; i++) workers[i].join();
   }
 
  private:
   void read_loop() {
     for (;;) {
       std::uint8_t h[kRequestSize];
+      if (dead_.load(std::memory_order_relaxed)) return;
       if (!t_.read_full(h, sizeof h)) return;  // EOF, error or server shutdown
-      Job job;
-      job.req = decode_request(h);
-      if (job.req.magic != kRequestMagic) {
-        log_("bad request magic; closing the connection");
+      std::unique_ptr<Job> job(new (std::nothrow) Job);
+      if (!job) {
+        logf(log_, "out of memory for a request; closing the connection");
         return;
       }
-      const Verdict v = validate(job.req, neg_);
+      job->req = decode_request(h);
+      if (job->req.magic != kRequestMagic) {
+        logf(log_, "bad request magic; closing the connection");
+        return;
+      }
+      const Verdict v = validate(job->req, neg_);
       if (v.disconnect) return;
-      job.error = v.error;
+      job->error = v.error;
       // Every queued request is charged against the in-flight budget (its buffer, or what
       // its reply may take), so a client that never reads replies cannot grow the queue.
-      job.cost = kJobCost;
-      if (!v.error && (job.req.type == kCmdRead || job.req.type == kCmdWrite)) job.cost += job.req.length;
-      if (!v.error && job.req.type == kCmdBlockStatus) job.cost += 8 * kMaxExtents;
+      job->cost = kJobCost;
+      if (!v.error && (job->req.type == kCmdRead || job->req.type == kCmdWrite))
+        job->cost += job->req.length;
+      if (!v.error && job->req.type == kCmdBlockStatus) job->cost += 8 * kMaxExtents;
       if (v.payload_follows) {
         if (v.error) {
-          if (!t_.skip_full(job.req.length)) return;
-          if (!acquire(job.cost)) return;
+          if (!t_.skip_full(job->req.length)) return;
+          if (!acquire(job->cost)) return;
         } else {
-          if (!acquire(job.cost)) return;
-          job.payload.reset(new (std::nothrow) std::uint8_t[job.req.length]);
-          if (!job.payload) {
-            log_("out of memory for a write payload; closing");
-            release(job.cost);
+          if (!acquire(job->cost)) return;
+          job->payload.reset(new (std::nothrow) std::uint8_t[job->req.length]);
+          if (!job->payload) {
+            logf(log_, "out of memory for a write payload; closing the connection");
+            release(job->cost);
             return;
           }
-          if (!t_.read_full(job.payload.get(), job.req.length)) {
-            log_("client vanished in the middle of a write payload");
-            release(job.cost);
+          if (!t_.read_full(job->payload.get(), job->req.length)) {
+            logf(log_, "client vanished in the middle of a write payload");
+            release(job->cost);
             return;
           }
         }
       } else {
-        if (!acquire(job.cost)) return;
+        if (!acquire(job->cost)) return;
       }
       {
         std::lock_guard l(mu_);
-        queue_.push_back(std::move(job));
+        Job* j = job.release();
+        (tail_ ? tail_->next : head_) = j;
+        tail_ = j;
       }
       cv_.notify_one();
     }
@@ -109,23 +130,23 @@ class Session {
     budget_cv_.notify_all();
   }
 
-  void work() {
-    std::vector<Extent> extents;
+  void work() noexcept {
     for (;;) {
-      Job job;
+      std::unique_ptr<Job> job;
       {
         std::unique_lock l(mu_);
-        cv_.wait(l, [&] { return closing_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        job = std::move(queue_.front());
-        queue_.pop_front();
+        cv_.wait(l, [&] { return closing_ || head_ != nullptr; });
+        if (head_ == nullptr) return;
+        job.reset(head_);
+        head_ = head_->next;
+        if (head_ == nullptr) tail_ = nullptr;
       }
-      execute(job, extents);
-      release(job.cost);
+      if (!dead_.load(std::memory_order_relaxed)) execute(*job);
+      release(job->cost);
     }
   }
 
-  void execute(Job& job, std::vector<Extent>& extents) {
+  void execute(Job& job) {
     const Request& r = job.req;
     if (job.error) {
       send_error(r, job.error);
@@ -157,9 +178,11 @@ class Session {
         break;
       case kCmdBlockStatus: {
         const std::size_t max = (r.flags & kCmdFlagReqOne) ? 1 : kMaxExtents;
-        e = backend_.block_status(r.offset, r.length, max, &extents);
-        if (e || extents.empty()) break;
-        send_extents(r, extents);
+        std::unique_ptr<Extent[]> extents(new (std::nothrow) Extent[max]);
+        std::size_t n = 0;
+        e = extents ? backend_.block_status(r.offset, r.length, extents.get(), max, &n) : kEnomem;
+        if (e || n == 0) break;
+        send_extents(r, extents.get(), n);
         return;
       }
       default:
@@ -179,9 +202,9 @@ class Session {
 
   // Caller holds send_mu_.
   void send_locked(iovec* v, int n) {
-    if (dead_) return;
+    if (dead_.load(std::memory_order_relaxed)) return;
     if (!t_.writev_full(v, n)) {
-      dead_ = true;
+      dead_.store(true, std::memory_order_relaxed);
       ::shutdown(fd_, SHUT_RDWR);  // the reader sees EOF and the session ends
     }
   }
@@ -255,43 +278,47 @@ class Session {
       std::uint32_t off, len;  // within the request
       bool hole;
     };
-    std::vector<Seg> segs;
+    // Each hole is at least kMinHole long and has at most one data segment before it.
+    const std::size_t max_segs = 2 * (r.length / kMinHole) + 2;
+    std::unique_ptr<Seg[]> segs(new (std::nothrow) Seg[max_segs]);
+    std::unique_ptr<std::array<std::uint8_t, kChunkHeaderSize + 12>[]> hdrs(
+        new (std::nothrow) std::array<std::uint8_t, kChunkHeaderSize + 12>[max_segs]);
+    std::unique_ptr<iovec[]> v(new (std::nothrow) iovec[2 * max_segs]);
+    if (!segs || !hdrs || !v) return false;  // no memory: one data chunk instead
+    std::size_t nsegs = 0, nv = 0;
     std::uint32_t data_from = 0;  // start of the pending data segment
     const std::uint32_t first = static_cast<std::uint32_t>(-r.offset & (kBlock - 1));
     for (std::uint32_t b = first; b + kBlock <= r.length;) {
       std::uint32_t e = b;
       while (e + kBlock <= r.length && all_zero(buf + e, kBlock)) e += kBlock;
       if (e - b >= kMinHole) {
-        if (b > data_from) segs.push_back({data_from, b - data_from, false});
-        segs.push_back({b, e - b, true});
+        if (b > data_from) segs[nsegs++] = {data_from, b - data_from, false};
+        segs[nsegs++] = {b, e - b, true};
         data_from = e;
       }
       b = e == b ? b + kBlock : e;
     }
-    if (segs.empty()) return false;
-    if (data_from < r.length) segs.push_back({data_from, r.length - data_from, false});
-    std::vector<std::array<std::uint8_t, kChunkHeaderSize + 12>> hdrs(segs.size());
-    std::vector<iovec> v;
-    v.reserve(2 * segs.size());
-    for (std::size_t i = 0; i < segs.size(); i++) {
+    if (nsegs == 0) return false;
+    if (data_from < r.length) segs[nsegs++] = {data_from, r.length - data_from, false};
+    for (std::size_t i = 0; i < nsegs; i++) {
       const Seg& s = segs[i];
-      const std::uint16_t flags = i + 1 == segs.size() ? kChunkFlagDone : 0;
+      const std::uint16_t flags = i + 1 == nsegs ? kChunkFlagDone : 0;
       std::uint8_t* h = hdrs[i].data();
       if (s.hole) {
         chunk_header(h, r, kChunkOffsetHole, 12, flags);
         put64(h + kChunkHeaderSize, r.offset + s.off);
         put32(h + kChunkHeaderSize + 8, s.len);
-        v.push_back({h, kChunkHeaderSize + 12});
+        v[nv++] = {h, kChunkHeaderSize + 12};
       } else {
         chunk_header(h, r, kChunkOffsetData, 8 + s.len, flags);
         put64(h + kChunkHeaderSize, r.offset + s.off);
-        v.push_back({h, kChunkHeaderSize + 8});
-        v.push_back({const_cast<std::uint8_t*>(buf) + s.off, s.len});
+        v[nv++] = {h, kChunkHeaderSize + 8};
+        v[nv++] = {const_cast<std::uint8_t*>(buf) + s.off, s.len};
       }
     }
     std::lock_guard l(send_mu_);  // one hold: a chunk's header and data are never split
-    for (std::size_t i = 0; i < v.size(); i += kMaxIov) {
-      send_locked(&v[i], static_cast<int>(std::min(kMaxIov, v.size() - i)));
+    for (std::size_t i = 0; i < nv; i += kMaxIov) {
+      send_locked(&v[i], static_cast<int>(std::min(kMaxIov, nv - i)));
     }
     return true;
   }
@@ -307,18 +334,19 @@ class Session {
     return true;
   }
 
-  void send_extents(const Request& r, const std::vector<Extent>& extents) {
-    std::vector<std::uint8_t> d(kChunkHeaderSize + 4 + 8 * extents.size());
-    chunk_header(d.data(), r, kChunkBlockStatus, static_cast<std::uint32_t>(d.size() - kChunkHeaderSize));
-    put32(d.data() + kChunkHeaderSize, kBaseAllocationId);
-    std::uint8_t* p = d.data() + kChunkHeaderSize + 4;
-    for (const Extent& x : extents) {
+  // The extents are rewritten in place into their wire form (two big-endian u32 each).
+  void send_extents(const Request& r, Extent* extents, std::size_t n) {
+    std::uint8_t h[kChunkHeaderSize + 4];
+    chunk_header(h, r, kChunkBlockStatus, static_cast<std::uint32_t>(4 + 8 * n));
+    put32(h + kChunkHeaderSize, kBaseAllocationId);
+    for (std::size_t i = 0; i < n; i++) {
+      const Extent x = extents[i];
+      auto* p = reinterpret_cast<std::uint8_t*>(&extents[i]);
       put32(p, x.length);
       put32(p + 4, x.flags);
-      p += 8;
     }
-    iovec v{d.data(), d.size()};
-    send(&v, 1);
+    iovec v[2] = {{h, sizeof h}, {extents, 8 * n}};
+    send(v, 2);
   }
 
   const int fd_;
@@ -327,19 +355,26 @@ class Session {
   const Negotiated neg_;
   const LogFn& log_;
   const SessionOptions opt_;
+  // Protects the queue, in_flight_ and closing_. A leaf: nothing is locked under it.
   std::mutex mu_;
   std::condition_variable cv_, budget_cv_;
-  std::deque<Job> queue_;
+  Job* head_ = nullptr;  // the queue, oldest first; owned
+  Job* tail_ = nullptr;
   std::size_t in_flight_ = 0;
   bool closing_ = false;
+  // Serialises replies (a reply is written whole). Taken alone: never with mu_.
   std::mutex send_mu_;
-  bool dead_ = false;
+  // A reply could not be sent (the client is gone, or read nothing for the send timeout):
+  // the reader stops taking requests and the workers drop the queued ones instead of
+  // executing them for nobody. Set under send_mu_; read anywhere (relaxed: a hint that
+  // only makes threads stop sooner; the socket is shut down as well).
+  std::atomic<bool> dead_{false};
 };
 
 }  // namespace
 
-void serve_session(int fd, Transport& transport, Backend& backend, const Negotiated& neg, const LogFn& log,
-                   const SessionOptions& options) {
+void serve_session(int fd, Transport& transport, Backend& backend, const Negotiated& neg,
+                   const LogFn& log, const SessionOptions& options) noexcept {
   Session(fd, transport, backend, neg, log, options).run();
 }
 

@@ -7,7 +7,7 @@
 
 #include <cstddef>
 
-#include "nbd/handshake.h"
+#include "nbd/log.h"
 #include "nbd/protocol.h"
 
 namespace uzram::nbd {
@@ -16,15 +16,17 @@ class Backend;
 class Transport;
 
 struct SessionOptions {
-  unsigned workers = 4;                                 // 1 when !backend.parallel()
+  unsigned workers = 4;                                     // 1-256; 1 when !backend.parallel()
   std::size_t max_in_flight_bytes = std::size_t{64} << 20;  // payload buffers per connection
 };
 
 // Serves requests until NBD_CMD_DISC, EOF, a protocol violation or a socket error (e.g. the
 // server shutting the socket down); waits for the requests in flight, then returns. The
-// caller closes fd.
-void serve_session(int fd, Transport& transport, Backend& backend, const Negotiated& neg, const LogFn& log,
-                   const SessionOptions& options = {});
+// caller closes fd. When no worker thread can be started, or memory for a request runs
+// out, the connection ends (logged); a reply buffer that cannot be had fails only its
+// request (ENOMEM). Never throws.
+void serve_session(int fd, Transport& transport, Backend& backend, const Negotiated& neg,
+                   const LogFn& log, const SessionOptions& options = {}) noexcept;
 
 }  // namespace uzram::nbd
 

@@ -24,7 +24,16 @@ bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % align
 
 }  // namespace
 
-StoreBackend::StoreBackend(Store& store) noexcept : store_(store), size_(store.disksize()) {}
+std::uint64_t StoreBackend::size() const noexcept { return store_.disksize(); }
+
+bool StoreBackend::open_user(std::uint64_t* size) noexcept {
+  auto r = store_.open_user();
+  if (!r) return false;
+  *size = *r;
+  return true;
+}
+
+void StoreBackend::close_user() noexcept { store_.close_user(); }
 
 std::uint32_t StoreBackend::read(std::uint64_t offset, std::uint32_t len, void* buf) noexcept {
   auto* out = static_cast<std::uint8_t*>(buf);
@@ -106,10 +115,10 @@ std::uint32_t StoreBackend::zero(std::uint64_t offset, std::uint32_t len, bool n
   return 0;
 }
 
-std::uint32_t StoreBackend::block_status(std::uint64_t offset, std::uint32_t len, std::size_t max_extents,
-                                         std::vector<Extent>* out) noexcept {
-  out->clear();
-  while (len > 0 && out->size() <= max_extents) {
+std::uint32_t StoreBackend::block_status(std::uint64_t offset, std::uint32_t len, Extent* out,
+                                         std::size_t max_extents, std::size_t* count) noexcept {
+  std::size_t n_out = 0;
+  while (len > 0) {
     const std::uint64_t index = offset / kBlockSize;
     const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(kBlockSize - offset % kBlockSize, len));
     std::uint32_t flags = 0;
@@ -119,15 +128,16 @@ std::uint32_t StoreBackend::block_status(std::uint64_t offset, std::uint32_t len
     } else if (store_.is_same_filled(index, &word) && word == 0) {
       flags = kStateZero;
     }
-    if (!out->empty() && out->back().flags == flags) {
-      out->back().length += n;
+    if (n_out > 0 && out[n_out - 1].flags == flags) {
+      out[n_out - 1].length += n;
     } else {
-      if (out->size() == max_extents) break;
-      out->push_back({n, flags});
+      if (n_out == max_extents) break;
+      out[n_out++] = {n, flags};
     }
     offset += n;
     len -= n;
   }
+  *count = n_out;
   return 0;
 }
 

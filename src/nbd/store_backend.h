@@ -8,9 +8,9 @@
 #define UZRAM_NBD_STORE_BACKEND_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <vector>
 
 namespace uzram {
 class Store;
@@ -35,28 +35,39 @@ class Backend {
   virtual bool can_multi_conn() const noexcept { return true; }
   virtual bool parallel() const noexcept { return true; }  // else: serialize requests
 
+  // A connection enters transmission: the backend counts it as a user until close_user
+  // (a store then refuses reset and disksize) and gives the size to serve, fixed while the
+  // user is open. False: nothing to serve (an uninitialised store).
+  virtual bool open_user(std::uint64_t* size) noexcept {
+    *size = this->size();
+    return true;
+  }
+  virtual void close_user() noexcept {}
+
   virtual std::uint32_t read(std::uint64_t offset, std::uint32_t len, void* buf) noexcept = 0;
   virtual std::uint32_t write(std::uint64_t offset, std::uint32_t len, const void* buf) noexcept = 0;
   virtual std::uint32_t flush() noexcept { return 0; }
   virtual std::uint32_t trim(std::uint64_t offset, std::uint32_t len) noexcept = 0;
   // no_hole: the range must read back as zeros and stay allocated.
   virtual std::uint32_t zero(std::uint64_t offset, std::uint32_t len, bool no_hole) noexcept = 0;
-  // Extents covering [offset, offset + len), merged, at most max_extents of them.
-  virtual std::uint32_t block_status(std::uint64_t offset, std::uint32_t len, std::size_t max_extents,
-                                     std::vector<Extent>* out) noexcept = 0;
+  // Extents covering [offset, offset + len) from its start, merged, at most max_extents of
+  // them, into out[0..*count).
+  virtual std::uint32_t block_status(std::uint64_t offset, std::uint32_t len, Extent* out,
+                                     std::size_t max_extents, std::size_t* count) noexcept = 0;
 };
 
 class StoreBackend final : public Backend {
  public:
-  // The export size is the store's disksize at construction.
-  explicit StoreBackend(Store& store) noexcept;
-  std::uint64_t size() const noexcept override { return size_; }
+  explicit StoreBackend(Store& store) noexcept : store_(store) {}
+  std::uint64_t size() const noexcept override;           // the store's disksize now
+  bool open_user(std::uint64_t* size) noexcept override;  // Store::open_user
+  void close_user() noexcept override;
   std::uint32_t read(std::uint64_t offset, std::uint32_t len, void* buf) noexcept override;
   std::uint32_t write(std::uint64_t offset, std::uint32_t len, const void* buf) noexcept override;
   std::uint32_t trim(std::uint64_t offset, std::uint32_t len) noexcept override;
   std::uint32_t zero(std::uint64_t offset, std::uint32_t len, bool no_hole) noexcept override;
-  std::uint32_t block_status(std::uint64_t offset, std::uint32_t len, std::size_t max_extents,
-                             std::vector<Extent>* out) noexcept override;
+  std::uint32_t block_status(std::uint64_t offset, std::uint32_t len, Extent* out,
+                             std::size_t max_extents, std::size_t* count) noexcept override;
 
  private:
   static constexpr std::size_t kStripes = 1024;
@@ -66,7 +77,6 @@ class StoreBackend final : public Backend {
   std::uint32_t free_block(std::uint64_t index) noexcept;
 
   Store& store_;
-  std::uint64_t size_;
   std::array<std::mutex, kStripes> stripes_;
 };
 

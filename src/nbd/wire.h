@@ -1,4 +1,6 @@
-// nbd/wire.h - blocking full-length reads and writes on a socket (EINTR retried).
+// nbd/wire.h - full-length reads and writes on a socket (EINTR retried, never SIGPIPE),
+// optionally bounded by a Deadline. Without one, a write blocks at most the socket's
+// SO_SNDTIMEO without progress (the server sets ServerOptions::send_timeout).
 #ifndef UZRAM_NBD_WIRE_H_
 #define UZRAM_NBD_WIRE_H_
 
@@ -8,17 +10,22 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
+#include "nbd/deadline.h"
+
 namespace uzram::nbd {
 
-// True when all n bytes arrived; false on EOF or error.
-inline bool read_full(int fd, void* buf, std::size_t n) noexcept {
+// True when all n bytes arrived; false on EOF, error or the deadline (errno ETIMEDOUT).
+inline bool read_full(int fd, void* buf, std::size_t n, const Deadline& d = {}) noexcept {
   auto* p = static_cast<std::uint8_t*>(buf);
   while (n > 0) {
-    const ssize_t r = ::read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
+    if (d.set() && !wait_fd(fd, POLLIN, d)) return false;
+    const ssize_t r = ::recv(fd, p, n, d.set() ? MSG_DONTWAIT : 0);
+    if (r < 0 && (errno == EINTR || (errno == EAGAIN && d.set()))) continue;
+    if (r == 0) errno = 0;  // EOF
     if (r <= 0) return false;
     p += r;
     n -= static_cast<std::size_t>(r);
@@ -26,16 +33,27 @@ inline bool read_full(int fd, void* buf, std::size_t n) noexcept {
   return true;
 }
 
-// Writes every iovec completely (the array is modified).
-inline bool writev_full(int fd, struct iovec* iov, int count) noexcept {
+// Writes every iovec completely (the array is modified). Bounded by the deadline `d`, and
+// with `stall` > 0, failing once no byte could be sent for `stall` (a client that stopped
+// reading). False on error or either limit (errno ETIMEDOUT); a blocking send without
+// them is still bounded by the socket's SO_SNDTIMEO, if set.
+inline bool writev_full(int fd, struct iovec* iov, int count, const Deadline& d = {},
+                        std::chrono::milliseconds stall = {}) noexcept {
   while (count > 0 && iov[count - 1].iov_len == 0) count--;
+  Clock::time_point progress = stall.count() > 0 ? Clock::now() : Clock::time_point{};
   while (count > 0) {
+    Deadline w = d;
+    if (stall.count() > 0 && (!w.set() || progress + stall < w.at()))
+      w = Deadline(progress + stall);
+    if (w.set() && !wait_fd(fd, POLLOUT, w)) return false;
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<std::size_t>(count);
-    const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (r < 0 && errno == EINTR) continue;
+    const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (w.set() ? MSG_DONTWAIT : 0));
+    if (r < 0 && (errno == EINTR || (errno == EAGAIN && w.set()))) continue;
+    if (r < 0 && errno == EAGAIN) errno = ETIMEDOUT;
     if (r <= 0) return false;
+    if (stall.count() > 0) progress = Clock::now();
     auto left = static_cast<std::size_t>(r);
     while (count > 0 && left >= iov->iov_len) {
       left -= iov->iov_len;
@@ -50,17 +68,17 @@ inline bool writev_full(int fd, struct iovec* iov, int count) noexcept {
   return true;
 }
 
-inline bool write_full(int fd, const void* buf, std::size_t n) noexcept {
+inline bool write_full(int fd, const void* buf, std::size_t n, const Deadline& d = {}) noexcept {
   iovec v{const_cast<void*>(buf), n};
-  return writev_full(fd, &v, 1);
+  return writev_full(fd, &v, 1, d);
 }
 
 // Reads and drops n bytes.
-inline bool skip_full(int fd, std::uint64_t n) noexcept {
+inline bool skip_full(int fd, std::uint64_t n, const Deadline& d = {}) noexcept {
   std::uint8_t sink[16384];
   while (n > 0) {
     const std::size_t k = n < sizeof sink ? static_cast<std::size_t>(n) : sizeof sink;
-    if (!read_full(fd, sink, k)) return false;
+    if (!read_full(fd, sink, k, d)) return false;
     n -= k;
   }
   return true;

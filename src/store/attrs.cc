@@ -16,6 +16,13 @@ Result<void> fail(std::string* msg, Errc e, std::string text) {
   return e;
 }
 
+// reset and disksize while users are open (Store::open_user): the kernel's EBUSY.
+Result<void> in_use(std::string* msg, const char* attr, std::uint64_t users) {
+  return fail(msg, Errc::busy,
+              std::string(attr) + ": device in use by " + std::to_string(users) +
+                  " open connection(s); disconnect them first");
+}
+
 std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
 std::string fmt(const char* f, ...) {
   char buf[512];
@@ -93,6 +100,7 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
     auto size = parse_size(value);
     if (!size || *size == 0) return fail(msg, Errc::invalid_argument, "disksize: invalid size '" + std::string(value) + "'");
     std::unique_lock l(init_lock_);
+    if (const auto u = users_.load(std::memory_order_relaxed)) return in_use(msg, "disksize", u);
     if (disksize_) return fail(msg, Errc::busy, "disksize: device already initialised (reset it first)");
     return init_locked(*size, msg);
   }
@@ -105,6 +113,7 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
     }
     if (!parse_int(value, &v) || v <= 0) return fail(msg, Errc::invalid_argument, "reset: expects a positive integer");
     std::unique_lock l(init_lock_);
+    if (const auto u = users_.load(std::memory_order_relaxed)) return in_use(msg, "reset", u);
     reset_locked();
     return {};
   }

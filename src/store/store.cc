@@ -48,6 +48,20 @@ std::uint64_t Store::disksize() const noexcept {
   std::shared_lock l(impl(this)->init_lock_);
   return impl(this)->disksize_;
 }
+Result<std::uint64_t> Store::open_user() noexcept {
+  StoreImpl* s = impl(this);
+  std::shared_lock l(s->init_lock_);
+  if (s->disksize_ == 0) return Errc::not_initialized;
+  s->users_.fetch_add(1, std::memory_order_relaxed);
+  return s->disksize_;
+}
+void Store::close_user() noexcept {
+  const std::uint64_t was = impl(this)->users_.fetch_sub(1, std::memory_order_relaxed);
+  ZS_CHECK(was > 0, "Store::close_user without open_user");
+}
+std::uint64_t Store::users() const noexcept {
+  return impl(this)->users_.load(std::memory_order_relaxed);
+}
 MmStat Store::mm_stat() const noexcept { return impl(this)->mm_stat_impl(); }
 IoStat Store::io_stat() const noexcept { return impl(this)->io_stat_impl(); }
 BdStat Store::bd_stat() const noexcept { return impl(this)->bd_stat_impl(); }

@@ -102,6 +102,12 @@ class StoreImpl final : public Store {
   // One post-processing (writeback / recompress) at a time: others get Errc::busy
   // (the kernel's -EAGAIN).
   std::atomic<bool> pp_in_progress_{false};
+  // Open users (Store::open_user). Incremented under init_lock_ shared, and only while
+  // initialised; read under init_lock_ exclusive by reset and disksize, which refuse while
+  // it is not 0: the lock orders the increment before or after them. Decremented without
+  // the lock: a reset that races a close may still see the user and fail with busy, the
+  // safe answer. Relaxed: init_lock_ provides the ordering.
+  std::atomic<std::uint64_t> users_{0};
 
   std::int64_t epoch_ = 0;  // ac_time origin, seconds of CLOCK_MONOTONIC_COARSE
 

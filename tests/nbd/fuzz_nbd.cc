@@ -36,10 +36,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return 0;
   std::thread server([fd = sv[0]] {
-    const LogFn log = [](const std::string&) {};
+    const LogFn log = [](std::string_view) {};
     Negotiated neg;
     std::unique_ptr<Transport> t;
-    if (handshake(fd, t, backend(), TlsPolicy{}, &neg, log)) serve_session(fd, *t, backend(), neg, log, {2});
+    if (handshake(fd, t, backend(), TlsPolicy{}, Deadline{}, &neg, log)) {
+      serve_session(fd, *t, backend(), neg, log, {2});
+      backend().close_user();
+    }
     ::close(fd);
   });
   std::thread drain([fd = sv[1]] {

@@ -77,7 +77,9 @@ class NullBackend final : public Backend {
   std::uint32_t write(std::uint64_t, std::uint32_t, const void*) noexcept override { return 0; }
   std::uint32_t trim(std::uint64_t, std::uint32_t) noexcept override { return 0; }
   std::uint32_t zero(std::uint64_t, std::uint32_t, bool) noexcept override { return 0; }
-  std::uint32_t block_status(std::uint64_t, std::uint32_t, std::size_t, std::vector<Extent>*) noexcept override {
+  std::uint32_t block_status(std::uint64_t, std::uint32_t, Extent*, std::size_t,
+                             std::size_t* n) noexcept override {
+    *n = 0;
     return 0;
   }
 };
@@ -91,7 +93,7 @@ std::pair<bool, std::vector<std::uint8_t>> run(const std::vector<std::uint8_t>& 
   std::thread t([&] {
     Negotiated n;
     std::unique_ptr<Transport> transport;
-    go = handshake(sv[0], transport, b, TlsPolicy{}, &n, [](const std::string&) {});
+    go = handshake(sv[0], transport, b, TlsPolicy{}, Deadline{}, &n, [](std::string_view) {});
     ::close(sv[0]);
   });
   EXPECT_TRUE(write_full(sv[1], client_bytes.data(), client_bytes.size()));

@@ -1,0 +1,77 @@
+// nbd/connection.cc - a connection's thread: the rest of the handshake (its first bytes
+// were collected by the accept thread), then the session; the store is claimed for
+// transmission and released after it.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <mutex>
+
+#include "nbd/handshake.h"
+#include "nbd/log.h"
+#include "nbd/server_state.h"
+#include "nbd/session.h"
+#include "nbd/store_backend.h"
+#include "nbd/transport.h"
+
+namespace uzram::nbd {
+
+void Server::State::serve(Conn* c) noexcept {
+  const int fd = c->fd;  // only this thread closes it
+  const std::uint64_t id = c->id;
+  State* self = this;
+  const LogFn log = [self, id](std::string_view m) {  // fits std::function's inline buffer
+    logf(self->options.log, "connection %llu: %.*s", static_cast<unsigned long long>(id),
+         static_cast<int>(m.size()), m.data());
+  };
+  // The transports enforce the send timeout themselves (poll between two bytes of
+  // progress); SO_SNDTIMEO bounds any blocking send as well.
+  timeval tv{static_cast<time_t>(options.send_timeout.count() / 1000),
+             static_cast<suseconds_t>(options.send_timeout.count() % 1000 * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (tcp) {
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  }
+  std::unique_ptr<Transport> t;
+  Negotiated neg;
+  const bool claimed = handshake(fd, t, *backend, options.tls, c->deadline, &neg, log, true,
+                                 std::span<const std::uint8_t>(c->preread));
+  if (t) t->set_send_timeout(options.send_timeout);
+  bool go = claimed;
+  if (go) {
+    std::lock_guard l(mu);
+    go = c->phase == Phase::negotiating;  // not evicted, timed out or stopped meanwhile
+    if (go) {
+      c->phase = Phase::transmission;
+      counts.negotiating--;
+      counts.transmitting++;
+    }
+  }
+  if (go) {
+    nudge();  // a negotiating slot is free
+    t->set_deadline(Deadline());
+    serve_session(fd, *t, *backend, neg, log, options.session);
+  }
+  if (claimed) backend->close_user();
+  t.reset();  // TLS: close_notify (bounded) if the session is healthy
+  finish(c);
+}
+
+void Server::State::finish(Conn* c) noexcept {
+  {
+    std::lock_guard l(mu);
+    ::close(c->fd);
+    c->fd = -1;
+    if (c->phase == Phase::negotiating) counts.negotiating--;
+    if (c->phase == Phase::transmission) counts.transmitting--;
+    c->phase = Phase::closing;
+    c->done = true;
+  }
+  nudge();
+}
+
+}  // namespace uzram::nbd
