@@ -71,7 +71,7 @@ unsigned PoolImpl::migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage*
     if (loc.zspage != src_id) continue;
     const unsigned to = obj_pop_locked(c, dst);
     copy_between(src, payload_offset(c, loc.obj), dst, payload_offset(c, to), loc.size);
-    // release: pairs with the acquire loads in lock_object()/free_impl().
+    // release: pairs with the acquire loads in lock_object() (free reads under c.lock).
     e->store(HandleTable::encode({dst_id, to, loc.size}, HandleTable::gen_of(v)),
              std::memory_order_release);
     obj_push_locked(c, src, loc.obj);

@@ -83,10 +83,10 @@ std::uint64_t HandleTable::alloc_locked(unsigned group) noexcept {
   return (HandleTable::gen_of(e) << 32) | index;
 }
 
-void HandleTable::release_locked(std::uint32_t index) noexcept {
+void HandleTable::release_locked(std::uint32_t index, std::uint64_t freed) noexcept {
   Group& g = groups_[meta_[index >> kChunkShift].group];
   std::atomic<std::uint64_t>* e = entry(index);
-  const std::uint64_t gen = gen_of(e->load(std::memory_order_relaxed));
+  const std::uint64_t gen = gen_of(freed);
   // relaxed: a free entry is only read by its group under the group's lock, by scanners
   // that skip it, and by translators that then find it not allocated (a caller bug).
   e->store((gen << kGenShift) | (std::uint64_t{g.free_head} << 1), std::memory_order_relaxed);

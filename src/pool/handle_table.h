@@ -61,9 +61,10 @@ class HandleTable {
   std::uint64_t alloc_locked(unsigned group) noexcept;
   // Maps a chunk for `group` (its next alloc_locked() takes it). Sleeps; no lock held.
   [[nodiscard]] bool grow(unsigned group) noexcept;
-  // Returns an index whose entry was already marked free (HandleTable::freed) to its
-  // group's free list. Caller holds the group's lock.
-  void release_locked(std::uint32_t index) noexcept;
+  // Returns an index to its group's free list, its entry becoming `freed` (a value of
+  // HandleTable::freed(): not allocated, its next generation) linked to the old head.
+  // Caller holds the group's lock.
+  void release_locked(std::uint32_t index, std::uint64_t freed) noexcept;
 
   static std::uint32_t index_of(std::uint64_t handle) noexcept { return static_cast<std::uint32_t>(handle); }
   static std::uint64_t gen_of_handle(std::uint64_t handle) noexcept { return (handle >> 32) & 0xfff; }

@@ -24,6 +24,7 @@ Result<std::unique_ptr<Pool>> Pool::create(const PoolOptions& options) noexcept 
 Pool::~Pool() = default;
 Result<Handle> Pool::alloc(std::size_t size) noexcept { return impl(this)->alloc_impl(size); }
 void Pool::free(Handle h) noexcept { impl(this)->free_impl(h); }
+void Pool::free_batch(const Handle* hs, std::size_t n) noexcept { impl(this)->free_batch_impl(hs, n); }
 const void* Pool::read_begin(Handle h, void* local_copy) noexcept {
   return impl(this)->read_begin_impl(h, local_copy);
 }
@@ -38,6 +39,7 @@ Result<std::uint32_t> Pool::migrate_frame(std::uint32_t frame) noexcept {
 }
 std::size_t Pool::pack(std::size_t max_frames) noexcept { return impl(this)->pack_impl(max_frames); }
 void Pool::flush_deferred() noexcept { impl(this)->flush_deferred_impl(); }
+std::size_t Pool::release_idle_frames() noexcept { return impl(this)->release_idle_frames_impl(); }
 std::size_t Pool::total_pages() const noexcept { return impl(this)->total_pages_impl(); }
 std::size_t Pool::huge_class_size() const noexcept { return impl(this)->geometry().huge_class_size(); }
 unsigned Pool::lookup_class_index(std::size_t size) const noexcept {
@@ -68,7 +70,7 @@ PoolImpl::PoolImpl(const PoolOptions& options) noexcept
 }
 
 Result<void> PoolImpl::init() noexcept {
-  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache); !r) return r;
+  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms); !r) return r;
   if (auto r = handles_.init(options_.max_bytes / kMinAllocSize); !r) return r;
   // Zspage ids must fit the 28-bit frame owner and handle fields (ZsPageTable).
   if (auto r = zspages_.init(arena_.max_frames(), options_.chain_size); !r) return r;
@@ -257,82 +259,20 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
     z = create_zspage(c, &id);
     c.lock.lock();
     if (!z) {
-      e->store(gen << HandleTable::kGenShift, std::memory_order_relaxed);
-      handles_.release_locked(index);
+      handles_.release_locked(index, gen << HandleTable::kGenShift);
       c.lock.unlock();
       return Errc::no_memory;
     }
     publish_zspage_locked(c, id, z);
   }
   const unsigned obj = obj_pop_locked(c, z);  // step 5
-  // release: pairs with the acquire loads in lock_object()/free_impl().
+  // release: pairs with the acquire loads in lock_object() (free reads under c.lock).
   e->store(HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
            std::memory_order_release);
   c.obj_used++;
   fix_fullness_locked(c, id, z);
   c.lock.unlock();
   return static_cast<Handle>(hv);
-}
-
-std::atomic<std::uint64_t>* PoolImpl::entry_of(Handle h, const char* op) const noexcept {
-  const auto hv = static_cast<std::uint64_t>(h);
-  std::atomic<std::uint64_t>* e = hv >> 44 ? nullptr : handles_.entry(HandleTable::index_of(hv));
-  ZS_CHECK(e != nullptr, "%s: invalid handle %#llx (pool '%s')", op,
-           static_cast<unsigned long long>(hv), options_.name.c_str());
-  return e;
-}
-
-void PoolImpl::check_entry(std::uint64_t v, Handle h, const char* op) noexcept {
-  const auto hv = static_cast<std::uint64_t>(h);
-  ZS_CHECK(HandleTable::is_allocated(v) && HandleTable::gen_of(v) == HandleTable::gen_of_handle(hv),
-           "%s: handle %#llx is not allocated (already freed, or never a handle)", op,
-           static_cast<unsigned long long>(hv));
-}
-
-// Protocol: docs/locking.md#free.
-void PoolImpl::free_impl(Handle h) noexcept {
-  std::atomic<std::uint64_t>* e = entry_of(h, "free");
-  SizeClass* c;
-  std::uint64_t v;
-  for (;;) {  // steps 1-3: translate to the class and lock it
-    if (kernel_mode()) pool_lock_.lock_shared();
-    // acquire: pairs with the release stores in alloc_impl()/migrate_objects_locked().
-    v = e->load(std::memory_order_acquire);
-    check_entry(v, h, "free");
-    ZsPage* z = zspages_.get(HandleTable::decode(v).zspage);
-    c = &classes_[z->class_index.load(std::memory_order_relaxed)];
-    c->lock.lock();
-    if (kernel_mode()) {
-      pool_lock_.unlock_shared();
-      break;
-    }
-    const std::uint64_t again = e->load(std::memory_order_relaxed);
-    if (again == v && z->class_index.load(std::memory_order_relaxed) == c->index) break;
-    c->lock.unlock();  // the object moved (or the caller raced a free): retry
-    check_entry(again, h, "free");
-  }
-  const Location loc = HandleTable::decode(v);
-  ZsPage* z = zspages_.get(loc.zspage);
-  // relaxed: under the class lock, which orders every writer of this entry.
-  e->store(HandleTable::freed(v), std::memory_order_relaxed);  // step 4
-  obj_push_locked(*c, z, loc.obj);
-  c->obj_used--;
-  ReleaseBatch batch;
-  bool kick = false;
-  if (z->inuse == 0 && z->state == ZsState::listed) {  // step 5
-    kick = !free_zspage_locked(*c, loc.zspage, z, batch);
-    if (kick) fix_fullness_locked(*c, loc.zspage, z);
-  } else {
-    fix_fullness_locked(*c, loc.zspage, z);
-  }
-  ZS_DCHECK(handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h))) == c->index,
-            "handle %#llx is not in its class's chunks", static_cast<unsigned long long>(h));
-  handles_.release_locked(HandleTable::index_of(static_cast<std::uint64_t>(h)));  // under c->lock
-  const std::uint64_t freeable = options_.auto_compact_frames ? c->freeable_locked() : 0;
-  c->lock.unlock();
-  release(batch);  // step 6: frames go back with no lock held
-  if (kick) deferred_worker_.kick();
-  if (freeable && freeable >= options_.auto_compact_frames) maybe_auto_compact(*c, freeable);
 }
 
 }  // namespace uzram

@@ -21,9 +21,10 @@
 namespace uzram {
 
 // Frames of zspages freed under a class lock, released after it is dropped (the arena
-// calls madvise, which must not run under a spinning lock).
+// may call madvise, which must not run under a spinning lock). A free or a compaction
+// step frees at most one zspage; a batched free drops the lock to release a full batch.
 struct ReleaseBatch {
-  static constexpr unsigned kMax = 4;  // a step frees at most one zspage
+  static constexpr unsigned kMax = 16;
   FrameId frames[kMax * kMaxChain];
   ZsPageId zspages[kMax];
   unsigned nframes = 0;
@@ -38,8 +39,8 @@ class PoolImpl final : public Pool {
   Result<void> init() noexcept;
 
   Result<Handle> alloc_impl(std::size_t size) noexcept;
-  void free_impl(Handle handle) noexcept
-      ZS_NO_THREAD_SAFETY_ANALYSIS;  // the pool lock is taken only in kernel_rwlock mode
+  void free_impl(Handle handle) noexcept;
+  void free_batch_impl(const Handle* handles, std::size_t n) noexcept;
   const void* read_begin_impl(Handle handle, void* local_copy) noexcept;
   void read_end_impl(Handle handle) noexcept;
   void write_impl(Handle handle, const void* src, std::size_t len) noexcept;
@@ -57,6 +58,7 @@ class PoolImpl final : public Pool {
   void putback_frame(FrameId frame) noexcept;
   std::size_t pack_impl(std::size_t max_frames) noexcept;
   void flush_deferred_impl() noexcept;
+  std::size_t release_idle_frames_impl() noexcept { return arena_.release_idle(); }
   PoolStats stats_impl() const noexcept;
   std::vector<ClassStats> class_stats_impl() const noexcept;
   void check_invariants_impl() const noexcept;
@@ -117,6 +119,11 @@ class PoolImpl final : public Pool {
   // descriptor in `batch`, update the class stats and total pages. Caller holds c.lock.
   void release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept;
   void release(ReleaseBatch& batch) noexcept;
+
+  // Free (free.cc). free_locked: caller holds c.lock and has validated entry value v.
+  void free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v, ReleaseBatch& batch,
+                   bool* kick) noexcept;
+  void after_free(SizeClass& c, ReleaseBatch& batch, bool kick, std::uint64_t freeable) noexcept;
 
   // Compaction (compaction.cc).
   std::size_t compact_class(SizeClass& c, const ReverseIndex& rix) noexcept
