@@ -75,30 +75,55 @@ std::uint32_t StoreBackend::write(std::uint64_t offset, std::uint32_t len, const
   return 0;
 }
 
-std::uint32_t StoreBackend::free_block(std::uint64_t index) noexcept {
-  std::lock_guard lock(stripe(index));
-  auto r = store_.discard(index * kBlockSize, kBlockSize);
-  return r ? 0 : to_nbd(r.error());
+// Frees whole blocks [first, end) with one store discard per chunk of at most kStripes
+// blocks, holding the chunk's stripes meanwhile: consecutive blocks fall on distinct
+// stripes, so the chunk holds exactly the stripe of each of its blocks, and a partial
+// write (read-modify-write under its block's stripe) runs wholly before or after the
+// discard of that block - never around it. Stripes are taken in increasing index order
+// (the only place that holds more than one), so two discards cannot deadlock.
+std::uint32_t StoreBackend::free_blocks(std::uint64_t first, std::uint64_t end) noexcept {
+  while (first < end) {
+    const std::uint64_t n = std::min<std::uint64_t>(end - first, kStripes);
+    const std::size_t s0 = static_cast<std::size_t>(first % kStripes);
+    const std::size_t s1 = s0 + static_cast<std::size_t>(n);  // stripes [s0, s1) mod kStripes
+    const auto held = [&](std::size_t s) { return s1 <= kStripes ? s >= s0 && s < s1 : s >= s0 || s < s1 - kStripes; };
+    for (std::size_t s = 0; s < kStripes; s++) {
+      if (held(s)) stripes_[s].lock();
+    }
+    auto r = store_.discard(first * kBlockSize, n * kBlockSize);
+    for (std::size_t s = kStripes; s-- > 0;) {
+      if (held(s)) stripes_[s].unlock();
+    }
+    if (!r) return to_nbd(r.error());
+    first += n;
+  }
+  return 0;
 }
 
 std::uint32_t StoreBackend::trim(std::uint64_t offset, std::uint32_t len) noexcept {
   // Advisory: only whole blocks are freed; partial head and tail keep their data.
   const std::uint64_t first = (offset + kBlockSize - 1) / kBlockSize;
   const std::uint64_t end = (offset + len) / kBlockSize;
-  for (std::uint64_t i = first; i < end; i++) {
-    if (std::uint32_t e = free_block(i)) return e;
-  }
-  return 0;
+  return first < end ? free_blocks(first, end) : 0;
 }
 
 std::uint32_t StoreBackend::zero(std::uint64_t offset, std::uint32_t len, bool no_hole) noexcept {
   while (len > 0) {
     const std::size_t at = offset % kBlockSize;
-    const std::size_t n = std::min<std::size_t>(kBlockSize - at, len);
     const std::uint64_t index = offset / kBlockSize;
-    // A whole block becomes a hole, or with NO_HOLE a stored zero-filled block (metadata
-    // only in the store: no compression, no pool memory).
-    const std::uint32_t e = (n == kBlockSize && !no_hole) ? free_block(index) : patch(index, at, n, kZeroBlock);
+    std::uint32_t e;
+    std::uint64_t n;
+    if (at == 0 && len >= kBlockSize && !no_hole) {
+      // Whole blocks become holes, all of them in one go.
+      const std::uint64_t blocks = len / kBlockSize;
+      e = free_blocks(index, index + blocks);
+      n = blocks * kBlockSize;
+    } else {
+      // A partial block, or with NO_HOLE a stored zero-filled block (metadata only in the
+      // store: no compression, no pool memory).
+      n = std::min<std::size_t>(kBlockSize - at, len);
+      e = patch(index, at, static_cast<std::size_t>(n), kZeroBlock);
+    }
     if (e) return e;
     offset += n;
     len -= static_cast<std::uint32_t>(n);

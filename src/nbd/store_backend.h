@@ -3,7 +3,8 @@
 //
 // Partial blocks are read-modify-written under a striped per-block mutex, and every block
 // write or discard takes the same stripe, so two concurrent requests touching one block
-// never lose each other's bytes. Errors are NBD error numbers (nbd/protocol.h), 0 = ok.
+// never lose each other's bytes. A multi-block trim or write-zeroes discards up to
+// kStripes blocks per store call, holding their stripes (taken in index order). Errors are NBD error numbers (nbd/protocol.h), 0 = ok.
 #ifndef UZRAM_NBD_STORE_BACKEND_H_
 #define UZRAM_NBD_STORE_BACKEND_H_
 
@@ -63,7 +64,8 @@ class StoreBackend final : public Backend {
   std::mutex& stripe(std::uint64_t block) noexcept { return stripes_[block % kStripes]; }
   // Writes bytes [at, at + n) of block `index` (n < block size: read-modify-write).
   std::uint32_t patch(std::uint64_t index, std::size_t at, std::size_t n, const void* src) noexcept;
-  std::uint32_t free_block(std::uint64_t index) noexcept;
+  // Discards whole blocks [first, end) under their stripes (see store_backend.cc).
+  std::uint32_t free_blocks(std::uint64_t first, std::uint64_t end) noexcept;
 
   Store& store_;
   std::uint64_t size_;

@@ -31,7 +31,7 @@ void fill_word(void* block, std::uint64_t word) noexcept {
 
 }  // namespace
 
-void StoreImpl::free_slot_locked(Slot& s) noexcept {
+void StoreImpl::free_slot_locked(Slot& s, HandleBatch* batch) noexcept {
   const std::uint32_t f = s.get();
   const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
   if (f & slotf::kSame) {
@@ -42,7 +42,11 @@ void StoreImpl::free_slot_locked(Slot& s) noexcept {
     stats_.pages_stored.fetch_sub(1, std::memory_order_relaxed);
     free_backing_block(h);
   } else if (f & slotf::kSizeMask) {
-    pool_->free(static_cast<Handle>(h));
+    if (batch) {
+      batch->add(static_cast<Handle>(h));
+    } else {
+      pool_->free(static_cast<Handle>(h));
+    }
     stats_.compr_data_size.fetch_sub(f & slotf::kSizeMask, std::memory_order_relaxed);
     stats_.pages_stored.fetch_sub(1, std::memory_order_relaxed);
     if (f & slotf::kHuge) stats_.huge_pages.fetch_sub(1, std::memory_order_relaxed);
@@ -171,19 +175,27 @@ Result<void> StoreImpl::read_impl(std::uint64_t index, void* block) noexcept {
 }
 
 // Discard and write-zeroes: free every whole block in the range; partial ones are skipped.
+// Protocol: docs/store.md#discard. Each block is cleared under its slot lock; the pool
+// objects are freed in batches (HandleBatch) after their slots are unlocked. A block
+// found unallocated without its lock is skipped: a write racing with the discard may
+// then land before or after it, as with the lock.
 Result<void> StoreImpl::discard_impl(std::uint64_t offset, std::uint64_t len) noexcept {
   std::shared_lock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (offset > disksize_ || len > disksize_ - offset) return Errc::out_of_range;
-  std::uint64_t first = (offset + kBlockSize - 1) / kBlockSize;
+  const std::uint64_t first = (offset + kBlockSize - 1) / kBlockSize;
   const std::uint64_t end = (offset + len) / kBlockSize;
-  for (; first < end; first++) {
-    Slot& s = slots_[first];
-    s.lock();
-    free_slot_locked(s);
-    s.unlock();
-    stats_.notify_free.fetch_add(1, std::memory_order_relaxed);
+  HandleBatch batch(*pool_);
+  for (std::uint64_t i = first; i < end; i++) {
+    Slot& s = slots_[i];
+    if (s.allocated()) {  // relaxed peek; re-checked under the lock by free_slot_locked
+      s.lock();
+      free_slot_locked(s, &batch);
+      s.unlock();
+    }
   }
+  batch.flush();
+  if (end > first) stats_.notify_free.fetch_add(end - first, std::memory_order_relaxed);
   return {};
 }
 

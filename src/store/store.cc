@@ -122,13 +122,15 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
 
 void StoreImpl::reset_locked() noexcept {
   if (slots_) {
+    HandleBatch batch(*pool_);  // pool objects freed in batches (docs/store.md#lifecycle)
     for (std::uint64_t i = 0; i < nslots_; i++) {
       Slot& s = slots_[i];
       if (!s.allocated()) continue;
       s.lock();
-      free_slot_locked(s);
+      free_slot_locked(s, &batch);
       s.unlock();
     }
+    batch.flush();
     munmap(slots_, nslots_ * sizeof(Slot));
   }
   slots_ = nullptr;
