@@ -22,14 +22,16 @@ void PoolImpl::check_entry(std::uint64_t v, Handle h, const char* op) noexcept {
            static_cast<unsigned long long>(hv));
 }
 
-// Frees the object whose entry (index, value v, validated under c.lock) names it: pushes
-// its slot, frees the zspage if it emptied (frames queued in `batch`), marks the entry
-// free and returns the index to the class. Caller holds c.lock. docs/locking.md#free 3-5.
+// Frees the object whose entry (index, value v, validated under c.lock) names it: the
+// entry becomes parked on the slot (next generation) at the head of the zspage's free
+// list - one store to the entry just read, none to the object's frame - and the zspage is
+// freed if it emptied (frames queued in `batch`). Caller holds c.lock.
+// docs/locking.md#free steps 3-5.
 void PoolImpl::free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v,
                            ReleaseBatch& batch, bool* kick) noexcept {
   const Location loc = HandleTable::decode(v);
   ZsPage* z = zspages_.get(loc.zspage);
-  obj_push_locked(c, z, loc.obj);
+  obj_push_locked(z, loc.obj, index, HandleTable::next_gen(HandleTable::gen_of(v)));
   c.obj_used--;
   if (z->inuse == 0 && z->state == ZsState::listed) {
     if (!free_zspage_locked(c, loc.zspage, z, batch)) {
@@ -39,8 +41,6 @@ void PoolImpl::free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v,
   } else {
     fix_fullness_locked(c, loc.zspage, z);
   }
-  // One store: the entry becomes free (generation + 1) and heads the class's free list.
-  handles_.release_locked(index, HandleTable::freed(v));
 }
 
 // The common tail once c.lock is dropped: release frames, kick the deferred-free worker,
@@ -75,14 +75,13 @@ void PoolImpl::free_impl(Handle h) noexcept {
 // Protocol: docs/locking.md#free-batch. Handles go in chunks of kChunk: the chunk is
 // sorted by class (a stable counting sort on the class of each index), then each class's
 // run is freed under one hold of its lock - at most kHold handles per hold, so waiters
-// get in between - in three passes that turn dependent misses into parallel ones: load
-// the entries and prefetch their descriptors; prefetch each slot's free-list word; free.
+// get in between - in two passes that turn dependent misses into parallel ones: load the
+// entries (prefetched in step 1) and prefetch their descriptors; then free.
 void PoolImpl::free_batch_impl(const Handle* hs, std::size_t n) noexcept {
   constexpr std::size_t kChunk = 256;
   constexpr unsigned kHold = 64;
   std::uint32_t pos[kChunk];    // chunk positions, sorted by class
   std::uint16_t cls[kChunk];    // class of each chunk position
-  std::uint64_t vals[kHold];    // entry values of the current hold
   unsigned start[kSlots + 1];
   for (std::size_t base = 0; base < n; base += kChunk) {
     const unsigned m = static_cast<unsigned>(std::min(kChunk, n - base));
@@ -119,20 +118,11 @@ void PoolImpl::free_batch_impl(const Handle* hs, std::size_t n) noexcept {
         const unsigned end = std::min(b, j + kHold);
         for (unsigned t = j; t < end; t++) {  // step 3a: entries in parallel
           const auto hv = static_cast<std::uint64_t>(hs[base + pos[t]]);
-          // relaxed: under c.lock (see free_impl). Checked again in step 3c.
+          // relaxed: under c.lock (see free_impl). Checked again in step 3b.
           const std::uint64_t v = handles_.entry(HandleTable::index_of(hv))->load(std::memory_order_relaxed);
-          vals[t - j] = v;
           if (HandleTable::is_allocated(v)) __builtin_prefetch(zspages_.get(HandleTable::decode(v).zspage), 1);
         }
-        if (!c.huge) {
-          for (unsigned t = j; t < end; t++) {  // step 3b: the slots' free-list words
-            const std::uint64_t v = vals[t - j];
-            if (!HandleTable::is_allocated(v)) continue;
-            const Location loc = HandleTable::decode(v);
-            __builtin_prefetch(link(zspages_.get(loc.zspage), c, loc.obj), 1);
-          }
-        }
-        for (unsigned t = j; t < end; t++) {  // step 3c: free, in the caller's order
+        for (unsigned t = j; t < end; t++) {  // step 3b: free, in the caller's order
           const Handle h = hs[base + pos[t]];
           const std::uint32_t index = HandleTable::index_of(static_cast<std::uint64_t>(h));
           // Re-load: an earlier copy of the same handle in this batch has freed it.

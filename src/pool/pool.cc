@@ -138,57 +138,88 @@ ZsPageId PoolImpl::find_group_locked(const SizeClass& c, int from, int to) const
 
 // ---- Objects inside a zspage (caller holds c.lock) -----------------------------------
 
-unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z) noexcept {
-  const unsigned obj = z->freeobj;
-  ZS_DCHECK(obj != kNoObj && z->inuse < c.objs_per_zspage, "pop from a full zspage");
-  if (c.huge) {
-    z->freeobj = kNoObj;
-  } else {
-    const std::uint64_t next = *link(z, c, obj);
-    ZS_CHECK(next == kNoObj || next < c.objs_per_zspage,
-             "zspage free list corrupted: slot %u links to %llu", obj, static_cast<unsigned long long>(next));
-    z->freeobj = static_cast<std::uint16_t>(next);
+unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index, std::uint64_t* gen) noexcept {
+  ZS_DCHECK(z->inuse < c.objs_per_zspage, "pop from a full zspage");
+  unsigned obj;
+  if (z->free_head != 0) {  // a parked slot: its handle index comes with it
+    *index = z->free_head;
+    // relaxed: parked entries of this class are written only under c.lock.
+    const std::uint64_t e = handles_.entry(*index)->load(std::memory_order_relaxed);
+    obj = HandleTable::parked_obj(e);
+    ZS_CHECK(!HandleTable::is_allocated(e) && obj < z->fresh,
+             "zspage free list corrupted: handle index %u (entry %#llx) is not a parked slot",
+             *index, static_cast<unsigned long long>(e));
+    z->free_head = HandleTable::parked_next(e);
+    *gen = HandleTable::gen_of(e);
+  } else {  // a never-used slot and a never-used index
+    ZS_DCHECK(z->fresh < c.objs_per_zspage, "zspage %u: no free slot", z->fresh);
+    const std::uint64_t hv = handles_.alloc_locked(c.index);
+    ZS_CHECK(hv != 0, "alloc: class %u has no handle room (caller did not check)", c.index);
+    *index = HandleTable::index_of(hv);
+    *gen = HandleTable::gen_of_handle(hv);
+    obj = z->fresh++;
   }
   z->inuse++;
   return obj;
 }
 
-void PoolImpl::obj_push_locked(SizeClass& c, ZsPage* z, unsigned obj) noexcept {
-  if (!c.huge) *link(z, c, obj) = z->freeobj;
-  z->freeobj = static_cast<std::uint16_t>(obj);
+void PoolImpl::obj_push_locked(ZsPage* z, unsigned obj, std::uint32_t index, std::uint64_t gen) noexcept {
+  // relaxed: under c.lock; a translator that still holds the old handle finds the entry
+  // not allocated (a caller bug: it aborts).
+  handles_.entry(index)->store(HandleTable::parked(obj, z->free_head, gen), std::memory_order_relaxed);
+  z->free_head = index;
   z->inuse--;
+}
+
+// Gives the k-th handle index of an empty zspage's parked chain slot k, so that a reused
+// descriptor hands out its slots in address order, as a new zspage does (the chain comes
+// back in the order its objects were freed). Touches only the chain's entries, which the
+// allocations that follow write anyway. Caller holds the class lock; z is empty.
+void PoolImpl::renumber_chain_locked(ZsPage* z) noexcept {
+  unsigned k = 0;
+  for (std::uint32_t index = z->free_head; index != 0; k++) {
+    std::atomic<std::uint64_t>* e = handles_.entry(index);
+    // relaxed: parked entries of this class are written only under its lock.
+    const std::uint64_t v = e->load(std::memory_order_relaxed);
+    const std::uint32_t next = HandleTable::parked_next(v);
+    e->store(HandleTable::parked(k, next, HandleTable::gen_of(v)), std::memory_order_relaxed);
+    index = next;
+  }
+  ZS_CHECK(k == z->fresh, "spare zspage: %u parked handles, %u slots used", k, z->fresh);
 }
 
 // ---- Zspage life cycle ---------------------------------------------------------------
 
-// Allocates frames and a descriptor and builds the free list. Called with no lock held
-// (it may block). Protocol: docs/locking.md#alloc step 4.
-ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId* id_out) noexcept {
+// Allocates frames (and a descriptor unless `spare`). Called with no lock held (it may
+// block). A new descriptor starts with no handle indexes (fresh = 0); a spare keeps its
+// parked chain. Protocol: docs/locking.md#alloc step 3.
+ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId spare, ZsPageId* id_out) noexcept {
   might_sleep();
   FrameId frames[kMaxChain];
   if (!arena_.alloc(frames, c.pages_per_zspage)) return nullptr;
-  auto id = zspages_.alloc(c.pages_per_zspage);
+  ZsPageId id = spare;
   if (!id) {
-    arena_.free(frames, c.pages_per_zspage);
-    return nullptr;
+    auto r = zspages_.alloc(c.pages_per_zspage);
+    if (!r) {
+      arena_.free(frames, c.pages_per_zspage);
+      return nullptr;
+    }
+    id = *r;
   }
-  ZsPage* z = zspages_.get(*id);
-  // relaxed: published to translators through the class lock and the handle entry's
-  // release store; translators that read it early validate afterwards.
-  z->class_index.store(c.index, std::memory_order_relaxed);
+  ZsPage* z = zspages_.get(id);
+  if (!spare) {
+    // relaxed: published to translators through the class lock and the handle entry's
+    // release store; translators that read it early validate afterwards.
+    z->class_index.store(c.index, std::memory_order_relaxed);
+    z->fresh = 0;
+    z->free_head = 0;
+  }
   z->inuse = 0;
   z->fullness = 0;
   z->state = ZsState::fresh;
   z->prev = z->next = 0;
   for (unsigned k = 0; k < c.pages_per_zspage; k++) z->frames[k] = frames[k];
-  z->freeobj = 0;
-  if (!c.huge) {
-    for (unsigned i = 0; i < c.objs_per_zspage; i++) {
-      const unsigned next = i + 1 < c.objs_per_zspage ? i + 1 : kNoObj;
-      *link(z, c, i) = next;
-    }
-  }
-  *id_out = *id;
+  *id_out = id;
   return z;
 }
 
@@ -222,15 +253,17 @@ void PoolImpl::release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, Relea
     arena_.info(z->frames[k]).store(kFrameAllocated, std::memory_order_release);
     batch.frames[batch.nframes++] = z->frames[k];
   }
-  batch.zspages[batch.nzspages++] = id;
+  batch.nzspages++;
   z->state = ZsState::free;
+  z->next = c.spare;  // the descriptor and its parked chain stay with the class
+  c.spare = id;
+  c.spares++;
   c.obj_allocated -= c.objs_per_zspage;
   pages_allocated_.fetch_sub(c.pages_per_zspage, std::memory_order_relaxed);
 }
 
 void PoolImpl::release(ReleaseBatch& batch) noexcept {
   if (batch.nframes) arena_.free(batch.frames, batch.nframes);
-  for (unsigned i = 0; i < batch.nzspages; i++) zspages_.free(batch.zspages[i]);
   batch.nframes = batch.nzspages = 0;
 }
 
@@ -241,38 +274,49 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
   if (size == 0) return Errc::invalid_argument;
   if (size > kMaxObjectSize) return Errc::too_large;
   SizeClass& c = classes_[geo_.class_of_slot(Geometry::slot_for(size))];  // no header
-  c.lock.lock();  // step 1: a handle index from the class's group (guarded by c.lock)
-  std::uint64_t hv;
-  while ((hv = handles_.alloc_locked(c.index)) == 0) {
-    c.lock.unlock();  // the group needs a chunk: map one with no lock held
+  c.lock.lock();  // step 1
+  ZsPageId id;
+  ZsPage* z;
+  for (;;) {
+    id = find_group_locked(c, 10, 0);  // step 2
+    if (!id) {
+      const ZsPageId spare = c.spare;  // step 3: a spare descriptor, or a new one
+      if (spare) {
+        c.spare = zspages_.get(spare)->next;
+        c.spares--;
+      }
+      c.lock.unlock();  // no lock held while frames are allocated
+      z = create_zspage(c, spare, &id);
+      c.lock.lock();
+      if (!z) {
+        if (spare) {
+          zspages_.get(spare)->next = c.spare;
+          c.spare = spare;
+          c.spares++;
+        }
+        c.lock.unlock();
+        return Errc::no_memory;
+      }
+      publish_zspage_locked(c, id, z);
+      if (spare) renumber_chain_locked(z);
+    }
+    z = zspages_.get(id);
+    // step 4: a never-used slot needs a new handle index: map a chunk with no lock held.
+    if (z->free_head != 0 || handles_.has_room_locked(c.index, 1)) break;
+    c.lock.unlock();
     if (!handles_.grow(c.index)) return Errc::no_memory;
     c.lock.lock();
   }
-  const std::uint32_t index = HandleTable::index_of(hv);
-  std::atomic<std::uint64_t>* e = handles_.entry(index);
-  const std::uint64_t gen = HandleTable::gen_of_handle(hv);
-
-  ZsPageId id = find_group_locked(c, 10, 0);  // step 2
-  ZsPage* z = id ? zspages_.get(id) : nullptr;
-  if (!z) {
-    c.lock.unlock();  // step 3: no lock held while frames are allocated
-    z = create_zspage(c, &id);
-    c.lock.lock();
-    if (!z) {
-      handles_.release_locked(index, gen << HandleTable::kGenShift);
-      c.lock.unlock();
-      return Errc::no_memory;
-    }
-    publish_zspage_locked(c, id, z);
-  }
-  const unsigned obj = obj_pop_locked(c, z);  // step 5
+  std::uint32_t index;
+  std::uint64_t gen;
+  const unsigned obj = obj_pop_locked(c, z, &index, &gen);  // step 5
   // release: pairs with the acquire loads in lock_object() (free reads under c.lock).
-  e->store(HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
-           std::memory_order_release);
+  handles_.entry(index)->store(HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
+                               std::memory_order_release);
   c.obj_used++;
   fix_fullness_locked(c, id, z);
   c.lock.unlock();
-  return static_cast<Handle>(hv);
+  return static_cast<Handle>((gen << 32) | index);
 }
 
 }  // namespace uzram
