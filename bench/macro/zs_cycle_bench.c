@@ -11,9 +11,12 @@
  * compression buffer). Every object is checked once after the last round (untimed).
  *
  *   zs-cycle-bench [--objects N] [--rounds R] [--mean B] [--sigma S] [--seed X]
- *                  [--order seq|random] [--batch] [--pause-ms MS]
+ *                  [--order seq|random] [--batch] [--pause-ms MS] [--watch-rss S]
  *
  * --pause-ms sleeps between rounds (to see the decay policy return frames meanwhile).
+ * --watch-rss S: after the last round, polls RSS every 100 ms for up to S seconds and
+ * reports when the pool's frames (its total_pages at the last fill) have left it - the
+ * idle-frame decay at the default options (docs/design.md#frames).
  * Output: one line per round, then the best rounds and the ratios pool / glibc. */
 #define _GNU_SOURCE
 #include <math.h>
@@ -61,7 +64,7 @@ struct phase {
 static void usage(void) {
   fprintf(stderr,
           "usage: zs-cycle-bench [--objects N] [--rounds R] [--mean B] [--sigma S] [--seed X]\n"
-          "                      [--order seq|random] [--batch] [--pause-ms MS]\n");
+          "                      [--order seq|random] [--batch] [--pause-ms MS] [--watch-rss S]\n");
   exit(2);
 }
 
@@ -71,6 +74,8 @@ int main(int argc, char **argv) {
   double mean = 1536.0, sigma = 0.45;
   unsigned long long seed = 1;
   long pause_ms = 0;
+  double watch_s = 0;
+  unsigned long pool_pages = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -86,6 +91,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--sigma")) sigma = atof(v);
     else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 0);
     else if (!strcmp(a, "--pause-ms")) pause_ms = atol(v);
+    else if (!strcmp(a, "--watch-rss")) watch_s = atof(v);
     else if (!strcmp(a, "--order")) random_order = !strcmp(v, "random");
     else usage();
   }
@@ -183,6 +189,7 @@ int main(int argc, char **argv) {
       double t2 = now_ns();
       p.read = (t2 - t1) / (double)n;
       const long rss = rss_kib();
+      if (who == 0) pool_pages = zs_get_total_pages(pool);
       if (r == rounds - 1 && who == 0) { /* check the contents once, untimed */
         for (size_t i = 0; i < n; i++) {
           void *m = zs_obj_read_begin(pool, handles[i], local_copy);
@@ -228,6 +235,21 @@ int main(int argc, char **argv) {
          best_pool_afw / best_glibc_afw, best_pool.read / best_glibc.read);
   printf("pool   total_pages %lu after free-all, RSS %.1f MiB\n", zs_get_total_pages(pool),
          (double)rss_kib() / 1024.0);
+  if (watch_s > 0) {
+    /* Everything is freed; glibc keeps what it keeps. The pool's idle frames leave RSS as
+       they decay: wait until RSS has dropped by 95 % of the pool's last footprint. */
+    const long r0 = rss_kib();
+    const long want = (long)(pool_pages * 4 * 95 / 100);
+    const double t0 = now_ns();
+    double t = 0;
+    long dropped = 0;
+    while ((dropped = r0 - rss_kib()) < want && (t = (now_ns() - t0) / 1e9) < watch_s) {
+      struct timespec ts = {0, 100 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+    printf("rss    %.1f MiB of the pool's %.1f MiB left RSS after %.1f s%s\n", dropped / 1024.0,
+           pool_pages * 4 / 1024.0, (now_ns() - t0) / 1e9, dropped < want ? " (not all: timed out)" : "");
+  }
   zs_destroy_pool(pool);
   (void)acc;
   free(sizes);
