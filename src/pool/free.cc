@@ -78,6 +78,10 @@ void PoolImpl::free_impl(Handle h) noexcept {
 // get in between - in two passes that turn dependent misses into parallel ones: load the
 // entries (prefetched in step 1) and prefetch their descriptors; then free.
 void PoolImpl::free_batch_impl(const Handle* hs, std::size_t n) noexcept {
+  if (n == 1) {  // nothing to group: the plain free (a discard of one block)
+    if (static_cast<std::uint64_t>(hs[0]) != 0) free_impl(hs[0]);
+    return;
+  }
   constexpr std::size_t kChunk = 256;
   constexpr unsigned kHold = 64;
   std::uint32_t pos[kChunk];    // chunk positions, sorted by class
