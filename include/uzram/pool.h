@@ -38,8 +38,9 @@ enum class TranslationMode : std::uint8_t {
   // Lock-free: read the handle word, lock the zspage, re-check the word. No shared write
   // on the hot path. The default.
   validated,
-  // The kernel's: a pool-wide rwlock taken in read mode around every translation, in
-  // write mode by compaction and migration. Kept to measure the difference.
+  // The kernel's: a pool-wide rwlock taken in read mode around every translation of a
+  // read or write, in write mode by compaction and migration. Kept to measure the
+  // difference. (free takes no pool lock in either mode, as the kernel's 2026 zs_free.)
   kernel_rwlock,
 };
 

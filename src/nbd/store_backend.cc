@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "nbd/protocol.h"
+#include "sync/bit_lock.h"
 #include "uzram/store.h"
 
 namespace uzram::nbd {
@@ -48,7 +49,7 @@ std::uint32_t StoreBackend::read(std::uint64_t offset, std::uint32_t len, void* 
 
 std::uint32_t StoreBackend::patch(std::uint64_t index, std::size_t at, std::size_t n,
                                   const void* src) noexcept {
-  std::lock_guard lock(stripe(index));
+  StripeGuard lock(*this, index);
   if (n == kBlockSize && aligned(src)) {
     auto r = store_.write(index, src);
     return r ? 0 : to_nbd(r.error());
@@ -75,24 +76,33 @@ std::uint32_t StoreBackend::write(std::uint64_t offset, std::uint32_t len, const
   return 0;
 }
 
+StoreBackend::StripeGuard::StripeGuard(StoreBackend& b, std::uint64_t block) noexcept
+    : word_(b.stripes_[block % kStripes / kStripeBits]), bit_(1u << (block % kStripeBits)) {
+  bit_lock(word_, bit_);
+}
+
+StoreBackend::StripeGuard::~StripeGuard() { bit_unlock(word_, bit_); }
+
 // Frees whole blocks [first, end) with one store discard per chunk of at most kStripes
 // blocks, holding the chunk's stripes meanwhile: consecutive blocks fall on distinct
 // stripes, so the chunk holds exactly the stripe of each of its blocks, and a partial
 // write (read-modify-write under its block's stripe) runs wholly before or after the
-// discard of that block - never around it. Stripes are taken in increasing index order
-// (the only place that holds more than one), so two discards cannot deadlock.
+// discard of that block - never around it. The stripe words are taken in increasing
+// index order (only a chunk holds more than one), so two discards cannot deadlock; a
+// partial write waits at most for one chunk's discard (4 MiB of blocks).
 std::uint32_t StoreBackend::free_blocks(std::uint64_t first, std::uint64_t end) noexcept {
   while (first < end) {
     const std::uint64_t n = std::min<std::uint64_t>(end - first, kStripes);
-    const std::size_t s0 = static_cast<std::size_t>(first % kStripes);
-    const std::size_t s1 = s0 + static_cast<std::size_t>(n);  // stripes [s0, s1) mod kStripes
-    const auto held = [&](std::size_t s) { return s1 <= kStripes ? s >= s0 && s < s1 : s >= s0 || s < s1 - kStripes; };
-    for (std::size_t s = 0; s < kStripes; s++) {
-      if (held(s)) stripes_[s].lock();
+    std::uint32_t masks[kStripes / kStripeBits] = {};
+    for (std::uint64_t b = first; b < first + n; b++) {
+      masks[b % kStripes / kStripeBits] |= 1u << (b % kStripeBits);
+    }
+    for (std::size_t w = 0; w < stripes_.size(); w++) {
+      if (masks[w]) bits_lock(stripes_[w], masks[w]);
     }
     auto r = store_.discard(first * kBlockSize, n * kBlockSize);
-    for (std::size_t s = kStripes; s-- > 0;) {
-      if (held(s)) stripes_[s].unlock();
+    for (std::size_t w = stripes_.size(); w-- > 0;) {
+      if (masks[w]) bit_unlock(stripes_[w], masks[w]);
     }
     if (!r) return to_nbd(r.error());
     first += n;
