@@ -54,10 +54,8 @@ inline unsigned fullness_group(unsigned inuse, unsigned objs) noexcept {
 }
 
 struct ZsPage {
-  // The zspage lock (sync/zspage_lock.h). Level: zspage. Persistent across reuse (inv. 4).
-  ZsPageLock lock;
-  // Written when the descriptor is (re)used, before the zspage is published; read by
-  // translators before they take the class lock (relaxed: validated afterwards).
+  // Written when the descriptor is first used, before the zspage is published (a spare
+  // keeps its class); read under the class lock, and by migration to find the class.
   std::atomic<std::uint16_t> class_index{0};
   // Guarded by the class lock:
   std::uint16_t inuse;
@@ -69,6 +67,9 @@ struct ZsPage {
   // Guarded by the class lock.
   ZsPageId prev;
   ZsPageId next;
+  // The zspage lock (sync/zspage_lock.h). Level: zspage. Persistent across reuse (inv. 4).
+  // Right before the frame ids: a read touches only these two (one cache line mostly).
+  ZsPageLock lock;
   // Frame ids. Written at creation (before publication) and by migration (class lock +
   // zspage write lock); read under the zspage read lock or the class lock. Only
   // frames[0..n) exist (n = the class's pages_per_zspage; the descriptor's table
