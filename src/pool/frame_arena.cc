@@ -86,6 +86,9 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
   unsigned got = 0;
   while (got < n && idle_hi_ > idle_lo_) out[got++] = idle_[--idle_hi_];
   const unsigned from_idle = got;
+  // A zspage's frames are freed (pushed) in chain order; popping reverses them, so turn
+  // them back: a zspage made of a freed one's frames gets them in the same order.
+  std::reverse(out, out + got);
   if (got) {
     reused_.fetch_add(got, std::memory_order_relaxed);
     if (idle_hi_ == idle_lo_) idle_lo_ = idle_hi_ = 0;
