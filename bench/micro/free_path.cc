@@ -8,13 +8,15 @@
 //             objects that straddle a frame this copies the object, warming its frames);
 //   +frame    entries, descriptors and each object's first line (the free-list word).
 // The differences are the cost of each miss. Each variant runs --rounds times; the best
-// round counts. --batch frees with free_batch() instead of free().
-//   uzram-free-path [--objects N] [--rounds R] [--batch] [--seed S]
+// round counts. --batch frees with free_batch() instead of free(); --random frees (and
+// warms) in a random order instead of fill order, which defeats the hardware prefetcher.
+//   uzram-free-path [--objects N] [--rounds R] [--batch] [--random] [--seed S]
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -45,11 +47,14 @@ int main(int argc, char** argv) {
   std::size_t n = 65536;
   int rounds = 5;
   bool batch = false;
+  bool random_order = false;
   std::uint64_t seed = 1;
   for (int i = 1; i < argc; i++) {
     const std::string a = argv[i];
     if (a == "--batch") {
       batch = true;
+    } else if (a == "--random") {
+      random_order = true;
     } else if (i + 1 < argc && a == "--objects") {
       n = std::strtoull(argv[++i], nullptr, 0);
     } else if (i + 1 < argc && a == "--rounds") {
@@ -57,7 +62,7 @@ int main(int argc, char** argv) {
     } else if (i + 1 < argc && a == "--seed") {
       seed = std::strtoull(argv[++i], nullptr, 0);
     } else {
-      std::fprintf(stderr, "usage: uzram-free-path [--objects N] [--rounds R] [--batch] [--seed S]\n");
+      std::fprintf(stderr, "usage: uzram-free-path [--objects N] [--rounds R] [--batch] [--random] [--seed S]\n");
       return 2;
     }
   }
@@ -74,7 +79,12 @@ int main(int argc, char** argv) {
   if (!created) return 1;
   std::unique_ptr<Pool> pool = std::move(created).value();
   std::vector<unsigned char> junk(std::size_t{64} << 20), src(4096, 0x5a), local(4096);
-  std::vector<Handle> hs(n);
+  std::vector<Handle> hs(n), order(n);
+  std::vector<std::size_t> perm(n);
+  for (std::size_t i = 0; i < n; i++) perm[i] = i;
+  if (random_order) {
+    for (std::size_t i = n - 1; i > 0; i--) std::swap(perm[i], perm[rng.uniform(i + 1)]);
+  }
   const char* names[] = {"cold", "entry", "+desc", "+frame"};
   double best[4] = {1e300, 1e300, 1e300, 1e300};
   for (int r = 0; r < rounds; r++) {
@@ -83,27 +93,28 @@ int main(int argc, char** argv) {
         hs[i] = *pool->alloc(sizes[i]);
         pool->write(hs[i], src.data(), sizes[i]);
       }
+      for (std::size_t i = 0; i < n; i++) order[i] = hs[perm[i]];
       evict(junk);
       unsigned acc = 0;
-      for (std::size_t i = 0; i < n && v >= 1; i++) acc += static_cast<unsigned>(pool->object_size(hs[i]));
+      for (std::size_t i = 0; i < n && v >= 1; i++) acc += static_cast<unsigned>(pool->object_size(order[i]));
       for (std::size_t i = 0; i < n && v >= 2; i++) {
-        const void* p = pool->read_begin(hs[i], local.data());
+        const void* p = pool->read_begin(order[i], local.data());
         if (v == 3) acc += *static_cast<const unsigned char*>(p);
-        pool->read_end(hs[i], p);
+        pool->read_end(order[i], p);
       }
       g_sink = static_cast<unsigned char>(acc);
       const double t0 = now_ns();
       if (batch) {
-        pool->free_batch(hs.data(), n);
+        pool->free_batch(order.data(), n);
       } else {
-        for (std::size_t i = 0; i < n; i++) pool->free(hs[i]);
+        for (std::size_t i = 0; i < n; i++) pool->free(order[i]);
       }
       const double t = (now_ns() - t0) / static_cast<double>(n);
       if (t < best[v]) best[v] = t;
     }
   }
-  std::printf("uzram-free-path: %zu lognormal objects, %s, best of %d rounds, ns per free\n", n,
-              batch ? "free_batch" : "free", rounds);
+  std::printf("uzram-free-path: %zu lognormal objects, %s, %s order, best of %d rounds, ns per free\n",
+              n, batch ? "free_batch" : "free", random_order ? "random" : "fill", rounds);
   for (int v = 0; v < 4; v++) std::printf("  %-7s %7.1f\n", names[v], best[v]);
   std::printf("  entry miss %.1f, descriptor miss ~%.1f, frame-line miss ~%.1f (the +desc "
               "variant warms the frames of straddling objects too)\n",
