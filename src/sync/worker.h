@@ -95,18 +95,12 @@ class Worker {
     return true;
   }
 
+  // One pass per wake-up, re-reading the state each time: a timer armed (or moved) while
+  // the thread sleeps wakes it (kick_after notifies) and it then waits for that deadline.
   void loop() noexcept {
     std::unique_lock<std::mutex> l(mu_);
     for (;;) {
-      const auto ready = [this] {
-        return pending_ || stopping_ || (has_deadline_ && Clock::now() >= deadline_);
-      };
-      if (has_deadline_) {
-        cv_.wait_until(l, deadline_, ready);
-      } else {
-        cv_.wait(l, ready);
-      }
-      if (!pending_ && !stopping_ && has_deadline_ && Clock::now() >= deadline_) {
+      if (!pending_ && has_deadline_ && Clock::now() >= deadline_) {
         has_deadline_ = false;  // the timer fired: run the job as for a kick
         pending_ = true;
       }
@@ -117,9 +111,16 @@ class Worker {
         job_();
         l.lock();
         running_ = false;
+        idle_.notify_all();
+        continue;
       }
       idle_.notify_all();
-      if (stopping_ && !pending_) return;
+      if (stopping_) return;
+      if (has_deadline_) {
+        cv_.wait_until(l, deadline_);
+      } else {
+        cv_.wait(l);
+      }
     }
   }
 
