@@ -20,7 +20,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 size=$((1 << 30))
 cbytes=$(stat -c %s "$corpus")
-while [[ $(stat -c %s "$tmp/data" 2>/dev/null || echo 0) -lt $size ]]; do cat "$corpus" >> "$tmp/data"; done
+while [[ $(stat -c %s "$tmp/data" 2>/dev/null || echo 0) -lt $size ]]; do
+  cat "$corpus" >> "$tmp/data"
+done
 truncate -s "$size" "$tmp/data"
 export tmp size
 echo "corpus $corpus ($((cbytes >> 20)) MiB) repeated to 1 GiB; $rounds rounds per binary"

@@ -24,8 +24,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 int usage() {
-  std::fprintf(stderr, "usage: uzram-discard-bench CORPUS [--mib 1024] [--algo lz4] [--rounds 3] "
-                       "[--modes whole,blocks]\n");
+  std::fprintf(stderr,
+               "usage: uzram-discard-bench CORPUS [--mib 1024] [--algo lz4] [--rounds 3] "
+               "[--modes whole,blocks]\n");
   return 2;
 }
 
@@ -59,7 +60,8 @@ int main(int argc, char** argv) {
   }
   std::vector<unsigned char> corpus;
   unsigned char page[4096];
-  while (std::fread(page, 1, sizeof page, f) == sizeof page) corpus.insert(corpus.end(), page, page + 4096);
+  while (std::fread(page, 1, sizeof page, f) == sizeof page)
+    corpus.insert(corpus.end(), page, page + 4096);
   std::fclose(f);
   const std::size_t pages = corpus.size() / 4096;
   if (pages == 0 || mib == 0) return usage();
@@ -70,16 +72,18 @@ int main(int argc, char** argv) {
     if (b > a) mode_list.push_back(modes.substr(a, b - a));
     a = b + 1;
   }
-  std::printf("uzram-discard-bench: %llu MiB (%llu blocks) of %s (%zu pages, repeated), %s, %d rounds\n",
-              static_cast<unsigned long long>(mib), static_cast<unsigned long long>(blocks),
-              corpus_path.c_str(), pages, algo.c_str(), rounds);
+  std::printf(
+      "uzram-discard-bench: %llu MiB (%llu blocks) of %s (%zu pages, repeated), %s, %d rounds\n",
+      static_cast<unsigned long long>(mib), static_cast<unsigned long long>(blocks),
+      corpus_path.c_str(), pages, algo.c_str(), rounds);
   std::vector<double> best(mode_list.size(), 1e300);
   for (int r = 0; r < rounds; r++) {
     for (std::size_t m = 0; m < mode_list.size(); m++) {
       auto created = uzram::Store::create("discard-bench");
       if (!created) return 1;
       std::unique_ptr<uzram::Store> st = std::move(created).value();
-      if (!st->write_attr("comp_algorithm", algo) || !st->write_attr("disksize", std::to_string(blocks * 4096))) {
+      if (!st->write_attr("comp_algorithm", algo) ||
+          !st->write_attr("disksize", std::to_string(blocks * 4096))) {
         std::fprintf(stderr, "cannot configure the store (%s)\n", algo.c_str());
         return 1;
       }
@@ -111,11 +115,12 @@ int main(int argc, char** argv) {
       const auto t1 = Clock::now();
       const std::size_t idle = const_cast<uzram::Pool*>(st->pool())->release_idle_frames();
       const double rs = std::chrono::duration<double>(Clock::now() - t1).count();
-      std::printf("round %d %-6s %8.1f ms  %6.1f ns/block  (stored %.0f MiB in %.0f MiB of pool; "
-                  "then returning %zu idle frames: %.1f ms)\n", r,
-                  mode_list[m].c_str(), s * 1e3, s * 1e9 / static_cast<double>(blocks),
-                  static_cast<double>(mm.orig_data_size) / 1048576.0,
-                  static_cast<double>(mm.mem_used_total) / 1048576.0, idle, rs * 1e3);
+      std::printf(
+          "round %d %-6s %8.1f ms  %6.1f ns/block  (stored %.0f MiB in %.0f MiB of pool; "
+          "then returning %zu idle frames: %.1f ms)\n",
+          r, mode_list[m].c_str(), s * 1e3, s * 1e9 / static_cast<double>(blocks),
+          static_cast<double>(mm.orig_data_size) / 1048576.0,
+          static_cast<double>(mm.mem_used_total) / 1048576.0, idle, rs * 1e3);
       std::fflush(stdout);
       if (s < best[m]) best[m] = s;
     }
@@ -125,7 +130,8 @@ int main(int argc, char** argv) {
                 best[m] * 1e9 / static_cast<double>(blocks));
   }
   if (mode_list.size() == 2) {
-    std::printf("ratio %s / %s: %.2fx faster\n", mode_list[1].c_str(), mode_list[0].c_str(), best[1] / best[0]);
+    std::printf("ratio %s / %s: %.2fx faster\n", mode_list[1].c_str(), mode_list[0].c_str(),
+                best[1] / best[0]);
   }
   return 0;
 }

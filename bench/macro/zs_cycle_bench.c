@@ -248,7 +248,8 @@ int main(int argc, char **argv) {
       nanosleep(&ts, NULL);
     }
     printf("rss    %.1f MiB of the pool's %.1f MiB left RSS after %.1f s%s\n", dropped / 1024.0,
-           pool_pages * 4 / 1024.0, (now_ns() - t0) / 1e9, dropped < want ? " (not all: timed out)" : "");
+           pool_pages * 4 / 1024.0, (now_ns() - t0) / 1e9,
+           dropped < want ? " (not all: timed out)" : "");
   }
   zs_destroy_pool(pool);
   (void)acc;

@@ -16,8 +16,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/random.h"
@@ -62,7 +62,9 @@ int main(int argc, char** argv) {
     } else if (i + 1 < argc && a == "--seed") {
       seed = std::strtoull(argv[++i], nullptr, 0);
     } else {
-      std::fprintf(stderr, "usage: uzram-free-path [--objects N] [--rounds R] [--batch] [--random] [--seed S]\n");
+      std::fprintf(
+          stderr,
+          "usage: uzram-free-path [--objects N] [--rounds R] [--batch] [--random] [--seed S]\n");
       return 2;
     }
   }
@@ -96,7 +98,8 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < n; i++) order[i] = hs[perm[i]];
       evict(junk);
       unsigned acc = 0;
-      for (std::size_t i = 0; i < n && v >= 1; i++) acc += static_cast<unsigned>(pool->object_size(order[i]));
+      for (std::size_t i = 0; i < n && v >= 1; i++)
+        acc += static_cast<unsigned>(pool->object_size(order[i]));
       for (std::size_t i = 0; i < n && v >= 2; i++) {
         const void* p = pool->read_begin(order[i], local.data());
         if (v == 3) acc += *static_cast<const unsigned char*>(p);
@@ -113,11 +116,13 @@ int main(int argc, char** argv) {
       if (t < best[v]) best[v] = t;
     }
   }
-  std::printf("uzram-free-path: %zu lognormal objects, %s, %s order, best of %d rounds, ns per free\n",
-              n, batch ? "free_batch" : "free", random_order ? "random" : "fill", rounds);
+  std::printf(
+      "uzram-free-path: %zu lognormal objects, %s, %s order, best of %d rounds, ns per free\n", n,
+      batch ? "free_batch" : "free", random_order ? "random" : "fill", rounds);
   for (int v = 0; v < 4; v++) std::printf("  %-7s %7.1f\n", names[v], best[v]);
-  std::printf("  entry miss %.1f, descriptor miss ~%.1f, frame-line miss ~%.1f (the +desc "
-              "variant warms the frames of straddling objects too)\n",
-              best[0] - best[1], best[1] - best[2], best[2] - best[3]);
+  std::printf(
+      "  entry miss %.1f, descriptor miss ~%.1f, frame-line miss ~%.1f (the +desc "
+      "variant warms the frames of straddling objects too)\n",
+      best[0] - best[1], best[1] - best[2], best[2] - best[3]);
   return 0;
 }

@@ -58,7 +58,8 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
       map_noreserve(max_frames_ * sizeof(*info_), PROT_READ | PROT_WRITE));
   free_bits_ = static_cast<std::uint64_t*>(
       map_noreserve((max_frames_ + 63) / 64 * 8, PROT_READ | PROT_WRITE));
-  idle_ = static_cast<FrameId*>(map_noreserve(max_frames_ * sizeof(FrameId), PROT_READ | PROT_WRITE));
+  idle_ =
+      static_cast<FrameId*>(map_noreserve(max_frames_ * sizeof(FrameId), PROT_READ | PROT_WRITE));
   if (!base_ || !info_ || !free_bits_ || !idle_) return Errc::no_memory;
   return {};
 }
@@ -155,7 +156,6 @@ Result<FrameId> FrameArena::alloc_below(FrameId below) noexcept {
   return Errc::no_memory;
 }
 
-
 unsigned FrameArena::decay_weight(unsigned age) noexcept {
   if (age >= kDecayEpochs) return 0;
   // 1 - smoothstep(x): flat near "just freed", steepest half way, flat near the end.
@@ -183,7 +183,8 @@ std::size_t FrameArena::allowed_idle_locked() const noexcept {
   return std::max<std::size_t>(static_cast<std::size_t>(sum / 1024), keep_);
 }
 
-void FrameArena::return_frames(std::unique_lock<std::mutex>& g, FrameId* batch, unsigned n) noexcept {
+void FrameArena::return_frames(std::unique_lock<std::mutex>& g, FrameId* batch,
+                               unsigned n) noexcept {
   if (n == 0) return;
   g.unlock();
   std::sort(batch, batch + n);
@@ -238,8 +239,9 @@ void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
       freed_[epoch_ % kDecayEpochs] += cached;
       if (idle_hi_ > idle_touched_) {
         idle_touched_ = idle_hi_;
-        idle_touched_bytes_.store((idle_touched_ * sizeof(FrameId) + kFrameSize - 1) & ~(kFrameSize - 1),
-                                  std::memory_order_relaxed);
+        idle_touched_bytes_.store(
+            (idle_touched_ * sizeof(FrameId) + kFrameSize - 1) & ~(kFrameSize - 1),
+            std::memory_order_relaxed);
       }
       if (decay_ms_ == 0) {
         while (idle_hi_ - idle_lo_ > keep_ && nb < kBatch) batch[nb++] = idle_[idle_lo_++];
@@ -276,7 +278,8 @@ void FrameArena::shrink_idle_locked() noexcept {
   if (idle_lo_ == idle_hi_) {
     idle_lo_ = idle_hi_ = 0;
     if (idle_touched_ * sizeof(FrameId) >= 16 * kFrameSize) {
-      madvise(idle_, (idle_touched_ * sizeof(FrameId) + kFrameSize - 1) & ~(kFrameSize - 1), MADV_DONTNEED);
+      madvise(idle_, (idle_touched_ * sizeof(FrameId) + kFrameSize - 1) & ~(kFrameSize - 1),
+              MADV_DONTNEED);
       idle_touched_ = 0;
       idle_touched_bytes_.store(0, std::memory_order_relaxed);
     }

@@ -78,7 +78,9 @@ class FrameArena {
   }
   // Statistics (relaxed loads).
   std::size_t idle_frames() const noexcept { return idle_count_.load(std::memory_order_relaxed); }
-  std::uint64_t frames_returned() const noexcept { return returned_.load(std::memory_order_relaxed); }
+  std::uint64_t frames_returned() const noexcept {
+    return returned_.load(std::memory_order_relaxed);
+  }
   std::uint64_t idle_reused() const noexcept { return reused_.load(std::memory_order_relaxed); }
 
   // The decay curve: of the frames freed `age` epochs ago (0 = the current epoch), this
@@ -102,13 +104,15 @@ class FrameArena {
   // The decay worker's job: returns the idle frames beyond the allowance, then re-arms
   // its timer while idle frames remain.
   void decay_job() noexcept;
-  std::uint64_t epoch_ns() const noexcept { return std::uint64_t{decay_ms_} * 1000000 / kDecayEpochs; }
+  std::uint64_t epoch_ns() const noexcept {
+    return std::uint64_t{decay_ms_} * 1000000 / kDecayEpochs;
+  }
 
   std::byte* base_ = nullptr;                    // immutable after init
   std::atomic<std::uint32_t>* info_ = nullptr;   // immutable after init
   std::uint64_t* free_bits_ = nullptr;           // 1 = free, returned frame below high water
   std::size_t max_frames_ = 0;
-  std::size_t keep_ = 0;            // idle frames kept whatever their age
+  std::size_t keep_ = 0;  // idle frames kept whatever their age
   std::uint32_t decay_ms_ = 0;
 
   // Protects: free_bits_, the idle list and decay buckets, lowest_free_, mapped_frames_,
@@ -124,10 +128,10 @@ class FrameArena {
   std::size_t idle_touched_ = 0;  // idle_ entries ever written since the last madvise of it
   // Frames freed into the idle list per epoch, a ring indexed by epoch % kDecayEpochs.
   std::uint64_t freed_[kDecayEpochs] = {};
-  std::uint64_t epoch_ = 0;       // current epoch number (epoch_ns() each, from epoch0_)
-  std::uint64_t epoch0_ns_ = 0;   // steady clock at init
-  bool timer_armed_ = false;      // a decay run is scheduled (or running and will re-arm)
-  FrameId lowest_free_ = 0;       // no free bit below this
+  std::uint64_t epoch_ = 0;      // current epoch number (epoch_ns() each, from epoch0_)
+  std::uint64_t epoch0_ns_ = 0;  // steady clock at init
+  bool timer_armed_ = false;     // a decay run is scheduled (or running and will re-arm)
+  FrameId lowest_free_ = 0;      // no free bit below this
   std::size_t mapped_frames_ = 0;
   std::size_t populated_ = 0;  // fresh frames below this were prefaulted (or claimed to be)
   // Written under lock_; read lock-free (relaxed: stats and bounds checks only).

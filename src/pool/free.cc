@@ -27,8 +27,8 @@ void PoolImpl::check_entry(std::uint64_t v, Handle h, const char* op) noexcept {
 // list - one store to the entry just read, none to the object's frame - and the zspage is
 // freed if it emptied (frames queued in `batch`). Caller holds c.lock.
 // docs/locking.md#free steps 3-5.
-void PoolImpl::free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v,
-                           ReleaseBatch& batch, bool* kick) noexcept {
+void PoolImpl::free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v, ReleaseBatch& batch,
+                           bool* kick) noexcept {
   const Location loc = HandleTable::decode(v);
   ZsPage* z = zspages_.get(loc.zspage);
   obj_push_locked(z, loc.obj, index, HandleTable::next_gen(HandleTable::gen_of(v)));
@@ -45,7 +45,8 @@ void PoolImpl::free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v,
 
 // The common tail once c.lock is dropped: release frames, kick the deferred-free worker,
 // run the automatic compaction policy. docs/locking.md#free step 6.
-void PoolImpl::after_free(SizeClass& c, ReleaseBatch& batch, bool kick, std::uint64_t freeable) noexcept {
+void PoolImpl::after_free(SizeClass& c, ReleaseBatch& batch, bool kick,
+                          std::uint64_t freeable) noexcept {
   release(batch);
   if (kick) deferred_worker_.kick();
   if (freeable && freeable >= options_.auto_compact_frames) maybe_auto_compact(c, freeable);
@@ -84,8 +85,8 @@ void PoolImpl::free_batch_impl(const Handle* hs, std::size_t n) noexcept {
   }
   constexpr std::size_t kChunk = 256;
   constexpr unsigned kHold = 64;
-  std::uint32_t pos[kChunk];    // chunk positions, sorted by class
-  std::uint16_t cls[kChunk];    // class of each chunk position
+  std::uint32_t pos[kChunk];  // chunk positions, sorted by class
+  std::uint16_t cls[kChunk];  // class of each chunk position
   unsigned start[kSlots + 1];
   for (std::size_t base = 0; base < n; base += kChunk) {
     const unsigned m = static_cast<unsigned>(std::min(kChunk, n - base));
@@ -98,7 +99,8 @@ void PoolImpl::free_batch_impl(const Handle* hs, std::size_t n) noexcept {
       }
       std::atomic<std::uint64_t>* e = entry_of(h, "free_batch");
       __builtin_prefetch(e, 1);
-      cls[i] = static_cast<std::uint16_t>(handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h))));
+      cls[i] = static_cast<std::uint16_t>(
+          handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h))));
       start[cls[i]]++;
     }
     unsigned sum = 0;
@@ -123,8 +125,11 @@ void PoolImpl::free_batch_impl(const Handle* hs, std::size_t n) noexcept {
         for (unsigned t = j; t < end; t++) {  // step 3a: entries in parallel
           const auto hv = static_cast<std::uint64_t>(hs[base + pos[t]]);
           // relaxed: under c.lock (see free_impl). Checked again in step 3b.
-          const std::uint64_t v = handles_.entry(HandleTable::index_of(hv))->load(std::memory_order_relaxed);
-          if (HandleTable::is_allocated(v)) __builtin_prefetch(zspages_.get(HandleTable::decode(v).zspage), 1);
+          const std::uint64_t v =
+              handles_.entry(HandleTable::index_of(hv))->load(std::memory_order_relaxed);
+          if (HandleTable::is_allocated(v)) {
+            __builtin_prefetch(zspages_.get(HandleTable::decode(v).zspage), 1);
+          }
         }
         for (unsigned t = j; t < end; t++) {  // step 3b: free, in the caller's order
           const Handle h = hs[base + pos[t]];

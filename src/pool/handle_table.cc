@@ -59,7 +59,8 @@ bool HandleTable::grow(unsigned group) noexcept {
 std::uint64_t HandleTable::alloc_locked(unsigned group) noexcept {
   ZS_DCHECK(group < kGroups, "handle group %u", group);
   Group& g = groups_[group];
-  std::uint32_t used = g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
+  std::uint32_t used =
+      g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
   if (used == kChunkEntries) {
     // acquire: pairs with the release store in grow(); the chunk is mapped and published.
     const std::uint32_t spare = g.spare.exchange(0, std::memory_order_acquire);
@@ -76,7 +77,8 @@ std::uint64_t HandleTable::alloc_locked(unsigned group) noexcept {
 
 bool HandleTable::has_room_locked(unsigned group, std::uint32_t n) const noexcept {
   const Group& g = groups_[group];
-  const std::uint32_t used = g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
+  const std::uint32_t used =
+      g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
   // relaxed: a hint; alloc_locked() takes the spare with an acquire exchange.
   const std::uint32_t spare = g.spare.load(std::memory_order_relaxed) ? kChunkEntries : 0;
   return kChunkEntries - used + spare >= n;

@@ -95,8 +95,12 @@ class HandleTable {
   static std::uint64_t parked(std::uint32_t obj, std::uint32_t next, std::uint64_t gen) noexcept {
     return (std::uint64_t{obj} << 1) | (std::uint64_t{next} << 12) | (gen << kGenShift);
   }
-  static std::uint32_t parked_obj(std::uint64_t e) noexcept { return static_cast<std::uint32_t>((e >> 1) & 0x7ff); }
-  static std::uint32_t parked_next(std::uint64_t e) noexcept { return static_cast<std::uint32_t>(e >> 12); }
+  static std::uint32_t parked_obj(std::uint64_t e) noexcept {
+    return static_cast<std::uint32_t>((e >> 1) & 0x7ff);
+  }
+  static std::uint32_t parked_next(std::uint64_t e) noexcept {
+    return static_cast<std::uint32_t>(e >> 12);
+  }
 
   // Calls f(index, entry word) for every allocated entry of `group` (all groups when
   // group == kGroups). A snapshot without locks (relaxed loads): entries may change

@@ -24,7 +24,9 @@ Result<std::unique_ptr<Pool>> Pool::create(const PoolOptions& options) noexcept 
 Pool::~Pool() = default;
 Result<Handle> Pool::alloc(std::size_t size) noexcept { return impl(this)->alloc_impl(size); }
 void Pool::free(Handle h) noexcept { impl(this)->free_impl(h); }
-void Pool::free_batch(const Handle* hs, std::size_t n) noexcept { impl(this)->free_batch_impl(hs, n); }
+void Pool::free_batch(const Handle* hs, std::size_t n) noexcept {
+  impl(this)->free_batch_impl(hs, n);
+}
 const void* Pool::read_begin(Handle h, void* local_copy) noexcept {
   return impl(this)->read_begin_impl(h, local_copy);
 }
@@ -70,7 +72,9 @@ PoolImpl::PoolImpl(const PoolOptions& options) noexcept
 }
 
 Result<void> PoolImpl::init() noexcept {
-  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms); !r) return r;
+  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms); !r) {
+    return r;
+  }
   if (auto r = handles_.init(options_.max_bytes / kMinAllocSize); !r) return r;
   // Zspage ids must fit the 28-bit frame owner and handle fields (ZsPageTable).
   if (auto r = zspages_.init(arena_.max_frames(), options_.chain_size); !r) return r;
@@ -138,7 +142,8 @@ ZsPageId PoolImpl::find_group_locked(const SizeClass& c, int from, int to) const
 
 // ---- Objects inside a zspage (caller holds c.lock) -----------------------------------
 
-unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index, std::uint64_t* gen) noexcept {
+unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index,
+                                  std::uint64_t* gen) noexcept {
   ZS_DCHECK(z->inuse < c.objs_per_zspage, "pop from a full zspage");
   unsigned obj;
   if (z->free_head != 0) {  // a parked slot: its handle index comes with it
@@ -166,10 +171,12 @@ unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index,
   return obj;
 }
 
-void PoolImpl::obj_push_locked(ZsPage* z, unsigned obj, std::uint32_t index, std::uint64_t gen) noexcept {
+void PoolImpl::obj_push_locked(ZsPage* z, unsigned obj, std::uint32_t index,
+                               std::uint64_t gen) noexcept {
   // relaxed: under c.lock; a translator that still holds the old handle finds the entry
   // not allocated (a caller bug: it aborts).
-  handles_.entry(index)->store(HandleTable::parked(obj, z->free_head, gen), std::memory_order_relaxed);
+  handles_.entry(index)->store(HandleTable::parked(obj, z->free_head, gen),
+                               std::memory_order_relaxed);
   z->free_head = index;
   z->inuse--;
 }
@@ -314,8 +321,9 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
   std::uint64_t gen;
   const unsigned obj = obj_pop_locked(c, z, &index, &gen);  // step 5
   // release: pairs with the acquire loads in lock_object() (free reads under c.lock).
-  handles_.entry(index)->store(HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
-                               std::memory_order_release);
+  handles_.entry(index)->store(
+      HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
+      std::memory_order_release);
   c.obj_used++;
   fix_fullness_locked(c, id, z);
   c.lock.unlock();

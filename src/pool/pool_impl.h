@@ -110,7 +110,8 @@ class PoolImpl final : public Pool {
   // Takes a free slot of z and the handle index bound to it (a parked one, or a new one
   // for a never-used slot: the caller made sure the class has room, has_room_locked);
   // *gen is that index's current generation. Returns the slot.
-  unsigned obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index, std::uint64_t* gen) noexcept;
+  unsigned obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index,
+                          std::uint64_t* gen) noexcept;
   void renumber_chain_locked(ZsPage* z) noexcept;
   // Frees slot obj of z, parking handle index `index` (generation gen) on it.
   void obj_push_locked(ZsPage* z, unsigned obj, std::uint32_t index, std::uint64_t gen) noexcept;

@@ -26,10 +26,10 @@ struct alignas(64) SizeClass {
   std::uint8_t pages_per_zspage = 0;
   bool huge = false;
 
-
   // Protects: the fields below, and inuse/fresh/free_head/fullness/state/prev/next and
-  // the parked handle entries (the free lists) of every zspage of this class. Level: size_class (after pool, before zspage).
-  // Spinning: never held across anything that can block (frame allocation happens unlocked).
+  // the parked handle entries (the free lists) of every zspage of this class. Level: size_class
+  // (after pool, before zspage). Spinning: never held across anything that can block (frame
+  // allocation happens unlocked).
   alignas(64) SpinLock lock{LockLevel::size_class, "size_class"};
 
   // Guarded by lock:

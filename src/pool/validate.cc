@@ -16,7 +16,8 @@ unsigned PoolImpl::parked_chain(const SizeClass& c, ZsPageId id, const ZsPage* z
   unsigned n = 0;
   for (std::uint32_t index = z->free_head; index != 0; n++) {
     const std::atomic<std::uint64_t>* e = handles_.entry(index);
-    ZS_CHECK(e != nullptr && n < z->fresh, "zspage %u: parked chain too long or bad index %u (Z1)", id, index);
+    ZS_CHECK(e != nullptr && n < z->fresh, "zspage %u: parked chain too long or bad index %u (Z1)",
+             id, index);
     const std::uint64_t v = e->load(std::memory_order_relaxed);
     const unsigned obj = HandleTable::parked_obj(v);
     ZS_CHECK(!HandleTable::is_allocated(v) && obj < z->fresh && !seen[obj] &&
@@ -82,8 +83,8 @@ void PoolImpl::check_invariants_impl() const noexcept {
                    z->class_index.load(std::memory_order_relaxed) == i,
                "class %u: spare zspage %u in state %d, inuse %u (C4)", i, id,
                static_cast<int>(z->state), z->inuse);
-      ZS_CHECK(parked_chain(c, id, z, nullptr) == z->fresh, "class %u: spare %u chain != fresh %u (C4)",
-               i, id, z->fresh);
+      ZS_CHECK(parked_chain(c, id, z, nullptr) == z->fresh,
+               "class %u: spare %u chain != fresh %u (C4)", i, id, z->fresh);
     }
     ZS_CHECK(spares == c.spares, "class %u: %llu spares listed, count %llu (C4)", i,
              static_cast<unsigned long long>(spares), static_cast<unsigned long long>(c.spares));

@@ -59,7 +59,7 @@ struct ZsPage {
   std::atomic<std::uint16_t> class_index{0};
   // Guarded by the class lock:
   std::uint16_t inuse;
-  std::uint16_t fresh;      // slots [fresh, objs_per_zspage) were never handed out
+  std::uint16_t fresh;  // slots [fresh, objs_per_zspage) were never handed out
   std::uint8_t fullness;
   ZsState state;
   std::uint32_t free_head;  // handle index of the first parked (free) slot; 0 = none

@@ -54,7 +54,10 @@ inline void bits_lock(std::atomic<Word>& w, Word mask, SiteLoc site = SiteLoc::c
       continue;
     }
     // acquire: pairs with the release in bit_unlock().
-    if (w.compare_exchange_weak(v, v | mask, std::memory_order_acquire, std::memory_order_relaxed)) return;
+    if (w.compare_exchange_weak(v, v | mask, std::memory_order_acquire,
+                                std::memory_order_relaxed)) {
+      return;
+    }
   }
 }
 

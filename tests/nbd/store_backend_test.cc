@@ -1,6 +1,8 @@
 // tests/nbd/store_backend_test.cc - StoreBackend's trim and write-zeroes: whole blocks
 // only, discarded a chunk at a time (one store discard, pool frees batched), and never
 // around a concurrent partial write of the same block.
+#include "nbd/store_backend.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,7 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include "nbd/store_backend.h"
 #include "testing/seed.h"
 #include "uzram/pool.h"
 #include "uzram/store.h"
@@ -76,7 +77,8 @@ TEST(StoreBackendTest, ZeroNeverLosesToAConcurrentPartialWrite) {
   std::vector<unsigned char> old(kBlock);
   for (int round = 0; round < 4; round++) {
     for (std::uint64_t i = 0; i < kBlocks; i++) {
-      for (std::size_t k = 0; k < kBlock; k++) old[k] = static_cast<unsigned char>(0xa0 + (k + i) % 7);
+      for (std::size_t k = 0; k < kBlock; k++)
+        old[k] = static_cast<unsigned char>(0xa0 + (k + i) % 7);
       ASSERT_EQ(be.write(i * kBlock, kBlock, old.data()), 0u);
     }
     std::atomic<bool> stop{false};

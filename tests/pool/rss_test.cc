@@ -3,7 +3,6 @@
 // they go back to the OS, so RSS returns to total_pages + metadata. Linux only
 // (/proc/self/statm).
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <chrono>
@@ -75,7 +74,8 @@ constexpr bool kShadowMemory = false;
 void expect_within_bound(Pool& pool, std::size_t base) {
   if (kShadowMemory) return;
   const PoolStats s = pool.stats();
-  const std::size_t bound = base + (s.total_pages + s.idle_frames + 256) * kPageSize + s.metadata_bytes +
+  const std::size_t bound = base + (s.total_pages + s.idle_frames + 256) * kPageSize +
+                            s.metadata_bytes +
                             (std::size_t{4} << 20);  // slack: test-process allocations
   EXPECT_LE(rss_bytes(), bound) << "total_pages " << s.total_pages << " idle " << s.idle_frames;
 }
@@ -143,8 +143,8 @@ TEST(RssTest, IdleFramesGoBackWithinTheDecayPeriod) {
       expect_within_bound(*pool, base);
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    const auto took =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
     EXPECT_EQ(s.idle_frames, 0u) << "idle frames left after " << took.count() << " ms";
     EXPECT_GE(s.frames_returned - returned0, frames);
     const std::size_t after = rss_bytes();

@@ -132,14 +132,15 @@ void run_stress(const PoolOptions& options) {
   const PoolStats s = pool->stats();
   EXPECT_EQ(s.total_pages, 0u) << "frames leaked";
   EXPECT_EQ(s.objs_used, 0u);
-  std::printf("stress: %ld ops, %ld batch-freed, %ld sleeping reads, %ld compactions, "
-              "%ld migrations (%llu busy), %llu deferred frees, %llu frames compacted, "
-              "%llu frames returned\n",
-              n.ops.load(), n.batched.load(), n.sleeps.load(), n.compactions.load(), n.migrations.load(),
-              static_cast<unsigned long long>(s.migrate_busy),
-              static_cast<unsigned long long>(s.deferred_frees),
-              static_cast<unsigned long long>(s.pages_compacted),
-              static_cast<unsigned long long>(s.frames_returned));
+  std::printf(
+      "stress: %ld ops, %ld batch-freed, %ld sleeping reads, %ld compactions, "
+      "%ld migrations (%llu busy), %llu deferred frees, %llu frames compacted, "
+      "%llu frames returned\n",
+      n.ops.load(), n.batched.load(), n.sleeps.load(), n.compactions.load(), n.migrations.load(),
+      static_cast<unsigned long long>(s.migrate_busy),
+      static_cast<unsigned long long>(s.deferred_frees),
+      static_cast<unsigned long long>(s.pages_compacted),
+      static_cast<unsigned long long>(s.frames_returned));
   EXPECT_GT(n.migrations.load(), 0);
   EXPECT_GT(n.batched.load(), 0);
 }

@@ -1,13 +1,13 @@
 // Worker: kicks run the job on the background thread; kick_after() timers run it later,
 // also when armed while the thread sleeps with nothing to do (the decay of idle frames
 // depends on it); stop() drops pending timers.
+#include "sync/worker.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <thread>
-
-#include "sync/worker.h"
 
 namespace uzram {
 namespace {
