@@ -38,8 +38,9 @@ enum class TranslationMode : std::uint8_t {
   // Lock-free: read the handle word, lock the zspage, re-check the word. No shared write
   // on the hot path. The default.
   validated,
-  // The kernel's: a pool-wide rwlock taken in read mode around every translation, in
-  // write mode by compaction and migration. Kept to measure the difference.
+  // The kernel's: a pool-wide rwlock taken in read mode around every translation of a
+  // read or write, in write mode by compaction and migration. Kept to measure the
+  // difference. (free takes no pool lock in either mode, as the kernel's 2026 zs_free.)
   kernel_rwlock,
 };
 
@@ -48,11 +49,16 @@ struct PoolOptions {
   unsigned chain_size = 8;                          // CONFIG_ZSMALLOC_CHAIN_SIZE, 4..16
   std::size_t max_bytes = std::size_t{64} << 30;    // arena reservation (virtual), <= 1 TiB
   TranslationMode translation = TranslationMode::validated;
-  // Freed frames kept resident for quick reuse: at least this many, and up to 1/8 of the
-  // pool's frames, so compaction bursts are reused rather than returned and re-faulted
-  // (each madvise interrupts every CPU running the process). Beyond that, half of them are
-  // returned to the OS in one batch (madvise, contiguous runs coalesced).
-  std::size_t frame_cache = 256;
+  // Freed frames stay resident ("idle") and are reused before any other, with no page
+  // fault; they go back to the OS (madvise MADV_DONTNEED) as they age. Of the frames freed
+  // t ms ago, a share 1 - smoothstep(t / decay_ms) may still be idle (jemalloc's dirty
+  // decay): a pool that frees and refills within decay_ms keeps its frames, and one that
+  // stops is back at total_pages within decay_ms (a background timer returns them; the
+  // pool may sit at most the frames freed within the last decay_ms above total_pages).
+  // 0: frames go back in free() itself (beyond frame_cache). docs/design.md#frames.
+  std::uint32_t decay_ms = 10000;
+  // Idle frames kept resident whatever their age (a floor under the decay). 0 = none.
+  std::size_t frame_cache = 0;
   // Automatic compaction (the kernel has none): when a size class has at least this many
   // freeable frames after a free, compact it. 0 = off (the default, as in the kernel).
   std::size_t auto_compact_frames = 0;
@@ -74,6 +80,9 @@ struct PoolStats {
   std::uint64_t deferred_frees = 0;   // empty zspages freed later by the worker
   std::uint64_t metadata_bytes = 0;   // handle table + zspage descriptors + frame table
   std::uint64_t arena_frames = 0;     // high-water mark of frame ids in the arena
+  std::uint64_t idle_frames = 0;      // freed frames still resident, awaiting reuse or decay
+  std::uint64_t frames_returned = 0;  // frames given back to the OS (madvise), cumulative
+  std::uint64_t idle_reused = 0;      // frame allocations served by idle frames, cumulative
   // Hold time of the lock a compaction step holds exclusively (pool write lock in
   // kernel_rwlock mode, class lock in validated mode): bucket i counts steps that held it
   // for [2^i, 2^(i+1)) ns.
@@ -106,6 +115,13 @@ class Pool {
   [[nodiscard]] Result<Handle> alloc(std::size_t size) noexcept;
   // Frees; aborts on an invalid or already freed handle.
   void free(Handle handle) noexcept;
+  // Frees n handles, in any order; zero handles are skipped (the kernel's zs_free(0) is a
+  // no-op; free(Handle{0}) aborts). Handles are grouped by size class, so a class lock is
+  // taken once per run of that class's handles rather than once per handle, and zspages
+  // emptied in the run are released after it is dropped. Aborts on an invalid handle or
+  // one freed twice (also twice within the batch); handles before the bad one may already
+  // be freed then. docs/locking.md#free-batch.
+  void free_batch(const Handle* handles, std::size_t n) noexcept;
 
   // Pins the object and returns its bytes: a direct pointer when the object lies in one
   // frame, else a copy in `local_copy` (at least object_size() bytes; may be null only
@@ -129,6 +145,9 @@ class Pool {
   std::size_t pack(std::size_t max_frames) noexcept;
   // Waits until the deferred-free worker is idle.
   void flush_deferred() noexcept;
+  // Returns every idle frame to the OS now (the decay would in at most decay_ms); returns
+  // how many.
+  std::size_t release_idle_frames() noexcept;
 
   // Kernel names: zs_get_total_pages, zs_huge_class_size, zs_lookup_class_index.
   [[nodiscard]] std::size_t total_pages() const noexcept;

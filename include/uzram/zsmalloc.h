@@ -8,7 +8,7 @@
  *   void *p = zs_obj_read_begin(pool, h, local_copy);   local_copy: >= 4096 bytes
  *   ... use p (may sleep) ...
  *   zs_obj_read_end(pool, h, p);
- *   zs_free(pool, h);
+ *   zs_free(pool, h);                   or zs_free_batch(pool, handles, n)
  *   zs_destroy_pool(pool);
  *
  * Every function may be called from any thread concurrently. gfp and nid are accepted and
@@ -68,6 +68,13 @@ void zs_destroy_pool(struct zs_pool *pool);
 
 unsigned long zs_malloc(struct zs_pool *pool, size_t size, gfp_t flags, const int nid);
 void zs_free(struct zs_pool *pool, unsigned long obj);
+/* Frees n handles at once (uzram; not in the kernel): grouped by size class, so each
+ * class lock is taken once per run of handles of that class, and zspages emptied by the
+ * run are released after that lock is dropped (the 2026 zsmalloc deferred-free drain).
+ * Handles may come in any order; 0 and error values are skipped, as zs_free skips them.
+ * Like zs_free it aborts on an invalid or already freed handle, also when the same handle
+ * appears twice in one batch (earlier handles of the batch may be freed by then). */
+void zs_free_batch(struct zs_pool *pool, const unsigned long *handles, size_t n);
 
 size_t zs_huge_class_size(struct zs_pool *pool);
 

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "nbd/protocol.h"
+#include "sync/bit_lock.h"
 #include "uzram/store.h"
 
 namespace uzram::nbd {
@@ -57,7 +58,7 @@ std::uint32_t StoreBackend::read(std::uint64_t offset, std::uint32_t len, void* 
 
 std::uint32_t StoreBackend::patch(std::uint64_t index, std::size_t at, std::size_t n,
                                   const void* src) noexcept {
-  std::lock_guard lock(stripe(index));
+  StripeGuard lock(*this, index);
   if (n == kBlockSize && aligned(src)) {
     auto r = store_.write(index, src);
     return r ? 0 : to_nbd(r.error());
@@ -84,30 +85,64 @@ std::uint32_t StoreBackend::write(std::uint64_t offset, std::uint32_t len, const
   return 0;
 }
 
-std::uint32_t StoreBackend::free_block(std::uint64_t index) noexcept {
-  std::lock_guard lock(stripe(index));
-  auto r = store_.discard(index * kBlockSize, kBlockSize);
-  return r ? 0 : to_nbd(r.error());
+StoreBackend::StripeGuard::StripeGuard(StoreBackend& b, std::uint64_t block) noexcept
+    : word_(b.stripes_[block % kStripes / kStripeBits]), bit_(1u << (block % kStripeBits)) {
+  bit_lock(word_, bit_);
+}
+
+StoreBackend::StripeGuard::~StripeGuard() { bit_unlock(word_, bit_); }
+
+// Frees whole blocks [first, end) with one store discard per chunk of at most kStripes
+// blocks, holding the chunk's stripes meanwhile: consecutive blocks fall on distinct
+// stripes, so the chunk holds exactly the stripe of each of its blocks, and a partial
+// write (read-modify-write under its block's stripe) runs wholly before or after the
+// discard of that block - never around it. The stripe words are taken in increasing
+// index order (only a chunk holds more than one), so two discards cannot deadlock; a
+// partial write waits at most for one chunk's discard (4 MiB of blocks).
+std::uint32_t StoreBackend::free_blocks(std::uint64_t first, std::uint64_t end) noexcept {
+  while (first < end) {
+    const std::uint64_t n = std::min<std::uint64_t>(end - first, kStripes);
+    std::uint32_t masks[kStripes / kStripeBits] = {};
+    for (std::uint64_t b = first; b < first + n; b++) {
+      masks[b % kStripes / kStripeBits] |= 1u << (b % kStripeBits);
+    }
+    for (std::size_t w = 0; w < stripes_.size(); w++) {
+      if (masks[w]) bits_lock(stripes_[w], masks[w]);
+    }
+    auto r = store_.discard(first * kBlockSize, n * kBlockSize);
+    for (std::size_t w = stripes_.size(); w-- > 0;) {
+      if (masks[w]) bit_unlock(stripes_[w], masks[w]);
+    }
+    if (!r) return to_nbd(r.error());
+    first += n;
+  }
+  return 0;
 }
 
 std::uint32_t StoreBackend::trim(std::uint64_t offset, std::uint32_t len) noexcept {
   // Advisory: only whole blocks are freed; partial head and tail keep their data.
   const std::uint64_t first = (offset + kBlockSize - 1) / kBlockSize;
   const std::uint64_t end = (offset + len) / kBlockSize;
-  for (std::uint64_t i = first; i < end; i++) {
-    if (std::uint32_t e = free_block(i)) return e;
-  }
-  return 0;
+  return first < end ? free_blocks(first, end) : 0;
 }
 
 std::uint32_t StoreBackend::zero(std::uint64_t offset, std::uint32_t len, bool no_hole) noexcept {
   while (len > 0) {
     const std::size_t at = offset % kBlockSize;
-    const std::size_t n = std::min<std::size_t>(kBlockSize - at, len);
     const std::uint64_t index = offset / kBlockSize;
-    // A whole block becomes a hole, or with NO_HOLE a stored zero-filled block (metadata
-    // only in the store: no compression, no pool memory).
-    const std::uint32_t e = (n == kBlockSize && !no_hole) ? free_block(index) : patch(index, at, n, kZeroBlock);
+    std::uint32_t e;
+    std::uint64_t n;
+    if (at == 0 && len >= kBlockSize && !no_hole) {
+      // Whole blocks become holes, all of them in one go.
+      const std::uint64_t blocks = len / kBlockSize;
+      e = free_blocks(index, index + blocks);
+      n = blocks * kBlockSize;
+    } else {
+      // A partial block, or with NO_HOLE a stored zero-filled block (metadata only in the
+      // store: no compression, no pool memory).
+      n = std::min<std::size_t>(kBlockSize - at, len);
+      e = patch(index, at, static_cast<std::size_t>(n), kZeroBlock);
+    }
     if (e) return e;
     offset += n;
     len -= static_cast<std::uint32_t>(n);

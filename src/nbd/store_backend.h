@@ -1,16 +1,19 @@
 // nbd/store_backend.h - Backend: what the NBD session asks of storage, byte-granular;
 // StoreBackend implements it over a uzram::Store of 4 KiB blocks. Knows nothing of sockets.
 //
-// Partial blocks are read-modify-written under a striped per-block mutex, and every block
+// Partial blocks are read-modify-written under a striped per-block lock, and every block
 // write or discard takes the same stripe, so two concurrent requests touching one block
-// never lose each other's bytes. Errors are NBD error numbers (nbd/protocol.h), 0 = ok.
+// never lose each other's bytes. A stripe is one bit of an atomic word (sync/bit_lock.h),
+// so a multi-block trim or write-zeroes takes the stripes of up to kStripes consecutive
+// blocks with one compare-and-swap per 32 of them and discards those blocks in one store
+// call. Errors are NBD error numbers (nbd/protocol.h), 0 = ok.
 #ifndef UZRAM_NBD_STORE_BACKEND_H_
 #define UZRAM_NBD_STORE_BACKEND_H_
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 
 namespace uzram {
 class Store;
@@ -71,13 +74,28 @@ class StoreBackend final : public Backend {
 
  private:
   static constexpr std::size_t kStripes = 1024;
-  std::mutex& stripe(std::uint64_t block) noexcept { return stripes_[block % kStripes]; }
+  static constexpr std::size_t kStripeBits = 32;  // stripes per lock word
+  // Holds the stripe of one block (a partial or whole-block write).
+  class StripeGuard {
+   public:
+    StripeGuard(StoreBackend& b, std::uint64_t block) noexcept;
+    ~StripeGuard();
+    StripeGuard(const StripeGuard&) = delete;
+    StripeGuard& operator=(const StripeGuard&) = delete;
+
+   private:
+    std::atomic<std::uint32_t>& word_;
+    std::uint32_t bit_;
+  };
   // Writes bytes [at, at + n) of block `index` (n < block size: read-modify-write).
   std::uint32_t patch(std::uint64_t index, std::size_t at, std::size_t n, const void* src) noexcept;
-  std::uint32_t free_block(std::uint64_t index) noexcept;
+  // Discards whole blocks [first, end) under their stripes (see store_backend.cc).
+  std::uint32_t free_blocks(std::uint64_t first, std::uint64_t end) noexcept;
 
   Store& store_;
-  std::array<std::mutex, kStripes> stripes_;
+  // The stripe locks: bit s % 32 of word s / 32 is the lock of every block b with
+  // b % kStripes == s. Level: outside the store's order (taken before any store lock).
+  std::array<std::atomic<std::uint32_t>, kStripes / kStripeBits> stripes_{};
 };
 
 }  // namespace uzram::nbd

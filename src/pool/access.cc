@@ -76,7 +76,9 @@ const void* PoolImpl::read_begin_impl(Handle h, void* local_copy) noexcept {
   std::uint64_t v;
   ZsPage* z = lock_object(h, &v, "read_begin");
   const Location loc = HandleTable::decode(v);
-  const SizeClass& c = classes_[z->class_index.load(std::memory_order_relaxed)];
+  // The handle's class is its index's group (no read of the descriptor's class field).
+  const SizeClass& c =
+      classes_[handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h)))];
   const std::size_t off = payload_offset(c, loc.obj);
   if ((off & (kFrameSize - 1)) + loc.size <= kFrameSize) return chain_addr(z, off);  // no copy
   ZS_CHECK(local_copy != nullptr, "read_begin: object of %u bytes spans two frames and "
@@ -103,7 +105,8 @@ void PoolImpl::write_impl(Handle h, const void* src, std::size_t len) noexcept {
     ZS_FATAL("write: %zu bytes into an object of %u bytes (handle %#llx)", len, loc.size,
              static_cast<unsigned long long>(h));
   }
-  const SizeClass& c = classes_[z->class_index.load(std::memory_order_relaxed)];
+  const SizeClass& c =
+      classes_[handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h)))];
   copy_in(z, payload_offset(c, loc.obj), src, len);
   z->lock.unlock_read();
 }

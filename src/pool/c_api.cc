@@ -41,6 +41,28 @@ void zs_free(struct zs_pool* pool, unsigned long handle) {
   P(pool)->free(static_cast<Handle>(handle));
 }
 
+void zs_free_batch(struct zs_pool* pool, const unsigned long* handles, size_t n) {
+  static_assert(sizeof(unsigned long) == sizeof(Handle), "handles are 64-bit");
+  // Zero and error values are skipped as zs_free skips them; the pool's free_batch skips
+  // only zero, so a batch holding error values goes through a filtered copy.
+  std::size_t i = 0;
+  while (i < n && !IS_ERR_VALUE(handles[i])) i++;
+  if (i == n) {
+    P(pool)->free_batch(reinterpret_cast<const Handle*>(handles), n);
+    return;
+  }
+  P(pool)->free_batch(reinterpret_cast<const Handle*>(handles), i);
+  constexpr std::size_t kCopy = 256;
+  Handle copy[kCopy];
+  while (i < n) {
+    std::size_t k = 0;
+    for (; i < n && k < kCopy; i++) {
+      if (!IS_ERR_VALUE(handles[i])) copy[k++] = static_cast<Handle>(handles[i]);
+    }
+    P(pool)->free_batch(copy, k);
+  }
+}
+
 size_t zs_huge_class_size(struct zs_pool* pool) { return P(pool)->huge_class_size(); }
 
 void* zs_obj_read_begin(struct zs_pool* pool, unsigned long handle, void* local_copy) {

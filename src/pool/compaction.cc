@@ -53,9 +53,11 @@ void PoolImpl::record_hold(std::uint64_t ns) noexcept {
 // Moves live objects from src (write-locked) into dst until dst is full or src is empty;
 // returns how many. The candidates come from the reverse index; each is re-checked here:
 // an entry that names src can only change under c.lock, which we hold, so a match means
-// the object is in src now. Caller holds c.lock and src's write lock. Each object is
-// copied before its handle entry is re-pointed (release), so a translator that sees the
-// new location sees the bytes.
+// the object is in src now. Caller holds c.lock and src's write lock, and made sure the
+// class has room for objs_per_zspage new handle indexes. Each object is copied before its
+// handle entry is re-pointed (release), so a translator that sees the new location sees
+// the bytes. The index that was bound to the destination slot (parked there, or new for
+// a never-used slot) becomes the one parked on the vacated source slot.
 unsigned PoolImpl::migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage* src,
                                           ZsPageId dst_id, ZsPage* dst,
                                           const ReverseIndex& rix) noexcept {
@@ -69,12 +71,14 @@ unsigned PoolImpl::migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage*
     if (!HandleTable::is_allocated(v)) continue;
     const Location loc = HandleTable::decode(v);
     if (loc.zspage != src_id) continue;
-    const unsigned to = obj_pop_locked(c, dst);
+    std::uint32_t other;
+    std::uint64_t other_gen;
+    const unsigned to = obj_pop_locked(c, dst, &other, &other_gen);
     copy_between(src, payload_offset(c, loc.obj), dst, payload_offset(c, to), loc.size);
-    // release: pairs with the acquire loads in lock_object()/free_impl().
+    // release: pairs with the acquire loads in lock_object() (free reads under c.lock).
     e->store(HandleTable::encode({dst_id, to, loc.size}, HandleTable::gen_of(v)),
              std::memory_order_release);
-    obj_push_locked(c, src, loc.obj);
+    obj_push_locked(src, loc.obj, other, other_gen);
     moved++;
   }
   return moved;
@@ -90,6 +94,13 @@ std::size_t PoolImpl::compact_class(SizeClass& c, const ReverseIndex& rix) noexc
     if (kernel_mode()) pool_lock_.lock();  // step 1
     const std::uint64_t t0 = now_ns();    // the exclusive hold starts here
     c.lock.lock();
+    if (!handles_.has_room_locked(c.index, c.objs_per_zspage)) {
+      // Destination slots never used yet need new indexes: map a chunk, no lock held.
+      c.lock.unlock();
+      if (kernel_mode()) pool_lock_.unlock();
+      if (!handles_.grow(c.index)) break;
+      continue;
+    }
     stop = true;
     // step 2: destination = fullest non-full, source = emptiest non-empty
     const ZsPageId dst_id = c.freeable_locked() ? find_group_locked(c, 10, 1) : 0;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstring>
 
 #include "sync/lock_order.h"
@@ -20,6 +21,12 @@ constexpr std::size_t kGrowFrames = 512;  // map 2 MiB of the reservation at a t
 // most 1 MiB of resident, not yet allocated frames above the high water mark.
 constexpr std::size_t kPopulateFrames = 256;
 
+std::uint64_t steady_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
 void* map_noreserve(std::size_t bytes, int prot) {
   void* p = mmap(nullptr, bytes, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
@@ -27,28 +34,33 @@ void* map_noreserve(std::size_t bytes, int prot) {
 
 }  // namespace
 
+FrameArena::FrameArena() noexcept : decay_worker_([this] { decay_job(); }) {}
+
 FrameArena::~FrameArena() {
+  decay_worker_.stop();
   if (base_) munmap(base_, max_frames_ << kFrameShift);
   if (info_) munmap(info_, max_frames_ * sizeof(*info_));
   if (free_bits_) munmap(free_bits_, (max_frames_ + 63) / 64 * 8);
-  if (cache_) munmap(cache_, cache_capacity_ * sizeof(FrameId));
+  if (idle_) munmap(idle_, max_frames_ * sizeof(FrameId));
 }
 
-Result<void> FrameArena::init(std::size_t max_bytes, std::size_t cache_frames) noexcept {
+Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
+                              std::uint32_t decay_ms) noexcept {
   max_frames_ = max_bytes >> kFrameShift;
   // Frame ids are 32-bit; only zspage ids (the 28-bit owner field) are narrower, and the
   // pool caps those (PoolImpl::init). 2^28 frames = the documented 1 TiB maximum.
   if (max_frames_ == 0 || max_frames_ > std::size_t{kFrameOwnerMask} + 1) return Errc::invalid_argument;
-  cache_limit_ = cache_frames;
-  cache_capacity_ = max_frames_ / 8 + cache_limit_ + kCacheSlack;
+  keep_ = std::min(keep_frames, max_frames_);
+  decay_ms_ = decay_ms;
+  epoch0_ns_ = steady_ns();
   base_ = static_cast<std::byte*>(map_noreserve(max_frames_ << kFrameShift, PROT_NONE));
   info_ = static_cast<std::atomic<std::uint32_t>*>(
       map_noreserve(max_frames_ * sizeof(*info_), PROT_READ | PROT_WRITE));
   free_bits_ = static_cast<std::uint64_t*>(
       map_noreserve((max_frames_ + 63) / 64 * 8, PROT_READ | PROT_WRITE));
-  cache_ = static_cast<FrameId*>(
-      map_noreserve(cache_capacity_ * sizeof(FrameId), PROT_READ | PROT_WRITE));
-  if (!base_ || !info_ || !free_bits_ || !cache_) return Errc::no_memory;
+  idle_ =
+      static_cast<FrameId*>(map_noreserve(max_frames_ * sizeof(FrameId), PROT_READ | PROT_WRITE));
+  if (!base_ || !info_ || !free_bits_ || !idle_) return Errc::no_memory;
   return {};
 }
 
@@ -73,7 +85,16 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
                    false, SiteLoc::current());
   std::size_t pop_lo = 0, pop_hi = 0;
   unsigned got = 0;
-  while (got < n && cache_count_ > 0) out[got++] = cache_[--cache_count_];
+  while (got < n && idle_hi_ > idle_lo_) out[got++] = idle_[--idle_hi_];
+  const unsigned from_idle = got;
+  // A zspage's frames are freed (pushed) in chain order; popping reverses them, so turn
+  // them back: a zspage made of a freed one's frames gets them in the same order.
+  std::reverse(out, out + got);
+  if (got) {
+    reused_.fetch_add(got, std::memory_order_relaxed);
+    if (idle_hi_ == idle_lo_) idle_lo_ = idle_hi_ = 0;
+    idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
+  }
   const FrameId hw = high_water();
   const std::size_t words = (hw + 63) / 64;
   for (std::size_t w = lowest_free_ / 64; got < n && w < words; w++) {
@@ -87,7 +108,14 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
   if (got < n) {
     const FrameId want = hw + (n - got);
     if (!grow_locked(want)) {
-      for (unsigned i = 0; i < got; i++) release_locked(out[i]);
+      // Put back what we took: idle frames as idle (still resident), the rest as free.
+      for (unsigned i = from_idle; i < got; i++) {
+        free_bits_[out[i] / 64] |= std::uint64_t{1} << (out[i] % 64);
+        if (out[i] < lowest_free_) lowest_free_ = out[i];
+      }
+      for (unsigned i = from_idle; i > 0; i--) idle_[idle_hi_++] = out[i - 1];
+      reused_.fetch_sub(from_idle, std::memory_order_relaxed);
+      idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
       lockdep::release(&lock_, SiteLoc::current());
       return Errc::no_memory;
     }
@@ -103,7 +131,6 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
     // relaxed: the owner is published later under the class lock (release there).
     info_[out[i]].store(kFrameAllocated, std::memory_order_relaxed);
   }
-  in_use_ += n;
   lockdep::release(&lock_, SiteLoc::current());
   if (pop_hi > pop_lo) {
     // Outside the lock, so that threads growing the arena do not wait for each other's
@@ -124,68 +151,172 @@ Result<FrameId> FrameArena::alloc_below(FrameId below) noexcept {
     if (id >= below) break;
     free_bits_[w] &= ~(std::uint64_t{1} << b);
     info_[id].store(kFrameAllocated, std::memory_order_relaxed);
-    in_use_++;
     return id;
   }
   return Errc::no_memory;
 }
 
-// Returns a frame to the free bitmap and its memory to the OS. Caller holds lock_.
-void FrameArena::release_locked(FrameId id) noexcept {
-  madvise(address(id), kFrameSize, MADV_DONTNEED);
-  free_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
-  if (id < lowest_free_) lowest_free_ = id;
+unsigned FrameArena::decay_weight(unsigned age) noexcept {
+  if (age >= kDecayEpochs) return 0;
+  // 1 - smoothstep(x): flat near "just freed", steepest half way, flat near the end.
+  const double x = static_cast<double>(age) / kDecayEpochs;
+  return static_cast<unsigned>(1024.0 * (1.0 - x * x * (3.0 - 2.0 * x)) + 0.5);
 }
 
-// Frees frames. Up to cache_target_locked() of them stay resident for quick reuse; beyond that the
-// excess (down to half the limit), and every frame freed with cache == false, goes back to
-// the OS in one batch: sorted, contiguous runs coalesced, madvise'd with the lock dropped
-// (each madvise costs a TLB shootdown on every CPU running this process, so one call per
-// run, not per frame). A frame reaches the free bitmap only after its madvise, so nobody
-// can allocate it and write to it while it is being zapped.
+void FrameArena::advance_locked(std::uint64_t now_ns) noexcept {
+  if (decay_ms_ == 0 || now_ns < epoch0_ns_) return;
+  const std::uint64_t e = (now_ns - epoch0_ns_) / epoch_ns();
+  if (e <= epoch_) return;
+  const std::uint64_t steps = std::min<std::uint64_t>(e - epoch_, kDecayEpochs);
+  for (std::uint64_t k = 1; k <= steps; k++) freed_[(epoch_ + k) % kDecayEpochs] = 0;
+  epoch_ = e;
+}
+
+std::size_t FrameArena::allowed_idle_locked() const noexcept {
+  std::uint64_t sum = 0;
+  if (decay_ms_ != 0) {
+    // epoch_ - age wraps for the first epochs: those buckets are still zero.
+    for (unsigned age = 0; age < kDecayEpochs; age++) {
+      sum += freed_[(epoch_ - age) % kDecayEpochs] * decay_weight(age);
+    }
+  }
+  return std::max<std::size_t>(static_cast<std::size_t>(sum / 1024), keep_);
+}
+
+void FrameArena::return_frames(std::unique_lock<std::mutex>& g, FrameId* batch,
+                               unsigned n) noexcept {
+  if (n == 0) return;
+  g.unlock();
+  std::sort(batch, batch + n);
+  for (unsigned a = 0; a < n;) {
+    unsigned b = a + 1;
+    while (b < n && batch[b] == batch[b - 1] + 1) b++;
+    madvise(address(batch[a]), static_cast<std::size_t>(b - a) << kFrameShift, MADV_DONTNEED);
+    a = b;
+  }
+  g.lock();
+  for (unsigned k = 0; k < n; k++) {
+    const FrameId id = batch[k];
+    free_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
+    if (id < lowest_free_) lowest_free_ = id;
+  }
+  trim_locked();
+  returned_.fetch_add(n, std::memory_order_relaxed);
+}
+
+// Frees frames. With cache, they become idle (pushed on top of the idle list) and count
+// in the current epoch's bucket; with decay_ms == 0 everything beyond keep_frames goes
+// back at once. A frame reaches the free bitmap only after its madvise, so nobody can
+// allocate it and write to it while it is being zapped.
 void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
   might_sleep();
   constexpr unsigned kBatch = 512;
   FrameId batch[kBatch];
-  unsigned nb = 0;
-  unsigned i = 0;
-  while (i < n || nb) {
-    {
-      std::lock_guard<std::mutex> guard(lock_);
-      for (; i < n && nb < kBatch; i++) {
-        const FrameId id = ids[i];
-        ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
-        info_[id].store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
-        in_use_--;
-        if (cache && cache_count_ < cache_capacity_) {
-          cache_[cache_count_++] = id;
-        } else {
-          batch[nb++] = id;
-        }
+  bool arm = false;
+  std::unique_lock<std::mutex> g(lock_);
+  if (cache && decay_ms_ != 0) advance_locked(steady_ns());
+  for (unsigned i = 0; i < n;) {
+    unsigned nb = 0;
+    unsigned cached = 0;
+    for (; i < n && nb < kBatch; i++) {
+      const FrameId id = ids[i];
+      ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
+      info_[id].store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
+      if (!cache) {
+        batch[nb++] = id;
+        continue;
       }
-      const std::size_t target = cache_target_locked();
-      if (cache_count_ > target) {
-        const std::size_t keep = target / 2;
-        while (cache_count_ > keep && nb < kBatch) batch[nb++] = cache_[--cache_count_];
+      if (idle_hi_ == max_frames_) {  // room at the top: slide the list down
+        ZS_CHECK(idle_lo_ > 0, "idle frame list overflow (frame %u freed twice?)", id);
+        std::memmove(idle_, idle_ + idle_lo_, (idle_hi_ - idle_lo_) * sizeof(FrameId));
+        idle_hi_ -= idle_lo_;
+        idle_lo_ = 0;
       }
+      idle_[idle_hi_++] = id;
+      cached++;
     }
-    if (!nb) break;
-    std::sort(batch, batch + nb);
-    for (unsigned a = 0; a < nb;) {
-      unsigned b = a + 1;
-      while (b < nb && batch[b] == batch[b - 1] + 1) b++;
-      madvise(address(batch[a]), static_cast<std::size_t>(b - a) << kFrameShift, MADV_DONTNEED);
-      a = b;
+    if (cached) {
+      freed_[epoch_ % kDecayEpochs] += cached;
+      if (idle_hi_ > idle_touched_) {
+        idle_touched_ = idle_hi_;
+        idle_touched_bytes_.store(
+            (idle_touched_ * sizeof(FrameId) + kFrameSize - 1) & ~(kFrameSize - 1),
+            std::memory_order_relaxed);
+      }
+      if (decay_ms_ == 0) {
+        while (idle_hi_ - idle_lo_ > keep_ && nb < kBatch) batch[nb++] = idle_[idle_lo_++];
+      } else if (!timer_armed_ && idle_hi_ - idle_lo_ > keep_) {
+        timer_armed_ = arm = true;
+      }
+      idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
     }
-    std::lock_guard<std::mutex> guard(lock_);
-    for (unsigned k = 0; k < nb; k++) {
-      const FrameId id = batch[k];
-      free_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
-      if (id < lowest_free_) lowest_free_ = id;
-    }
-    nb = 0;
-    trim_locked();
+    return_frames(g, batch, nb);
   }
+  g.unlock();
+  if (arm) decay_worker_.kick_after(std::chrono::milliseconds(epoch_ns() / 1000000 + 1));
+}
+
+std::size_t FrameArena::release_idle() noexcept {
+  might_sleep();
+  FrameId batch[kReleaseBatch];
+  std::size_t total = 0;
+  std::unique_lock<std::mutex> g(lock_);
+  while (idle_hi_ > idle_lo_) {
+    unsigned nb = 0;
+    while (idle_hi_ > idle_lo_ && nb < kReleaseBatch) batch[nb++] = idle_[idle_lo_++];
+    shrink_idle_locked();
+    return_frames(g, batch, nb);
+    total += nb;
+  }
+  return total;
+}
+
+// Resets an emptied idle list, returning its pages; slides a list whose dead bottom has
+// grown larger than its live part down to index 0 (amortised: each slide moves at most
+// as many entries as were removed since the last). Caller holds lock_.
+void FrameArena::shrink_idle_locked() noexcept {
+  if (idle_lo_ == idle_hi_) {
+    idle_lo_ = idle_hi_ = 0;
+    if (idle_touched_ * sizeof(FrameId) >= 16 * kFrameSize) {
+      madvise(idle_, (idle_touched_ * sizeof(FrameId) + kFrameSize - 1) & ~(kFrameSize - 1),
+              MADV_DONTNEED);
+      idle_touched_ = 0;
+      idle_touched_bytes_.store(0, std::memory_order_relaxed);
+    }
+  } else if (idle_lo_ >= 1024 && idle_lo_ >= idle_hi_ - idle_lo_) {
+    std::memmove(idle_, idle_ + idle_lo_, (idle_hi_ - idle_lo_) * sizeof(FrameId));
+    idle_hi_ -= idle_lo_;
+    idle_lo_ = 0;
+  }
+  idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
+}
+
+// The decay worker: returns the oldest idle frames beyond what the curve allows, then
+// looks again at the next epoch boundary while any idle frame (beyond keep_) remains.
+void FrameArena::decay_job() noexcept {
+  FrameId batch[kReleaseBatch];
+  std::unique_lock<std::mutex> g(lock_);
+  for (;;) {
+    const std::uint64_t now = steady_ns();
+    advance_locked(now);
+    const std::size_t idle = idle_hi_ - idle_lo_;
+    const std::size_t allowed = allowed_idle_locked();
+    if (idle <= allowed) break;
+    unsigned nb = 0;
+    while (idle_hi_ - idle_lo_ > allowed && nb < kReleaseBatch) batch[nb++] = idle_[idle_lo_++];
+    shrink_idle_locked();
+    return_frames(g, batch, nb);
+  }
+  const bool rearm = idle_hi_ - idle_lo_ > keep_;
+  timer_armed_ = rearm;
+  std::uint64_t delay_ns = 0;
+  if (rearm) {
+    const std::uint64_t now = steady_ns();
+    const std::uint64_t e = epoch_ns();
+    delay_ns = e - (now - epoch0_ns_) % e;
+  }
+  g.unlock();
+  if (rearm) decay_worker_.kick_after(std::chrono::milliseconds(delay_ns / 1000000 + 1));
 }
 
 // Lowers the high-water mark over free frames at the top of the arena (pack() relies on

@@ -1,7 +1,15 @@
 // pool/frame_arena.h - FrameArena: 4 KiB frames carved from one mmap'ed reservation
 // (layer 2), the userspace counterpart of the kernel's order-0 pages. A frame id plays the
-// role of a PFN. Freed frames go back to the OS with madvise(MADV_DONTNEED) (beyond a small
-// resident cache), so the process's RSS follows the pool's total pages.
+// role of a PFN.
+//
+// Freed frames stay resident as *idle* frames and are handed out again before any other
+// (no page fault, no zeroing by the kernel). They go back to the OS (madvise
+// MADV_DONTNEED) by a decay policy (jemalloc's dirty decay, docs/design.md#frames): the
+// number of idle frames allowed falls along a smoothstep curve from every frame freed just
+// now to none of those freed decay_ms ago; a background worker (sync/worker.h, a timer
+// armed while idle frames exist) returns the oldest excess, in batches of sorted,
+// coalesced runs. So a pool that stops being used is back at total_pages within decay_ms,
+// and one that frees and refills within decay_ms never faults its frames in again.
 //
 // Each frame also has a 4-byte FrameInfo word:
 //   bits 0..27  owner zspage id (0 = not owned)      - written under the owner's class lock
@@ -21,6 +29,7 @@
 
 #include "pool/geometry.h"
 #include "sync/annotations.h"
+#include "sync/worker.h"
 #include "uzram/result.h"
 
 namespace uzram {
@@ -33,21 +42,27 @@ inline constexpr std::uint32_t kFrameAllocated = 1u << 31;
 
 class FrameArena {
  public:
-  FrameArena() noexcept = default;
+  FrameArena() noexcept;
   ~FrameArena();
   FrameArena(const FrameArena&) = delete;
   FrameArena& operator=(const FrameArena&) = delete;
 
-  // Reserves address space for max_bytes of frames. Errors: no_memory.
-  [[nodiscard]] Result<void> init(std::size_t max_bytes, std::size_t cache_frames) noexcept;
+  // Reserves address space for max_bytes of frames. `keep_frames` idle frames stay
+  // resident whatever their age; `decay_ms` is the decay period (0: frames beyond
+  // keep_frames go back at once, in free()). Errors: no_memory, invalid_argument.
+  [[nodiscard]] Result<void> init(std::size_t max_bytes, std::size_t keep_frames,
+                                  std::uint32_t decay_ms) noexcept;
 
-  // Allocates n frames into out[]. Lowest free ids first. Errors: no_memory.
+  // Allocates n frames into out[]: idle frames first (newest first), then the lowest free
+  // ids, then fresh ones. Errors: no_memory.
   [[nodiscard]] Result<void> alloc(FrameId* out, unsigned n) noexcept;
   // Allocates one frame below `below` if one is free (for pack()); else no_memory.
   [[nodiscard]] Result<FrameId> alloc_below(FrameId below) noexcept;
-  // Frees frames; `cache` keeps up to cache_frames resident for quick reuse (migration
-  // passes false: a frame it vacates should leave the arena).
+  // Frees frames: they become idle (cache == true) or go back to the OS at once (migration
+  // by pack() passes false: a frame it vacates should leave the arena).
   void free(const FrameId* ids, unsigned n, bool cache = true) noexcept;
+  // Returns every idle frame to the OS now; returns how many.
+  std::size_t release_idle() noexcept;
 
   std::byte* address(FrameId id) const noexcept {
     return base_ + (static_cast<std::size_t>(id) << kFrameShift);
@@ -56,38 +71,78 @@ class FrameArena {
   // Frames ever handed out: ids are < high_water().
   FrameId high_water() const noexcept { return high_water_.load(std::memory_order_relaxed); }
   std::size_t max_frames() const noexcept { return max_frames_; }
-  std::size_t metadata_bytes() const noexcept { return static_cast<std::size_t>(high_water()) * 4; }
+  // The frame table plus the idle list's resident pages.
+  std::size_t metadata_bytes() const noexcept {
+    return static_cast<std::size_t>(high_water()) * 4 +
+           idle_touched_bytes_.load(std::memory_order_relaxed);
+  }
+  // Statistics (relaxed loads).
+  std::size_t idle_frames() const noexcept { return idle_count_.load(std::memory_order_relaxed); }
+  std::uint64_t frames_returned() const noexcept {
+    return returned_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t idle_reused() const noexcept { return reused_.load(std::memory_order_relaxed); }
+
+  // The decay curve: of the frames freed `age` epochs ago (0 = the current epoch), this
+  // many 1/1024ths may still be idle; 0 from kDecayEpochs on. Exposed for tests.
+  static constexpr unsigned kDecayEpochs = 16;
+  static unsigned decay_weight(unsigned age) noexcept;
 
  private:
-  static constexpr std::size_t kCacheSlack = 1024;  // room above the limit before a batch
-  void release_locked(FrameId id) noexcept;
-  void trim_locked() noexcept;
+  static constexpr unsigned kReleaseBatch = 4096;  // frames per madvise round
   bool grow_locked(FrameId want) noexcept;
+  void trim_locked() noexcept;
+  // madvises batch[0..n) (sorted here, runs coalesced) with lock_ dropped, then marks the
+  // frames free. Caller holds lock_ through g; it is held again on return.
+  void return_frames(std::unique_lock<std::mutex>& g, FrameId* batch, unsigned n) noexcept;
+  // Resets an emptied idle list (returning its pages) or slides a mostly dead one down.
+  void shrink_idle_locked() noexcept;
+  // Moves the current epoch forward to `now_ns`, clearing the buckets of elapsed epochs.
+  void advance_locked(std::uint64_t now_ns) noexcept;
+  // Idle frames the curve allows now (at least keep_). Caller holds lock_.
+  std::size_t allowed_idle_locked() const noexcept;
+  // The decay worker's job: returns the idle frames beyond the allowance, then re-arms
+  // its timer while idle frames remain.
+  void decay_job() noexcept;
+  std::uint64_t epoch_ns() const noexcept {
+    return std::uint64_t{decay_ms_} * 1000000 / kDecayEpochs;
+  }
 
   std::byte* base_ = nullptr;                    // immutable after init
   std::atomic<std::uint32_t>* info_ = nullptr;   // immutable after init
-  std::uint64_t* free_bits_ = nullptr;           // 1 = free frame below high water
+  std::uint64_t* free_bits_ = nullptr;           // 1 = free, returned frame below high water
   std::size_t max_frames_ = 0;
-  std::size_t cache_limit_ = 0;     // minimum cache size (PoolOptions::frame_cache)
-  std::size_t cache_capacity_ = 0;  // cache_ array size: max_frames / 8 + limit + slack
+  std::size_t keep_ = 0;  // idle frames kept whatever their age
+  std::uint32_t decay_ms_ = 0;
 
-  // Protects: free_bits_, cache_, cache_count_, lowest_free_, mapped_frames_ and growth of
-  // high_water_. Level: frame_arena (leaf; sleepable: held across mmap/madvise).
+  // Protects: free_bits_, the idle list and decay buckets, lowest_free_, mapped_frames_,
+  // populated_, timer_armed_ and growth of high_water_. Level: frame_arena (leaf;
+  // sleepable: held across mmap and small madvise calls, never across a release batch).
   std::mutex lock_;
-  FrameId* cache_ = nullptr;  // recently freed frames not yet madvised (LIFO)
-  std::size_t cache_count_ = 0;
-  FrameId lowest_free_ = 0;   // no free bit below this
-  std::size_t in_use_ = 0;    // frames handed out and not freed
-  // The cache may hold max(cache_limit_, in_use_ / 8) frames: a compaction burst that
-  // frees thousands of frames is absorbed and reused instead of madvise'd (each madvise
-  // interrupts every reader's CPU with a TLB shootdown). Caller holds lock_.
-  std::size_t cache_target_locked() const noexcept {
-    return in_use_ / 8 > cache_limit_ ? in_use_ / 8 : cache_limit_;
-  }
+  // Idle frames: idle_[idle_lo_, idle_hi_), oldest first. alloc() takes from the top
+  // (newest: warm in the cache), the decay returns from the bottom (oldest). The array
+  // has room for every frame; only its used part is resident.
+  FrameId* idle_ = nullptr;
+  std::size_t idle_lo_ = 0;
+  std::size_t idle_hi_ = 0;
+  std::size_t idle_touched_ = 0;  // idle_ entries ever written since the last madvise of it
+  // Frames freed into the idle list per epoch, a ring indexed by epoch % kDecayEpochs.
+  std::uint64_t freed_[kDecayEpochs] = {};
+  std::uint64_t epoch_ = 0;      // current epoch number (epoch_ns() each, from epoch0_)
+  std::uint64_t epoch0_ns_ = 0;  // steady clock at init
+  bool timer_armed_ = false;     // a decay run is scheduled (or running and will re-arm)
+  FrameId lowest_free_ = 0;      // no free bit below this
   std::size_t mapped_frames_ = 0;
   std::size_t populated_ = 0;  // fresh frames below this were prefaulted (or claimed to be)
   // Written under lock_; read lock-free (relaxed: stats and bounds checks only).
   std::atomic<FrameId> high_water_{0};
+  std::atomic<std::size_t> idle_count_{0};
+  std::atomic<std::size_t> idle_touched_bytes_{0};
+  std::atomic<std::uint64_t> returned_{0};
+  std::atomic<std::uint64_t> reused_{0};
+
+  // Declared last: stopped first in the destructor, before the memory it uses goes.
+  Worker decay_worker_;
 };
 
 }  // namespace uzram

@@ -59,38 +59,29 @@ bool HandleTable::grow(unsigned group) noexcept {
 std::uint64_t HandleTable::alloc_locked(unsigned group) noexcept {
   ZS_DCHECK(group < kGroups, "handle group %u", group);
   Group& g = groups_[group];
-  std::uint32_t index;
-  if (g.free_head != 0) {
-    index = g.free_head;
-    // relaxed: a free entry of this group is ours under the group's lock.
-    const std::uint64_t e = entry(index)->load(std::memory_order_relaxed);
-    g.free_head = static_cast<std::uint32_t>((e >> 1) & ((std::uint64_t{1} << 51) - 1));
-  } else {
-    std::uint32_t used = g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
-    if (used == kChunkEntries) {
-      // acquire: pairs with the release store in grow(); the chunk is mapped and published.
-      const std::uint32_t spare = g.spare.exchange(0, std::memory_order_acquire);
-      if (spare == 0) return 0;
-      g.chunk = spare;
-      used = meta_[g.chunk - 1].touched.load(std::memory_order_relaxed);
-    }
-    // relaxed load above: touched is written only under this group's lock.
-    index = ((g.chunk - 1) << kChunkShift) | used;
-    // release: the entry (zero: free, gen 0) is in place before scanners count it.
-    meta_[g.chunk - 1].touched.store(used + 1, std::memory_order_release);
+  std::uint32_t used =
+      g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
+  if (used == kChunkEntries) {
+    // acquire: pairs with the release store in grow(); the chunk is mapped and published.
+    const std::uint32_t spare = g.spare.exchange(0, std::memory_order_acquire);
+    if (spare == 0) return 0;
+    g.chunk = spare;
+    used = meta_[g.chunk - 1].touched.load(std::memory_order_relaxed);
   }
-  const std::uint64_t e = entry(index)->load(std::memory_order_relaxed);
-  return (HandleTable::gen_of(e) << 32) | index;
+  // relaxed load above: touched is written only under this group's lock.
+  const std::uint32_t index = ((g.chunk - 1) << kChunkShift) | used;
+  // release: the entry (zero: parked, gen 0) is in place before scanners count it.
+  meta_[g.chunk - 1].touched.store(used + 1, std::memory_order_release);
+  return index;  // gen 0: a never-used entry is zero
 }
 
-void HandleTable::release_locked(std::uint32_t index) noexcept {
-  Group& g = groups_[meta_[index >> kChunkShift].group];
-  std::atomic<std::uint64_t>* e = entry(index);
-  const std::uint64_t gen = gen_of(e->load(std::memory_order_relaxed));
-  // relaxed: a free entry is only read by its group under the group's lock, by scanners
-  // that skip it, and by translators that then find it not allocated (a caller bug).
-  e->store((gen << kGenShift) | (std::uint64_t{g.free_head} << 1), std::memory_order_relaxed);
-  g.free_head = index;
+bool HandleTable::has_room_locked(unsigned group, std::uint32_t n) const noexcept {
+  const Group& g = groups_[group];
+  const std::uint32_t used =
+      g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
+  // relaxed: a hint; alloc_locked() takes the spare with an acquire exchange.
+  const std::uint32_t spare = g.spare.load(std::memory_order_relaxed) ? kChunkEntries : 0;
+  return kChunkEntries - used + spare >= n;
 }
 
 std::size_t HandleTable::metadata_bytes() const noexcept {

@@ -6,17 +6,21 @@
 // lock. Entry layout, bit by bit:
 //   allocated:  bit 0 = 1 | bits 1..11 object index in zspage | bits 12..23 size - 1 |
 //               bits 24..51 zspage id | bits 52..63 gen
-//   free:       bit 0 = 0 | bits 1..51 next free index (0 = none)  | bits 52..63 gen
+//   parked:     bit 0 = 0 | bits 1..11 free slot in its zspage | bits 12..43 next parked
+//               index of that zspage (0 = none) | bits 52..63 gen
+// An index is bound to one slot of one zspage descriptor of its class: allocated while
+// the slot holds an object, parked while it is free (the zspage's free list, threaded
+// through the entries: pool/zspage.h). A never-used index reads 0 (parked, gen 0).
 // Invariants: 1. an allocated entry's gen equals its handle's gen; free() bumps gen, so a
 //   stale handle is detected (mod 4096). 2. An allocated entry names a live zspage of its
 //   group's class and a slot that is not free, and no other entry names that slot.
 //   3. An index stays in its group for the table's lifetime (an object never changes
-//   class).
+//   class), so the group of a handle's index is its class.
 // Entries are handed out per group (the pool's size class) from chunks owned by that
 // group, so one class's handles can be scanned without reading the others'.
-// Writers of an allocated entry: alloc (class lock), compaction (class lock + source zspage
-// write lock), free (class lock). The release store publishing a location pairs with the
-// acquire loads in translation (Pool read/write/free paths).
+// Writers of an entry: alloc, free and compaction, all under the class lock (compaction
+// also holds the source zspage's write lock). The release store publishing a location
+// pairs with the acquire loads in translation (Pool read/write paths).
 #ifndef UZRAM_POOL_HANDLE_TABLE_H_
 #define UZRAM_POOL_HANDLE_TABLE_H_
 
@@ -55,15 +59,15 @@ class HandleTable {
   // the group and its class lock as the guard (an object never changes class, so a
   // class's handles stay in its chunks, and compaction scans only those).
   //
-  // Reserves an index in `group`'s chunks and returns the handle value, or 0 when the
-  // group has no room left: then call grow(group) with no lock held and try again.
-  // Caller holds the group's lock.
+  // Hands out a never-used index of `group`'s chunks and returns its handle value (gen
+  // 0), or 0 when the group has no room left: then call grow(group) with no lock held
+  // and try again. Caller holds the group's lock.
   std::uint64_t alloc_locked(unsigned group) noexcept;
+  // True when alloc_locked(group) can succeed n times without grow(). Caller holds the
+  // group's lock. n <= kChunkEntries.
+  bool has_room_locked(unsigned group, std::uint32_t n) const noexcept;
   // Maps a chunk for `group` (its next alloc_locked() takes it). Sleeps; no lock held.
   [[nodiscard]] bool grow(unsigned group) noexcept;
-  // Returns an index whose entry was already marked free (HandleTable::freed) to its
-  // group's free list. Caller holds the group's lock.
-  void release_locked(std::uint32_t index) noexcept;
 
   static std::uint32_t index_of(std::uint64_t handle) noexcept { return static_cast<std::uint32_t>(handle); }
   static std::uint64_t gen_of_handle(std::uint64_t handle) noexcept { return (handle >> 32) & 0xfff; }
@@ -86,9 +90,16 @@ class HandleTable {
   }
   static bool is_allocated(std::uint64_t e) noexcept { return e & kAllocated; }
   static std::uint64_t gen_of(std::uint64_t e) noexcept { return e >> kGenShift; }
-  // The free form of an entry after free(): gen bumped, no link yet.
-  static std::uint64_t freed(std::uint64_t e) noexcept {
-    return ((gen_of(e) + 1) & 0xfff) << kGenShift;
+  // The generation a freed entry takes (a stale handle no longer matches it).
+  static std::uint64_t next_gen(std::uint64_t gen) noexcept { return (gen + 1) & 0xfff; }
+  static std::uint64_t parked(std::uint32_t obj, std::uint32_t next, std::uint64_t gen) noexcept {
+    return (std::uint64_t{obj} << 1) | (std::uint64_t{next} << 12) | (gen << kGenShift);
+  }
+  static std::uint32_t parked_obj(std::uint64_t e) noexcept {
+    return static_cast<std::uint32_t>((e >> 1) & 0x7ff);
+  }
+  static std::uint32_t parked_next(std::uint64_t e) noexcept {
+    return static_cast<std::uint32_t>(e >> 12);
   }
 
   // Calls f(index, entry word) for every allocated entry of `group` (all groups when
@@ -124,7 +135,6 @@ class HandleTable {
   };
   struct Group {
     // Guarded by the caller's lock for this group (the pool's class lock):
-    std::uint32_t free_head = 0;  // linked through free entries
     std::uint32_t chunk = 0;      // chunk + 1 that new entries come from; 0 = none yet
     // A mapped chunk + 1 waiting to become `chunk`. Set by grow() under grow_lock_
     // (release), taken by alloc_locked() (acquire exchange).

@@ -24,6 +24,9 @@ Result<std::unique_ptr<Pool>> Pool::create(const PoolOptions& options) noexcept 
 Pool::~Pool() = default;
 Result<Handle> Pool::alloc(std::size_t size) noexcept { return impl(this)->alloc_impl(size); }
 void Pool::free(Handle h) noexcept { impl(this)->free_impl(h); }
+void Pool::free_batch(const Handle* hs, std::size_t n) noexcept {
+  impl(this)->free_batch_impl(hs, n);
+}
 const void* Pool::read_begin(Handle h, void* local_copy) noexcept {
   return impl(this)->read_begin_impl(h, local_copy);
 }
@@ -38,6 +41,7 @@ Result<std::uint32_t> Pool::migrate_frame(std::uint32_t frame) noexcept {
 }
 std::size_t Pool::pack(std::size_t max_frames) noexcept { return impl(this)->pack_impl(max_frames); }
 void Pool::flush_deferred() noexcept { impl(this)->flush_deferred_impl(); }
+std::size_t Pool::release_idle_frames() noexcept { return impl(this)->release_idle_frames_impl(); }
 std::size_t Pool::total_pages() const noexcept { return impl(this)->total_pages_impl(); }
 std::size_t Pool::huge_class_size() const noexcept { return impl(this)->geometry().huge_class_size(); }
 unsigned Pool::lookup_class_index(std::size_t size) const noexcept {
@@ -68,7 +72,9 @@ PoolImpl::PoolImpl(const PoolOptions& options) noexcept
 }
 
 Result<void> PoolImpl::init() noexcept {
-  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache); !r) return r;
+  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms); !r) {
+    return r;
+  }
   if (auto r = handles_.init(options_.max_bytes / kMinAllocSize); !r) return r;
   // Zspage ids must fit the 28-bit frame owner and handle fields (ZsPageTable).
   if (auto r = zspages_.init(arena_.max_frames(), options_.chain_size); !r) return r;
@@ -136,57 +142,94 @@ ZsPageId PoolImpl::find_group_locked(const SizeClass& c, int from, int to) const
 
 // ---- Objects inside a zspage (caller holds c.lock) -----------------------------------
 
-unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z) noexcept {
-  const unsigned obj = z->freeobj;
-  ZS_DCHECK(obj != kNoObj && z->inuse < c.objs_per_zspage, "pop from a full zspage");
-  if (c.huge) {
-    z->freeobj = kNoObj;
-  } else {
-    const std::uint64_t next = *link(z, c, obj);
-    ZS_CHECK(next == kNoObj || next < c.objs_per_zspage,
-             "zspage free list corrupted: slot %u links to %llu", obj, static_cast<unsigned long long>(next));
-    z->freeobj = static_cast<std::uint16_t>(next);
+unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index,
+                                  std::uint64_t* gen) noexcept {
+  ZS_DCHECK(z->inuse < c.objs_per_zspage, "pop from a full zspage");
+  unsigned obj;
+  if (z->free_head != 0) {  // a parked slot: its handle index comes with it
+    *index = z->free_head;
+    // relaxed: parked entries of this class are written only under c.lock.
+    const std::uint64_t e = handles_.entry(*index)->load(std::memory_order_relaxed);
+    obj = HandleTable::parked_obj(e);
+    ZS_CHECK(!HandleTable::is_allocated(e) && obj < z->fresh,
+             "zspage free list corrupted: handle index %u (entry %#llx) is not a parked slot",
+             *index, static_cast<unsigned long long>(e));
+    z->free_head = HandleTable::parked_next(e);
+    *gen = HandleTable::gen_of(e);
+    // The next allocation from z reads that entry: start the miss now (random frees leave
+    // the parked entries of a zspage cold).
+    if (z->free_head != 0) __builtin_prefetch(handles_.entry(z->free_head), 1);
+  } else {  // a never-used slot and a never-used index
+    ZS_DCHECK(z->fresh < c.objs_per_zspage, "zspage %u: no free slot", z->fresh);
+    const std::uint64_t hv = handles_.alloc_locked(c.index);
+    ZS_CHECK(hv != 0, "alloc: class %u has no handle room (caller did not check)", c.index);
+    *index = HandleTable::index_of(hv);
+    *gen = HandleTable::gen_of_handle(hv);
+    obj = z->fresh++;
   }
   z->inuse++;
   return obj;
 }
 
-void PoolImpl::obj_push_locked(SizeClass& c, ZsPage* z, unsigned obj) noexcept {
-  if (!c.huge) *link(z, c, obj) = z->freeobj;
-  z->freeobj = static_cast<std::uint16_t>(obj);
+void PoolImpl::obj_push_locked(ZsPage* z, unsigned obj, std::uint32_t index,
+                               std::uint64_t gen) noexcept {
+  // relaxed: under c.lock; a translator that still holds the old handle finds the entry
+  // not allocated (a caller bug: it aborts).
+  handles_.entry(index)->store(HandleTable::parked(obj, z->free_head, gen),
+                               std::memory_order_relaxed);
+  z->free_head = index;
   z->inuse--;
+}
+
+// Gives the k-th handle index of an empty zspage's parked chain slot k, so that a reused
+// descriptor hands out its slots in address order, as a new zspage does (the chain comes
+// back in the order its objects were freed). Touches only the chain's entries, which the
+// allocations that follow write anyway. Caller holds the class lock; z is empty.
+void PoolImpl::renumber_chain_locked(ZsPage* z) noexcept {
+  unsigned k = 0;
+  for (std::uint32_t index = z->free_head; index != 0; k++) {
+    std::atomic<std::uint64_t>* e = handles_.entry(index);
+    // relaxed: parked entries of this class are written only under its lock.
+    const std::uint64_t v = e->load(std::memory_order_relaxed);
+    const std::uint32_t next = HandleTable::parked_next(v);
+    e->store(HandleTable::parked(k, next, HandleTable::gen_of(v)), std::memory_order_relaxed);
+    index = next;
+  }
+  ZS_CHECK(k == z->fresh, "spare zspage: %u parked handles, %u slots used", k, z->fresh);
 }
 
 // ---- Zspage life cycle ---------------------------------------------------------------
 
-// Allocates frames and a descriptor and builds the free list. Called with no lock held
-// (it may block). Protocol: docs/locking.md#alloc step 4.
-ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId* id_out) noexcept {
+// Allocates frames (and a descriptor unless `spare`). Called with no lock held (it may
+// block). A new descriptor starts with no handle indexes (fresh = 0); a spare keeps its
+// parked chain. Protocol: docs/locking.md#alloc step 3.
+ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId spare, ZsPageId* id_out) noexcept {
   might_sleep();
   FrameId frames[kMaxChain];
   if (!arena_.alloc(frames, c.pages_per_zspage)) return nullptr;
-  auto id = zspages_.alloc(c.pages_per_zspage);
+  ZsPageId id = spare;
   if (!id) {
-    arena_.free(frames, c.pages_per_zspage);
-    return nullptr;
+    auto r = zspages_.alloc(c.pages_per_zspage);
+    if (!r) {
+      arena_.free(frames, c.pages_per_zspage);
+      return nullptr;
+    }
+    id = *r;
   }
-  ZsPage* z = zspages_.get(*id);
-  // relaxed: published to translators through the class lock and the handle entry's
-  // release store; translators that read it early validate afterwards.
-  z->class_index.store(c.index, std::memory_order_relaxed);
+  ZsPage* z = zspages_.get(id);
+  if (!spare) {
+    // relaxed: published to translators through the class lock and the handle entry's
+    // release store; translators that read it early validate afterwards.
+    z->class_index.store(c.index, std::memory_order_relaxed);
+    z->fresh = 0;
+    z->free_head = 0;
+  }
   z->inuse = 0;
   z->fullness = 0;
   z->state = ZsState::fresh;
   z->prev = z->next = 0;
   for (unsigned k = 0; k < c.pages_per_zspage; k++) z->frames[k] = frames[k];
-  z->freeobj = 0;
-  if (!c.huge) {
-    for (unsigned i = 0; i < c.objs_per_zspage; i++) {
-      const unsigned next = i + 1 < c.objs_per_zspage ? i + 1 : kNoObj;
-      *link(z, c, i) = next;
-    }
-  }
-  *id_out = *id;
+  *id_out = id;
   return z;
 }
 
@@ -220,15 +263,17 @@ void PoolImpl::release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, Relea
     arena_.info(z->frames[k]).store(kFrameAllocated, std::memory_order_release);
     batch.frames[batch.nframes++] = z->frames[k];
   }
-  batch.zspages[batch.nzspages++] = id;
+  batch.nzspages++;
   z->state = ZsState::free;
+  z->next = c.spare;  // the descriptor and its parked chain stay with the class
+  c.spare = id;
+  c.spares++;
   c.obj_allocated -= c.objs_per_zspage;
   pages_allocated_.fetch_sub(c.pages_per_zspage, std::memory_order_relaxed);
 }
 
 void PoolImpl::release(ReleaseBatch& batch) noexcept {
   if (batch.nframes) arena_.free(batch.frames, batch.nframes);
-  for (unsigned i = 0; i < batch.nzspages; i++) zspages_.free(batch.zspages[i]);
   batch.nframes = batch.nzspages = 0;
 }
 
@@ -239,100 +284,50 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
   if (size == 0) return Errc::invalid_argument;
   if (size > kMaxObjectSize) return Errc::too_large;
   SizeClass& c = classes_[geo_.class_of_slot(Geometry::slot_for(size))];  // no header
-  c.lock.lock();  // step 1: a handle index from the class's group (guarded by c.lock)
-  std::uint64_t hv;
-  while ((hv = handles_.alloc_locked(c.index)) == 0) {
-    c.lock.unlock();  // the group needs a chunk: map one with no lock held
+  c.lock.lock();  // step 1
+  ZsPageId id;
+  ZsPage* z;
+  for (;;) {
+    id = find_group_locked(c, 10, 0);  // step 2
+    if (!id) {
+      const ZsPageId spare = c.spare;  // step 3: a spare descriptor, or a new one
+      if (spare) {
+        c.spare = zspages_.get(spare)->next;
+        c.spares--;
+      }
+      c.lock.unlock();  // no lock held while frames are allocated
+      z = create_zspage(c, spare, &id);
+      c.lock.lock();
+      if (!z) {
+        if (spare) {
+          zspages_.get(spare)->next = c.spare;
+          c.spare = spare;
+          c.spares++;
+        }
+        c.lock.unlock();
+        return Errc::no_memory;
+      }
+      publish_zspage_locked(c, id, z);
+      if (spare) renumber_chain_locked(z);
+    }
+    z = zspages_.get(id);
+    // step 4: a never-used slot needs a new handle index: map a chunk with no lock held.
+    if (z->free_head != 0 || handles_.has_room_locked(c.index, 1)) break;
+    c.lock.unlock();
     if (!handles_.grow(c.index)) return Errc::no_memory;
     c.lock.lock();
   }
-  const std::uint32_t index = HandleTable::index_of(hv);
-  std::atomic<std::uint64_t>* e = handles_.entry(index);
-  const std::uint64_t gen = HandleTable::gen_of_handle(hv);
-
-  ZsPageId id = find_group_locked(c, 10, 0);  // step 2
-  ZsPage* z = id ? zspages_.get(id) : nullptr;
-  if (!z) {
-    c.lock.unlock();  // step 3: no lock held while frames are allocated
-    z = create_zspage(c, &id);
-    c.lock.lock();
-    if (!z) {
-      e->store(gen << HandleTable::kGenShift, std::memory_order_relaxed);
-      handles_.release_locked(index);
-      c.lock.unlock();
-      return Errc::no_memory;
-    }
-    publish_zspage_locked(c, id, z);
-  }
-  const unsigned obj = obj_pop_locked(c, z);  // step 5
-  // release: pairs with the acquire loads in lock_object()/free_impl().
-  e->store(HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
-           std::memory_order_release);
+  std::uint32_t index;
+  std::uint64_t gen;
+  const unsigned obj = obj_pop_locked(c, z, &index, &gen);  // step 5
+  // release: pairs with the acquire loads in lock_object() (free reads under c.lock).
+  handles_.entry(index)->store(
+      HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
+      std::memory_order_release);
   c.obj_used++;
   fix_fullness_locked(c, id, z);
   c.lock.unlock();
-  return static_cast<Handle>(hv);
-}
-
-std::atomic<std::uint64_t>* PoolImpl::entry_of(Handle h, const char* op) const noexcept {
-  const auto hv = static_cast<std::uint64_t>(h);
-  std::atomic<std::uint64_t>* e = hv >> 44 ? nullptr : handles_.entry(HandleTable::index_of(hv));
-  ZS_CHECK(e != nullptr, "%s: invalid handle %#llx (pool '%s')", op,
-           static_cast<unsigned long long>(hv), options_.name.c_str());
-  return e;
-}
-
-void PoolImpl::check_entry(std::uint64_t v, Handle h, const char* op) noexcept {
-  const auto hv = static_cast<std::uint64_t>(h);
-  ZS_CHECK(HandleTable::is_allocated(v) && HandleTable::gen_of(v) == HandleTable::gen_of_handle(hv),
-           "%s: handle %#llx is not allocated (already freed, or never a handle)", op,
-           static_cast<unsigned long long>(hv));
-}
-
-// Protocol: docs/locking.md#free.
-void PoolImpl::free_impl(Handle h) noexcept {
-  std::atomic<std::uint64_t>* e = entry_of(h, "free");
-  SizeClass* c;
-  std::uint64_t v;
-  for (;;) {  // steps 1-3: translate to the class and lock it
-    if (kernel_mode()) pool_lock_.lock_shared();
-    // acquire: pairs with the release stores in alloc_impl()/migrate_objects_locked().
-    v = e->load(std::memory_order_acquire);
-    check_entry(v, h, "free");
-    ZsPage* z = zspages_.get(HandleTable::decode(v).zspage);
-    c = &classes_[z->class_index.load(std::memory_order_relaxed)];
-    c->lock.lock();
-    if (kernel_mode()) {
-      pool_lock_.unlock_shared();
-      break;
-    }
-    const std::uint64_t again = e->load(std::memory_order_relaxed);
-    if (again == v && z->class_index.load(std::memory_order_relaxed) == c->index) break;
-    c->lock.unlock();  // the object moved (or the caller raced a free): retry
-    check_entry(again, h, "free");
-  }
-  const Location loc = HandleTable::decode(v);
-  ZsPage* z = zspages_.get(loc.zspage);
-  // relaxed: under the class lock, which orders every writer of this entry.
-  e->store(HandleTable::freed(v), std::memory_order_relaxed);  // step 4
-  obj_push_locked(*c, z, loc.obj);
-  c->obj_used--;
-  ReleaseBatch batch;
-  bool kick = false;
-  if (z->inuse == 0 && z->state == ZsState::listed) {  // step 5
-    kick = !free_zspage_locked(*c, loc.zspage, z, batch);
-    if (kick) fix_fullness_locked(*c, loc.zspage, z);
-  } else {
-    fix_fullness_locked(*c, loc.zspage, z);
-  }
-  ZS_DCHECK(handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h))) == c->index,
-            "handle %#llx is not in its class's chunks", static_cast<unsigned long long>(h));
-  handles_.release_locked(HandleTable::index_of(static_cast<std::uint64_t>(h)));  // under c->lock
-  const std::uint64_t freeable = options_.auto_compact_frames ? c->freeable_locked() : 0;
-  c->lock.unlock();
-  release(batch);  // step 6: frames go back with no lock held
-  if (kick) deferred_worker_.kick();
-  if (freeable && freeable >= options_.auto_compact_frames) maybe_auto_compact(*c, freeable);
+  return static_cast<Handle>((gen << 32) | index);
 }
 
 }  // namespace uzram

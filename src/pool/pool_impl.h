@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "pool/frame_arena.h"
 #include "pool/geometry.h"
@@ -21,11 +22,11 @@
 namespace uzram {
 
 // Frames of zspages freed under a class lock, released after it is dropped (the arena
-// calls madvise, which must not run under a spinning lock).
+// may call madvise, which must not run under a spinning lock). A free or a compaction
+// step frees at most one zspage; a batched free drops the lock to release a full batch.
 struct ReleaseBatch {
-  static constexpr unsigned kMax = 4;  // a step frees at most one zspage
+  static constexpr unsigned kMax = 16;  // zspages
   FrameId frames[kMax * kMaxChain];
-  ZsPageId zspages[kMax];
   unsigned nframes = 0;
   unsigned nzspages = 0;
   bool full() const noexcept { return nzspages == kMax; }
@@ -38,8 +39,8 @@ class PoolImpl final : public Pool {
   Result<void> init() noexcept;
 
   Result<Handle> alloc_impl(std::size_t size) noexcept;
-  void free_impl(Handle handle) noexcept
-      ZS_NO_THREAD_SAFETY_ANALYSIS;  // the pool lock is taken only in kernel_rwlock mode
+  void free_impl(Handle handle) noexcept;
+  void free_batch_impl(const Handle* handles, std::size_t n) noexcept;
   const void* read_begin_impl(Handle handle, void* local_copy) noexcept;
   void read_end_impl(Handle handle) noexcept;
   void write_impl(Handle handle, const void* src, std::size_t len) noexcept;
@@ -57,10 +58,13 @@ class PoolImpl final : public Pool {
   void putback_frame(FrameId frame) noexcept;
   std::size_t pack_impl(std::size_t max_frames) noexcept;
   void flush_deferred_impl() noexcept;
+  std::size_t release_idle_frames_impl() noexcept { return arena_.release_idle(); }
   PoolStats stats_impl() const noexcept;
   std::vector<ClassStats> class_stats_impl() const noexcept;
   void check_invariants_impl() const noexcept;
   void check_handles() const noexcept;
+  unsigned parked_chain(const SizeClass& c, ZsPageId id, const ZsPage* z,
+                        std::vector<bool>* taken) const noexcept;
 
   const PoolOptions& opts() const noexcept { return options_; }
   const Geometry& geometry() const noexcept { return geo_; }
@@ -89,34 +93,43 @@ class PoolImpl final : public Pool {
   std::byte* chain_addr(const ZsPage* z, std::size_t off) const noexcept {
     return arena_.address(z->frames[off >> kFrameShift]) + (off & (kFrameSize - 1));
   }
-  // A free slot's first word: the next free slot (kNoObj ends the list). Every class slot
-  // is >= 32 bytes and 16-byte aligned in its chain, so the word lies in one frame.
-  std::uint64_t* link(const ZsPage* z, const SizeClass& c, unsigned obj) const noexcept {
-    return reinterpret_cast<std::uint64_t*>(chain_addr(z, static_cast<std::size_t>(obj) * c.size));
-  }
   void copy_out(const ZsPage* z, std::size_t off, void* dst, std::size_t len) const noexcept;
   void copy_in(ZsPage* z, std::size_t off, const void* src, std::size_t len) noexcept;
   void copy_between(const ZsPage* from, std::size_t from_off, ZsPage* to, std::size_t to_off,
                     std::size_t len) noexcept;
 
   // Zspage life cycle and lists (pool.cc). *_locked: caller holds c.lock.
-  ZsPage* create_zspage(SizeClass& c, ZsPageId* id) noexcept;
+  // Allocates frames (and a descriptor unless `spare`, a descriptor the caller took off
+  // c's spare list) with no lock held; returns null when out of memory.
+  ZsPage* create_zspage(SizeClass& c, ZsPageId spare, ZsPageId* id) noexcept;
   void publish_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
   void list_insert_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
   void list_remove_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
   void fix_fullness_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
   ZsPageId find_group_locked(const SizeClass& c, int from, int to) const noexcept;
-  unsigned obj_pop_locked(SizeClass& c, ZsPage* z) noexcept;
-  void obj_push_locked(SizeClass& c, ZsPage* z, unsigned obj) noexcept;
+  // Takes a free slot of z and the handle index bound to it (a parked one, or a new one
+  // for a never-used slot: the caller made sure the class has room, has_room_locked);
+  // *gen is that index's current generation. Returns the slot.
+  unsigned obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index,
+                          std::uint64_t* gen) noexcept;
+  void renumber_chain_locked(ZsPage* z) noexcept;
+  // Frees slot obj of z, parking handle index `index` (generation gen) on it.
+  void obj_push_locked(ZsPage* z, unsigned obj, std::uint32_t index, std::uint64_t gen) noexcept;
   // Frees an empty zspage: true if released (frames queued in `batch`), false if one of
   // its frames is isolated by a migration, in which case it stays on list 0 and the
   // deferred-free worker must be kicked (docs/locking.md#free step 6).
   bool free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept;
   // The common tail of a zspage free, once every frame's isolation bit is held by the
-  // caller: unlink, clear the frame owners (which ends the isolation), queue frames and
-  // descriptor in `batch`, update the class stats and total pages. Caller holds c.lock.
+  // caller: unlink, clear the frame owners (which ends the isolation), queue the frames in
+  // `batch`, keep the descriptor (with its parked chain) as a spare of the class, update
+  // the class stats and total pages. Caller holds c.lock.
   void release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept;
   void release(ReleaseBatch& batch) noexcept;
+
+  // Free (free.cc). free_locked: caller holds c.lock and has validated entry value v.
+  void free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v, ReleaseBatch& batch,
+                   bool* kick) noexcept;
+  void after_free(SizeClass& c, ReleaseBatch& batch, bool kick, std::uint64_t freeable) noexcept;
 
   // Compaction (compaction.cc).
   std::size_t compact_class(SizeClass& c, const ReverseIndex& rix) noexcept

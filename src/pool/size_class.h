@@ -5,6 +5,7 @@
 // Invariants: 1. bit g of nonempty == (heads[g] != 0). 2. zspages_in[g] == length of list g.
 //   3. obj_allocated == sum over this class's live zspages of objs_per_zspage;
 //      obj_used == sum of inuse (live = listed, isolated or deferred).
+//   4. spares == length of the spare list; every spare is in state free with inuse 0.
 #ifndef UZRAM_POOL_SIZE_CLASS_H_
 #define UZRAM_POOL_SIZE_CLASS_H_
 
@@ -25,10 +26,10 @@ struct alignas(64) SizeClass {
   std::uint8_t pages_per_zspage = 0;
   bool huge = false;
 
-
-  // Protects: the fields below, and inuse/freeobj/fullness/state/prev/next and the object
-  // free list of every zspage of this class. Level: size_class (after pool, before zspage).
-  // Spinning: never held across anything that can block (frame allocation happens unlocked).
+  // Protects: the fields below, and inuse/fresh/free_head/fullness/state/prev/next and
+  // the parked handle entries (the free lists) of every zspage of this class. Level: size_class
+  // (after pool, before zspage). Spinning: never held across anything that can block (frame
+  // allocation happens unlocked).
   alignas(64) SpinLock lock{LockLevel::size_class, "size_class"};
 
   // Guarded by lock:
@@ -37,6 +38,9 @@ struct alignas(64) SizeClass {
   std::uint64_t zspages_in[kNumFullnessGroups] = {};
   std::uint64_t obj_allocated = 0;
   std::uint64_t obj_used = 0;
+  // Descriptors of emptied zspages with their parked chains, linked by ZsPage::next.
+  ZsPageId spare = 0;
+  std::uint64_t spares = 0;
 
   // Frames compaction could free (the kernel's zs_can_compact). Caller holds lock.
   std::uint64_t freeable_locked() const noexcept {

@@ -45,6 +45,9 @@ PoolStats PoolImpl::stats_impl() const noexcept {
   s.deferred_frees = deferred_frees_.load(std::memory_order_relaxed);
   s.metadata_bytes = handles_.metadata_bytes() + zspages_.metadata_bytes() + arena_.metadata_bytes();
   s.arena_frames = arena_.high_water();
+  s.idle_frames = arena_.idle_frames();
+  s.frames_returned = arena_.frames_returned();
+  s.idle_reused = arena_.idle_reused();
   for (unsigned b = 0; b < 32; b++) s.compact_hold_ns_log2[b] = hold_hist_[b].load(std::memory_order_relaxed);
   return s;
 }

@@ -7,6 +7,30 @@
 
 namespace uzram {
 
+// Walks z's parked chain: each entry must be parked (not allocated), in z's class's
+// handle group, on a distinct slot below fresh; marks the slots in *taken if given.
+// Returns the chain's length. Caller holds c.lock.
+unsigned PoolImpl::parked_chain(const SizeClass& c, ZsPageId id, const ZsPage* z,
+                                std::vector<bool>* taken) const noexcept {
+  std::vector<bool> seen(z->fresh, false);
+  unsigned n = 0;
+  for (std::uint32_t index = z->free_head; index != 0; n++) {
+    const std::atomic<std::uint64_t>* e = handles_.entry(index);
+    ZS_CHECK(e != nullptr && n < z->fresh, "zspage %u: parked chain too long or bad index %u (Z1)",
+             id, index);
+    const std::uint64_t v = e->load(std::memory_order_relaxed);
+    const unsigned obj = HandleTable::parked_obj(v);
+    ZS_CHECK(!HandleTable::is_allocated(v) && obj < z->fresh && !seen[obj] &&
+                 handles_.group_of(index) == c.index,
+             "zspage %u: parked index %u (entry %#llx) is not a free slot of it (Z1)", id, index,
+             static_cast<unsigned long long>(v));
+    seen[obj] = true;
+    if (taken) (*taken)[obj] = true;
+    index = HandleTable::parked_next(v);
+  }
+  return n;
+}
+
 void PoolImpl::check_invariants_impl() const noexcept {
   std::uint64_t frames = 0;
   for (unsigned i = 0; i < kSlots; i++) {
@@ -35,15 +59,11 @@ void PoolImpl::check_invariants_impl() const noexcept {
           ZS_CHECK((fi & kFrameOwnerMask) == id && (fi & kFrameAllocated),
                    "zspage %u frame %u: info %#x (Z3)", id, z->frames[k], fi);
         }
-        // Z1: the free list agrees with inuse.
-        unsigned free_n = 0;
-        for (unsigned o = z->freeobj; o != kNoObj; free_n++) {
-          ZS_CHECK(free_n < c.objs_per_zspage && o < c.objs_per_zspage,
-                   "zspage %u: free list too long or bad index %u (Z1)", id, o);
-          o = c.huge ? kNoObj : static_cast<unsigned>(*link(z, c, o));
-        }
-        ZS_CHECK(free_n + z->inuse == c.objs_per_zspage, "zspage %u: %u free + %u used != %u (Z1)",
-                 id, free_n, z->inuse, c.objs_per_zspage);
+        // Z1: the parked chain agrees with inuse and fresh.
+        const unsigned free_n = parked_chain(c, id, z, nullptr);
+        ZS_CHECK(free_n + z->inuse == z->fresh && z->fresh <= c.objs_per_zspage,
+                 "zspage %u: %u parked + %u used != fresh %u (of %u) (Z1)", id, free_n, z->inuse,
+                 z->fresh, c.objs_per_zspage);
         objs += c.objs_per_zspage;
         used += z->inuse;
         frames += nframes_of(z);
@@ -55,6 +75,19 @@ void PoolImpl::check_invariants_impl() const noexcept {
              "class %u: objs %llu/%llu used %llu/%llu (C3)", i, static_cast<unsigned long long>(objs),
              static_cast<unsigned long long>(c.obj_allocated), static_cast<unsigned long long>(used),
              static_cast<unsigned long long>(c.obj_used));
+    std::uint64_t spares = 0;  // C4: spares keep a whole parked chain
+    for (ZsPageId id = c.spare; id; id = zspages_.get(id)->next) {
+      const ZsPage* z = zspages_.get(id);
+      ZS_CHECK(++spares <= zspages_.limit(), "class %u spare list: cycle", i);
+      ZS_CHECK(z->state == ZsState::free && z->inuse == 0 &&
+                   z->class_index.load(std::memory_order_relaxed) == i,
+               "class %u: spare zspage %u in state %d, inuse %u (C4)", i, id,
+               static_cast<int>(z->state), z->inuse);
+      ZS_CHECK(parked_chain(c, id, z, nullptr) == z->fresh,
+               "class %u: spare %u chain != fresh %u (C4)", i, id, z->fresh);
+    }
+    ZS_CHECK(spares == c.spares, "class %u: %llu spares listed, count %llu (C4)", i,
+             static_cast<unsigned long long>(spares), static_cast<unsigned long long>(c.spares));
   }
   ZS_CHECK(frames == pages_allocated_.load(std::memory_order_relaxed),
            "pool: %llu frames in zspages, total pages %llu", static_cast<unsigned long long>(frames),
@@ -79,9 +112,7 @@ void PoolImpl::check_handles() const noexcept {
       for (ZsPageId id = c.heads[g]; id; id = zspages_.get(id)->next) {
         const ZsPage* z = zspages_.get(id);
         taken.assign(c.objs_per_zspage, false);
-        for (unsigned o = z->freeobj; o != kNoObj; o = c.huge ? kNoObj : static_cast<unsigned>(*link(z, c, o))) {
-          taken[o] = true;
-        }
+        parked_chain(c, id, z, &taken);
         unsigned live = 0;
         for (const ReverseIndex::Entry& r : rix.of(id)) {
           const std::uint64_t v = handles_.entry(r.index)->load(std::memory_order_relaxed);
@@ -98,6 +129,9 @@ void PoolImpl::check_handles() const noexcept {
           live++;
         }
         ZS_CHECK(live == z->inuse, "zspage %u: %u handles name it, inuse %u (Z1)", id, live, z->inuse);
+        for (unsigned o = 0; o < z->fresh; o++) {
+          ZS_CHECK(taken[o], "zspage %u slot %u: neither parked nor named by a handle (Z1)", id, o);
+        }
         named += live;
       }
     }

@@ -37,14 +37,6 @@ Result<void> ZsPageTable::init(std::size_t max_frames, unsigned chain) noexcept 
 Result<ZsPageId> ZsPageTable::alloc(unsigned nframes) noexcept {
   ZS_DCHECK(nframes >= 1 && nframes <= chain_, "zspage of %u frames at chain %u", nframes, chain_);
   Table& t = tables_[nframes - 1];
-  {
-    SpinGuard g(lock_);
-    if (t.free_head != 0) {
-      const ZsPageId id = t.free_head;
-      t.free_head = get(id)->next;
-      return id;
-    }
-  }
   // relaxed: ids are handed out once; the descriptor is published through the class lock.
   const std::uint32_t index = t.next.fetch_add(1, std::memory_order_relaxed);
   if (index > t.max) {
@@ -52,13 +44,6 @@ Result<ZsPageId> ZsPageTable::alloc(unsigned nframes) noexcept {
     return Errc::no_memory;
   }
   return ((nframes - 1) << index_bits_) | index;
-}
-
-void ZsPageTable::free(ZsPageId id) noexcept {
-  Table& t = tables_[id >> index_bits_];
-  SpinGuard g(lock_);
-  get(id)->next = t.free_head;
-  t.free_head = id;
 }
 
 std::size_t ZsPageTable::metadata_bytes() const noexcept {

@@ -2,13 +2,23 @@
 //
 // A zspage is a chain of 1..chain_size frames holding objs_per_zspage objects of one size
 // class; object i occupies bytes [i*size, (i+1)*size) of the chain and may straddle a
-// frame boundary. Objects have no header (docs/design.md#memory): a free slot's first
-// word holds the next free object, kNoObj ends the list. Which handle owns a slot is known
-// only from the handle entries (pool/reverse_index.h).
+// frame boundary. Objects have no header, and free slots hold nothing either: the free
+// list lives in the handle table (docs/design.md#free-list). Every slot below `fresh` has
+// a handle index bound to it for life: an allocated entry while the slot holds an object,
+// a *parked* entry (HandleTable::parked: the slot, the next parked index) while it is
+// free; free_head chains the parked ones. Slots from `fresh` up have never been used and
+// get a new index when first allocated. So free() writes only the entry it already read
+// and the descriptor - never the object's frame. Which handle owns a slot is known only
+// from the handle entries (pool/reverse_index.h).
+//
+// An emptied zspage's descriptor stays with its class (SizeClass::spare) with its parked
+// chain, and a new zspage of the class reuses it with new frames: the chain's slots are
+// valid in any zspage of the class.
 //
 // Invariants (checked by Pool::check_invariants, cited by number):
-//   1. inuse + |free list| == objs_per_zspage == inuse + free slots; exactly inuse
-//      allocated handle entries name the zspage, each a different non-free slot.
+//   1. inuse + |parked chain| == fresh <= objs_per_zspage; exactly inuse allocated handle
+//      entries name the zspage, each a different slot below fresh; the chain's slots are
+//      the other slots below fresh, each once.
 //   2. a listed zspage is on list fullness_group(inuse, objs) of its class.
 //   3. every frame f of a live zspage has FrameInfo owner == id.
 //   4. the lock word persists when a descriptor is reused (a stale translator may still
@@ -22,17 +32,15 @@
 
 #include "pool/frame_arena.h"
 #include "pool/geometry.h"
-#include "sync/spin_lock.h"
 #include "sync/zspage_lock.h"
 #include "uzram/result.h"
 
 namespace uzram {
 
 using ZsPageId = std::uint32_t;
-inline constexpr std::uint16_t kNoObj = 0xffff;
 
 enum class ZsState : std::uint8_t {
-  free = 0,      // descriptor unused
+  free = 0,      // descriptor unused, or a spare of its class (SizeClass::spare)
   fresh = 1,     // being built by an allocator, on no list
   listed = 2,    // on its class's fullness list
   isolated = 3,  // taken off the lists by the compactor (class lock held)
@@ -46,19 +54,22 @@ inline unsigned fullness_group(unsigned inuse, unsigned objs) noexcept {
 }
 
 struct ZsPage {
-  // The zspage lock (sync/zspage_lock.h). Level: zspage. Persistent across reuse (inv. 4).
-  ZsPageLock lock;
-  // Written when the descriptor is (re)used, before the zspage is published; read by
-  // translators before they take the class lock (relaxed: validated afterwards).
+  // Written when the descriptor is first used, before the zspage is published (a spare
+  // keeps its class); read under the class lock, and by migration to find the class.
   std::atomic<std::uint16_t> class_index{0};
   // Guarded by the class lock:
   std::uint16_t inuse;
-  std::uint16_t freeobj;
+  std::uint16_t fresh;  // slots [fresh, objs_per_zspage) were never handed out
   std::uint8_t fullness;
   ZsState state;
-  // Fullness-list links (descriptor ids, 0 = none). Guarded by the class lock.
+  std::uint32_t free_head;  // handle index of the first parked (free) slot; 0 = none
+  // Fullness-list links (descriptor ids, 0 = none); `next` also links a class's spares.
+  // Guarded by the class lock.
   ZsPageId prev;
   ZsPageId next;
+  // The zspage lock (sync/zspage_lock.h). Level: zspage. Persistent across reuse (inv. 4).
+  // Right before the frame ids: a read touches only these two (one cache line mostly).
+  ZsPageLock lock;
   // Frame ids. Written at creation (before publication) and by migration (class lock +
   // zspage write lock); read under the zspage read lock or the class lock. Only
   // frames[0..n) exist (n = the class's pages_per_zspage; the descriptor's table
@@ -67,7 +78,7 @@ struct ZsPage {
 };
 
 inline constexpr std::size_t kZsPageHeaderBytes = offsetof(ZsPage, frames);
-static_assert(kZsPageHeaderBytes == 20);
+static_assert(kZsPageHeaderBytes == 24);
 
 // Descriptor storage, one table per chain length n (1..chain), each with stride
 // kZsPageHeaderBytes + 4 * n: a descriptor takes only the frame slots its zspage has (at
@@ -85,9 +96,9 @@ class ZsPageTable {
 
   // max_frames bounds every table: no more than max_frames / n zspages of n frames.
   [[nodiscard]] Result<void> init(std::size_t max_frames, unsigned chain) noexcept;
-  // A descriptor for a zspage of nframes (1..chain) frames. Errors: no_memory.
+  // A new descriptor for a zspage of nframes (1..chain) frames. Descriptors are never
+  // freed: an emptied zspage's stays with its class (SizeClass::spare). Errors: no_memory.
   [[nodiscard]] Result<ZsPageId> alloc(unsigned nframes) noexcept;
-  void free(ZsPageId id) noexcept;
 
   ZsPage* get(ZsPageId id) const noexcept {
     const Layout& l = layout_[id >> index_bits_];
@@ -106,7 +117,6 @@ class ZsPageTable {
   };
   struct Table {
     std::size_t max = 0;                  // largest index
-    ZsPageId free_head = 0;               // guarded by lock_; linked through ZsPage::next
     std::atomic<std::uint32_t> next{1};   // next never-used index
   };
   // Immutable after init:
@@ -114,10 +124,7 @@ class ZsPageTable {
   unsigned chain_ = 0;
   unsigned index_bits_ = 28;
   std::uint32_t index_mask_ = 0;
-  // Protects: every table's free_head. Level: frame_arena (leaf, spinning; never nested
-  // with the arena).
-  alignas(64) SpinLock lock_{LockLevel::frame_arena, "zspage_table"};
-  Table tables_[kMaxChain];
+  alignas(64) Table tables_[kMaxChain];
 };
 
 }  // namespace uzram

@@ -31,7 +31,7 @@ void fill_word(void* block, std::uint64_t word) noexcept {
 
 }  // namespace
 
-void StoreImpl::free_slot_locked(Slot& s) noexcept {
+void StoreImpl::free_slot_locked(Slot& s, HandleBatch* batch) noexcept {
   const std::uint32_t f = s.get();
   const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
   if (f & slotf::kSame) {
@@ -42,7 +42,11 @@ void StoreImpl::free_slot_locked(Slot& s) noexcept {
     stats_.pages_stored.fetch_sub(1, std::memory_order_relaxed);
     free_backing_block(h);
   } else if (f & slotf::kSizeMask) {
-    pool_->free(static_cast<Handle>(h));
+    if (batch) {
+      batch->add(static_cast<Handle>(h));
+    } else {
+      pool_->free(static_cast<Handle>(h));
+    }
     stats_.compr_data_size.fetch_sub(f & slotf::kSizeMask, std::memory_order_relaxed);
     stats_.pages_stored.fetch_sub(1, std::memory_order_relaxed);
     if (f & slotf::kHuge) stats_.huge_pages.fetch_sub(1, std::memory_order_relaxed);
@@ -176,6 +180,10 @@ Result<void> StoreImpl::read_impl(std::uint64_t index, void* block) noexcept {
 }
 
 // Discard and write-zeroes: free every whole block in the range; partial ones are skipped.
+// Protocol: docs/store.md#discard. Each block is cleared under its slot lock; the pool
+// objects are freed in batches (HandleBatch) after their slots are unlocked. A block
+// found unallocated without its lock is skipped: a write racing with the discard may
+// then land before or after it, as with the lock.
 Result<void> StoreImpl::discard_impl(std::uint64_t offset, std::uint64_t len) noexcept {
   std::shared_lock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
@@ -184,13 +192,16 @@ Result<void> StoreImpl::discard_impl(std::uint64_t offset, std::uint64_t len) no
   const std::uint64_t end = (offset + len) / kBlockSize;
   if (first >= end) return {};
   // Only the blocks that may hold something: discarding a whole 1 TiB disk (mkfs does) costs
-  // what is stored and leaves the rest of the slot table untouched.
-  for_each_stored_slot(first, end, [this](std::uint64_t, Slot& s) {
+  // what is stored and leaves the rest of the slot table untouched. Pool objects are freed
+  // in batches.
+  HandleBatch batch(*pool_);
+  for_each_stored_slot(first, end, [this, &batch](std::uint64_t, Slot& s) {
     s.lock();
-    free_slot_locked(s);
+    free_slot_locked(s, &batch);
     s.unlock();
     return true;
   });
+  batch.flush();
   stats_.notify_free.fetch_add(end - first, std::memory_order_relaxed);  // the kernel counts each
   return {};
 }

@@ -157,13 +157,16 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
 
 void StoreImpl::reset_locked() noexcept {
   if (slots_) {
-    // Only the pages that ever held a block: reset costs what is stored (docs/store.md).
-    for_each_stored_slot(0, nslots_, [this](std::uint64_t, Slot& s) {
+    // Only the pages that ever held a block: reset costs what is stored (docs/store.md);
+    // pool objects are freed in batches (docs/store.md#lifecycle).
+    HandleBatch batch(*pool_);
+    for_each_stored_slot(0, nslots_, [this, &batch](std::uint64_t, Slot& s) {
       s.lock();
-      free_slot_locked(s);
+      free_slot_locked(s, &batch);
       s.unlock();
       return true;
     });
+    batch.flush();
     munmap(slots_, nslots_ * sizeof(Slot));
   }
   summary_.release();

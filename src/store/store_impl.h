@@ -32,6 +32,33 @@ namespace uzram {
 inline constexpr unsigned kMaxPriorities = 4;  // 0 = primary, 1..3 = recompression
 inline constexpr std::uint64_t kMaxDisksize = std::uint64_t{1} << 60;  // 1 EiB
 
+// Pool handles collected while slots are cleared and freed together with
+// Pool::free_batch (one class-lock hold per run of a class instead of one per block):
+// discard, write-zeroes and reset. The objects stay allocated until flush() - after their
+// slots were cleared and unlocked, which is safe: nothing names them any more. Flush
+// before the pool can go away (the destructor flushes too).
+class HandleBatch {
+ public:
+  explicit HandleBatch(Pool& pool) noexcept : pool_(pool) {}
+  ~HandleBatch() { flush(); }
+  HandleBatch(const HandleBatch&) = delete;
+  HandleBatch& operator=(const HandleBatch&) = delete;
+  void add(Handle h) noexcept {
+    handles_[n_++] = h;
+    if (n_ == kMax) flush();
+  }
+  void flush() noexcept {
+    if (n_) pool_.free_batch(handles_, n_);
+    n_ = 0;
+  }
+
+ private:
+  static constexpr std::size_t kMax = 256;
+  Pool& pool_;
+  std::size_t n_ = 0;
+  Handle handles_[kMax];
+};
+
 // Statistics counters (relaxed; sharded so that threads counting on every block do not
 // share a cache line). max_used_pages needs a CAS, so it is a plain atomic.
 struct StoreCounters {
@@ -143,8 +170,9 @@ class StoreImpl final : public Store {
   Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
   void reset_locked() noexcept;                                                  // init_lock_ excl.
   // Frees what the slot holds (pool object, same fill, or backing block) and clears its
-  // size and flags (the lock bit stays). Caller holds the slot lock.
-  void free_slot_locked(Slot& s) noexcept;
+  // size and flags (the lock bit stays). With `batch`, a pool object is queued there
+  // instead of freed at once. Caller holds the slot lock.
+  void free_slot_locked(Slot& s, HandleBatch* batch = nullptr) noexcept;
   // Clears IDLE and PP_SLOT and stamps ac_time. Caller holds the slot lock.
   void mark_accessed_locked(Slot& s) noexcept;
   // The block's contents (zeros, fill word, raw, decompressed, or from the backing

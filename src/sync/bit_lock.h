@@ -40,6 +40,27 @@ inline void bit_unlock(std::atomic<Word>& w, Word bit) noexcept {
   w.notify_all();
 }
 
+// Takes every bit of `mask` at once: waits until all of them are clear, then sets them
+// with one compare-and-swap. Release with bit_unlock(w, mask). Several words are taken in
+// a fixed order (lowest address first) by whoever holds more than one.
+template <typename Word>
+inline void bits_lock(std::atomic<Word>& w, Word mask, SiteLoc site = SiteLoc::current()) noexcept {
+  might_sleep(site);
+  Word v = w.load(std::memory_order_relaxed);
+  for (;;) {
+    if (v & mask) {
+      w.wait(v, std::memory_order_relaxed);
+      v = w.load(std::memory_order_relaxed);
+      continue;
+    }
+    // acquire: pairs with the release in bit_unlock().
+    if (w.compare_exchange_weak(v, v | mask, std::memory_order_acquire,
+                                std::memory_order_relaxed)) {
+      return;
+    }
+  }
+}
+
 // Waits until `bit` is clear, without taking it.
 template <typename Word>
 inline void bit_wait_clear(std::atomic<Word>& w, Word bit, SiteLoc site = SiteLoc::current()) noexcept {

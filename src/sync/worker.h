@@ -1,13 +1,16 @@
 // sync/worker.h - Worker: a lazily started background thread that runs one job each time
-// it is kicked (layer 1); the userspace stand-in for a kernel work item. Used for the
-// deferred free of zspages and for background compaction.
+// it is kicked (layer 1); the userspace stand-in for a kernel work item (kick) and a
+// delayed work item (kick_after). Used for the deferred free of zspages, background
+// compaction and the decay of idle frames.
 //
-// Thread safety: kick() may be called from any thread but not under a spinning lock (it
-// may start the thread); callers that hold one set a flag and kick after unlocking.
-// flush() waits until no kick is pending and the job is not running. stop() joins.
+// Thread safety: kick() and kick_after() may be called from any thread but not under a
+// spinning lock (they may start the thread); callers that hold one set a flag and kick
+// after unlocking. flush() waits until no kick is pending and the job is not running (a
+// timer that has not fired yet is not pending). stop() joins; timers are dropped.
 #ifndef UZRAM_SYNC_WORKER_H_
 #define UZRAM_SYNC_WORKER_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -29,23 +32,25 @@ class Worker {
     std::unique_lock<std::mutex> l(mu_);
     if (stopping_) return;
     pending_ = true;
-    if (!started_) {
-      started_ = true;
-      try {
-        thread_ = std::thread([this] { loop(); });
-      } catch (...) {  // no thread: run the job here instead
-        started_ = false;
-        pending_ = false;
-        running_ = true;
-        l.unlock();
-        job_();
-        l.lock();
-        running_ = false;
-        idle_.notify_all();
-        return;
-      }
+    start_locked(l, true);
+  }
+
+  // Runs the job once `delay` from now (or earlier, when a kick or an earlier timer comes
+  // first); one timer at a time: the earliest deadline wins. Without a thread (none could
+  // be started) the timer is dropped: callers must not depend on it for correctness.
+  void kick_after(std::chrono::milliseconds delay) noexcept {
+    might_sleep();
+    std::unique_lock<std::mutex> l(mu_);
+    if (stopping_) return;
+    const Clock::time_point at = Clock::now() + delay;
+    if (has_deadline_ && deadline_ <= at) return;
+    has_deadline_ = true;
+    deadline_ = at;
+    if (started_) {
+      cv_.notify_one();
+      return;
     }
-    cv_.notify_one();
+    if (!start_locked(l, false)) has_deadline_ = false;
   }
 
   void flush() noexcept {
@@ -64,10 +69,41 @@ class Worker {
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+
+  // Starts the thread if needed and wakes it; false when no thread could be started (then,
+  // with run_inline, the job has run on the caller's thread). Caller holds mu_ through l.
+  bool start_locked(std::unique_lock<std::mutex>& l, bool run_inline) noexcept {
+    if (!started_) {
+      started_ = true;
+      try {
+        thread_ = std::thread([this] { loop(); });
+      } catch (...) {  // no thread: run the job here instead
+        started_ = false;
+        if (!run_inline) return false;
+        pending_ = false;
+        running_ = true;
+        l.unlock();
+        job_();
+        l.lock();
+        running_ = false;
+        idle_.notify_all();
+        return false;
+      }
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  // One pass per wake-up, re-reading the state each time: a timer armed (or moved) while
+  // the thread sleeps wakes it (kick_after notifies) and it then waits for that deadline.
   void loop() noexcept {
     std::unique_lock<std::mutex> l(mu_);
     for (;;) {
-      cv_.wait(l, [this] { return pending_ || stopping_; });
+      if (!pending_ && has_deadline_ && Clock::now() >= deadline_) {
+        has_deadline_ = false;  // the timer fired: run the job as for a kick
+        pending_ = true;
+      }
       if (pending_) {
         pending_ = false;
         running_ = true;
@@ -75,9 +111,16 @@ class Worker {
         job_();
         l.lock();
         running_ = false;
+        idle_.notify_all();
+        continue;
       }
       idle_.notify_all();
-      if (stopping_ && !pending_) return;
+      if (stopping_) return;
+      if (has_deadline_) {
+        cv_.wait_until(l, deadline_);
+      } else {
+        cv_.wait(l);
+      }
     }
   }
 
@@ -90,6 +133,8 @@ class Worker {
   bool running_ = false;
   bool started_ = false;
   bool stopping_ = false;
+  bool has_deadline_ = false;  // a kick_after() timer is armed for deadline_
+  Clock::time_point deadline_{};
   std::thread thread_;
 };
 

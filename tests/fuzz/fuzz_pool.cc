@@ -1,7 +1,7 @@
 // libFuzzer target: the input is a program of pool operations (alloc, write, read,
-// free, compact, migrate, pack) run against a reference model; every object's bytes are
-// checked, and check_invariants() runs after each mutation. Option bytes pick the chain
-// size and translation mode.
+// free, free_batch, compact, migrate, pack) run against a reference model; every object's
+// bytes are checked, and check_invariants() runs after each mutation. Option bytes pick
+// the chain size, translation mode and decay (0: frames go back in free itself).
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -35,6 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t opt = in.u8();
   o.chain_size = 4 + opt % 13;
   o.translation = (opt & 0x80) ? uzram::TranslationMode::kernel_rwlock : uzram::TranslationMode::validated;
+  o.decay_ms = (opt & 0x40) ? 0 : 10000;
   o.max_bytes = std::size_t{8} << 20;  // small: exercise no_memory too
   auto created = uzram::Pool::create(o);
   if (!created) return 0;
@@ -43,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static std::uint8_t copy[4096];
   auto pick = [&](std::uint16_t k) { auto it = model.begin(); std::advance(it, k % model.size()); return it; };
   while (!in.empty()) {
-    const std::uint8_t op = in.u8() % 8;
+    const std::uint8_t op = in.u8() % 9;
     if (op <= 2 || model.empty()) {  // alloc + write
       const std::size_t sz = in.u16() % 4098;
       auto h = pool->alloc(sz);
@@ -73,6 +74,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       pool->write(static_cast<uzram::Handle>(it->first), it->second.data(), len);
     } else if (op == 6) {
       pool->compact();
+    } else if (op == 8) {  // free_batch of distinct live objects, zeros mixed in
+      std::vector<uzram::Handle> batch;
+      for (unsigned k = in.u8() % 24 + 1; k > 0 && !model.empty(); k--) {
+        const std::uint8_t b = in.u8();
+        if (b % 7 == 0) batch.push_back(uzram::Handle{0});
+        auto it = pick(static_cast<std::uint16_t>(b | (in.u8() << 8)));
+        batch.push_back(static_cast<uzram::Handle>(it->first));
+        model.erase(it);
+      }
+      pool->free_batch(batch.data(), batch.size());
     } else {
       const auto frames = pool->stats().arena_frames;
       if (frames) (void)pool->migrate_frame(in.u16() % frames);
@@ -80,11 +91,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     pool->check_invariants();
   }
+  std::vector<uzram::Handle> rest;
   for (auto& [h, bytes] : model) {
     const void* p = pool->read_begin(static_cast<uzram::Handle>(h), copy);
     if (std::memcmp(p, bytes.data(), bytes.size()) != 0) __builtin_trap();
     pool->read_end(static_cast<uzram::Handle>(h), p);
-    pool->free(static_cast<uzram::Handle>(h));
+    rest.push_back(static_cast<uzram::Handle>(h));
+  }
+  if (opt & 0x20) {
+    pool->free_batch(rest.data(), rest.size());
+  } else {
+    for (uzram::Handle h : rest) pool->free(h);
   }
   pool->flush_deferred();
   if (pool->total_pages() != 0) __builtin_trap();

@@ -4,7 +4,7 @@
  *
  * Sources modelled: src/sync/zspage_lock.h (the lock word), src/pool/access.cc
  * (lock_object: load entry -> zspage -> lock_read -> re-load, retry), src/pool/compaction.cc
- * (compact_class / migrate_objects_locked), src/pool/pool.cc (free_impl, alloc_impl,
+ * (compact_class / migrate_objects_locked), src/pool/free.cc (free_impl), src/pool/pool.cc (alloc_impl,
  * free_zspage_locked), src/pool/migration.cc (migrate_impl, deferred_free_job,
  * lock_zspage_frames). Rules: docs/locking.md "The three rules".
  *
@@ -230,18 +230,16 @@ again:
   fi;
   a = zfr[z] * NS + v % NS;
 
-  /* zs_free(H2) (free_impl): translate, lock the class, re-validate, free the slot */
-  do
-  :: fv = ent[2];
-     class_lock();
-     if
-     :: ent[2] == fv -> break
-     :: else -> class_unlock()
-     fi
-  od;
+  /* zs_free(H2) (free_impl): lock the class the handle's index belongs to (its chunk's
+     group; one class here), then read the entry under it - every writer of an allocated
+     entry holds the class lock, so no re-validation - and free the slot */
+  class_lock();
+  fv = ent[2];
   fz = fv / NS;
-  atomic { ent[2] = NONE; hdr[fv] = 0; zinuse[fz]-- }
-  fdata[zfr[fz] * NS + fv % NS] = GARBAGE;        /* obj_push writes the free-list link */
+  atomic { ent[2] = NONE; hdr[fv] = 0; zinuse[fz]-- }   /* the entry becomes parked */
+  fdata[zfr[fz] * NS + fv % NS] = GARBAGE;        /* nothing writes the slot now (the free
+                                                     list is in the entries); kept as the
+                                                     worst case: a freed slot is garbage */
   if
   :: zinuse[fz] == 0 && zst[fz] == ZLISTED ->
      free_zspage_locked(fz, ok);

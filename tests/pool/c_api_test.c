@@ -99,9 +99,16 @@ int main(void) {
     void *mem = zs_obj_read_begin(pool, handles[i], local_copy);
     if (!same(mem, sizes[i], i)) all_ok = 0;
     zs_obj_read_end(pool, handles[i], mem);
-    zs_free(pool, handles[i]);
+    if (i % 8 == 0) {
+      zs_free(pool, handles[i]);
+      handles[i] = 0;
+    }
   }
   CHECK(all_ok);
+  /* The rest in one batch: the zeros of freed slots and error values are skipped. */
+  handles[1] = (unsigned long)-ENOMEM;
+  zs_free_batch(pool, handles, kObjects);
+  zs_free_batch(pool, handles, 0);
   CHECK(zs_get_total_pages(pool) == 0);
   zs_destroy_pool(pool);
 

@@ -1,6 +1,7 @@
 // Misuse aborts with a message naming the problem (ZS_CHECK is on in every build).
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <vector>
 
@@ -94,6 +95,50 @@ TEST_P(PoolDeathTest, SpanningReadWithoutLocalCopy) {
   for (int i = 0; i < 20; ++i) hs.push_back(*p->alloc(200));
   EXPECT_DEATH((void)p->read_begin(hs[19], nullptr), "local_copy is NULL");
   for (Handle h : hs) p->free(h);
+}
+
+TEST_P(PoolDeathTest, FreeBatchWithAHandleTwice) {
+  auto p = pool();
+  const Handle a = *p->alloc(100), b = *p->alloc(3000), c = *p->alloc(100);
+  const Handle batch[] = {a, b, c, a};
+  EXPECT_DEATH(p->free_batch(batch, 4), "free_batch: handle 0x[0-9a-f]+ is not allocated");
+  p->free_batch(batch, 3);
+  p->check_invariants();
+  EXPECT_EQ(p->total_pages(), 0u);
+}
+
+TEST_P(PoolDeathTest, FreeBatchOfFreedOrInvalidHandles) {
+  auto p = pool();
+  const Handle a = *p->alloc(100), b = *p->alloc(200);
+  const auto bv = static_cast<std::uint64_t>(b);
+  p->free(a);
+  const Handle freed[] = {b, a};
+  EXPECT_DEATH(p->free_batch(freed, 2), "free_batch: handle .* is not allocated");
+  const Handle never[] = {static_cast<Handle>(bv + 1)};  // index never handed out
+  EXPECT_DEATH(p->free_batch(never, 1), "not allocated");
+  const Handle beyond[] = {b, static_cast<Handle>(bv | (std::uint64_t{1} << 50))};
+  EXPECT_DEATH(p->free_batch(beyond, 2), "free_batch: invalid handle");
+  const Handle stale[] = {static_cast<Handle>(bv + (std::uint64_t{5} << 32))};  // wrong gen
+  EXPECT_DEATH(p->free_batch(stale, 1), "not allocated");
+  const Handle zeros[] = {Handle{0}, b, Handle{0}};  // zeros are skipped
+  p->free_batch(zeros, 3);
+  p->free_batch(zeros, 0);
+  EXPECT_EQ(p->total_pages(), 0u);
+}
+
+TEST(CApiDeathTest, ZsFreeBatchMisuse) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  zs_pool* p = zs_create_pool("death");
+  const unsigned long h = zs_malloc(p, 64, GFP_KERNEL, NUMA_NO_NODE);
+  const unsigned long twice[] = {h, h};
+  EXPECT_DEATH(zs_free_batch(p, twice, 2), "not allocated");
+  const unsigned long err = zs_malloc(p, 0, GFP_KERNEL, NUMA_NO_NODE);  // -EINVAL
+  ASSERT_TRUE(IS_ERR_VALUE(err));
+  const unsigned long mixed[] = {0, err, h, (unsigned long)-ENOMEM};  // 0 and errors skipped
+  zs_free_batch(p, mixed, 4);
+  EXPECT_EQ(zs_get_total_pages(p), 0u);
+  EXPECT_DEATH(zs_free_batch(p, &h, 1), "not allocated");
+  zs_destroy_pool(p);
 }
 
 TEST(CApiDeathTest, DoubleZsFree) {

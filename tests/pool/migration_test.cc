@@ -148,12 +148,14 @@ TEST_P(MigrationTest, CompactionMovesOthersAroundOneReadLockedZspage) {
 }
 
 // pack() may move a frame down to frame 0; that frame must then be used, and frames must
-// not leak: with no resident cache, an empty pool's arena shrinks back to nothing.
+// not leak: with no idle frames kept (decay 0), an empty pool's arena shrinks back to
+// nothing.
 TEST_P(MigrationTest, PackIntoFrameZeroLeaksNothing) {
   PoolOptions o;
   o.translation = GetParam();
   o.max_bytes = std::size_t{64} << 20;
   o.frame_cache = 0;
+  o.decay_ms = 0;
   auto r = Pool::create(o);
   ASSERT_TRUE(r.has_value());
   auto pool = std::move(r).value();

@@ -1,8 +1,9 @@
 // Randomized operation sequences checked against a reference model (handle -> bytes):
-// alloc / write / read / free / compact / migrate_frame / pack, with check_invariants()
-// after every mutation. Seeded: the seed is printed, UZRAM_TEST_SEED replays it.
+// alloc / write / read / free / free_batch / compact / migrate_frame / pack, with
+// check_invariants() after every mutation. Seeded: the seed is printed, UZRAM_TEST_SEED replays it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <tuple>
 #include <unordered_map>
@@ -80,7 +81,7 @@ TEST_P(RandomOpsTest, MatchesModel) {
   const std::size_t huge = pool->huge_class_size();
   Model m;
   std::vector<unsigned char> local(kPageSize);
-  std::size_t migrated = 0, compacted = 0, packed = 0;
+  std::size_t migrated = 0, compacted = 0, packed = 0, batched = 0;
   constexpr int kOps = 4000;
   constexpr std::size_t kMaxLive = 300;
 
@@ -106,11 +107,23 @@ TEST_P(RandomOpsTest, MatchesModel) {
     } else if (r < 65) {  // read
       ASSERT_NO_FATAL_FAILURE(expect_object(*pool, m, m.pick(rng), local.data()));
       mutated = false;
-    } else if (r < 92) {  // free, after checking the bytes one last time
+    } else if (r < 80) {  // free, after checking the bytes one last time
       const std::size_t i = m.pick(rng);
       ASSERT_NO_FATAL_FAILURE(expect_object(*pool, m, i, local.data()));
       pool->free(m.handle(i));
       m.remove(i);
+    } else if (r < 92) {  // free_batch of 1..40 distinct live objects, with zeros mixed in
+      const std::size_t k = rng.range(1, std::min<std::size_t>(40, m.size()));
+      std::vector<Handle> batch;
+      for (std::size_t j = 0; j < k; j++) {
+        const std::size_t i = m.pick(rng);
+        ASSERT_NO_FATAL_FAILURE(expect_object(*pool, m, i, local.data()));
+        batch.push_back(m.handle(i));
+        m.remove(i);
+        if (rng.uniform(8) == 0) batch.push_back(Handle{0});
+      }
+      pool->free_batch(batch.data(), batch.size());
+      batched += k;
     } else if (r < 94) {
       compacted += pool->compact();
     } else if (r < 98) {  // migrate a random frame (in use or not)
@@ -133,12 +146,16 @@ TEST_P(RandomOpsTest, MatchesModel) {
     ASSERT_NO_FATAL_FAILURE(expect_object(*pool, m, i, local.data()));
   }
   EXPECT_GT(migrated, 0u);
+  EXPECT_GT(batched, 0u);
   EXPECT_EQ(pool->stats().migrations, migrated + packed);
   EXPECT_EQ(pool->stats().pages_compacted, compacted);
+  std::vector<Handle> rest;  // the survivors in one batch, in random order
   while (m.size() > 0) {
-    pool->free(m.handle(m.size() - 1));
-    m.remove(m.size() - 1);
+    const std::size_t i = m.pick(rng);
+    rest.push_back(m.handle(i));
+    m.remove(i);
   }
+  pool->free_batch(rest.data(), rest.size());
   pool->flush_deferred();
   pool->check_invariants();
   EXPECT_EQ(pool->total_pages(), 0u);

@@ -1,9 +1,11 @@
 // Stress (not a benchmark): worker threads alloc / write / read-and-verify (sleeping at
-// random while read-locked) / overwrite / free, while a compactor and a migrator run.
+// random while read-locked) / overwrite / free / free_batch, while a compactor and a
+// migrator run (and, with a short decay_ms, the idle-frame decay returns frames).
 // Every object is checksummed; at the end nothing may leak. Duration: UZRAM_STRESS_MS
 // (default 1500 ms per configuration), threads: UZRAM_STRESS_THREADS (default 4).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -26,7 +28,7 @@ struct Obj {
 };
 
 struct Counters {
-  std::atomic<long> ops{0}, sleeps{0}, compactions{0}, migrations{0};
+  std::atomic<long> ops{0}, sleeps{0}, compactions{0}, migrations{0}, batched{0};
 };
 
 void worker(Pool& pool, std::uint64_t seed, const std::atomic<bool>& stop, Counters& n,
@@ -57,11 +59,22 @@ void worker(Pool& pool, std::uint64_t seed, const std::atomic<bool>& stop, Count
       o.seed = rng.next();
       fill_pattern(buf, o.size, o.seed);
       pool.write(o.h, buf, o.size);
-    } else {
+    } else if (op < 93) {
       const std::size_t i = rng.uniform(objs.size());
       pool.free(objs[i].h);
       objs[i] = objs.back();
       objs.pop_back();
+    } else {  // a batch of up to 32 objects, as a discard would free them
+      Handle batch[32];
+      const std::size_t k = rng.range(1, std::min<std::size_t>(32, objs.size()));
+      for (std::size_t j = 0; j < k; j++) {
+        const std::size_t i = rng.uniform(objs.size());
+        batch[j] = objs[i].h;
+        objs[i] = objs.back();
+        objs.pop_back();
+      }
+      pool.free_batch(batch, k);
+      n.batched.fetch_add(static_cast<long>(k), std::memory_order_relaxed);
     }
     n.ops.fetch_add(1, std::memory_order_relaxed);
   }
@@ -105,25 +118,31 @@ void run_stress(const PoolOptions& options) {
   pool->check_invariants();
   unsigned char copy[4096];
   for (auto& v : objs) {
+    std::vector<Handle> rest;
     for (const Obj& o : v) {
       const void* p = pool->read_begin(o.h, copy);
       ASSERT_TRUE(check_pattern(p, o.size, o.seed));
       pool->read_end(o.h, p);
-      pool->free(o.h);
+      rest.push_back(o.h);
     }
+    pool->free_batch(rest.data(), rest.size());
   }
   pool->flush_deferred();
   pool->check_invariants();
   const PoolStats s = pool->stats();
   EXPECT_EQ(s.total_pages, 0u) << "frames leaked";
   EXPECT_EQ(s.objs_used, 0u);
-  std::printf("stress: %ld ops, %ld sleeping reads, %ld compactions, %ld migrations (%llu busy), "
-              "%llu deferred frees, %llu frames compacted\n",
-              n.ops.load(), n.sleeps.load(), n.compactions.load(), n.migrations.load(),
-              static_cast<unsigned long long>(s.migrate_busy),
-              static_cast<unsigned long long>(s.deferred_frees),
-              static_cast<unsigned long long>(s.pages_compacted));
+  std::printf(
+      "stress: %ld ops, %ld batch-freed, %ld sleeping reads, %ld compactions, "
+      "%ld migrations (%llu busy), %llu deferred frees, %llu frames compacted, "
+      "%llu frames returned\n",
+      n.ops.load(), n.batched.load(), n.sleeps.load(), n.compactions.load(), n.migrations.load(),
+      static_cast<unsigned long long>(s.migrate_busy),
+      static_cast<unsigned long long>(s.deferred_frees),
+      static_cast<unsigned long long>(s.pages_compacted),
+      static_cast<unsigned long long>(s.frames_returned));
   EXPECT_GT(n.migrations.load(), 0);
+  EXPECT_GT(n.batched.load(), 0);
 }
 
 TEST(StressTest, ValidatedTranslation) { run_stress({}); }
@@ -131,6 +150,13 @@ TEST(StressTest, ValidatedTranslation) { run_stress({}); }
 TEST(StressTest, KernelRwlockTranslation) {
   PoolOptions o;
   o.translation = TranslationMode::kernel_rwlock;
+  run_stress(o);
+}
+
+// The decay returns idle frames every few milliseconds while workers allocate them.
+TEST(StressTest, ShortDecay) {
+  PoolOptions o;
+  o.decay_ms = 16;
   run_stress(o);
 }
 
