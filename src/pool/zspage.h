@@ -3,7 +3,7 @@
 // A zspage is a chain of 1..chain_size frames holding objs_per_zspage objects of one size
 // class; object i occupies bytes [i*size, (i+1)*size) of the chain and may straddle a
 // frame boundary. Objects have no header, and free slots hold nothing either: the free
-// list lives in the handle table (docs/design.md#free-list). Every slot below `fresh` has
+// list lives in the handle table (docs/design.md#free-lists). Every slot below `fresh` has
 // a handle index bound to it for life: an allocated entry while the slot holds an object,
 // a *parked* entry (HandleTable::parked: the slot, the next parked index) while it is
 // free; free_head chains the parked ones. Slots from `fresh` up have never been used and
