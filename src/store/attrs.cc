@@ -87,7 +87,7 @@ bool Store::attr_writable(std::string_view name) noexcept {
   return a && a->writable;
 }
 
-Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view value,
+Result<void> StoreImpl::do_write_attr(std::string_view name, std::string_view value,
                                         std::string* msg) noexcept {
   const AttrInfo* a = find_attr(name);
   const std::string n(name);
@@ -258,7 +258,7 @@ Result<void> StoreImpl::write_attr_impl(std::string_view name, std::string_view 
   return fail(msg, Errc::invalid_argument, n + ": not writable");
 }
 
-Result<std::string> StoreImpl::read_attr_impl(std::string_view name, std::string* msg) const noexcept {
+Result<std::string> StoreImpl::do_read_attr(std::string_view name, std::string* msg) const noexcept {
   const AttrInfo* a = find_attr(name);
   const std::string n(name);
   auto err = [&](Errc e, std::string text) -> Result<std::string> {
@@ -268,18 +268,18 @@ Result<std::string> StoreImpl::read_attr_impl(std::string_view name, std::string
   if (!a) return err(Errc::invalid_argument, n + ": no such attribute");
   if (!a->readable) return err(Errc::not_supported, n + ": write-only attribute");
   if (name == "mm_stat") {
-    const MmStat m = mm_stat_impl();
+    const MmStat m = do_mm_stat();
     return fmt("%8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
                " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
                m.orig_data_size, m.compr_data_size, m.mem_used_total, m.mem_limit, m.mem_used_max,
                m.same_pages, m.pages_compacted, m.huge_pages, m.huge_pages_since);
   }
   if (name == "io_stat") {
-    const IoStat s = io_stat_impl();
+    const IoStat s = do_io_stat();
     return fmt("%8" PRIu64 " %8" PRIu64 " 0 %8" PRIu64 "\n", s.failed_reads, s.failed_writes, s.notify_free);
   }
   if (name == "bd_stat") {
-    const BdStat s = bd_stat_impl();
+    const BdStat s = do_bd_stat();
     return fmt("%8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", s.bd_count, s.bd_reads, s.bd_writes);
   }
   if (name == "debug_stat") {

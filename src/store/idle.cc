@@ -34,7 +34,7 @@ Result<void> StoreImpl::idle_store(std::string_view value, std::string* msg) noe
   return {};
 }
 
-void StoreImpl::check_invariants_impl() const noexcept {
+void StoreImpl::do_check_invariants() const noexcept {
   std::shared_lock l(init_lock_);
   if (!slots_) return;
   std::uint64_t stored = 0, same = 0, huge = 0, wb = 0, compr = 0, objs = 0;

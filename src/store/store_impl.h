@@ -56,19 +56,23 @@ class StoreImpl final : public Store {
   explicit StoreImpl(std::string name) noexcept;
   ~StoreImpl() override;
 
-  Result<void> write_attr_impl(std::string_view name, std::string_view value, std::string* msg) noexcept;
-  Result<std::string> read_attr_impl(std::string_view name, std::string* msg) const noexcept;
+  // The work behind the public Store method of the same name without the `do_` prefix
+  // (Store::write calls do_write, ...): a distinct name, so that StoreImpl never hides a
+  // public method of its base. Getters with nothing to do but read a field are written in
+  // store.cc directly.
+  Result<void> do_write_attr(std::string_view name, std::string_view value, std::string* msg) noexcept;
+  Result<std::string> do_read_attr(std::string_view name, std::string* msg) const noexcept;
 
-  Result<void> write_impl(std::uint64_t index, const void* block) noexcept;
-  Result<void> read_impl(std::uint64_t index, void* block) noexcept;
-  Result<void> discard_impl(std::uint64_t offset, std::uint64_t len) noexcept;
-  void slot_free_notify_impl(std::uint64_t index) noexcept;
+  Result<void> do_write(std::uint64_t index, const void* block) noexcept;
+  Result<void> do_read(std::uint64_t index, void* block) noexcept;
+  Result<void> do_discard(std::uint64_t offset, std::uint64_t len) noexcept;
+  void do_slot_free_notify(std::uint64_t index) noexcept;
   bool slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept;
 
-  MmStat mm_stat_impl() const noexcept;
-  IoStat io_stat_impl() const noexcept;
-  BdStat bd_stat_impl() const noexcept;
-  void check_invariants_impl() const noexcept;
+  MmStat do_mm_stat() const noexcept;
+  IoStat do_io_stat() const noexcept;
+  BdStat do_bd_stat() const noexcept;
+  void do_check_invariants() const noexcept;
 
   const std::string name_;
   StoreCounters stats_;
