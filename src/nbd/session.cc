@@ -88,9 +88,9 @@ class Session {
       if (v.payload_follows) {
         if (v.error) {
           if (!t_.skip_full(job->req.length)) return;
-          if (!acquire(job->cost)) return;
+          acquire(job->cost);
         } else {
-          if (!acquire(job->cost)) return;
+          acquire(job->cost);
           job->payload.reset(new (std::nothrow) std::uint8_t[job->req.length]);
           if (!job->payload) {
             logf(log_, "out of memory for a write payload; closing the connection");
@@ -104,7 +104,7 @@ class Session {
           }
         }
       } else {
-        if (!acquire(job->cost)) return;
+        acquire(job->cost);
       }
       {
         std::lock_guard l(mu_);
@@ -116,11 +116,12 @@ class Session {
     }
   }
 
-  bool acquire(std::size_t n) {
+  // Waits until n more bytes fit in the in-flight budget (or nothing is in flight), then
+  // charges them.
+  void acquire(std::size_t n) {
     std::unique_lock l(mu_);
     budget_cv_.wait(l, [&] { return in_flight_ == 0 || in_flight_ + n <= opt_.max_in_flight_bytes; });
     in_flight_ += n;
-    return true;
   }
   void release(std::size_t n) {
     {

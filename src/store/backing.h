@@ -26,7 +26,6 @@ namespace uzram {
 struct StoreImpl::Backing {
   // Set by open_backing(), immutable after:
   int fd = -1;
-  bool block_device = false;
   dev_t dev = 0;  // identity of the file (st_dev, st_ino)
   ino_t ino = 0;
   std::uint64_t size_blocks = 0;  // 4 KiB blocks in the file or device

@@ -85,7 +85,7 @@ void Store::check_invariants() const noexcept { impl(this)->do_check_invariants(
 // ---- Lifecycle -------------------------------------------------------------------------
 
 StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
-  comp_[0].name = codec_known("lzo-rle") ? "lzo-rle" : codec_known("lzo") ? "lzo" : "lz4";
+  comp_[0].name = kDefaultAlgorithm;
 }
 
 StoreImpl::~StoreImpl() {
@@ -177,7 +177,7 @@ void StoreImpl::reset_locked() noexcept {
   compressed_writeback_ = false;
   for (unsigned p = 1; p < kMaxPriorities; p++) comp_[p] = CodecSpec{};
   comp_[0] = CodecSpec{};  // the kernel restores its default algorithm on reset
-  comp_[0].name = codec_known("lzo-rle") ? "lzo-rle" : codec_known("lzo") ? "lzo" : "lz4";
+  comp_[0].name = kDefaultAlgorithm;
   mem_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_enable_.store(false, std::memory_order_relaxed);

@@ -31,6 +31,8 @@ namespace uzram {
 
 inline constexpr unsigned kMaxPriorities = 4;  // 0 = primary, 1..3 = recompression
 inline constexpr std::uint64_t kMaxDisksize = std::uint64_t{1} << 60;  // 1 EiB
+// The algorithm of a new or reset store: the kernel's default (always built in).
+inline constexpr const char* kDefaultAlgorithm = "lzo-rle";
 
 // Statistics counters (relaxed; sharded so that threads counting on every block do not
 // share a cache line). max_used_pages needs a CAS, so it is a plain atomic.

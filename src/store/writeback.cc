@@ -28,7 +28,6 @@
 #include <memory>
 #include <mutex>
 #include <new>
-#include <thread>
 #include <vector>
 
 #include "store/backing.h"
@@ -36,6 +35,7 @@
 #include "store/pp_buckets.h"
 #include "store/store_impl.h"
 #include "util/check.h"
+#include "util/thread.h"
 
 namespace uzram {
 namespace {
@@ -86,19 +86,14 @@ using Backing = StoreImpl::Backing;
 // started the submitter writes inline.
 class BlockWriter {
  public:
-  explicit BlockWriter(Backing& b) noexcept : b_(b) {
-    try {
-      threads_.reserve(kWbWorkers);
-    } catch (...) {
-    }
-  }
+  explicit BlockWriter(Backing& b) noexcept : b_(b) {}
   ~BlockWriter() {
     {
       std::lock_guard<std::mutex> l(mu_);
       stop_ = true;
     }
     work_cv_.notify_all();
-    for (auto& t : threads_) t.join();
+    for (unsigned i = 0; i < nthreads_; i++) threads_[i].join();
   }
   BlockWriter(const BlockWriter&) = delete;
   BlockWriter& operator=(const BlockWriter&) = delete;
@@ -131,13 +126,12 @@ class BlockWriter {
   // Wakes a writer thread, starting one if none is idle (up to kWbWorkers); without any
   // thread, writes the queue inline. May drop and retake the lock.
   void kick_locked(std::unique_lock<std::mutex>& l) noexcept {
-    if (idle_ == 0 && threads_.size() < kWbWorkers) {
-      try {
-        threads_.emplace_back([this] { run(); });
-      } catch (...) {  // no thread: the ones we have (or the inline path) will do
-      }
+    // No thread (EAGAIN, ENOMEM): the ones we have, or the inline path below, will do.
+    if (idle_ == 0 && nthreads_ < kWbWorkers &&
+        threads_[nthreads_].start([this]() noexcept { run(); }) == 0) {
+      nthreads_++;
     }
-    if (!threads_.empty()) {
+    if (nthreads_ > 0) {
       work_cv_.notify_one();
       return;
     }
@@ -222,7 +216,8 @@ class BlockWriter {
   unsigned idle_ = 0;
   bool flush_ = false;  // write short runs too (set by reap, cleared when the queue empties)
   bool stop_ = false;
-  std::vector<std::thread> threads_;
+  Thread threads_[kWbWorkers];  // [0, nthreads_) started
+  unsigned nthreads_ = 0;
 };
 
 }  // namespace
