@@ -1,7 +1,9 @@
 // store/store_impl.h - StoreImpl: the implementation behind uzram::Store (layer 3).
 // Split by concern: store.cc (lifecycle, public face), io.cc (write/read/discard),
 // attrs.cc (the /sys/block/zramN surface and its formats), idle.cc (idle marking),
-// writeback.cc (backing device), recompress.cc (secondary algorithms).
+// post-processing: backing.cc (the backing device), backing_dev.cc (the store's use of
+// it), block_writer.cc (batched block writes), pp_pass.cc (what writeback and recompress
+// share), writeback.cc, recompress.cc (secondary algorithms).
 //
 // Lock order (docs/locking.md#store): init_lock_ (store_init) -> slot lock (store_slot) ->
 // stream mutex (stream) -> pool locks. I/O holds init_lock_ shared; configuration changes,
