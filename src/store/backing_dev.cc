@@ -8,9 +8,9 @@
 #include <cstring>
 #include <mutex>
 
+#include "store/attr_table.h"
 #include "store/backing.h"
 #include "store/fail.h"
-#include "store/kv.h"
 #include "store/store_impl.h"
 #include "util/check.h"
 
@@ -18,40 +18,41 @@ namespace uzram {
 
 // ---- backing_dev ------------------------------------------------------------------------
 
+Result<void> attr::parse_backing_dev(const StoreImpl&, std::string_view text, AttrArg* out,
+                                     std::string*) noexcept {
+  *out = std::string(text);  // "" or "none": no backing device
+  return {};
+}
+
 // Opens and checks the file with no lock held (a FIFO or a slow file system must not stall
 // the store), then installs it under init_lock_, re-checking that the store is still not
 // initialised. Protocol: docs/store-postprocessing.md#backing-device.
-Result<void> StoreImpl::backing_dev_store(std::string_view value, std::string* msg) noexcept {
-  value = trim(value);
+Result<void> attr::write_backing_dev(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  const std::string& path = arg_as<std::string>(arg);
   {
-    std::shared_lock l(init_lock_);
-    if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
+    std::shared_lock l(s.init_lock_);
+    if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
   }
-  if (value.empty() || value == "none") {
+  using Backing = StoreImpl::Backing;
+  if (path.empty() || path == "none") {
     std::shared_ptr<Backing> old;  // closed after the lock is released
-    std::unique_lock l(init_lock_);
-    if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
-    old = std::move(backing_);
-    backing_path_.clear();
+    std::unique_lock l(s.init_lock_);
+    if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
+    old = std::move(s.backing_);
+    s.backing_path_.clear();
     return {};
-  }
-  std::string path;
-  try {
-    path.assign(value);
-  } catch (...) {
-    return fail(msg, Errc::no_memory, "backing_dev: out of memory");
   }
   std::string why;
   auto opened = open_backing(path, &why);
   struct stat st {};
   const bool busy_file = !opened && opened.error() == Errc::busy && ::lstat(path.c_str(), &st) == 0;
   std::shared_ptr<Backing> old;  // closed after the lock is released (declared before it)
-  std::unique_lock l(init_lock_);
-  if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
+  std::unique_lock l(s.init_lock_);
+  if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
   if (!opened) {
     // The flock is this store's own when it already holds the same file: keep that one.
-    if (busy_file && backing_ && S_ISREG(st.st_mode) && st.st_dev == backing_->dev &&
-        st.st_ino == backing_->ino) {
+    if (busy_file && s.backing_ && S_ISREG(st.st_mode) && st.st_dev == s.backing_->dev &&
+        st.st_ino == s.backing_->ino) {
       return {};
     }
     return fail(msg, opened.error(), std::move(why));
@@ -59,9 +60,9 @@ Result<void> StoreImpl::backing_dev_store(std::string_view value, std::string* m
   try {
     std::string shown = (*opened)->path;
     std::shared_ptr<Backing> b(std::move(opened).value());  // on bad_alloc it is deleted
-    old = std::move(backing_);
-    backing_ = std::move(b);
-    backing_path_ = std::move(shown);
+    old = std::move(s.backing_);
+    s.backing_ = std::move(b);
+    s.backing_path_ = std::move(shown);
   } catch (...) {
     return fail(msg, Errc::no_memory, "backing_dev: out of memory");
   }

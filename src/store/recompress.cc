@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "store/attr_table.h"
 #include "store/fail.h"
 #include "store/kv.h"
 #include "store/pp_pass.h"
@@ -17,15 +18,6 @@
 
 namespace uzram {
 namespace {
-
-struct RecompCommand {
-  unsigned mode = 0;            // kPpIdle | kPpHuge; 0: every allocated slot
-  std::uint64_t max_pages = 0;  // 0: no budget
-  std::uint64_t threshold = 0;  // 0: none
-  unsigned prio_lo = 1;         // priorities tried: [max(prio_lo, object's + 1), prio_max)
-  unsigned prio_max = 0;
-  bool tries_highest = false;  // the highest configured priority is among those tried
-};
 
 // The highest active priority + 1 (0 when no recompression algorithm is configured;
 // priorities may have holes).
@@ -108,8 +100,8 @@ Result<void> resolve_algo(const StoreImpl& s, const std::string& algo, int* prio
   return {};
 }
 
-Result<void> parse_recompress(const StoreImpl& s, std::string_view value, RecompCommand* cmd,
-                              std::string* msg) {
+Result<void> parse_command(const StoreImpl& s, std::string_view value, RecompCommand* cmd,
+                           std::string* msg) {
   cmd->prio_max = priorities_end(s);
   if (cmd->prio_max == 0) {
     return fail(msg, Errc::invalid_argument,
@@ -215,11 +207,19 @@ Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompComm
 
 }  // namespace
 
-// Protocol: docs/store-postprocessing.md#recompress. Caller holds init_lock_ shared.
-Result<void> StoreImpl::recompress_store(std::string_view value, std::string* msg) noexcept {
+// Needs a recompression algorithm, then the command, resolved against the configured ones.
+Result<void> attr::parse_recompress(const StoreImpl& s, std::string_view text, AttrArg* out,
+                                    std::string* msg) noexcept {
   RecompCommand cmd;
-  if (auto r = parse_recompress(*this, value, &cmd, msg); !r) return r;
-  PpPass pass(*this, "recompress");
+  if (auto r = parse_command(s, text, &cmd, msg); !r) return r;
+  *out = cmd;
+  return {};
+}
+
+// Protocol: docs/store-postprocessing.md#recompress. Caller holds init_lock_ shared.
+Result<void> attr::write_recompress(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  const RecompCommand& cmd = arg_as<RecompCommand>(arg);
+  PpPass pass(s, "recompress");
   if (auto r = pass.begin(msg); !r) return r;
 
   // 1. Candidates: pool objects (not WB, SAME or INCOMPRESSIBLE) passing the type filter,
@@ -228,14 +228,14 @@ Result<void> StoreImpl::recompress_store(std::string_view value, std::string* ms
     const unsigned prio = (f & slotf::kPrioMask) >> slotf::kPrioShift;
     return !(f & slotf::kIncompressible) && prio + 1 < cmd.prio_max && pp_type_matches(cmd.mode, f);
   };
-  if (auto r = pass.scan(0, nslots_, want, msg); !r) return r;
+  if (auto r = pass.scan(0, s.nslots_, want, msg); !r) return r;
 
   // 2. Largest objects first; the budget counts attempts, successful or not. A pass that
   // stops leaves the rest to PpPass, which releases them.
   alignas(64) unsigned char page[kBlockSize];
   std::uint64_t budget = cmd.max_pages;
   for (std::uint64_t index; !(cmd.max_pages && budget == 0) && pass.next(&index);) {
-    if (auto r = recompress_one(*this, index, cmd, page, &budget, msg); !r) return r;
+    if (auto r = recompress_one(s, index, cmd, page, &budget, msg); !r) return r;
   }
   return {};
 }

@@ -161,25 +161,15 @@ class StoreImpl final : public Store {
   // Pool pages after an allocation: updates mem_used_max; false when over mem_limit.
   bool can_store() noexcept;
 
-  // ---- Post-processing (idle.cc, writeback.cc, recompress.cc): each parses its
-  // argument with the kernel's grammar and fills *msg (naming the attribute) on error. ----
-  // idle.cc. Caller holds init_lock_ shared; the device is initialised.
-  Result<void> idle_store(std::string_view value, std::string* msg) noexcept;
-  // writeback.cc.
-  // backing_dev: caller holds no lock (the file is opened and checked before init_lock_ is
-  // taken, exclusively, to install it).
-  Result<void> backing_dev_store(std::string_view value, std::string* msg) noexcept;
+  // ---- Backing device (backing_dev.cc); the attributes' parsers and writers, idle,
+  // writeback and recompress included, are the attribute table's rows (attr_table.h). ----
   // Sizes the backing device's allocator at init (disksize); opens nothing. Caller holds
   // init_lock_ exclusive.
   Result<void> backing_open_locked(std::string* msg) noexcept;
   void backing_close_locked() noexcept;
-  // writeback: caller holds init_lock_ shared; the device is initialised.
-  Result<void> writeback_store(std::string_view value, std::string* msg) noexcept;
   // Frees a backing block / reads a written-back slot (caller holds the slot lock).
   void free_backing_block(std::uint64_t block) noexcept;
   Result<void> read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept;
-  // recompress.cc: caller holds init_lock_ shared; the device is initialised.
-  Result<void> recompress_store(std::string_view value, std::string* msg) noexcept;
 };
 
 inline StoreImpl* impl(Store* s) noexcept { return static_cast<StoreImpl*>(s); }

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/attr_table.h"
 #include "store/backing.h"
 #include "store/block_writer.h"
 #include "store/fail.h"
@@ -20,12 +21,6 @@ namespace uzram {
 namespace {
 
 using Backing = StoreImpl::Backing;
-
-struct WbCommand {
-  unsigned mode = 0;  // kPpIdle | kPpHuge | kPpIncompressible; 0 = every allocated slot
-  bool has_mode = false;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // inclusive; empty = device
-};
 
 int parse_mode(std::string_view w) noexcept {
   if (w == "idle") return kPpIdle;
@@ -81,8 +76,8 @@ Result<void> parse_range(const KeyValue& kv, std::uint64_t nslots, std::uint64_t
   return {};
 }
 
-Result<void> parse_writeback(std::string_view value, std::uint64_t nslots, WbCommand* cmd,
-                             std::string* msg) {
+Result<void> parse_command(std::string_view value, std::uint64_t nslots, WbCommand* cmd,
+                           std::string* msg) {
   const auto kvs = split_kv(value);
   if (kvs.empty()) {
     return fail(msg, Errc::invalid_argument,
@@ -313,21 +308,29 @@ struct FreeDeleter {
 
 }  // namespace
 
-// Protocol: docs/store-postprocessing.md#writeback. Caller holds init_lock_ shared.
-Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg) noexcept {
-  if (!backing_) {
+// Needs the backing device, then the command (its ranges within the device).
+Result<void> attr::parse_writeback(const StoreImpl& s, std::string_view text, AttrArg* out,
+                                   std::string* msg) noexcept {
+  if (!s.backing_) {
     return fail(msg, Errc::not_supported,
                 "writeback: no backing device (write backing_dev before disksize)");
   }
   WbCommand cmd;
-  if (auto r = parse_writeback(value, nslots_, &cmd, msg); !r) return r;
-  PpPass pass(*this, "writeback");
+  if (auto r = parse_command(text, s.nslots_, &cmd, msg); !r) return r;
+  *out = std::move(cmd);
+  return {};
+}
+
+// Protocol: docs/store-postprocessing.md#writeback. Caller holds init_lock_ shared.
+Result<void> attr::write_writeback(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  const WbCommand& cmd = arg_as<WbCommand>(arg);
+  PpPass pass(s, "writeback");
   if (auto r = pass.begin(msg); !r) return r;
 
   // 1. Candidates: allocated pool objects (not WB, not SAME) that pass the type filter.
   const auto want = [mode = cmd.mode](std::uint32_t f) { return pp_type_matches(mode, f); };
   if (cmd.ranges.empty()) {
-    if (auto r = pass.scan(0, nslots_, want, msg); !r) return r;
+    if (auto r = pass.scan(0, s.nslots_, want, msg); !r) return r;
   }
   for (const auto& [lo, hi] : cmd.ranges) {
     if (auto r = pass.scan(lo, hi + 1, want, msg); !r) return r;
@@ -338,7 +341,7 @@ Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg
   std::unique_ptr<unsigned char, FreeDeleter> pages(
       static_cast<unsigned char*>(std::aligned_alloc(4096, kWbDepth * kBlockSize)));
   if (!pages) return fail(msg, Errc::no_memory, "writeback: out of memory");
-  WritebackRun run(*this, pass, pages.get());
+  WritebackRun run(s, pass, pages.get());
   return run.run(msg);
 }
 
