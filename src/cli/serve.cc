@@ -28,9 +28,6 @@ extern char** environ;
 namespace uzram::cli {
 namespace {
 
-constexpr std::string_view kPreInit[] = {"comp_algorithm", "algorithm_params", "recomp_algorithm",
-                                         "backing_dev", "compressed_writeback"};
-
 bool apply(Store& store, const std::string& attr, const std::string& value, const Io& io) {
   std::string msg;
   if (auto r = store.write_attr(attr, value, &msg); !r) {
@@ -83,7 +80,6 @@ bool parse_seconds(const std::string& text, std::chrono::milliseconds* out) {
 
 int run_serve(const ServeOptions& o, const Io& io) noexcept {
   std::vector<std::pair<std::string, std::string>> before, after;
-  const auto names = Store::attr_names();
   for (const std::string& a : o.attrs) {
     const std::size_t eq = a.find('=');
     if (eq == std::string::npos || eq == 0) return usage_error(io, "serve: -o expects attr=value, got '" + a + "'");
@@ -91,11 +87,9 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
     if (attr == "disksize") return usage_error(io, "serve: -o disksize: use --size");
     if (attr == "reset")
       return usage_error(io, "serve: -o reset: the store is created fresh; nothing to reset");
-    if (std::find(names.begin(), names.end(), attr) == names.end()) {
-      return usage_error(io, "serve: -o " + attr + ": no such attribute");
-    }
-    const bool pre = std::find(std::begin(kPreInit), std::end(kPreInit), attr) != std::end(kPreInit);
-    (pre ? before : after).emplace_back(std::move(attr), std::move(value));
+    const auto info = Store::attr_info(attr);
+    if (!info) return usage_error(io, "serve: -o " + attr + ": no such attribute");
+    (info->before_init ? before : after).emplace_back(std::move(attr), std::move(value));
   }
   auto size = parse_size(o.size);
   if (!size || *size == 0) return usage_error(io, "serve: --size: invalid size '" + o.size + "'");
