@@ -17,10 +17,10 @@
 #include <filesystem>
 
 #include "cli/log_sink.h"
+#include "control/control.h"
 #include "nbd/server.h"
 #include "nbd/store_backend.h"
 #include "nbd/tls.h"
-#include "store/control.h"
 #include "uzram/store.h"
 
 extern char** environ;
