@@ -214,16 +214,36 @@ class NullBackend final : public Backend {
   }
 };
 
+// A backend with no disksize: nothing to serve.
+class UninitialisedBackend final : public Backend {
+ public:
+  std::uint64_t size() const noexcept override { return 0; }
+  bool open_user(std::uint64_t*) noexcept override { return false; }
+  std::uint32_t read(std::uint64_t, std::uint32_t, void*) noexcept override { return kEio; }
+  std::uint32_t write(std::uint64_t, std::uint32_t, const void*) noexcept override { return kEio; }
+  std::uint32_t trim(std::uint64_t, std::uint32_t) noexcept override { return kEio; }
+  std::uint32_t zero(std::uint64_t, std::uint32_t, bool) noexcept override { return kEio; }
+  std::uint32_t block_status(std::uint64_t, std::uint32_t, Extent*, std::size_t,
+                             std::size_t*) noexcept override {
+    return kEio;
+  }
+};
+
 // Runs the handshake against `client_bytes` and returns (entered transmission, server bytes).
-std::pair<bool, std::vector<std::uint8_t>> run(const std::vector<std::uint8_t>& client_bytes) {
+std::pair<bool, std::vector<std::uint8_t>> run(const std::vector<std::uint8_t>& client_bytes,
+                                               const TlsPolicy& tls = {},
+                                               Backend* backend = nullptr,
+                                               Negotiated* negotiated = nullptr) {
   int sv[2];
   EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  NullBackend b;
+  NullBackend null_backend;
+  Backend& b = backend ? *backend : null_backend;
   bool go = false;
   std::thread t([&] {
     Negotiated n;
     std::unique_ptr<Transport> transport;
-    go = handshake(sv[0], transport, b, TlsPolicy{}, Deadline{}, &n, [](std::string_view) {});
+    go = handshake(sv[0], transport, b, tls, Deadline{}, &n, [](std::string_view) {});
+    if (negotiated) *negotiated = n;
     ::close(sv[0]);
   });
   EXPECT_TRUE(write_full(sv[1], client_bytes.data(), client_bytes.size()));
@@ -300,6 +320,170 @@ TEST(Handshake, ExportNameAfterStructuredReplyKeepsIt) {
   EXPECT_EQ(get32(got.data() + 18 + 12), kRepAck);
   EXPECT_EQ(get64(got.data() + 38), 1u << 20);
   EXPECT_TRUE(get16(got.data() + 46) & kTxSendDf);
+}
+
+// The option replies after the greeting: (option, reply type, data).
+struct OptReply {
+  std::uint32_t opt, type;
+  std::vector<std::uint8_t> data;
+};
+std::vector<OptReply> replies(const std::vector<std::uint8_t>& server_bytes) {
+  std::vector<OptReply> out;
+  EXPECT_GE(server_bytes.size(), 18u);
+  for (std::size_t at = 18; at + 20 <= server_bytes.size();) {
+    const std::uint8_t* h = server_bytes.data() + at;
+    EXPECT_EQ(get64(h), kOptReplyMagic);
+    const std::uint32_t len = get32(h + 16);
+    if (at + 20 + len > server_bytes.size()) break;
+    out.push_back({get32(h + 8), get32(h + 12), {h + 20, h + 20 + len}});
+    at += 20 + len;
+  }
+  return out;
+}
+
+std::vector<std::uint8_t> info_data(const std::string& name, std::vector<std::uint16_t> types) {
+  std::vector<std::uint8_t> d(4);
+  put32(d.data(), static_cast<std::uint32_t>(name.size()));
+  d.insert(d.end(), name.begin(), name.end());
+  d.push_back(static_cast<std::uint8_t>(types.size() >> 8));
+  d.push_back(static_cast<std::uint8_t>(types.size()));
+  for (std::uint16_t t : types) {
+    d.push_back(static_cast<std::uint8_t>(t >> 8));
+    d.push_back(static_cast<std::uint8_t>(t));
+  }
+  return d;
+}
+
+std::vector<std::uint8_t> meta_data(std::vector<std::string> queries) {
+  std::vector<std::uint8_t> d(8, 0);  // export name "", then the count
+  put32(d.data() + 4, static_cast<std::uint32_t>(queries.size()));
+  for (const std::string& q : queries) {
+    std::uint8_t l[4];
+    put32(l, static_cast<std::uint32_t>(q.size()));
+    d.insert(d.end(), l, l + 4);
+    d.insert(d.end(), q.begin(), q.end());
+  }
+  return d;
+}
+
+TEST(Handshake, ListThenAbort) {
+  auto [go, got] =
+      run(cat({kFlags, option(kOptList, {1}), option(kOptList, {}), option(kOptAbort, {})}));
+  EXPECT_FALSE(go);
+  const auto r = replies(got);
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[0].type, kRepErrInvalid);  // LIST takes no data
+  EXPECT_EQ(r[1].type, kRepServer);
+  EXPECT_EQ(r[1].data, (std::vector<std::uint8_t>{0, 0, 0, 0}));  // the default export ""
+  EXPECT_EQ(r[2].type, kRepAck);
+  EXPECT_EQ(r[3].opt, kOptAbort);
+  EXPECT_EQ(r[3].type, kRepAck);
+}
+
+TEST(Handshake, InfoNamesTheExportOnceThenGo) {
+  Negotiated n;
+  auto [go, got] = run(cat({kFlags, option(kOptInfo, info_data("abc", {kInfoName, kInfoName})),
+                            option(kOptGo, info_data("", {}))}),
+                       {}, nullptr, &n);
+  EXPECT_TRUE(go);
+  EXPECT_EQ(n.size, 1u << 20);
+  EXPECT_FALSE(n.structured);
+  const auto r = replies(got);
+  ASSERT_EQ(r.size(), 7u);
+  EXPECT_EQ(r[0].type, kRepInfo);  // export: type, size, flags
+  ASSERT_EQ(r[0].data.size(), 12u);
+  EXPECT_EQ(get16(r[0].data.data()), kInfoExport);
+  EXPECT_EQ(get64(r[0].data.data() + 2), 1u << 20);
+  EXPECT_EQ(r[1].type, kRepInfo);  // name, once
+  EXPECT_EQ(r[1].data, (std::vector<std::uint8_t>{0, kInfoName, 'a', 'b', 'c'}));
+  ASSERT_EQ(r[2].data.size(), 14u);  // block sizes: 1, 4096, kMaxPayload
+  EXPECT_EQ(get16(r[2].data.data()), kInfoBlockSize);
+  EXPECT_EQ(get32(r[2].data.data() + 2), 1u);
+  EXPECT_EQ(get32(r[2].data.data() + 6), 4096u);
+  EXPECT_EQ(get32(r[2].data.data() + 10), kMaxPayload);
+  EXPECT_EQ(r[3].type, kRepAck);
+  EXPECT_EQ(r[4].opt, kOptGo);  // GO: export, block size, ACK
+  EXPECT_EQ(r[6].type, kRepAck);
+}
+
+TEST(Handshake, StructuredRepliesAndMetaContexts) {
+  Negotiated n;
+  auto [go, got] =
+      run(cat({kFlags, option(kOptStructuredReply, {1}), option(kOptStructuredReply, {}),
+               option(kOptListMetaContext, meta_data({"base:"})),
+               option(kOptListMetaContext, meta_data({})),
+               option(kOptSetMetaContext, meta_data({"other:x"})),
+               option(kOptSetMetaContext, meta_data({kBaseAllocation})),
+               option(kOptGo, info_data("", {}))}),
+          {}, nullptr, &n);
+  EXPECT_TRUE(go);
+  EXPECT_TRUE(n.structured);
+  EXPECT_TRUE(n.meta_base_allocation);
+  const auto r = replies(got);
+  ASSERT_GE(r.size(), 9u);
+  EXPECT_EQ(r[0].type, kRepErrInvalid);  // STRUCTURED_REPLY takes no data
+  EXPECT_EQ(r[1].type, kRepAck);
+  for (int i : {2, 4, 7}) {  // a context, then ACK: LIST "base:", LIST (all), SET base
+    EXPECT_EQ(r[i].type, kRepMetaContext) << i;
+    ASSERT_EQ(r[i].data.size(), 4u + 15u) << i;
+    EXPECT_EQ(get32(r[i].data.data()), kBaseAllocationId);
+    EXPECT_EQ(std::string(r[i].data.begin() + 4, r[i].data.end()), kBaseAllocation);
+    EXPECT_EQ(r[i + 1].type, kRepAck) << i;
+  }
+  EXPECT_EQ(r[6].type, kRepAck);  // SET "other:x": no context, ACK
+  // A later SET without base:allocation clears it.
+  auto [go2, got2] =
+      run(cat({kFlags, option(kOptStructuredReply, {}),
+               option(kOptSetMetaContext, meta_data({kBaseAllocation})),
+               option(kOptSetMetaContext, meta_data({})), option(kOptGo, info_data("", {}))}),
+          {}, nullptr, &n);
+  EXPECT_TRUE(go2);
+  EXPECT_FALSE(n.meta_base_allocation);
+}
+
+TEST(Handshake, StartTlsWhenTlsIsOff) {
+  auto [go, got] = run(cat({kFlags, option(kOptStartTls, {}), option(kOptAbort, {})}));
+  EXPECT_FALSE(go);
+  const auto r = replies(got);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].type, kRepErrUnsup);
+}
+
+TEST(Handshake, TlsRequiredRefusesEverythingButStartTlsAndAbort) {
+  const TlsPolicy required{nullptr, true};
+  auto [go, got] = run(
+      cat({kFlags, option(kOptGo, info_data("", {})), option(kOptList, {}), option(kOptAbort, {})}),
+      required);
+  EXPECT_FALSE(go);
+  const auto r = replies(got);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].type, kRepErrTlsReqd);
+  EXPECT_EQ(r[1].type, kRepErrTlsReqd);
+  EXPECT_EQ(r[2].type, kRepAck);
+  auto [go2, got2] = run(cat({kFlags, option(kOptExportName, {})}), required);
+  EXPECT_FALSE(go2);
+  EXPECT_EQ(got2.size(), 18u);  // closed without an answer
+}
+
+TEST(Handshake, NothingToServe) {
+  UninitialisedBackend b;
+  auto [go, got] =
+      run(cat({kFlags, option(kOptGo, info_data("", {})), option(kOptExportName, {})}), {}, &b);
+  EXPECT_FALSE(go);
+  const auto r = replies(got);
+  ASSERT_EQ(r.size(), 1u);  // GO refused; EXPORT_NAME closes
+  EXPECT_EQ(r[0].type, kRepErrUnknown);
+}
+
+TEST(Handshake, TooManyOptionsClose) {
+  std::vector<std::uint8_t> bytes = kFlags;
+  for (int i = 0; i < 300; i++) {
+    const auto o = option(42, {});
+    bytes.insert(bytes.end(), o.begin(), o.end());
+  }
+  auto [go, got] = run(bytes);
+  EXPECT_FALSE(go);
+  EXPECT_EQ(replies(got).size(), 256u);
 }
 
 }  // namespace
