@@ -27,7 +27,9 @@ Result<void> Store::write_attr(std::string_view n, std::string_view v, std::stri
 Result<std::string> Store::read_attr(std::string_view n, std::string* msg) const noexcept {
   return impl(this)->do_read_attr(n, msg);
 }
-Result<void> Store::write(std::uint64_t i, const void* b) noexcept { return impl(this)->do_write(i, b); }
+Result<void> Store::write(std::uint64_t i, const void* b) noexcept {
+  return impl(this)->do_write(i, b);
+}
 Result<void> Store::read(std::uint64_t i, void* b) noexcept { return impl(this)->do_read(i, b); }
 Result<void> Store::discard(std::uint64_t off, std::uint64_t len) noexcept {
   return impl(this)->do_discard(off, len);

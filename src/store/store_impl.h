@@ -64,7 +64,8 @@ class StoreImpl final : public Store {
   // (Store::write calls do_write, ...): a distinct name, so that StoreImpl never hides a
   // public method of its base. Getters with nothing to do but read a field are written in
   // store.cc directly.
-  Result<void> do_write_attr(std::string_view name, std::string_view value, std::string* msg) noexcept;
+  Result<void> do_write_attr(std::string_view name, std::string_view value,
+                             std::string* msg) noexcept;
   Result<std::string> do_read_attr(std::string_view name, std::string* msg) const noexcept;
 
   Result<void> do_write(std::uint64_t index, const void* block) noexcept;
