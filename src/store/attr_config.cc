@@ -27,7 +27,7 @@ Result<void> parse_switch(std::string_view text, const char* attr, AttrArg* out,
   if (!parse_int(text, &v) || (v != 0 && v != 1)) {
     return fail(msg, Errc::invalid_argument, std::string(attr) + ": expects 0 or 1");
   }
-  *out = std::uint64_t(v);
+  out->number = static_cast<std::uint64_t>(v);
   return {};
 }
 
@@ -41,7 +41,7 @@ Result<void> parse_disksize(const StoreImpl&, std::string_view text, AttrArg* ou
   if (!size || *size == 0) {
     return fail(msg, Errc::invalid_argument, "disksize: invalid size '" + std::string(text) + "'");
   }
-  *out = *size;
+  out->number = *size;
   return {};
 }
 
@@ -51,7 +51,7 @@ Result<void> write_disksize(StoreImpl& s, AttrArg& arg, std::string* msg) noexce
   if (s.disksize_) {
     return fail(msg, Errc::busy, "disksize: device already initialised (reset it first)");
   }
-  return s.init_locked(arg_as<std::uint64_t>(arg), msg);
+  return s.init_locked(arg.number, msg);
 }
 
 Result<void> parse_reset(const StoreImpl&, std::string_view text, AttrArg* out,
@@ -65,7 +65,7 @@ Result<void> parse_reset(const StoreImpl&, std::string_view text, AttrArg* out,
   if (!parse_int(text, &v) || v <= 0) {
     return fail(msg, Errc::invalid_argument, "reset: expects a positive integer");
   }
-  *out = std::uint64_t(v);
+  out->number = static_cast<std::uint64_t>(v);
   return {};
 }
 
@@ -89,12 +89,12 @@ Result<void> parse_mem_limit(const StoreImpl&, std::string_view text, AttrArg* o
   if (!size) {
     return fail(msg, Errc::invalid_argument, "mem_limit: invalid size '" + std::string(text) + "'");
   }
-  *out = *size;
+  out->number = *size;
   return {};
 }
 
 Result<void> write_mem_limit(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
-  const std::uint64_t bytes = arg_as<std::uint64_t>(arg);
+  const std::uint64_t bytes = arg.number;
   std::unique_lock l(s.init_lock_);
   s.mem_limit_pages_.store((bytes + kBlockSize - 1) / kBlockSize, std::memory_order_relaxed);
   return {};
@@ -124,7 +124,7 @@ Result<void> parse_comp_algorithm(const StoreImpl&, std::string_view text, AttrA
     return fail(msg, Errc::invalid_argument,
                 "comp_algorithm: unknown algorithm '" + std::string(text) + "'");
   }
-  *out = std::string(text);
+  out->text = std::string(text);
   return {};
 }
 
@@ -135,7 +135,7 @@ Result<void> write_comp_algorithm(StoreImpl& s, AttrArg& arg, std::string* msg) 
                 "comp_algorithm: cannot change the algorithm of an initialised device");
   }
   s.comp_[0] = CodecSpec{};
-  s.comp_[0].name = std::move(arg_as<std::string>(arg));
+  s.comp_[0].name = std::move(arg.text);
   return {};
 }
 
@@ -161,12 +161,12 @@ Result<void> parse_recomp_algorithm(const StoreImpl&, std::string_view text, Att
     return fail(msg, Errc::invalid_argument,
                 "recomp_algorithm: unknown algorithm '" + ra.algo + "'");
   }
-  *out = std::move(ra);
+  out->recomp = std::move(ra);
   return {};
 }
 
 Result<void> write_recomp_algorithm(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  RecompAlgo& ra = arg_as<RecompAlgo>(arg);
+  RecompAlgo& ra = arg.recomp;
   std::unique_lock l(s.init_lock_);
   if (s.disksize_) return fail(msg, Errc::busy, "recomp_algorithm: device already initialised");
   s.comp_[ra.priority] = CodecSpec{};
@@ -235,7 +235,7 @@ Result<void> parse_algorithm_params(const StoreImpl&, std::string_view text, Att
   for (const KeyValue& kv : split_kv(text)) {
     if (auto r = parse_param(kv, &p, msg); !r) return r;
   }
-  *out = std::move(p);
+  out->params = std::move(p);
   return {};
 }
 
@@ -243,7 +243,7 @@ Result<void> parse_algorithm_params(const StoreImpl&, std::string_view text, Att
 // must not stall I/O); the result is installed under init_lock_ if the configuration it
 // was checked against is still there.
 Result<void> write_algorithm_params(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  AlgoParams& p = arg_as<AlgoParams>(arg);
+  AlgoParams& p = arg.params;
   if (!p.spec.dict_path.empty()) {
     std::string why;
     auto dict = read_dictionary(p.spec.dict_path, &why);
@@ -284,7 +284,7 @@ Result<void> write_compressed_writeback(StoreImpl& s, AttrArg& arg, std::string*
   if (s.disksize_) {
     return fail(msg, Errc::busy, "compressed_writeback: device already initialised");
   }
-  s.compressed_writeback_ = arg_as<std::uint64_t>(arg) == 1;
+  s.compressed_writeback_ = arg.number == 1;
   return {};
 }
 
@@ -294,12 +294,12 @@ Result<void> parse_writeback_limit(const StoreImpl&, std::string_view text, Attr
   if (!parse_u64(text, &v)) {
     return fail(msg, Errc::invalid_argument, "writeback_limit: expects a number of 4 KiB pages");
   }
-  *out = v;
+  out->number = static_cast<std::uint64_t>(v);
   return {};
 }
 
 Result<void> write_writeback_limit(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
-  s.wb_limit_pages_.store(arg_as<std::uint64_t>(arg), std::memory_order_relaxed);
+  s.wb_limit_pages_.store(arg.number, std::memory_order_relaxed);
   return {};
 }
 
@@ -309,7 +309,7 @@ Result<void> parse_writeback_limit_enable(const StoreImpl&, std::string_view tex
 }
 
 Result<void> write_writeback_limit_enable(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
-  s.wb_limit_enable_.store(arg_as<std::uint64_t>(arg) == 1, std::memory_order_relaxed);
+  s.wb_limit_enable_.store(arg.number == 1, std::memory_order_relaxed);
   return {};
 }
 

@@ -17,11 +17,9 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include "store/codec.h"
-#include "util/check.h"
 #include "uzram/result.h"
 
 namespace uzram {
@@ -61,18 +59,16 @@ struct RecompCommand {
   bool tries_highest = false;  // the highest configured priority is among those tried
 };
 
-// A parsed value: nothing (a trigger, or a value only checked), a number (sizes, counts,
-// 0/1 switches, idle's age with 0 for "all"), a text (an algorithm, a path), or a command.
-using AttrArg = std::variant<std::monostate, std::uint64_t, std::string, AlgoParams, RecompAlgo,
-                             WbCommand, RecompCommand>;
-
-// The alternative a row's parser stored (a mismatch is a bug in the table).
-template <typename T>
-T& arg_as(AttrArg& arg) noexcept {
-  T* v = std::get_if<T>(&arg);
-  ZS_CHECK(v != nullptr, "attribute value parsed as another type");
-  return *v;
-}
+// A parsed value: the parser of a row fills the field its writer reads (none for compact,
+// whose value is not read, and mem_used_max, whose value is only checked).
+struct AttrArg {
+  std::uint64_t number = 0;  // sizes, counts, 0/1 switches, idle's age (0: "all")
+  std::string text;          // an algorithm (comp_algorithm), a path (backing_dev)
+  AlgoParams params;         // algorithm_params
+  RecompAlgo recomp;         // recomp_algorithm
+  WbCommand writeback;       // writeback
+  RecompCommand recompress;  // recompress
+};
 
 // ---- The table ---------------------------------------------------------------------------
 

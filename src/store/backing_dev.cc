@@ -20,7 +20,7 @@ namespace uzram {
 
 Result<void> attr::parse_backing_dev(const StoreImpl&, std::string_view text, AttrArg* out,
                                      std::string*) noexcept {
-  *out = std::string(text);  // "" or "none": no backing device
+  out->text = std::string(text);  // "" or "none": no backing device
   return {};
 }
 
@@ -28,7 +28,7 @@ Result<void> attr::parse_backing_dev(const StoreImpl&, std::string_view text, At
 // the store), then installs it under init_lock_, re-checking that the store is still not
 // initialised. Protocol: docs/store-postprocessing.md#backing-device.
 Result<void> attr::write_backing_dev(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  const std::string& path = arg_as<std::string>(arg);
+  const std::string& path = arg.text;
   {
     std::shared_lock l(s.init_lock_);
     if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");

@@ -17,7 +17,7 @@ Result<void> attr::parse_idle(const StoreImpl&, std::string_view text, AttrArg* 
   if (text != "all" && (!parse_u64(text, &age) || age == 0)) {
     return fail(msg, Errc::invalid_argument, "idle: expects 'all' or an age in seconds");
   }
-  *out = age;
+  out->number = age;
   return {};
 }
 
@@ -26,7 +26,7 @@ Result<void> attr::parse_idle(const StoreImpl&, std::string_view text, AttrArg* 
 // younger ones (the kernel's CONFIG_ZRAM_TRACK_ENTRY_ACTIME behaviour; uzram always
 // tracks access times). Caller holds init_lock_ shared.
 Result<void> attr::write_idle(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
-  const std::uint64_t age = arg_as<std::uint64_t>(arg);
+  const std::uint64_t age = arg.number;
   const bool all = age == 0;
   const std::uint32_t now = s.now_seconds();
   s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t, Slot& slot) {  // re-checked below

@@ -212,13 +212,13 @@ Result<void> attr::parse_recompress(const StoreImpl& s, std::string_view text, A
                                     std::string* msg) noexcept {
   RecompCommand cmd;
   if (auto r = parse_command(s, text, &cmd, msg); !r) return r;
-  *out = cmd;
+  out->recompress = cmd;
   return {};
 }
 
 // Protocol: docs/store-postprocessing.md#recompress. Caller holds init_lock_ shared.
 Result<void> attr::write_recompress(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  const RecompCommand& cmd = arg_as<RecompCommand>(arg);
+  const RecompCommand& cmd = arg.recompress;
   PpPass pass(s, "recompress");
   if (auto r = pass.begin(msg); !r) return r;
 

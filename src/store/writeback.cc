@@ -317,13 +317,13 @@ Result<void> attr::parse_writeback(const StoreImpl& s, std::string_view text, At
   }
   WbCommand cmd;
   if (auto r = parse_command(text, s.nslots_, &cmd, msg); !r) return r;
-  *out = std::move(cmd);
+  out->writeback = std::move(cmd);
   return {};
 }
 
 // Protocol: docs/store-postprocessing.md#writeback. Caller holds init_lock_ shared.
 Result<void> attr::write_writeback(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  const WbCommand& cmd = arg_as<WbCommand>(arg);
+  const WbCommand& cmd = arg.writeback;
   PpPass pass(s, "writeback");
   if (auto r = pass.begin(msg); !r) return r;
 
