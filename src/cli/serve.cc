@@ -107,7 +107,7 @@ int parse_limits(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   auto size = parse_size(o.size);
   if (!size || *size == 0) return usage_error(io, "serve: --size: invalid size '" + o.size + "'");
   setup->size = *size;
-  if (!o.port.empty() && o.socket.size())
+  if (!o.port.empty() && !o.socket.empty())
     return usage_error(io, "serve: -U and --port exclude each other");
   if (!o.port.empty() && !valid_port(o.port)) {
     return usage_error(
