@@ -1,6 +1,7 @@
 // store/store_impl.h - StoreImpl: the implementation behind uzram::Store (layer 3).
 // Split by concern: store.cc (lifecycle, public face), io.cc (write/read/discard),
-// attrs.cc (the /sys/block/zramN surface and its formats), idle.cc (idle marking),
+// attrs.cc (the /sys/block/zramN attribute table and its dispatch; attr_config.cc and
+// attr_read.cc: parsers, writers, readers), idle.cc (idle marking, invariants),
 // post-processing: backing.cc (the backing device), backing_dev.cc (the store's use of
 // it), block_writer.cc (batched block writes), pp_pass.cc (what writeback and recompress
 // share), writeback.cc, recompress.cc (secondary algorithms).
