@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a reference to a document or a section of one does not resolve. Scans src/,
-# include/, tests/, bench/, scripts/, docs/ and README.md for
+# include/, tests/, bench/, scripts/, docs/, README.md and CONTRIBUTING.md for
 #   - FILE.md#ANCHOR (with any path: docs/locking.md#alloc, locking.md#alloc, ../README.md#x):
 #     the file and the anchor must exist;
 #   - docs/FILE.md (any file under docs/ cited by path): the file must exist;
@@ -104,7 +104,7 @@ check() {  # check CITING_FILE LINE PATH ANCHOR (ANCHOR may be empty: the file o
   fi
 }
 
-scan=(src include tests bench scripts docs README.md)
+scan=(src include tests bench scripts docs README.md CONTRIBUTING.md)
 existing=()
 for s in "${scan[@]}"; do [[ -e $s ]] && existing+=("$s"); done
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fails when a layer includes a higher one. Order: util -> sync -> pool -> store -> nbd -> cli
-# (the cli's `serve` subcommand embeds the NBD server).
+# Fails when a layer includes a higher one, or a sibling. Order: util -> sync -> pool ->
+# store -> {nbd, control} -> cli. nbd (the NBD server) and control (the control socket) are
+# siblings on the store: neither includes the other; the cli's `serve` embeds both.
 set -euo pipefail
 root=${1:-.}
 fail=0
@@ -13,12 +14,13 @@ check() {  # check LAYER FORBIDDEN...
     fi
   done
 }
-check util sync pool store nbd cli
-check sync pool store nbd cli
-check pool store nbd cli
-check store nbd cli
-check nbd cli
-if grep -rn '#include "\(util\|sync\|pool\|store\)/' "$root/include/uzram"; then
+check util sync pool store nbd control cli
+check sync pool store nbd control cli
+check pool store nbd control cli
+check store nbd control cli
+check nbd control cli
+check control nbd cli
+if grep -rn '#include "\(util\|sync\|pool\|store\|nbd\|control\|cli\)/' "$root/include/uzram"; then
   echo "layering: public headers must not include src/"; fail=1
 fi
 [[ $fail -eq 0 ]] && echo "layering: ok"

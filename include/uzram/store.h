@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,18 @@ struct BdStat {
   std::uint64_t failed_writebacks = 0;
 };
 
+// One attribute's properties (Store::attr_info).
+struct AttrInfo {
+  bool readable = false;
+  bool writable = false;
+  // Configuration the kernel takes only before disksize (comp_algorithm,
+  // algorithm_params, recomp_algorithm, backing_dev, compressed_writeback): once the store
+  // is initialised, writing it fails with Errc::busy.
+  bool before_init = false;
+  // A write-only action whose value only says "do it" (compact): an empty value means 1.
+  bool trigger = false;
+};
+
 class Store {
  public:
   // An uninitialised store named `name` (the "zramN" of messages and `uzram status`).
@@ -83,8 +96,11 @@ class Store {
                                               std::string* message = nullptr) const noexcept;
   // Attribute names, readable and writable.
   static std::vector<std::string> attr_names() noexcept;
-  // Whether an attribute can be read / written (false for unknown names): front ends
-  // write a write-only attribute given without a value (`uzram ctl compact`).
+  // What an attribute is (std::nullopt for an unknown name): front ends write the
+  // before_init ones before disksize (`uzram serve -o`), and a write-only attribute given
+  // without a value (`uzram ctl compact`).
+  static std::optional<AttrInfo> attr_info(std::string_view name) noexcept;
+  // Whether an attribute can be read / written (false for unknown names).
   static bool attr_readable(std::string_view name) noexcept;
   static bool attr_writable(std::string_view name) noexcept;
 

@@ -8,7 +8,7 @@
 #include "cli/cli.h"
 #include "cli/columns.h"
 #include "cli/serve.h"
-#include "store/control.h"
+#include "control/control.h"
 
 #ifndef UZRAM_VERSION
 #define UZRAM_VERSION "unknown"

@@ -1,4 +1,4 @@
-// cli/cli.h - the `uzram` command line (layer 4b, cli): entry point, exit statuses, the
+// cli/cli.h - the `uzram` command line (layer 5, cli): entry point, exit statuses, the
 // subcommands' options and runners. Each subcommand lives in its own file (load.cc,
 // ctl.cc, status.cc); app.cc parses the command line (CLI11) and dispatches.
 //

@@ -1,5 +1,5 @@
 // cli/columns.h - the zramctl-style table of `uzram status` and of `uzram load`'s summary
-// (layer 4b, cli). ONE column table (columns.cc) drives rendering, -o parsing and the
+// (layer 5, cli). ONE column table (columns.cc) drives rendering, -o parsing and the
 // COLUMNS section of `uzram status --help`.
 #ifndef UZRAM_CLI_COLUMNS_H_
 #define UZRAM_CLI_COLUMNS_H_

@@ -5,7 +5,7 @@
 #include <cerrno>
 
 #include "cli/cli.h"
-#include "store/control.h"
+#include "control/control.h"
 #include "uzram/store.h"
 
 namespace uzram::cli {

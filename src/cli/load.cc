@@ -24,12 +24,11 @@
 namespace uzram::cli {
 namespace {
 
-// Attributes the kernel accepts only before disksize; every other -o is written after.
-constexpr std::string_view kPreInit[] = {"comp_algorithm", "algorithm_params", "recomp_algorithm",
-                                         "backing_dev", "compressed_writeback"};
-
+// Attributes the kernel accepts only before disksize (the store's attribute table says
+// which); every other -o is written after.
 bool pre_init(std::string_view attr) {
-  return std::find(std::begin(kPreInit), std::end(kPreInit), attr) != std::end(kPreInit);
+  const auto info = Store::attr_info(attr);
+  return info && info->before_init;
 }
 
 struct Setting {
@@ -53,10 +52,7 @@ bool split_setting(std::string_view text, char sep, Setting* out) {
   return !out->attr.empty();
 }
 
-bool known_attr(const std::string& attr) {
-  const auto names = Store::attr_names();
-  return std::find(names.begin(), names.end(), attr) != names.end();
-}
+bool known_attr(const std::string& attr) { return Store::attr_info(attr).has_value(); }
 
 // Writes one attribute; on error prints the store's message (it names the attribute).
 bool apply(Store& store, const Setting& s, const Io& io, std::string_view hint = {}) {

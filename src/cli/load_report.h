@@ -1,5 +1,5 @@
 // cli/load_report.h - the report of `uzram load`: human-readable text or one JSON object
-// (layer 4b, cli).
+// (layer 5, cli).
 #ifndef UZRAM_CLI_LOAD_REPORT_H_
 #define UZRAM_CLI_LOAD_REPORT_H_
 

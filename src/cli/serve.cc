@@ -17,19 +17,16 @@
 #include <filesystem>
 
 #include "cli/log_sink.h"
+#include "control/control.h"
 #include "nbd/server.h"
 #include "nbd/store_backend.h"
 #include "nbd/tls.h"
-#include "store/control.h"
 #include "uzram/store.h"
 
 extern char** environ;
 
 namespace uzram::cli {
 namespace {
-
-constexpr std::string_view kPreInit[] = {"comp_algorithm", "algorithm_params", "recomp_algorithm",
-                                         "backing_dev", "compressed_writeback"};
 
 bool apply(Store& store, const std::string& attr, const std::string& value, const Io& io) {
   std::string msg;
@@ -79,87 +76,114 @@ bool parse_seconds(const std::string& text, std::chrono::milliseconds* out) {
   return true;
 }
 
-}  // namespace
+// What the command line says, checked before anything is created.
+struct ServeSetup {
+  std::vector<std::pair<std::string, std::string>> before, after;  // -o, around disksize
+  std::uint64_t size = 0;
+  std::chrono::milliseconds handshake_timeout{10'000}, send_timeout{30'000};
+  std::string tls_mode;  // off, on or require
+};
 
-int run_serve(const ServeOptions& o, const Io& io) noexcept {
-  std::vector<std::pair<std::string, std::string>> before, after;
-  const auto names = Store::attr_names();
+// -o ATTR=VALUE: split by the attribute table's before_init flag.
+int parse_attrs(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   for (const std::string& a : o.attrs) {
     const std::size_t eq = a.find('=');
-    if (eq == std::string::npos || eq == 0) return usage_error(io, "serve: -o expects attr=value, got '" + a + "'");
+    if (eq == std::string::npos || eq == 0)
+      return usage_error(io, "serve: -o expects attr=value, got '" + a + "'");
     std::string attr = a.substr(0, eq), value = a.substr(eq + 1);
     if (attr == "disksize") return usage_error(io, "serve: -o disksize: use --size");
     if (attr == "reset")
       return usage_error(io, "serve: -o reset: the store is created fresh; nothing to reset");
-    if (std::find(names.begin(), names.end(), attr) == names.end()) {
-      return usage_error(io, "serve: -o " + attr + ": no such attribute");
-    }
-    const bool pre = std::find(std::begin(kPreInit), std::end(kPreInit), attr) != std::end(kPreInit);
-    (pre ? before : after).emplace_back(std::move(attr), std::move(value));
+    const auto info = Store::attr_info(attr);
+    if (!info) return usage_error(io, "serve: -o " + attr + ": no such attribute");
+    (info->before_init ? setup->before : setup->after)
+        .emplace_back(std::move(attr), std::move(value));
   }
+  return kExitOk;
+}
+
+// --size, -U/--port, the timeouts.
+int parse_limits(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   auto size = parse_size(o.size);
   if (!size || *size == 0) return usage_error(io, "serve: --size: invalid size '" + o.size + "'");
-  if (!o.port.empty() && o.socket.size()) return usage_error(io, "serve: -U and --port exclude each other");
+  setup->size = *size;
+  if (!o.port.empty() && !o.socket.empty())
+    return usage_error(io, "serve: -U and --port exclude each other");
   if (!o.port.empty() && !valid_port(o.port)) {
     return usage_error(
         io,
         "serve: --port: want a TCP port number 0-65535 (0: any free port), got '" + o.port + "'");
   }
-  std::chrono::milliseconds handshake_timeout{10'000}, send_timeout{30'000};
-  if (!o.handshake_timeout.empty() && !parse_seconds(o.handshake_timeout, &handshake_timeout)) {
+  if (!o.handshake_timeout.empty() &&
+      !parse_seconds(o.handshake_timeout, &setup->handshake_timeout)) {
     return usage_error(io, "serve: --handshake-timeout: want seconds (> 0, at most 86400), got '" +
                                o.handshake_timeout + "'");
   }
-  if (!o.send_timeout.empty() && !parse_seconds(o.send_timeout, &send_timeout)) {
+  if (!o.send_timeout.empty() && !parse_seconds(o.send_timeout, &setup->send_timeout)) {
     return usage_error(io, "serve: --send-timeout: want seconds (> 0, at most 86400), got '" +
                                o.send_timeout + "'");
   }
+  return kExitOk;
+}
+
+// --tls and its credentials: require when credentials are given, else off.
+int parse_tls(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   if (o.tls_verify_peer && o.tls_certificates.empty()) {
     return usage_error(
         io,
         "serve: --tls-verify-peer needs --tls-certificates DIR (client certificates are "
         "verified against DIR/ca-cert.pem)");
   }
-
-  std::string tls_mode = o.tls;
   const bool creds = !o.tls_psk.empty() || !o.tls_certificates.empty();
-  if (tls_mode.empty()) tls_mode = creds ? "require" : "off";
-  if (tls_mode != "off" && tls_mode != "on" && tls_mode != "require") {
-    return usage_error(io, "serve: --tls: want off, on or require, got '" + tls_mode + "'");
+  setup->tls_mode = o.tls.empty() ? (creds ? "require" : "off") : o.tls;
+  const std::string& mode = setup->tls_mode;
+  if (mode != "off" && mode != "on" && mode != "require") {
+    return usage_error(io, "serve: --tls: want off, on or require, got '" + mode + "'");
   }
-  if (tls_mode != "off" && !creds) return usage_error(io, "serve: --tls=" + tls_mode + " needs --tls-psk or --tls-certificates");
-  std::unique_ptr<nbd::TlsContext> tls;
-  if (tls_mode != "off") {
-    std::string m;
-    auto t = nbd::TlsContext::create({o.tls_psk, o.tls_certificates, o.tls_verify_peer}, &m);
-    if (!t) {
-      report(io, "serve", t.error(), m);
-      return kExitFailed;
-    }
-    tls = std::move(*t);
-  }
+  if (mode != "off" && !creds)
+    return usage_error(io, "serve: --tls=" + mode + " needs --tls-psk or --tls-certificates");
+  return kExitOk;
+}
 
-  auto created = Store::create("zram0");
-  if (!created) {
-    report(io, "serve", created.error(), "");
-    return kExitFailed;
-  }
-  Store& store = **created;
-  if (!o.algo.empty() && !apply(store, "comp_algorithm", o.algo, io)) return kExitFailed;
-  for (const auto& [a, v] : before) {
-    if (!apply(store, a, v, io)) return kExitFailed;
-  }
-  if (!apply(store, "disksize", std::to_string(*size), io)) return kExitFailed;
-  for (const auto& [a, v] : after) {
-    if (!apply(store, a, v, io)) return kExitFailed;
-  }
+int parse_serve_options(const ServeOptions& o, const Io& io, ServeSetup* setup) {
+  int rc = parse_attrs(o, io, setup);
+  if (rc == kExitOk) rc = parse_limits(o, io, setup);
+  if (rc == kExitOk) rc = parse_tls(o, io, setup);
+  return rc;
+}
 
+bool make_tls(const ServeOptions& o, const ServeSetup& setup, const Io& io,
+              std::unique_ptr<nbd::TlsContext>* tls) {
+  if (setup.tls_mode == "off") return true;
+  std::string m;
+  auto t = nbd::TlsContext::create({o.tls_psk, o.tls_certificates, o.tls_verify_peer}, &m);
+  if (!t) {
+    report(io, "serve", t.error(), m);
+    return false;
+  }
+  *tls = std::move(*t);
+  return true;
+}
+
+// --algo, the before-init -o settings, disksize, then the rest.
+bool configure_store(Store& store, const ServeOptions& o, const ServeSetup& setup, const Io& io) {
+  if (!o.algo.empty() && !apply(store, "comp_algorithm", o.algo, io)) return false;
+  for (const auto& [a, v] : setup.before) {
+    if (!apply(store, a, v, io)) return false;
+  }
+  if (!apply(store, "disksize", std::to_string(setup.size), io)) return false;
+  for (const auto& [a, v] : setup.after) {
+    if (!apply(store, a, v, io)) return false;
+  }
+  return true;
+}
+
+void harden_process() {
   // Nothing a client does may kill the server: a write to a vanished peer, a closed log
   // pipe, is an EPIPE error and never a SIGPIPE, in every thread (children get it back).
   struct sigaction ign {};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, nullptr);
-
   // Each connection waiting for its first bytes holds a descriptor: allow a few thousand
   // (the server sizes its waiting room to the limit).
   rlimit nofile{};
@@ -168,20 +192,148 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
     nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, 65536);
     ::setrlimit(RLIMIT_NOFILE, &nofile);
   }
+}
 
-  // Signals are taken synchronously by this thread: block them before any thread starts.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGCHLD);
-  sigaddset(&sigs, SIGHUP);
-  sigset_t old_mask;
-  pthread_sigmask(SIG_BLOCK, &sigs, &old_mask);
-  struct Restore {
-    sigset_t m;
-    ~Restore() { pthread_sigmask(SIG_SETMASK, &m, nullptr); }
-  } restore{old_mask};
+// SIGINT, SIGTERM, SIGCHLD and SIGHUP, taken synchronously by this thread (sigwaitinfo):
+// blocked before any thread starts, the old mask restored on destruction.
+class SignalMask {
+ public:
+  SignalMask() noexcept {
+    sigemptyset(&set_);
+    for (int sig : {SIGINT, SIGTERM, SIGCHLD, SIGHUP}) sigaddset(&set_, sig);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  }
+  ~SignalMask() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  SignalMask(const SignalMask&) = delete;
+  SignalMask& operator=(const SignalMask&) = delete;
+  const sigset_t& set() const noexcept { return set_; }
+
+ private:
+  sigset_t set_, old_;
+};
+
+// -U -: a private temporary directory for the socket, removed on destruction.
+struct TempSocketDir {
+  std::string dir;
+  ~TempSocketDir() {
+    if (!dir.empty()) ::rmdir(dir.c_str());
+  }
+};
+
+// The NBD server's options; for -U - the socket goes in a new temporary directory.
+bool server_options(const ServeOptions& o, const ServeSetup& setup, nbd::TlsContext* tls,
+                    const Io& io, TempSocketDir* tmp, nbd::ServerOptions* so) {
+  so->port = o.port;
+  so->bind = o.bind;
+  so->force_insecure = o.force_insecure;
+  so->handshake_timeout = setup.handshake_timeout;
+  so->send_timeout = setup.send_timeout;
+  so->session.workers = std::max(1u, o.threads);
+  so->tls.context = tls;
+  so->tls.required = setup.tls_mode == "require";
+  if (o.socket != "-") {
+    so->unix_path = o.socket.empty() ? default_socket() : o.socket;
+    return true;
+  }
+  char tmpl[] = "/tmp/uzram-nbd-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) {
+    report(io, "serve", {errno, std::generic_category()},
+           std::string("mkdtemp: ") + std::strerror(errno));
+    return false;
+  }
+  tmp->dir = tmpl;
+  so->unix_path = tmp->dir + "/nbd.socket";
+  return true;
+}
+
+// Who can reach the disk without authenticating, said on the log.
+void warn_exposure(const ServeOptions& o, const ServeSetup& setup, const nbd::TlsContext* tls,
+                   const nbd::Server& server, LogSink& sink) {
+  if (tls && tls->certificates_unused()) {
+    sink.write(
+        "warning: --tls-certificates is not used: with --tls-psk, certificate key exchanges would "
+        "let "
+        "clients without a key in; add --tls-verify-peer to accept verified client certificates "
+        "too");
+  }
+  const bool authenticated = tls && setup.tls_mode == "require" && tls->authenticates();
+  if (!authenticated && server.tcp_loopback()) {
+    sink.write(
+        "warning: TCP on a loopback address without TLS authentication: every local user can read "
+        "and write this disk (use a Unix socket, or --tls=require with --tls-psk)");
+  }
+  if (!authenticated && server.tcp_network()) {
+    sink.write("warning: --force-insecure: every host that can reach " + o.bind +
+               " can read and write this disk");
+  }
+}
+
+// Captive mode: runs CMD under /bin/sh with $uri set and default signal handling; -1 and
+// a report when it cannot be started.
+pid_t spawn_captive(const std::string& cmd, const std::string& uri, const Io& io) {
+  ::setenv("uri", uri.c_str(), 1);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty, deflt;
+  sigemptyset(&empty);
+  sigemptyset(&deflt);
+  for (int sig : {SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGPIPE}) sigaddset(&deflt, sig);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setsigdefault(&attr, &deflt);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  pid_t child = -1;
+  const int rc =
+      ::posix_spawn(&child, "/bin/sh", nullptr, &attr, const_cast<char**>(argv), environ);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    report(io, "serve", {rc, std::generic_category()},
+           std::string("--run: /bin/sh: ") + std::strerror(rc));
+    return -1;
+  }
+  return child;
+}
+
+int exit_status(int ws) { return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws); }
+
+// Waits for SIGINT, SIGTERM or SIGHUP, or for the captive command to exit; returns the
+// exit status (the command's, in captive mode: on a signal it is terminated first).
+int wait_for_end(const SignalMask& mask, pid_t child, bool verbose, LogSink& sink) {
+  for (;;) {
+    siginfo_t info{};
+    const int sig = ::sigwaitinfo(&mask.set(), &info);
+    if (sig < 0) continue;
+    if (sig == SIGCHLD) {
+      int ws = 0;
+      if (child < 0 || ::waitpid(child, &ws, WNOHANG) != child) continue;
+      return exit_status(ws);
+    }
+    if (verbose) sink.write(std::string(strsignal(sig)) + ": shutting down");
+    if (child <= 0) return kExitOk;
+    ::kill(child, SIGTERM);  // captive: the command goes first, and its status is ours
+    int ws = 0;
+    while (::waitpid(child, &ws, 0) < 0 && errno == EINTR) {
+    }
+    return exit_status(ws);
+  }
+}
+
+}  // namespace
+
+int run_serve(const ServeOptions& o, const Io& io) noexcept {
+  ServeSetup setup;
+  if (const int rc = parse_serve_options(o, io, &setup); rc != kExitOk) return rc;
+  std::unique_ptr<nbd::TlsContext> tls;
+  if (!make_tls(o, setup, io, &tls)) return kExitFailed;
+  auto created = Store::create("zram0");
+  if (!created) {
+    report(io, "serve", created.error(), "");
+    return kExitFailed;
+  }
+  Store& store = **created;
+  if (!configure_store(store, o, setup, io)) return kExitFailed;
+  harden_process();
+  const SignalMask mask;  // before any thread starts
 
   const std::string control_path = o.control.empty() ? default_control_socket() : o.control;
   std::string msg;
@@ -190,110 +342,29 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
     report(io, "serve", control.error(), "control socket " + msg);
     return kExitFailed;
   }
-
-  std::string tmpdir;
+  TempSocketDir tmp;  // declared before the server: removed after it stops
   nbd::ServerOptions so;
-  so.port = o.port;
-  so.bind = o.bind;
-  so.force_insecure = o.force_insecure;
-  so.handshake_timeout = handshake_timeout;
-  so.send_timeout = send_timeout;
-  so.session.workers = std::max(1u, o.threads);
-  so.tls.context = tls.get();
-  so.tls.required = tls_mode == "require";
-  if (o.socket == "-") {
-    char tmpl[] = "/tmp/uzram-nbd-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) {
-      report(io, "serve", {errno, std::generic_category()}, std::string("mkdtemp: ") + std::strerror(errno));
-      return kExitFailed;
-    }
-    tmpdir = tmpl;
-    so.unix_path = tmpdir + "/nbd.socket";
-  } else {
-    so.unix_path = o.socket.empty() ? default_socket() : o.socket;
-  }
+  if (!server_options(o, setup, tls.get(), io, &tmp, &so)) return kExitFailed;
   LogSink sink(io.err);
   if (o.verbose) so.log = [&sink](std::string_view m) { sink.write(m); };
   nbd::StoreBackend backend(store);
   auto server = nbd::Server::start(backend, so, &msg);
   if (!server) {
     report(io, "serve", server.error(), msg);
-    if (!tmpdir.empty()) ::rmdir(tmpdir.c_str());
     return kExitFailed;
   }
-  const std::string uri = (*server)->uri();
-  if (tls && tls->certificates_unused()) {
-    sink.write(
-        "warning: --tls-certificates is not used: with --tls-psk, certificate key exchanges would "
-        "let "
-        "clients without a key in; add --tls-verify-peer to accept verified client certificates "
-        "too");
-  }
-  const bool authenticated = tls && tls_mode == "require" && tls->authenticates();
-  if (!authenticated && (*server)->tcp_loopback()) {
-    sink.write(
-        "warning: TCP on a loopback address without TLS authentication: every local user can read "
-        "and write this disk (use a Unix socket, or --tls=require with --tls-psk)");
-  }
-  if (!authenticated && (*server)->tcp_network()) {
-    sink.write("warning: --force-insecure: every host that can reach " + o.bind +
-               " can read and write this disk");
-  }
+  warn_exposure(o, setup, tls.get(), **server, sink);
 
   pid_t child = -1;
   if (!o.run.empty()) {
-    ::setenv("uri", uri.c_str(), 1);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t empty, deflt;
-    sigemptyset(&empty);
-    sigemptyset(&deflt);
-    sigaddset(&deflt, SIGINT);
-    sigaddset(&deflt, SIGTERM);
-    sigaddset(&deflt, SIGCHLD);
-    sigaddset(&deflt, SIGHUP);
-    sigaddset(&deflt, SIGPIPE);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &deflt);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    const char* argv[] = {"/bin/sh", "-c", o.run.c_str(), nullptr};
-    const int rc = ::posix_spawn(&child, "/bin/sh", nullptr, &attr, const_cast<char**>(argv), environ);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-      report(io, "serve", {rc, std::generic_category()}, std::string("--run: /bin/sh: ") + std::strerror(rc));
-      (*server)->stop();
-      return kExitFailed;
-    }
+    child = spawn_captive(o.run, (*server)->uri(), io);
+    if (child < 0) return kExitFailed;
   } else {
-    print_examples(io, uri, control_path);
+    print_examples(io, (*server)->uri(), control_path);
   }
-
-  int status = kExitOk;
-  for (;;) {
-    siginfo_t info{};
-    const int sig = ::sigwaitinfo(&sigs, &info);
-    if (sig < 0) continue;
-    if (sig == SIGCHLD) {
-      if (child < 0) continue;
-      int ws = 0;
-      const pid_t r = ::waitpid(child, &ws, WNOHANG);
-      if (r != child) continue;
-      status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-      break;
-    }
-    if (o.verbose) sink.write(std::string(strsignal(sig)) + ": shutting down");
-    if (child > 0) {  // captive: the command goes first, and its status is ours
-      ::kill(child, SIGTERM);
-      int ws = 0;
-      while (::waitpid(child, &ws, 0) < 0 && errno == EINTR) {
-      }
-      status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-    }
-    break;
-  }
+  const int status = wait_for_end(mask, child, o.verbose, sink);
   (*server)->stop();
   (*control)->stop();
-  if (!tmpdir.empty()) ::rmdir(tmpdir.c_str());
   return status;
 }
 

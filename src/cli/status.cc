@@ -8,7 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/columns.h"
-#include "store/control.h"
+#include "control/control.h"
 
 namespace uzram::cli {
 namespace {

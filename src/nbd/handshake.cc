@@ -1,9 +1,11 @@
 // nbd/handshake.cc - fixed newstyle negotiation: options GO, INFO, LIST, ABORT,
-// EXPORT_NAME, STRUCTURED_REPLY, LIST/SET_META_CONTEXT (base:allocation); anything else is
-// answered NBD_REP_ERR_UNSUP.
+// EXPORT_NAME, STRUCTURED_REPLY, LIST/SET_META_CONTEXT (base:allocation), STARTTLS; anything
+// else is answered NBD_REP_ERR_UNSUP. One handler per option (Negotiation::on_*).
 #include "nbd/handshake.h"
 
+#include <memory>
 #include <new>
+#include <span>
 #include <string_view>
 
 #include "nbd/store_backend.h"
@@ -16,7 +18,7 @@ namespace {
 constexpr unsigned kMaxOptions = 256;  // options per handshake before we give up
 constexpr std::uint32_t kContextId = kBaseAllocationId;
 
-bool reply(Transport& fd, std::uint32_t opt, std::uint32_t type, const void* data = nullptr,
+bool reply(Transport& t, std::uint32_t opt, std::uint32_t type, const void* data = nullptr,
            std::uint32_t len = 0, const void* more = nullptr, std::uint32_t more_len = 0) {
   std::uint8_t h[20];
   put64(h, kOptReplyMagic);
@@ -24,42 +26,48 @@ bool reply(Transport& fd, std::uint32_t opt, std::uint32_t type, const void* dat
   put32(h + 12, type);
   put32(h + 16, len + more_len);
   iovec v[3] = {{h, sizeof h}, {const_cast<void*>(data), len}, {const_cast<void*>(more), more_len}};
-  return fd.writev_full(v, 3);
+  return t.writev_full(v, 3);
 }
 
-bool reply_error(Transport& fd, std::uint32_t opt, std::uint32_t type, std::string_view msg) {
-  return reply(fd, opt, type, msg.data(), static_cast<std::uint32_t>(msg.size()));
+bool reply_error(Transport& t, std::uint32_t opt, std::uint32_t type, std::string_view msg) {
+  return reply(t, opt, type, msg.data(), static_cast<std::uint32_t>(msg.size()));
 }
 
-bool send_info_export(Transport& fd, std::uint32_t opt, const Backend& b, std::uint64_t size,
+bool send_info_export(Transport& t, std::uint32_t opt, const Backend& b, std::uint64_t size,
                       bool structured) {
   std::uint8_t d[12];
   put16(d, kInfoExport);
   put64(d + 2, size);
   put16(d + 10, transmission_flags(b, structured));
-  return reply(fd, opt, kRepInfo, d, sizeof d);
+  return reply(t, opt, kRepInfo, d, sizeof d);
 }
 
-bool send_info_block_size(Transport& fd, std::uint32_t opt) {
+bool send_info_block_size(Transport& t, std::uint32_t opt) {
   std::uint8_t d[14];
   put16(d, kInfoBlockSize);
   put32(d + 2, 1);
   put32(d + 6, 4096);
   put32(d + 10, kMaxPayload);
-  return reply(fd, opt, kRepInfo, d, sizeof d);
+  return reply(t, opt, kRepInfo, d, sizeof d);
 }
 
-bool send_context(Transport& fd, std::uint32_t opt) {
+bool send_info_name(Transport& t, std::uint32_t opt, std::span<const std::uint8_t> name) {
+  std::uint8_t type[2];
+  put16(type, kInfoName);
+  return reply(t, opt, kRepInfo, type, 2, name.data(), static_cast<std::uint32_t>(name.size()));
+}
+
+bool send_context(Transport& t, std::uint32_t opt) {
   const std::string_view name = kBaseAllocation;
   std::uint8_t id[4];
   put32(id, kContextId);
-  return reply(fd, opt, kRepMetaContext, id, 4, name.data(),
+  return reply(t, opt, kRepMetaContext, id, 4, name.data(),
                static_cast<std::uint32_t>(name.size()));
 }
 
 // Logs why the client is being dropped: `what`, or the deadline when it passed.
-void gone(const Transport& fd, const LogFn& log, const char* what) {
-  if (fd.deadline_passed()) {
+void gone(const Transport& t, const LogFn& log, const char* what) {
+  if (t.deadline_passed()) {
     logf(log, "handshake not finished before its deadline; closing");
   } else {
     logf(log, "%s", what);
@@ -92,6 +100,263 @@ void greeting(std::uint8_t (&hello)[18]) noexcept {
   put16(hello + 16, kFlagFixedNewstyle | kFlagNoZeroes);
 }
 
+// One connection's negotiation: the state its steps and option handlers share.
+class Negotiation {
+ public:
+  Negotiation(int sock, std::unique_ptr<Transport>& transport, Backend& backend,
+              const TlsPolicy& tls, const Deadline& deadline, const LogFn& log) noexcept
+      : sock_(sock),
+        transport_(transport),
+        backend_(backend),
+        tls_(tls),
+        deadline_(deadline),
+        log_(log),
+        data_(new (std::nothrow) std::uint8_t[kMaxOptionLength]) {}
+
+  bool ready() const noexcept { return data_ != nullptr; }
+
+  // The whole negotiation; true when the client entered transmission (*out filled).
+  bool run(bool greeted, Negotiated* out) noexcept {
+    if (!greet(greeted) || !read_client_flags()) return false;
+    for (unsigned count = 0;; count++) {
+      if (count == kMaxOptions) {
+        logf(log_, "too many options; closing");
+        return false;
+      }
+      switch (next_option()) {
+        case Step::next: continue;
+        case Step::enter: *out = neg_; return true;
+        case Step::close: return false;
+        case Step::lost: gone(t(), log_, "client vanished during negotiation"); return false;
+      }
+    }
+  }
+
+ private:
+  // After an option: read the next one, enter transmission, close (the reason is logged,
+  // or needs none), or close because an answer could not be sent.
+  enum class Step { next, enter, close, lost };
+
+  Transport& t() noexcept { return *transport_; }
+  static Step answered(bool sent) noexcept { return sent ? Step::next : Step::lost; }
+
+  bool greet(bool greeted) noexcept;
+  bool read_client_flags() noexcept;
+  Step next_option() noexcept;
+  Step dispatch(std::uint32_t opt, std::span<const std::uint8_t> d) noexcept;
+  Step on_export_name() noexcept;
+  Step on_abort() noexcept;
+  Step on_list(std::span<const std::uint8_t> d) noexcept;
+  Step on_info_or_go(std::uint32_t opt, std::span<const std::uint8_t> d) noexcept;
+  Step on_structured_reply(std::span<const std::uint8_t> d) noexcept;
+  Step on_meta_context(std::uint32_t opt, std::span<const std::uint8_t> d) noexcept;
+  Step on_starttls(std::span<const std::uint8_t> d) noexcept;
+
+  const int sock_;
+  std::unique_ptr<Transport>& transport_;  // replaced by STARTTLS
+  Backend& backend_;
+  const TlsPolicy& tls_;
+  const Deadline& deadline_;
+  const LogFn& log_;
+  std::unique_ptr<std::uint8_t[]> data_;  // one option's data, kMaxOptionLength bytes
+  bool no_zeroes_ = false;                // the client's NBD_FLAG_C_NO_ZEROES
+  Negotiated neg_;                        // so far
+};
+
+// The greeting (unless sent already), then the client's flags.
+bool Negotiation::greet(bool greeted) noexcept {
+  std::uint8_t hello[18];
+  greeting(hello);
+  if (!greeted && !t().write_full(hello, sizeof hello)) {
+    gone(t(), log_, "client vanished before the greeting");
+    return false;
+  }
+  return true;
+}
+
+bool Negotiation::read_client_flags() noexcept {
+  std::uint8_t cf[4];
+  if (!t().read_full(cf, 4)) {
+    gone(t(), log_, "client closed before sending its flags");
+    return false;
+  }
+  const std::uint32_t client_flags = get32(cf);
+  if ((client_flags & ~(kClientFixedNewstyle | kClientNoZeroes)) != 0) {
+    logf(log_, "unknown client flags; closing");
+    return false;
+  }
+  no_zeroes_ = (client_flags & kClientNoZeroes) != 0;
+  return true;
+}
+
+// Reads one option (header and data) and answers it; oversized data is skipped and
+// refused, and with TLS required only STARTTLS and ABORT are served in clear text.
+Negotiation::Step Negotiation::next_option() noexcept {
+  std::uint8_t h[16];
+  if (!t().read_full(h, sizeof h)) {
+    gone(t(), log_, "client closed during negotiation");
+    return Step::close;
+  }
+  if (get64(h) != kIHaveOpt) {
+    logf(log_, "bad option magic; closing");
+    return Step::close;
+  }
+  const std::uint32_t opt = get32(h + 8);
+  const std::uint32_t len = get32(h + 12);
+  if (len > kMaxOptionLength) {
+    if (len > kMaxOptionSkip || !t().skip_full(len)) {
+      gone(t(), log_, "option data too long; closing");
+      return Step::close;
+    }
+    return reply_error(t(), opt, kRepErrTooBig, "option data too long") ? Step::next : Step::close;
+  }
+  if (len > 0 && !t().read_full(data_.get(), len)) {
+    gone(t(), log_, "client closed during an option");
+    return Step::close;
+  }
+  if (tls_.required && !t().is_tls() && opt != kOptStartTls && opt != kOptAbort) {
+    if (opt == kOptExportName) {
+      logf(log_, "NBD_OPT_EXPORT_NAME before STARTTLS while TLS is required; closing");
+      return Step::close;
+    }
+    return reply_error(t(), opt, kRepErrTlsReqd, "TLS is required: send NBD_OPT_STARTTLS first")
+               ? Step::next
+               : Step::close;
+  }
+  return dispatch(opt, std::span<const std::uint8_t>(data_.get(), len));
+}
+
+Negotiation::Step Negotiation::dispatch(std::uint32_t opt,
+                                        std::span<const std::uint8_t> d) noexcept {
+  switch (opt) {
+    case kOptExportName: return on_export_name();
+    case kOptAbort: return on_abort();
+    case kOptList: return on_list(d);
+    case kOptInfo:
+    case kOptGo: return on_info_or_go(opt, d);
+    case kOptStructuredReply: return on_structured_reply(d);
+    case kOptListMetaContext:
+    case kOptSetMetaContext: return on_meta_context(opt, d);
+    case kOptStartTls: return on_starttls(d);
+    default: return answered(reply_error(t(), opt, kRepErrUnsup, "option not supported"));
+  }
+}
+
+// The old style: no reply header, the size and flags (and 124 zeroes unless NO_ZEROES).
+Negotiation::Step Negotiation::on_export_name() noexcept {
+  std::uint64_t size = 0;
+  if (!backend_.open_user(&size)) {
+    logf(log_, "NBD_OPT_EXPORT_NAME: the export is not available (no disksize); closing");
+    return Step::close;
+  }
+  std::uint8_t r[10 + 124] = {};
+  put64(r, size);
+  put16(r + 8, transmission_flags(backend_, neg_.structured));  // negotiation so far holds
+  if (!t().write_full(r, no_zeroes_ ? 10 : sizeof r)) {
+    backend_.close_user();
+    return Step::close;
+  }
+  neg_.size = size;
+  return Step::enter;
+}
+
+Negotiation::Step Negotiation::on_abort() noexcept {
+  (void)reply(t(), kOptAbort, kRepAck);
+  logf(log_, "client aborted the handshake");
+  return Step::close;
+}
+
+Negotiation::Step Negotiation::on_list(std::span<const std::uint8_t> d) noexcept {
+  if (!d.empty()) {
+    return answered(reply_error(t(), kOptList, kRepErrInvalid, "NBD_OPT_LIST takes no data"));
+  }
+  std::uint8_t z[4] = {};  // one export: the default, ""
+  return answered(reply(t(), kOptList, kRepServer, z, 4) && reply(t(), kOptList, kRepAck));
+}
+
+// INFO describes the export; GO does the same and enters transmission.
+Negotiation::Step Negotiation::on_info_or_go(std::uint32_t opt,
+                                             std::span<const std::uint8_t> d) noexcept {
+  InfoRequest ir;
+  if (!parse_info_request(d, &ir)) {
+    return answered(reply_error(t(), opt, kRepErrInvalid, "malformed NBD_OPT_INFO/GO request"));
+  }
+  // GO claims the export first, so the size sent is the one served (a reset or a new
+  // disksize is refused from now on).
+  std::uint64_t size = backend_.size();
+  if (opt == kOptGo && !backend_.open_user(&size)) {
+    return answered(
+        reply_error(t(), opt, kRepErrUnknown, "export not available: the store has no disksize"));
+  }
+  bool name_wanted = false;
+  for (std::uint16_t i = 0; i < ir.count; i++) {
+    name_wanted |= get16(ir.types.data() + 2 * i) == kInfoName;
+  }
+  const bool ok = send_info_export(t(), opt, backend_, size, neg_.structured) &&
+                  (!name_wanted || send_info_name(t(), opt, ir.name)) &&
+                  send_info_block_size(t(), opt) && reply(t(), opt, kRepAck);
+  if (opt != kOptGo) return answered(ok);
+  if (!ok) {
+    backend_.close_user();
+    return Step::close;
+  }
+  neg_.size = size;
+  return Step::enter;
+}
+
+Negotiation::Step Negotiation::on_structured_reply(std::span<const std::uint8_t> d) noexcept {
+  if (!d.empty()) {
+    return answered(reply_error(t(), kOptStructuredReply, kRepErrInvalid,
+                                "NBD_OPT_STRUCTURED_REPLY takes no data"));
+  }
+  neg_.structured = true;
+  return answered(reply(t(), kOptStructuredReply, kRepAck));
+}
+
+// base:allocation is the one context: LIST offers it for "base:", itself, or no query;
+// SET selects it (structured replies first) or, without it, clears the selection.
+Negotiation::Step Negotiation::on_meta_context(std::uint32_t opt,
+                                               std::span<const std::uint8_t> d) noexcept {
+  if (opt == kOptSetMetaContext && !neg_.structured) {
+    return answered(
+        reply_error(t(), opt, kRepErrInvalid, "structured replies were not negotiated"));
+  }
+  bool match = false;
+  std::uint32_t queries = 0;
+  const bool parsed = parse_meta_request(d, [&](std::span<const std::uint8_t> q) {
+    queries++;
+    const std::string_view s = as_sv(q);
+    if (s == kBaseAllocation || (opt == kOptListMetaContext && s == "base:")) match = true;
+  });
+  if (!parsed) {
+    return answered(reply_error(t(), opt, kRepErrInvalid, "malformed meta context request"));
+  }
+  if (opt == kOptListMetaContext && queries == 0) match = true;
+  if (opt == kOptSetMetaContext) neg_.meta_base_allocation = match;
+  return answered((!match || send_context(t(), opt)) && reply(t(), opt, kRepAck));
+}
+
+// Upgrades the transport to TLS; what was negotiated in clear text does not carry over.
+Negotiation::Step Negotiation::on_starttls(std::span<const std::uint8_t> d) noexcept {
+  if (tls_.context == nullptr) {
+    return answered(
+        reply_error(t(), kOptStartTls, kRepErrUnsup, "TLS is not enabled on this server"));
+  }
+  if (t().is_tls()) {
+    return answered(reply_error(t(), kOptStartTls, kRepErrInvalid, "TLS is already active"));
+  }
+  if (!d.empty()) {
+    return answered(
+        reply_error(t(), kOptStartTls, kRepErrInvalid, "NBD_OPT_STARTTLS takes no data"));
+  }
+  if (!reply(t(), kOptStartTls, kRepAck)) return Step::close;
+  auto secure = tls_.context->accept(sock_, deadline_, log_);
+  if (!secure) return Step::close;
+  transport_ = std::move(secure);
+  neg_ = Negotiated{};
+  return Step::next;
+}
+
 }  // namespace
 
 bool send_greeting(int sock) noexcept {
@@ -104,193 +369,13 @@ bool handshake(int sock, std::unique_ptr<Transport>& transport, Backend& backend
                const TlsPolicy& tls, const Deadline& deadline, Negotiated* out, const LogFn& log,
                bool greeted, std::span<const std::uint8_t> preread) noexcept {
   transport.reset(new (std::nothrow) FdTransport(sock, preread.data(), preread.size()));
-  std::unique_ptr<std::uint8_t[]> data(new (std::nothrow) std::uint8_t[kMaxOptionLength]);
-  if (!transport || !data) {
+  Negotiation n(sock, transport, backend, tls, deadline, log);
+  if (!transport || !n.ready()) {
     logf(log, "out of memory for a new connection; closing");
     return false;
   }
   transport->set_deadline(deadline);
-  std::uint8_t hello[18];
-  greeting(hello);
-  if (!greeted && !transport->write_full(hello, sizeof hello)) {
-    gone(*transport, log, "client vanished before the greeting");
-    return false;
-  }
-  std::uint8_t cf[4];
-  if (!transport->read_full(cf, 4)) {
-    gone(*transport, log, "client closed before sending its flags");
-    return false;
-  }
-  const std::uint32_t client_flags = get32(cf);
-  if ((client_flags & ~(kClientFixedNewstyle | kClientNoZeroes)) != 0) {
-    logf(log, "unknown client flags; closing");
-    return false;
-  }
-  const bool no_zeroes = (client_flags & kClientNoZeroes) != 0;
-
-  Negotiated neg;
-  for (unsigned count = 0;; count++) {
-    if (count == kMaxOptions) {
-      logf(log, "too many options; closing");
-      return false;
-    }
-    Transport& fd = *transport;
-    std::uint8_t h[16];
-    if (!fd.read_full(h, sizeof h)) {
-      gone(fd, log, "client closed during negotiation");
-      return false;
-    }
-    if (get64(h) != kIHaveOpt) {
-      logf(log, "bad option magic; closing");
-      return false;
-    }
-    const std::uint32_t opt = get32(h + 8);
-    const std::uint32_t len = get32(h + 12);
-    if (len > kMaxOptionLength) {
-      if (len > kMaxOptionSkip || !fd.skip_full(len)) {
-        gone(fd, log, "option data too long; closing");
-        return false;
-      }
-      if (!reply_error(fd, opt, kRepErrTooBig, "option data too long")) return false;
-      continue;
-    }
-    if (len > 0 && !fd.read_full(data.get(), len)) {
-      gone(fd, log, "client closed during an option");
-      return false;
-    }
-    const std::span<const std::uint8_t> d(data.get(), len);
-    bool ok = true;
-    if (tls.required && !fd.is_tls() && opt != kOptStartTls && opt != kOptAbort) {
-      if (opt == kOptExportName) {
-        logf(log, "NBD_OPT_EXPORT_NAME before STARTTLS while TLS is required; closing");
-        return false;
-      }
-      if (!reply_error(fd, opt, kRepErrTlsReqd, "TLS is required: send NBD_OPT_STARTTLS first")) return false;
-      continue;
-    }
-    switch (opt) {
-      case kOptExportName: {
-        std::uint64_t size = 0;
-        if (!backend.open_user(&size)) {
-          logf(log, "NBD_OPT_EXPORT_NAME: the export is not available (no disksize); closing");
-          return false;
-        }
-        std::uint8_t r[10 + 124] = {};
-        put64(r, size);
-        put16(r + 8, transmission_flags(backend, neg.structured));  // negotiation so far holds
-        if (!fd.write_full(r, no_zeroes ? 10 : sizeof r)) {
-          backend.close_user();
-          return false;
-        }
-        neg.size = size;
-        *out = neg;
-        return true;
-      }
-      case kOptAbort:
-        (void)reply(fd, opt, kRepAck);
-        logf(log, "client aborted the handshake");
-        return false;
-      case kOptList:
-        if (len != 0) {
-          ok = reply_error(fd, opt, kRepErrInvalid, "NBD_OPT_LIST takes no data");
-        } else {
-          std::uint8_t z[4] = {};  // one export: the default, ""
-          ok = reply(fd, opt, kRepServer, z, 4) && reply(fd, opt, kRepAck);
-        }
-        break;
-      case kOptInfo:
-      case kOptGo: {
-        InfoRequest ir;
-        if (!parse_info_request(d, &ir)) {
-          ok = reply_error(fd, opt, kRepErrInvalid, "malformed NBD_OPT_INFO/GO request");
-          break;
-        }
-        // GO claims the export first, so the size sent is the one served (a reset or a
-        // new disksize is refused from now on).
-        std::uint64_t size = backend.size();
-        if (opt == kOptGo && !backend.open_user(&size)) {
-          ok = reply_error(fd, opt, kRepErrUnknown,
-                           "export not available: the store has no disksize");
-          break;
-        }
-        ok = send_info_export(fd, opt, backend, size, neg.structured);
-        bool name_sent = false;
-        for (std::uint16_t i = 0; ok && i < ir.count; i++) {
-          const std::uint16_t t = get16(ir.types.data() + 2 * i);
-          if (t == kInfoName && !name_sent) {
-            std::uint8_t type[2];
-            put16(type, kInfoName);
-            ok = reply(fd, opt, kRepInfo, type, 2, ir.name.data(),
-                       static_cast<std::uint32_t>(ir.name.size()));
-            name_sent = true;
-          }
-        }
-        ok = ok && send_info_block_size(fd, opt) && reply(fd, opt, kRepAck);
-        if (opt == kOptGo) {
-          if (!ok) {
-            backend.close_user();
-            return false;
-          }
-          neg.size = size;
-          *out = neg;
-          return true;
-        }
-        break;
-      }
-      case kOptStructuredReply:
-        if (len != 0) {
-          ok = reply_error(fd, opt, kRepErrInvalid, "NBD_OPT_STRUCTURED_REPLY takes no data");
-        } else {
-          neg.structured = true;
-          ok = reply(fd, opt, kRepAck);
-        }
-        break;
-      case kOptListMetaContext:
-      case kOptSetMetaContext: {
-        if (opt == kOptSetMetaContext && !neg.structured) {
-          ok = reply_error(fd, opt, kRepErrInvalid, "structured replies were not negotiated");
-          break;
-        }
-        bool match = false;
-        std::uint32_t queries = 0;
-        const bool parsed = parse_meta_request(d, [&](std::span<const std::uint8_t> q) {
-          queries++;
-          const std::string_view s = as_sv(q);
-          if (s == kBaseAllocation || (opt == kOptListMetaContext && s == "base:")) match = true;
-        });
-        if (!parsed) {
-          ok = reply_error(fd, opt, kRepErrInvalid, "malformed meta context request");
-          break;
-        }
-        if (opt == kOptListMetaContext && queries == 0) match = true;
-        if (opt == kOptSetMetaContext) neg.meta_base_allocation = match;
-        ok = (!match || send_context(fd, opt)) && reply(fd, opt, kRepAck);
-        break;
-      }
-      case kOptStartTls:
-        if (tls.context == nullptr) {
-          ok = reply_error(fd, opt, kRepErrUnsup, "TLS is not enabled on this server");
-        } else if (fd.is_tls()) {
-          ok = reply_error(fd, opt, kRepErrInvalid, "TLS is already active");
-        } else if (len != 0) {
-          ok = reply_error(fd, opt, kRepErrInvalid, "NBD_OPT_STARTTLS takes no data");
-        } else {
-          if (!reply(fd, opt, kRepAck)) return false;
-          auto secure = tls.context->accept(sock, deadline, log);
-          if (!secure) return false;
-          transport = std::move(secure);
-          neg = Negotiated{};  // what was negotiated in clear text does not carry over
-        }
-        break;
-      default:
-        ok = reply_error(fd, opt, kRepErrUnsup, "option not supported");
-        break;
-    }
-    if (!ok) {
-      gone(*transport, log, "client vanished during negotiation");
-      return false;
-    }
-  }
+  return n.run(greeted, out);
 }
 
 }  // namespace uzram::nbd

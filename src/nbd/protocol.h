@@ -1,5 +1,6 @@
-// nbd/protocol.h - the NBD wire format (layer 4a, nbd): constants, header layouts and
-// big-endian (de)coding, written from the protocol specification (proto.md). No I/O.
+// nbd/protocol.h - the NBD wire format (layer 4, nbd): constants, header layouts,
+// big-endian (de)coding, request validation, option parsing and reply encoding, written
+// from the protocol specification (proto.md). Pure functions: no I/O.
 #ifndef UZRAM_NBD_PROTOCOL_H_
 #define UZRAM_NBD_PROTOCOL_H_
 
@@ -102,6 +103,61 @@ struct Request {
 inline Request decode_request(const std::uint8_t (&b)[kRequestSize]) {
   return {get32(b), get16(b + 4), get16(b + 6), get64(b + 8), get64(b + 16), get32(b + 24)};
 }
+
+// ---- Replies: encoders into the caller's buffers (big-endian; no I/O) -----------------
+// Sizes: a simple reply; a structured chunk header; the error chunk (header, u32 error,
+// u16 message length 0); an OFFSET_DATA header (header, u64 offset: the data follows); an
+// OFFSET_HOLE chunk (header, u64 offset, u32 length); a BLOCK_STATUS header (header, u32
+// context id: the extents follow, 8 bytes each).
+inline constexpr std::size_t kErrorChunkSize = kChunkHeaderSize + 6;
+inline constexpr std::size_t kDataChunkHeaderSize = kChunkHeaderSize + 8;
+inline constexpr std::size_t kHoleChunkSize = kChunkHeaderSize + 12;
+inline constexpr std::size_t kBlockStatusHeaderSize = kChunkHeaderSize + 4;
+inline constexpr std::size_t kExtentSize = 8;
+
+// A simple reply (kSimpleReplySize bytes); the data of a successful READ follows it.
+void encode_simple_reply(std::uint8_t* out, std::uint64_t cookie, std::uint32_t error) noexcept;
+// A structured reply chunk's header (kChunkHeaderSize bytes) for `length` payload bytes.
+void encode_chunk_header(std::uint8_t* out, std::uint64_t cookie, std::uint16_t type,
+                         std::uint32_t length, std::uint16_t flags = kChunkFlagDone) noexcept;
+// NBD_REPLY_TYPE_ERROR with no message, DONE (kErrorChunkSize bytes).
+void encode_error_chunk(std::uint8_t* out, std::uint64_t cookie, std::uint32_t error) noexcept;
+// NBD_REPLY_TYPE_OFFSET_DATA's header for `length` data bytes at `offset`
+// (kDataChunkHeaderSize bytes); the data follows.
+void encode_data_chunk_header(std::uint8_t* out, std::uint64_t cookie, std::uint64_t offset,
+                              std::uint32_t length, std::uint16_t flags) noexcept;
+// NBD_REPLY_TYPE_OFFSET_HOLE: `length` zero bytes at `offset` (kHoleChunkSize bytes).
+void encode_hole_chunk(std::uint8_t* out, std::uint64_t cookie, std::uint64_t offset,
+                       std::uint32_t length, std::uint16_t flags) noexcept;
+// NBD_REPLY_TYPE_BLOCK_STATUS's header for `count` extents of base:allocation, DONE
+// (kBlockStatusHeaderSize bytes); the extents follow, each encode_extent().
+void encode_block_status_header(std::uint8_t* out, std::uint64_t cookie,
+                                std::size_t count) noexcept;
+// One block status descriptor (kExtentSize bytes): u32 length, u32 flags (kState*).
+inline void encode_extent(std::uint8_t* out, std::uint32_t length, std::uint32_t flags) noexcept {
+  put32(out, length);
+  put32(out + 4, flags);
+}
+
+// A structured READ reply in chunks: runs of whole zero 4 KiB blocks (aligned to the disk,
+// not to the request) at least kMinHole bytes long together go as OFFSET_HOLE chunks, the
+// rest as OFFSET_DATA chunks; the last chunk carries DONE.
+struct ReadChunk {
+  std::uint32_t offset;  // within the request's data
+  std::uint32_t length;
+  bool hole;
+};
+inline constexpr std::uint32_t kMinHole = 64 << 10;
+// At most this many chunks for `length` bytes (each hole is at least kMinHole long and has
+// at most one data chunk before it, plus the data after the last).
+constexpr std::size_t max_read_chunks(std::uint32_t length) noexcept {
+  return 2 * (length / kMinHole) + 2;
+}
+// Splits the `length` bytes of `data`, read at disk `offset`, into out[0..n) and returns n
+// (at most max_read_chunks(length)); 0 when there is no hole: the reply is then one
+// OFFSET_DATA chunk.
+std::size_t split_read(std::uint64_t offset, const std::uint8_t* data, std::uint32_t length,
+                       ReadChunk* out) noexcept;
 
 // What a request is allowed to do, given what was negotiated. validate() returns 0 when the
 // request may go to the backend, else the NBD error to reply with. `payload_follows` says

@@ -1,7 +1,7 @@
-// nbd/session.cc - transmission: request parsing, dispatch to workers, simple and
-// structured replies. Nothing here throws: threads, jobs and reply buffers are obtained
-// without exceptions, and running out of them closes this connection (logged) or fails
-// the one request with ENOMEM.
+// nbd/session.cc - transmission: request parsing, dispatch to workers, and sending the
+// replies protocol.h encodes (simple or structured). Nothing here throws: threads, jobs and
+// reply buffers are obtained without exceptions, and running out of them closes this
+// connection (logged) or fails the one request with ENOMEM.
 #include "nbd/session.h"
 
 #include <algorithm>
@@ -88,9 +88,9 @@ class Session {
       if (v.payload_follows) {
         if (v.error) {
           if (!t_.skip_full(job->req.length)) return;
-          if (!acquire(job->cost)) return;
+          acquire(job->cost);
         } else {
-          if (!acquire(job->cost)) return;
+          acquire(job->cost);
           job->payload.reset(new (std::nothrow) std::uint8_t[job->req.length]);
           if (!job->payload) {
             logf(log_, "out of memory for a write payload; closing the connection");
@@ -104,7 +104,7 @@ class Session {
           }
         }
       } else {
-        if (!acquire(job->cost)) return;
+        acquire(job->cost);
       }
       {
         std::lock_guard l(mu_);
@@ -116,11 +116,12 @@ class Session {
     }
   }
 
-  bool acquire(std::size_t n) {
+  // Waits until n more bytes fit in the in-flight budget (or nothing is in flight), then
+  // charges them.
+  void acquire(std::size_t n) {
     std::unique_lock l(mu_);
     budget_cv_.wait(l, [&] { return in_flight_ == 0 || in_flight_ + n <= opt_.max_in_flight_bytes; });
     in_flight_ += n;
-    return true;
   }
   void release(std::size_t n) {
     {
@@ -209,111 +210,70 @@ class Session {
     }
   }
 
-  void chunk_header(std::uint8_t* h, const Request& r, std::uint16_t type, std::uint32_t len,
-                    std::uint16_t flags = kChunkFlagDone) {
-    put32(h, kStructuredReplyMagic);
-    put16(h + 4, flags);
-    put16(h + 6, type);
-    put64(h + 8, r.cookie);
-    put32(h + 16, len);
-  }
-
-  void simple_header(std::uint8_t* h, const Request& r, std::uint32_t error) {
-    put32(h, kSimpleReplyMagic);
-    put32(h + 4, error);
-    put64(h + 8, r.cookie);
-  }
-
+  // Replies: encoded by protocol.h, sent whole under send_mu_.
   void send_ok(const Request& r) {
     std::uint8_t h[kChunkHeaderSize];
+    iovec v{h, kSimpleReplySize};
     if (neg_.structured) {
-      chunk_header(h, r, kChunkNone, 0);
-      iovec v{h, kChunkHeaderSize};
-      send(&v, 1);
+      encode_chunk_header(h, r.cookie, kChunkNone, 0);
+      v.iov_len = kChunkHeaderSize;
     } else {
-      simple_header(h, r, 0);
-      iovec v{h, kSimpleReplySize};
-      send(&v, 1);
+      encode_simple_reply(h, r.cookie, 0);
     }
+    send(&v, 1);
   }
 
   void send_error(const Request& r, std::uint32_t error) {
-    std::uint8_t h[kChunkHeaderSize + 6];
+    std::uint8_t h[kErrorChunkSize];
+    iovec v{h, kSimpleReplySize};
     if (neg_.structured) {
-      chunk_header(h, r, kChunkError, 6);
-      put32(h + kChunkHeaderSize, error);
-      put16(h + kChunkHeaderSize + 4, 0);
-      iovec v{h, sizeof h};
-      send(&v, 1);
+      encode_error_chunk(h, r.cookie, error);
+      v.iov_len = kErrorChunkSize;
     } else {
-      simple_header(h, r, error);
-      iovec v{h, kSimpleReplySize};
-      send(&v, 1);
+      encode_simple_reply(h, r.cookie, error);
     }
+    send(&v, 1);
   }
 
   void send_read(const Request& r, std::uint8_t* buf) {
-    std::uint8_t h[kChunkHeaderSize + 8];
     if (neg_.structured && !(r.flags & kCmdFlagDf) && send_read_with_holes(r, buf)) return;
+    std::uint8_t h[kDataChunkHeaderSize];
+    iovec v[2] = {{h, kSimpleReplySize}, {buf, r.length}};
     if (neg_.structured) {
-      chunk_header(h, r, kChunkOffsetData, 8 + r.length);
-      put64(h + kChunkHeaderSize, r.offset);
-      iovec v[2] = {{h, sizeof h}, {buf, r.length}};
-      send(v, 2);
+      encode_data_chunk_header(h, r.cookie, r.offset, r.length, kChunkFlagDone);
+      v[0].iov_len = kDataChunkHeaderSize;
     } else {
-      simple_header(h, r, 0);
-      iovec v[2] = {{h, kSimpleReplySize}, {buf, r.length}};
-      send(v, 2);
+      encode_simple_reply(h, r.cookie, 0);
     }
+    send(v, 2);
   }
 
-  // A structured READ reply whose zero runs (whole 4 KiB blocks, at least kMinHole bytes
-  // together) go as OFFSET_HOLE chunks and the rest as OFFSET_DATA chunks; the last chunk
-  // carries DONE. Returns false (nothing sent) when the data has no such run: the caller
-  // then sends one data chunk. The chunks go out under one hold of the send lock.
+  // A structured READ reply in DATA and HOLE chunks (split_read). Returns false (nothing
+  // sent) when the data has no hole, or no memory for the chunks: the caller then sends
+  // one data chunk. The chunks go out under one hold of the send lock.
   bool send_read_with_holes(const Request& r, const std::uint8_t* buf) {
-    static constexpr std::uint32_t kBlock = 4096, kMinHole = 64 << 10;
     static constexpr std::size_t kMaxIov = 512;  // per writev, below IOV_MAX
-    struct Seg {
-      std::uint32_t off, len;  // within the request
-      bool hole;
-    };
-    // Each hole is at least kMinHole long and has at most one data segment before it.
-    const std::size_t max_segs = 2 * (r.length / kMinHole) + 2;
-    std::unique_ptr<Seg[]> segs(new (std::nothrow) Seg[max_segs]);
-    std::unique_ptr<std::array<std::uint8_t, kChunkHeaderSize + 12>[]> hdrs(
-        new (std::nothrow) std::array<std::uint8_t, kChunkHeaderSize + 12>[max_segs]);
-    std::unique_ptr<iovec[]> v(new (std::nothrow) iovec[2 * max_segs]);
-    if (!segs || !hdrs || !v) return false;  // no memory: one data chunk instead
-    std::size_t nsegs = 0, nv = 0;
-    std::uint32_t data_from = 0;  // start of the pending data segment
-    const std::uint32_t first = static_cast<std::uint32_t>(-r.offset & (kBlock - 1));
-    for (std::uint32_t b = first; b + kBlock <= r.length;) {
-      std::uint32_t e = b;
-      while (e + kBlock <= r.length && all_zero(buf + e, kBlock)) e += kBlock;
-      if (e - b >= kMinHole) {
-        if (b > data_from) segs[nsegs++] = {data_from, b - data_from, false};
-        segs[nsegs++] = {b, e - b, true};
-        data_from = e;
-      }
-      b = e == b ? b + kBlock : e;
-    }
-    if (nsegs == 0) return false;
-    if (data_from < r.length) segs[nsegs++] = {data_from, r.length - data_from, false};
-    for (std::size_t i = 0; i < nsegs; i++) {
-      const Seg& s = segs[i];
-      const std::uint16_t flags = i + 1 == nsegs ? kChunkFlagDone : 0;
+    static constexpr std::size_t kHeaderMax = std::max(kHoleChunkSize, kDataChunkHeaderSize);
+    const std::size_t max_chunks = max_read_chunks(r.length);
+    std::unique_ptr<ReadChunk[]> chunks(new (std::nothrow) ReadChunk[max_chunks]);
+    std::unique_ptr<std::array<std::uint8_t, kHeaderMax>[]> hdrs(
+        new (std::nothrow) std::array<std::uint8_t, kHeaderMax>[max_chunks]);
+    std::unique_ptr<iovec[]> v(new (std::nothrow) iovec[2 * max_chunks]);
+    if (!chunks || !hdrs || !v) return false;  // no memory: one data chunk instead
+    const std::size_t n = split_read(r.offset, buf, r.length, chunks.get());
+    if (n == 0) return false;
+    std::size_t nv = 0;
+    for (std::size_t i = 0; i < n; i++) {
+      const ReadChunk& c = chunks[i];
+      const std::uint16_t flags = i + 1 == n ? kChunkFlagDone : 0;
       std::uint8_t* h = hdrs[i].data();
-      if (s.hole) {
-        chunk_header(h, r, kChunkOffsetHole, 12, flags);
-        put64(h + kChunkHeaderSize, r.offset + s.off);
-        put32(h + kChunkHeaderSize + 8, s.len);
-        v[nv++] = {h, kChunkHeaderSize + 12};
+      if (c.hole) {
+        encode_hole_chunk(h, r.cookie, r.offset + c.offset, c.length, flags);
+        v[nv++] = {h, kHoleChunkSize};
       } else {
-        chunk_header(h, r, kChunkOffsetData, 8 + s.len, flags);
-        put64(h + kChunkHeaderSize, r.offset + s.off);
-        v[nv++] = {h, kChunkHeaderSize + 8};
-        v[nv++] = {const_cast<std::uint8_t*>(buf) + s.off, s.len};
+        encode_data_chunk_header(h, r.cookie, r.offset + c.offset, c.length, flags);
+        v[nv++] = {h, kDataChunkHeaderSize};
+        v[nv++] = {const_cast<std::uint8_t*>(buf) + c.offset, c.length};
       }
     }
     std::lock_guard l(send_mu_);  // one hold: a chunk's header and data are never split
@@ -323,29 +283,15 @@ class Session {
     return true;
   }
 
-  // n is a multiple of 64. Data blocks usually differ from zero in their first line, so
-  // the check stops at the first non-zero 64 bytes.
-  static bool all_zero(const std::uint8_t* p, std::size_t n) noexcept {
-    for (std::size_t i = 0; i < n; i += 64) {
-      std::uint64_t w[8];
-      std::memcpy(w, p + i, sizeof w);
-      if ((w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) != 0) return false;
-    }
-    return true;
-  }
-
-  // The extents are rewritten in place into their wire form (two big-endian u32 each).
+  // The extents are rewritten in place into their wire form.
   void send_extents(const Request& r, Extent* extents, std::size_t n) {
-    std::uint8_t h[kChunkHeaderSize + 4];
-    chunk_header(h, r, kChunkBlockStatus, static_cast<std::uint32_t>(4 + 8 * n));
-    put32(h + kChunkHeaderSize, kBaseAllocationId);
+    std::uint8_t h[kBlockStatusHeaderSize];
+    encode_block_status_header(h, r.cookie, n);
     for (std::size_t i = 0; i < n; i++) {
       const Extent x = extents[i];
-      auto* p = reinterpret_cast<std::uint8_t*>(&extents[i]);
-      put32(p, x.length);
-      put32(p + 4, x.flags);
+      encode_extent(reinterpret_cast<std::uint8_t*>(&extents[i]), x.length, x.flags);
     }
-    iovec v[2] = {{h, sizeof h}, {extents, 8 * n}};
+    iovec v[2] = {{h, sizeof h}, {extents, kExtentSize * n}};
     send(v, 2);
   }
 

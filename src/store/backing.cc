@@ -150,9 +150,8 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
     return fail(msg, Errc::io_error, "cannot stat " + q + ": " + std::strerror(errno));
   b->dev = st.st_dev;
   b->ino = st.st_ino;
-  b->block_device = S_ISBLK(st.st_mode);
   std::uint64_t bytes = 0;
-  if (b->block_device) {
+  if (S_ISBLK(st.st_mode)) {
     if (::ioctl(fd, BLKGETSIZE64, &bytes) != 0) {
       return fail(msg, Errc::io_error, "cannot get the size of " + q + ": " + std::strerror(errno));
     }

@@ -7,6 +7,15 @@
 // is kept until reset or `backing_dev none`: no later open by path, so a file renamed or
 // replaced afterwards is never written. A regular file is never grown: its size is the
 // size of the backing tier, as a block device's is.
+//
+// Layout of a written-back slot: WB set, size 0, handle = backing block index (bits 0..47).
+// With compressed writeback a non-huge object goes out as its compressed bytes: the slot
+// also has WB_COMPRESSED and keeps its priority bits, and handle bits 48..60 hold the
+// compressed length (the size field must stay 0: a WB slot holds no pool object).
+//
+// Block 0 of the backing device is never used (kernel <= 6.18 does the same, so a block
+// index is never 0); a backing file exactly disksize long therefore holds disksize/4K - 1
+// written-back blocks.
 #ifndef UZRAM_STORE_BACKING_H_
 #define UZRAM_STORE_BACKING_H_
 
@@ -23,10 +32,13 @@
 
 namespace uzram {
 
+// A written-back slot's handle: the backing block, and the compressed length above it.
+inline constexpr unsigned kWbLenShift = 48;
+inline constexpr std::uint64_t kWbBlockMask = (std::uint64_t{1} << kWbLenShift) - 1;
+
 struct StoreImpl::Backing {
   // Set by open_backing(), immutable after:
   int fd = -1;
-  bool block_device = false;
   dev_t dev = 0;  // identity of the file (st_dev, st_ino)
   ino_t ino = 0;
   std::uint64_t size_blocks = 0;  // 4 KiB blocks in the file or device

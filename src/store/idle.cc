@@ -1,40 +1,49 @@
-// store/idle.cc - idle marking ("idle all", "idle <seconds>") and the store's invariant
-// checker.
+// store/idle.cc - the idle attribute ("idle all", "idle <seconds>": a row of the attribute
+// table) and the store's invariant checker.
 #include <mutex>
 
+#include "store/attr_table.h"
+#include "store/fail.h"
 #include "store/kv.h"
 #include "store/store_impl.h"
 #include "util/check.h"
 
 namespace uzram {
 
+// "all" (0) or an age in seconds (> 0).
+Result<void> attr::parse_idle(const StoreImpl&, std::string_view text, AttrArg* out,
+                              std::string* msg) noexcept {
+  std::uint64_t age = 0;
+  if (text != "all" && (!parse_u64(text, &age) || age == 0)) {
+    return fail(msg, Errc::invalid_argument, "idle: expects 'all' or an age in seconds");
+  }
+  out->number = age;
+  return {};
+}
+
 // "all": mark every allocated slot that is not same-filled or written back IDLE.
 // "<seconds>": mark slots not accessed for at least that long IDLE, and clear IDLE on the
 // younger ones (the kernel's CONFIG_ZRAM_TRACK_ENTRY_ACTIME behaviour; uzram always
 // tracks access times). Caller holds init_lock_ shared.
-Result<void> StoreImpl::idle_store(std::string_view value, std::string* msg) noexcept {
-  const bool all = value == "all";
-  std::uint64_t age = 0;
-  if (!all && (!parse_u64(value, &age) || age == 0)) {
-    if (msg) *msg = "idle: expects 'all' or an age in seconds";
-    return Errc::invalid_argument;
-  }
-  const std::uint32_t now = now_seconds();
-  for_each_stored_slot(0, nslots_, [&](std::uint64_t, Slot& s) {  // re-checked under the lock
-    s.lock();
-    const std::uint32_t f = s.get();
+Result<void> attr::write_idle(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
+  const std::uint64_t age = arg.number;
+  const bool all = age == 0;
+  const std::uint32_t now = s.now_seconds();
+  s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t, Slot& slot) {  // re-checked below
+    slot.lock();
+    const std::uint32_t f = slot.get();
     if ((f & (slotf::kSizeMask | slotf::kSame | slotf::kWb)) && !(f & (slotf::kSame | slotf::kWb))) {
-      const std::uint32_t t = s.ac_time.load(std::memory_order_relaxed);
+      const std::uint32_t t = slot.ac_time.load(std::memory_order_relaxed);
       const bool old = all || now - t >= age;
-      s.set(old ? (f | slotf::kIdle) & ~slotf::kLock : f & ~(slotf::kIdle | slotf::kLock));
+      slot.set(old ? (f | slotf::kIdle) & ~slotf::kLock : f & ~(slotf::kIdle | slotf::kLock));
     }
-    s.unlock();
+    slot.unlock();
     return true;
   });
   return {};
 }
 
-void StoreImpl::check_invariants_impl() const noexcept {
+void StoreImpl::do_check_invariants() const noexcept {
   std::shared_lock l(init_lock_);
   if (!slots_) return;
   std::uint64_t stored = 0, same = 0, huge = 0, wb = 0, compr = 0, objs = 0;

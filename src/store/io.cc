@@ -70,7 +70,7 @@ bool StoreImpl::can_store() noexcept {
 }
 
 // Protocol: docs/store.md#write.
-Result<void> StoreImpl::write_impl(std::uint64_t index, const void* block) noexcept {
+Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcept {
   std::shared_lock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (index >= nslots_) return Errc::out_of_range;
@@ -162,7 +162,7 @@ Result<void> StoreImpl::load_locked(Slot& s, void* block) noexcept {
 }
 
 // Protocol: docs/store.md#read.
-Result<void> StoreImpl::read_impl(std::uint64_t index, void* block) noexcept {
+Result<void> StoreImpl::do_read(std::uint64_t index, void* block) noexcept {
   std::shared_lock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (index >= nslots_) return Errc::out_of_range;
@@ -184,7 +184,7 @@ Result<void> StoreImpl::read_impl(std::uint64_t index, void* block) noexcept {
 // objects are freed in batches (HandleBatch) after their slots are unlocked. A block
 // found unallocated without its lock is skipped: a write racing with the discard may
 // then land before or after it, as with the lock.
-Result<void> StoreImpl::discard_impl(std::uint64_t offset, std::uint64_t len) noexcept {
+Result<void> StoreImpl::do_discard(std::uint64_t offset, std::uint64_t len) noexcept {
   std::shared_lock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (offset > disksize_ || len > disksize_ - offset) return Errc::out_of_range;
@@ -206,7 +206,7 @@ Result<void> StoreImpl::discard_impl(std::uint64_t offset, std::uint64_t len) no
   return {};
 }
 
-void StoreImpl::slot_free_notify_impl(std::uint64_t index) noexcept {
+void StoreImpl::do_slot_free_notify(std::uint64_t index) noexcept {
   std::shared_lock cfg(init_lock_);
   if (!slots_ || index >= nslots_) return;
   stats_.notify_free.fetch_add(1, std::memory_order_relaxed);

@@ -7,7 +7,7 @@
 // without touching them: reset costs what is stored, and the table's pages become resident
 // only where data was written. docs/store.md#slot-summary.
 //
-// Protocol: write_impl calls note(index) before it publishes anything in the slot, holding
+// Protocol: do_write calls note(index) before it publishes anything in the slot, holding
 // init_lock_ shared. Bits are cleared only by reset (init_lock_ exclusive), so a clear bit
 // read under init_lock_ (shared or exclusive) means: no slot of that page was allocated by
 // a write that completed before the reader started. Relaxed atomics: a reader racing with

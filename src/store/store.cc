@@ -22,17 +22,19 @@ Result<std::unique_ptr<Store>> Store::create(std::string name) noexcept {
 
 Store::~Store() = default;
 Result<void> Store::write_attr(std::string_view n, std::string_view v, std::string* msg) noexcept {
-  return impl(this)->write_attr_impl(n, v, msg);
+  return impl(this)->do_write_attr(n, v, msg);
 }
 Result<std::string> Store::read_attr(std::string_view n, std::string* msg) const noexcept {
-  return impl(this)->read_attr_impl(n, msg);
+  return impl(this)->do_read_attr(n, msg);
 }
-Result<void> Store::write(std::uint64_t i, const void* b) noexcept { return impl(this)->write_impl(i, b); }
-Result<void> Store::read(std::uint64_t i, void* b) noexcept { return impl(this)->read_impl(i, b); }
+Result<void> Store::write(std::uint64_t i, const void* b) noexcept {
+  return impl(this)->do_write(i, b);
+}
+Result<void> Store::read(std::uint64_t i, void* b) noexcept { return impl(this)->do_read(i, b); }
 Result<void> Store::discard(std::uint64_t off, std::uint64_t len) noexcept {
-  return impl(this)->discard_impl(off, len);
+  return impl(this)->do_discard(off, len);
 }
-void Store::slot_free_notify(std::uint64_t i) noexcept { impl(this)->slot_free_notify_impl(i); }
+void Store::slot_free_notify(std::uint64_t i) noexcept { impl(this)->do_slot_free_notify(i); }
 bool Store::is_unallocated(std::uint64_t i) const noexcept {
   return !impl(this)->slot_test(i, slotf::kSizeMask | slotf::kSame | slotf::kWb, nullptr);
 }
@@ -62,9 +64,9 @@ void Store::close_user() noexcept {
 std::uint64_t Store::users() const noexcept {
   return impl(this)->users_.load(std::memory_order_relaxed);
 }
-MmStat Store::mm_stat() const noexcept { return impl(this)->mm_stat_impl(); }
-IoStat Store::io_stat() const noexcept { return impl(this)->io_stat_impl(); }
-BdStat Store::bd_stat() const noexcept { return impl(this)->bd_stat_impl(); }
+MmStat Store::mm_stat() const noexcept { return impl(this)->do_mm_stat(); }
+IoStat Store::io_stat() const noexcept { return impl(this)->do_io_stat(); }
+BdStat Store::bd_stat() const noexcept { return impl(this)->do_bd_stat(); }
 std::uint64_t Store::miss_free() const noexcept {
   return impl(this)->stats_.miss_free.load(std::memory_order_relaxed);
 }
@@ -80,12 +82,12 @@ const Pool* Store::pool() const noexcept {
   std::shared_lock l(impl(this)->init_lock_);
   return impl(this)->pool_.get();
 }
-void Store::check_invariants() const noexcept { impl(this)->check_invariants_impl(); }
+void Store::check_invariants() const noexcept { impl(this)->do_check_invariants(); }
 
 // ---- Lifecycle -------------------------------------------------------------------------
 
 StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
-  comp_[0].name = codec_known("lzo-rle") ? "lzo-rle" : codec_known("lzo") ? "lzo" : "lz4";
+  comp_[0].name = kDefaultAlgorithm;
 }
 
 StoreImpl::~StoreImpl() {
@@ -180,7 +182,7 @@ void StoreImpl::reset_locked() noexcept {
   compressed_writeback_ = false;
   for (unsigned p = 1; p < kMaxPriorities; p++) comp_[p] = CodecSpec{};
   comp_[0] = CodecSpec{};  // the kernel restores its default algorithm on reset
-  comp_[0].name = codec_known("lzo-rle") ? "lzo-rle" : codec_known("lzo") ? "lzo" : "lz4";
+  comp_[0].name = kDefaultAlgorithm;
   mem_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_enable_.store(false, std::memory_order_relaxed);
@@ -196,7 +198,7 @@ void StoreImpl::reset_locked() noexcept {
 
 // ---- Stats -------------------------------------------------------------------------------
 
-MmStat StoreImpl::mm_stat_impl() const noexcept {
+MmStat StoreImpl::do_mm_stat() const noexcept {
   std::shared_lock l(init_lock_);
   MmStat m;
   const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
@@ -212,13 +214,13 @@ MmStat StoreImpl::mm_stat_impl() const noexcept {
   return m;
 }
 
-IoStat StoreImpl::io_stat_impl() const noexcept {
+IoStat StoreImpl::do_io_stat() const noexcept {
   return {stats_.failed_reads.load(std::memory_order_relaxed),
           stats_.failed_writes.load(std::memory_order_relaxed),
           stats_.notify_free.load(std::memory_order_relaxed)};
 }
 
-BdStat StoreImpl::bd_stat_impl() const noexcept {
+BdStat StoreImpl::do_bd_stat() const noexcept {
   return {stats_.bd_count.load(std::memory_order_relaxed), stats_.bd_reads.load(std::memory_order_relaxed),
           stats_.bd_writes.load(std::memory_order_relaxed),
           stats_.wb_failed.load(std::memory_order_relaxed)};

@@ -1,7 +1,10 @@
 // store/store_impl.h - StoreImpl: the implementation behind uzram::Store (layer 3).
 // Split by concern: store.cc (lifecycle, public face), io.cc (write/read/discard),
-// attrs.cc (the /sys/block/zramN surface and its formats), idle.cc (idle marking),
-// writeback.cc (backing device), recompress.cc (secondary algorithms).
+// attrs.cc (the /sys/block/zramN attribute table and its dispatch; attr_config.cc and
+// attr_read.cc: parsers, writers, readers), idle.cc (idle marking, invariants),
+// post-processing: backing.cc (the backing device), backing_dev.cc (the store's use of
+// it), block_writer.cc (batched block writes), pp_pass.cc (what writeback and recompress
+// share), writeback.cc, recompress.cc (secondary algorithms).
 //
 // Lock order (docs/locking.md#store): init_lock_ (store_init) -> slot lock (store_slot) ->
 // stream mutex (stream) -> pool locks. I/O holds init_lock_ shared; configuration changes,
@@ -31,6 +34,8 @@ namespace uzram {
 
 inline constexpr unsigned kMaxPriorities = 4;  // 0 = primary, 1..3 = recompression
 inline constexpr std::uint64_t kMaxDisksize = std::uint64_t{1} << 60;  // 1 EiB
+// The algorithm of a new or reset store: the kernel's default (always built in).
+inline constexpr const char* kDefaultAlgorithm = "lzo-rle";
 
 // Pool handles collected while slots are cleared and freed together with
 // Pool::free_batch (one class-lock hold per run of a class instead of one per block):
@@ -83,19 +88,24 @@ class StoreImpl final : public Store {
   explicit StoreImpl(std::string name) noexcept;
   ~StoreImpl() override;
 
-  Result<void> write_attr_impl(std::string_view name, std::string_view value, std::string* msg) noexcept;
-  Result<std::string> read_attr_impl(std::string_view name, std::string* msg) const noexcept;
+  // The work behind the public Store method of the same name without the `do_` prefix
+  // (Store::write calls do_write, ...): a distinct name, so that StoreImpl never hides a
+  // public method of its base. Getters with nothing to do but read a field are written in
+  // store.cc directly.
+  Result<void> do_write_attr(std::string_view name, std::string_view value,
+                             std::string* msg) noexcept;
+  Result<std::string> do_read_attr(std::string_view name, std::string* msg) const noexcept;
 
-  Result<void> write_impl(std::uint64_t index, const void* block) noexcept;
-  Result<void> read_impl(std::uint64_t index, void* block) noexcept;
-  Result<void> discard_impl(std::uint64_t offset, std::uint64_t len) noexcept;
-  void slot_free_notify_impl(std::uint64_t index) noexcept;
+  Result<void> do_write(std::uint64_t index, const void* block) noexcept;
+  Result<void> do_read(std::uint64_t index, void* block) noexcept;
+  Result<void> do_discard(std::uint64_t offset, std::uint64_t len) noexcept;
+  void do_slot_free_notify(std::uint64_t index) noexcept;
   bool slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept;
 
-  MmStat mm_stat_impl() const noexcept;
-  IoStat io_stat_impl() const noexcept;
-  BdStat bd_stat_impl() const noexcept;
-  void check_invariants_impl() const noexcept;
+  MmStat do_mm_stat() const noexcept;
+  IoStat do_io_stat() const noexcept;
+  BdStat do_bd_stat() const noexcept;
+  void do_check_invariants() const noexcept;
 
   const std::string name_;
   StoreCounters stats_;
@@ -181,25 +191,15 @@ class StoreImpl final : public Store {
   // Pool pages after an allocation: updates mem_used_max; false when over mem_limit.
   bool can_store() noexcept;
 
-  // ---- Post-processing (idle.cc, writeback.cc, recompress.cc): each parses its
-  // argument with the kernel's grammar and fills *msg (naming the attribute) on error. ----
-  // idle.cc. Caller holds init_lock_ shared; the device is initialised.
-  Result<void> idle_store(std::string_view value, std::string* msg) noexcept;
-  // writeback.cc.
-  // backing_dev: caller holds no lock (the file is opened and checked before init_lock_ is
-  // taken, exclusively, to install it).
-  Result<void> backing_dev_store(std::string_view value, std::string* msg) noexcept;
+  // ---- Backing device (backing_dev.cc); the attributes' parsers and writers, idle,
+  // writeback and recompress included, are the attribute table's rows (attr_table.h). ----
   // Sizes the backing device's allocator at init (disksize); opens nothing. Caller holds
   // init_lock_ exclusive.
   Result<void> backing_open_locked(std::string* msg) noexcept;
   void backing_close_locked() noexcept;
-  // writeback: caller holds init_lock_ shared; the device is initialised.
-  Result<void> writeback_store(std::string_view value, std::string* msg) noexcept;
   // Frees a backing block / reads a written-back slot (caller holds the slot lock).
   void free_backing_block(std::uint64_t block) noexcept;
   Result<void> read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept;
-  // recompress.cc: caller holds init_lock_ shared; the device is initialised.
-  Result<void> recompress_store(std::string_view value, std::string* msg) noexcept;
 };
 
 inline StoreImpl* impl(Store* s) noexcept { return static_cast<StoreImpl*>(s); }

@@ -1,382 +1,96 @@
-// store/writeback.cc - the backing device (backing_dev), its block allocator, the
-// `writeback` command, and reading a written-back block. Guide and protocol:
-// docs/store-postprocessing.md.
-//
-// Layout of a written-back slot: WB set, size 0, handle = backing block index (bits 0..47).
-// With compressed writeback a non-huge object goes out as its compressed bytes: the slot
-// also has WB_COMPRESSED and keeps its priority bits, and handle bits 48..60 hold the
-// compressed length (the size field must stay 0: a WB slot holds no pool object).
-//
-// Block 0 of the backing device is never used (kernel <= 6.18 does the same, so a block
-// index is never 0); a backing file exactly disksize long therefore holds disksize/4K - 1
-// written-back blocks.
-//
-// Writes are batched: up to kWbDepth requests in flight, written by up to kWbWorkers
-// threads with pwritev, which coalesce runs of consecutive blocks (the allocator hands out
-// ascending blocks, so a batch usually is one run). The writeback thread reads slots and
-// publishes completions; the writer threads touch only their request pages and the fd.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/uio.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <condition_variable>
+// store/writeback.cc - the `writeback` command: parse it, collect the candidates (PpPass),
+// write their blocks to the backing device in batches (BlockWriter) and publish each slot
+// as written back once its write is known durable. Guide and protocol:
+// docs/store-postprocessing.md#writeback. The backing device's side is backing_dev.cc
+// (attribute, reads of written-back blocks) and backing.cc (the device).
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
-#include <new>
-#include <thread>
+#include <utility>
 #include <vector>
 
+#include "store/attr_table.h"
 #include "store/backing.h"
+#include "store/block_writer.h"
+#include "store/fail.h"
 #include "store/kv.h"
-#include "store/pp_buckets.h"
+#include "store/pp_pass.h"
 #include "store/store_impl.h"
-#include "util/check.h"
 
 namespace uzram {
 namespace {
 
-constexpr unsigned kWbLenShift = 48;
-constexpr std::uint64_t kWbBlockMask = (std::uint64_t{1} << kWbLenShift) - 1;
-constexpr unsigned kRunBlocks = 32;  // blocks per pwritev (kernel 6.19: writeback_batch_size)
-constexpr unsigned kWbDepth = 2 * kRunBlocks;  // requests in flight: one run written, one filled
-constexpr unsigned kWbWorkers = 2;   // writer threads, started on demand
-
-// Writeback modes (filters); 0 = every allocated slot (page_index without a type).
-constexpr unsigned kModeIdle = 1, kModeHuge = 2, kModeIncompressible = 4;
-
-Result<void> fail(std::string* msg, std::error_code e, std::string text) {
-  if (msg) *msg = std::move(text);
-  return e;
-}
-
-std::string errno_text(int err) { return std::strerror(err); }
+using Backing = StoreImpl::Backing;
 
 int parse_mode(std::string_view w) noexcept {
-  if (w == "idle") return kModeIdle;
-  if (w == "huge") return kModeHuge;
-  if (w == "huge_idle") return kModeIdle | kModeHuge;
-  if (w == "incompressible") return kModeIncompressible;
+  if (w == "idle") return kPpIdle;
+  if (w == "huge") return kPpHuge;
+  if (w == "huge_idle") return kPpIdle | kPpHuge;
+  if (w == "incompressible") return kPpIncompressible;
   return -1;
 }
 
-// One in-flight write: a 4 KiB page bound for one backing block.
-struct WbReq {
-  WbReq* next = nullptr;
-  unsigned char* page = nullptr;  // 4 KiB, 4 KiB-aligned (O_DIRECT)
-  std::uint64_t index = 0;        // slot
-  std::uint64_t block = 0;        // backing block
-  std::uint64_t handle = 0;       // the slot's handle when read (re-checked at completion)
-  std::uint32_t flags = 0;        // its size | HUGE | priority when read
-  std::uint64_t wb_handle = 0;    // what the slot becomes
-  std::uint32_t wb_flags = 0;
-  bool charged = false;           // took one page of writeback_limit
-  int err = 0;                    // errno of the write, or of the fdatasync after it
-  bool buffered = false;          // written without O_DIRECT: durable only after fdatasync
-};
-
-using Backing = StoreImpl::Backing;
-
-// Writer threads: take queued requests (coalescing consecutive blocks into one pwritev)
-// and hand them back completed. Started on demand, at most kWbWorkers; if no thread can be
-// started the submitter writes inline.
-class BlockWriter {
- public:
-  explicit BlockWriter(Backing& b) noexcept : b_(b) {
-    try {
-      threads_.reserve(kWbWorkers);
-    } catch (...) {
-    }
+Result<void> set_mode(std::string_view w, WbCommand* cmd, std::string* msg) {
+  const int m = parse_mode(w);
+  if (m < 0) {
+    return fail(msg, Errc::invalid_argument,
+                "writeback: unknown type '" + std::string(w) +
+                    "' (idle, huge, huge_idle or incompressible)");
   }
-  ~BlockWriter() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      stop_ = true;
-    }
-    work_cv_.notify_all();
-    for (auto& t : threads_) t.join();
+  if (cmd->has_mode) {
+    return fail(msg, Errc::invalid_argument, "writeback: more than one type given");
   }
-  BlockWriter(const BlockWriter&) = delete;
-  BlockWriter& operator=(const BlockWriter&) = delete;
+  cmd->mode = static_cast<unsigned>(m);
+  cmd->has_mode = true;
+  return {};
+}
 
-  // Queues r; a full run of queued requests is handed to a writer thread at once, a
-  // shorter one at the next reap().
-  void queue(WbReq* r) noexcept {
-    r->next = nullptr;
-    std::unique_lock<std::mutex> l(mu_);
-    *todo_tail_ = r;
-    todo_tail_ = &r->next;
-    if (++queued_ >= kRunBlocks) kick_locked(l);
+// page_index=N or page_indexes=LO-HI, within a device of nslots blocks.
+Result<void> parse_range(const KeyValue& kv, std::uint64_t nslots, std::uint64_t* lo,
+                         std::uint64_t* hi, std::string* msg) {
+  const std::string v(kv.value);
+  if (kv.key == "page_index") {
+    if (!parse_u64(kv.value, lo)) {
+      return fail(msg, Errc::invalid_argument, "writeback: bad page_index '" + v + "'");
+    }
+    *hi = *lo;
+  } else if (kv.key == "page_indexes") {
+    const std::size_t dash = kv.value.find('-');
+    if (dash == std::string_view::npos || !parse_u64(kv.value.substr(0, dash), lo) ||
+        !parse_u64(kv.value.substr(dash + 1), hi)) {
+      return fail(msg, Errc::invalid_argument,
+                  "writeback: bad page_indexes '" + v + "' (expected LO-HI)");
+    }
+    if (*lo > *hi) {
+      return fail(msg, Errc::out_of_range, "writeback: page_indexes " + v + ": LO > HI");
+    }
+  } else {
+    return fail(msg, Errc::invalid_argument,
+                "writeback: unknown parameter '" + std::string(kv.key) + "'");
   }
-
-  // Hands whatever is queued to the writers, then waits for completed requests; returns
-  // them as a list (linked by next).
-  WbReq* reap() noexcept {
-    std::unique_lock<std::mutex> l(mu_);
-    if (queued_ > 0) {
-      flush_ = true;
-      kick_locked(l);
-    }
-    done_cv_.wait(l, [this] { return done_ != nullptr; });
-    WbReq* d = done_;
-    done_ = nullptr;
-    return d;
-  }
-
- private:
-  // Wakes a writer thread, starting one if none is idle (up to kWbWorkers); without any
-  // thread, writes the queue inline. May drop and retake the lock.
-  void kick_locked(std::unique_lock<std::mutex>& l) noexcept {
-    if (idle_ == 0 && threads_.size() < kWbWorkers) {
-      try {
-        threads_.emplace_back([this] { run(); });
-      } catch (...) {  // no thread: the ones we have (or the inline path) will do
-      }
-    }
-    if (!threads_.empty()) {
-      work_cv_.notify_one();
-      return;
-    }
-    while (todo_) {
-      WbReq* head = take_run_locked();
-      l.unlock();
-      write_run(head);
-      l.lock();
-    }
-  }
-
-  // Pops the queue head and the requests behind it whose blocks follow it.
-  WbReq* take_run_locked() noexcept {
-    WbReq* head = todo_;
-    WbReq* last = head;
-    unsigned n = 1;
-    while (last->next && last->next->block == last->block + 1 && n < kRunBlocks) {
-      last = last->next;
-      n++;
-    }
-    todo_ = last->next;
-    if (!todo_) {
-      todo_tail_ = &todo_;
-      flush_ = false;
-    }
-    last->next = nullptr;
-    queued_ -= n;
-    return head;
-  }
-
-  // A run is ready for a writer: a full one, or anything after a reap() asked for it.
-  bool ready_locked() const noexcept { return todo_ && (queued_ >= kRunBlocks || flush_); }
-
-  void run() noexcept {
-    std::unique_lock<std::mutex> l(mu_);
-    for (;;) {
-      idle_++;
-      work_cv_.wait(l, [this] { return ready_locked() || stop_; });
-      idle_--;
-      if (!ready_locked()) return;  // stopping
-      WbReq* head = take_run_locked();
-      l.unlock();
-      write_run(head);
-      l.lock();
-    }
-  }
-
-  void write_run(WbReq* head) noexcept {
-    iovec iov[kRunBlocks];
-    int n = 0;
-    WbReq* tail = head;
-    for (WbReq* r = head; r; r = r->next) {
-      iov[n].iov_base = r->page;
-      iov[n].iov_len = kBlockSize;
-      n++;
-      tail = r;
-    }
-    const int err = backing_pwritev(b_, iov, n, static_cast<off_t>(head->block * kBlockSize));
-    // O_DIRECT is dropped for good on the first EINVAL: still set after the write, it
-    // carried the whole run.
-    const bool buffered = !b_.direct.load(std::memory_order_relaxed);
-    for (WbReq* r = head; r; r = r->next) {
-      r->err = err;
-      r->buffered = buffered;
-    }
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      tail->next = done_;
-      done_ = head;
-    }
-    done_cv_.notify_one();
-  }
-
-  Backing& b_;
-  // Protects: the queues and counters below.
-  std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
-  WbReq* todo_ = nullptr;
-  WbReq** todo_tail_ = &todo_;
-  WbReq* done_ = nullptr;
-  unsigned queued_ = 0;
-  unsigned idle_ = 0;
-  bool flush_ = false;  // write short runs too (set by reap, cleared when the queue empties)
-  bool stop_ = false;
-  std::vector<std::thread> threads_;
-};
-
-}  // namespace
-
-// ---- backing_dev ------------------------------------------------------------------------
-
-// Opens and checks the file with no lock held (a FIFO or a slow file system must not stall
-// the store), then installs it under init_lock_, re-checking that the store is still not
-// initialised. Protocol: docs/store-postprocessing.md#backing-device.
-Result<void> StoreImpl::backing_dev_store(std::string_view value, std::string* msg) noexcept {
-  value = trim(value);
-  {
-    std::shared_lock l(init_lock_);
-    if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
-  }
-  if (value.empty() || value == "none") {
-    std::shared_ptr<Backing> old;  // closed after the lock is released
-    std::unique_lock l(init_lock_);
-    if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
-    old = std::move(backing_);
-    backing_path_.clear();
-    return {};
-  }
-  std::string path;
-  try {
-    path.assign(value);
-  } catch (...) {
-    return fail(msg, Errc::no_memory, "backing_dev: out of memory");
-  }
-  std::string why;
-  auto opened = open_backing(path, &why);
-  struct stat st {};
-  const bool busy_file = !opened && opened.error() == Errc::busy && ::lstat(path.c_str(), &st) == 0;
-  std::shared_ptr<Backing> old;  // closed after the lock is released (declared before it)
-  std::unique_lock l(init_lock_);
-  if (disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
-  if (!opened) {
-    // The flock is this store's own when it already holds the same file: keep that one.
-    if (busy_file && backing_ && S_ISREG(st.st_mode) && st.st_dev == backing_->dev &&
-        st.st_ino == backing_->ino) {
-      return {};
-    }
-    return fail(msg, opened.error(), std::move(why));
-  }
-  try {
-    std::string shown = (*opened)->path;
-    std::shared_ptr<Backing> b(std::move(opened).value());  // on bad_alloc it is deleted
-    old = std::move(backing_);
-    backing_ = std::move(b);
-    backing_path_ = std::move(shown);
-  } catch (...) {
-    return fail(msg, Errc::no_memory, "backing_dev: out of memory");
+  if (*hi >= nslots) {
+    return fail(msg, Errc::out_of_range,
+                "writeback: " + std::string(kv.key) + "=" + v + " is beyond the device (" +
+                    std::to_string(nslots) + " blocks)");
   }
   return {};
 }
 
-Result<void> StoreImpl::backing_open_locked(std::string* msg) noexcept {
-  if (!backing_) return {};
-  return backing_->init_blocks(nslots_, msg);
-}
-
-void StoreImpl::backing_close_locked() noexcept {
-  if (backing_) {
-    ZS_DCHECK(backing_->used == 0, "backing device closed with %llu blocks in use",
-              static_cast<unsigned long long>(backing_->used));
-  }
-  backing_.reset();  // closes the fd and drops its flock
-}
-
-// ---- backing blocks of written-back slots -------------------------------------------------
-
-void StoreImpl::free_backing_block(std::uint64_t block) noexcept {
-  ZS_CHECK(backing_, "a written-back slot without a backing device");
-  backing_->release(block & kWbBlockMask);
-}
-
-Result<void> StoreImpl::read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept {
-  ZS_CHECK(backing_, "a written-back slot without a backing device");
-  Backing& b = *backing_;
-  const std::uint32_t f = s.get();
-  alignas(4096) unsigned char buf[kBlockSize];
-  const bool compressed = f & slotf::kWbCompressed;
-  void* dst = compressed || b.direct.load(std::memory_order_relaxed) ? buf : out;
-  stats_.bd_reads.fetch_add(1, std::memory_order_relaxed);
-  const auto off = static_cast<off_t>((block & kWbBlockMask) * kBlockSize);
-  if (backing_pread(b, dst, kBlockSize, off) != 0) {
-    return Errc::io_error;
-  }
-  if (compressed) {
-    const auto len = static_cast<std::size_t>(block >> kWbLenShift);
-    Stream& st = streams_[s.prio()].get();
-    auto r = st.codec->decompress(buf, len, out, kBlockSize);
-    StreamPool::put(st);
-    return r;
-  }
-  if (dst != out) std::memcpy(out, buf, kBlockSize);
-  return {};
-}
-
-// ---- writeback --------------------------------------------------------------------------
-
-namespace {
-
-struct WbCommand {
-  unsigned mode = 0;
-  bool has_mode = false;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // inclusive; empty = device
-};
-
-Result<void> parse_writeback(std::string_view value, std::uint64_t nslots, WbCommand* cmd, std::string* msg) {
+Result<void> parse_command(std::string_view value, std::uint64_t nslots, WbCommand* cmd,
+                           std::string* msg) {
   const auto kvs = split_kv(value);
   if (kvs.empty()) {
     return fail(msg, Errc::invalid_argument,
-                "writeback: expects type=idle|huge|huge_idle|incompressible, page_index=N or page_indexes=LO-HI");
+                "writeback: expects type=idle|huge|huge_idle|incompressible, page_index=N or "
+                "page_indexes=LO-HI");
   }
-  const auto set_mode = [&](std::string_view w) -> Result<void> {
-    const int m = parse_mode(w);
-    if (m < 0) {
-      return fail(msg, Errc::invalid_argument,
-                  "writeback: unknown type '" + std::string(w) + "' (idle, huge, huge_idle or incompressible)");
-    }
-    if (cmd->has_mode) return fail(msg, Errc::invalid_argument, "writeback: more than one type given");
-    cmd->mode = static_cast<unsigned>(m);
-    cmd->has_mode = true;
-    return {};
-  };
   for (const KeyValue& kv : kvs) {
     if (!kv.has_value || kv.key == "type") {  // bare words: the legacy syntax
-      if (auto r = set_mode(kv.has_value ? kv.value : kv.key); !r) return r;
+      if (auto r = set_mode(kv.has_value ? kv.value : kv.key, cmd, msg); !r) return r;
       continue;
     }
     std::uint64_t lo = 0, hi = 0;
-    if (kv.key == "page_index") {
-      if (!parse_u64(kv.value, &lo)) {
-        return fail(msg, Errc::invalid_argument, "writeback: bad page_index '" + std::string(kv.value) + "'");
-      }
-      hi = lo;
-    } else if (kv.key == "page_indexes") {
-      const std::size_t dash = kv.value.find('-');
-      if (dash == std::string_view::npos || !parse_u64(kv.value.substr(0, dash), &lo) ||
-          !parse_u64(kv.value.substr(dash + 1), &hi)) {
-        return fail(msg, Errc::invalid_argument,
-                    "writeback: bad page_indexes '" + std::string(kv.value) + "' (expected LO-HI)");
-      }
-      if (lo > hi) {
-        return fail(msg, Errc::out_of_range, "writeback: page_indexes " + std::string(kv.value) + ": LO > HI");
-      }
-    } else {
-      return fail(msg, Errc::invalid_argument, "writeback: unknown parameter '" + std::string(kv.key) + "'");
-    }
-    if (hi >= nslots) {
-      return fail(msg, Errc::out_of_range, "writeback: " + std::string(kv.key) + "=" + std::string(kv.value) +
-                  " is beyond the device (" + std::to_string(nslots) + " blocks)");
-    }
+    if (auto r = parse_range(kv, nslots, &lo, &hi, msg); !r) return r;
     try {
       cmd->ranges.emplace_back(lo, hi);
     } catch (...) {
@@ -386,231 +100,249 @@ Result<void> parse_writeback(std::string_view value, std::uint64_t nslots, WbCom
   return {};
 }
 
-}  // namespace
-
-// Protocol: docs/store-postprocessing.md#writeback. Caller holds init_lock_ shared.
-Result<void> StoreImpl::writeback_store(std::string_view value, std::string* msg) noexcept {
-  if (!backing_) {
-    return fail(msg, Errc::not_supported, "writeback: no backing device (write backing_dev before disksize)");
-  }
-  WbCommand cmd;
-  if (auto r = parse_writeback(value, nslots_, &cmd, msg); !r) return r;
-  if (pp_in_progress_.exchange(true, std::memory_order_acquire)) {
-    return fail(msg, Errc::busy, "writeback: another writeback or recompress is in progress");
-  }
-  struct PpDone {
-    std::atomic<bool>& flag;
-    ~PpDone() { flag.store(false, std::memory_order_release); }
-  } pp_done{pp_in_progress_};
-  Backing& b = *backing_;
-
-  const auto release = [this](std::uint64_t index) {  // drops a candidate: clears PP_SLOT
-    Slot& s = slots_[index];
-    s.lock();
-    s.set(s.get() & ~(slotf::kPpSlot | slotf::kLock));
-    s.unlock();
-  };
-
-  // 1. Candidates: allocated pool objects (not WB, not SAME) that pass the mode's filter.
-  PpBuckets buckets;
-  const auto scan = [&](std::uint64_t lo, std::uint64_t hi) -> bool {
-    return for_each_stored_slot(lo, hi + 1, [&](std::uint64_t i, Slot& s) {  // re-checked below
-      s.lock();
-      const std::uint32_t f = s.get();
-      bool take = (f & slotf::kSizeMask) && !(f & (slotf::kWb | slotf::kSame | slotf::kPpSlot));
-      if ((cmd.mode & kModeIdle) && !(f & slotf::kIdle)) take = false;
-      if ((cmd.mode & kModeHuge) && !(f & slotf::kHuge)) take = false;
-      if ((cmd.mode & kModeIncompressible) && !(f & slotf::kIncompressible)) take = false;
-      if (take) s.set((f | slotf::kPpSlot) & ~slotf::kLock);
-      s.unlock();
-      if (take && !buckets.add(i, f & slotf::kSizeMask)) {
-        release(i);
-        return false;
-      }
-      return true;
-    });
-  };
-  bool scanned = true;
-  if (cmd.ranges.empty()) {
-    scanned = nslots_ == 0 || scan(0, nslots_ - 1);
-  } else {
-    for (const auto& [lo, hi] : cmd.ranges) {
-      if (!(scanned = scan(lo, hi))) break;
+// The writes of one pass, after its scan: up to kWbDepth requests in flight, largest
+// objects first. Each request is filled from a candidate under its slot lock, written by
+// the BlockWriter, made durable, and published (the slot becomes WB) if nothing touched
+// the slot meanwhile; else its backing block is given back.
+class WritebackRun {
+ public:
+  WritebackRun(StoreImpl& s, PpPass& pass, unsigned char* pages) noexcept
+      : s_(s), b_(*s.backing_), pass_(pass), compressed_(s.compressed_writeback_), writer_(b_) {
+    for (unsigned i = 0; i < kWbDepth; i++) {
+      reqs_[i].page = pages + std::size_t{i} * kBlockSize;
+      reqs_[i].next = free_reqs_;
+      free_reqs_ = &reqs_[i];
     }
   }
-  if (!scanned) {
-    for (std::uint64_t i; buckets.pop(&i);) release(i);
-    return fail(msg, Errc::no_memory, "writeback: out of memory");
-  }
-  if (buckets.empty()) return {};
 
-  // 2. Writes, largest objects first, kWbDepth in flight.
-  const auto free_pages = [](unsigned char* p) { std::free(p); };
-  std::unique_ptr<unsigned char, decltype(free_pages)> pages(
-      static_cast<unsigned char*>(std::aligned_alloc(4096, kWbDepth * kBlockSize)), free_pages);
-  if (!pages) {
-    for (std::uint64_t i; buckets.pop(&i);) release(i);
-    return fail(msg, Errc::no_memory, "writeback: out of memory");
+  Result<void> run(std::string* msg) noexcept {
+    for (;;) {
+      while (stop_ == Errc::ok && free_reqs_ && submit_next()) {
+      }
+      if (in_flight_ == 0) break;
+      finish(writer_.reap());
+    }
+    return report(msg);
   }
-  WbReq reqs[kWbDepth];
-  WbReq* free_reqs = nullptr;
-  for (unsigned i = 0; i < kWbDepth; i++) {
-    reqs[i].page = pages.get() + std::size_t{i} * kBlockSize;
-    reqs[i].next = free_reqs;
-    free_reqs = &reqs[i];
-  }
-  const bool compressed = compressed_writeback_;
-  const auto charge = [this]() -> int {  // 1 charged, 0 no limit, -1 exhausted
-    if (!wb_limit_enable_.load(std::memory_order_relaxed)) return 0;
-    std::uint64_t cur = wb_limit_pages_.load(std::memory_order_relaxed);
+
+ private:
+  bool submit_next() noexcept;
+  void finish(WbReq* done) noexcept;
+  void sync_buffered(WbReq* done) noexcept;
+  bool fill(WbReq* r, std::uint64_t index) noexcept;
+  void complete(WbReq* r) noexcept;
+  Result<void> report(std::string* msg) const noexcept;
+
+  // One page of writeback_limit: 1 charged, 0 no limit, -1 exhausted.
+  int charge() noexcept {
+    if (!s_.wb_limit_enable_.load(std::memory_order_relaxed)) return 0;
+    std::uint64_t cur = s_.wb_limit_pages_.load(std::memory_order_relaxed);
     do {
       if (cur == 0) return -1;
-    } while (!wb_limit_pages_.compare_exchange_weak(cur, cur - 1, std::memory_order_relaxed));
+    } while (!s_.wb_limit_pages_.compare_exchange_weak(cur, cur - 1, std::memory_order_relaxed));
     return 1;
-  };
-  const auto refund = [this](WbReq* r) {
-    if (r->charged) wb_limit_pages_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void refund(WbReq* r) noexcept {
+    if (r->charged) s_.wb_limit_pages_.fetch_add(1, std::memory_order_relaxed);
     r->charged = false;
-  };
+  }
 
-  Errc stop = Errc::ok;         // fatal: limit exhausted, device full
-  std::error_code last_err;     // not fatal: a write or a read failed; the pass goes on
-  int last_errno = 0;
-  std::uint64_t failed = 0;
-  unsigned in_flight = 0;
-  BlockWriter writer(b);
+  StoreImpl& s_;
+  Backing& b_;
+  PpPass& pass_;
+  const bool compressed_;  // compressed_writeback
+  WbReq reqs_[kWbDepth];
+  WbReq* free_reqs_ = nullptr;
+  unsigned in_flight_ = 0;
+  Errc stop_ = Errc::ok;      // fatal: limit exhausted, device full
+  std::error_code last_err_;  // not fatal: a write or a read failed; the pass goes on
+  int last_errno_ = 0;
+  std::uint64_t failed_ = 0;
+  BlockWriter writer_;  // last: its threads are joined before the requests go
+};
 
-  // Reads slot `index` into r (under its lock). False: skip it (r stays free).
-  const auto fill = [&](WbReq* r, std::uint64_t index) -> bool {
-    Slot& s = slots_[index];
-    s.lock();
-    const std::uint32_t f = s.get();
-    const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
-    if (!(f & slotf::kPpSlot) || !(f & slotf::kSizeMask) || (f & (slotf::kWb | slotf::kSame))) {
-      s.unlock();  // accessed or freed since the scan
-      return false;
-    }
-    const std::uint32_t size = f & slotf::kSizeMask;
-    r->index = index;
-    r->handle = h;
-    r->flags = f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask);
-    r->wb_handle = r->block;
-    r->wb_flags = slotf::kWb;
-    if (compressed && !(f & slotf::kHuge)) {  // the compressed bytes as they are
-      const auto handle = static_cast<Handle>(h);
-      const void* p = pool_->read_begin(handle, r->page);
-      if (p != r->page) std::memcpy(r->page, p, size);
-      pool_->read_end(handle, p);
-      std::memset(r->page + size, 0, kBlockSize - size);
-      r->wb_handle |= std::uint64_t{size} << kWbLenShift;
-      r->wb_flags |= slotf::kWbCompressed | (f & slotf::kPrioMask);
-    } else if (auto lr = load_locked(s, r->page); !lr) {
-      s.set(f & ~(slotf::kPpSlot | slotf::kLock));
-      s.unlock();
-      last_err = lr.error();
-      failed++;
-      return false;
-    }
-    s.unlock();
+// Takes the next candidate into a free request and queues its write. False when no
+// candidate is left or the pass must stop (stop_).
+bool WritebackRun::submit_next() noexcept {
+  std::uint64_t index;
+  if (!pass_.next(&index)) return false;
+  WbReq* r = free_reqs_;
+  const int c = charge();
+  if (c < 0) {
+    pass_.release(index);
+    stop_ = Errc::io_error;
+    return false;
+  }
+  r->charged = c > 0;
+  if (!b_.alloc(&r->block)) {
+    pass_.release(index);
+    refund(r);
+    stop_ = Errc::no_memory;
+    return false;
+  }
+  if (!fill(r, index)) {  // r stays free
+    b_.release(r->block);
+    refund(r);
     return true;
-  };
+  }
+  free_reqs_ = r->next;
+  writer_.queue(r);
+  in_flight_++;
+  return true;
+}
 
-  // Publishes a completed write: the slot becomes WB if nothing touched it meanwhile.
-  const auto complete = [&](WbReq* r) {
-    if (r->err == 0) stats_.bd_writes.fetch_add(1, std::memory_order_relaxed);
-    Slot& s = slots_[r->index];
-    s.lock();
-    const std::uint32_t f = s.get();
-    const bool unchanged = (f & slotf::kPpSlot) && !(f & (slotf::kWb | slotf::kSame)) &&
-                           s.handle.load(std::memory_order_relaxed) == r->handle &&
-                           (f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask)) == r->flags;
-    if (r->err == 0 && unchanged) {
-      free_slot_locked(s);  // the pool object, compr_data_size, huge_pages, pages_stored
-      s.handle.store(r->wb_handle, std::memory_order_relaxed);
-      s.set(r->wb_flags);
-      stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
-      stats_.bd_count.fetch_add(1, std::memory_order_relaxed);
-      s.unlock();
-      r->charged = false;
-      return;
+// Publishes (or gives back) every request of a reaped batch; the requests become free.
+void WritebackRun::finish(WbReq* done) noexcept {
+  sync_buffered(done);
+  for (WbReq* r = done; r;) {
+    WbReq* next = r->next;
+    complete(r);
+    r->next = free_reqs_;
+    free_reqs_ = r;
+    in_flight_--;
+    r = next;
+  }
+}
+
+// Durable before published: a run written without O_DIRECT is only in the page cache,
+// where a failed writeback would surface later, with the RAM copy gone. One fdatasync
+// covers every buffered write of the batch; if it fails, none of them is trusted.
+void WritebackRun::sync_buffered(WbReq* done) noexcept {
+  bool need_sync = false;
+  for (WbReq* r = done; r; r = r->next) need_sync |= r->err == 0 && r->buffered;
+  if (!need_sync) return;
+  if (const int e = backing_sync(b_); e != 0) {
+    for (WbReq* r = done; r; r = r->next) {
+      if (r->err == 0 && r->buffered) r->err = e;
     }
-    if (f & slotf::kPpSlot) s.set(f & ~(slotf::kPpSlot | slotf::kLock));
+  }
+}
+
+// Reads slot `index` into r (under its lock). False: skip it (r stays free).
+bool WritebackRun::fill(WbReq* r, std::uint64_t index) noexcept {
+  Slot& s = s_.slots_[index];
+  s.lock();
+  const std::uint32_t f = s.get();
+  const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
+  if (!(f & slotf::kPpSlot) || !(f & slotf::kSizeMask) || (f & (slotf::kWb | slotf::kSame))) {
+    s.unlock();  // accessed or freed since the scan
+    return false;
+  }
+  const std::uint32_t size = f & slotf::kSizeMask;
+  r->index = index;
+  r->handle = h;
+  r->flags = f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask);
+  r->wb_handle = r->block;
+  r->wb_flags = slotf::kWb;
+  if (compressed_ && !(f & slotf::kHuge)) {  // the compressed bytes as they are
+    const auto handle = static_cast<Handle>(h);
+    const void* p = s_.pool_->read_begin(handle, r->page);
+    if (p != r->page) std::memcpy(r->page, p, size);
+    s_.pool_->read_end(handle, p);
+    std::memset(r->page + size, 0, kBlockSize - size);
+    r->wb_handle |= std::uint64_t{size} << kWbLenShift;
+    r->wb_flags |= slotf::kWbCompressed | (f & slotf::kPrioMask);
+  } else if (auto lr = s_.load_locked(s, r->page); !lr) {
+    s.set(f & ~(slotf::kPpSlot | slotf::kLock));
     s.unlock();
-    b.release(r->block);
-    if (r->err != 0) {  // the write (or its sync) failed: the RAM copy stays, budget back
-      stats_.wb_failed.fetch_add(1, std::memory_order_relaxed);
-      refund(r);
-      last_err = make_error_code(Errc::io_error);
-      last_errno = r->err;
-      failed++;
-    }
+    last_err_ = lr.error();
+    failed_++;
+    return false;
+  }
+  s.unlock();
+  return true;
+}
+
+// Publishes a completed write: the slot becomes WB if nothing touched it meanwhile.
+void WritebackRun::complete(WbReq* r) noexcept {
+  if (r->err == 0) s_.stats_.bd_writes.fetch_add(1, std::memory_order_relaxed);
+  Slot& s = s_.slots_[r->index];
+  s.lock();
+  const std::uint32_t f = s.get();
+  const bool unchanged = (f & slotf::kPpSlot) && !(f & (slotf::kWb | slotf::kSame)) &&
+                         s.handle.load(std::memory_order_relaxed) == r->handle &&
+                         (f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask)) == r->flags;
+  if (r->err == 0 && unchanged) {
+    s_.free_slot_locked(s);  // the pool object, compr_data_size, huge_pages, pages_stored
+    s.handle.store(r->wb_handle, std::memory_order_relaxed);
+    s.set(r->wb_flags);
+    s_.stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
+    s_.stats_.bd_count.fetch_add(1, std::memory_order_relaxed);
+    s.unlock();
     r->charged = false;
-  };
+    return;
+  }
+  if (f & slotf::kPpSlot) s.set(f & ~(slotf::kPpSlot | slotf::kLock));
+  s.unlock();
+  b_.release(r->block);
+  if (r->err != 0) {  // the write (or its sync) failed: the RAM copy stays, budget back
+    s_.stats_.wb_failed.fetch_add(1, std::memory_order_relaxed);
+    refund(r);
+    last_err_ = make_error_code(Errc::io_error);
+    last_errno_ = r->err;
+    failed_++;
+  }
+  r->charged = false;
+}
 
-  for (;;) {
-    while (stop == Errc::ok && free_reqs) {
-      std::uint64_t index;
-      if (!buckets.pop(&index)) break;
-      WbReq* r = free_reqs;
-      const int c = charge();
-      if (c < 0) {
-        release(index);
-        stop = Errc::io_error;
-        break;
-      }
-      r->charged = c > 0;
-      if (!b.alloc(&r->block)) {
-        release(index);
-        refund(r);
-        stop = Errc::no_memory;
-        break;
-      }
-      if (!fill(r, index)) {
-        b.release(r->block);
-        refund(r);
-        continue;
-      }
-      free_reqs = r->next;
-      writer.queue(r);
-      in_flight++;
-    }
-    if (in_flight == 0) break;
-    WbReq* done = writer.reap();
-    // Durable before published: a run written without O_DIRECT is only in the page cache,
-    // where a failed writeback would surface later, with the RAM copy gone. One fdatasync
-    // covers every buffered write reaped here; if it fails, none of them is trusted.
-    bool need_sync = false;
-    for (WbReq* r = done; r; r = r->next) need_sync |= r->err == 0 && r->buffered;
-    if (need_sync) {
-      if (const int e = backing_sync(b); e != 0) {
-        for (WbReq* r = done; r; r = r->next) {
-          if (r->err == 0 && r->buffered) r->err = e;
-        }
-      }
-    }
-    for (WbReq* r = done; r;) {
-      WbReq* next = r->next;
-      complete(r);
-      r->next = free_reqs;
-      free_reqs = r;
-      in_flight--;
-      r = next;
-    }
+Result<void> WritebackRun::report(std::string* msg) const noexcept {
+  if (stop_ == Errc::io_error) {
+    return fail(msg, stop_, "writeback: writeback_limit exhausted (writeback_limit_enable is 1)");
   }
-  for (std::uint64_t i; buckets.pop(&i);) release(i);
-
-  if (stop == Errc::io_error) {
-    return fail(msg, stop, "writeback: writeback_limit exhausted (writeback_limit_enable is 1)");
+  if (stop_ == Errc::no_memory) {
+    return fail(msg, stop_,
+                "writeback: backing device '" + s_.backing_path_ + "' is full (" +
+                    std::to_string(b_.nblocks - 1) + " blocks)");
   }
-  if (stop == Errc::no_memory) {
-    return fail(msg, stop, "writeback: backing device '" + backing_path_ + "' is full (" +
-                std::to_string(b.nblocks - 1) + " blocks)");
-  }
-  if (last_err) {
-    return fail(msg, last_err, "writeback: " + std::to_string(failed) + " block(s) not written back" +
-                (last_errno ? ": " + errno_text(last_errno) : std::string()));
+  if (last_err_) {
+    return fail(msg, last_err_,
+                "writeback: " + std::to_string(failed_) + " block(s) not written back" +
+                    (last_errno_ ? ": " + std::string(std::strerror(last_errno_)) : std::string()));
   }
   return {};
+}
+
+struct FreeDeleter {
+  void operator()(unsigned char* p) const noexcept { std::free(p); }
+};
+
+}  // namespace
+
+// Needs the backing device, then the command (its ranges within the device).
+Result<void> attr::parse_writeback(const StoreImpl& s, std::string_view text, AttrArg* out,
+                                   std::string* msg) noexcept {
+  if (!s.backing_) {
+    return fail(msg, Errc::not_supported,
+                "writeback: no backing device (write backing_dev before disksize)");
+  }
+  WbCommand cmd;
+  if (auto r = parse_command(text, s.nslots_, &cmd, msg); !r) return r;
+  out->writeback = std::move(cmd);
+  return {};
+}
+
+// Protocol: docs/store-postprocessing.md#writeback. Caller holds init_lock_ shared.
+Result<void> attr::write_writeback(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  const WbCommand& cmd = arg.writeback;
+  PpPass pass(s, "writeback");
+  if (auto r = pass.begin(msg); !r) return r;
+
+  // 1. Candidates: allocated pool objects (not WB, not SAME) that pass the type filter.
+  const auto want = [mode = cmd.mode](std::uint32_t f) { return pp_type_matches(mode, f); };
+  if (cmd.ranges.empty()) {
+    if (auto r = pass.scan(0, s.nslots_, want, msg); !r) return r;
+  }
+  for (const auto& [lo, hi] : cmd.ranges) {
+    if (auto r = pass.scan(lo, hi + 1, want, msg); !r) return r;
+  }
+  if (pass.empty()) return {};
+
+  // 2. Writes, largest objects first, kWbDepth in flight.
+  std::unique_ptr<unsigned char, FreeDeleter> pages(
+      static_cast<unsigned char*>(std::aligned_alloc(4096, kWbDepth * kBlockSize)));
+  if (!pages) return fail(msg, Errc::no_memory, "writeback: out of memory");
+  WritebackRun run(s, pass, pages.get());
+  return run.run(msg);
 }
 
 }  // namespace uzram

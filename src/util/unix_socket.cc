@@ -1,11 +1,12 @@
 // util/unix_socket.cc - listen_unix_socket(): the private directory, the stale-socket
-// probe and the bind (unix_socket.h describes the rules).
+// probe and the bind (unix_socket.h describes the rules); connect_unix_socket().
 #include "util/unix_socket.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -286,6 +287,28 @@ Result<int> listen_unix_socket(const std::string& path, std::string* msg,
     const int e = errno;
     ::unlinkat(dfd.get(), name.c_str(), 0);
     return fail(msg, e, path + ": listen: " + errno_text(e));
+  }
+  return fd.release();
+}
+
+Result<int> connect_unix_socket(const std::string& path, std::string* msg,
+                                int timeout_ms) noexcept {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
+    return fail(msg, ENAMETOOLONG, "socket path empty or too long: '" + path + "'");
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return fail(msg, errno, "socket: " + errno_text(errno));
+  if (timeout_ms > 0) {  // before connect(): it bounds a connect to a full backlog too
+    const timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    const int e = errno;
+    return fail(msg, e, "cannot connect to " + path + ": " + errno_text(e));
   }
   return fd.release();
 }

@@ -1,6 +1,7 @@
-// util/unix_socket.h - listening Unix stream sockets in a private directory (layer 0): the
-// one helper behind the control socket (store/control_server.cc) and the NBD server's
-// socket (nbd/server.cc). docs/uzram-serve.md, "Security: files and local sockets".
+// util/unix_socket.h - Unix stream sockets (layer 0): listening in a private directory, and
+// connecting; the one helper behind the control socket (control/server.cc,
+// control/client.cc) and the NBD server's socket (nbd/server.cc). docs/uzram-serve.md,
+// "Security: files and local sockets".
 //
 // listen_unix_socket(PATH):
 //  1. The socket's directory (PATH up to its last '/', "." when none) is created with mode
@@ -42,6 +43,15 @@ struct UnixListenOptions {
 
 // Step 1 alone: creates `dir` (0700) or checks an existing one by the same rules.
 [[nodiscard]] Result<void> secure_socket_dir(const std::string& dir, std::string* msg) noexcept;
+
+// Connects a blocking Unix stream socket (close-on-exec) to PATH; timeout_ms > 0 bounds
+// the connect and every later send and receive (SO_SNDTIMEO, SO_RCVTIMEO). Returns the
+// descriptor. Errors (generic category): ENAMETOOLONG (path empty or longer than
+// sun_path: "socket path empty or too long: 'PATH'"), and the system's for socket
+// ("socket: ...") and connect ("cannot connect to PATH: ...": ENOENT, ECONNREFUSED,
+// EACCES, EAGAIN when the server's backlog is full).
+[[nodiscard]] Result<int> connect_unix_socket(const std::string& path, std::string* msg,
+                                              int timeout_ms = 0) noexcept;
 
 }  // namespace uzram
 

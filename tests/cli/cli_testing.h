@@ -9,34 +9,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "cli/cli.h"
+#include "testing/temp_dir.h"
 #include "util/random.h"
 
 namespace uzram::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/uzram-cli-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 struct CliResult {
   int status = -1;
@@ -62,11 +42,6 @@ inline CliResult run_cli(std::vector<std::string> args) {
   std::free(obuf);
   std::free(ebuf);
   return r;
-}
-
-inline void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // Block builders: 4096 bytes each.

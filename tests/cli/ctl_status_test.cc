@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "cli_testing.h"
-#include "store/control.h"
+#include "control/control.h"
 #include "uzram/store.h"
 
 namespace uzram::testing {

@@ -1,9 +1,10 @@
 // listen_unix_socket(): the directory rules (created 0700; an existing one owned by us and
 // not group/world-writable; no symbolic link), the socket's mode under any umask, the
 // stale-socket probe, refusals that leave the existing file alone, and two servers
-// starting on one path at once.
+// starting on one path at once; connect_unix_socket().
 #include "util/unix_socket.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -270,6 +272,46 @@ TEST(UnixSocket, ConcurrentStartsOnOnePath) {
       if (fd >= 0) ::close(fd);
     }
   }
+}
+
+}  // namespace
+}  // namespace uzram
+
+namespace uzram {
+namespace {
+
+// connect_unix_socket(): the messages and errors of the control client, and a timeout
+// that bounds the receive.
+TEST(UnixSocketConnect, ConnectsAndReportsTheSystemsErrors) {
+  TempDir t;
+  const std::string path = t / "s.sock";
+  std::string msg;
+  auto none = connect_unix_socket(path, &msg);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error(), err(ENOENT));
+  EXPECT_EQ(msg, "cannot connect to " + path + ": " + std::strerror(ENOENT));
+  auto long_path = connect_unix_socket(t / std::string(200, 'x'), &msg);
+  ASSERT_FALSE(long_path);
+  EXPECT_EQ(long_path.error(), err(ENAMETOOLONG));
+  EXPECT_EQ(msg.rfind("socket path empty or too long: '", 0), 0u) << msg;
+  EXPECT_EQ(connect_unix_socket("", &msg).error(), err(ENAMETOOLONG));
+
+  auto listening = listen_unix_socket(path, &msg);
+  ASSERT_TRUE(listening) << msg;
+  auto c = connect_unix_socket(path, &msg, 200);
+  ASSERT_TRUE(c) << msg;
+  EXPECT_NE(::fcntl(*c, F_GETFD) & FD_CLOEXEC, 0);
+  char b;  // nobody sends: the 200 ms receive timeout ends the wait
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_LT(::recv(*c, &b, 1, 0), 0);
+  EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << std::strerror(errno);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(150));
+  ::close(*c);
+  ::close(*listening);
+  // Nobody listens any more: refused, and said so.
+  auto refused = connect_unix_socket(path, &msg);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), err(ECONNREFUSED));
 }
 
 }  // namespace

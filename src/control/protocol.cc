@@ -1,17 +1,14 @@
-// store/control.cc - the control protocol (control.h): default paths, errno names, and
+// control/protocol.cc - the control protocol (control.h): default paths, errno names, and
 // ControlServer::respond(), the dispatch of one request line to the served stores. The
-// server's loop is in control_server.cc, the client in control_client.cc.
-#include "store/control.h"
-
-#include <sys/socket.h>
-#include <sys/un.h>
+// server's loop is in server.cc, the client in client.cc.
+#include "control/control.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
-#include "store/control_internal.h"
+#include "control/internal.h"
 #include "uzram/pool.h"
 #include "uzram/store.h"
 
@@ -20,7 +17,8 @@ namespace control_internal {
 
 std::string err_response(int e, std::string_view message) {
   std::string r = "ERR " + errno_name(std::error_code(e, std::generic_category())) + " ";
-  for (char c : message.substr(0, 512)) r += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
+  for (char c : message.substr(0, 512))
+    r += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
   return r + "\n";
 }
 
@@ -36,14 +34,6 @@ std::string_view next_word(std::string_view* rest) {
   rest->remove_prefix(e);
   if (!rest->empty()) rest->remove_prefix(1);  // the one separator; VALUE is verbatim
   return w;
-}
-
-bool fill_addr(const std::string& path, sockaddr_un* a) {
-  std::memset(a, 0, sizeof *a);
-  a->sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof a->sun_path) return false;
-  std::memcpy(a->sun_path, path.data(), path.size());
-  return true;
 }
 
 std::error_code sys_error(std::string* msg, const std::string& what) {
@@ -64,10 +54,14 @@ struct ErrnoName {
   const char* name;
 };
 constexpr ErrnoName kErrnoNames[] = {
-    {EINVAL, "EINVAL"}, {ENOENT, "ENOENT"},   {EACCES, "EACCES"}, {EBUSY, "EBUSY"},
-    {ENOMEM, "ENOMEM"}, {ENOSPC, "ENOSPC"},   {EIO, "EIO"},       {ERANGE, "ERANGE"},
-    {E2BIG, "E2BIG"},   {EOPNOTSUPP, "EOPNOTSUPP"}, {ENODEV, "ENODEV"}, {EAGAIN, "EAGAIN"},
-    {EPROTO, "EPROTO"}, {EEXIST, "EEXIST"},   {EPERM, "EPERM"},   {ENAMETOOLONG, "ENAMETOOLONG"},
+    {EINVAL, "EINVAL"}, {ENOENT, "ENOENT"},
+    {EACCES, "EACCES"}, {EBUSY, "EBUSY"},
+    {ENOMEM, "ENOMEM"}, {ENOSPC, "ENOSPC"},
+    {EIO, "EIO"},       {ERANGE, "ERANGE"},
+    {E2BIG, "E2BIG"},   {EOPNOTSUPP, "EOPNOTSUPP"},
+    {ENODEV, "ENODEV"}, {EAGAIN, "EAGAIN"},
+    {EPROTO, "EPROTO"}, {EEXIST, "EEXIST"},
+    {EPERM, "EPERM"},   {ENAMETOOLONG, "ENAMETOOLONG"},
 };
 
 std::string ok(std::string_view payload) {
@@ -90,7 +84,6 @@ bool attr_exists(std::string_view name) {
   return false;
 }
 
-
 std::string info(const Store& s) {
   const MmStat m = s.mm_stat();
   std::string r;
@@ -101,10 +94,10 @@ std::string info(const Store& s) {
   kv("algorithm", s.comp_algorithm());
   kv("streams", std::to_string(s.streams()));
   const std::pair<const char*, std::uint64_t> fields[] = {
-      {"orig_data_size", m.orig_data_size}, {"compr_data_size", m.compr_data_size},
-      {"mem_used_total", m.mem_used_total}, {"mem_limit", m.mem_limit},
-      {"mem_used_max", m.mem_used_max},     {"same_pages", m.same_pages},
-      {"pages_compacted", m.pages_compacted}, {"huge_pages", m.huge_pages},
+      {"orig_data_size", m.orig_data_size},    {"compr_data_size", m.compr_data_size},
+      {"mem_used_total", m.mem_used_total},    {"mem_limit", m.mem_limit},
+      {"mem_used_max", m.mem_used_max},        {"same_pages", m.same_pages},
+      {"pages_compacted", m.pages_compacted},  {"huge_pages", m.huge_pages},
       {"huge_pages_since", m.huge_pages_since}};
   for (const auto& [k, v] : fields) kv(k, std::to_string(v));
   PoolStats ps;
@@ -127,7 +120,8 @@ std::string default_control_dir() noexcept {
 std::string default_control_socket() noexcept { return default_control_dir() + "/control.sock"; }
 
 std::string errno_name(std::error_code ec) noexcept {
-  const int v = ec.category() == std::generic_category() ? ec.value() : ec.default_error_condition().value();
+  const int v =
+      ec.category() == std::generic_category() ? ec.value() : ec.default_error_condition().value();
   for (const ErrnoName& e : kErrnoNames) {
     if (e.value == v) return e.name;
   }
@@ -148,7 +142,8 @@ std::string ControlServer::respond(std::span<Store* const> stores, std::string_v
   if (!request.empty() && request.back() == '\r') request.remove_suffix(1);
   if (request.size() >= kControlMaxLine) return err(E2BIG, "request line too long");
   for (char c : request) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return err(EINVAL, "request contains control characters");
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return err(EINVAL, "request contains control characters");
   }
   std::string_view rest = request;
   const std::string_view cmd = next_word(&rest);
@@ -169,14 +164,16 @@ std::string ControlServer::respond(std::span<Store* const> stores, std::string_v
     return err(ENOENT, "USE: no store named '" + std::string(name) + "'");
   }
   if (cmd != "READ" && cmd != "WRITE" && cmd != "INFO") {
-    return err(EINVAL, "unknown command '" + std::string(cmd.substr(0, 32)) + "' (LIST, USE, READ, WRITE, INFO)");
+    return err(EINVAL, "unknown command '" + std::string(cmd.substr(0, 32)) +
+                           "' (LIST, USE, READ, WRITE, INFO)");
   }
   if (*selected >= stores.size()) return err(ENODEV, "no store is served here");
   Store& s = *stores[*selected];
   if (cmd == "INFO") return ok(info(s));
   const std::string_view attr = next_word(&rest);
   if (attr.empty()) return err(EINVAL, std::string(cmd) + ": attribute name missing");
-  if (!attr_exists(attr)) return err(ENOENT, std::string(attr.substr(0, 64)) + ": no such attribute");
+  if (!attr_exists(attr))
+    return err(ENOENT, std::string(attr.substr(0, 64)) + ": no such attribute");
   std::string msg;
   if (cmd == "READ") {
     if (!rest.empty()) return err(EINVAL, "READ: takes one attribute name");

@@ -1,18 +1,21 @@
-// cli/control_test.cc - the control protocol: respond() without I/O, then ControlServer and
-// ControlClient over a real Unix socket, including malformed and hostile input.
+// control/control_test.cc - the control protocol: respond() without I/O, then ControlServer
+// and ControlClient over a real Unix socket, including malformed and hostile input.
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <thread>
 
-#include "cli_testing.h"
-#include "store/control.h"
+#include "control/control.h"
+#include "testing/temp_dir.h"
 #include "uzram/store.h"
 
 namespace uzram::testing {
@@ -65,7 +68,8 @@ TEST(ControlRespond, Commands) {
   std::size_t sel = 0;
   EXPECT_EQ(ControlServer::respond(stores, "LIST", &sel), "OK 12\nzram0\nzram1\n");
   const std::string mm = *a->read_attr("mm_stat");
-  EXPECT_EQ(ControlServer::respond(stores, "READ mm_stat", &sel), "OK " + std::to_string(mm.size()) + "\n" + mm);
+  EXPECT_EQ(ControlServer::respond(stores, "READ mm_stat", &sel),
+            "OK " + std::to_string(mm.size()) + "\n" + mm);
   EXPECT_EQ(ControlServer::respond(stores, "READ disksize\r", &sel), "OK 8\n1048576\n");
   EXPECT_EQ(ControlServer::respond(stores, "WRITE mem_limit 2M", &sel), "OK 0\n");
   EXPECT_EQ(a->mm_stat().mem_limit, 2u << 20);
@@ -73,7 +77,8 @@ TEST(ControlRespond, Commands) {
   EXPECT_EQ(sel, 1u);
   EXPECT_EQ(ControlServer::respond(stores, "READ initstate", &sel), "OK 2\n0\n");
   EXPECT_EQ(ControlServer::respond(stores, "WRITE comp_algorithm lz4", &sel), "OK 0\n");
-  EXPECT_EQ(ControlServer::respond(stores, "WRITE algorithm_params algo=lz4 level=1", &sel), "OK 0\n");
+  EXPECT_EQ(ControlServer::respond(stores, "WRITE algorithm_params algo=lz4 level=1", &sel),
+            "OK 0\n");
   const std::string info = ControlServer::respond(stores, "INFO", &sel);
   EXPECT_NE(info.find("\nname zram1\ninitstate 0\ndisksize 0\n"), std::string::npos) << info;
   EXPECT_NE(info.find("\nhuge_pages_since 0\nzspages 0\n"), std::string::npos) << info;
@@ -87,18 +92,22 @@ TEST(ControlRespond, Errors) {
   EXPECT_EQ(r("READ nosuch"), "ERR ENOENT nosuch: no such attribute\n");
   EXPECT_EQ(r("READ reset"), "ERR EACCES reset: write-only attribute\n");
   EXPECT_EQ(r("WRITE mm_stat 1"), "ERR EACCES mm_stat: read-only attribute\n");
-  EXPECT_EQ(r("WRITE disksize 2M"), "ERR EBUSY disksize: device already initialised (reset it first)\n");
+  EXPECT_EQ(r("WRITE disksize 2M"),
+            "ERR EBUSY disksize: device already initialised (reset it first)\n");
   EXPECT_EQ(r("WRITE mem_limit lots"), "ERR EINVAL mem_limit: invalid size 'lots'\n");
   EXPECT_EQ(r(""), "ERR EINVAL empty request\n");
   EXPECT_EQ(r("   "), "ERR EINVAL empty request\n");
   EXPECT_EQ(r("READ"), "ERR EINVAL READ: attribute name missing\n");
   EXPECT_EQ(r("READ mm_stat extra"), "ERR EINVAL READ: takes one attribute name\n");
-  EXPECT_EQ(r("read mm_stat"), "ERR EINVAL unknown command 'read' (LIST, USE, READ, WRITE, INFO)\n");
-  EXPECT_EQ(r(std::string_view("READ \0mm", 8)), "ERR EINVAL request contains control characters\n");
+  EXPECT_EQ(r("read mm_stat"),
+            "ERR EINVAL unknown command 'read' (LIST, USE, READ, WRITE, INFO)\n");
+  EXPECT_EQ(r(std::string_view("READ \0mm", 8)),
+            "ERR EINVAL request contains control characters\n");
   EXPECT_EQ(r("USE zram9"), "ERR ENOENT USE: no store named 'zram9'\n");
   EXPECT_EQ(r(std::string(5000, 'A')), "ERR E2BIG request line too long\n");
   std::size_t none = 0;
-  EXPECT_EQ(ControlServer::respond({}, "READ mm_stat", &none), "ERR ENODEV no store is served here\n");
+  EXPECT_EQ(ControlServer::respond({}, "READ mm_stat", &none),
+            "ERR ENODEV no store is served here\n");
   EXPECT_EQ(ControlServer::respond({}, "LIST", &none), "OK 0\n");
 }
 
@@ -149,7 +158,7 @@ TEST_F(ControlServerTest, SocketModeAndDirectory) {
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   server_->stop();
   EXPECT_NE(::stat(path_.c_str(), &st), 0);  // removed
-  server_->stop();                            // idempotent
+  server_->stop();                           // idempotent
 }
 
 TEST_F(ControlServerTest, ClientReadWriteListUse) {
@@ -214,7 +223,9 @@ TEST_F(ControlServerTest, GarbageAndOversizedLinesAndServerSurvives) {
   send_all(fd, std::string("\x01\x02garbage\xff\n", 11));
   EXPECT_EQ(recv_lines(fd, 1), "ERR EINVAL request contains control characters\n");
   send_all(fd, "FROB\nLIST\n");  // pipelined: two responses, in order
-  EXPECT_EQ(recv_lines(fd, 4), "ERR EINVAL unknown command 'FROB' (LIST, USE, READ, WRITE, INFO)\nOK 12\nzram0\nzram1\n");
+  EXPECT_EQ(
+      recv_lines(fd, 4),
+      "ERR EINVAL unknown command 'FROB' (LIST, USE, READ, WRITE, INFO)\nOK 12\nzram0\nzram1\n");
   send_all(fd, std::string(3 * kControlMaxLine, 'A'));  // no newline: over the bound
   EXPECT_EQ(recv_lines(fd, 2), "ERR E2BIG request line longer than 4096 bytes\n");  // then closed
   ::close(fd);

@@ -1,4 +1,4 @@
-// store/control_server.cc - ControlServer: binds the socket and serves requests from one
+// control/server.cc - ControlServer: binds the socket and serves requests from one
 // background thread with poll(): non-blocking connections, one response in flight per
 // connection, bounded request lines (control.h describes the protocol).
 #include <fcntl.h>
@@ -11,8 +11,8 @@
 #include <mutex>
 #include <thread>
 
-#include "store/control.h"
-#include "store/control_internal.h"
+#include "control/control.h"
+#include "control/internal.h"
 #include "util/unix_socket.h"
 #include "uzram/store.h"
 
@@ -52,8 +52,9 @@ struct ControlServer::State {
   void process(Conn& c) noexcept;
 };
 
-Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& path, std::vector<Store*> stores,
-                                                            std::string* msg, const ControlServerOptions& options) noexcept {
+Result<std::unique_ptr<ControlServer>> ControlServer::start(
+    const std::string& path, std::vector<Store*> stores, std::string* msg,
+    const ControlServerOptions& options) noexcept {
   for (std::size_t i = 0; i < stores.size(); i++) {
     for (std::size_t j = 0; j < i; j++) {
       if (stores[i]->name() == stores[j]->name()) {
@@ -70,8 +71,8 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& p
   if (!listened) {
     if (msg) *msg = "control: " + why;
     const std::error_code e = listened.error();
-    if (e == std::errc::device_or_resource_busy) return Errc::busy;        // a live server
-    if (e == std::errc::file_exists) return Errc::invalid_argument;        // not a socket
+    if (e == std::errc::device_or_resource_busy) return Errc::busy;  // a live server
+    if (e == std::errc::file_exists) return Errc::invalid_argument;  // not a socket
     return e;
   }
   const int listen_fd = *listened;
@@ -133,7 +134,8 @@ void ControlServer::State::loop() noexcept {
     fds.clear();
     fds.push_back({wake[0], POLLIN, 0});
     fds.push_back({listen_fd, POLLIN, 0});
-    for (const Conn& c : conns) fds.push_back({c.fd, static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
+    for (const Conn& c : conns)
+      fds.push_back({c.fd, static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
     if (::poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       return;
@@ -198,13 +200,15 @@ void ControlServer::State::process(Conn& c) noexcept {
     const std::size_t nl = c.in.find('\n');
     if (nl == std::string::npos) {
       if (c.in.size() >= kControlMaxLine) {
-        c.out = err_response(E2BIG, "request line longer than " + std::to_string(kControlMaxLine) + " bytes");
+        c.out = err_response(
+            E2BIG, "request line longer than " + std::to_string(kControlMaxLine) + " bytes");
         c.close_after_flush = true;
       }
       return;
     }
     if (nl + 1 > kControlMaxLine) {
-      c.out = err_response(E2BIG, "request line longer than " + std::to_string(kControlMaxLine) + " bytes");
+      c.out = err_response(
+          E2BIG, "request line longer than " + std::to_string(kControlMaxLine) + " bytes");
       c.close_after_flush = true;
       return;
     }

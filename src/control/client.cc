@@ -1,23 +1,24 @@
-// store/control_client.cc - ControlClient: one blocking connection to a control socket;
-// sends a request line and parses "OK LEN" / "ERR NAME message" responses (control.h).
+// control/client.cc - ControlClient: one blocking connection to a control socket; sends a
+// request line and parses "OK LEN" / "ERR NAME message" responses (control.h).
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
-#include "store/control.h"
-#include "store/control_internal.h"
+#include "control/control.h"
+#include "control/internal.h"
+#include "util/unix_socket.h"
 
 namespace uzram {
 
-using control_internal::fill_addr;
-using control_internal::sys_error;
 using control_internal::next_word;
+using control_internal::sys_error;
 
-ControlClient::ControlClient(ControlClient&& o) noexcept : fd_(o.fd_), buf_(std::move(o.buf_)) { o.fd_ = -1; }
+ControlClient::ControlClient(ControlClient&& o) noexcept : fd_(o.fd_), buf_(std::move(o.buf_)) {
+  o.fd_ = -1;
+}
 
 ControlClient& ControlClient::operator=(ControlClient&& o) noexcept {
   if (this != &o) {
@@ -33,23 +34,12 @@ ControlClient::~ControlClient() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<ControlClient> ControlClient::connect(const std::string& path, std::string* msg, int timeout_ms) noexcept {
-  sockaddr_un addr;
-  if (!fill_addr(path, &addr)) {
-    if (msg) *msg = "socket path empty or too long: '" + path + "'";
-    return std::error_code(ENAMETOOLONG, std::generic_category());
-  }
+Result<ControlClient> ControlClient::connect(const std::string& path, std::string* msg,
+                                             int timeout_ms) noexcept {
+  auto fd = connect_unix_socket(path, msg, timeout_ms);
+  if (!fd) return fd.error();
   ControlClient c;
-  c.fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (c.fd_ < 0) return sys_error(msg, "socket");
-  if (timeout_ms > 0) {
-    const timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    ::setsockopt(c.fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(c.fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  }
-  if (::connect(c.fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return sys_error(msg, "cannot connect to " + path);
-  }
+  c.fd_ = *fd;
   return c;
 }
 
@@ -97,7 +87,8 @@ Result<std::string> ControlClient::call(std::string_view request, std::string* m
     if (msg) *msg = std::string(rest);
     return errno_from_name(name);
   }
-  if (head.rfind("OK ", 0) != 0) return proto("control socket: malformed response '" + head.substr(0, 64) + "'");
+  if (head.rfind("OK ", 0) != 0)
+    return proto("control socket: malformed response '" + head.substr(0, 64) + "'");
   char* end = nullptr;
   const unsigned long long len = std::strtoull(head.c_str() + 3, &end, 10);
   if (head.size() == 3 || *end != '\0' || len > kControlMaxPayload) {
@@ -113,7 +104,8 @@ Result<std::string> ControlClient::read_attr(std::string_view attr, std::string*
   return call("READ " + std::string(attr), msg);
 }
 
-Result<void> ControlClient::write_attr(std::string_view attr, std::string_view value, std::string* msg) noexcept {
+Result<void> ControlClient::write_attr(std::string_view attr, std::string_view value,
+                                       std::string* msg) noexcept {
   auto r = call("WRITE " + std::string(attr) + " " + std::string(value), msg);
   if (!r) return r.error();
   return {};
@@ -138,7 +130,8 @@ Result<void> ControlClient::use(std::string_view store, std::string* msg) noexce
   return {};
 }
 
-Result<std::string> control_request(const std::string& path, std::string_view request, std::string* msg) noexcept {
+Result<std::string> control_request(const std::string& path, std::string_view request,
+                                    std::string* msg) noexcept {
   auto c = ControlClient::connect(path, msg);
   if (!c) return c.error();
   return c->call(request, msg);

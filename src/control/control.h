@@ -1,6 +1,8 @@
-// store/control.h - the control socket (layer 3, store): ControlServer serves the attributes
-// of one or more Stores on a Unix stream socket, from a background thread; ControlClient is
-// the other end (`uzram ctl`, `uzram status`). `uzram serve` embeds the server.
+// control/control.h - the control socket (layer 4, control; beside nbd, on the store):
+// ControlServer serves the attributes of one or more Stores on a Unix stream socket, from a
+// background thread; ControlClient is the other end (`uzram ctl`, `uzram status`). `uzram
+// serve` embeds the server. Not part of the installed library (CONTRIBUTING.md): the
+// protocol below is the interface, for any client.
 //
 // Protocol (one request line, one response; docs/uzram.md#control-protocol):
 //   request   = COMMAND [SP ARG...] LF        at most kControlMaxLine bytes with the LF;
@@ -23,8 +25,8 @@
 // must outlive the server (stop() or destruction). Requests are served one at a time by the
 // server thread, so a slow write (compact, writeback) delays the other clients. A
 // ControlClient is one connection: use it from one thread at a time.
-#ifndef UZRAM_STORE_CONTROL_H_
-#define UZRAM_STORE_CONTROL_H_
+#ifndef UZRAM_CONTROL_CONTROL_H_
+#define UZRAM_CONTROL_CONTROL_H_
 
 #include <cstddef>
 #include <memory>
@@ -40,7 +42,7 @@ namespace uzram {
 
 class Store;
 
-inline constexpr std::size_t kControlMaxLine = 4096;                   // request, with LF
+inline constexpr std::size_t kControlMaxLine = 4096;                       // request, with LF
 inline constexpr std::size_t kControlMaxPayload = std::size_t{256} << 20;  // client accepts
 
 // The default socket directory: $XDG_RUNTIME_DIR/uzram when XDG_RUNTIME_DIR is set and not
@@ -79,8 +81,7 @@ class ControlServer {
 
   // The protocol without I/O: the complete response to one request line (without its LF)
   // for a connection whose selected store index is *selected (USE updates it).
-  [[nodiscard]] static std::string respond(std::span<Store* const> stores,
-                                           std::string_view request,
+  [[nodiscard]] static std::string respond(std::span<Store* const> stores, std::string_view request,
                                            std::size_t* selected) noexcept;
 
  private:
@@ -109,7 +110,8 @@ class ControlClient {
   // a malformed response gives EPROTO.
   [[nodiscard]] Result<std::string> call(std::string_view request,
                                          std::string* msg = nullptr) noexcept;
-  [[nodiscard]] Result<std::string> read_attr(std::string_view attr, std::string* msg = nullptr) noexcept;
+  [[nodiscard]] Result<std::string> read_attr(std::string_view attr,
+                                              std::string* msg = nullptr) noexcept;
   [[nodiscard]] Result<void> write_attr(std::string_view attr, std::string_view value,
                                         std::string* msg = nullptr) noexcept;
   [[nodiscard]] Result<std::vector<std::string>> list(std::string* msg = nullptr) noexcept;
@@ -126,4 +128,4 @@ class ControlClient {
 
 }  // namespace uzram
 
-#endif  // UZRAM_STORE_CONTROL_H_
+#endif  // UZRAM_CONTROL_CONTROL_H_

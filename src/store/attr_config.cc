@@ -1,0 +1,316 @@
+// store/attr_config.cc - the configuration attributes' parsers and writers (rows of the
+// attribute table, attr_table.h): disksize and reset (init and its undoing), the limits,
+// the algorithms (comp_algorithm, algorithm_params, recomp_algorithm), compact, and the
+// writeback switches. Grammar, refusals and messages as the kernel's, each message naming
+// its attribute.
+#include <mutex>
+
+#include "store/attr_table.h"
+#include "store/fail.h"
+#include "store/kv.h"
+#include "store/store_impl.h"
+
+namespace uzram::attr {
+namespace {
+
+// reset and disksize while users are open (Store::open_user): the kernel's EBUSY.
+Result<void> in_use(std::string* msg, const char* attr, std::uint64_t users) {
+  return fail(msg, Errc::busy,
+              std::string(attr) + ": device in use by " + std::to_string(users) +
+                  " open connection(s); disconnect them first");
+}
+
+// "0" or "1" as a number.
+Result<void> parse_switch(std::string_view text, const char* attr, AttrArg* out,
+                          std::string* msg) noexcept {
+  int v;
+  if (!parse_int(text, &v) || (v != 0 && v != 1)) {
+    return fail(msg, Errc::invalid_argument, std::string(attr) + ": expects 0 or 1");
+  }
+  out->number = static_cast<std::uint64_t>(v);
+  return {};
+}
+
+}  // namespace
+
+// ---- disksize, reset --------------------------------------------------------------------
+
+Result<void> parse_disksize(const StoreImpl&, std::string_view text, AttrArg* out,
+                            std::string* msg) noexcept {
+  auto size = parse_size(text);
+  if (!size || *size == 0) {
+    return fail(msg, Errc::invalid_argument, "disksize: invalid size '" + std::string(text) + "'");
+  }
+  out->number = *size;
+  return {};
+}
+
+Result<void> write_disksize(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  std::unique_lock l(s.init_lock_);
+  if (const auto u = s.users_.load(std::memory_order_relaxed)) return in_use(msg, "disksize", u);
+  if (s.disksize_) {
+    return fail(msg, Errc::busy, "disksize: device already initialised (reset it first)");
+  }
+  return s.init_locked(arg.number, msg);
+}
+
+Result<void> parse_reset(const StoreImpl&, std::string_view text, AttrArg* out,
+                         std::string* msg) noexcept {
+  int v = 0;
+  if (text.empty()) {  // not a trigger: a reset loses every stored block
+    return fail(msg, Errc::invalid_argument,
+                "reset: give the value, e.g. 'reset 1' (a reset discards every stored block; "
+                "an empty write is refused, as the kernel refuses it)");
+  }
+  if (!parse_int(text, &v) || v <= 0) {
+    return fail(msg, Errc::invalid_argument, "reset: expects a positive integer");
+  }
+  out->number = static_cast<std::uint64_t>(v);
+  return {};
+}
+
+Result<void> write_reset(StoreImpl& s, AttrArg&, std::string* msg) noexcept {
+  std::unique_lock l(s.init_lock_);
+  if (const auto u = s.users_.load(std::memory_order_relaxed)) return in_use(msg, "reset", u);
+  s.reset_locked();
+  return {};
+}
+
+// ---- compact, mem_limit, mem_used_max -----------------------------------------------------
+
+Result<void> write_compact(StoreImpl& s, AttrArg&, std::string*) noexcept {
+  s.pool_->compact();
+  return {};
+}
+
+Result<void> parse_mem_limit(const StoreImpl&, std::string_view text, AttrArg* out,
+                             std::string* msg) noexcept {
+  auto size = parse_size(text);
+  if (!size) {
+    return fail(msg, Errc::invalid_argument, "mem_limit: invalid size '" + std::string(text) + "'");
+  }
+  out->number = *size;
+  return {};
+}
+
+Result<void> write_mem_limit(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
+  const std::uint64_t bytes = arg.number;
+  std::unique_lock l(s.init_lock_);
+  s.mem_limit_pages_.store((bytes + kBlockSize - 1) / kBlockSize, std::memory_order_relaxed);
+  return {};
+}
+
+Result<void> parse_mem_used_max(const StoreImpl&, std::string_view text, AttrArg*,
+                                std::string* msg) noexcept {
+  std::uint64_t v;
+  if (!parse_u64(text, &v) || v != 0) {
+    return fail(msg, Errc::invalid_argument,
+                "mem_used_max: only 0 is accepted (resets the high-water mark)");
+  }
+  return {};
+}
+
+Result<void> write_mem_used_max(StoreImpl& s, AttrArg&, std::string*) noexcept {
+  std::shared_lock l(s.init_lock_);
+  if (s.pool_) s.stats_.max_used_pages.store(s.pool_->total_pages(), std::memory_order_relaxed);
+  return {};
+}
+
+// ---- comp_algorithm, recomp_algorithm ----------------------------------------------------
+
+Result<void> parse_comp_algorithm(const StoreImpl&, std::string_view text, AttrArg* out,
+                                  std::string* msg) noexcept {
+  if (!codec_known(text)) {
+    return fail(msg, Errc::invalid_argument,
+                "comp_algorithm: unknown algorithm '" + std::string(text) + "'");
+  }
+  out->text = std::string(text);
+  return {};
+}
+
+Result<void> write_comp_algorithm(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  std::unique_lock l(s.init_lock_);
+  if (s.disksize_) {
+    return fail(msg, Errc::busy,
+                "comp_algorithm: cannot change the algorithm of an initialised device");
+  }
+  s.comp_[0] = CodecSpec{};
+  s.comp_[0].name = std::move(arg.text);
+  return {};
+}
+
+Result<void> parse_recomp_algorithm(const StoreImpl&, std::string_view text, AttrArg* out,
+                                    std::string* msg) noexcept {
+  RecompAlgo ra;
+  for (const KeyValue& kv : split_kv(text)) {
+    if (kv.key == "algo" && kv.has_value) {
+      ra.algo = std::string(kv.value);
+    } else if (kv.key == "priority" && kv.has_value) {
+      if (!parse_int(kv.value, &ra.priority) || ra.priority < 1 || ra.priority > 3) {
+        return fail(msg, Errc::invalid_argument, "recomp_algorithm: priority must be 1..3");
+      }
+    } else {
+      return fail(msg, Errc::invalid_argument,
+                  "recomp_algorithm: expected 'algo=NAME [priority=N]'");
+    }
+  }
+  if (ra.algo.empty()) {
+    return fail(msg, Errc::invalid_argument, "recomp_algorithm: algo=NAME is required");
+  }
+  if (!codec_known(ra.algo)) {
+    return fail(msg, Errc::invalid_argument,
+                "recomp_algorithm: unknown algorithm '" + ra.algo + "'");
+  }
+  out->recomp = std::move(ra);
+  return {};
+}
+
+Result<void> write_recomp_algorithm(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  RecompAlgo& ra = arg.recomp;
+  std::unique_lock l(s.init_lock_);
+  if (s.disksize_) return fail(msg, Errc::busy, "recomp_algorithm: device already initialised");
+  s.comp_[ra.priority] = CodecSpec{};
+  s.comp_[ra.priority].name = std::move(ra.algo);
+  return {};
+}
+
+// ---- algorithm_params -------------------------------------------------------------------
+
+namespace {
+
+Result<void> parse_param(const KeyValue& kv, AlgoParams* p, std::string* msg) noexcept {
+  const auto bad = [msg](const std::string& what) {
+    return fail(msg, Errc::invalid_argument, "algorithm_params: " + what);
+  };
+  if (!kv.has_value) return bad("expected key=value, got '" + std::string(kv.key) + "'");
+  if (kv.key == "priority") {
+    if (!parse_int(kv.value, &p->priority) || p->priority < 0 ||
+        p->priority >= static_cast<int>(kMaxPriorities)) {
+      return bad("priority must be 0..3");
+    }
+  } else if (kv.key == "algo") {
+    p->algo = std::string(kv.value);
+  } else if (kv.key == "level") {
+    if (!parse_int(kv.value, &p->spec.level)) return bad("bad level");
+    p->spec.has_level = true;
+  } else if (kv.key == "dict") {
+    p->spec.dict_path = std::string(kv.value);
+  } else if (kv.key == "deflate.winbits") {
+    if (!parse_int(kv.value, &p->spec.deflate_winbits)) return bad("bad deflate.winbits");
+  } else {
+    return bad("unknown parameter '" + std::string(kv.key) + "'");
+  }
+  return {};
+}
+
+// The priority the parameters are for (algo= selects the priority using that algorithm,
+// else priority=, else 0), and its algorithm into p->spec.name. Caller holds init_lock_.
+Result<void> resolve_priority_locked(const StoreImpl& s, AlgoParams* p, std::string* msg) {
+  if (s.disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
+  int prio = p->priority;
+  if (!p->algo.empty()) {
+    for (unsigned i = 0; i < kMaxPriorities && prio < 0; i++) {
+      if (s.comp_[i].name == p->algo) prio = static_cast<int>(i);
+    }
+    if (prio < 0) {
+      return fail(msg, Errc::invalid_argument,
+                  "algorithm_params: algorithm '" + p->algo + "' is not configured");
+    }
+  }
+  if (prio < 0) prio = 0;
+  if (s.comp_[prio].name.empty()) {
+    return fail(msg, Errc::invalid_argument,
+                "algorithm_params: no algorithm at priority " + std::to_string(prio));
+  }
+  p->priority = prio;
+  p->spec.name = s.comp_[prio].name;
+  return {};
+}
+
+}  // namespace
+
+Result<void> parse_algorithm_params(const StoreImpl&, std::string_view text, AttrArg* out,
+                                    std::string* msg) noexcept {
+  AlgoParams p;
+  for (const KeyValue& kv : split_kv(text)) {
+    if (auto r = parse_param(kv, &p, msg); !r) return r;
+  }
+  out->params = std::move(p);
+  return {};
+}
+
+// Files are read, and the codec built, with no lock held (a FIFO or a slow file system
+// must not stall I/O); the result is installed under init_lock_ if the configuration it
+// was checked against is still there.
+Result<void> write_algorithm_params(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  AlgoParams& p = arg.params;
+  if (!p.spec.dict_path.empty()) {
+    std::string why;
+    auto dict = read_dictionary(p.spec.dict_path, &why);
+    if (!dict) {
+      return fail(msg, static_cast<Errc>(dict.error().value()), "algorithm_params: " + why);
+    }
+    p.spec.dict = std::move(dict).value();
+  }
+  {
+    std::shared_lock l(s.init_lock_);
+    if (auto r = resolve_priority_locked(s, &p, msg); !r) return r;
+  }
+  if (auto c = make_codec(p.spec); !c) {  // validate now: clear errors at the point of use
+    return fail(msg, static_cast<Errc>(c.error().value()),
+                "algorithm_params: " + p.spec.name + ": " + c.error().message() +
+                    (p.spec.dict_path.empty() ? "" : " (dict=" + p.spec.dict_path + ")"));
+  }
+  std::unique_lock l(s.init_lock_);
+  if (s.disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
+  if (s.comp_[p.priority].name != p.spec.name) {
+    return fail(msg, Errc::busy,
+                "algorithm_params: the algorithm at priority " + std::to_string(p.priority) +
+                    " changed meanwhile; write it again");
+  }
+  s.comp_[p.priority] = std::move(p.spec);
+  return {};
+}
+
+// ---- writeback switches -------------------------------------------------------------------
+
+Result<void> parse_compressed_writeback(const StoreImpl&, std::string_view text, AttrArg* out,
+                                        std::string* msg) noexcept {
+  return parse_switch(text, "compressed_writeback", out, msg);
+}
+
+Result<void> write_compressed_writeback(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  std::unique_lock l(s.init_lock_);
+  if (s.disksize_) {
+    return fail(msg, Errc::busy, "compressed_writeback: device already initialised");
+  }
+  s.compressed_writeback_ = arg.number == 1;
+  return {};
+}
+
+Result<void> parse_writeback_limit(const StoreImpl&, std::string_view text, AttrArg* out,
+                                   std::string* msg) noexcept {
+  std::uint64_t v;
+  if (!parse_u64(text, &v)) {
+    return fail(msg, Errc::invalid_argument, "writeback_limit: expects a number of 4 KiB pages");
+  }
+  out->number = static_cast<std::uint64_t>(v);
+  return {};
+}
+
+Result<void> write_writeback_limit(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
+  s.wb_limit_pages_.store(arg.number, std::memory_order_relaxed);
+  return {};
+}
+
+Result<void> parse_writeback_limit_enable(const StoreImpl&, std::string_view text, AttrArg* out,
+                                          std::string* msg) noexcept {
+  return parse_switch(text, "writeback_limit_enable", out, msg);
+}
+
+Result<void> write_writeback_limit_enable(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
+  s.wb_limit_enable_.store(arg.number == 1, std::memory_order_relaxed);
+  return {};
+}
+
+}  // namespace uzram::attr

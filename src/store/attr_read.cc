@@ -1,0 +1,134 @@
+// store/attr_read.cc - the attributes' readers (rows of the attribute table, attr_table.h):
+// the kernel's exact text formats, trailing newline included, and uzram's debugfs-like
+// block_state and classes.
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+
+#include "store/attr_table.h"
+#include "store/fail.h"
+#include "store/store_impl.h"
+
+namespace uzram::attr {
+namespace {
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
+
+// The algorithm list with the selected one in brackets: comp_algorithm shows priority 0,
+// recomp_algorithm each configured priority 1..3 as "#N: ...".
+std::string algorithms(const StoreImpl& s, unsigned from, unsigned to) {
+  std::shared_lock l(s.init_lock_);
+  std::string out;
+  for (unsigned p = from; p < to; p++) {
+    if (p > 0 && s.comp_[p].name.empty()) continue;
+    if (p > 0) out += fmt("#%u: ", p);
+    for (const std::string& c : codec_names()) {
+      out += (c == s.comp_[p].name ? "[" + c + "] " : c + " ");
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> read_disksize(const StoreImpl& s, std::string*) noexcept {
+  std::shared_lock l(s.init_lock_);
+  return fmt("%" PRIu64 "\n", s.disksize_);
+}
+
+Result<std::string> read_initstate(const StoreImpl& s, std::string*) noexcept {
+  std::shared_lock l(s.init_lock_);
+  return fmt("%d\n", s.disksize_ ? 1 : 0);
+}
+
+Result<std::string> read_comp_algorithm(const StoreImpl& s, std::string*) noexcept {
+  return algorithms(s, 0, 1);
+}
+
+Result<std::string> read_recomp_algorithm(const StoreImpl& s, std::string*) noexcept {
+  return algorithms(s, 1, kMaxPriorities);
+}
+
+Result<std::string> read_io_stat(const StoreImpl& s, std::string*) noexcept {
+  const IoStat st = s.io_stat();
+  return fmt("%8" PRIu64 " %8" PRIu64 " 0 %8" PRIu64 "\n", st.failed_reads, st.failed_writes,
+             st.notify_free);
+}
+
+Result<std::string> read_mm_stat(const StoreImpl& s, std::string*) noexcept {
+  const MmStat m = s.mm_stat();
+  return fmt("%8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
+             " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
+             m.orig_data_size, m.compr_data_size, m.mem_used_total, m.mem_limit, m.mem_used_max,
+             m.same_pages, m.pages_compacted, m.huge_pages, m.huge_pages_since);
+}
+
+// The kernel's two lines, then uzram's own counters, one "name value" per line.
+Result<std::string> read_debug_stat(const StoreImpl& s, std::string*) noexcept {
+  return fmt("version: %d\n0 %8" PRIu64 "\nfailed_writebacks %8" PRIu64 "\n", 1,
+             s.stats_.miss_free.load(std::memory_order_relaxed),
+             s.stats_.wb_failed.load(std::memory_order_relaxed));
+}
+
+Result<std::string> read_backing_dev(const StoreImpl& s, std::string*) noexcept {
+  std::shared_lock l(s.init_lock_);
+  return (s.backing_path_.empty() ? std::string("none") : s.backing_path_) + "\n";
+}
+
+Result<std::string> read_writeback_limit(const StoreImpl& s, std::string*) noexcept {
+  return fmt("%" PRIu64 "\n", s.wb_limit_pages_.load(std::memory_order_relaxed));
+}
+
+Result<std::string> read_writeback_limit_enable(const StoreImpl& s, std::string*) noexcept {
+  return fmt("%d\n", s.wb_limit_enable_.load(std::memory_order_relaxed) ? 1 : 0);
+}
+
+Result<std::string> read_bd_stat(const StoreImpl& s, std::string*) noexcept {
+  const BdStat st = s.bd_stat();
+  return fmt("%8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", st.bd_count, st.bd_reads, st.bd_writes);
+}
+
+Result<std::string> read_compressed_writeback(const StoreImpl& s, std::string*) noexcept {
+  std::shared_lock l(s.init_lock_);
+  return fmt("%d\n", s.compressed_writeback_ ? 1 : 0);
+}
+
+// One line per stored block: index, access time, and the flags s(ame) w(ritten back)
+// h(uge) i(dle) r(ecompressed) n (incompressible).
+Result<std::string> read_block_state(const StoreImpl& s, std::string* msg) noexcept {
+  std::shared_lock l(s.init_lock_);
+  if (!s.disksize_) {
+    return fail(msg, Errc::invalid_argument, "block_state: device not initialised").error();
+  }
+  std::string out;
+  s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t i, Slot& slot) {
+    slot.lock();
+    const std::uint32_t f = slot.get();
+    const std::uint32_t t = slot.ac_time.load(std::memory_order_relaxed);
+    slot.unlock();
+    if (!(f & (slotf::kSizeMask | slotf::kSame | slotf::kWb))) return true;
+    out +=
+        fmt("%12" PRIu64 " %12u.%06u %c%c%c%c%c%c\n", i, t, 0u, f & slotf::kSame ? 's' : '.',
+            f & slotf::kWb ? 'w' : '.', f & slotf::kHuge ? 'h' : '.', f & slotf::kIdle ? 'i' : '.',
+            f & slotf::kPrioMask ? 'r' : '.', f & slotf::kIncompressible ? 'n' : '.');
+    return true;
+  });
+  return out;
+}
+
+Result<std::string> read_classes(const StoreImpl& s, std::string*) noexcept {
+  std::shared_lock l(s.init_lock_);
+  return s.pool_ ? s.pool_->format_class_stats() : std::string();
+}
+
+}  // namespace uzram::attr
