@@ -46,6 +46,9 @@ struct WbCommand {
   unsigned mode = 0;  // kPpIdle | kPpHuge | kPpIncompressible (pp_pass.h); 0: every slot
   bool has_mode = false;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // inclusive; empty = device
+  // Internal callers only (the policy, pp_run.h): at most this many blocks are written
+  // (largest first); 0: no cap. The attribute's grammar has no such key.
+  std::uint64_t max_pages = 0;
 };
 
 // recompress: "type=MODE max_pages=N threshold=N algo=NAME priority=N", resolved against
