@@ -99,6 +99,13 @@ int parse_attrs(const ServeOptions& o, const Io& io, ServeSetup* setup) {
     (info->before_init ? setup->before : setup->after)
         .emplace_back(std::move(attr), std::move(value));
   }
+  if (!o.policy.empty()) {  // --policy VALUE: -o policy=VALUE
+    for (const auto& [attr, value] : setup->after) {
+      if (attr == "policy")
+        return usage_error(io, "serve: --policy and -o policy= exclude each other");
+    }
+    setup->after.emplace_back("policy", o.policy);
+  }
   return kExitOk;
 }
 
@@ -210,6 +217,20 @@ class SignalMask {
 
  private:
   sigset_t set_, old_;
+};
+
+// -v: the store's log (its policy's decisions) on the sink while this lives.
+class StoreLog {
+ public:
+  StoreLog(Store& store, LogSink* sink) noexcept : store_(store) {
+    if (sink) store_.set_log_hook([sink](std::string_view m) { sink->write(m); });
+  }
+  ~StoreLog() { store_.set_log_hook(nullptr); }  // before the sink goes
+  StoreLog(const StoreLog&) = delete;
+  StoreLog& operator=(const StoreLog&) = delete;
+
+ private:
+  Store& store_;
 };
 
 // -U -: a private temporary directory for the socket, removed on destruction.
@@ -347,6 +368,7 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   if (!server_options(o, setup, tls.get(), io, &tmp, &so)) return kExitFailed;
   LogSink sink(io.err);
   if (o.verbose) so.log = [&sink](std::string_view m) { sink.write(m); };
+  const StoreLog store_log(store, o.verbose ? &sink : nullptr);  // the policy's decisions
   nbd::StoreBackend backend(store);
   auto server = nbd::Server::start(backend, so, &msg);
   if (!server) {

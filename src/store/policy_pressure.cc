@@ -8,6 +8,7 @@
 // them back (`writeback type=idle` capped at their count), compact the pool, and tell the
 // waiting writes. A step that moves nothing ends it; if the pool is then still over
 // mem_limit, the reaction is "hopeless" for a second: writes at mem_limit fail at once.
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 
@@ -98,6 +99,9 @@ void Policy::react(const PolicyParams& p) noexcept {
   c_.triggers.fetch_add(1, std::memory_order_relaxed);
   const std::uint64_t limit = s_.mem_limit_pages_.load(std::memory_order_relaxed);
   const std::uint64_t low = limit * p.spec.low / 100;
+  // A step moves at least the band between the watermarks: each step scans the slot table
+  // (three times), so it must move enough to pay for that while writes keep filling the pool.
+  const std::uint64_t band = limit * p.spec.high / 100 - low;
   const std::uint64_t before = s_.pool_->total_pages();
   Step total;
   bool stuck = false;
@@ -106,7 +110,7 @@ void Policy::react(const PolicyParams& p) noexcept {
     const std::uint64_t pages = s_.pool_->total_pages();
     if (pages <= low) break;
     steps++;
-    const Step st = free_coldest(p, (pages - low) * kBlockSize, low);
+    const Step st = free_coldest(p, std::max(pages - low, band) * kBlockSize, low);
     total.blocks += st.blocks;
     total.busy |= st.busy;
     if (st.blocks) s_.pool_->compact();
