@@ -1,5 +1,6 @@
 // uzram-unit-probe: what compressing a page corpus in units of 4, 16, 32 or 64 KiB gains
-// (docs/units.md, docs/benchmarks.md "Compression units"): per unit size and codec level,
+// (docs/units.md, docs/benchmarks.md#compression-units-baseline-and-probe): per unit size
+// and codec level,
 // the bytes a store would keep, compress and decompress speed, and what one 4 KiB read
 // out of a unit costs (a whole-unit decompression).
 //
@@ -15,7 +16,8 @@
 // "us/4K read" = the mean time to decompress one unit, i.e. the cost of serving a 4 KiB
 // read from it without a cache. Every unit is round-tripped and compared once.
 // --pool-model adds, per row, the frames a pool filled with exactly these objects would
-// hold, for two layouts of the objects above 4 KiB (docs/units.md#pool): uzram's runs of
+// hold, for two layouts of the objects above 4 KiB
+// (docs/units.md#pool-objects-larger-than-a-frame): uzram's runs of
 // whole frames plus a small-class tail (pool/geometry.h, split_large), and a class family
 // on a 16-byte grid with chains of up to K frames chosen by least tail waste, merged like
 // the small classes (the kernel RFC's shape with Senozhatsky's constant step), for K = 8,
@@ -211,8 +213,8 @@ Result_ measure(const CodecSpec& spec, const Bytes& corpus, std::size_t unit, un
 }
 
 int run(const char* path, const std::vector<unsigned>& units_k,
-        const std::vector<std::string>& algos, const std::vector<unsigned>& levels,
-        unsigned passes, const std::string& dump_dir, bool model) {
+        const std::vector<std::string>& algos, const std::vector<unsigned>& levels, unsigned passes,
+        const std::string& dump_dir, bool model) {
   std::ifstream in(path, std::ios::binary);
   if (!in) die(std::string("cannot read ") + path);
   Bytes corpus((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -220,8 +222,9 @@ int run(const char* path, const std::vector<unsigned>& units_k,
   if (corpus.empty()) die(std::string(path) + ": shorter than 64 KiB");
   std::printf("%s: %zu bytes (%zu pages), %u passes\n\n", path, corpus.size(),
               corpus.size() / kPage, passes);
-  std::printf("| codec | unit | stored bytes | vs 4K | ratio | raw units | compress MB/s "
-              "| decompress MB/s | us/4K read |\n");
+  std::printf(
+      "| codec | unit | stored bytes | vs 4K | ratio | raw units | compress MB/s "
+      "| decompress MB/s | us/4K read |\n");
   std::printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   std::string models;
   for (const std::string& algo : algos) {
@@ -242,15 +245,17 @@ int run(const char* path, const std::vector<unsigned>& units_k,
       double base = 0;
       for (unsigned k : units_k) {
         const std::string dump =
-            dump_dir.empty() ? "" : dump_dir + "/" + algo + (level ? "-" + std::to_string(*level) : "") +
-                                        "-" + std::to_string(k) + "K.sizes";
+            dump_dir.empty() ? ""
+                             : dump_dir + "/" + algo + (level ? "-" + std::to_string(*level) : "") +
+                                   "-" + std::to_string(k) + "K.sizes";
         const Result_ r = measure(spec, corpus, std::size_t{k} * 1024, passes, dump);
         if (k == 4) base = static_cast<double>(r.stored);
         const double vs = base > 0 ? 100.0 * (static_cast<double>(r.stored) / base - 1) : 0;
         std::printf("| %s | %u K | %zu | %s%.1f %% | %.3f | %.1f %% | %.0f | %.0f | %.1f |\n",
                     label.c_str(), k, r.stored, vs > 0 ? "+" : "", vs,
                     static_cast<double>(corpus.size()) / static_cast<double>(r.stored),
-                    100.0 * static_cast<double>(r.raw) / static_cast<double>(std::max<std::size_t>(1, r.units)),
+                    100.0 * static_cast<double>(r.raw) /
+                        static_cast<double>(std::max<std::size_t>(1, r.units)),
                     r.cmbs, r.dmbs, r.us_per_unit);
         std::fflush(stdout);
         if (model) {
@@ -264,18 +269,19 @@ int run(const char* path, const std::vector<unsigned>& units_k,
           };
           models += "| " + label + " | " + std::to_string(k) + " K | " +
                     std::to_string(r.sizes.size()) + " | " +
-                    std::to_string(static_cast<double>(r.stored) / 1048576.0).substr(0, 6) +
-                    " | " + col(m.runs_tails) + " | " + col(m.family[0]) + " | " +
-                    col(m.family[1]) + " | " + col(m.family[2]) + " |\n";
+                    std::to_string(static_cast<double>(r.stored) / 1048576.0).substr(0, 6) + " | " +
+                    col(m.runs_tails) + " | " + col(m.family[0]) + " | " + col(m.family[1]) +
+                    " | " + col(m.family[2]) + " |\n";
         }
       }
     }
   }
   if (model) {
-    std::printf("\nPool model: MiB of frames holding the stored objects (overhead over stored "
-                "bytes)\n\n| codec | unit | objects | stored MiB | runs + tails | family K=8 "
-                "| family K=16 | family K=24 |\n|---|--:|--:|--:|--:|--:|--:|--:|\n%s",
-                models.c_str());
+    std::printf(
+        "\nPool model: MiB of frames holding the stored objects (overhead over stored "
+        "bytes)\n\n| codec | unit | objects | stored MiB | runs + tails | family K=8 "
+        "| family K=16 | family K=24 |\n|---|--:|--:|--:|--:|--:|--:|--:|\n%s",
+        models.c_str());
   }
   return 0;
 }

@@ -9,12 +9,13 @@
 //   2. a huge class has pages == 1 and objs == 1.
 //
 // Large objects (more than 4096 bytes, PoolOptions::max_object_size up to 64 KiB;
-// docs/units.md#pool): an object is a *run* of whole frames, in a run class of that many
-// frames (one object per zspage, no tail waste), plus a *tail* - the bytes past the last
-// whole frame - stored as an ordinary object of the small classes above. A tail larger
-// than the largest normal class (max_tail(): 3632 bytes at chain 8) would take a frame of
-// its own in the huge class anyway, so the run takes one more frame instead and the
-// object has no tail. split_large() is that rule; the functions below it are pure.
+// docs/units.md#pool-objects-larger-than-a-frame): an object is a *run* of whole frames,
+// in a run class of that many frames (one object per zspage, no tail waste), plus a
+// *tail* - the bytes past the last whole frame - stored as an ordinary object of the small
+// classes above. A tail larger than the largest normal class (max_tail(): 3632 bytes at
+// chain 8) would take a frame of its own in the huge class anyway, so the run takes one
+// more frame instead and the object has no tail. split_large() is that rule; the
+// functions below it are pure.
 #ifndef UZRAM_POOL_GEOMETRY_H_
 #define UZRAM_POOL_GEOMETRY_H_
 

@@ -179,10 +179,13 @@ TEST(GeometryTest, ClassStatsAgreeWithTable) {
   }
 }
 
-// Large objects (docs/units.md#pool): a run of whole frames plus a small-class tail.
+// Large objects (docs/units.md#pool-objects-larger-than-a-frame): a run of whole frames
+// plus a small-class tail.
 TEST(GeometryTest, MaxTailIsTheLargestNormalClassPerChain) {
-  const struct { unsigned chain; std::size_t max_tail; } cases[] = {
-      {4, 3264}, {8, 3632}, {16, 3840}};
+  const struct {
+    unsigned chain;
+    std::size_t max_tail;
+  } cases[] = {{4, 3264}, {8, 3632}, {16, 3840}};
   for (const auto& k : cases) {
     SCOPED_TRACE(k.chain);
     const Geometry g(k.chain);
@@ -193,16 +196,17 @@ TEST(GeometryTest, MaxTailIsTheLargestNormalClassPerChain) {
     EXPECT_FALSE(c->huge);
     EXPECT_GT(c->objs_per_zspage, 1u);
     // Nothing between it and the huge class: a longer tail would take a frame anyway.
-    for (const auto& other : t) EXPECT_FALSE(other.size > k.max_tail && other.size < 4096) << other.size;
+    for (const auto& other : t)
+      EXPECT_FALSE(other.size > k.max_tail && other.size < 4096) << other.size;
   }
 }
 
 TEST(GeometryTest, SplitLargeExamples) {
   // (size, frames, tail) at chain 8 (tails up to 3632 bytes).
   const std::tuple<std::size_t, unsigned, unsigned> rows[] = {
-      {4097, 1, 1},     {8191, 2, 0},      {8192, 2, 0},      {7728, 1, 3632},
-      {7729, 2, 0},     {10000, 2, 1808},  {16384, 4, 0},     {29000, 7, 328},
-      {32768, 8, 0},    {65535, 16, 0},    {65536, 16, 0},    {61439, 15, 0},      {60000, 14, 2656}};
+      {4097, 1, 1},     {8191, 2, 0},   {8192, 2, 0},     {7728, 1, 3632}, {7729, 2, 0},
+      {10000, 2, 1808}, {16384, 4, 0},  {29000, 7, 328},  {32768, 8, 0},   {65535, 16, 0},
+      {65536, 16, 0},   {61439, 15, 0}, {60000, 14, 2656}};
   for (const auto& [size, frames, tail] : rows) {
     SCOPED_TRACE(size);
     const LargeSplit s = split_large(size, 3632);
