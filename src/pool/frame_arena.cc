@@ -93,7 +93,7 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
   if (got) {
     reused_.fetch_add(got, std::memory_order_relaxed);
     if (idle_hi_ == idle_lo_) idle_lo_ = idle_hi_ = 0;
-    idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
+    publish_idle_locked();
   }
   const FrameId hw = high_water();
   const std::size_t words = (hw + 63) / 64;
@@ -115,7 +115,7 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
       }
       for (unsigned i = from_idle; i > 0; i--) idle_[idle_hi_++] = out[i - 1];
       reused_.fetch_sub(from_idle, std::memory_order_relaxed);
-      idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
+      publish_idle_locked();
       lockdep::release(&lock_, SiteLoc::current());
       return Errc::no_memory;
     }
@@ -195,6 +195,8 @@ void FrameArena::return_frames(std::unique_lock<std::mutex>& g, FrameId* batch,
     a = b;
   }
   g.lock();
+  returning_ -= n;  // zapped: no longer resident
+  publish_idle_locked();
   for (unsigned k = 0; k < n; k++) {
     const FrameId id = batch[k];
     free_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
@@ -248,8 +250,9 @@ void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
       } else if (!timer_armed_ && idle_hi_ - idle_lo_ > keep_) {
         timer_armed_ = arm = true;
       }
-      idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
     }
+    returning_ += nb;  // resident until return_frames has zapped them
+    publish_idle_locked();
     return_frames(g, batch, nb);
   }
   g.unlock();
@@ -264,6 +267,7 @@ std::size_t FrameArena::release_idle() noexcept {
   while (idle_hi_ > idle_lo_) {
     unsigned nb = 0;
     while (idle_hi_ > idle_lo_ && nb < kReleaseBatch) batch[nb++] = idle_[idle_lo_++];
+    returning_ += nb;
     shrink_idle_locked();
     return_frames(g, batch, nb);
     total += nb;
@@ -288,7 +292,7 @@ void FrameArena::shrink_idle_locked() noexcept {
     idle_hi_ -= idle_lo_;
     idle_lo_ = 0;
   }
-  idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
+  publish_idle_locked();
 }
 
 // The decay worker: returns the oldest idle frames beyond what the curve allows, then
@@ -304,6 +308,7 @@ void FrameArena::decay_job() noexcept {
     if (idle <= allowed) break;
     unsigned nb = 0;
     while (idle_hi_ - idle_lo_ > allowed && nb < kReleaseBatch) batch[nb++] = idle_[idle_lo_++];
+    returning_ += nb;
     shrink_idle_locked();
     return_frames(g, batch, nb);
   }

@@ -76,7 +76,8 @@ class FrameArena {
     return static_cast<std::size_t>(high_water()) * 4 +
            idle_touched_bytes_.load(std::memory_order_relaxed);
   }
-  // Statistics (relaxed loads).
+  // Statistics (relaxed loads). idle_frames: frames resident but holding no zspage (the
+  // idle list, and frames being returned whose madvise has not completed).
   std::size_t idle_frames() const noexcept { return idle_count_.load(std::memory_order_relaxed); }
   std::uint64_t frames_returned() const noexcept {
     return returned_.load(std::memory_order_relaxed);
@@ -97,6 +98,11 @@ class FrameArena {
   void return_frames(std::unique_lock<std::mutex>& g, FrameId* batch, unsigned n) noexcept;
   // Resets an emptied idle list (returning its pages) or slides a mostly dead one down.
   void shrink_idle_locked() noexcept;
+  // Publishes idle_count_: the idle list plus the frames on their way back to the kernel
+  // (still resident until their madvise), so stats never undercount resident frames.
+  void publish_idle_locked() noexcept {
+    idle_count_.store(idle_hi_ - idle_lo_ + returning_, std::memory_order_relaxed);
+  }
   // Moves the current epoch forward to `now_ns`, clearing the buckets of elapsed epochs.
   void advance_locked(std::uint64_t now_ns) noexcept;
   // Idle frames the curve allows now (at least keep_). Caller holds lock_.
@@ -126,6 +132,7 @@ class FrameArena {
   std::size_t idle_lo_ = 0;
   std::size_t idle_hi_ = 0;
   std::size_t idle_touched_ = 0;  // idle_ entries ever written since the last madvise of it
+  std::size_t returning_ = 0;     // frames taken for return_frames, not yet zapped
   // Frames freed into the idle list per epoch, a ring indexed by epoch % kDecayEpochs.
   std::uint64_t freed_[kDecayEpochs] = {};
   std::uint64_t epoch_ = 0;      // current epoch number (epoch_ns() each, from epoch0_)
