@@ -80,6 +80,19 @@ TEST(AttrTableTest, BeforeInitAttributesAreRefusedOnceInitialised) {
   }
 }
 
+// A writer exactly when writable, a reader exactly when readable, a parser for every
+// writable row but a trigger's (whose value is unread).
+TEST(AttrTableTest, RowsAreConsistent) {
+  for (const AttrDef& row : attr_table()) {
+    const bool r = row.mode != AttrMode::wo, w = row.mode != AttrMode::ro;
+    EXPECT_EQ(row.read != nullptr, r) << row.name;
+    EXPECT_EQ(row.write != nullptr, w) << row.name;
+    if (w && !(row.flags & attrf::kTrigger)) {
+      EXPECT_NE(row.parse, nullptr) << row.name;
+    }
+  }
+}
+
 TEST(AttrTableTest, NeedsInitRowsAreRefusedBeforeDisksize) {
   for (const AttrDef& row : attr_table()) {
     if (!(row.flags & attrf::kNeedsInit)) continue;
