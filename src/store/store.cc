@@ -65,6 +65,7 @@ std::uint64_t Store::users() const noexcept {
   return impl(this)->users_.load(std::memory_order_relaxed);
 }
 MmStat Store::mm_stat() const noexcept { return impl(this)->do_mm_stat(); }
+StoreMemory Store::memory() const noexcept { return impl(this)->do_memory(); }
 IoStat Store::io_stat() const noexcept { return impl(this)->do_io_stat(); }
 BdStat Store::bd_stat() const noexcept { return impl(this)->do_bd_stat(); }
 std::uint64_t Store::miss_free() const noexcept {
@@ -83,14 +84,19 @@ const Pool* Store::pool() const noexcept {
   return impl(this)->pool_.get();
 }
 void Store::check_invariants() const noexcept { impl(this)->do_check_invariants(); }
+bool Store::retired() const noexcept {
+  return impl(this)->retired_.load(std::memory_order_relaxed);
+}
 
 // ---- Lifecycle -------------------------------------------------------------------------
 
 StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
   comp_[0].name = kDefaultAlgorithm;
+  memory_register(this);
 }
 
 StoreImpl::~StoreImpl() {
+  memory_unregister(this);  // first: a breakdown may be reading this store
   std::unique_lock l(init_lock_);
   reset_locked();
 }
@@ -194,6 +200,33 @@ void StoreImpl::reset_locked() noexcept {
     c->store(0);
   }
   stats_.max_used_pages.store(0, std::memory_order_relaxed);
+}
+
+Result<void> StoreImpl::retire(std::string* msg) noexcept {
+  std::unique_lock l(init_lock_);
+  if (retired_.load(std::memory_order_relaxed)) {
+    if (msg) *msg = "hot_remove: no store " + name_ + " (removed already)";
+    return std::error_code(ENODEV, std::generic_category());
+  }
+  if (const auto u = users_.load(std::memory_order_relaxed)) {
+    if (msg) {
+      *msg = "hot_remove: " + name_ + " is in use by " + std::to_string(u) +
+             " open connection(s); disconnect them, then reset it";
+    }
+    return Errc::busy;
+  }
+  if (disksize_) {
+    if (msg) *msg = "hot_remove: " + name_ + " is initialised (reset it first)";
+    return Errc::busy;
+  }
+  reset_locked();  // the configuration: closes a backing device
+  retired_.store(true, std::memory_order_relaxed);
+  return {};
+}
+
+Result<void> StoreImpl::retired_error(std::string_view attr, std::string* msg) const noexcept {
+  if (msg) *msg = std::string(attr) + ": " + name_ + " was removed (hot_remove)";
+  return std::error_code(ENODEV, std::generic_category());
 }
 
 // ---- Stats -------------------------------------------------------------------------------
