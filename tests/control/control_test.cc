@@ -64,8 +64,8 @@ std::string recv_lines(int fd, int n) {
 
 TEST(ControlRespond, Commands) {
   auto a = make_store("zram0"), b = make_store("zram1", false);
-  Store* stores[] = {a.get(), b.get()};
-  std::size_t sel = 0;
+  const ControlTargets stores({a.get(), b.get()});
+  ControlSelection sel;
   EXPECT_EQ(ControlServer::respond(stores, "LIST", &sel), "OK 12\nzram0\nzram1\n");
   const std::string mm = *a->read_attr("mm_stat");
   EXPECT_EQ(ControlServer::respond(stores, "READ mm_stat", &sel),
@@ -74,7 +74,7 @@ TEST(ControlRespond, Commands) {
   EXPECT_EQ(ControlServer::respond(stores, "WRITE mem_limit 2M", &sel), "OK 0\n");
   EXPECT_EQ(a->mm_stat().mem_limit, 2u << 20);
   EXPECT_EQ(ControlServer::respond(stores, "USE zram1", &sel), "OK 0\n");
-  EXPECT_EQ(sel, 1u);
+  EXPECT_EQ(sel.store.get(), b.get());
   EXPECT_EQ(ControlServer::respond(stores, "READ initstate", &sel), "OK 2\n0\n");
   EXPECT_EQ(ControlServer::respond(stores, "WRITE comp_algorithm lz4", &sel), "OK 0\n");
   EXPECT_EQ(ControlServer::respond(stores, "WRITE algorithm_params algo=lz4 level=1", &sel),
@@ -86,8 +86,8 @@ TEST(ControlRespond, Commands) {
 
 TEST(ControlRespond, Errors) {
   auto a = make_store("zram0");
-  Store* stores[] = {a.get()};
-  std::size_t sel = 0;
+  const ControlTargets stores({a.get()});
+  ControlSelection sel;
   auto r = [&](std::string_view req) { return ControlServer::respond(stores, req, &sel); };
   EXPECT_EQ(r("READ nosuch"), "ERR ENOENT nosuch: no such attribute\n");
   EXPECT_EQ(r("READ reset"), "ERR EACCES reset: write-only attribute\n");
@@ -105,10 +105,11 @@ TEST(ControlRespond, Errors) {
             "ERR EINVAL request contains control characters\n");
   EXPECT_EQ(r("USE zram9"), "ERR ENOENT USE: no store named 'zram9'\n");
   EXPECT_EQ(r(std::string(5000, 'A')), "ERR E2BIG request line too long\n");
-  std::size_t none = 0;
-  EXPECT_EQ(ControlServer::respond({}, "READ mm_stat", &none),
+  ControlSelection none;
+  const ControlTargets empty(std::vector<Store*>{});
+  EXPECT_EQ(ControlServer::respond(empty, "READ mm_stat", &none),
             "ERR ENODEV no store is served here\n");
-  EXPECT_EQ(ControlServer::respond({}, "LIST", &none), "OK 0\n");
+  EXPECT_EQ(ControlServer::respond(empty, "LIST", &none), "OK 0\n");
 }
 
 TEST(ControlErrno, NamesRoundTrip) {
