@@ -61,6 +61,9 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   s->add_flag("-n,--noheadings", st.noheadings, "don't print headings");
   CLI::Option* raw = s->add_flag("--raw", st.raw, "use the raw output format");
   s->add_flag("-J,--json", st.json, "use the JSON output format")->excludes(raw);
+  s->add_option("-w,--watch", st.watch,
+                "refresh every SECONDS (0.1 to 86400) with read/write/compaction/writeback "
+                "rates, until interrupted; colour only on a terminal (NO_COLOR disables it)");
   s->footer(columns_help());
 
   ServeOptions sv;

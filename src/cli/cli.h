@@ -64,6 +64,7 @@ struct StatusOptions {
   bool noheadings = false;
   bool raw = false;
   bool json = false;
+  std::string watch;  // --watch SECONDS: refresh with rates until interrupted
 };
 int run_status(const StatusOptions& options, const Io& io) noexcept;
 

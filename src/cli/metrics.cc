@@ -156,6 +156,14 @@ void store_fields(Exposition& x, const std::vector<std::shared_ptr<Store>>& stor
   x.family("uzram_users", Kind::gauge, "",
            "open users of the store: NBD connections in transmission");
   for (const auto& s : stores) x.value("store=\"" + escape(s->name()) + "\"", s->users());
+  x.family("uzram_read_bytes", Kind::counter, "bytes",
+           "4 KiB blocks read from the store, in bytes, since it was created");
+  for (const auto& s : stores)
+    x.value("store=\"" + escape(s->name()) + "\"", s->io_counts().blocks_read * kBlockSize);
+  x.family("uzram_written_bytes", Kind::counter, "bytes",
+           "4 KiB blocks written to the store, in bytes, since it was created");
+  for (const auto& s : stores)
+    x.value("store=\"" + escape(s->name()) + "\"", s->io_counts().blocks_written * kBlockSize);
 }
 
 void memory_fields(Exposition& x) {

@@ -17,7 +17,9 @@
 //   WRITE ATTR [VALUE...] writes the attribute (VALUE = the rest of the line, verbatim)
 //   INFO                  "key value" lines: name, initstate, disksize, algorithm, streams,
 //                         the nine mm_stat fields, zspages, objs_allocated, objs_used,
-//                         users, and the store's memory lines (mem_pool_frames ...)
+//                         users, blocks_read, blocks_written, bd_writes, and the store's
+//                         memory (mem_pool_frames, mem_pool_idle_frames,
+//                         mem_pool_metadata, mem_slot_table, mem_streams)
 //   response  = "OK " LEN LF PAYLOAD          LEN = payload bytes (decimal)
 //             | "ERR " ERRNO-NAME SP MESSAGE LF   e.g. "ERR ENOENT foo: no such attribute"
 // Bad input (unknown command, control characters, missing arguments) gets an ERR response

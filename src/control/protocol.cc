@@ -109,6 +109,10 @@ std::string info(const Store& s) {
   kv("objs_allocated", std::to_string(ps.objs_allocated));
   kv("objs_used", std::to_string(ps.objs_used));
   kv("users", std::to_string(s.users()));
+  const IoCounts io = s.io_counts();
+  kv("blocks_read", std::to_string(io.blocks_read));
+  kv("blocks_written", std::to_string(io.blocks_written));
+  kv("bd_writes", std::to_string(s.bd_stat().bd_writes));
   const StoreMemory mem = s.memory();
   const std::pair<const char*, std::uint64_t> memory[] = {
       {"mem_pool_frames", mem.pool_frames},     {"mem_pool_idle_frames", mem.pool_idle_frames},

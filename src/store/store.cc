@@ -28,9 +28,15 @@ Result<std::string> Store::read_attr(std::string_view n, std::string* msg) const
   return impl(this)->do_read_attr(n, msg);
 }
 Result<void> Store::write(std::uint64_t i, const void* b) noexcept {
-  return impl(this)->do_write(i, b);
+  auto r = impl(this)->do_write(i, b);
+  if (r) impl(this)->stats_.blocks_written.fetch_add(1, std::memory_order_relaxed);
+  return r;
 }
-Result<void> Store::read(std::uint64_t i, void* b) noexcept { return impl(this)->do_read(i, b); }
+Result<void> Store::read(std::uint64_t i, void* b) noexcept {
+  auto r = impl(this)->do_read(i, b);
+  if (r) impl(this)->stats_.blocks_read.fetch_add(1, std::memory_order_relaxed);
+  return r;
+}
 Result<void> Store::discard(std::uint64_t off, std::uint64_t len) noexcept {
   return impl(this)->do_discard(off, len);
 }
@@ -68,6 +74,10 @@ MmStat Store::mm_stat() const noexcept { return impl(this)->do_mm_stat(); }
 StoreMemory Store::memory() const noexcept { return impl(this)->do_memory(); }
 IoStat Store::io_stat() const noexcept { return impl(this)->do_io_stat(); }
 BdStat Store::bd_stat() const noexcept { return impl(this)->do_bd_stat(); }
+IoCounts Store::io_counts() const noexcept {
+  return {impl(this)->stats_.blocks_read.load(std::memory_order_relaxed),
+          impl(this)->stats_.blocks_written.load(std::memory_order_relaxed)};
+}
 std::uint64_t Store::miss_free() const noexcept {
   return impl(this)->stats_.miss_free.load(std::memory_order_relaxed);
 }

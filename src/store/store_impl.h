@@ -80,6 +80,10 @@ struct StoreCounters {
   ShardedCounter bd_reads;
   ShardedCounter bd_writes;
   ShardedCounter wb_failed;  // uzram: blocks whose writeback write or fdatasync failed
+  // Blocks read and written successfully (Store::read/write), since creation: not reset,
+  // so rates over them (`uzram status --watch`, metrics) never go negative.
+  ShardedCounter blocks_read;
+  ShardedCounter blocks_written;
   std::atomic<std::uint64_t> max_used_pages{0};
 };
 
