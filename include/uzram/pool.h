@@ -92,7 +92,7 @@ struct PoolStats {
 // Where the pool's resident memory is, in bytes (Pool::memory(); pages counted with
 // mincore, so these are what the process really holds, not what was allocated).
 struct PoolMemory {
-  std::uint64_t frames = 0;       // resident frames in zspages (total_pages, when nothing is swapped)
+  std::uint64_t frames = 0;  // resident frames in zspages (total_pages, when nothing is swapped)
   std::uint64_t idle_frames = 0;  // resident frames in no zspage: idle ones (awaiting reuse or
                                   // the decay) and those prefaulted above the high-water mark
   std::uint64_t metadata = 0;     // resident pages of the handle table, the zspage

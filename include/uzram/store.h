@@ -57,6 +57,13 @@ struct BdStat {
   std::uint64_t failed_writebacks = 0;
 };
 
+// Blocks moved by Store::read / Store::write (successful ones), since the store was
+// created: a reset does not clear them.
+struct IoCounts {
+  std::uint64_t blocks_read = 0;
+  std::uint64_t blocks_written = 0;
+};
+
 // Where one store's resident memory is, in bytes (Store::memory(); uzram/memory.h says
 // how each is measured).
 struct StoreMemory {
@@ -156,7 +163,8 @@ class Store {
   [[nodiscard]] IoStat io_stat() const noexcept;
   [[nodiscard]] BdStat bd_stat() const noexcept;
   [[nodiscard]] std::uint64_t miss_free() const noexcept;
-  [[nodiscard]] StoreMemory memory() const noexcept;  // mincore over the store's mappings
+  [[nodiscard]] IoCounts io_counts() const noexcept;
+  [[nodiscard]] StoreMemory memory() const noexcept;          // mincore over the store's mappings
   [[nodiscard]] std::string comp_algorithm() const noexcept;  // the primary algorithm
   [[nodiscard]] unsigned streams() const noexcept;            // compression streams
   // The pool (null until initialised). For statistics; do not free its handles.

@@ -27,8 +27,8 @@ int run_ctl(const CtlOptions& o, const Io& io) noexcept {
   // hot_add and hot_remove are zram-control's (/sys/class/zram-control), not a store's.
   const bool zram_control = o.attr == "hot_add" || o.attr == "hot_remove";
   if (zram_control && !o.device.empty() && o.device != ControlTargets::kZramControl) {
-    return usage_error(io, "ctl: " + o.attr + " belongs to zram-control, not to a store (" +
-                               o.device + ")");
+    return usage_error(
+        io, "ctl: " + o.attr + " belongs to zram-control, not to a store (" + o.device + ")");
   }
   const std::string target = zram_control ? std::string(ControlTargets::kZramControl) : o.device;
   if (!target.empty()) {

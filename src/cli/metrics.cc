@@ -88,7 +88,9 @@ class Exposition {
     name_ = std::string(name);
     kind_ = kind;
     const std::string shown = kind == Kind::counter && !om_ ? name_ + "_total" : name_;
-    const char* type = kind == Kind::gauge ? "gauge" : kind == Kind::counter ? "counter" : "histogram";
+    const char* type = kind == Kind::gauge     ? "gauge"
+                       : kind == Kind::counter ? "counter"
+                                               : "histogram";
     out_ += "# TYPE " + shown + " " + type + "\n";
     if (om_ && !unit.empty()) out_ += "# UNIT " + shown + " " + std::string(unit) + "\n";
     out_ += "# HELP " + shown + " " + std::string(help) + "\n";
@@ -192,8 +194,7 @@ void server_fields(Exposition& x, const nbd::Server& server) {
   x.family("uzram_nbd_sessions", Kind::counter, "",
            "NBD connections that entered transmission (NBD_OPT_GO, EXPORT_NAME)");
   x.value("", s.sessions);
-  x.family("uzram_nbd_connections", Kind::gauge, "",
-           "NBD connections with a thread now, by state");
+  x.family("uzram_nbd_connections", Kind::gauge, "", "NBD connections with a thread now, by state");
   x.value("state=\"negotiating\"", s.negotiating);
   x.value("state=\"transmission\"", s.transmitting);
   const auto per_command = [&](const char* name, const char* unit, const char* help, auto get) {
@@ -261,8 +262,8 @@ bool parse_metrics_address(const std::string& text, MetricsAddress* out, std::st
     }
     a.host = host;
   }
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoul(port) > 65535) {
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
     *why = "want [ADDR:]PORT with a port 0-65535 (0: any free port), got '" + text + "'";
     return false;
   }

@@ -42,11 +42,10 @@ MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* met
     }
     if (*upload_size != 0) return MHD_NO;  // a GET with a body: drop the connection
     if (std::strcmp(url, "/metrics") != 0) {
-      return send(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n",
-                  "text/plain");
+      return send(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n", "text/plain");
     }
-    const MetricsFormat f = negotiate_format(
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+    const MetricsFormat f =
+        negotiate_format(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
     return send(c, MHD_HTTP_OK, render_metrics(*st->registry, st->server, f),
                 f == MetricsFormat::openmetrics ? kOpenMetricsType : kPrometheusType);
   } catch (...) {  // out of memory: this request fails, the server goes on
@@ -93,9 +92,10 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const MetricsAddress
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
   if (v6) flags |= MHD_USE_IPv6;
   errno = 0;
-  st.daemon = MHD_start_daemon(flags, port, nullptr, nullptr, &handle, &st.context, MHD_OPTION_SOCK_ADDR,
-                               reinterpret_cast<sockaddr*>(&ss), MHD_OPTION_CONNECTION_LIMIT, 16u,
-                               MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+  st.daemon =
+      MHD_start_daemon(flags, port, nullptr, nullptr, &handle, &st.context, MHD_OPTION_SOCK_ADDR,
+                       reinterpret_cast<sockaddr*>(&ss), MHD_OPTION_CONNECTION_LIMIT, 16u,
+                       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
   (void)len;
   if (st.daemon == nullptr) {
     const int e = errno ? errno : EADDRNOTAVAIL;

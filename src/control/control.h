@@ -122,8 +122,7 @@ class ControlServer {
 
   // The protocol without I/O: the complete response to one request line (without its LF)
   // for a connection whose selection is *selected (USE updates it).
-  [[nodiscard]] static std::string respond(const ControlTargets& targets,
-                                           std::string_view request,
+  [[nodiscard]] static std::string respond(const ControlTargets& targets, std::string_view request,
                                            ControlSelection* selected) noexcept;
 
  private:

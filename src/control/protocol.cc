@@ -115,8 +115,10 @@ std::string info(const Store& s) {
   kv("bd_writes", std::to_string(s.bd_stat().bd_writes));
   const StoreMemory mem = s.memory();
   const std::pair<const char*, std::uint64_t> memory[] = {
-      {"mem_pool_frames", mem.pool_frames},     {"mem_pool_idle_frames", mem.pool_idle_frames},
-      {"mem_pool_metadata", mem.pool_metadata}, {"mem_slot_table", mem.slot_table},
+      {"mem_pool_frames", mem.pool_frames},
+      {"mem_pool_idle_frames", mem.pool_idle_frames},
+      {"mem_pool_metadata", mem.pool_metadata},
+      {"mem_slot_table", mem.slot_table},
       {"mem_streams", mem.streams}};
   for (const auto& [k, v] : memory) kv(k, std::to_string(v));
   return r;

@@ -43,8 +43,7 @@ class Exports {
 class SingleExport final : public Exports {
  public:
   // Does not own `backend`, which must outlive every connection.
-  explicit SingleExport(Backend& backend) noexcept
-      : backend_(std::shared_ptr<void>(), &backend) {}
+  explicit SingleExport(Backend& backend) noexcept : backend_(std::shared_ptr<void>(), &backend) {}
   std::shared_ptr<Backend> find(std::string_view) noexcept override { return backend_; }
   std::vector<std::string> list() noexcept override;  // one export: ""
 

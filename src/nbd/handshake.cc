@@ -165,10 +165,10 @@ class Negotiation {
   const TlsPolicy& tls_;
   const Deadline& deadline_;
   const LogFn& log_;
-  CountedArray<std::uint8_t> data_;    // one option's data, kMaxOptionLength bytes
-  bool no_zeroes_ = false;             // the client's NBD_FLAG_C_NO_ZEROES
-  Negotiated neg_;                     // so far
-  std::shared_ptr<Backend> claimed_;   // GO / EXPORT_NAME: the export entered (open_user done)
+  CountedArray<std::uint8_t> data_;   // one option's data, kMaxOptionLength bytes
+  bool no_zeroes_ = false;            // the client's NBD_FLAG_C_NO_ZEROES
+  Negotiated neg_;                    // so far
+  std::shared_ptr<Backend> claimed_;  // GO / EXPORT_NAME: the export entered (open_user done)
 };
 
 // The greeting (unless sent already), then the client's flags.

@@ -112,7 +112,7 @@ Result<std::unique_ptr<Server>> Server::start(Backend& backend, const ServerOpti
 }
 
 Result<std::unique_ptr<Server>> Server::start(Exports& exports, const ServerOptions& options,
-                                               std::string* msg) noexcept {
+                                              std::string* msg) noexcept {
   std::string ignored;
   if (msg == nullptr) msg = &ignored;
   std::unique_ptr<Server> s(new (std::nothrow) Server());

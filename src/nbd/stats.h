@@ -27,7 +27,16 @@
 namespace uzram::nbd {
 
 // The commands counted, in this order (NBD_CMD_DISC is not a request with a reply).
-enum class StatCmd : unsigned { read, write, flush, trim, write_zeroes, block_status, cache, other };
+enum class StatCmd : unsigned {
+  read,
+  write,
+  flush,
+  trim,
+  write_zeroes,
+  block_status,
+  cache,
+  other
+};
 inline constexpr unsigned kStatCmds = 8;
 inline constexpr const char* kStatCmdNames[kStatCmds] = {
     "read", "write", "flush", "trim", "write_zeroes", "block_status", "cache", "other"};
@@ -43,8 +52,8 @@ inline unsigned latency_bucket(std::chrono::nanoseconds d) noexcept {
 
 struct CommandSnapshot {
   std::uint64_t requests = 0;
-  std::uint64_t bytes = 0;   // READ/WRITE payload, TRIM/WRITE_ZEROES range lengths
-  std::uint64_t errors = 0;  // replies with an error
+  std::uint64_t bytes = 0;       // READ/WRITE payload, TRIM/WRITE_ZEROES range lengths
+  std::uint64_t errors = 0;      // replies with an error
   std::uint64_t latency_ns = 0;  // sum of the latencies (request read to reply sent)
   std::array<std::uint64_t, kLatencyBuckets> buckets{};  // per bucket, not cumulative
 };

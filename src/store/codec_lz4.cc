@@ -156,7 +156,8 @@ class Lz4hcCodec final : public Codec {
   }
   bool decompress_is_stateless() const noexcept override { return true; }
   std::size_t memory_bytes() const noexcept override {
-    return sizeof(*this) + dict_.size + ((template_ ? 1 : 0) + (work_ ? 1 : 0)) * sizeof(LZ4_streamHC_t);
+    return sizeof(*this) + dict_.size +
+           ((template_ ? 1 : 0) + (work_ ? 1 : 0)) * sizeof(LZ4_streamHC_t);
   }
 
  private:

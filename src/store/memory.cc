@@ -197,8 +197,10 @@ Result<std::vector<MemoryLine>> memory_breakdown() noexcept {
       for (const StoreImpl* s : stores) {
         const StoreMemory m = s->do_memory();
         const std::pair<const char*, std::uint64_t> parts[] = {
-            {".pool_frames", m.pool_frames}, {".pool_idle_frames", m.pool_idle_frames},
-            {".pool_metadata", m.pool_metadata}, {".slot_table", m.slot_table},
+            {".pool_frames", m.pool_frames},
+            {".pool_idle_frames", m.pool_idle_frames},
+            {".pool_metadata", m.pool_metadata},
+            {".slot_table", m.slot_table},
             {".streams", m.streams}};
         for (const auto& [suffix, bytes] : parts) lines.push_back({s->name_ + suffix, bytes});
       }

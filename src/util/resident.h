@@ -40,8 +40,7 @@ void for_each_resident_page(const void* addr, std::size_t len, F&& f) noexcept {
       // ENOMEM: part of the range is unmapped. Page by page, skipping the holes.
       for (std::size_t i = 0; i < n; i++) {
         unsigned char one = 0;
-        if (::mincore(reinterpret_cast<void*>(first + (done + i) * ps), ps, &one) == 0 &&
-            (one & 1))
+        if (::mincore(reinterpret_cast<void*>(first + (done + i) * ps), ps, &one) == 0 && (one & 1))
           f(done + i);
       }
       continue;

@@ -58,9 +58,9 @@ TEST(MemoryTest, PartsSumToRssWithSeveralStores) {
   ASSERT_TRUE(a->write_attr("disksize", "256M"));
   ASSERT_TRUE(b->write_attr("comp_algorithm", "zstd"));
   ASSERT_TRUE(b->write_attr("disksize", "1G"));  // a large, mostly untouched slot table
-  fill(*a, 24576, rng);                           // 96 MiB
-  fill(*b, 8192, rng);                            // 32 MiB
-  ASSERT_TRUE(b->discard(0, 8 << 20));            // freed frames: some stay idle
+  fill(*a, 24576, rng);                          // 96 MiB
+  fill(*b, 8192, rng);                           // 32 MiB
+  ASSERT_TRUE(b->discard(0, 8 << 20));           // freed frames: some stay idle
   const std::string text = *a->read_attr("memory");
   EXPECT_NE(c->read_attr("memory")->find("zram0.pool_frames "), std::string::npos);  // any store
   const auto lines = parse(text);
@@ -68,8 +68,8 @@ TEST(MemoryTest, PartsSumToRssWithSeveralStores) {
   for (const auto& [n, v] : lines) names.push_back(n);
   std::vector<std::string> want;
   for (const char* s : {"zram0", "zram1", "zram2"}) {
-    for (const char* p : {"pool_frames", "pool_idle_frames", "pool_metadata", "slot_table",
-                          "streams"})
+    for (const char* p :
+         {"pool_frames", "pool_idle_frames", "pool_metadata", "slot_table", "streams"})
       want.push_back(std::string(s) + "." + p);
   }
   for (const char* p : {"heap", "libraries", "rss"}) want.push_back(p);
@@ -102,8 +102,9 @@ TEST(MemoryTest, PartsSumToRssWithSeveralStores) {
 }
 
 TEST(MemoryTest, SourcesAddLinesBeforeTheRest) {
-  auto handle = add_memory_source(
-      [](std::vector<MemoryLine>* out) { out->push_back({"test_buffers", 12345}); });
+  auto handle = add_memory_source([](std::vector<MemoryLine>* out) {
+    out->push_back({"test_buffers", 12345});
+  });
   ASSERT_TRUE(handle);
   auto lines = memory_breakdown();
   ASSERT_TRUE(lines);

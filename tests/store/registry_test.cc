@@ -96,9 +96,9 @@ TEST(StoreRegistryTest, RetiredStoreRefusesWrites) {
   EXPECT_EQ(*held->read_attr("backing_dev"), "none\n");  // closed by the removal
   std::string msg;
   for (const char* attr : {"disksize", "comp_algorithm", "backing_dev", "mem_limit"}) {
-    EXPECT_EQ(held->write_attr(attr, attr == std::string("backing_dev") ? backing : "1M", &msg)
-                  .error(),
-              kEnodev)
+    EXPECT_EQ(
+        held->write_attr(attr, attr == std::string("backing_dev") ? backing : "1M", &msg).error(),
+        kEnodev)
         << attr;
     EXPECT_EQ(msg, std::string(attr) + ": zram0 was removed (hot_remove)");
   }
