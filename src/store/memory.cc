@@ -16,6 +16,7 @@
 #include "store/attr_table.h"
 #include "store/fail.h"
 #include "store/store_impl.h"
+#include "sync/lock_order.h"
 #include "util/resident.h"
 
 namespace uzram {
@@ -189,6 +190,13 @@ Result<std::vector<MemoryLine>> memory_breakdown() noexcept {
     {
       MemoryRegistry& r = registry();
       std::lock_guard l(r.mu);
+      // Checked by the lock-order checker (debug builds): taken with no store lock held.
+      lockdep::acquire(LockLevel::memory, LockKind::sleepable, &r.mu, "memory", false, false,
+                       SiteLoc::current());
+      struct Release {
+        const void* lock;
+        ~Release() { lockdep::release(lock, SiteLoc::current()); }
+      } release{&r.mu};
       std::vector<const StoreImpl*> stores = r.stores;
       std::sort(stores.begin(), stores.end(), [](const StoreImpl* a, const StoreImpl* b) {
         return a->name_.size() != b->name_.size() ? a->name_.size() < b->name_.size()
