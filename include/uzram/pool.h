@@ -89,6 +89,16 @@ struct PoolStats {
   std::uint64_t compact_hold_ns_log2[32] = {};
 };
 
+// Where the pool's resident memory is, in bytes (Pool::memory(); pages counted with
+// mincore, so these are what the process really holds, not what was allocated).
+struct PoolMemory {
+  std::uint64_t frames = 0;  // resident frames in zspages (total_pages, when nothing is swapped)
+  std::uint64_t idle_frames = 0;  // resident frames in no zspage: idle ones (awaiting reuse or
+                                  // the decay) and those prefaulted above the high-water mark
+  std::uint64_t metadata = 0;     // resident pages of the handle table, the zspage
+                                  // descriptors, the frame table, free bitmap and idle list
+};
+
 // One row of the kernel's debugfs `classes` table.
 struct ClassStats {
   unsigned index = 0;
@@ -154,6 +164,8 @@ class Pool {
   [[nodiscard]] std::size_t huge_class_size() const noexcept;
   [[nodiscard]] unsigned lookup_class_index(std::size_t size) const noexcept;
   [[nodiscard]] PoolStats stats() const noexcept;
+  // Walks the pool's mappings with mincore: costs one byte of vector per 4 KiB mapped.
+  [[nodiscard]] PoolMemory memory() const noexcept;
   [[nodiscard]] std::vector<ClassStats> class_stats() const noexcept;
   // The class table in the kernel's debugfs format (one row per real class, plus Total).
   [[nodiscard]] std::string format_class_stats() const noexcept;

@@ -10,6 +10,7 @@
 
 #include "sync/lock_order.h"
 #include "util/check.h"
+#include "util/resident.h"
 
 namespace uzram {
 namespace {
@@ -35,6 +36,29 @@ void* map_noreserve(std::size_t bytes, int prot) {
 }  // namespace
 
 FrameArena::FrameArena() noexcept : decay_worker_([this] { decay_job(); }) {}
+
+void FrameArena::resident(std::uint64_t* in_use, std::uint64_t* idle) const noexcept {
+  std::size_t mapped = 0;
+  {
+    std::lock_guard g(lock_);
+    mapped = mapped_frames_;  // only grows: frames below it stay mapped
+  }
+  std::uint64_t used = 0, other = 0;
+  for_each_resident_page(base_, mapped << kFrameShift, [&](std::size_t id) {
+    // relaxed: a snapshot; the allocated bit says whether a zspage owns the frame.
+    const bool allocated = info_[id].load(std::memory_order_relaxed) & kFrameAllocated;
+    (allocated ? used : other)++;
+  });
+  *in_use = used << kFrameShift;
+  *idle = other << kFrameShift;
+}
+
+std::size_t FrameArena::resident_metadata() const noexcept {
+  if (!info_) return 0;
+  return resident_bytes_of(info_, max_frames_ * sizeof(*info_)) +
+         resident_bytes_of(free_bits_, (max_frames_ + 63) / 64 * 8) +
+         resident_bytes_of(idle_, max_frames_ * sizeof(FrameId));
+}
 
 FrameArena::~FrameArena() {
   decay_worker_.stop();

@@ -76,6 +76,11 @@ class FrameArena {
     return static_cast<std::size_t>(high_water()) * 4 +
            idle_touched_bytes_.load(std::memory_order_relaxed);
   }
+  // Resident bytes of the frames (mincore): in a zspage (allocated), and the rest (idle,
+  // or prefaulted above the high-water mark). Takes lock_ only to read the mapped size.
+  void resident(std::uint64_t* in_use, std::uint64_t* idle) const noexcept;
+  // Resident bytes of the frame table, the free bitmap and the idle list.
+  std::size_t resident_metadata() const noexcept;
   // Statistics (relaxed loads). idle_frames: frames resident but holding no zspage (the
   // idle list, and frames being returned whose madvise has not completed).
   std::size_t idle_frames() const noexcept { return idle_count_.load(std::memory_order_relaxed); }
@@ -124,7 +129,7 @@ class FrameArena {
   // Protects: free_bits_, the idle list and decay buckets, lowest_free_, mapped_frames_,
   // populated_, timer_armed_ and growth of high_water_. Level: frame_arena (leaf;
   // sleepable: held across mmap and small madvise calls, never across a release batch).
-  std::mutex lock_;
+  mutable std::mutex lock_;
   // Idle frames: idle_[idle_lo_, idle_hi_), oldest first. alloc() takes from the top
   // (newest: warm in the cache), the decay returns from the bottom (oldest). The array
   // has room for every frame; only its used part is resident.

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include "util/check.h"
+#include "util/resident.h"
 
 namespace uzram {
 
@@ -91,6 +92,19 @@ std::size_t HandleTable::metadata_bytes() const noexcept {
     // relaxed: statistics.
     const std::size_t used = meta_[k].touched.load(std::memory_order_relaxed);
     bytes += (used * 8 + 4095) / 4096 * 4096;
+  }
+  return bytes;
+}
+
+std::size_t HandleTable::resident_bytes() const noexcept {
+  if (!chunks_) return 0;
+  const std::uint32_t n = limit_.load(std::memory_order_acquire) >> kChunkShift;
+  std::size_t bytes = resident_bytes_of(chunks_, n * sizeof(*chunks_)) +
+                      resident_bytes_of(meta_, n * sizeof(*meta_));
+  for (std::uint32_t k = 0; k < n; k++) {
+    // acquire: pairs with the release store in grow() (the chunk is mapped).
+    const auto* c = chunks_[k].load(std::memory_order_acquire);
+    bytes += resident_bytes_of(c, std::size_t{kChunkEntries} * 8);
   }
   return bytes;
 }

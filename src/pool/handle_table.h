@@ -127,6 +127,8 @@ class HandleTable {
   // Entries ever handed out, rounded up to whole pages per chunk: the resident bytes (a
   // chunk's untouched tail is never faulted in).
   std::size_t metadata_bytes() const noexcept;
+  // The resident bytes of the table, directory included (mincore).
+  std::size_t resident_bytes() const noexcept;
 
  private:
   struct ChunkMeta {

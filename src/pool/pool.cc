@@ -49,6 +49,7 @@ unsigned Pool::lookup_class_index(std::size_t size) const noexcept {
   return g.class_of_slot(Geometry::slot_for(size));
 }
 PoolStats Pool::stats() const noexcept { return impl(this)->stats_impl(); }
+PoolMemory Pool::memory() const noexcept { return impl(this)->memory_impl(); }
 std::vector<ClassStats> Pool::class_stats() const noexcept { return impl(this)->class_stats_impl(); }
 const PoolOptions& Pool::options() const noexcept { return impl(this)->opts(); }
 void Pool::check_invariants() const noexcept { impl(this)->check_invariants_impl(); }

@@ -60,6 +60,7 @@ class PoolImpl final : public Pool {
   void flush_deferred_impl() noexcept;
   std::size_t release_idle_frames_impl() noexcept { return arena_.release_idle(); }
   PoolStats stats_impl() const noexcept;
+  PoolMemory memory_impl() const noexcept;
   std::vector<ClassStats> class_stats_impl() const noexcept;
   void check_invariants_impl() const noexcept;
   void check_handles() const noexcept;

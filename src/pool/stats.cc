@@ -52,6 +52,13 @@ PoolStats PoolImpl::stats_impl() const noexcept {
   return s;
 }
 
+PoolMemory PoolImpl::memory_impl() const noexcept {
+  PoolMemory m;
+  arena_.resident(&m.frames, &m.idle_frames);
+  m.metadata = arena_.resident_metadata() + handles_.resident_bytes() + zspages_.resident_bytes();
+  return m;
+}
+
 std::string Pool::format_class_stats() const noexcept {
   std::string out;
   char line[512];

@@ -106,6 +106,8 @@ class ZsPageTable {
   }
   // Bytes of descriptor storage ever handed out (the tables' high-water marks).
   std::size_t metadata_bytes() const noexcept;
+  // The resident bytes of the descriptors handed out so far (mincore).
+  std::size_t resident_bytes() const noexcept;
   // The number of ids ever handed out, an upper bound on live zspages.
   std::size_t limit() const noexcept;
 

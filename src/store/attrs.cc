@@ -45,6 +45,7 @@ constexpr AttrDef kAttrs[] = {
     {"recompress", M::wo, kNeedsInit, parse_recompress, write_recompress, nullptr},
     {"block_state", M::ro, 0, nullptr, nullptr, read_block_state},
     {"classes", M::ro, 0, nullptr, nullptr, read_classes},
+    {"memory", M::ro, 0, nullptr, nullptr, read_memory},
 };
 
 // The rows' flags agree with their modes: a trigger only write-only, a before-init
@@ -128,6 +129,7 @@ Result<void> StoreImpl::do_write_attr(std::string_view name, std::string_view va
   const std::string n(name);
   if (!a) return fail(msg, Errc::invalid_argument, n + ": no such attribute");
   if (!a->write) return fail(msg, Errc::not_supported, n + ": read-only attribute");
+  if (retired_.load(std::memory_order_relaxed)) return retired_error(n, msg);
   value = trim(value);
   if (value.empty() && (a->flags & kTrigger)) value = "1";  // `echo > compact`
   if (!(a->flags & kNeedsInit)) return parse_and_write(*this, *a, value, msg);

@@ -26,6 +26,7 @@ thread_local HeldStack t_stack;
 
 const char* level_name(LockLevel l) {
   switch (l) {
+    case LockLevel::memory: return "memory";
     case LockLevel::store_init: return "store_init";
     case LockLevel::store_slot: return "store_slot";
     case LockLevel::stream: return "stream";

@@ -20,6 +20,7 @@
 namespace uzram {
 
 enum class LockLevel : std::uint8_t {
+  memory = 1,         // store: the process's memory breakdown registry (memory.cc); sleepable
   store_init = 2,     // store: configuration rwlock (std::shared_mutex); sleepable
   store_slot = 4,     // store: per-slot lock bit; holder may sleep (decompression)
   stream = 6,         // store: compression stream mutex; holder may sleep (codec calls)
