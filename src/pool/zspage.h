@@ -3,7 +3,7 @@
 // A zspage is a chain of 1..chain_size frames holding objs_per_zspage objects of one size
 // class; object i occupies bytes [i*size, (i+1)*size) of the chain and may straddle a
 // frame boundary. Objects have no header, and free slots hold nothing either: the free
-// list lives in the handle table (docs/design.md#free-list). Every slot below `fresh` has
+// list lives in the handle table (docs/design.md#free-lists). Every slot below `fresh` has
 // a handle index bound to it for life: an allocated entry while the slot holds an object,
 // a *parked* entry (HandleTable::parked: the slot, the next parked index) while it is
 // free; free_head chains the parked ones. Slots from `fresh` up have never been used and
@@ -57,7 +57,9 @@ struct ZsPage {
   // Written when the descriptor is first used, before the zspage is published (a spare
   // keeps its class); read under the class lock, and by migration to find the class.
   std::atomic<std::uint16_t> class_index{0};
-  // Guarded by the class lock:
+  // Guarded by the class lock (the lock of the class this descriptor belongs to: not
+  // expressible as ZS_GUARDED_BY; every PoolImpl function that touches them is
+  // ZS_REQUIRES(c.lock) on that class, docs/locking.md#contracts-the-compiler-checks):
   std::uint16_t inuse;
   std::uint16_t fresh;  // slots [fresh, objs_per_zspage) were never handed out
   std::uint8_t fullness;

@@ -5,6 +5,7 @@
 #include "sync/scoped_lock.h"
 #include "sync/sharded_rw_mutex.h"
 #include "sync/spin_lock.h"
+#include "sync/zspage_lock.h"
 
 namespace uzram {
 
@@ -25,6 +26,8 @@ struct S {
   int c ZS_GUARDED_BY(rs) = 0;
   SpinLock sl{LockLevel::size_class, "sl"};
   int d ZS_GUARDED_BY(sl) = 0;
+  ZsPageLock z;
+  int e ZS_GUARDED_BY(z) = 0;
   BitLock<BitTraits> bit;
   int f ZS_GUARDED_BY(bit) = 0;
 
@@ -55,10 +58,28 @@ struct S {
       SpinGuard g(sl);
       d++;
     }
+    z.lock_read();
+    r += e;
+    z.unlock_read();
+    if (z.try_lock_write()) {
+      e++;
+      z.unlock_write();
+    }
     bit.lock();
     f++;
     bit.unlock();
     return r;
+  }
+  // The read_begin / read_end hand-over.
+  int begin() {
+    z.lock_read();
+    const int r = e;
+    z.leave_read_held();
+    return r;
+  }
+  void end() {
+    z.assert_read_held();
+    z.unlock_read();
   }
 };
 
