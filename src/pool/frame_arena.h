@@ -132,12 +132,8 @@ class FrameArena {
     return std::uint64_t{decay_ms_} * 1000000 / kDecayEpochs;
   }
 
-  // Protects: free_bits_, the idle list and decay buckets, lowest_free_, mapped_frames_,
-  // populated_, timer_armed_ and growth of high_water_. Level: frame_arena (leaf;
-  // sleepable: held across mmap and small madvise calls, never across a release batch).
-  Mutex lock_{LockLevel::frame_arena, "frame_arena"};
-
-  // Immutable after init (the pointers; what they point to is guarded as marked):
+  // Immutable after init (the pointers; what they point to is guarded as marked). Read by
+  // every object access: kept away from lock_, which allocation and free write.
   std::byte* base_ = nullptr;
   FrameInfo* info_ = nullptr;
   std::uint64_t* free_bits_ ZS_PT_GUARDED_BY(lock_) = nullptr;  // 1 = free frame below high water
@@ -145,6 +141,11 @@ class FrameArena {
   std::size_t keep_ = 0;  // idle frames kept whatever their age
   std::uint32_t decay_ms_ = 0;
   std::uint64_t epoch0_ns_ = 0;  // steady clock at init
+
+  // Protects: free_bits_, the idle list and decay buckets, lowest_free_, mapped_frames_,
+  // populated_, timer_armed_ and growth of high_water_. Level: frame_arena (leaf;
+  // sleepable: held across mmap and small madvise calls, never across a release batch).
+  Mutex lock_{LockLevel::frame_arena, "frame_arena"};
 
   // Idle frames: idle_[idle_lo_, idle_hi_), oldest first. alloc() takes from the top
   // (newest: warm in the cache), the decay returns from the bottom (oldest). The array

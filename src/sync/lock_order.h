@@ -5,7 +5,7 @@
 // *read* locks (safe: a reader only ever spins on a writer, and writers never wait).
 // docs/locking.md#lock-inventory-and-order repeats this table with what each lock
 // protects; change both in one commit. The enum lists exactly the locks the program takes
-// (tests/lockorder checks that every level is acquired).
+// (tests/lockorder drives each layer and checks that the checker counted its levels).
 //
 // At UZRAM_DEBUG_LEVEL >= 2 every lock records (level, address, name, site) on a per-thread
 // stack *before* it blocks, so an inversion is reported, not deadlocked on. A non-try

@@ -122,7 +122,9 @@ TEST(LockLevelTest, TheOrderIsStrictAndNamed) {
     EXPECT_STRNE(lock_level_name(l), "?");
     EXPECT_LT(static_cast<unsigned>(l), kMaxLockLevel);
     for (LockLevel m : kLockLevels) {
-      if (l != m) EXPECT_STRNE(lock_level_name(l), lock_level_name(m));
+      if (l != m) {
+        EXPECT_STRNE(lock_level_name(l), lock_level_name(m));
+      }
     }
   }
 }
