@@ -65,33 +65,6 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
   return {};
 }
 
-unsigned FrameArena::try_isolate(const FrameId* ids, unsigned n, SiteLoc site) const noexcept {
-  for (unsigned k = 0; k < n; k++) {
-    FrameInfo& fi = info_[ids[k]];
-    if (!bit_try_lock(fi.word(), kFrameIsolated)) {
-      end_isolation(ids, k, site);
-      return k;
-    }
-    lockdep::acquire(LockLevel::frame, LockKind::sleepable, &fi, "frame", true, false, site);
-  }
-  return n;
-}
-
-void FrameArena::end_isolation(const FrameId* ids, unsigned n, SiteLoc site) const noexcept {
-  for (unsigned k = 0; k < n; k++) {
-    lockdep::release(&info_[ids[k]], site);
-    bit_unlock(info_[ids[k]].word(), kFrameIsolated);
-  }
-}
-
-void FrameArena::end_isolation_store(FrameId id, std::uint32_t value, SiteLoc site) const noexcept {
-  ZS_DCHECK(!(value & kFrameIsolated), "frame %u: the store must end the isolation", id);
-  lockdep::release(&info_[id], site);
-  // release: pairs with the acquire owner load in migration (it sees "not owned") and with
-  // the acquire of the next frame lock.
-  info_[id].word().store(value, std::memory_order_release);
-}
-
 // Makes frames [mapped_frames_, want) usable. Caller holds lock_.
 bool FrameArena::grow_locked(FrameId want) noexcept {
   if (want <= mapped_frames_) return true;

@@ -33,6 +33,7 @@
 #include "sync/bit_lock.h"
 #include "sync/mutex.h"
 #include "sync/worker.h"
+#include "util/check.h"
 #include "uzram/result.h"
 
 namespace uzram {
@@ -83,15 +84,37 @@ class FrameArena {
   FrameInfo& info(FrameId id) const noexcept { return info_[id]; }
   // Frame locks of a set of frames (a zspage's), try only: takes all of ids[0..n) and
   // returns n, or none and returns the index of the first busy one. The checker sees each.
+  // (Inline: on the path of every free that empties a zspage.)
   unsigned try_isolate(const FrameId* ids, unsigned n,
-                       SiteLoc site = SiteLoc::current()) const noexcept;
+                       SiteLoc site = SiteLoc::current()) const noexcept {
+    for (unsigned k = 0; k < n; k++) {
+      FrameInfo& fi = info_[ids[k]];
+      if (!bit_try_lock(fi.word(), kFrameIsolated)) {
+        end_isolation(ids, k, site);
+        return k;
+      }
+      lockdep::acquire(LockLevel::frame, LockKind::sleepable, &fi, "frame", true, false, site);
+    }
+    return n;
+  }
   // Drops the frame locks of ids[0..n) (taken by try_isolate), waking waiters.
   void end_isolation(const FrameId* ids, unsigned n,
-                     SiteLoc site = SiteLoc::current()) const noexcept;
+                     SiteLoc site = SiteLoc::current()) const noexcept {
+    for (unsigned k = 0; k < n; k++) {
+      lockdep::release(&info_[ids[k]], site);
+      bit_unlock(info_[ids[k]].word(), kFrameIsolated);
+    }
+  }
   // Drops the frame lock of `id` (taken by try_isolate) by storing `value` (isolation bit
-  // clear) into its info word, release: a zspage free clears the owner with it.
+  // clear) into its info word: a zspage free clears the owner with it.
   void end_isolation_store(FrameId id, std::uint32_t value,
-                           SiteLoc site = SiteLoc::current()) const noexcept;
+                           SiteLoc site = SiteLoc::current()) const noexcept {
+    ZS_DCHECK(!(value & kFrameIsolated), "frame %u: the store must end the isolation", id);
+    lockdep::release(&info_[id], site);
+    // release: pairs with the acquire owner load in migration (it sees "not owned") and
+    // with the acquire of the next frame lock.
+    info_[id].word().store(value, std::memory_order_release);
+  }
   // Frames ever handed out: ids are < high_water().
   FrameId high_water() const noexcept { return high_water_.load(std::memory_order_relaxed); }
   std::size_t max_frames() const noexcept { return max_frames_; }
