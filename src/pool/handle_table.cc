@@ -36,8 +36,7 @@ Result<void> HandleTable::init(std::size_t max_handles) noexcept {
 }
 
 bool HandleTable::grow(unsigned group) noexcept {
-  might_sleep();
-  std::lock_guard<std::mutex> g(grow_lock_);
+  MutexLock g(grow_lock_);
   Group& gr = groups_[group];
   // acquire: pairs with the exchange in alloc_locked() (nothing to order; a hint).
   if (gr.spare.load(std::memory_order_acquire) != 0) return true;  // someone else grew it
@@ -57,7 +56,7 @@ bool HandleTable::grow(unsigned group) noexcept {
   return true;
 }
 
-std::uint64_t HandleTable::alloc_locked(unsigned group) noexcept {
+std::uint64_t HandleTable::alloc_locked(unsigned group, const SpinLock&) noexcept {
   ZS_DCHECK(group < kGroups, "handle group %u", group);
   Group& g = groups_[group];
   std::uint32_t used =
@@ -76,7 +75,7 @@ std::uint64_t HandleTable::alloc_locked(unsigned group) noexcept {
   return index;  // gen 0: a never-used entry is zero
 }
 
-bool HandleTable::has_room_locked(unsigned group, std::uint32_t n) const noexcept {
+bool HandleTable::has_room_locked(unsigned group, std::uint32_t n, const SpinLock&) const noexcept {
   const Group& g = groups_[group];
   const std::uint32_t used =
       g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
