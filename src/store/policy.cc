@@ -33,13 +33,13 @@ Policy::Policy(StoreImpl& s) noexcept : s_(s), worker_([this] { job(); }) {}
 Policy::~Policy() { stop(); }
 
 PolicySpec Policy::spec() const noexcept {
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   return spec_;
 }
 
 void Policy::set_spec_locked(const PolicySpec& spec) noexcept {
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     if (spec_.mode == PolicyMode::off && spec.mode != PolicyMode::off) {
       clock_ = RoundClock{};  // the first round is `interval` from now
       anchored_ = s_.slots_ != nullptr;
@@ -53,7 +53,7 @@ void Policy::set_spec_locked(const PolicySpec& spec) noexcept {
 void Policy::limits_changed_locked() noexcept {
   bool on;
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     const std::uint64_t limit = s_.mem_limit_pages_.load(std::memory_order_relaxed);
     const bool can_make_room = (spec_.pressure_writeback && s_.backing_) ||
                                (spec_.pressure_recompress && recompression_configured());
@@ -70,14 +70,14 @@ void Policy::limits_changed_locked() noexcept {
 
 void Policy::reset_locked() noexcept {
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     spec_ = PolicySpec{};
     clock_ = RoundClock{};
     anchored_ = false;
     day_.clear();
   }
   {
-    std::lock_guard g(room_mu_);
+    MutexLock g(room_mu_);
     started_ = finished_ = 0;
     last_hopeless_ = false;
   }
@@ -142,7 +142,7 @@ void Policy::job() noexcept {
   if (!s_.slots_) return;
   PolicyParams p;
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     if (spec_.mode == PolicyMode::off) return;
     p = resolve_policy(spec_, backing_blocks(s_));
     if (!anchored_) {
@@ -157,13 +157,13 @@ void Policy::job() noexcept {
   if (p.spec.interval == 0 || paused_.load()) return;
   std::uint64_t now = s_.now_seconds(), due;
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     due = clock_.next_due(p.spec.interval, p.spec.backoff);
   }
   if (now >= due) {
     round(p, now);
     now = s_.now_seconds();
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     due = clock_.next_due(p.spec.interval, p.spec.backoff);
   }
   // Real seconds until the store's clock reaches `due` (a test that moves the clock kicks).

@@ -22,12 +22,11 @@
 #define UZRAM_STORE_POLICY_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 
 #include "store/policy_math.h"
 #include "store/policy_spec.h"
+#include "sync/mutex.h"
 #include "sync/worker.h"
 
 namespace uzram {
@@ -131,14 +130,14 @@ class Policy {
 
   StoreImpl& s_;
 
-  // Protects: spec_, clock_, anchored_ and day_. Level store_policy (3): taken alone or
-  // under init_lock_ (either mode), never with a slot lock or room_mu_; nothing is taken
-  // inside it. The worker copies what it needs and drops it before any pass.
-  mutable std::mutex mu_;
-  PolicySpec spec_;
-  RoundClock clock_;
-  bool anchored_ = false;  // clock_.anchor is set; else the worker sets it at its next run
-  DayWindow day_;          // every block the policy wrote back (rounds and reaction)
+  // Protects: spec_, clock_, anchored_ and day_. Level policy (25): taken alone or under
+  // init_lock_ (either mode), never with a slot lock or room_mu_; a leaf. The worker copies
+  // what it needs and drops it before any pass.
+  mutable Mutex mu_{LockLevel::policy, "Policy::mu_"};
+  PolicySpec spec_ ZS_GUARDED_BY(mu_);
+  RoundClock clock_ ZS_GUARDED_BY(mu_);
+  bool anchored_ ZS_GUARDED_BY(mu_) = false;  // clock_.anchor set; else the worker sets it
+  DayWindow day_ ZS_GUARDED_BY(mu_);          // every block the policy wrote back
 
   // The write path's view, recomputed by limits_changed_locked() and reset_locked() under
   // init_lock_. Relaxed: advisory thresholds; a write that reads a stale value waits or
@@ -156,12 +155,14 @@ class Policy {
   std::atomic<std::int64_t> hopeless_until_ms_{0};
 
   // Protects: started_, finished_, last_hopeless_, and is room_cv_'s mutex. Level
-  // store_policy (3), never held with mu_; waiting writers take it under init_lock_ shared
-  // (holding nothing else), the worker under init_lock_ shared. A leaf.
-  mutable std::mutex room_mu_;
-  std::condition_variable room_cv_;
-  std::uint64_t started_ = 0, finished_ = 0;  // memory reactions begun / ended
-  bool last_hopeless_ = false;  // the last ended one left the pool over mem_limit, stuck
+  // policy_room (26), never held with mu_; waiting writers take it under init_lock_ shared
+  // (and an NBD stripe; no slot lock), the worker under init_lock_ shared. A leaf.
+  mutable Mutex room_mu_{LockLevel::policy_room, "Policy::room_mu_"};
+  CondVar room_cv_;
+  std::uint64_t started_ ZS_GUARDED_BY(room_mu_) = 0;   // memory reactions begun
+  std::uint64_t finished_ ZS_GUARDED_BY(room_mu_) = 0;  // and ended
+  // The last ended one left the pool over mem_limit, stuck.
+  bool last_hopeless_ ZS_GUARDED_BY(room_mu_) = false;
 
   Counters c_;
   Worker worker_;  // last: joined first

@@ -60,7 +60,7 @@ bool Policy::wait_for_room() noexcept {
   c_.waited.fetch_add(1, std::memory_order_relaxed);
   const auto t0 = SteadyClock::now();
   const auto deadline = t0 + std::chrono::milliseconds(wait);
-  std::unique_lock l(room_mu_);
+  MutexLock l(room_mu_);
   const std::uint64_t want = started_ + 1;  // a reaction that sees this write's object
   l.unlock();
   pressure_.store(true, std::memory_order_release);  // pairs: the worker's exchange
@@ -79,7 +79,7 @@ bool Policy::wait_for_room() noexcept {
     if (now >= deadline) break;
     // Woken by the reaction's steps; the poll also sees room made by anything else (a
     // discard, a manual writeback) and a raised mem_limit.
-    room_cv_.wait_until(l, std::min(deadline, now + kPoll));
+    (void)room_cv_.wait_until(room_mu_, std::min(deadline, now + kPoll));
   }
   l.unlock();
   const auto waited =
@@ -93,7 +93,7 @@ bool Policy::wait_for_room() noexcept {
 void Policy::react(const PolicyParams& p) noexcept {
   std::uint64_t gen;
   {
-    std::lock_guard g(room_mu_);
+    MutexLock g(room_mu_);
     gen = ++started_;
   }
   c_.triggers.fetch_add(1, std::memory_order_relaxed);
@@ -124,7 +124,7 @@ void Policy::react(const PolicyParams& p) noexcept {
   const bool hopeless = stuck && after > limit;
   if (hopeless) hopeless_until_ms_.store(steady_ms() + kHopelessMs, std::memory_order_relaxed);
   {
-    std::lock_guard g(room_mu_);
+    MutexLock g(room_mu_);
     finished_ = gen;
     last_hopeless_ = hopeless;
   }
@@ -182,7 +182,7 @@ Policy::Step Policy::free_coldest(const PolicyParams& p, std::uint64_t need,
     st.blocks += done.pages;
     c_.wb_pressure.fetch_add(done.pages, std::memory_order_relaxed);
     c_.wb_bytes.fetch_add(done.bytes, std::memory_order_relaxed);
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     day_.add(now, done.pages);
   }
   return st;

@@ -50,7 +50,7 @@ void Policy::round(const PolicyParams& p, std::uint64_t now) noexcept {
   }
   const std::uint64_t written = round_writeback(p, now);
   {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     clock_.has_round = true;
     clock_.last_start = now;
     clock_.last_end = s_.now_seconds();
@@ -69,7 +69,7 @@ std::uint64_t Policy::round_writeback(const PolicyParams& p, std::uint64_t now) 
   if (p.spec.norder == 0 || !s_.backing_) return 0;
   std::uint64_t day_left = ~std::uint64_t{0};
   if (p.day_max_pages) {
-    std::lock_guard g(mu_);
+    MutexLock g(mu_);
     const std::uint64_t used = day_.used(now);
     day_left = used < p.day_max_pages ? p.day_max_pages - used : 0;
   }
@@ -98,7 +98,7 @@ std::uint64_t Policy::round_writeback(const PolicyParams& p, std::uint64_t now) 
     }
   }
   const std::uint64_t written = a.pages - left;
-  std::lock_guard g(mu_);
+  MutexLock g(mu_);
   day_.add(now, written);
   return written;
 }

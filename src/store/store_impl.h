@@ -29,6 +29,7 @@
 #include "store/slot.h"
 #include "store/slot_summary.h"
 #include "store/streams.h"
+#include "sync/mutex.h"
 #include "sync/sharded_rw_mutex.h"
 #include "util/sharded_counter.h"
 #include "uzram/pool.h"
@@ -84,6 +85,10 @@ struct StoreCounters {
   ShardedCounter bd_reads;
   ShardedCounter bd_writes;
   ShardedCounter wb_failed;  // uzram: blocks whose writeback write or fdatasync failed
+  // Blocks read and written successfully (Store::read/write), since creation: not reset,
+  // so rates over them (`uzram status --watch`, metrics) never go negative.
+  ShardedCounter blocks_read;
+  ShardedCounter blocks_written;
   std::atomic<std::uint64_t> max_used_pages{0};
 };
 
@@ -107,6 +112,7 @@ class StoreImpl final : public Store {
   bool slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept;
 
   MmStat do_mm_stat() const noexcept;
+  StoreMemory do_memory() const noexcept;  // memory.cc
   IoStat do_io_stat() const noexcept;
   BdStat do_bd_stat() const noexcept;
   void do_check_invariants() const noexcept;
@@ -149,15 +155,21 @@ class StoreImpl final : public Store {
   // the lock: a reset that races a close may still see the user and fail with busy, the
   // safe answer. Relaxed: init_lock_ provides the ordering.
   std::atomic<std::uint64_t> users_{0};
+  // Removed from its StoreRegistry (hot_remove): set once, under init_lock_ exclusive, on
+  // an uninitialised store; then every attribute write fails with ENODEV, and the writes
+  // that acquire resources (disksize, backing_dev) re-check it under init_lock_
+  // exclusive, so a retired store is never initialised again. Read relaxed elsewhere
+  // (the dispatch's early refusal; init_lock_ orders the re-checks).
+  std::atomic<bool> retired_{false};
 
   std::int64_t epoch_ = 0;  // ac_time origin, seconds of CLOCK_MONOTONIC_COARSE
 
   // The log (Store::set_log_hook): policy decisions, one line per call. log() costs one
-  // relaxed load when no hook is set. Protects: log_hook_. Level store_policy (3): taken
+  // relaxed load when no hook is set. Protects: log_hook_. Level store_log (27): taken
   // alone or under init_lock_ shared, never with a slot lock or the policy's mutexes; the
-  // hook runs inside it (the server's LogSink::mu_ nests in it).
-  mutable std::mutex log_mu_;
-  LogHook log_hook_;
+  // hook runs inside it (the server's LogSink::mu_, log_sink, nests in it).
+  mutable Mutex log_mu_{LockLevel::store_log, "StoreImpl::log_mu_"};
+  LogHook log_hook_ ZS_GUARDED_BY(log_mu_);
   std::atomic<bool> has_log_{false};  // relaxed: a hint; log() re-checks under log_mu_
   [[nodiscard]] bool logging() const noexcept { return has_log_.load(std::memory_order_relaxed); }
   void log(std::string_view line) const noexcept;
@@ -195,6 +207,11 @@ class StoreImpl final : public Store {
   // ---- Internals (store.cc, io.cc) ----
   Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
   void reset_locked() noexcept;                                                  // init_lock_ excl.
+  // hot_remove's half in the store: refuses (busy) an initialised store or one with users,
+  // else resets the configuration (closing a backing device) and sets retired_.
+  Result<void> retire(std::string* msg) noexcept;
+  // The ENODEV refusal of a write to a retired store, naming `attr`.
+  Result<void> retired_error(std::string_view attr, std::string* msg) const noexcept;
   // Frees what the slot holds (pool object, same fill, or backing block) and clears its
   // size and flags (the lock bit stays). With `batch`, a pool object is queued there
   // instead of freed at once. Caller holds the slot lock.
@@ -221,6 +238,10 @@ class StoreImpl final : public Store {
   // destructor, first) before anything it uses goes away.
   Policy policy_{*this};
 };
+
+// The process's live stores, for the memory breakdown (memory.cc).
+void memory_register(const StoreImpl* s) noexcept;
+void memory_unregister(const StoreImpl* s) noexcept;
 
 inline StoreImpl* impl(Store* s) noexcept { return static_cast<StoreImpl*>(s); }
 inline const StoreImpl* impl(const Store* s) noexcept { return static_cast<const StoreImpl*>(s); }
