@@ -31,9 +31,11 @@ command -v nbdcopy >/dev/null || { echo "policy.sh: no nbdcopy: client part skip
 (set +o pipefail; seq -w 1000000000 | head -c $((16 << 20))) >"$tmp/data"  # about 3x with lz4
 : >"$tmp/backing"; chmod 600 "$tmp/backing"; truncate -s 16M "$tmp/backing"
 "$uzram" serve -U - --control "$tmp/c.sock" --size 16M -o backing_dev="$tmp/backing" \
-  -o mem_limit=1M --policy 'custom interval=0 wait=30s' -v \
+  -o mem_limit=1M --policy 'custom interval=0 wait=30s' -v --metrics 0 \
   --run "nbdcopy '$tmp/data' \"\$uri\" && $ctl io_stat >'$tmp/io' && $ctl policy_stat >'$tmp/ps' &&
-         $ctl bd_stat >'$tmp/bd' && nbdcopy \"\$uri\" '$tmp/back'" >"$tmp/out" 2>"$tmp/err" ||
+         $ctl bd_stat >'$tmp/bd' && nbdcopy \"\$uri\" '$tmp/back' &&
+         { ! command -v curl >/dev/null || curl -sf \"\$metrics\" >'$tmp/om'; }" \
+  >"$tmp/out" 2>"$tmp/err" ||
   fail "serve with a memory reaction: $(tail -5 "$tmp/err")"
 cmp -s "$tmp/data" "$tmp/back" || fail "the data did not read back intact"
 read -r _ failed_writes _ <"$tmp/io"
@@ -42,4 +44,11 @@ read -r -a ps <"$tmp/ps"
 [ "${ps[9]}" -gt 0 ] || fail "nothing written back under pressure: $(cat "$tmp/ps")"
 [ "${ps[16]}" -eq 0 ] || fail "writes failed at mem_limit: $(cat "$tmp/ps")"
 grep -q "uzram serve: policy: memory reaction: pool " "$tmp/err" || fail "no reaction logged"
+if [ -s "$tmp/om" ]; then  # policy_stat's fields on the metrics endpoint
+  grep -q "^uzram_policy_wb_pressure_pages_total{store=\"zram0\"} [1-9][0-9]*\$" "$tmp/om" ||
+    fail "metrics: $(grep uzram_policy_wb_pressure "$tmp/om")"
+  grep -q "^uzram_policy_limit_failed_writes_total{store=\"zram0\"} 0\$" "$tmp/om" ||
+    fail "metrics: no limit_failed series"
+  grep -q "^# TYPE uzram_policy_idle_age_seconds gauge" "$tmp/om" || fail "metrics: idle_age"
+fi
 echo "policy.sh: ok"
