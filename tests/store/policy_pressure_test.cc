@@ -95,6 +95,35 @@ TEST_F(PolicyPressureTest, WithoutThePolicyTheSameWritesFail) {
   s->check_invariants();
 }
 
+// A policy switched on and then off again leaves the store as the kernel's: writes at
+// mem_limit fail at once (nothing waits, nothing is counted as the policy's), nothing is
+// written back by a reaction or by a round however far the clock moves.
+TEST_F(PolicyPressureTest, OffAgainIsTheOldBehaviour) {
+  SCOPED_TRACE(seed_trace(test_seed()));
+  auto s = store(2048, 2048);
+  write_attr_ok(*s, "policy", "custom interval=60 backoff=0 idle_min=1 idle_max=2 wait=30s");
+  write_attr_ok(*s, "policy", "off");
+  EXPECT_EQ(s->read_attr("policy").value(), "off\n");
+  const auto t0 = Clock::now();
+  const std::uint64_t failed = fill(*s, 2048);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(30));  // no write waited 30 s
+  EXPECT_GT(failed, 1000u);
+  EXPECT_EQ(s->io_stat().failed_writes, failed);
+  impl(s.get())->advance_clock_for_testing(2 * 86400);
+  impl(s.get())->policy_.run_now();
+  const PolicyStats st = stats(*s);
+  EXPECT_EQ(st.rounds, 0u);
+  EXPECT_EQ(st.triggers, 0u);
+  EXPECT_EQ(st.waited, 0u);
+  EXPECT_EQ(st.limit_failed, 0u);
+  EXPECT_EQ(st.passes, 0u);
+  EXPECT_EQ(s->bd_stat().bd_count, 0u);
+  EXPECT_EQ(s->bd_stat().bd_writes, 0u);
+  EXPECT_LE(s->mm_stat().mem_used_max / kBlockSize, kLimitPages + kSlack);
+  model_.verify(*s, 2048);
+  s->check_invariants();
+}
+
 TEST_F(PolicyPressureTest, AWriteAtTheLimitWaitsThenSucceeds) {
   SCOPED_TRACE(seed_trace(test_seed()));
   auto s = store(2048, 2048);
