@@ -27,6 +27,7 @@ struct StatField {
   Kind kind;
   std::string_view unit;
   std::string_view help;
+  std::uint64_t divisor = 1;  // the field's value over this is the sample (ms -> seconds)
 };
 
 // THE table. A statistics attribute that is added later (e.g. unit_stat) is
@@ -94,8 +95,8 @@ constexpr StatField kStatFields[] = {
      "policy_stat triggers: memory reactions"},
     {"policy_stat", 14, "uzram_policy_waited_writes", Kind::counter, "",
      "policy_stat waited: writes that met mem_limit and waited"},
-    {"policy_stat", 15, "uzram_policy_wait_milliseconds", Kind::counter, "milliseconds",
-     "policy_stat wait_ms: their total wait"},
+    {"policy_stat", 15, "uzram_policy_wait_seconds", Kind::counter, "seconds",
+     "policy_stat wait_ms: their total wait", 1000},
     {"policy_stat", 16, "uzram_policy_limit_failed_writes", Kind::counter, "",
      "policy_stat limit_failed: writes failed at mem_limit with the reaction on"},
     {"policy_stat", 17, "uzram_policy_idle_age_seconds", Kind::gauge, "seconds",
@@ -188,7 +189,14 @@ void store_fields(Exposition& x, const std::vector<std::shared_ptr<Store>>& stor
       if (it == values[i].end() || f.index >= it->second.size()) continue;
       if (!any) x.family(f.name, f.kind, f.unit, f.help);
       any = true;
-      x.value("store=\"" + escape(stores[i]->name()) + "\"", it->second[f.index]);
+      const std::string labels = "store=\"" + escape(stores[i]->name()) + "\"";
+      if (f.divisor == 1) {
+        x.value(labels, it->second[f.index]);
+      } else {
+        x.sample(f.kind == Kind::counter ? "_total" : "", labels,
+                 seconds(static_cast<double>(it->second[f.index]) /
+                         static_cast<double>(f.divisor)));
+      }
     }
   }
   x.family("uzram_users", Kind::gauge, "",

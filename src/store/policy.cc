@@ -97,7 +97,13 @@ void Policy::pause() noexcept { paused_.store(true); }
 
 void Policy::resume() noexcept {
   paused_.store(false);
-  worker_.kick_after(std::chrono::milliseconds(0));  // what the pause put off, if anything
+  bool on;
+  {
+    MutexLock g(mu_);
+    on = spec_.mode != PolicyMode::off;
+  }
+  // What the pause put off, if anything; a policy that is off starts no thread.
+  if (on) worker_.kick_after(std::chrono::milliseconds(0));
 }
 
 void Policy::stop() noexcept { worker_.stop(); }

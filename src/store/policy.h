@@ -34,7 +34,7 @@ namespace uzram {
 class StoreImpl;
 struct PpDone;
 
-// policy_stat, in its order (docs/store-postprocessing.md#policy_stat).
+// policy_stat, in its order (docs/store-postprocessing.md#policy_stat-and-the-log).
 struct PolicyStats {
   std::uint64_t rounds = 0;              // time-driven rounds run
   std::uint64_t rounds_skipped = 0;      // rounds whose writeback the allowance skipped

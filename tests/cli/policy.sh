@@ -43,7 +43,7 @@ read -r _ failed_writes _ <"$tmp/io"
 read -r -a ps <"$tmp/ps"
 [ "${ps[9]}" -gt 0 ] || fail "nothing written back under pressure: $(cat "$tmp/ps")"
 [ "${ps[16]}" -eq 0 ] || fail "writes failed at mem_limit: $(cat "$tmp/ps")"
-grep -q "uzram serve: policy: memory reaction: pool " "$tmp/err" || fail "no reaction logged"
+grep -q "uzram serve: zram0: policy: memory reaction: pool " "$tmp/err" || fail "no reaction logged"
 if [ -s "$tmp/om" ]; then  # policy_stat's fields on the metrics endpoint
   grep -q "^uzram_policy_wb_pressure_pages_total{store=\"zram0\"} [1-9][0-9]*\$" "$tmp/om" ||
     fail "metrics: $(grep uzram_policy_wb_pressure "$tmp/om")"
