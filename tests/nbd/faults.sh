@@ -92,7 +92,7 @@ for i in range(12):
         s = r.connect("$uri")
         r.hello(s)
         r.go(s)
-        r.request(s, r.CMD_WRITE, 0, 5, payload=b"hello")
+        r.request(s, r.CMD_WRITE, 16 << 20, 5, payload=b"hello")  # past the data
         served += r.simple_reply(s)[0] == 0
         socks.append(s)
     except (EOFError, ConnectionError, OSError):
