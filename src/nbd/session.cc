@@ -18,6 +18,7 @@
 #include "nbd/store_backend.h"
 #include "nbd/transport.h"
 #include "util/thread.h"
+#include "util/errno_text.h"
 
 namespace uzram::nbd {
 namespace {
@@ -72,7 +73,7 @@ class Session {
     unsigned started = 0;
     for (; started < want; started++) {
       if (const int e = workers[started].start([this]() noexcept { work(); }); e != 0) {
-        logf(log_, "cannot start worker thread %u of %u: %s", started + 1, want, std::strerror(e));
+        logf(log_, "cannot start worker thread %u of %u: %s", started + 1, want, errno_text(e));
         break;
       }
     }

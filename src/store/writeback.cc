@@ -17,6 +17,7 @@
 #include "store/pp_pass.h"
 #include "store/pp_run.h"
 #include "store/store_impl.h"
+#include "util/errno_text.h"
 
 namespace uzram {
 namespace {
@@ -314,7 +315,7 @@ Result<void> WritebackRun::report(std::string* msg) const noexcept {
   if (last_err_) {
     return fail(msg, last_err_,
                 "writeback: " + std::to_string(failed_) + " block(s) not written back" +
-                    (last_errno_ ? ": " + std::string(std::strerror(last_errno_)) : std::string()));
+                    (last_errno_ ? ": " + std::string(errno_text(last_errno_)) : std::string()));
   }
   return {};
 }
