@@ -193,9 +193,9 @@ void store_fields(Exposition& x, const std::vector<std::shared_ptr<Store>>& stor
       if (f.divisor == 1) {
         x.value(labels, it->second[f.index]);
       } else {
-        x.sample(f.kind == Kind::counter ? "_total" : "", labels,
-                 seconds(static_cast<double>(it->second[f.index]) /
-                         static_cast<double>(f.divisor)));
+        x.sample(
+            f.kind == Kind::counter ? "_total" : "", labels,
+            seconds(static_cast<double>(it->second[f.index]) / static_cast<double>(f.divisor)));
       }
     }
   }

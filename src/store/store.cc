@@ -127,7 +127,7 @@ StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
 }
 
 StoreImpl::~StoreImpl() {
-  policy_.stop();            // first: its worker takes init_lock_ and uses everything below
+  policy_.stop();           // first: its worker takes init_lock_ and uses everything below
   memory_unregister(this);  // then: a breakdown may be reading this store
   std::unique_lock l(init_lock_);
   reset_locked();

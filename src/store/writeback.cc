@@ -159,7 +159,7 @@ class WritebackRun {
   StoreImpl& s_;
   Backing& b_;
   PpPass& pass_;
-  const bool compressed_;  // compressed_writeback
+  const bool compressed_;          // compressed_writeback
   const std::uint64_t max_pages_;  // WbCommand::max_pages: 0 no cap
   std::uint64_t submitted_ = 0;
   PpDone* const done_;  // blocks published and pool bytes freed (may be null)

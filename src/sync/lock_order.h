@@ -32,15 +32,15 @@ enum class LockLevel : std::uint8_t {
   nbd_send = 16,     // NBD session's socket write side (Session::send_mu_)
   nbd_stripe = 20,   // NBD backend's per-block stripe bits; held across store calls
   // The store (src/store).
-  memory = 22,      // the process's memory breakdown registry (memory.cc); sleepable
-  store_init = 24,  // configuration rwlock (ShardedRwMutex); sleepable
+  memory = 22,       // the process's memory breakdown registry (memory.cc); sleepable
+  store_init = 24,   // configuration rwlock (ShardedRwMutex); sleepable
   policy = 25,       // the policy engine's spec and schedule (Policy::mu_; leaf)
   policy_room = 26,  // the policy's reaction count, waiting writes' condvar (leaf)
   store_log = 27,    // the store's log hook (StoreImpl::log_mu_); the log sink under it
-  store_slot = 28,  // per-slot lock bit; holder may sleep (decompression)
-  stream = 32,      // compression stream mutex; holder may sleep (codec calls)
-  wb_queue = 36,    // writeback's block-writer queue (leaf)
-  backing = 40,     // backing device's block allocator (leaf; under the slot lock)
+  store_slot = 28,   // per-slot lock bit; holder may sleep (decompression)
+  stream = 32,       // compression stream mutex; holder may sleep (codec calls)
+  wb_queue = 36,     // writeback's block-writer queue (leaf)
+  backing = 40,      // backing device's block allocator (leaf; under the slot lock)
   // The pool (src/pool).
   frame = 48,         // per-frame isolation bit (the kernel's page lock); holder may sleep
   pool = 52,          // pool rwlock (kernel-faithful translation only); spinning
@@ -56,14 +56,12 @@ enum class LockLevel : std::uint8_t {
 
 // Every level, in order (tests iterate over it).
 inline constexpr LockLevel kLockLevels[] = {
-    LockLevel::control_stop, LockLevel::nbd_server,   LockLevel::nbd_queue,
-    LockLevel::nbd_send,     LockLevel::nbd_stripe,   LockLevel::memory,
-    LockLevel::store_init,   LockLevel::policy,       LockLevel::policy_room,
-    LockLevel::store_log,    LockLevel::store_slot,   LockLevel::stream,
-    LockLevel::wb_queue,     LockLevel::backing,      LockLevel::frame,
-    LockLevel::pool,         LockLevel::size_class,   LockLevel::zspage,
-    LockLevel::handle_table, LockLevel::frame_arena,  LockLevel::worker,
-    LockLevel::cli_load,     LockLevel::log_sink,
+    LockLevel::control_stop, LockLevel::nbd_server, LockLevel::nbd_queue,    LockLevel::nbd_send,
+    LockLevel::nbd_stripe,   LockLevel::memory,     LockLevel::store_init,   LockLevel::policy,
+    LockLevel::policy_room,  LockLevel::store_log,  LockLevel::store_slot,   LockLevel::stream,
+    LockLevel::wb_queue,     LockLevel::backing,    LockLevel::frame,        LockLevel::pool,
+    LockLevel::size_class,   LockLevel::zspage,     LockLevel::handle_table, LockLevel::frame_arena,
+    LockLevel::worker,       LockLevel::cli_load,   LockLevel::log_sink,
 };
 inline constexpr unsigned kMaxLockLevel = 128;  // every level is below this
 

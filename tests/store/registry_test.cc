@@ -11,9 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "store/store_impl.h"
 #include "testing/seed.h"
 #include "testing/temp_dir.h"
-#include "store/store_impl.h"
 #include "uzram/store.h"
 #include "uzram/store_registry.h"
 
