@@ -61,7 +61,7 @@ class StoreRegistry {
   // policy's decisions: Store::set_log_hook), each line prefixed with "zramN: ". An empty
   // hook stops it: once this returns, no store calls the previous hook any more.
   using LogHook = std::function<void(std::string_view line)>;
-  void set_log_hook(LogHook hook) noexcept;
+  void set_log_hook(const LogHook& hook) noexcept;
 
   // "zramN" -> N (decimal, no sign, no leading zero unless N is 0); false otherwise.
   static bool parse_name(std::string_view name, unsigned* n) noexcept;

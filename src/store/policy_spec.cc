@@ -186,7 +186,7 @@ Result<void> parse_key(const KeyValue& kv, PolicySpec* s, std::string* msg) {
 // What no single key can check: the pairs.
 Result<void> check_pairs(const PolicySpec& s, std::string* msg) {
   if (s.idle_min > s.idle_max) return refuse(msg, "idle_min is above idle_max");
-  if (s.round_max != kPolicyAuto && s.round_max < kBlockSize) {
+  if (s.round_max < kBlockSize) {  // kPolicyAuto (~0) never is
     return refuse(msg, "round_max must be at least 4K (one block)");
   }
   if (s.round_min != kPolicyAuto && s.round_max != kPolicyAuto && s.round_min > s.round_max) {

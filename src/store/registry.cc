@@ -89,7 +89,7 @@ StoreRegistry::LogHook StoreRegistry::prefixed(const std::string& name,
   }
 }
 
-void StoreRegistry::set_log_hook(LogHook hook) noexcept {
+void StoreRegistry::set_log_hook(const LogHook& hook) noexcept {
   // Store by store, by number, each installed with mu_ released; no allocation, so every
   // listed store gets it.
   bool first = true;

@@ -13,9 +13,9 @@
 #define UZRAM_SYNC_WORKER_H_
 
 #include <pthread.h>
-#include <signal.h>
 
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <thread>
 
