@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -174,6 +175,16 @@ class Store {
   [[nodiscard]] bool retired() const noexcept;
   // Walks every slot and the pool and aborts on inconsistency. Quiescent stores only.
   void check_invariants() const noexcept;
+
+  // ---- Log ------------------------------------------------------------------------------
+  // Where the store reports what it decides by itself (the policy's rounds and memory
+  // reactions, their failures): one line per call, no trailing newline. None by default
+  // (`uzram serve -v` sets one). The hook runs on the store's background worker, with store
+  // locks held: it must return promptly and must not call into this store. After
+  // set_log_hook returns, the previous hook is no longer running or called; an empty hook
+  // removes it.
+  using LogHook = std::function<void(std::string_view line)>;
+  void set_log_hook(LogHook hook) noexcept;
 
  protected:
   Store() = default;

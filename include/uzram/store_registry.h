@@ -19,6 +19,8 @@
 #ifndef UZRAM_STORE_REGISTRY_H_
 #define UZRAM_STORE_REGISTRY_H_
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,6 +57,12 @@ class StoreRegistry {
   [[nodiscard]] std::vector<std::shared_ptr<Store>> stores() const noexcept;
   [[nodiscard]] std::size_t size() const noexcept;
 
+  // Where every store, present and added later, reports what it decides by itself (its
+  // policy's decisions: Store::set_log_hook), each line prefixed with "zramN: ". An empty
+  // hook stops it: once this returns, no store calls the previous hook any more.
+  using LogHook = std::function<void(std::string_view line)>;
+  void set_log_hook(const LogHook& hook) noexcept;
+
   // "zramN" -> N (decimal, no sign, no leading zero unless N is 0); false otherwise.
   static bool parse_name(std::string_view name, unsigned* n) noexcept;
   static std::string name_of(unsigned n);
@@ -63,8 +71,15 @@ class StoreRegistry {
   // Protects stores_. Level: registry, a leaf (sync/lock_order.h): nothing is taken under
   // it; stores are created and retired with it released. A null entry is a number
   // reserved by a hot_add that is still creating its store.
+  // `hook` with the store's name before each line (empty for an empty hook).
+  static LogHook prefixed(const std::string& name, const LogHook& hook) noexcept;
+
+  // It also guards log_hook_ and log_gen_ (bumped by each set_log_hook: a hot_add that
+  // installed an older hook on its new store installs the current one before publishing).
   mutable std::mutex mu_;
   std::map<unsigned, std::shared_ptr<Store>> stores_;
+  LogHook log_hook_;
+  std::uint64_t log_gen_ = 0;
 };
 
 }  // namespace uzram

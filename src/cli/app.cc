@@ -75,6 +75,8 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   v->add_option("-a,--algo", sv.algo, "compression algorithm (default lz4)");
   v->add_option("-o,--attr", sv.attrs, "attr=value: write a store attribute (before disksize if the kernel requires)")
       ->allow_extra_args(false);
+  v->add_option("--policy", sv.policy,
+                "tiering policy: off, chromeos or 'custom KEY=VALUE ...' (-o policy=VALUE)");
   v->add_option("--run", sv.run, "captive mode: run CMD with /bin/sh, $uri set; exit with its status");
   v->add_option("-p,--port", sv.port,
                 "listen on TCP PORT (0-65535; 0: any free port) instead of a Unix socket");

@@ -27,9 +27,10 @@ struct StatField {
   Kind kind;
   std::string_view unit;
   std::string_view help;
+  std::uint64_t divisor = 1;  // the field's value over this is the sample (ms -> seconds)
 };
 
-// THE table. A statistics attribute that is added later (unit_stat, policy_stat) is
+// THE table. A statistics attribute that is added later (e.g. unit_stat) is
 // exported by adding its rows here; stores without the attribute export none of them.
 constexpr StatField kStatFields[] = {
     {"initstate", 0, "uzram_initialized", Kind::gauge, "", "1 when the store has a disksize"},
@@ -64,6 +65,42 @@ constexpr StatField kStatFields[] = {
      "bd_stat bd_reads: 4 KiB blocks read from the backing device"},
     {"bd_stat", 2, "uzram_bd_writes_pages", Kind::counter, "",
      "bd_stat bd_writes: 4 KiB blocks written back"},
+    {"policy_stat", 0, "uzram_policy_rounds", Kind::counter, "",
+     "policy_stat rounds: time-driven rounds run"},
+    {"policy_stat", 1, "uzram_policy_rounds_skipped", Kind::counter, "",
+     "policy_stat rounds_skipped: rounds that wrote nothing back"},
+    {"policy_stat", 2, "uzram_policy_idle_marked_pages", Kind::counter, "",
+     "policy_stat idle_marked: blocks marked idle by rounds"},
+    {"policy_stat", 3, "uzram_policy_recompressed_pages", Kind::counter, "",
+     "policy_stat recompressed: blocks recompressed into a smaller class"},
+    {"policy_stat", 4, "uzram_policy_recompress_saved_bytes", Kind::counter, "bytes",
+     "policy_stat recomp_saved: pool bytes recompression saved"},
+    {"policy_stat", 5, "uzram_policy_wb_huge_idle_pages", Kind::counter, "",
+     "policy_stat wb_huge_idle: blocks written back by rounds' huge_idle passes"},
+    {"policy_stat", 6, "uzram_policy_wb_idle_pages", Kind::counter, "",
+     "policy_stat wb_idle: blocks written back by rounds' idle passes"},
+    {"policy_stat", 7, "uzram_policy_wb_huge_pages", Kind::counter, "",
+     "policy_stat wb_huge: blocks written back by rounds' huge passes"},
+    {"policy_stat", 8, "uzram_policy_wb_incompressible_pages", Kind::counter, "",
+     "policy_stat wb_incompressible: blocks written back by rounds' incompressible passes"},
+    {"policy_stat", 9, "uzram_policy_wb_pressure_pages", Kind::counter, "",
+     "policy_stat wb_pressure: blocks written back by the memory reaction"},
+    {"policy_stat", 10, "uzram_policy_wb_freed_bytes", Kind::counter, "bytes",
+     "policy_stat wb_bytes: pool bytes freed by the policy's writebacks"},
+    {"policy_stat", 11, "uzram_policy_passes", Kind::counter, "",
+     "policy_stat passes: writeback and recompress passes run"},
+    {"policy_stat", 12, "uzram_policy_pass_errors", Kind::counter, "",
+     "policy_stat pass_errors: passes that failed"},
+    {"policy_stat", 13, "uzram_policy_reactions", Kind::counter, "",
+     "policy_stat triggers: memory reactions"},
+    {"policy_stat", 14, "uzram_policy_waited_writes", Kind::counter, "",
+     "policy_stat waited: writes that met mem_limit and waited"},
+    {"policy_stat", 15, "uzram_policy_wait_seconds", Kind::counter, "seconds",
+     "policy_stat wait_ms: their total wait", 1000},
+    {"policy_stat", 16, "uzram_policy_limit_failed_writes", Kind::counter, "",
+     "policy_stat limit_failed: writes failed at mem_limit with the reaction on"},
+    {"policy_stat", 17, "uzram_policy_idle_age_seconds", Kind::gauge, "seconds",
+     "policy_stat idle_age: the last round's idle age"},
 };
 
 // Label values, escaped as both formats want (backslash, quote, newline).
@@ -152,7 +189,14 @@ void store_fields(Exposition& x, const std::vector<std::shared_ptr<Store>>& stor
       if (it == values[i].end() || f.index >= it->second.size()) continue;
       if (!any) x.family(f.name, f.kind, f.unit, f.help);
       any = true;
-      x.value("store=\"" + escape(stores[i]->name()) + "\"", it->second[f.index]);
+      const std::string labels = "store=\"" + escape(stores[i]->name()) + "\"";
+      if (f.divisor == 1) {
+        x.value(labels, it->second[f.index]);
+      } else {
+        x.sample(
+            f.kind == Kind::counter ? "_total" : "", labels,
+            seconds(static_cast<double>(it->second[f.index]) / static_cast<double>(f.divisor)));
+      }
     }
   }
   x.family("uzram_users", Kind::gauge, "",

@@ -109,6 +109,13 @@ int parse_attrs(const ServeOptions& o, const Io& io, ServeSetup* setup) {
     (info->before_init ? setup->before : setup->after)
         .emplace_back(std::move(attr), std::move(value));
   }
+  if (!o.policy.empty()) {  // --policy VALUE: -o policy=VALUE
+    for (const auto& [attr, value] : setup->after) {
+      if (attr == "policy")
+        return usage_error(io, "serve: --policy and -o policy= exclude each other");
+    }
+    setup->after.emplace_back("policy", o.policy);
+  }
   return kExitOk;
 }
 
@@ -241,6 +248,21 @@ class SignalMask {
 
  private:
   sigset_t set_, old_;
+};
+
+// -v: every store's log (its policy's decisions) on the sink while this lives, each line
+// prefixed with the store's name; stores added later too (StoreRegistry::set_log_hook).
+class StoreLog {
+ public:
+  StoreLog(StoreRegistry& registry, LogSink* sink) noexcept : registry_(registry) {
+    if (sink) registry_.set_log_hook([sink](std::string_view m) { sink->write(m); });
+  }
+  ~StoreLog() { registry_.set_log_hook(nullptr); }  // before the sink goes
+  StoreLog(const StoreLog&) = delete;
+  StoreLog& operator=(const StoreLog&) = delete;
+
+ private:
+  StoreRegistry& registry_;
 };
 
 // -U -: a private temporary directory for the socket, removed on destruction.
@@ -393,6 +415,8 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   std::unique_ptr<nbd::TlsContext> tls;
   if (!make_tls(o, setup, io, &tls)) return kExitFailed;
   StoreRegistry registry;  // declared first: outlives every server that serves its stores
+  LogSink sink(io.err);
+  const StoreLog store_log(registry, o.verbose ? &sink : nullptr);  // policy decisions
   const std::shared_ptr<Store> store = create_first_store(registry, io);
   if (!store || !configure_store(*store, o, setup, io)) return kExitFailed;
   harden_process();
@@ -408,7 +432,6 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   TempSocketDir tmp;  // declared before the server: removed after it stops
   nbd::ServerOptions so;
   if (!server_options(o, setup, tls.get(), io, &tmp, &so)) return kExitFailed;
-  LogSink sink(io.err);
   if (o.verbose) so.log = [&sink](std::string_view m) { sink.write(m); };
   nbd::StoreExports exports(registry);  // the export name picks the store
   auto server = nbd::Server::start(exports, so, &msg);

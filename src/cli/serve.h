@@ -15,6 +15,7 @@ struct ServeOptions {
   std::string size = "1G";         // --size
   std::string algo = "lz4";        // --algo
   std::vector<std::string> attrs;  // -o attr=value
+  std::string policy;              // --policy VALUE: -o policy=VALUE
   std::string run;                 // --run CMD (captive mode)
   std::string port;                // --port: TCP instead of a Unix socket
   std::string bind = "127.0.0.1";  // --bind

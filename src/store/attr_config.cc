@@ -71,9 +71,16 @@ Result<void> parse_reset(const StoreImpl&, std::string_view text, AttrArg* out,
 }
 
 Result<void> write_reset(StoreImpl& s, AttrArg&, std::string* msg) noexcept {
+  s.policy_.pause();  // its worker stops between passes instead of delaying the reset
   std::unique_lock l(s.init_lock_);
-  if (const auto u = s.users_.load(std::memory_order_relaxed)) return in_use(msg, "reset", u);
+  if (const auto u = s.users_.load(std::memory_order_relaxed)) {
+    l.unlock();
+    s.policy_.resume();
+    return in_use(msg, "reset", u);
+  }
   s.reset_locked();
+  l.unlock();
+  s.policy_.resume();
   return {};
 }
 
@@ -98,6 +105,7 @@ Result<void> write_mem_limit(StoreImpl& s, AttrArg& arg, std::string*) noexcept 
   const std::uint64_t bytes = arg.number;
   std::unique_lock l(s.init_lock_);
   s.mem_limit_pages_.store((bytes + kBlockSize - 1) / kBlockSize, std::memory_order_relaxed);
+  s.policy_.limits_changed_locked();  // the watermarks follow mem_limit
   return {};
 }
 

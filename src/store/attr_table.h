@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "store/codec.h"
+#include "store/policy_spec.h"
 #include "uzram/result.h"
 
 namespace uzram {
@@ -46,6 +47,9 @@ struct WbCommand {
   unsigned mode = 0;  // kPpIdle | kPpHuge | kPpIncompressible (pp_pass.h); 0: every slot
   bool has_mode = false;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // inclusive; empty = device
+  // Internal callers only (the policy, pp_run.h): at most this many blocks are written
+  // (largest first); 0: no cap. The attribute's grammar has no such key.
+  std::uint64_t max_pages = 0;
 };
 
 // recompress: "type=MODE max_pages=N threshold=N algo=NAME priority=N", resolved against
@@ -68,6 +72,7 @@ struct AttrArg {
   RecompAlgo recomp;         // recomp_algorithm
   WbCommand writeback;       // writeback
   RecompCommand recompress;  // recompress
+  PolicySpec policy;         // policy
 };
 
 // ---- The table ---------------------------------------------------------------------------
@@ -120,9 +125,11 @@ AttrParseFn parse_disksize, parse_reset, parse_mem_limit, parse_mem_used_max, pa
 AttrWriteFn write_disksize, write_reset, write_compact, write_mem_limit, write_mem_used_max,
     write_comp_algorithm, write_algorithm_params, write_recomp_algorithm,
     write_compressed_writeback, write_writeback_limit, write_writeback_limit_enable;
-// idle.cc, backing_dev.cc, writeback.cc, recompress.cc: the ones with a file of their own.
-AttrParseFn parse_idle, parse_backing_dev, parse_writeback, parse_recompress;
-AttrWriteFn write_idle, write_backing_dev, write_writeback, write_recompress;
+// idle.cc, backing_dev.cc, writeback.cc, recompress.cc, policy_attr.cc: the ones with a
+// file of their own.
+AttrParseFn parse_idle, parse_backing_dev, parse_writeback, parse_recompress, parse_policy;
+AttrWriteFn write_idle, write_backing_dev, write_writeback, write_recompress, write_policy;
+AttrReadFn read_policy, read_policy_stat;
 // attr_read.cc: the readers.
 AttrReadFn read_disksize, read_initstate, read_comp_algorithm, read_recomp_algorithm, read_io_stat,
     read_mm_stat, read_debug_stat, read_backing_dev, read_writeback_limit,

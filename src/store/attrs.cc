@@ -45,6 +45,9 @@ constexpr AttrDef kAttrs[] = {
     {"recompress", M::wo, kNeedsInit, parse_recompress, write_recompress, nullptr},
     {"block_state", M::ro, 0, nullptr, nullptr, read_block_state},
     {"classes", M::ro, 0, nullptr, nullptr, read_classes},
+    // uzram: the tiering policy engine (docs/store-postprocessing.md#policy).
+    {"policy", M::rw, 0, parse_policy, write_policy, read_policy},
+    {"policy_stat", M::ro, 0, nullptr, nullptr, read_policy_stat},
     {"memory", M::ro, 0, nullptr, nullptr, read_memory},
 };
 

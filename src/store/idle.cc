@@ -5,6 +5,7 @@
 #include "store/attr_table.h"
 #include "store/fail.h"
 #include "store/kv.h"
+#include "store/pp_run.h"
 #include "store/store_impl.h"
 #include "util/check.h"
 
@@ -26,9 +27,14 @@ Result<void> attr::parse_idle(const StoreImpl&, std::string_view text, AttrArg* 
 // younger ones (the kernel's CONFIG_ZRAM_TRACK_ENTRY_ACTIME behaviour; uzram always
 // tracks access times). Caller holds init_lock_ shared.
 Result<void> attr::write_idle(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
-  const std::uint64_t age = arg.number;
+  mark_idle(s, arg.number);
+  return {};
+}
+
+std::uint64_t mark_idle(StoreImpl& s, std::uint64_t age) noexcept {
   const bool all = age == 0;
   const std::uint32_t now = s.now_seconds();
+  std::uint64_t marked = 0;
   s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t, Slot& slot) {  // re-checked below
     slot.lock();
     const std::uint32_t f = slot.get();
@@ -36,11 +42,12 @@ Result<void> attr::write_idle(StoreImpl& s, AttrArg& arg, std::string*) noexcept
       const std::uint32_t t = slot.ac_time.load(std::memory_order_relaxed);
       const bool old = all || now - t >= age;
       slot.set(old ? (f | slotf::kIdle) & ~slotf::kLock : f & ~(slotf::kIdle | slotf::kLock));
+      marked += old;
     }
     slot.unlock();
     return true;
   });
-  return {};
+  return marked;
 }
 
 void StoreImpl::do_check_invariants() const noexcept {

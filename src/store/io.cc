@@ -65,6 +65,7 @@ bool StoreImpl::can_store() noexcept {
   std::uint64_t max = stats_.max_used_pages.load(std::memory_order_relaxed);
   while (pages > max && !stats_.max_used_pages.compare_exchange_weak(max, pages, std::memory_order_relaxed)) {
   }
+  if (pages > policy_.high_pages()) policy_.over_high();  // the memory reaction's cue
   const std::uint64_t limit = mem_limit_pages_.load(std::memory_order_relaxed);
   return limit == 0 || pages <= limit;
 }
@@ -103,7 +104,10 @@ Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcep
     stats_.failed_writes.fetch_add(1, std::memory_order_relaxed);
     return h.error();
   }
-  if (!can_store()) {  // step 5: mem_limit, checked after allocating as in the kernel
+  // step 5: mem_limit, checked after allocating as in the kernel. With a policy that can
+  // make room, the write waits for it (step 6a) instead of failing.
+  const bool over = !can_store();
+  if (over && !policy_.reacts()) {
     StreamPool::put(st);
     pool_->free(*h);
     stats_.failed_writes.fetch_add(1, std::memory_order_relaxed);
@@ -111,6 +115,11 @@ Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcep
   }
   pool_->write(*h, huge ? block : st.buffer, len);  // step 6
   StreamPool::put(st);
+  if (over && !policy_.wait_for_room()) {  // step 6a: no slot lock, no stream held
+    pool_->free(*h);
+    stats_.failed_writes.fetch_add(1, std::memory_order_relaxed);
+    return Errc::limit_reached;
+  }
   s.lock();  // step 7: publish; free the old contents only now
   free_slot_locked(s);
   s.handle.store(static_cast<std::uint64_t>(*h), std::memory_order_relaxed);

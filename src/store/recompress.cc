@@ -5,15 +5,20 @@
 // Kernel 6.15-6.18 semantics: one pass tries, for each candidate, every configured
 // priority above the object's current one (or just the requested one); a candidate that
 // no algorithm improved is marked INCOMPRESSIBLE when the highest configured priority was
-// among those tried, and is never selected again. The slot lock is held for the whole
-// per-slot step (decompress, compress, swap objects), as in the kernel.
+// among those tried, and is never selected again. Unlike the kernel, the slot lock is not
+// held across the per-slot step: the object is copied out under it, decompressed and
+// recompressed without it, and the result published under it only if the slot is unchanged.
 #include <algorithm>
+#include <cstring>
+#include <memory>
 #include <mutex>
+#include <new>
 
 #include "store/attr_table.h"
 #include "store/fail.h"
 #include "store/kv.h"
 #include "store/pp_pass.h"
+#include "store/pp_run.h"
 #include "store/store_impl.h"
 
 namespace uzram {
@@ -131,14 +136,43 @@ Result<void> parse_command(const StoreImpl& s, std::string_view value, RecompCom
   return {};
 }
 
-// Tries the priorities above the object's on the decompressed `page`; on the first that
-// lands in a smaller class, replaces the object and sets *flags to its size and priority.
-// Returns whether one did, or the error that stops the pass. Caller holds the slot lock.
-Result<bool> try_priorities_locked(StoreImpl& st, Slot& s, std::uint64_t index,
-                                   const RecompCommand& cmd, const unsigned char* page,
-                                   std::uint32_t* flags, std::string* msg) {
-  const unsigned old_class = st.pool_->lookup_class_index(s.size());
-  for (unsigned p = std::max(cmd.prio_lo, s.prio() + 1); p < cmd.prio_max; p++) {
+// Scratch of one pass: the object as stored, and its decompressed page.
+struct RecompScratch {
+  alignas(64) unsigned char object[kBlockSize];
+  alignas(64) unsigned char page[kBlockSize];
+};
+
+// The object's page: a huge object is the page; else it is decompressed with the
+// algorithm of priority `prio` (no slot lock needed: the bytes are a private copy).
+Result<void> decode(StoreImpl& st, unsigned prio, std::uint32_t size, bool huge,
+                    RecompScratch& sc) {
+  if (huge) {
+    std::memcpy(sc.page, sc.object, kBlockSize);
+    return {};
+  }
+  StreamPool& sp = st.streams_[prio];
+  if (Codec* c = sp.stateless_decoder()) return c->decompress(sc.object, size, sc.page, kBlockSize);
+  Stream& stream = sp.get();
+  auto r = stream.codec->decompress(sc.object, size, sc.page, kBlockSize);
+  StreamPool::put(stream);
+  return r;
+}
+
+// A recompressed object, written and not yet published.
+struct Recompressed {
+  Handle handle{};
+  std::uint32_t len = 0;
+  unsigned prio = 0;
+};
+
+// Tries the priorities above `old_prio` on the decompressed page; the first result that
+// lands in a smaller class than `old_size`'s is allocated and written (*out). Returns
+// whether one was, or the error that stops the pass. No slot lock is held.
+Result<bool> try_priorities(StoreImpl& st, std::uint64_t index, const RecompCommand& cmd,
+                            std::uint32_t old_size, unsigned old_prio, const unsigned char* page,
+                            Recompressed* out, std::string* msg) {
+  const unsigned old_class = st.pool_->lookup_class_index(old_size);
+  for (unsigned p = std::max(cmd.prio_lo, old_prio + 1); p < cmd.prio_max; p++) {
     if (!st.streams_[p].active()) continue;
     Stream& stream = st.streams_[p].get();
     auto clen = stream.codec->compress(page, kBlockSize, stream.buffer, sizeof stream.buffer);
@@ -164,44 +198,87 @@ Result<bool> try_priorities_locked(StoreImpl& st, Slot& s, std::uint64_t index,
     }
     st.pool_->write(*h, stream.buffer, len);
     StreamPool::put(stream);
-    st.free_slot_locked(s);  // old object; compr_data_size, huge_pages, pages_stored
-    s.handle.store(static_cast<std::uint64_t>(*h), std::memory_order_relaxed);
-    *flags = static_cast<std::uint32_t>(len) | (p << slotf::kPrioShift);
-    st.stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
-    st.stats_.compr_data_size.fetch_add(len, std::memory_order_relaxed);
+    *out = {*h, static_cast<std::uint32_t>(len), p};
     return true;
   }
   return false;
 }
 
-// One candidate: re-checked under its slot lock, decompressed, tried at the priorities
-// above its own. `page` is scratch; *budget counts attempts (max_pages). Returns the error
-// that stops the pass, if any.
+// Publishes the outcome of one candidate under its slot lock if the slot is as it was
+// copied (PP_SLOT still set: nothing read, wrote, freed or discarded it since the scan, as
+// every such access clears it; same handle): the new object replaces the old one, or, with
+// none, the slot is marked INCOMPRESSIBLE when `incompressible`. Either way IDLE is cleared
+// (the block was touched). A changed slot keeps its new contents and the new object is freed.
+void publish(StoreImpl& st, Slot& s, std::uint64_t handle, const Recompressed* r,
+             bool incompressible, PpDone* done) {
+  s.lock();
+  const std::uint32_t f = s.get() & ~slotf::kLock;
+  if (!(f & slotf::kPpSlot) || s.handle.load(std::memory_order_relaxed) != handle) {
+    s.unlock();
+    if (r) st.pool_->free(r->handle);
+    return;
+  }
+  if (!r) {
+    s.set((f & ~(slotf::kIdle | slotf::kPpSlot)) | (incompressible ? slotf::kIncompressible : 0));
+    s.unlock();
+    return;
+  }
+  const std::uint32_t old_size = f & slotf::kSizeMask;
+  st.free_slot_locked(s);  // old object; compr_data_size, huge_pages, pages_stored
+  s.handle.store(static_cast<std::uint64_t>(r->handle), std::memory_order_relaxed);
+  s.set(r->len | (r->prio << slotf::kPrioShift));
+  s.unlock();
+  st.stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
+  st.stats_.compr_data_size.fetch_add(r->len, std::memory_order_relaxed);
+  if (done) {
+    done->pages++;
+    done->bytes += old_size - r->len;
+  }
+}
+
+// One candidate. Its slot lock is held only to copy the stored bytes out and to publish the
+// result, never across decompression or compression: a recompression holds a block no
+// longer than a write does. *budget counts attempts (max_pages). Returns the error that
+// stops the pass, if any.
 Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompCommand& cmd,
-                            unsigned char* page, std::uint64_t* budget, std::string* msg) {
+                            RecompScratch& sc, std::uint64_t* budget, PpDone* done,
+                            std::string* msg) {
   Slot& s = st.slots_[index];
   s.lock();
-  const std::uint32_t f = s.get();
-  const std::uint32_t old_size = f & slotf::kSizeMask;
+  const std::uint32_t f = s.get() & ~slotf::kLock;
+  const std::uint32_t size = f & slotf::kSizeMask;
   // Accessed or freed since the scan, or already small enough: leave it.
-  if (!(f & slotf::kPpSlot) || old_size == 0 || (f & (slotf::kWb | slotf::kSame)) ||
-      old_size < cmd.threshold) {
-    s.set(s.get() & ~(slotf::kPpSlot | slotf::kLock));
+  if (!(f & slotf::kPpSlot) || size == 0 || (f & (slotf::kWb | slotf::kSame)) ||
+      size < cmd.threshold) {
+    s.set(f & ~slotf::kPpSlot);
     s.unlock();
     return {};
   }
-  if (auto r = st.load_locked(s, page); !r) {  // raw copy for a huge slot
-    s.set(f & ~(slotf::kPpSlot | slotf::kLock));
+  const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
+  const auto handle = static_cast<Handle>(h);
+  const void* p = st.pool_->read_begin(handle, sc.object);
+  if (p != sc.object) std::memcpy(sc.object, p, size);
+  st.pool_->read_end(handle, p);
+  s.unlock();  // PP_SLOT stays: any access from now on clears it
+
+  const unsigned prio = (f & slotf::kPrioMask) >> slotf::kPrioShift;
+  const auto give_back = [&s] {  // the pass stops: the slot stays as it is
+    s.lock();
+    s.set(s.get() & ~(slotf::kPpSlot | slotf::kLock));
     s.unlock();
+  };
+  if (auto r = decode(st, prio, size, f & slotf::kHuge, sc); !r) {
+    give_back();
     return fail(msg, r.error(), "recompress: cannot decompress block " + std::to_string(index));
   }
-  std::uint32_t flags = f & ~(slotf::kIdle | slotf::kPpSlot | slotf::kLock);  // touched: not idle
   if (cmd.max_pages) (*budget)--;
-  auto accepted = try_priorities_locked(st, s, index, cmd, page, &flags, msg);
-  if (accepted && !*accepted && cmd.tries_highest) flags |= slotf::kIncompressible;
-  s.set(flags);
-  s.unlock();
-  if (!accepted) return accepted.error();
+  Recompressed out;
+  auto accepted = try_priorities(st, index, cmd, size, prio, sc.page, &out, msg);
+  if (!accepted) {
+    give_back();
+    return accepted.error();
+  }
+  publish(st, s, h, *accepted ? &out : nullptr, !*accepted && cmd.tries_highest, done);
   return {};
 }
 
@@ -218,7 +295,11 @@ Result<void> attr::parse_recompress(const StoreImpl& s, std::string_view text, A
 
 // Protocol: docs/store-postprocessing.md#recompress. Caller holds init_lock_ shared.
 Result<void> attr::write_recompress(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  const RecompCommand& cmd = arg.recompress;
+  return run_recompress(s, arg.recompress, nullptr, msg);
+}
+
+Result<void> run_recompress(StoreImpl& s, const RecompCommand& cmd, PpDone* done,
+                            std::string* msg) noexcept {
   PpPass pass(s, "recompress");
   if (auto r = pass.begin(msg); !r) return r;
 
@@ -232,10 +313,11 @@ Result<void> attr::write_recompress(StoreImpl& s, AttrArg& arg, std::string* msg
 
   // 2. Largest objects first; the budget counts attempts, successful or not. A pass that
   // stops leaves the rest to PpPass, which releases them.
-  alignas(64) unsigned char page[kBlockSize];
+  std::unique_ptr<RecompScratch> sc(new (std::nothrow) RecompScratch);
+  if (!sc) return fail(msg, Errc::no_memory, "recompress: out of memory");
   std::uint64_t budget = cmd.max_pages;
   for (std::uint64_t index; !(cmd.max_pages && budget == 0) && pass.next(&index);) {
-    if (auto r = recompress_one(s, index, cmd, page, &budget, msg); !r) return r;
+    if (auto r = recompress_one(s, index, cmd, *sc, &budget, done, msg); !r) return r;
   }
   return {};
 }

@@ -51,14 +51,69 @@ Result<unsigned> StoreRegistry::hot_add(std::string* msg) noexcept {
     } catch (...) {  // the control block
     }
   }
-  std::lock_guard l(mu_);
+  std::unique_lock l(mu_);
   if (!store) {
     stores_.erase(n);
     if (msg) *msg = "hot_add: out of memory";
     return Errc::no_memory;
   }
+  // The log hook of the moment, installed with mu_ released (the store's log lock is not
+  // taken under it); again if set_log_hook ran meanwhile; then published.
+  for (std::uint64_t gen = ~std::uint64_t{0}; gen != log_gen_;) {
+    gen = log_gen_;
+    LogHook hook;
+    try {
+      hook = log_hook_;
+    } catch (...) {  // std::bad_alloc: this store logs nothing
+    }
+    l.unlock();
+    store->set_log_hook(prefixed(store->name(), hook));
+    l.lock();
+  }
   stores_[n] = std::move(store);
   return n;
+}
+
+StoreRegistry::LogHook StoreRegistry::prefixed(const std::string& name,
+                                               const LogHook& hook) noexcept {
+  if (!hook) return nullptr;
+  try {
+    return [prefix = name + ": ", hook](std::string_view line) {
+      try {
+        hook(prefix + std::string(line));
+      } catch (...) {  // std::bad_alloc: the line is dropped
+      }
+    };
+  } catch (...) {  // std::bad_alloc: this store logs nothing
+    return nullptr;
+  }
+}
+
+void StoreRegistry::set_log_hook(const LogHook& hook) noexcept {
+  // Store by store, by number, each installed with mu_ released; no allocation, so every
+  // listed store gets it.
+  bool first = true;
+  for (unsigned next = 0;;) {
+    std::shared_ptr<Store> s;
+    {
+      std::lock_guard l(mu_);
+      if (first) {
+        log_gen_++;
+        try {
+          log_hook_ = hook;  // a copy: hook is still used below
+        } catch (...) {      // std::bad_alloc: stores added later log nothing
+          log_hook_ = nullptr;
+        }
+        first = false;
+      }
+      auto it = stores_.lower_bound(next);
+      while (it != stores_.end() && !it->second) ++it;
+      if (it == stores_.end()) break;
+      s = it->second;
+      next = it->first + 1;
+    }
+    s->set_log_hook(prefixed(s->name(), hook));
+  }
 }
 
 Result<void> StoreRegistry::hot_remove(unsigned n, std::string* msg) noexcept {

@@ -97,6 +97,24 @@ const Pool* Store::pool() const noexcept {
   return impl(this)->pool_.get();
 }
 void Store::check_invariants() const noexcept { impl(this)->do_check_invariants(); }
+void Store::set_log_hook(LogHook hook) noexcept {
+  StoreImpl* s = impl(this);
+  MutexLock l(s->log_mu_);
+  s->log_hook_ = std::move(hook);
+  s->has_log_.store(static_cast<bool>(s->log_hook_), std::memory_order_relaxed);
+}
+
+void StoreImpl::log(std::string_view line) const noexcept {
+  if (!logging()) return;
+  MutexLock l(log_mu_);
+  if (log_hook_) log_hook_(line);
+}
+
+void StoreImpl::advance_clock_for_testing(std::uint32_t seconds) noexcept {
+  std::unique_lock l(init_lock_);
+  epoch_ -= seconds;
+}
+
 bool Store::retired() const noexcept {
   return impl(this)->retired_.load(std::memory_order_relaxed);
 }
@@ -109,7 +127,8 @@ StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
 }
 
 StoreImpl::~StoreImpl() {
-  memory_unregister(this);  // first: a breakdown may be reading this store
+  policy_.stop();           // first: its worker takes init_lock_ and uses everything below
+  memory_unregister(this);  // then: a breakdown may be reading this store
   std::unique_lock l(init_lock_);
   reset_locked();
 }
@@ -173,6 +192,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   pool_ = std::move(pool).value();
   huge_class_size_ = pool_->huge_class_size();
   epoch_ = coarse_seconds();
+  policy_.limits_changed_locked();  // a policy set before disksize starts now
   return {};
 }
 
@@ -203,6 +223,7 @@ void StoreImpl::reset_locked() noexcept {
   comp_[0] = CodecSpec{};  // the kernel restores its default algorithm on reset
   comp_[0].name = kDefaultAlgorithm;
   mem_limit_pages_.store(0, std::memory_order_relaxed);
+  policy_.reset_locked();  // off, like every other setting (after mem_limit: its thresholds)
   wb_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_enable_.store(false, std::memory_order_relaxed);
   for (ShardedCounter* c : {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages,

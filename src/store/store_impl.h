@@ -4,7 +4,8 @@
 // attr_read.cc: parsers, writers, readers), idle.cc (idle marking, invariants),
 // post-processing: backing.cc (the backing device), backing_dev.cc (the store's use of
 // it), block_writer.cc (batched block writes), pp_pass.cc (what writeback and recompress
-// share), writeback.cc, recompress.cc (secondary algorithms).
+// share), writeback.cc, recompress.cc (secondary algorithms); the policy engine that runs
+// them by itself: policy.cc, policy_round.cc, policy_pressure.cc, policy_attr.cc.
 //
 // Lock order (docs/locking.md#store): init_lock_ (store_init) -> slot lock (store_slot) ->
 // stream mutex (stream) -> pool locks. I/O holds init_lock_ shared; configuration changes,
@@ -18,17 +19,21 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 
 #include "store/codec.h"
+#include "store/policy.h"
 #include "store/slot.h"
 #include "store/slot_summary.h"
 #include "store/streams.h"
+#include "sync/mutex.h"
 #include "sync/sharded_rw_mutex.h"
+#include "util/sharded_counter.h"
 #include "uzram/pool.h"
 #include "uzram/store.h"
-#include "util/sharded_counter.h"
 
 namespace uzram {
 
@@ -159,6 +164,16 @@ class StoreImpl final : public Store {
 
   std::int64_t epoch_ = 0;  // ac_time origin, seconds of CLOCK_MONOTONIC_COARSE
 
+  // The log (Store::set_log_hook): policy decisions, one line per call. log() costs one
+  // relaxed load when no hook is set. Protects: log_hook_. Level store_log (27): taken
+  // alone or under init_lock_ shared, never with a slot lock or the policy's mutexes; the
+  // hook runs inside it (the server's LogSink::mu_, log_sink, nests in it).
+  mutable Mutex log_mu_{LockLevel::store_log, "StoreImpl::log_mu_"};
+  LogHook log_hook_ ZS_GUARDED_BY(log_mu_);
+  std::atomic<bool> has_log_{false};  // relaxed: a hint; log() re-checks under log_mu_
+  [[nodiscard]] bool logging() const noexcept { return has_log_.load(std::memory_order_relaxed); }
+  void log(std::string_view line) const noexcept;
+
   // Seconds since epoch_ for ac_time, from the coarse monotonic clock (a few ms of
   // resolution, which idle tracking in seconds does not notice, and cheaper than the
   // precise clock on every I/O).
@@ -170,6 +185,8 @@ class StoreImpl final : public Store {
   std::uint32_t now_seconds() const noexcept {
     return static_cast<std::uint32_t>(coarse_seconds() - epoch_);
   }
+  // Tests: moves the store's clock (access times, the policy's rounds) `seconds` ahead.
+  void advance_clock_for_testing(std::uint32_t seconds) noexcept;
 
   // Calls fn(index, slot) for each slot in [lo, hi) that looks allocated (relaxed peek:
   // re-check under the slot lock), skipping the slot-table pages the summary says never
@@ -216,6 +233,10 @@ class StoreImpl final : public Store {
   // Frees a backing block / reads a written-back slot (caller holds the slot lock).
   void free_backing_block(std::uint64_t block) noexcept;
   Result<void> read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept;
+
+  // The tiering policy engine (store/policy.h). Last: its worker is stopped (by the
+  // destructor, first) before anything it uses goes away.
+  Policy policy_{*this};
 };
 
 // The process's live stores, for the memory breakdown (memory.cc).

@@ -15,6 +15,7 @@
 #include "store/fail.h"
 #include "store/kv.h"
 #include "store/pp_pass.h"
+#include "store/pp_run.h"
 #include "store/store_impl.h"
 #include "util/errno_text.h"
 
@@ -107,8 +108,15 @@ Result<void> parse_command(std::string_view value, std::uint64_t nslots, WbComma
 // the slot meanwhile; else its backing block is given back.
 class WritebackRun {
  public:
-  WritebackRun(StoreImpl& s, PpPass& pass, unsigned char* pages) noexcept
-      : s_(s), b_(*s.backing_), pass_(pass), compressed_(s.compressed_writeback_), writer_(b_) {
+  WritebackRun(StoreImpl& s, PpPass& pass, unsigned char* pages, std::uint64_t max_pages,
+               PpDone* done) noexcept
+      : s_(s),
+        b_(*s.backing_),
+        pass_(pass),
+        compressed_(s.compressed_writeback_),
+        max_pages_(max_pages),
+        done_(done),
+        writer_(b_) {
     for (unsigned i = 0; i < kWbDepth; i++) {
       reqs_[i].page = pages + std::size_t{i} * kBlockSize;
       reqs_[i].next = free_reqs_;
@@ -151,7 +159,10 @@ class WritebackRun {
   StoreImpl& s_;
   Backing& b_;
   PpPass& pass_;
-  const bool compressed_;  // compressed_writeback
+  const bool compressed_;          // compressed_writeback
+  const std::uint64_t max_pages_;  // WbCommand::max_pages: 0 no cap
+  std::uint64_t submitted_ = 0;
+  PpDone* const done_;  // blocks published and pool bytes freed (may be null)
   WbReq reqs_[kWbDepth];
   WbReq* free_reqs_ = nullptr;
   unsigned in_flight_ = 0;
@@ -166,6 +177,7 @@ class WritebackRun {
 // candidate is left or the pass must stop (stop_).
 bool WritebackRun::submit_next() noexcept {
   std::uint64_t index;
+  if (max_pages_ && submitted_ == max_pages_) return false;  // the rest: PpPass releases them
   if (!pass_.next(&index)) return false;
   WbReq* r = free_reqs_;
   const int c = charge();
@@ -189,6 +201,7 @@ bool WritebackRun::submit_next() noexcept {
   free_reqs_ = r->next;
   writer_.queue(r);
   in_flight_++;
+  submitted_++;
   return true;
 }
 
@@ -271,6 +284,10 @@ void WritebackRun::complete(WbReq* r) noexcept {
     s_.stats_.bd_count.fetch_add(1, std::memory_order_relaxed);
     s.unlock();
     r->charged = false;
+    if (done_) {
+      done_->pages++;
+      done_->bytes += r->flags & slotf::kSizeMask;
+    }
     return;
   }
   if (f & slotf::kPpSlot) s.set(f & ~(slotf::kPpSlot | slotf::kLock));
@@ -324,7 +341,11 @@ Result<void> attr::parse_writeback(const StoreImpl& s, std::string_view text, At
 
 // Protocol: docs/store-postprocessing.md#writeback. Caller holds init_lock_ shared.
 Result<void> attr::write_writeback(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  const WbCommand& cmd = arg.writeback;
+  return run_writeback(s, arg.writeback, nullptr, msg);
+}
+
+Result<void> run_writeback(StoreImpl& s, const WbCommand& cmd, PpDone* done,
+                           std::string* msg) noexcept {
   PpPass pass(s, "writeback");
   if (auto r = pass.begin(msg); !r) return r;
 
@@ -342,7 +363,7 @@ Result<void> attr::write_writeback(StoreImpl& s, AttrArg& arg, std::string* msg)
   std::unique_ptr<unsigned char, FreeDeleter> pages(
       static_cast<unsigned char*>(std::aligned_alloc(4096, kWbDepth * kBlockSize)));
   if (!pages) return fail(msg, Errc::no_memory, "writeback: out of memory");
-  WritebackRun run(s, pass, pages.get());
+  WritebackRun run(s, pass, pages.get(), cmd.max_pages, done);
   return run.run(msg);
 }
 

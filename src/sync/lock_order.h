@@ -32,12 +32,15 @@ enum class LockLevel : std::uint8_t {
   nbd_send = 16,     // NBD session's socket write side (Session::send_mu_)
   nbd_stripe = 20,   // NBD backend's per-block stripe bits; held across store calls
   // The store (src/store).
-  memory = 22,      // the process's memory breakdown registry (memory.cc); sleepable
-  store_init = 24,  // configuration rwlock (ShardedRwMutex); sleepable
-  store_slot = 28,  // per-slot lock bit; holder may sleep (decompression)
-  stream = 32,      // compression stream mutex; holder may sleep (codec calls)
-  wb_queue = 36,    // writeback's block-writer queue (leaf)
-  backing = 40,     // backing device's block allocator (leaf; under the slot lock)
+  memory = 22,       // the process's memory breakdown registry (memory.cc); sleepable
+  store_init = 24,   // configuration rwlock (ShardedRwMutex); sleepable
+  policy = 25,       // the policy engine's spec and schedule (Policy::mu_; leaf)
+  policy_room = 26,  // the policy's reaction count, waiting writes' condvar (leaf)
+  store_log = 27,    // the store's log hook (StoreImpl::log_mu_); the log sink under it
+  store_slot = 28,   // per-slot lock bit; holder may sleep (decompression)
+  stream = 32,       // compression stream mutex; holder may sleep (codec calls)
+  wb_queue = 36,     // writeback's block-writer queue (leaf)
+  backing = 40,      // backing device's block allocator (leaf; under the slot lock)
   // The pool (src/pool).
   frame = 48,         // per-frame isolation bit (the kernel's page lock); holder may sleep
   pool = 52,          // pool rwlock (kernel-faithful translation only); spinning
@@ -54,7 +57,8 @@ enum class LockLevel : std::uint8_t {
 // Every level, in order (tests iterate over it).
 inline constexpr LockLevel kLockLevels[] = {
     LockLevel::control_stop, LockLevel::nbd_server, LockLevel::nbd_queue,    LockLevel::nbd_send,
-    LockLevel::nbd_stripe,   LockLevel::memory,       LockLevel::store_init, LockLevel::store_slot,   LockLevel::stream,
+    LockLevel::nbd_stripe,   LockLevel::memory,     LockLevel::store_init,   LockLevel::policy,
+    LockLevel::policy_room,  LockLevel::store_log,  LockLevel::store_slot,   LockLevel::stream,
     LockLevel::wb_queue,     LockLevel::backing,    LockLevel::frame,        LockLevel::pool,
     LockLevel::size_class,   LockLevel::zspage,     LockLevel::handle_table, LockLevel::frame_arena,
     LockLevel::worker,       LockLevel::cli_load,   LockLevel::log_sink,
@@ -70,6 +74,9 @@ constexpr const char* lock_level_name(LockLevel l) noexcept {
     case LockLevel::nbd_stripe: return "nbd_stripe";
     case LockLevel::memory: return "memory";
     case LockLevel::store_init: return "store_init";
+    case LockLevel::policy: return "policy";
+    case LockLevel::policy_room: return "policy_room";
+    case LockLevel::store_log: return "store_log";
     case LockLevel::store_slot: return "store_slot";
     case LockLevel::stream: return "stream";
     case LockLevel::wb_queue: return "wb_queue";

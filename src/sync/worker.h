@@ -5,12 +5,17 @@
 //
 // Thread safety: kick() and kick_after() may be called from any thread but not under a
 // spinning lock (they may start the thread); callers that hold one set a flag and kick
-// after unlocking. flush() waits until no kick is pending and the job is not running (a
-// timer that has not fired yet is not pending). stop() joins; timers are dropped.
+// after unlocking. The thread blocks every signal: a process that takes its signals in one
+// thread (uzram serve's sigwaitinfo) still gets them there, whenever a worker started. flush()
+// waits until no kick is pending and the job is not running (a timer that has not fired yet is not
+// pending). stop() joins; timers are dropped.
 #ifndef UZRAM_SYNC_WORKER_H_
 #define UZRAM_SYNC_WORKER_H_
 
+#include <pthread.h>
+
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <thread>
 
@@ -72,9 +77,7 @@ class Worker {
   bool start_locked(bool run_inline) noexcept ZS_REQUIRES(mu_) {
     if (!started_) {
       started_ = true;
-      try {
-        thread_ = std::thread([this] { loop(); });
-      } catch (...) {  // no thread: run the job here instead
+      if (!spawn()) {  // no thread: run the job here instead
         started_ = false;
         if (!run_inline) return false;
         pending_ = false;
@@ -89,6 +92,21 @@ class Worker {
     }
     cv_.notify_one();
     return true;
+  }
+
+  // Starts the thread with every signal blocked (it inherits the mask it is created with).
+  bool spawn() noexcept {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    bool ok = true;
+    try {
+      thread_ = std::thread([this] { loop(); });
+    } catch (...) {
+      ok = false;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return ok;
   }
 
   // One pass per wake-up, re-reading the state each time: a timer armed (or moved) while

@@ -61,7 +61,7 @@ TEST(AttrTableTest, TheKernelsSets) {
                                            "backing_dev", "compressed_writeback"}));
   EXPECT_EQ(triggers, (std::set<std::string>{"compact"}));
   EXPECT_EQ(ro, (std::set<std::string>{"initstate", "io_stat", "mm_stat", "debug_stat", "bd_stat",
-                                       "block_state", "classes", "memory"}));
+                                       "block_state", "classes", "memory", "policy_stat"}));
   EXPECT_EQ(wo, (std::set<std::string>{"reset", "compact", "mem_limit", "mem_used_max", "idle",
                                        "algorithm_params", "writeback", "recompress"}));
 }

@@ -129,6 +129,8 @@ class Model {
     ASSERT_TRUE(r.has_value()) << "write " << index << ": " << r.error().message();
     pages_[index] = p;
   }
+  // Records what a successful s.write(index, p) stored (the caller wrote it).
+  void set(std::uint64_t index, const Page& p) { pages_[index] = p; }
   void forget(std::uint64_t index) { pages_.erase(index); }
   const Page* expected(std::uint64_t index) const {
     auto it = pages_.find(index);

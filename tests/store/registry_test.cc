@@ -6,10 +6,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "store/store_impl.h"
 #include "testing/seed.h"
 #include "testing/temp_dir.h"
 #include "uzram/store.h"
@@ -35,6 +37,48 @@ TEST(StoreRegistryTest, HotAddTakesTheLowestFreeNumber) {
   EXPECT_EQ(names, (std::vector<std::string>{"zram0", "zram1", "zram2", "zram3", "zram4"}));
   EXPECT_EQ(r.find("zram3")->name(), "zram3");
   EXPECT_EQ(r.find(3u), r.find("zram3"));
+}
+
+// set_log_hook reaches the stores there and those added later, each line prefixed with
+// the store's name; an empty hook stops every store's log.
+TEST(StoreRegistryTest, LogHookReachesEveryStoreWithItsName) {
+  StoreRegistry r;
+  ASSERT_EQ(*r.hot_add(), 0u);
+  std::mutex mu;
+  std::vector<std::string> lines;
+  r.set_log_hook([&](std::string_view m) {
+    std::lock_guard l(mu);
+    lines.emplace_back(m);
+  });
+  ASSERT_EQ(*r.hot_add(), 1u);
+  impl(r.find(0u).get())->log("policy: a");
+  impl(r.find(1u).get())->log("policy: b");
+  EXPECT_EQ(lines, (std::vector<std::string>{"zram0: policy: a", "zram1: policy: b"}));
+  r.set_log_hook(nullptr);
+  ASSERT_EQ(*r.hot_add(), 2u);
+  for (unsigned n = 0; n < 3; n++) impl(r.find(n).get())->log("policy: c");
+  EXPECT_EQ(lines.size(), 2u);
+}
+
+// hot_add racing set_log_hook: once the last set_log_hook returned, every store has its
+// hook (none keeps an older one).
+TEST(StoreRegistryTest, LogHookRacingHotAdd) {
+  StoreRegistry r;
+  std::atomic<int> calls{0};
+  std::thread adder([&] {
+    for (int i = 0; i < 64; i++) ASSERT_TRUE(r.hot_add());
+  });
+  for (int i = 0; i < 200; i++) {
+    r.set_log_hook([&](std::string_view) { calls++; });
+    r.set_log_hook(nullptr);
+  }
+  adder.join();
+  for (const auto& s : r.stores()) impl(s.get())->log("x");
+  EXPECT_EQ(calls.load(), 0);
+  r.set_log_hook([&](std::string_view) { calls++; });
+  for (const auto& s : r.stores()) impl(s.get())->log("x");
+  EXPECT_EQ(calls.load(), 64);
+  r.set_log_hook(nullptr);
 }
 
 TEST(StoreRegistryTest, Names) {

@@ -1,6 +1,6 @@
 // Worker: kicks run the job on the background thread; kick_after() timers run it later,
 // also when armed while the thread sleeps with nothing to do (the decay of idle frames
-// depends on it); stop() drops pending timers.
+// depends on it); stop() drops pending timers; the thread blocks every signal.
 #include "sync/worker.h"
 
 #include <gtest/gtest.h>
@@ -28,6 +28,26 @@ TEST(WorkerTest, KickRunsTheJob) {
   w.kick();
   w.flush();
   EXPECT_EQ(n.load(), 1);
+}
+
+// A process that takes its signals with sigwaitinfo in one thread (uzram serve) must still
+// get them when a worker started before it blocked them: the worker blocks every signal.
+TEST(WorkerTest, TheThreadBlocksEverySignal) {
+  std::atomic<bool> blocked{false};
+  Worker w([&] {
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, nullptr, &cur);
+    blocked = sigismember(&cur, SIGCHLD) == 1 && sigismember(&cur, SIGTERM) == 1 &&
+              sigismember(&cur, SIGINT) == 1;
+  });
+  sigset_t before, after;
+  pthread_sigmask(SIG_BLOCK, nullptr, &before);
+  w.kick();
+  w.flush();
+  EXPECT_TRUE(blocked.load());
+  pthread_sigmask(SIG_BLOCK, nullptr, &after);  // the starting thread's mask is restored
+  EXPECT_EQ(sigismember(&before, SIGCHLD), sigismember(&after, SIGCHLD));
+  EXPECT_EQ(sigismember(&before, SIGTERM), sigismember(&after, SIGTERM));
 }
 
 TEST(WorkerTest, KickAfterRunsTheJobLater) {
