@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "store/backing.h"
 #include "store/store_impl.h"
 #include "util/check.h"
 
@@ -186,11 +187,11 @@ void StoreImpl::reset_locked() noexcept {
   mem_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_enable_.store(false, std::memory_order_relaxed);
-  for (ShardedCounter* c : {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages,
-                            &stats_.huge_pages, &stats_.huge_pages_since, &stats_.failed_reads,
-                            &stats_.failed_writes, &stats_.notify_free, &stats_.miss_free,
-                            &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes,
-                            &stats_.wb_failed}) {
+  for (ShardedCounter* c :
+       {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages, &stats_.huge_pages,
+        &stats_.huge_pages_since, &stats_.failed_reads, &stats_.failed_writes, &stats_.notify_free,
+        &stats_.miss_free, &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes, &stats_.wb_failed,
+        &stats_.bd_read_failed, &stats_.bd_compacted}) {
     c->store(0);
   }
   stats_.max_used_pages.store(0, std::memory_order_relaxed);
@@ -221,9 +222,25 @@ IoStat StoreImpl::do_io_stat() const noexcept {
 }
 
 BdStat StoreImpl::do_bd_stat() const noexcept {
-  return {stats_.bd_count.load(std::memory_order_relaxed), stats_.bd_reads.load(std::memory_order_relaxed),
-          stats_.bd_writes.load(std::memory_order_relaxed),
-          stats_.wb_failed.load(std::memory_order_relaxed)};
+  const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+  BdStat st;
+  st.bd_count = ld(stats_.bd_count);
+  st.bd_reads = ld(stats_.bd_reads);
+  st.bd_writes = ld(stats_.bd_writes);
+  st.failed_writebacks = ld(stats_.wb_failed);
+  st.compacted = ld(stats_.bd_compacted);
+  st.failed_backing_reads = ld(stats_.bd_read_failed);
+  std::shared_lock l(init_lock_);
+  if (backing_) {
+    const BackingTier& t = *backing_->tier;
+    st.backing_blocks = backing_->alloc.used();
+    st.backing_bytes = backing_->alloc.live_bytes();
+    st.lost_blocks = backing_->alloc.lost();
+    st.trimmed = t.trimmed();
+    st.reconnects = t.reconnects();
+    st.connected = t.connected();
+  }
+  return st;
 }
 
 // ---- memparse --------------------------------------------------------------------------

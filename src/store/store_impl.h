@@ -36,6 +36,12 @@ inline constexpr unsigned kMaxPriorities = 4;  // 0 = primary, 1..3 = recompress
 inline constexpr std::uint64_t kMaxDisksize = std::uint64_t{1} << 60;  // 1 EiB
 // The algorithm of a new or reset store: the kernel's default (always built in).
 inline constexpr const char* kDefaultAlgorithm = "lzo-rle";
+// writeback_batch_size: the kernel's default, and uzram's bounds (each block in flight
+// holds a 4 KiB page; two batches are in flight).
+inline constexpr std::uint32_t kWbBatchDefault = 32, kWbBatchMax = 256;
+// backing_timeout_ms: the deadline of every request to a remote backing tier.
+inline constexpr std::uint32_t kBackingTimeoutDefault = 10000, kBackingTimeoutMin = 10,
+                               kBackingTimeoutMax = 3600000;
 
 // Pool handles collected while slots are cleared and freed together with
 // Pool::free_batch (one class-lock hold per run of a class instead of one per block):
@@ -80,6 +86,8 @@ struct StoreCounters {
   ShardedCounter bd_reads;
   ShardedCounter bd_writes;
   ShardedCounter wb_failed;  // uzram: blocks whose writeback write or fdatasync failed
+  ShardedCounter bd_read_failed;  // uzram: reads of written-back blocks that failed
+  ShardedCounter bd_compacted;    // uzram: packed objects moved by writeback_compact
   std::atomic<std::uint64_t> max_used_pages{0};
 };
 
@@ -132,10 +140,13 @@ class StoreImpl final : public Store {
   std::shared_ptr<Backing> backing_;  // shared_ptr: the type is complete only in backing.h
 
   // Changeable at runtime (atomic, relaxed: a soft limit checked after allocation, as in
-  // the kernel).
+  // the kernel). writeback_batch_size and backing_timeout_ms survive reset (the kernel sets
+  // writeback_batch_size when the device is created); a pass reads the batch size once.
   std::atomic<std::uint64_t> mem_limit_pages_{0};
   std::atomic<std::uint64_t> wb_limit_pages_{0};
   std::atomic<bool> wb_limit_enable_{false};
+  std::atomic<std::uint32_t> wb_batch_size_{kWbBatchDefault};
+  std::atomic<std::uint32_t> backing_timeout_ms_{kBackingTimeoutDefault};
   // One post-processing (writeback / recompress) at a time: others get Errc::busy
   // (the kernel's -EAGAIN).
   std::atomic<bool> pp_in_progress_{false};
@@ -197,9 +208,12 @@ class StoreImpl final : public Store {
   // init_lock_ exclusive.
   Result<void> backing_open_locked(std::string* msg) noexcept;
   void backing_close_locked() noexcept;
-  // Frees a backing block / reads a written-back slot (caller holds the slot lock).
-  void free_backing_block(std::uint64_t block) noexcept;
-  Result<void> read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept;
+  // Frees a written-back slot's bytes in the backing tier / reads them (handle: the
+  // slot's, store/wb_layout.h). Caller holds the slot lock.
+  void free_backing_block(std::uint64_t handle) noexcept;
+  Result<void> read_backing_block(Slot& s, std::uint64_t handle, void* out) noexcept;
+  // check_invariants' part: the allocator's live bytes per block against the WB slots.
+  void check_backing_invariants() const noexcept;
 };
 
 inline StoreImpl* impl(Store* s) noexcept { return static_cast<StoreImpl*>(s); }
