@@ -71,9 +71,11 @@ Result<void> parse_reset(const StoreImpl&, std::string_view text, AttrArg* out,
 }
 
 Result<void> write_reset(StoreImpl& s, AttrArg&, std::string* msg) noexcept {
+  std::shared_ptr<StoreImpl::Backing> old;  // closed after the lock is released
   std::unique_lock l(s.init_lock_);
   if (const auto u = s.users_.load(std::memory_order_relaxed)) return in_use(msg, "reset", u);
-  s.reset_locked();
+  old = s.reset_locked();
+  l.unlock();
   return {};
 }
 

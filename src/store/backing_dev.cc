@@ -111,12 +111,14 @@ Result<void> StoreImpl::backing_open_locked(std::string* msg) noexcept {
   return backing_->init_blocks(nslots_, msg);
 }
 
-void StoreImpl::backing_close_locked() noexcept {
+// The caller drops the tier after releasing init_lock_: closing a file drops its flock,
+// closing a remote joins its I/O thread (which may be in a request, up to its deadline).
+std::shared_ptr<StoreImpl::Backing> StoreImpl::backing_close_locked() noexcept {
   if (backing_ && backing_->alloc.nblocks()) {
     ZS_DCHECK(backing_->alloc.used() == 0, "backing tier closed with %llu blocks in use",
               static_cast<unsigned long long>(backing_->alloc.used()));
   }
-  backing_.reset();  // closes the file (dropping its flock) or the connection
+  return std::move(backing_);
 }
 
 // ---- written-back slots -------------------------------------------------------------------

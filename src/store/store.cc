@@ -92,8 +92,10 @@ StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
 }
 
 StoreImpl::~StoreImpl() {
+  std::shared_ptr<Backing> old;  // closed with no lock held
   std::unique_lock l(init_lock_);
-  reset_locked();
+  old = reset_locked();
+  l.unlock();
 }
 
 // Writing disksize: allocate the slot table, create the pool and the streams of every
@@ -158,7 +160,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   return {};
 }
 
-void StoreImpl::reset_locked() noexcept {
+std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
   if (slots_) {
     // Only the pages that ever held a block: reset costs what is stored (docs/store.md);
     // pool objects are freed in batches (docs/store.md#lifecycle).
@@ -178,7 +180,7 @@ void StoreImpl::reset_locked() noexcept {
   disksize_ = 0;
   pool_.reset();
   for (auto& st : streams_) st = StreamPool{};
-  backing_close_locked();
+  std::shared_ptr<Backing> old = backing_close_locked();
   backing_path_.clear();
   compressed_writeback_ = false;
   for (unsigned p = 1; p < kMaxPriorities; p++) comp_[p] = CodecSpec{};
@@ -195,6 +197,7 @@ void StoreImpl::reset_locked() noexcept {
     c->store(0);
   }
   stats_.max_used_pages.store(0, std::memory_order_relaxed);
+  return old;
 }
 
 // ---- Stats -------------------------------------------------------------------------------

@@ -189,7 +189,9 @@ class StoreImpl final : public Store {
 
   // ---- Internals (store.cc, io.cc) ----
   Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
-  void reset_locked() noexcept;                                                  // init_lock_ excl.
+  // init_lock_ exclusive. Returns the backing tier, to be closed (a remote disconnected,
+  // its I/O thread joined) by the caller after it releases the lock.
+  [[nodiscard]] std::shared_ptr<Backing> reset_locked() noexcept;
   // Frees what the slot holds (pool object, same fill, or backing block) and clears its
   // size and flags (the lock bit stays). With `batch`, a pool object is queued there
   // instead of freed at once. Caller holds the slot lock.
@@ -207,7 +209,7 @@ class StoreImpl final : public Store {
   // Sizes the backing device's allocator at init (disksize); opens nothing. Caller holds
   // init_lock_ exclusive.
   Result<void> backing_open_locked(std::string* msg) noexcept;
-  void backing_close_locked() noexcept;
+  [[nodiscard]] std::shared_ptr<Backing> backing_close_locked() noexcept;
   // Frees a written-back slot's bytes in the backing tier / reads them (handle: the
   // slot's, store/wb_layout.h). Caller holds the slot lock.
   void free_backing_block(std::uint64_t handle) noexcept;
