@@ -2,9 +2,10 @@
 // Split by concern: store.cc (lifecycle, public face), io.cc (write/read/discard),
 // attrs.cc (the /sys/block/zramN attribute table and its dispatch; attr_config.cc and
 // attr_read.cc: parsers, writers, readers), idle.cc (idle marking, invariants),
-// post-processing: backing.cc (the backing device), backing_dev.cc (the store's use of
-// it), block_writer.cc (batched block writes), pp_pass.cc (what writeback and recompress
-// share), writeback.cc, recompress.cc (secondary algorithms).
+// post-processing: backing_file.cc, backing_nbd.cc (the backing tier: a file, a remote
+// NBD export), backing_alloc.cc (its space), backing_dev.cc (the store's use of it),
+// wb_run.cc and block_writer.cc (batched, packed writes), pp_pass.cc (what the passes
+// share), writeback.cc, wb_compact.cc, recompress.cc (secondary algorithms).
 //
 // Lock order (docs/locking.md#store): init_lock_ (store_init) -> slot lock (store_slot) ->
 // stream mutex (stream) -> pool locks. I/O holds init_lock_ shared; configuration changes,

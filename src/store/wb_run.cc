@@ -215,7 +215,8 @@ Result<void> WbRun::report(std::string* msg) const noexcept {
                 w + ": backing device '" + s_.backing_path_ + "' is full (" +
                     std::to_string(b_.alloc.nblocks() - 1) + " blocks)");
   }
-  if (last_err_) return fail(msg, last_err_, w + ": " + n + " block(s) not written back" + why);
+  const char* what = charge_ ? " block(s) not written back" : " block(s) not moved";
+  if (last_err_) return fail(msg, last_err_, w + ": " + n + what + why);
   return {};
 }
 
