@@ -1,5 +1,6 @@
-// store/backing_nbd.cc - the remote backing tier: NbdTier, its I/O thread, deadlines,
-// reconnection, the marker and batched trims (store/backing_nbd.h).
+// store/backing_nbd.cc - the remote backing tier: NbdTier's submitters, its opening, and
+// its reader links (store/backing_nbd.h, store/nbd_tier.h). The I/O thread is
+// nbd_io_thread.cc.
 #include "store/backing_nbd.h"
 
 #include <libnbd.h>
@@ -8,143 +9,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <new>
 
-#include "store/backing_alloc.h"
-#include "store/nbd_link.h"
-#include "util/thread.h"
+#include "store/nbd_tier.h"
 #include "uzram/store.h"
 
 namespace uzram {
-namespace {
-
-using Clock = nbdlink::Clock;
-using std::chrono::milliseconds;
-
-constexpr auto kMinBackoff = milliseconds(50);
-constexpr auto kMaxBackoff = milliseconds(2000);
-constexpr auto kTrimDelay = milliseconds(50);  // a freed block waits at most this for its trim
-constexpr std::uint64_t kTrimBatch = 256;      // ... or until this many wait
-constexpr unsigned kMaxTrims = 64;             // trim commands in flight
-constexpr std::size_t kChunk = 64;             // requests queued per submission
-
-class NbdTier;
-
-// One request. Submitters own it (on their stack) until it completes; the I/O thread
-// owns the trims (internal).
-struct Req {
-  enum Op : std::uint8_t { kRead, kWrite, kFlush, kTrim, kDrain };
-  Op op = kRead;
-  bool check_gen = false;  // reads and writes: refused if the loss generation moved
-  bool internal = false;   // a trim of the I/O thread
-  void* buf = nullptr;
-  std::uint64_t len = 0, off = 0;
-  std::uint64_t gen = 0;      // loss generation the caller saw
-  std::uint64_t session = 0;  // flush: the connection its writes completed on
-  Clock::time_point deadline;
-  int err = 0;
-  unsigned* remaining = nullptr;  // the submitter's count (NbdTier::done_mu_)
-  NbdTier* tier = nullptr;
-  Req* prev = nullptr;
-  Req* next = nullptr;
-};
-
-class NbdTier final : public BackingTier {
- public:
-  NbdTier(std::string uri, const std::atomic<std::uint32_t>& timeout_ms) noexcept
-      : uri_(std::move(uri)), timeout_ms_(timeout_ms) {}
-  ~NbdTier() override;
-  NbdTier(const NbdTier&) = delete;
-  NbdTier& operator=(const NbdTier&) = delete;
-
-  Result<void> open(std::string* msg) noexcept;
-
-  void write(TierWrite* ops, std::size_t n, std::uint64_t gen) noexcept override;
-  int read(void* buf, std::size_t len, std::uint64_t off, std::uint64_t gen) noexcept override;
-  std::uint64_t session() const noexcept override {
-    return session_.load(std::memory_order_acquire);  // pairs: the thread's connect
-  }
-  int sync(std::uint64_t session) noexcept override;
-  bool volatile_writes() const noexcept override {
-    return can_flush_.load(std::memory_order_relaxed);
-  }
-  std::size_t read_align() const noexcept override { return info_.min_block; }
-  bool trims() const noexcept override { return info_.can_trim; }
-  bool tracks_loss() const noexcept override { return true; }
-  void attach(BackingAlloc* a) noexcept override { alloc_.store(a, std::memory_order_release); }
-  void drain_trims() noexcept override;
-  bool connected() const noexcept override { return up_.load(std::memory_order_relaxed); }
-  std::uint64_t reconnects() const noexcept override {
-    return reconnects_.load(std::memory_order_relaxed);
-  }
-  std::uint64_t trimmed() const noexcept override {
-    return trimmed_.load(std::memory_order_relaxed);
-  }
-
- private:
-  Clock::duration timeout() const noexcept {
-    return milliseconds(timeout_ms_.load(std::memory_order_relaxed));
-  }
-  void submit_wait(Req* reqs, std::size_t n) noexcept;
-  void wake() noexcept {
-    const std::uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof one);
-  }
-  Result<void> fail(std::string* msg, std::error_code e, const std::string& text) noexcept;
-
-  // The I/O thread.
-  void run() noexcept;
-  void start(Req* r) noexcept;
-  static int on_done(void* user, int* error) noexcept;
-  void unlink(Req* r) noexcept;
-  void complete(Req* r, int err) noexcept;
-  void step_link(Clock::time_point now) noexcept;
-  bool finish_connect() noexcept;
-  void drop(int err) noexcept;
-  void issue_trims(Clock::time_point now) noexcept;
-  void finish_drains(Clock::time_point now) noexcept;
-  int next_timeout_ms(Clock::time_point now) const noexcept;
-
-  const std::string uri_;
-  const std::atomic<std::uint32_t>& timeout_ms_;
-  nbdlink::Info info_;  // as opened; immutable after open()
-  unsigned char id_[nbdlink::kIdBytes] = {};
-  int wake_fd_ = -1;  // eventfd: a submission or stop wakes the thread's poll
-  Thread thread_;
-
-  // Protects queue_ and stop_. A leaf: taken by submitters (possibly under a slot lock)
-  // and the I/O thread; nothing is taken or called inside it.
-  std::mutex mu_;
-  Req* queue_ = nullptr;
-  Req** queue_tail_ = &queue_;
-  bool stop_ = false;
-  // Protects every submission's remaining count; done_cv_ wakes submitters. A leaf, as mu_.
-  // The I/O thread touches a submitter's request last under it, so the submitter, which
-  // sees its count reach 0 only under it, never frees a request the thread still uses.
-  std::mutex done_mu_;
-  std::condition_variable done_cv_;
-
-  // Set by the I/O thread, read by anyone (relaxed hints, or as noted).
-  std::atomic<bool> up_{false};                // connected: submitters fail fast when not
-  std::atomic<std::uint64_t> session_{0};      // connection number; release at each connect
-  std::atomic<bool> can_flush_{false};         // of the current connection
-  std::atomic<BackingAlloc*> alloc_{nullptr};  // release by attach (under init_lock_)
-  std::atomic<std::uint64_t> reconnects_{0}, trimmed_{0};
-
-  // The I/O thread's own (the opener's before the thread starts).
-  nbd_handle* h_ = nullptr;
-  enum class Link { up, connecting, down } link_ = Link::down;
-  Clock::time_point retry_at_{}, connect_deadline_{}, trim_at_{};
-  Clock::duration backoff_ = kMinBackoff;
-  Req* inflight_ = nullptr;  // issued on h_, doubly linked
-  Req* drains_ = nullptr;    // drain_trims() callers waiting
-  unsigned trims_inflight_ = 0;
-  Req trims_[kMaxTrims];
-  Req* trim_free_ = nullptr;
-};
+namespace nbdtier {
 
 // ---- submitters ------------------------------------------------------------------------
 
@@ -158,6 +31,9 @@ NbdTier::~NbdTier() {
     thread_.join();
   } else if (h_) {
     nbd_close(h_);
+  }
+  for (DirectLink& rl : links_) {  // no caller is left: the store let the tier go
+    if (rl.h) nbd_close(rl.h);
   }
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
@@ -186,19 +62,92 @@ void NbdTier::submit_wait(Req* reqs, std::size_t n) noexcept {
   done_cv_.wait(l, [&] { return remaining == 0; });
 }
 
+// ---- direct links --------------------------------------------------------------------------
+
+template <typename Fn>
+bool NbdTier::on_link(Fn&& fn) noexcept {
+  if (!info_.multi_conn || !up_.load(std::memory_order_relaxed)) return false;
+  for (DirectLink& dl : links_) {
+    std::unique_lock<std::mutex> l(dl.mu, std::try_to_lock);
+    if (!l.owns_lock() || !dl.h) continue;
+    if (dl.session != session_.load(std::memory_order_acquire)) {  // opened before a reconnect
+      links_dirty_.store(true, std::memory_order_relaxed);
+      continue;
+    }
+    // Broken, or a command still in flight (a timeout: "ready" holds while replies are
+    // awaited): closed before the caller's buffers go, so libnbd never touches them again.
+    if (fn(dl.h) != 0 && (nbd_aio_in_flight(dl.h) != 0 || nbd_aio_is_ready(dl.h) != 1)) {
+      nbd_close(dl.h);
+      dl.h = nullptr;
+      links_dirty_.store(true, std::memory_order_relaxed);
+    }
+    return true;
+  }
+  return false;
+}
+
+// A batch's writes: on a direct link if one is free, else through the I/O thread; either
+// way durable when this returns without error (FUA, or a flush on the same connection).
 void NbdTier::write(TierWrite* ops, std::size_t n, std::uint64_t gen) noexcept {
+  for (std::size_t i = 0; i < n; i++) ops[i].err = 0;
+  const bool direct = on_link([&](nbd_handle* h) {
+    BackingAlloc* a = alloc_.load(std::memory_order_acquire);
+    const int e = a && gen != a->gen() ? EIO : write_on(h, ops, n);  // lost since filled
+    for (std::size_t i = 0; i < n; i++) {
+      if (e != 0 && ops[i].err == 0) ops[i].err = e;
+    }
+    return e;
+  });
+  if (!direct) write_queued(ops, n, gen);
+}
+
+// Every piece in flight at once on h, then a flush if needed: 0 or the first error.
+int NbdTier::write_on(nbd_handle* h, TierWrite* ops, std::size_t n) noexcept {
+  const auto deadline = Clock::now() + timeout();
+  const std::uint32_t flags = fua_.load(std::memory_order_relaxed) ? LIBNBD_CMD_FLAG_FUA : 0;
+  std::int64_t cookies[kChunk];
+  TierWrite* owner[kChunk];
+  int err = 0;
+  std::size_t q = 0;
+  const auto wait_all = [&] {
+    for (std::size_t i = 0; i < q; i++) {
+      const int e = nbdlink::wait_command(h, cookies[i], deadline);
+      if (e != 0 && owner[i]->err == 0) owner[i]->err = e;
+      if (e != 0 && err == 0) err = e;
+    }
+    q = 0;
+  };
+  for (std::size_t i = 0; i < n && err == 0; i++) {
+    for (std::size_t done = 0; done < ops[i].len && err == 0;) {
+      const std::size_t len = std::min(ops[i].len - done, info_.max_payload);
+      cookies[q] = nbd_aio_pwrite(h, ops[i].buf + done, len, ops[i].off + done,
+                                  NBD_NULL_COMPLETION, flags);
+      owner[q++] = &ops[i];
+      done += len;
+      if (q == kChunk) wait_all();
+    }
+  }
+  wait_all();
+  if (err == 0 && flush_needed()) err = nbdlink::flush(h, deadline);
+  return err;
+}
+
+// Through the I/O thread: the writes, then a flush refused if the connection changed.
+void NbdTier::write_queued(TierWrite* ops, std::size_t n, std::uint64_t gen) noexcept {
+  const std::uint64_t session = session_.load(std::memory_order_acquire);
   Req reqs[kChunk];
   TierWrite* owner[kChunk];
   std::size_t q = 0;
+  int err = 0;
   const auto flush_chunk = [&] {
     submit_wait(reqs, q);
     for (std::size_t i = 0; i < q; i++) {
       if (reqs[i].err != 0 && owner[i]->err == 0) owner[i]->err = reqs[i].err;
+      if (reqs[i].err != 0 && err == 0) err = reqs[i].err;
     }
     q = 0;
   };
   for (std::size_t i = 0; i < n; i++) {
-    ops[i].err = 0;
     for (std::size_t done = 0; done < ops[i].len;) {
       const std::size_t len = std::min(ops[i].len - done, info_.max_payload);
       Req& r = reqs[q];
@@ -215,9 +164,25 @@ void NbdTier::write(TierWrite* ops, std::size_t n, std::uint64_t gen) noexcept {
     }
   }
   if (q) flush_chunk();
+  if (err == 0 && flush_needed()) {
+    if (const int e = sync(session); e != 0) {
+      for (std::size_t i = 0; i < n; i++) ops[i].err = e;
+    }
+  }
 }
 
+// A read on a direct link if one is free (a link that breaks hands the read to the I/O
+// thread, whose connection may still serve it; a timeout does not: it waited enough).
 int NbdTier::read(void* buf, std::size_t len, std::uint64_t off, std::uint64_t gen) noexcept {
+  int e = 0;
+  bool broken = false;
+  const bool direct = on_link([&](nbd_handle* h) {
+    BackingAlloc* a = alloc_.load(std::memory_order_acquire);
+    e = a && gen != a->gen() ? EIO : nbdlink::pread(h, buf, len, off, Clock::now() + timeout());
+    broken = e != 0 && e != ETIMEDOUT && nbd_aio_is_ready(h) != 1;
+    return e;
+  });
+  if (direct && !broken) return e;
   Req r;
   r.op = Req::kRead;
   r.check_gen = true;
@@ -303,8 +268,10 @@ Result<void> NbdTier::open(std::string* msg) noexcept {
   }
   link_ = Link::up;
   can_flush_.store(info_.can_flush, std::memory_order_relaxed);
+  fua_.store(info_.can_flush && info_.can_fua, std::memory_order_relaxed);
   session_.store(1, std::memory_order_relaxed);
   up_.store(true, std::memory_order_relaxed);
+  links_dirty_.store(true, std::memory_order_relaxed);
   if (const int te = thread_.start([this]() noexcept { run(); }); te != 0) {
     return fail(msg, std::error_code(te, std::generic_category()),
                 "cannot start the I/O thread for " + q + ": " + strerror(te));
@@ -312,242 +279,12 @@ Result<void> NbdTier::open(std::string* msg) noexcept {
   return {};
 }
 
-// ---- the I/O thread ------------------------------------------------------------------------
-
-void NbdTier::run() noexcept {
-  for (;;) {
-    Req* fresh;
-    bool stop;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      fresh = queue_;
-      queue_ = nullptr;
-      queue_tail_ = &queue_;
-      stop = stop_;
-    }
-    for (Req* r = fresh; r;) {
-      Req* next = r->next;
-      if (stop) {
-        complete(r, ECANCELED);
-      } else {
-        start(r);
-      }
-      r = next;
-    }
-    if (stop) break;
-    step_link(Clock::now());
-    issue_trims(Clock::now());
-    finish_drains(Clock::now());
-    bool woke = false;
-    nbdlink::poll_once(link_ == Link::down ? nullptr : h_, wake_fd_, next_timeout_ms(Clock::now()),
-                       &woke);
-    if (woke) {
-      std::uint64_t v;
-      (void)!::read(wake_fd_, &v, sizeof v);
-    }
-  }
-  drop(ECANCELED);
-  finish_drains(Clock::now());
-}
-
-void NbdTier::start(Req* r) noexcept {
-  if (r->op == Req::kDrain) {
-    r->next = drains_;
-    drains_ = r;
-    trim_at_ = Clock::now();  // trim what waits now
-    return;
-  }
-  if (link_ != Link::up) return complete(r, ENOTCONN);
-  BackingAlloc* a = alloc_.load(std::memory_order_acquire);
-  if (r->check_gen && a && r->gen != a->gen()) return complete(r, EIO);  // lost since
-  if (r->op == Req::kFlush) {
-    if (r->session != session_.load(std::memory_order_relaxed)) return complete(r, EIO);
-    if (!can_flush_.load(std::memory_order_relaxed)) return complete(r, 0);
-  }
-  // In flight before the command is issued: its callback unlinks it.
-  r->prev = nullptr;
-  r->next = inflight_;
-  if (inflight_) inflight_->prev = r;
-  inflight_ = r;
-  const nbd_completion_callback cb = {
-      .callback = &NbdTier::on_done, .user_data = r, .free = nullptr};
-  std::int64_t c = -1;
-  switch (r->op) {
-    case Req::kRead: c = nbd_aio_pread(h_, r->buf, r->len, r->off, cb, 0); break;
-    case Req::kWrite: c = nbd_aio_pwrite(h_, r->buf, r->len, r->off, cb, 0); break;
-    case Req::kFlush: c = nbd_aio_flush(h_, cb, 0); break;
-    case Req::kTrim: c = nbd_aio_trim(h_, r->len, r->off, cb, 0); break;
-    case Req::kDrain: break;
-  }
-  if (c == -1) {  // not issued: libnbd will not call the callback
-    const int e = nbd_get_errno();
-    unlink(r);
-    complete(r, e ? e : EIO);
-  }
-}
-
-// libnbd's completion callback, on the I/O thread (inside a notify or nbd_close).
-int NbdTier::on_done(void* user, int* error) noexcept {
-  auto* r = static_cast<Req*>(user);
-  NbdTier* t = r->tier;
-  t->unlink(r);
-  t->complete(r, *error);
-  return 1;  // retire the command
-}
-
-void NbdTier::unlink(Req* r) noexcept {
-  if (r->prev) {
-    r->prev->next = r->next;
-  } else {
-    inflight_ = r->next;
-  }
-  if (r->next) r->next->prev = r->prev;
-  r->prev = r->next = nullptr;
-}
-
-void NbdTier::complete(Req* r, int err) noexcept {
-  if (r->internal) {  // a trim: its blocks are free, trimmed or not
-    if (BackingAlloc* a = alloc_.load(std::memory_order_acquire)) {
-      a->trim_done(r->off / kBlockSize, static_cast<std::uint32_t>(r->len / kBlockSize));
-    }
-    if (err == 0) trimmed_.fetch_add(r->len / kBlockSize, std::memory_order_relaxed);
-    trims_inflight_--;
-    r->next = trim_free_;
-    trim_free_ = r;
-    return;
-  }
-  std::lock_guard<std::mutex> l(done_mu_);  // the last touch of r (see done_mu_)
-  r->err = err;
-  if (--*r->remaining == 0) done_cv_.notify_all();
-}
-
-void NbdTier::step_link(Clock::time_point now) noexcept {
-  switch (link_) {
-    case Link::up: {
-      if (nbd_aio_is_dead(h_) == 1 || nbd_aio_is_closed(h_) == 1) return drop(ECONNRESET);
-      for (Req* r = inflight_; r; r = r->next) {
-        if (now > r->deadline) return drop(ETIMEDOUT);
-      }
-      return;
-    }
-    case Link::connecting:
-      if (nbd_aio_is_ready(h_) == 1) {
-        if (!finish_connect()) drop(ECONNRESET);
-      } else if (nbd_aio_is_dead(h_) == 1 || nbd_aio_is_closed(h_) == 1 ||
-                 now > connect_deadline_) {
-        drop(ECONNREFUSED);
-      }
-      return;
-    case Link::down:
-      if (now < retry_at_) return;
-      h_ = nbdlink::start_connect(uri_, nullptr);
-      if (!h_) return drop(ECONNREFUSED);
-      link_ = Link::connecting;
-      connect_deadline_ = now + timeout();
-      return;
-  }
-}
-
-// Connected again: check the export and the marker before taking requests. Synchronous,
-// with the deadline; queued requests wait (new ones fail fast: up_ is still false).
-bool NbdTier::finish_connect() noexcept {
-  const auto deadline = Clock::now() + timeout();
-  nbdlink::Info info;
-  if (nbdlink::query(h_, &info, nullptr) != 0 || info.read_only) return false;
-  alignas(4096) unsigned char block[kBlockSize];
-  if (nbdlink::pread(h_, block, kBlockSize, 0, deadline) != 0) return false;
-  if (!nbdlink::has_marker(block, id_) || info.size < size_blocks_ * kBlockSize) {
-    // A new or restarted remote: whatever it was given is gone.
-    if (BackingAlloc* a = alloc_.load(std::memory_order_acquire)) a->mark_lost();
-    nbdlink::make_marker(block, id_);
-    if (nbdlink::pwrite(h_, block, kBlockSize, 0, deadline) != 0) return false;
-    if (info.can_flush && nbdlink::flush(h_, deadline) != 0) return false;
-  }
-  can_flush_.store(info.can_flush, std::memory_order_relaxed);
-  link_ = Link::up;
-  session_.fetch_add(1, std::memory_order_release);  // pairs: session()
-  up_.store(true, std::memory_order_relaxed);
-  reconnects_.fetch_add(1, std::memory_order_relaxed);
-  backoff_ = kMinBackoff;
-  return true;
-}
-
-// The connection is gone (or never came): close the handle first, so that libnbd touches
-// no request's buffer any more, then fail what was in flight; retry after the backoff.
-void NbdTier::drop(int err) noexcept {
-  up_.store(false, std::memory_order_relaxed);
-  if (h_) nbd_close(h_);  // may complete requests through their callbacks
-  h_ = nullptr;
-  while (inflight_) {
-    Req* r = inflight_;
-    unlink(r);
-    complete(r, err);
-  }
-  link_ = Link::down;
-  retry_at_ = Clock::now() + backoff_;
-  backoff_ = std::min<Clock::duration>(backoff_ * 2, kMaxBackoff);
-}
-
-void NbdTier::issue_trims(Clock::time_point now) noexcept {
-  BackingAlloc* a = alloc_.load(std::memory_order_acquire);
-  if (!a || link_ != Link::up || !info_.can_trim) return;
-  const std::uint64_t waiting = a->trims_waiting();
-  if (waiting == 0) {
-    trim_at_ = {};
-    return;
-  }
-  if (trim_at_ == Clock::time_point{}) trim_at_ = now + kTrimDelay;
-  if (waiting < kTrimBatch && now < trim_at_) return;
-  trim_at_ = {};
-  std::uint64_t first[kMaxTrims];
-  std::uint32_t count[kMaxTrims];
-  const std::size_t runs = a->take_trims(first, count, kMaxTrims - trims_inflight_);
-  for (std::size_t i = 0; i < runs; i++) {
-    Req* r = trim_free_;
-    trim_free_ = r->next;
-    *r = Req{};
-    r->op = Req::kTrim;
-    r->internal = true;
-    r->tier = this;
-    r->off = first[i] * kBlockSize;
-    r->len = std::uint64_t{count[i]} * kBlockSize;
-    r->deadline = now + timeout();
-    trims_inflight_++;
-    start(r);
-  }
-}
-
-void NbdTier::finish_drains(Clock::time_point now) noexcept {
-  if (!drains_) return;
-  BackingAlloc* a = alloc_.load(std::memory_order_acquire);
-  const bool waiting = a && a->trims_waiting() > 0 && trims_inflight_ < kMaxTrims;
-  if (link_ == Link::up && (trims_inflight_ > 0 || waiting) && now < drains_->deadline) return;
-  while (drains_) {
-    Req* r = drains_;
-    drains_ = r->next;
-    complete(r, 0);
-  }
-}
-
-int NbdTier::next_timeout_ms(Clock::time_point now) const noexcept {
-  Clock::time_point t = now + milliseconds(1000);
-  if (link_ == Link::up) {
-    for (const Req* r = inflight_; r; r = r->next) t = std::min(t, r->deadline);
-  }
-  if (link_ == Link::connecting) t = std::min(t, connect_deadline_);
-  if (link_ == Link::down) t = std::min(t, retry_at_);
-  if (trim_at_ != Clock::time_point{}) t = std::min(t, trim_at_);
-  if (drains_) t = std::min(t, drains_->deadline);
-  const auto ms = std::chrono::ceil<milliseconds>(t - now).count();
-  return static_cast<int>(std::max<std::int64_t>(ms, 0));
-}
-
-}  // namespace
+}  // namespace nbdtier
 
 Result<std::unique_ptr<BackingTier>> open_nbd_tier(const std::string& uri,
                                                    const std::atomic<std::uint32_t>& timeout_ms,
                                                    std::string* msg) noexcept {
-  std::unique_ptr<NbdTier> t(new (std::nothrow) NbdTier(uri, timeout_ms));
+  std::unique_ptr<nbdtier::NbdTier> t(new (std::nothrow) nbdtier::NbdTier(uri, timeout_ms));
   if (!t) {
     if (msg) *msg = "backing_dev: out of memory";
     return Errc::no_memory;

@@ -51,6 +51,8 @@ class BackingTier {
   // a remote that has a write cache (it advertises flush). Read after the writes it covers.
   virtual bool volatile_writes() const noexcept = 0;
   virtual std::size_t read_align() const noexcept = 0;
+  // Batches of writeback writes to keep in flight (a remote hides its round trips).
+  virtual unsigned batches() const noexcept { return 2; }
 
   // A tier that discards freed blocks (a remote that supports trim): the allocator then
   // holds freed blocks until the tier has trimmed them (BackingAlloc::take_trims).

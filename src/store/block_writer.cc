@@ -79,9 +79,14 @@ void BlockWriter::write(WbBatch* b) noexcept {
     i = j;
   }
   if (n) flush();
+  // Durable before published: a file whose O_DIRECT was dropped during the writes, or a
+  // remote with a write cache, is synced here, in the writer thread, so the pass goes on
+  // filling meanwhile; if that fails, none of the batch is trusted.
+  if (err == 0 && t_.volatile_writes()) {
+    b->buffered = true;
+    err = t_.sync(b->session);
+  }
   b->err = err;
-  // A file whose O_DIRECT was dropped during the writes, or a remote with a cache.
-  b->buffered = t_.volatile_writes();
   {
     std::lock_guard<std::mutex> l(mu_);
     b->next = done_;

@@ -2,13 +2,15 @@
 // which writes them (layer 3). A batch is up to writeback_batch_size pages, contiguous in
 // memory, each bound for one block of the backing tier; the objects placed in them (one
 // raw page each, or packed compressed bytes, store/wb_layout.h) are published when the
-// batch is durable. Two batches are in flight: one written while the next is filled.
+// batch is durable. Two batches or more are in flight: one written while the next is
+// filled (a remote tier takes four, to hide its round trips).
 //
 // BlockWriter's writer threads (started on demand, at most kWbWorkers) write a queued
 // batch as runs of consecutive blocks, one tier write per run (a pwrite, or one NBD write
-// command: every run of a batch is in flight at once on a remote), then hand it back
-// completed. The allocator hands out ascending blocks, so a batch usually is one run. If
-// no thread can be started the submitter writes inline.
+// command: every run of a batch is in flight at once on a remote), sync it when the tier
+// cached the writes (fdatasync, NBD_CMD_FLUSH), then hand it back completed. The allocator
+// hands out ascending blocks, so a batch usually is one run. If no thread can be started
+// the submitter writes inline.
 //
 // The pass thread fills batches (under each slot's lock) and publishes completions
 // (writeback.cc, wb_compact.cc); the writer threads touch only their batch's pages and
@@ -25,8 +27,10 @@
 
 namespace uzram {
 
-inline constexpr unsigned kWbBatches = 2;  // in flight: one written, one filled
-inline constexpr unsigned kWbWorkers = 2;  // writer threads, started on demand
+// Batches in flight: at least two (one written while the next is filled), as many as the
+// tier wants (BackingTier::batches), and at most kWbMaxBatches; a writer thread per batch.
+inline constexpr unsigned kWbMaxBatches = 4;
+inline constexpr unsigned kWbWorkers = kWbMaxBatches;  // writer threads, started on demand
 
 // One object placed in a batch: the slot, what it held when read (compared again at
 // publication), and what it becomes.
@@ -52,8 +56,8 @@ struct WbBatch {
   std::uint64_t gen = 0;      // loss generation when filled
   std::uint64_t session = 0;  // the tier's session before the writes
   // Set by the writer:
-  int err = 0;            // errno of a write
-  bool buffered = false;  // written to a volatile cache: durable only after sync
+  int err = 0;            // errno of a write, or of the sync after the writes
+  bool buffered = false;  // written to a volatile cache, and synced (unless err)
 
   void reset() noexcept {
     npages = nobjs = charged = 0;
@@ -87,7 +91,7 @@ class BlockWriter {
   // lock; the tier write of a batch happens with no lock held.
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
-  WbBatch* todo_ = nullptr;  // LIFO is fine: at most kWbBatches
+  WbBatch* todo_ = nullptr;  // LIFO is fine: a handful of batches
   WbBatch* done_ = nullptr;
   unsigned idle_ = 0;
   bool stop_ = false;

@@ -158,9 +158,11 @@ int query(nbd_handle* h, Info* out, std::string* err) noexcept {
   const int ro = nbd_is_read_only(h);
   const int trim = nbd_can_trim(h);
   const int fl = nbd_can_flush(h);
+  const int mc = nbd_can_multi_conn(h);
+  const int fua = nbd_can_fua(h);
   const std::int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
   const std::int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
-  if (size < 0 || ro < 0 || trim < 0 || fl < 0 || min < 0 || max < 0) {
+  if (size < 0 || ro < 0 || trim < 0 || fl < 0 || mc < 0 || fua < 0 || min < 0 || max < 0) {
     if (err) *err = last_error();
     return errno_of_last();
   }
@@ -168,6 +170,8 @@ int query(nbd_handle* h, Info* out, std::string* err) noexcept {
   out->read_only = ro == 1;
   out->can_trim = trim == 1;
   out->can_flush = fl == 1;
+  out->multi_conn = mc == 1;
+  out->can_fua = fua == 1;
   out->min_block = min > 0 ? static_cast<std::size_t>(min) : 512;
   out->max_payload = max > 0 ? static_cast<std::size_t>(max) : std::size_t{32} << 20;
   return 0;

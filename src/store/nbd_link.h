@@ -54,6 +54,8 @@ struct Info {
   bool read_only = false;
   bool can_trim = false;
   bool can_flush = false;
+  bool multi_conn = false;      // connections see one another's flushed writes
+  bool can_fua = false;         // a write can be made durable by itself
   std::size_t min_block = 512;  // reads and writes are aligned to it (512 if not said)
   std::size_t max_payload = 0;  // largest read or write (32 MiB if not said)
 };

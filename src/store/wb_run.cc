@@ -1,6 +1,7 @@
 // store/wb_run.cc - WbRun: batches filled, written, made durable and published (wb_run.h).
 #include "store/wb_run.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -11,7 +12,8 @@
 namespace uzram {
 namespace {
 
-// Errors after which a remote tier takes no more writes for now: the pass stops.
+// Errors after which a remote tier takes no more writes for now: the pass stops (as it
+// does after any error that left the remote disconnected: EPIPE, EIO of a dying server).
 bool unreachable(int e) { return e == ENOTCONN || e == ETIMEDOUT || e == ECONNRESET; }
 
 }  // namespace
@@ -28,16 +30,17 @@ Result<void> WbRun::init(std::string* msg) noexcept {
   const std::uint32_t want = s_.wb_batch_size_.load(std::memory_order_relaxed);
   batch_pages_ = want < 1 ? 1 : want > kWbBatchMax ? kWbBatchMax : want;
   const unsigned objcap = batch_pages_ * 64;  // objects of 64 bytes on average fill a batch
+  nbatches_ = std::clamp(b_.tier->batches(), 2u, kWbMaxBatches);
   pages_ = static_cast<unsigned char*>(
-      std::aligned_alloc(4096, std::size_t{kWbBatches} * batch_pages_ * kBlockSize));
-  batches_.reset(new (std::nothrow) WbBatch[kWbBatches]);
-  blocks_.reset(new (std::nothrow) std::uint64_t[kWbBatches * batch_pages_]);
-  objs_.reset(new (std::nothrow) WbObj[std::size_t{kWbBatches} * objcap]);
+      std::aligned_alloc(4096, std::size_t{nbatches_} * batch_pages_ * kBlockSize));
+  batches_.reset(new (std::nothrow) WbBatch[nbatches_]);
+  blocks_.reset(new (std::nothrow) std::uint64_t[std::size_t{nbatches_} * batch_pages_]);
+  objs_.reset(new (std::nothrow) WbObj[std::size_t{nbatches_} * objcap]);
   writer_.reset(new (std::nothrow) BlockWriter(*b_.tier));
   if (!pages_ || !batches_ || !blocks_ || !objs_ || !writer_) {
     return fail(msg, Errc::no_memory, std::string(what_) + ": out of memory");
   }
-  for (unsigned i = 0; i < kWbBatches; i++) {
+  for (unsigned i = 0; i < nbatches_; i++) {
     WbBatch& b = batches_[i];
     b.pages = pages_ + std::size_t{i} * batch_pages_ * kBlockSize;
     b.blocks = &blocks_[std::size_t{i} * batch_pages_];
@@ -173,12 +176,10 @@ void WbRun::drop_pages(WbBatch* b, unsigned keep, bool written) noexcept {
   b->npages = std::min(b->npages, keep);
 }
 
-// Durable before published: a batch written to a volatile cache (a file without O_DIRECT,
-// a remote with a write cache) is synced first; if that fails, none of it is trusted. A
-// loss detected since the batch was filled (a remote restarted empty) fails it too.
+// A written batch is durable (the writer synced it if the tier cached it); a loss detected
+// since the batch was filled (a remote restarted empty) fails it.
 void WbRun::finish(WbBatch* b) noexcept {
   in_flight_--;
-  if (b->err == 0 && b->buffered) b->err = b_.tier->sync(b->session);
   if (b->err == 0 && b_.alloc.gen() != b->gen) b->err = EIO;
   const bool ok = b->err == 0;
   if (ok) s_.stats_.bd_writes.fetch_add(b->npages, std::memory_order_relaxed);
@@ -188,7 +189,7 @@ void WbRun::finish(WbBatch* b) noexcept {
     failed_ += b->nobjs;
     last_err_ = make_error_code(Errc::io_error);
     last_errno_ = b->err;
-    if (unreachable(b->err) && stop_ == Errc::ok) {
+    if ((unreachable(b->err) || !b_.tier->connected()) && stop_ == Errc::ok) {
       stop_ = Errc::io_error;
       unreachable_ = true;
     }

@@ -87,6 +87,7 @@ class WbRun {
 
   const bool charge_;
   unsigned batch_pages_ = 0;
+  unsigned nbatches_ = 2;
   std::unique_ptr<WbBatch[]> batches_;
   unsigned char* pages_ = nullptr;  // every batch's pages (aligned_alloc)
   std::unique_ptr<std::uint64_t[]> blocks_;

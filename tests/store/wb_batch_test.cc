@@ -175,6 +175,12 @@ void race(Store& s, std::uint64_t seed, std::uint64_t blocks, int passes_wanted)
   constexpr unsigned kThreads = 3;
   std::vector<Model> models(kThreads);
   std::atomic<bool> pp_done{false};
+  {
+    Random r(seed);
+    for (std::uint64_t i = 0; i < blocks; i++) {  // work for the first passes
+      models[i % kThreads].write(s, i, r.one_in(2) ? text_page(r) : random_page(r));
+    }
+  }
   std::vector<std::thread> io;
   for (unsigned t = 0; t < kThreads; t++) {
     io.emplace_back([&, t] {
