@@ -1,6 +1,8 @@
-// cli/serve.cc - `uzram serve`: creates and configures a store (-o attributes before or
-// after disksize as the kernel requires), serves it over NBD and on a control socket, and
-// runs until SIGINT/SIGTERM or, in captive mode (--run), until the command exits.
+// cli/serve.cc - `uzram serve`: creates and configures zram0 (-o attributes before or after
+// disksize as the kernel requires) in a store registry (more stores come with `uzram ctl
+// hot_add`), serves them over NBD (the export name picks the store) and on a control
+// socket, optionally metrics over HTTP, and runs until SIGINT/SIGTERM or, in captive mode
+// (--run), until the command exits.
 #include "cli/serve.h"
 
 #include <fmt/format.h>
@@ -17,11 +19,15 @@
 #include <filesystem>
 
 #include "cli/log_sink.h"
+#include "cli/metrics.h"
 #include "control/control.h"
+#include "nbd/exports.h"
 #include "nbd/server.h"
 #include "nbd/store_backend.h"
 #include "nbd/tls.h"
+#include "uzram/memory.h"
 #include "uzram/store.h"
+#include "uzram/store_registry.h"
 
 extern char** environ;
 
@@ -82,6 +88,7 @@ struct ServeSetup {
   std::uint64_t size = 0;
   std::chrono::milliseconds handshake_timeout{10'000}, send_timeout{30'000};
   std::string tls_mode;  // off, on or require
+  MetricsAddress metrics;  // --metrics; port empty: none
 };
 
 // -o ATTR=VALUE: split by the attribute table's before_init flag.
@@ -145,10 +152,20 @@ int parse_tls(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   return kExitOk;
 }
 
+// --metrics [ADDR:]PORT.
+int parse_metrics(const ServeOptions& o, const Io& io, ServeSetup* setup) {
+  if (o.metrics.empty()) return kExitOk;
+  std::string why;
+  if (!parse_metrics_address(o.metrics, &setup->metrics, &why))
+    return usage_error(io, "serve: --metrics: " + why);
+  return kExitOk;
+}
+
 int parse_serve_options(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   int rc = parse_attrs(o, io, setup);
   if (rc == kExitOk) rc = parse_limits(o, io, setup);
   if (rc == kExitOk) rc = parse_tls(o, io, setup);
+  if (rc == kExitOk) rc = parse_metrics(o, io, setup);
   return rc;
 }
 
@@ -163,6 +180,17 @@ bool make_tls(const ServeOptions& o, const ServeSetup& setup, const Io& io,
   }
   *tls = std::move(*t);
   return true;
+}
+
+// zram0, the store the options configure: the registry's first (hot_add).
+std::shared_ptr<Store> create_first_store(StoreRegistry& registry, const Io& io) {
+  std::string msg;
+  auto n = registry.hot_add(&msg);
+  if (!n) {
+    report(io, "serve", n.error(), msg);
+    return nullptr;
+  }
+  return registry.find(*n);
 }
 
 // --algo, the before-init -o settings, disksize, then the rest.
@@ -296,6 +324,30 @@ pid_t spawn_captive(const std::string& cmd, const std::string& uri, const Io& io
 
 int exit_status(int ws) { return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws); }
 
+// The NBD server's request and reply buffers, as the `nbd_buffers` line of the memory
+// breakdown (uzram/memory.h). Unregistered before the server goes (declared after it).
+MemorySourceHandle count_nbd_buffers(const nbd::Server& server) {
+  auto h = add_memory_source([&server](std::vector<MemoryLine>* out) {
+    out->push_back({"nbd_buffers", server.buffer_bytes()});
+  });
+  return h ? std::move(h).value() : MemorySourceHandle();  // no memory: the line is missing
+}
+
+// --metrics: the HTTP endpoint (cli/metrics.h), started after the NBD server it reports.
+bool start_metrics(const ServeSetup& setup, StoreRegistry& registry, const nbd::Server& server,
+                   const Io& io, std::unique_ptr<MetricsServer>* out) {
+  if (setup.metrics.port.empty()) return true;
+  std::string msg;
+  auto m = MetricsServer::start(setup.metrics, registry, &server, &msg);
+  if (!m) {
+    report(io, "serve", m.error(), "--metrics " + msg);
+    return false;
+  }
+  *out = std::move(*m);
+  ::setenv("metrics", (*out)->url().c_str(), 1);  // for --run
+  return true;
+}
+
 // Waits for SIGINT, SIGTERM or SIGHUP, or for the captive command to exit; returns the
 // exit status (the command's, in captive mode: on a signal it is terminated first).
 int wait_for_end(const SignalMask& mask, pid_t child, bool verbose, LogSink& sink) {
@@ -325,19 +377,15 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   if (const int rc = parse_serve_options(o, io, &setup); rc != kExitOk) return rc;
   std::unique_ptr<nbd::TlsContext> tls;
   if (!make_tls(o, setup, io, &tls)) return kExitFailed;
-  auto created = Store::create("zram0");
-  if (!created) {
-    report(io, "serve", created.error(), "");
-    return kExitFailed;
-  }
-  Store& store = **created;
-  if (!configure_store(store, o, setup, io)) return kExitFailed;
+  StoreRegistry registry;  // declared first: outlives every server that serves its stores
+  const std::shared_ptr<Store> store = create_first_store(registry, io);
+  if (!store || !configure_store(*store, o, setup, io)) return kExitFailed;
   harden_process();
   const SignalMask mask;  // before any thread starts
 
   const std::string control_path = o.control.empty() ? default_control_socket() : o.control;
   std::string msg;
-  auto control = ControlServer::start(control_path, {&store}, &msg);
+  auto control = ControlServer::start(control_path, ControlTargets(registry), &msg);
   if (!control) {
     report(io, "serve", control.error(), "control socket " + msg);
     return kExitFailed;
@@ -347,13 +395,16 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   if (!server_options(o, setup, tls.get(), io, &tmp, &so)) return kExitFailed;
   LogSink sink(io.err);
   if (o.verbose) so.log = [&sink](std::string_view m) { sink.write(m); };
-  nbd::StoreBackend backend(store);
-  auto server = nbd::Server::start(backend, so, &msg);
+  nbd::StoreExports exports(registry);  // the export name picks the store
+  auto server = nbd::Server::start(exports, so, &msg);
   if (!server) {
     report(io, "serve", server.error(), msg);
     return kExitFailed;
   }
   warn_exposure(o, setup, tls.get(), **server, sink);
+  const MemorySourceHandle buffers = count_nbd_buffers(**server);
+  std::unique_ptr<MetricsServer> metrics;
+  if (!start_metrics(setup, registry, **server, io, &metrics)) return kExitFailed;
 
   pid_t child = -1;
   if (!o.run.empty()) {
@@ -361,8 +412,13 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
     if (child < 0) return kExitFailed;
   } else {
     print_examples(io, (*server)->uri(), control_path);
+    if (metrics) {
+      std::fprintf(io.out, "  metrics   curl -s %s\n", metrics->url().c_str());
+      std::fflush(io.out);
+    }
   }
   const int status = wait_for_end(mask, child, o.verbose, sink);
+  if (metrics) metrics->stop();
   (*server)->stop();
   (*control)->stop();
   return status;

@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
 
+#include "nbd/stats.h"
 #include "nbd/store_backend.h"
 #include "nbd/transport.h"
 #include "util/thread.h"
@@ -24,13 +26,40 @@ constexpr std::size_t kMaxExtents = 1U << 16;
 constexpr std::size_t kJobCost = 4096;  // charged per queued request, beyond its data
 constexpr unsigned kMaxWorkers = 256;   // per connection (`uzram serve -t` allows 1-256)
 
+using Clock = std::chrono::steady_clock;
+
 struct Job {
   Job* next = nullptr;  // in the session's queue
   Request req;
-  std::unique_ptr<std::uint8_t[]> payload;  // WRITE data (not zero-filled)
-  std::uint32_t error = 0;            // pre-validated error: reply only
-  std::size_t cost = 0;               // bytes charged to the in-flight budget
+  CountedArray<std::uint8_t> payload;  // WRITE data (not zero-filled)
+  std::uint32_t error = 0;             // pre-validated error: reply only
+  std::size_t cost = 0;                // bytes charged to the in-flight budget
+  Clock::time_point start;             // its header was read (latency counts from here)
 };
+
+StatCmd stat_cmd(std::uint16_t type) noexcept {
+  switch (type) {
+    case kCmdRead: return StatCmd::read;
+    case kCmdWrite: return StatCmd::write;
+    case kCmdFlush: return StatCmd::flush;
+    case kCmdTrim: return StatCmd::trim;
+    case kCmdWriteZeroes: return StatCmd::write_zeroes;
+    case kCmdBlockStatus: return StatCmd::block_status;
+    case kCmdCache: return StatCmd::cache;
+    default: return StatCmd::other;
+  }
+}
+
+// The bytes a request moves or covers: READ/WRITE payloads, TRIM/WRITE_ZEROES ranges.
+std::uint64_t stat_bytes(const Request& r) noexcept {
+  switch (r.type) {
+    case kCmdRead:
+    case kCmdWrite:
+    case kCmdTrim:
+    case kCmdWriteZeroes: return r.length;
+    default: return 0;
+  }
+}
 
 class Session {
  public:
@@ -71,6 +100,7 @@ class Session {
         logf(log_, "out of memory for a request; closing the connection");
         return;
       }
+      job->start = Clock::now();
       job->req = decode_request(h);
       if (job->req.magic != kRequestMagic) {
         logf(log_, "bad request magic; closing the connection");
@@ -91,7 +121,7 @@ class Session {
           acquire(job->cost);
         } else {
           acquire(job->cost);
-          job->payload.reset(new (std::nothrow) std::uint8_t[job->req.length]);
+          job->payload = CountedArray<std::uint8_t>(opt_.stats, job->req.length);
           if (!job->payload) {
             logf(log_, "out of memory for a write payload; closing the connection");
             release(job->cost);
@@ -142,25 +172,33 @@ class Session {
         head_ = head_->next;
         if (head_ == nullptr) tail_ = nullptr;
       }
-      if (!dead_.load(std::memory_order_relaxed)) execute(*job);
+      if (!dead_.load(std::memory_order_relaxed)) {
+        const std::uint32_t e = execute(*job);
+        if (opt_.stats) {
+          opt_.stats->request_done(stat_cmd(job->req.type), e ? 0 : stat_bytes(job->req), e != 0,
+                                   Clock::now() - job->start);
+        }
+      }
+      job->payload.reset();
       release(job->cost);
     }
   }
 
-  void execute(Job& job) {
+  // Runs one request and sends its reply; returns the error replied (0: success).
+  std::uint32_t execute(Job& job) {
     const Request& r = job.req;
     if (job.error) {
       send_error(r, job.error);
-      return;
+      return job.error;
     }
     std::uint32_t e = 0;
     switch (r.type) {
       case kCmdRead: {
-        std::unique_ptr<std::uint8_t[]> buf(new (std::nothrow) std::uint8_t[r.length]);
+        CountedArray<std::uint8_t> buf(opt_.stats, r.length);
         e = buf ? backend_.read(r.offset, r.length, buf.get()) : kEnomem;
         if (e) break;
         send_read(r, buf.get());
-        return;
+        return 0;
       }
       case kCmdWrite:
         e = backend_.write(r.offset, r.length, job.payload.get());
@@ -179,12 +217,12 @@ class Session {
         break;
       case kCmdBlockStatus: {
         const std::size_t max = (r.flags & kCmdFlagReqOne) ? 1 : kMaxExtents;
-        std::unique_ptr<Extent[]> extents(new (std::nothrow) Extent[max]);
+        CountedArray<Extent> extents(opt_.stats, max);
         std::size_t n = 0;
         e = extents ? backend_.block_status(r.offset, r.length, extents.get(), max, &n) : kEnomem;
         if (e || n == 0) break;
         send_extents(r, extents.get(), n);
-        return;
+        return 0;
       }
       default:
         e = kEinval;
@@ -194,6 +232,7 @@ class Session {
     } else {
       send_ok(r);
     }
+    return e;
   }
 
   void send(iovec* v, int n) {
@@ -255,10 +294,9 @@ class Session {
     static constexpr std::size_t kMaxIov = 512;  // per writev, below IOV_MAX
     static constexpr std::size_t kHeaderMax = std::max(kHoleChunkSize, kDataChunkHeaderSize);
     const std::size_t max_chunks = max_read_chunks(r.length);
-    std::unique_ptr<ReadChunk[]> chunks(new (std::nothrow) ReadChunk[max_chunks]);
-    std::unique_ptr<std::array<std::uint8_t, kHeaderMax>[]> hdrs(
-        new (std::nothrow) std::array<std::uint8_t, kHeaderMax>[max_chunks]);
-    std::unique_ptr<iovec[]> v(new (std::nothrow) iovec[2 * max_chunks]);
+    CountedArray<ReadChunk> chunks(opt_.stats, max_chunks);
+    CountedArray<std::array<std::uint8_t, kHeaderMax>> hdrs(opt_.stats, max_chunks);
+    CountedArray<iovec> v(opt_.stats, 2 * max_chunks);
     if (!chunks || !hdrs || !v) return false;  // no memory: one data chunk instead
     const std::size_t n = split_read(r.offset, buf, r.length, chunks.get());
     if (n == 0) return false;
@@ -278,7 +316,7 @@ class Session {
     }
     std::lock_guard l(send_mu_);  // one hold: a chunk's header and data are never split
     for (std::size_t i = 0; i < nv; i += kMaxIov) {
-      send_locked(&v[i], static_cast<int>(std::min(kMaxIov, nv - i)));
+      send_locked(&v.get()[i], static_cast<int>(std::min(kMaxIov, nv - i)));
     }
     return true;
   }

@@ -13,11 +13,13 @@
 namespace uzram::nbd {
 
 class Backend;
+class ServerStats;
 class Transport;
 
 struct SessionOptions {
   unsigned workers = 4;                                     // 1-256; 1 when !backend.parallel()
   std::size_t max_in_flight_bytes = std::size_t{64} << 20;  // payload buffers per connection
+  ServerStats* stats = nullptr;  // counts requests and buffers when set (nbd/stats.h)
 };
 
 // Serves requests until NBD_CMD_DISC, EOF, a protocol violation or a socket error (e.g. the
