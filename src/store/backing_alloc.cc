@@ -52,7 +52,7 @@ Result<void> BackingAlloc::init(std::uint64_t nblocks, bool trims, bool lost) no
 }
 
 bool BackingAlloc::alloc(std::uint64_t* block) noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (used_.load(std::memory_order_relaxed) + trimming_.load(std::memory_order_relaxed) + 1 >=
       nblocks_) {
     return false;
@@ -96,7 +96,7 @@ void BackingAlloc::release_locked(std::uint64_t b) noexcept {
 }
 
 void BackingAlloc::unpin(std::uint64_t b, bool written, std::uint64_t gen) noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   ZS_CHECK(b >= 1 && b < nblocks_ && live_[b] >= kPin, "backing block %llu unpinned but not pinned",
            ull(b));
   live_[b] -= kPin;
@@ -121,28 +121,28 @@ void BackingAlloc::sub_locked(std::uint64_t b, std::uint32_t bytes) noexcept {
 }
 
 void BackingAlloc::add_live(const WbAddr& a) noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   add_locked(a.block, a.head_bytes());
   if (a.nblocks() == 2) add_locked(a.block + 1, a.bytes() - a.head_bytes());
   live_bytes_.fetch_add(a.bytes(), std::memory_order_relaxed);
 }
 
 void BackingAlloc::sub_live(const WbAddr& a) noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   sub_locked(a.block, a.head_bytes());
   if (a.nblocks() == 2) sub_locked(a.block + 1, a.bytes() - a.head_bytes());
   live_bytes_.fetch_sub(a.bytes(), std::memory_order_relaxed);
 }
 
 bool BackingAlloc::readable(const WbAddr& a, std::uint64_t* gen) const noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   *gen = gen_.load(std::memory_order_relaxed);
   if (!lost_) return true;
   return !test(lost_, a.block) && (a.nblocks() == 1 || !test(lost_, a.block + 1));
 }
 
 void BackingAlloc::mark_lost() noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (!lost_) return;
   std::uint64_t n = 0;
   for (std::uint64_t w = 0; w < words_; w++) {
@@ -158,7 +158,7 @@ void BackingAlloc::mark_lost() noexcept {
 
 std::size_t BackingAlloc::take_trims(std::uint64_t* first, std::uint32_t* count,
                                      std::size_t max) noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   std::size_t runs = 0;
   if (!trim_ || waiting_.load(std::memory_order_relaxed) == 0) return 0;
   std::uint64_t w = trim_lo_;
@@ -185,7 +185,7 @@ std::size_t BackingAlloc::take_trims(std::uint64_t* first, std::uint32_t* count,
 }
 
 void BackingAlloc::trim_done(std::uint64_t first, std::uint32_t count) noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   for (std::uint64_t b = first; b < first + count; b++) {
     ZS_CHECK(test(inuse_, b) && live_[b] == 0 && !test(trim_, b),
              "backing block %llu trimmed "
@@ -197,13 +197,13 @@ void BackingAlloc::trim_done(std::uint64_t first, std::uint32_t count) noexcept 
 }
 
 bool BackingAlloc::sparse(std::uint64_t b, unsigned pct) const noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   const std::uint32_t v = live_[b];
   return v > 0 && v < kPin && v * 100 < pct * kBlockSize;
 }
 
 void BackingAlloc::check(const std::uint32_t* expected) const noexcept {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(mu_);
   std::uint64_t used = 0, trimming = 0, waiting = 0, bytes = 0, lost = 0;
   for (std::uint64_t b = 1; b < nblocks_; b++) {
     ZS_CHECK(live_[b] == expected[b], "backing block %llu: %u live bytes, the slots say %u", ull(b),

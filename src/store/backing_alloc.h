@@ -32,9 +32,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 
 #include "store/wb_layout.h"
+#include "sync/mutex.h"
 #include "uzram/result.h"
 
 namespace uzram {
@@ -106,7 +106,7 @@ class BackingAlloc {
   void free_maps() noexcept;
 
   // Protects every field below but the atomics' reads (their writes happen under it).
-  mutable std::mutex mu_;
+  mutable Mutex mu_{LockLevel::backing, "BackingAlloc::mu_"};
   std::uint64_t nblocks_ = 0;
   std::uint64_t words_ = 0;
   std::uint64_t* inuse_ = nullptr;  // bit set: in use or trimming; block 0 and the tail set

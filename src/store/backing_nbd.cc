@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 #include <new>
 
 #include "store/nbd_tier.h"
@@ -23,7 +22,7 @@ namespace nbdtier {
 
 NbdTier::~NbdTier() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     stop_ = true;
   }
   if (thread_.joinable()) {
@@ -49,7 +48,7 @@ void NbdTier::submit_wait(Req* reqs, std::size_t n) noexcept {
   }
   if (!up_.load(std::memory_order_relaxed) && reqs[0].op != Req::kDrain) return;  // fail fast
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     if (stop_) return;
     for (std::size_t i = 0; i < n; i++) {
       reqs[i].next = nullptr;
@@ -58,8 +57,8 @@ void NbdTier::submit_wait(Req* reqs, std::size_t n) noexcept {
     }
   }
   wake();
-  std::unique_lock<std::mutex> l(done_mu_);
-  done_cv_.wait(l, [&] { return remaining == 0; });
+  MutexLock l(done_mu_);
+  while (remaining != 0) done_cv_.wait(done_mu_);
 }
 
 // ---- direct links --------------------------------------------------------------------------
@@ -68,10 +67,10 @@ template <typename Fn>
 bool NbdTier::on_link(Fn&& fn) noexcept {
   if (!info_.multi_conn || !up_.load(std::memory_order_relaxed)) return false;
   for (DirectLink& dl : links_) {
-    std::unique_lock<std::mutex> l(dl.mu, std::try_to_lock);
-    if (!l.owns_lock() || !dl.h) continue;
-    if (dl.session != session_.load(std::memory_order_acquire)) {  // opened before a reconnect
-      links_dirty_.store(true, std::memory_order_relaxed);
+    if (!dl.mu.try_lock()) continue;
+    if (!dl.h || dl.session != session_.load(std::memory_order_acquire)) {
+      if (dl.h) links_dirty_.store(true, std::memory_order_relaxed);  // an older session's
+      dl.mu.unlock();
       continue;
     }
     // Broken, or a command still in flight (a timeout: "ready" holds while replies are
@@ -81,6 +80,7 @@ bool NbdTier::on_link(Fn&& fn) noexcept {
       dl.h = nullptr;
       links_dirty_.store(true, std::memory_order_relaxed);
     }
+    dl.mu.unlock();
     return true;
   }
   return false;

@@ -16,7 +16,7 @@ void NbdTier::run() noexcept {
     Req* fresh;
     bool stop;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(mu_);
       fresh = queue_;
       queue_ = nullptr;
       queue_tail_ = &queue_;
@@ -117,7 +117,7 @@ void NbdTier::complete(Req* r, int err) noexcept {
     trim_free_ = r;
     return;
   }
-  std::lock_guard<std::mutex> l(done_mu_);  // the last touch of r (see done_mu_)
+  MutexLock l(done_mu_);  // the last touch of r (see done_mu_)
   r->err = err;
   if (--*r->remaining == 0) done_cv_.notify_all();
 }
@@ -243,25 +243,32 @@ void NbdTier::open_links(Clock::time_point now) noexcept {
   }
   const std::uint64_t session = session_.load(std::memory_order_relaxed);
   for (DirectLink& rl : links_) {
-    std::unique_lock<std::mutex> l(rl.mu, std::try_to_lock);
-    if (!l.owns_lock()) {
+    if (!rl.mu.try_lock()) {
       links_dirty_.store(true, std::memory_order_relaxed);  // try again
       continue;
     }
-    if (rl.h && rl.session == session) continue;
-    if (rl.h) nbd_close(rl.h);
-    rl.h = nbdlink::start_connect(uri_, nullptr);
-    if (rl.h && nbdlink::wait_ready(rl.h, Clock::now() + timeout(), nullptr) != 0) {
-      nbd_close(rl.h);
-      rl.h = nullptr;
-    }
-    if (!rl.h) {
+    const bool ok = reopen_link(rl, session);
+    rl.mu.unlock();
+    if (!ok) {
       links_at_ = Clock::now() + milliseconds(1000);
       links_dirty_.store(true, std::memory_order_relaxed);
       return;
     }
-    rl.session = session;
   }
+}
+
+// A link of the current session, opened if it is not (false: it could not be).
+bool NbdTier::reopen_link(DirectLink& rl, std::uint64_t session) noexcept {
+  if (rl.h && rl.session == session) return true;
+  if (rl.h) nbd_close(rl.h);
+  rl.h = nbdlink::start_connect(uri_, nullptr);
+  if (rl.h && nbdlink::wait_ready(rl.h, Clock::now() + timeout(), nullptr) != 0) {
+    nbd_close(rl.h);
+    rl.h = nullptr;
+  }
+  if (!rl.h) return false;
+  rl.session = session;
+  return true;
 }
 
 int NbdTier::next_timeout_ms(Clock::time_point now) const noexcept {

@@ -6,14 +6,13 @@
 #define UZRAM_STORE_NBD_TIER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 
 #include "store/backing_alloc.h"
 #include "store/backing_tier.h"
 #include "store/nbd_link.h"
+#include "sync/mutex.h"
 #include "uzram/result.h"
 #include "util/thread.h"
 
@@ -128,15 +127,15 @@ class NbdTier final : public BackingTier {
 
   // Protects queue_ and stop_. A leaf: taken by submitters (possibly under a slot lock)
   // and the I/O thread; nothing is taken or called inside it.
-  std::mutex mu_;
+  Mutex mu_{LockLevel::tier_queue, "NbdTier::mu_"};
   Req* queue_ = nullptr;
   Req** queue_tail_ = &queue_;
   bool stop_ = false;
   // Protects every submission's remaining count; done_cv_ wakes submitters. A leaf, as mu_.
   // The I/O thread touches a submitter's request last under it, so the submitter, which
   // sees its count reach 0 only under it, never frees a request the thread still uses.
-  std::mutex done_mu_;
-  std::condition_variable done_cv_;
+  Mutex done_mu_{LockLevel::tier_done, "NbdTier::done_mu_"};
+  CondVar done_cv_;
 
   // Set by the I/O thread, read by anyone (relaxed hints, or as noted).
   std::atomic<bool> up_{false};                // connected: submitters fail fast when not
@@ -157,11 +156,13 @@ class NbdTier final : public BackingTier {
   // thread) or the I/O thread (try_lock) reopening it. A link opened in an older session
   // (before a reconnect and its marker check) is never used.
   struct DirectLink {
-    std::mutex mu;  // a leaf; may be taken under a slot lock (a read)
+    Mutex mu{LockLevel::tier_link, "NbdTier::DirectLink::mu"};  // under a slot lock: a read
     nbd_handle* h = nullptr;
     std::uint64_t session = 0;
   };
   DirectLink links_[kLinks];
+  // The I/O thread's: makes rl a link of `session`, opening it anew (false: it could not).
+  bool reopen_link(DirectLink& rl, std::uint64_t session) noexcept ZS_REQUIRES(rl.mu);
 
   // The I/O thread's own (the opener's before the thread starts).
   nbd_handle* h_ = nullptr;
