@@ -22,7 +22,8 @@ file=$filedir/uzram-writeback-bench.$$
 for r in $(seq "$runs"); do
   for algo in lz4 zstd; do
     for packed in "" --packed; do
-      "$bench" --corpus "$corpus" --algo "$algo" $packed --repeat 1 --copies "$copies" --backing "$file"
+      "$bench" --corpus "$corpus" --algo "$algo" $packed --repeat 1 --copies "$copies" \
+        --backing "$file"
       "$bench" --corpus "$corpus" --algo "$algo" $packed --repeat 1 --copies "$copies" \
         --backing "nbd+unix:///?socket=$tmp/kit.sock"
       "$bench" --corpus "$corpus" --algo "$algo" $packed --repeat 1 --copies "$copies" \
