@@ -3,7 +3,6 @@
 // nbd_io_thread.cc.
 #include "store/backing_nbd.h"
 
-#include <libnbd.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include <cstring>
 #include <new>
 
+#include "store/libnbd_api.h"
 #include "store/nbd_tier.h"
 #include "uzram/store.h"
 
@@ -29,10 +29,10 @@ NbdTier::~NbdTier() {
     wake();
     thread_.join();
   } else if (h_) {
-    nbd_close(h_);
+    libnbd().nbd_close(h_);
   }
   for (DirectLink& rl : links_) {  // no caller is left: the store let the tier go
-    if (rl.h) nbd_close(rl.h);
+    if (rl.h) libnbd().nbd_close(rl.h);
   }
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
@@ -75,8 +75,8 @@ bool NbdTier::on_link(Fn&& fn) noexcept {
     }
     // Broken, or a command still in flight (a timeout: "ready" holds while replies are
     // awaited): closed before the caller's buffers go, so libnbd never touches them again.
-    if (fn(dl.h) != 0 && (nbd_aio_in_flight(dl.h) != 0 || nbd_aio_is_ready(dl.h) != 1)) {
-      nbd_close(dl.h);
+    if (fn(dl.h) != 0 && (libnbd().nbd_aio_in_flight(dl.h) != 0 || libnbd().nbd_aio_is_ready(dl.h) != 1)) {
+      libnbd().nbd_close(dl.h);
       dl.h = nullptr;
       links_dirty_.store(true, std::memory_order_relaxed);
     }
@@ -120,7 +120,7 @@ int NbdTier::write_on(nbd_handle* h, TierWrite* ops, std::size_t n) noexcept {
   for (std::size_t i = 0; i < n && err == 0; i++) {
     for (std::size_t done = 0; done < ops[i].len && err == 0;) {
       const std::size_t len = std::min(ops[i].len - done, info_.max_payload);
-      cookies[q] = nbd_aio_pwrite(h, ops[i].buf + done, len, ops[i].off + done,
+      cookies[q] = libnbd().nbd_aio_pwrite(h, ops[i].buf + done, len, ops[i].off + done,
                                   NBD_NULL_COMPLETION, flags);
       owner[q++] = &ops[i];
       done += len;
@@ -179,7 +179,7 @@ int NbdTier::read(void* buf, std::size_t len, std::uint64_t off, std::uint64_t g
   const bool direct = on_link([&](nbd_handle* h) {
     BackingAlloc* a = alloc_.load(std::memory_order_acquire);
     e = a && gen != a->gen() ? EIO : nbdlink::pread(h, buf, len, off, Clock::now() + timeout());
-    broken = e != 0 && e != ETIMEDOUT && nbd_aio_is_ready(h) != 1;
+    broken = e != 0 && e != ETIMEDOUT && libnbd().nbd_aio_is_ready(h) != 1;
     return e;
   });
   if (direct && !broken) return e;
@@ -212,7 +212,7 @@ void NbdTier::drain_trims() noexcept {
 
 Result<void> NbdTier::fail(std::string* msg, std::error_code e, const std::string& text) noexcept {
   if (msg) *msg = "backing_dev: " + text;
-  if (h_) nbd_close(h_);
+  if (h_) libnbd().nbd_close(h_);
   h_ = nullptr;
   return e;
 }
@@ -284,6 +284,10 @@ Result<void> NbdTier::open(std::string* msg) noexcept {
 Result<std::unique_ptr<BackingTier>> open_nbd_tier(const std::string& uri,
                                                    const std::atomic<std::uint32_t>& timeout_ms,
                                                    std::string* msg) noexcept {
+  if (const LibNbd& lib = libnbd(); !lib.error.empty()) {  // loaded here, once
+    if (msg) *msg = "backing_dev: '" + uri + "': " + lib.error;
+    return Errc::not_supported;
+  }
   std::unique_ptr<nbdtier::NbdTier> t(new (std::nothrow) nbdtier::NbdTier(uri, timeout_ms));
   if (!t) {
     if (msg) *msg = "backing_dev: out of memory";

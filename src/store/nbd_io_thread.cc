@@ -1,11 +1,11 @@
 // store/nbd_io_thread.cc - the remote backing tier's I/O thread: requests issued on the
 // libnbd handle with deadlines, completions, the connection dropped and reopened with
 // backoff, the marker checked, trims batched, reader links opened (store/nbd_tier.h).
-#include <libnbd.h>
 #include <unistd.h>
 
 #include <algorithm>
 
+#include "store/libnbd_api.h"
 #include "store/nbd_tier.h"
 #include "uzram/store.h"
 
@@ -71,17 +71,17 @@ void NbdTier::start(Req* r) noexcept {
       .callback = &NbdTier::on_done, .user_data = r, .free = nullptr};
   std::int64_t c = -1;
   switch (r->op) {
-    case Req::kRead: c = nbd_aio_pread(h_, r->buf, r->len, r->off, cb, 0); break;
+    case Req::kRead: c = libnbd().nbd_aio_pread(h_, r->buf, r->len, r->off, cb, 0); break;
     case Req::kWrite:
-      c = nbd_aio_pwrite(h_, r->buf, r->len, r->off, cb,
+      c = libnbd().nbd_aio_pwrite(h_, r->buf, r->len, r->off, cb,
                          fua_.load(std::memory_order_relaxed) ? LIBNBD_CMD_FLAG_FUA : 0);
       break;
-    case Req::kFlush: c = nbd_aio_flush(h_, cb, 0); break;
-    case Req::kTrim: c = nbd_aio_trim(h_, r->len, r->off, cb, 0); break;
+    case Req::kFlush: c = libnbd().nbd_aio_flush(h_, cb, 0); break;
+    case Req::kTrim: c = libnbd().nbd_aio_trim(h_, r->len, r->off, cb, 0); break;
     case Req::kDrain: break;
   }
   if (c == -1) {  // not issued: libnbd will not call the callback
-    const int e = nbd_get_errno();
+    const int e = libnbd().nbd_get_errno();
     unlink(r);
     complete(r, e ? e : EIO);
   }
@@ -125,16 +125,16 @@ void NbdTier::complete(Req* r, int err) noexcept {
 void NbdTier::step_link(Clock::time_point now) noexcept {
   switch (link_) {
     case Link::up: {
-      if (nbd_aio_is_dead(h_) == 1 || nbd_aio_is_closed(h_) == 1) return drop(ECONNRESET);
+      if (libnbd().nbd_aio_is_dead(h_) == 1 || libnbd().nbd_aio_is_closed(h_) == 1) return drop(ECONNRESET);
       for (Req* r = inflight_; r; r = r->next) {
         if (now > r->deadline) return drop(ETIMEDOUT);
       }
       return;
     }
     case Link::connecting:
-      if (nbd_aio_is_ready(h_) == 1) {
+      if (libnbd().nbd_aio_is_ready(h_) == 1) {
         if (!finish_connect()) drop(ECONNRESET);
-      } else if (nbd_aio_is_dead(h_) == 1 || nbd_aio_is_closed(h_) == 1 ||
+      } else if (libnbd().nbd_aio_is_dead(h_) == 1 || libnbd().nbd_aio_is_closed(h_) == 1 ||
                  now > connect_deadline_) {
         drop(ECONNREFUSED);
       }
@@ -180,7 +180,7 @@ bool NbdTier::finish_connect() noexcept {
 // no request's buffer any more, then fail what was in flight; retry after the backoff.
 void NbdTier::drop(int err) noexcept {
   up_.store(false, std::memory_order_relaxed);
-  if (h_) nbd_close(h_);  // may complete requests through their callbacks
+  if (h_) libnbd().nbd_close(h_);  // may complete requests through their callbacks
   h_ = nullptr;
   while (inflight_) {
     Req* r = inflight_;
@@ -233,10 +233,13 @@ void NbdTier::finish_drains(Clock::time_point now) noexcept {
   }
 }
 
-// (Re)opens the direct links that are missing or of an older session, when the main link
-// is up. Synchronous, with the deadline (a local socket takes well under a millisecond);
-// a link in use is left for later. After a failure, waits a second.
+// (Re)opens a direct link that is missing or of an older session, when the main link is
+// up: one per call, so the thread serves its queue and deadlines in between. Synchronous,
+// with a deadline of at most kLinkConnect (a local socket takes well under a millisecond),
+// so a remote that hangs right after a reconnect delays the thread's other work by at
+// most that; a link in use is left for later. After a failure, waits a second.
 void NbdTier::open_links(Clock::time_point now) noexcept {
+  links_more_ = false;
   if (!info_.multi_conn || link_ != Link::up || now < links_at_ ||
       !links_dirty_.exchange(false, std::memory_order_relaxed)) {
     return;
@@ -247,11 +250,17 @@ void NbdTier::open_links(Clock::time_point now) noexcept {
       links_dirty_.store(true, std::memory_order_relaxed);  // try again
       continue;
     }
+    const bool fresh = !(rl.h && rl.session == session);
     const bool ok = reopen_link(rl, session);
     rl.mu.unlock();
     if (!ok) {
       links_at_ = Clock::now() + milliseconds(1000);
       links_dirty_.store(true, std::memory_order_relaxed);
+      return;
+    }
+    if (fresh) {  // the next one on the next turn of the loop, at once
+      links_dirty_.store(true, std::memory_order_relaxed);
+      links_more_ = true;
       return;
     }
   }
@@ -260,10 +269,11 @@ void NbdTier::open_links(Clock::time_point now) noexcept {
 // A link of the current session, opened if it is not (false: it could not be).
 bool NbdTier::reopen_link(DirectLink& rl, std::uint64_t session) noexcept {
   if (rl.h && rl.session == session) return true;
-  if (rl.h) nbd_close(rl.h);
+  if (rl.h) libnbd().nbd_close(rl.h);
   rl.h = nbdlink::start_connect(uri_, nullptr);
-  if (rl.h && nbdlink::wait_ready(rl.h, Clock::now() + timeout(), nullptr) != 0) {
-    nbd_close(rl.h);
+  const auto deadline = Clock::now() + std::min<Clock::duration>(timeout(), kLinkConnect);
+  if (rl.h && nbdlink::wait_ready(rl.h, deadline, nullptr) != 0) {
+    libnbd().nbd_close(rl.h);
     rl.h = nullptr;
   }
   if (!rl.h) return false;
@@ -280,6 +290,7 @@ int NbdTier::next_timeout_ms(Clock::time_point now) const noexcept {
   if (link_ == Link::down) t = std::min(t, retry_at_);
   if (trim_at_ != Clock::time_point{}) t = std::min(t, trim_at_);
   if (drains_) t = std::min(t, drains_->deadline);
+  if (links_more_) t = now;  // more direct links to open
   const auto ms = std::chrono::ceil<milliseconds>(t - now).count();
   return static_cast<int>(std::max<std::int64_t>(ms, 0));
 }

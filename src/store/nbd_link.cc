@@ -1,13 +1,13 @@
 // store/nbd_link.cc - libnbd connections driven with poll() and deadlines (nbd_link.h).
 #include "store/nbd_link.h"
 
-#include <libnbd.h>
 #include <poll.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "store/libnbd_api.h"
 #include "uzram/store.h"
 
 namespace uzram::nbdlink {
@@ -22,14 +22,14 @@ int remaining_ms(Clock::time_point deadline) noexcept {
 }
 
 int errno_of_last() noexcept {
-  const int e = nbd_get_errno();
+  const int e = libnbd().nbd_get_errno();
   return e != 0 ? e : EIO;
 }
 
 }  // namespace
 
 std::string last_error() {
-  const char* m = nbd_get_error();
+  const char* m = libnbd().nbd_get_error();
   return m ? m : "unknown libnbd error";
 }
 
@@ -41,16 +41,16 @@ bool is_uri(std::string_view v) noexcept {
 }
 
 nbd_handle* start_connect(const std::string& uri, std::string* err) noexcept {
-  nbd_handle* h = nbd_create();
+  nbd_handle* h = libnbd().nbd_create();
   if (!h) {
     if (err) *err = last_error();
     return nullptr;
   }
-  if (nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX) ==
+  if (libnbd().nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX) ==
           -1 ||
-      nbd_set_uri_allow_local_file(h, true) == -1 || nbd_aio_connect_uri(h, uri.c_str()) == -1) {
+      libnbd().nbd_set_uri_allow_local_file(h, true) == -1 || libnbd().nbd_aio_connect_uri(h, uri.c_str()) == -1) {
     if (err) *err = last_error();
-    nbd_close(h);
+    libnbd().nbd_close(h);
     return nullptr;
   }
   return h;
@@ -62,8 +62,8 @@ void poll_once(nbd_handle* h, int extra_fd, int timeout_ms, bool* extra) noexcep
   int fd = -1;
   unsigned dir = 0;
   if (h) {
-    fd = nbd_aio_get_fd(h);
-    dir = nbd_aio_get_direction(h);
+    fd = libnbd().nbd_aio_get_fd(h);
+    dir = libnbd().nbd_aio_get_direction(h);
   }
   if (fd >= 0) {
     p[n].fd = fd;
@@ -84,16 +84,16 @@ void poll_once(nbd_handle* h, int extra_fd, int timeout_ms, bool* extra) noexcep
   if (fd >= 0) {
     const short ev = p[0].revents;
     // A hang-up or error: let the state machine read it, and find the connection dead.
-    if (ev & (POLLIN | POLLHUP | POLLERR)) nbd_aio_notify_read(h);
-    if ((ev & POLLOUT) && nbd_aio_get_fd(h) >= 0) nbd_aio_notify_write(h);
+    if (ev & (POLLIN | POLLHUP | POLLERR)) libnbd().nbd_aio_notify_read(h);
+    if ((ev & POLLOUT) && libnbd().nbd_aio_get_fd(h) >= 0) libnbd().nbd_aio_notify_write(h);
   }
   if (extra_fd >= 0 && (p[n - 1].revents & POLLIN) && extra) *extra = true;
 }
 
 int wait_ready(nbd_handle* h, Clock::time_point deadline, std::string* err) noexcept {
   for (;;) {
-    if (nbd_aio_is_ready(h) == 1) return 0;
-    if (nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1) {
+    if (libnbd().nbd_aio_is_ready(h) == 1) return 0;
+    if (libnbd().nbd_aio_is_dead(h) == 1 || libnbd().nbd_aio_is_closed(h) == 1) {
       if (err) *err = last_error();
       return errno_of_last();
     }
@@ -109,10 +109,10 @@ int wait_ready(nbd_handle* h, Clock::time_point deadline, std::string* err) noex
 int wait_command(nbd_handle* h, std::int64_t cookie, Clock::time_point deadline) noexcept {
   if (cookie == -1) return errno_of_last();
   for (;;) {
-    const int r = nbd_aio_command_completed(h, static_cast<std::uint64_t>(cookie));
+    const int r = libnbd().nbd_aio_command_completed(h, static_cast<std::uint64_t>(cookie));
     if (r == 1) return 0;
     if (r == -1) return errno_of_last();
-    if (nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1) return ENOTCONN;
+    if (libnbd().nbd_aio_is_dead(h) == 1 || libnbd().nbd_aio_is_closed(h) == 1) return ENOTCONN;
     const int ms = remaining_ms(deadline);
     if (ms == 0 && Clock::now() >= deadline) return ETIMEDOUT;
     poll_once(h, -1, ms, nullptr);
@@ -121,16 +121,16 @@ int wait_command(nbd_handle* h, std::int64_t cookie, Clock::time_point deadline)
 
 int pread(nbd_handle* h, void* buf, std::size_t len, std::uint64_t off,
           Clock::time_point deadline) noexcept {
-  return wait_command(h, nbd_aio_pread(h, buf, len, off, NBD_NULL_COMPLETION, 0), deadline);
+  return wait_command(h, libnbd().nbd_aio_pread(h, buf, len, off, NBD_NULL_COMPLETION, 0), deadline);
 }
 
 int pwrite(nbd_handle* h, const void* buf, std::size_t len, std::uint64_t off,
            Clock::time_point deadline) noexcept {
-  return wait_command(h, nbd_aio_pwrite(h, buf, len, off, NBD_NULL_COMPLETION, 0), deadline);
+  return wait_command(h, libnbd().nbd_aio_pwrite(h, buf, len, off, NBD_NULL_COMPLETION, 0), deadline);
 }
 
 int flush(nbd_handle* h, Clock::time_point deadline) noexcept {
-  return wait_command(h, nbd_aio_flush(h, NBD_NULL_COMPLETION, 0), deadline);
+  return wait_command(h, libnbd().nbd_aio_flush(h, NBD_NULL_COMPLETION, 0), deadline);
 }
 
 int trim_all(nbd_handle* h, std::uint64_t bytes, Clock::time_point deadline) noexcept {
@@ -142,7 +142,7 @@ int trim_all(nbd_handle* h, std::uint64_t bytes, Clock::time_point deadline) noe
     int n = 0;
     for (; n < kMaxInFlight && off < bytes; n++) {
       const std::uint64_t len = std::min(kPiece, bytes - off);
-      cookies[n] = nbd_aio_trim(h, len, off, NBD_NULL_COMPLETION, 0);
+      cookies[n] = libnbd().nbd_aio_trim(h, len, off, NBD_NULL_COMPLETION, 0);
       off += len;
     }
     for (int i = 0; i < n; i++) {
@@ -154,14 +154,14 @@ int trim_all(nbd_handle* h, std::uint64_t bytes, Clock::time_point deadline) noe
 }
 
 int query(nbd_handle* h, Info* out, std::string* err) noexcept {
-  const std::int64_t size = nbd_get_size(h);
-  const int ro = nbd_is_read_only(h);
-  const int trim = nbd_can_trim(h);
-  const int fl = nbd_can_flush(h);
-  const int mc = nbd_can_multi_conn(h);
-  const int fua = nbd_can_fua(h);
-  const std::int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
-  const std::int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+  const std::int64_t size = libnbd().nbd_get_size(h);
+  const int ro = libnbd().nbd_is_read_only(h);
+  const int trim = libnbd().nbd_can_trim(h);
+  const int fl = libnbd().nbd_can_flush(h);
+  const int mc = libnbd().nbd_can_multi_conn(h);
+  const int fua = libnbd().nbd_can_fua(h);
+  const std::int64_t min = libnbd().nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+  const std::int64_t max = libnbd().nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
   if (size < 0 || ro < 0 || trim < 0 || fl < 0 || mc < 0 || fua < 0 || min < 0 || max < 0) {
     if (err) *err = last_error();
     return errno_of_last();

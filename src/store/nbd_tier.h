@@ -27,6 +27,7 @@ inline constexpr auto kTrimDelay = milliseconds(50);  // a freed block waits at 
 inline constexpr std::uint64_t kTrimBatch = 256;      // ... or until this many wait
 inline constexpr unsigned kMaxTrims = 64;             // trim commands in flight
 inline constexpr std::size_t kChunk = 64;             // requests queued per submission
+inline constexpr auto kLinkConnect = milliseconds(1000);  // a direct link's handshake
 
 class NbdTier;
 
@@ -175,6 +176,7 @@ class NbdTier final : public BackingTier {
   Req trims_[kMaxTrims];
   Req* trim_free_ = nullptr;
   Clock::time_point links_at_{};  // no direct link opened before (after a failure)
+  bool links_more_ = false;       // a link was just opened: look for the next at once
 };
 
 

@@ -4,7 +4,8 @@
 # written back to A and read back; then A is killed (SIGKILL) mid-run: writeback fails and
 # keeps the RAM copies, reads of blocks that lived only on A fail with EIO (counted), the
 # rest read fine, B stays up; A is restarted (empty: a store is RAM): B reconnects, the
-# blocks lost with A keep failing, new writebacks work, overwrites clear the loss.
+# blocks lost with A keep failing, new writebacks work, overwrites clear the loss. A maps
+# no libnbd (loaded with dlopen by a remote tier only).
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 [[ $kind == uzram ]] || skip "remote_tier.sh runs two uzram servers"
@@ -73,6 +74,10 @@ for packed in 0 1; do
   [ "$count" = 682 ] || fail "bd_count $count after writeback (682 blocks are not same-filled)"
   [ "$(blocks check 0 2047)" = "check 2048 0" ] || fail "read-back (packed=$packed)"
   [ "$(stat_b backing_connected)" = 1 ] || fail "not connected"
+  if [ "$packed" = 0 ]; then  # libnbd is loaded (dlopen) only by a remote tier
+    ! grep -q libnbd /proc/"$pid_a"/maps || fail "a server with no remote tier mapped libnbd"
+    grep -q libnbd /proc/"$pid_b"/maps || fail "a server with a remote tier did not map libnbd"
+  fi
 
   kill -9 "$pid_a"; wait "$pid_a" 2>/dev/null || true
   rc=0; ctlb writeback page_indexes=1024-2047 2> "$tmp/err" || rc=$?
