@@ -56,6 +56,17 @@ struct BdStat {
   // uzram, not in the kernel's bd_stat line (debug_stat shows it): blocks whose writeback
   // write or fdatasync failed; each kept its RAM copy.
   std::uint64_t failed_writebacks = 0;
+  // uzram: the backing tier (debug_stat shows these too; docs/store-postprocessing.md).
+  // bd_count counts written-back blocks of the store; with compressed_writeback they are
+  // packed, several per 4 KiB block of the backing tier: backing_blocks is what they take.
+  std::uint64_t backing_blocks = 0;        // blocks of the backing tier holding written-back data
+  std::uint64_t backing_bytes = 0;         // bytes of written-back data in them
+  std::uint64_t compacted = 0;             // packed objects moved by writeback_compact
+  std::uint64_t trimmed = 0;               // blocks trimmed on a remote backing tier
+  std::uint64_t lost_blocks = 0;           // blocks a remote lost (restarted empty): reads fail
+  std::uint64_t failed_backing_reads = 0;  // reads of written-back blocks that failed
+  std::uint64_t reconnects = 0;            // a remote backing tier's reconnections
+  bool connected = false;                  // a backing tier is there and reachable
 };
 
 // Blocks moved by Store::read / Store::write (successful ones), since the store was

@@ -3,6 +3,7 @@
 // the algorithms (comp_algorithm, algorithm_params, recomp_algorithm), compact, and the
 // writeback switches. Grammar, refusals and messages as the kernel's, each message naming
 // its attribute.
+#include <algorithm>
 #include <mutex>
 
 #include "store/attr_table.h"
@@ -72,13 +73,14 @@ Result<void> parse_reset(const StoreImpl&, std::string_view text, AttrArg* out,
 
 Result<void> write_reset(StoreImpl& s, AttrArg&, std::string* msg) noexcept {
   s.policy_.pause();  // its worker stops between passes instead of delaying the reset
+  std::shared_ptr<StoreImpl::Backing> old;  // closed after the lock is released
   std::unique_lock l(s.init_lock_);
   if (const auto u = s.users_.load(std::memory_order_relaxed)) {
     l.unlock();
     s.policy_.resume();
     return in_use(msg, "reset", u);
   }
-  s.reset_locked();
+  old = s.reset_locked();
   l.unlock();
   s.policy_.resume();
   return {};
@@ -319,6 +321,46 @@ Result<void> parse_writeback_limit_enable(const StoreImpl&, std::string_view tex
 
 Result<void> write_writeback_limit_enable(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
   s.wb_limit_enable_.store(arg.number == 1, std::memory_order_relaxed);
+  return {};
+}
+
+// writeback_batch_size: the kernel's attribute (6.19): blocks per batch of writeback
+// writes; 0 is refused as there, more than kWbBatchMax is clamped (each block in flight
+// holds a 4 KiB page). A running pass keeps the size it started with.
+Result<void> parse_writeback_batch_size(const StoreImpl&, std::string_view text, AttrArg* out,
+                                        std::string* msg) noexcept {
+  std::uint64_t v;
+  if (!parse_u64(text, &v) || v == 0) {
+    return fail(msg, Errc::invalid_argument,
+                "writeback_batch_size: expects a number of blocks, 1 or more (at most " +
+                    std::to_string(kWbBatchMax) + " are used)");
+  }
+  out->number = std::min<std::uint64_t>(v, kWbBatchMax);
+  return {};
+}
+
+Result<void> write_writeback_batch_size(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
+  s.wb_batch_size_.store(static_cast<std::uint32_t>(arg.number), std::memory_order_relaxed);
+  return {};
+}
+
+// backing_timeout_ms: the deadline of every request to a remote backing tier (and of its
+// connection); takes effect for the next request.
+Result<void> parse_backing_timeout_ms(const StoreImpl&, std::string_view text, AttrArg* out,
+                                      std::string* msg) noexcept {
+  std::uint64_t v;
+  if (!parse_u64(text, &v) || v < kBackingTimeoutMin || v > kBackingTimeoutMax) {
+    return fail(msg, Errc::invalid_argument,
+                "backing_timeout_ms: expects milliseconds from " +
+                    std::to_string(kBackingTimeoutMin) + " to " +
+                    std::to_string(kBackingTimeoutMax));
+  }
+  out->number = v;
+  return {};
+}
+
+Result<void> write_backing_timeout_ms(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
+  s.backing_timeout_ms_.store(static_cast<std::uint32_t>(arg.number), std::memory_order_relaxed);
   return {};
 }
 

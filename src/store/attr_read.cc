@@ -73,11 +73,18 @@ Result<std::string> read_mm_stat(const StoreImpl& s, std::string*) noexcept {
              m.same_pages, m.pages_compacted, m.huge_pages, m.huge_pages_since);
 }
 
-// The kernel's two lines, then uzram's own counters, one "name value" per line.
+// The kernel's two lines, then uzram's own counters, one "name value" per line (the
+// backing tier's: docs/store-postprocessing.md#counters).
 Result<std::string> read_debug_stat(const StoreImpl& s, std::string*) noexcept {
-  return fmt("version: %d\n0 %8" PRIu64 "\nfailed_writebacks %8" PRIu64 "\n", 1,
-             s.stats_.miss_free.load(std::memory_order_relaxed),
-             s.stats_.wb_failed.load(std::memory_order_relaxed));
+  const BdStat b = s.bd_stat();
+  return fmt("version: %d\n0 %8" PRIu64 "\nfailed_writebacks %8" PRIu64 "\nbacking_blocks %8" PRIu64
+             "\nbacking_bytes %8" PRIu64 "\nbacking_compacted %8" PRIu64
+             "\nbacking_trimmed %8" PRIu64 "\nbacking_lost %8" PRIu64
+             "\nfailed_backing_reads %8" PRIu64 "\nbacking_reconnects %8" PRIu64
+             "\nbacking_connected %8d\n",
+             1, s.stats_.miss_free.load(std::memory_order_relaxed), b.failed_writebacks,
+             b.backing_blocks, b.backing_bytes, b.compacted, b.trimmed, b.lost_blocks,
+             b.failed_backing_reads, b.reconnects, b.connected ? 1 : 0);
 }
 
 Result<std::string> read_backing_dev(const StoreImpl& s, std::string*) noexcept {
@@ -96,6 +103,14 @@ Result<std::string> read_writeback_limit_enable(const StoreImpl& s, std::string*
 Result<std::string> read_bd_stat(const StoreImpl& s, std::string*) noexcept {
   const BdStat st = s.bd_stat();
   return fmt("%8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n", st.bd_count, st.bd_reads, st.bd_writes);
+}
+
+Result<std::string> read_writeback_batch_size(const StoreImpl& s, std::string*) noexcept {
+  return fmt("%u\n", s.wb_batch_size_.load(std::memory_order_relaxed));
+}
+
+Result<std::string> read_backing_timeout_ms(const StoreImpl& s, std::string*) noexcept {
+  return fmt("%u\n", s.backing_timeout_ms_.load(std::memory_order_relaxed));
 }
 
 Result<std::string> read_compressed_writeback(const StoreImpl& s, std::string*) noexcept {

@@ -66,7 +66,7 @@ struct RecompCommand {
 // A parsed value: the parser of a row fills the field its writer reads (none for compact,
 // whose value is not read, and mem_used_max, whose value is only checked).
 struct AttrArg {
-  std::uint64_t number = 0;  // sizes, counts, 0/1 switches, idle's age (0: "all")
+  std::uint64_t number = 0;  // sizes, counts, 0/1 switches, idle's age (0: "all"), percents
   std::string text;          // an algorithm (comp_algorithm), a path (backing_dev)
   AlgoParams params;         // algorithm_params
   RecompAlgo recomp;         // recomp_algorithm
@@ -121,20 +121,24 @@ namespace attr {
 // attr_config.cc: the configuration attributes.
 AttrParseFn parse_disksize, parse_reset, parse_mem_limit, parse_mem_used_max, parse_comp_algorithm,
     parse_algorithm_params, parse_recomp_algorithm, parse_compressed_writeback,
-    parse_writeback_limit, parse_writeback_limit_enable;
+    parse_writeback_limit, parse_writeback_limit_enable, parse_writeback_batch_size,
+    parse_backing_timeout_ms;
 AttrWriteFn write_disksize, write_reset, write_compact, write_mem_limit, write_mem_used_max,
     write_comp_algorithm, write_algorithm_params, write_recomp_algorithm,
-    write_compressed_writeback, write_writeback_limit, write_writeback_limit_enable;
-// idle.cc, backing_dev.cc, writeback.cc, recompress.cc, policy_attr.cc: the ones with a
-// file of their own.
-AttrParseFn parse_idle, parse_backing_dev, parse_writeback, parse_recompress, parse_policy;
-AttrWriteFn write_idle, write_backing_dev, write_writeback, write_recompress, write_policy;
+    write_compressed_writeback, write_writeback_limit, write_writeback_limit_enable,
+    write_writeback_batch_size, write_backing_timeout_ms;
+// idle.cc, backing_dev.cc, writeback.cc, wb_compact.cc, recompress.cc, policy_attr.cc: the
+// ones with a file of their own.
+AttrParseFn parse_idle, parse_backing_dev, parse_writeback, parse_writeback_compact,
+    parse_recompress, parse_policy;
+AttrWriteFn write_idle, write_backing_dev, write_writeback, write_writeback_compact,
+    write_recompress, write_policy;
 AttrReadFn read_policy, read_policy_stat;
 // attr_read.cc: the readers.
 AttrReadFn read_disksize, read_initstate, read_comp_algorithm, read_recomp_algorithm, read_io_stat,
     read_mm_stat, read_debug_stat, read_backing_dev, read_writeback_limit,
     read_writeback_limit_enable, read_bd_stat, read_compressed_writeback, read_block_state,
-    read_classes;
+    read_classes, read_writeback_batch_size, read_backing_timeout_ms;
 // memory.cc: the process's memory breakdown (uzram/memory.h).
 AttrReadFn read_memory;
 }  // namespace attr

@@ -1,20 +1,58 @@
-// store/backing_dev.cc - the store's side of the backing device (layer 3): the backing_dev
-// attribute (open and check with no lock held, install under init_lock_), sizing its
+// store/backing_dev.cc - the store's side of the backing tier (layer 3): the backing_dev
+// attribute (open or connect with no lock held, install under init_lock_), sizing its
 // allocator at init, closing it at reset, and reading or freeing a written-back slot's
-// block. The device itself (open_backing, the allocator, its I/O calls) is backing.cc;
-// the writeback command is writeback.cc. Rules: docs/store-postprocessing.md#backing-device.
+// bytes. The tiers are backing_file.cc and backing_nbd.cc; the allocator backing_alloc.cc;
+// the writeback command writeback.cc. Rules: docs/store-postprocessing.md#backing-device.
 #include <sys/stat.h>
 
 #include <cstring>
 #include <mutex>
+#include <new>
+#include <vector>
 
 #include "store/attr_table.h"
 #include "store/backing.h"
+#include "store/backing_nbd.h"
 #include "store/fail.h"
+#include "store/nbd_link.h"
 #include "store/store_impl.h"
 #include "util/check.h"
 
 namespace uzram {
+
+using Backing = StoreImpl::Backing;
+
+Result<std::unique_ptr<Backing>> open_backing(const std::string& value,
+                                              const std::atomic<std::uint32_t>& timeout_ms,
+                                              std::string* msg) noexcept {
+  std::unique_ptr<Backing> b(new (std::nothrow) Backing);
+  if (!b) {
+    if (msg) *msg = "backing_dev: out of memory";
+    return Errc::no_memory;
+  }
+  if (value.find('\0') == std::string::npos && nbdlink::is_uri(value)) {
+    auto t = open_nbd_tier(value, timeout_ms, msg);
+    if (!t) return t.error();
+    b->tier = std::move(t).value();
+  } else {
+    auto t = open_file_tier(value, msg);
+    if (!t) return t.error();
+    b->tier = std::move(t).value();
+  }
+  return b;
+}
+
+Result<void> Backing::init_blocks(std::uint64_t nslots, std::string* msg) noexcept {
+  // Never more blocks in use than slots (a raw page takes one, packed objects less), plus
+  // block 0.
+  const std::uint64_t n = std::min<std::uint64_t>(tier->size_blocks(), nslots + 1);
+  if (auto r = alloc.init(n, tier->trims(), tier->tracks_loss()); !r) {
+    if (msg) *msg = "backing_dev: cannot allocate the backing tier's block map";
+    return r;
+  }
+  tier->attach(&alloc);
+  return {};
+}
 
 // ---- backing_dev ------------------------------------------------------------------------
 
@@ -24,17 +62,17 @@ Result<void> attr::parse_backing_dev(const StoreImpl&, std::string_view text, At
   return {};
 }
 
-// Opens and checks the file with no lock held (a FIFO or a slow file system must not stall
-// the store), then installs it under init_lock_, re-checking that the store is still not
-// initialised. Protocol: docs/store-postprocessing.md#backing-device.
+// Opens and checks the file, or connects to the remote, with no lock held (a FIFO, a slow
+// file system or network must not stall the store), then installs it under init_lock_,
+// re-checking that the store is still not initialised. Protocol:
+// docs/store-postprocessing.md#backing-device.
 Result<void> attr::write_backing_dev(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  const std::string& path = arg.text;
+  const std::string& value = arg.text;
   {
     std::shared_lock l(s.init_lock_);
     if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
   }
-  using Backing = StoreImpl::Backing;
-  if (path.empty() || path == "none") {
+  if (value.empty() || value == "none") {
     std::shared_ptr<Backing> old;  // closed after the lock is released
     std::unique_lock l(s.init_lock_);
     if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
@@ -43,24 +81,23 @@ Result<void> attr::write_backing_dev(StoreImpl& s, AttrArg& arg, std::string* ms
     return {};
   }
   std::string why;
-  auto opened = open_backing(path, &why);
+  auto opened = open_backing(value, s.backing_timeout_ms_, &why);
   struct stat st {};
-  const bool busy_file = !opened && opened.error() == Errc::busy && ::lstat(path.c_str(), &st) == 0;
+  const bool busy_file =
+      !opened && opened.error() == Errc::busy && ::lstat(value.c_str(), &st) == 0;
   std::shared_ptr<Backing> old;  // closed after the lock is released (declared before it)
+  std::shared_ptr<Backing> b;    // likewise, when it is not installed
   std::unique_lock l(s.init_lock_);
   if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
   if (s.retired_.load(std::memory_order_relaxed)) return s.retired_error("backing_dev", msg);
   if (!opened) {
     // The flock is this store's own when it already holds the same file: keep that one.
-    if (busy_file && s.backing_ && S_ISREG(st.st_mode) && st.st_dev == s.backing_->dev &&
-        st.st_ino == s.backing_->ino) {
-      return {};
-    }
+    if (busy_file && s.backing_ && s.backing_->tier->same_file(st)) return {};
     return fail(msg, opened.error(), std::move(why));
   }
   try {
-    std::string shown = (*opened)->path;
-    std::shared_ptr<Backing> b(std::move(opened).value());  // on bad_alloc it is deleted
+    std::string shown = (*opened)->tier->shown();
+    b.reset(std::move(opened).value().release());  // on bad_alloc it is deleted
     old = std::move(s.backing_);
     s.backing_ = std::move(b);
     s.backing_path_ = std::move(shown);
@@ -75,42 +112,78 @@ Result<void> StoreImpl::backing_open_locked(std::string* msg) noexcept {
   return backing_->init_blocks(nslots_, msg);
 }
 
-void StoreImpl::backing_close_locked() noexcept {
-  if (backing_) {
-    ZS_DCHECK(backing_->used == 0, "backing device closed with %llu blocks in use",
-              static_cast<unsigned long long>(backing_->used));
+// The caller drops the tier after releasing init_lock_: closing a file drops its flock,
+// closing a remote joins its I/O thread (which may be in a request, up to its deadline).
+std::shared_ptr<StoreImpl::Backing> StoreImpl::backing_close_locked() noexcept {
+  if (backing_ && backing_->alloc.nblocks()) {
+    ZS_DCHECK(backing_->alloc.used() == 0, "backing tier closed with %llu blocks in use",
+              static_cast<unsigned long long>(backing_->alloc.used()));
   }
-  backing_.reset();  // closes the fd and drops its flock
+  return std::move(backing_);
 }
 
-// ---- backing blocks of written-back slots -------------------------------------------------
+// ---- written-back slots -------------------------------------------------------------------
 
-void StoreImpl::free_backing_block(std::uint64_t block) noexcept {
+void StoreImpl::free_backing_block(std::uint64_t handle) noexcept {
   ZS_CHECK(backing_, "a written-back slot without a backing device");
-  backing_->release(block & kWbBlockMask);
+  backing_->alloc.sub_live(wb_decode(handle));
 }
 
-Result<void> StoreImpl::read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept {
+// Reads the block(s) holding the slot's bytes (only the aligned range around them: a
+// packed object reads at most two blocks) and decompresses a packed object.
+Result<void> StoreImpl::read_backing_block(Slot& s, std::uint64_t handle, void* out) noexcept {
   ZS_CHECK(backing_, "a written-back slot without a backing device");
   Backing& b = *backing_;
-  const std::uint32_t f = s.get();
-  alignas(4096) unsigned char buf[kBlockSize];
-  const bool compressed = f & slotf::kWbCompressed;
-  void* dst = compressed || b.direct.load(std::memory_order_relaxed) ? buf : out;
+  const WbAddr a = wb_decode(handle);
   stats_.bd_reads.fetch_add(1, std::memory_order_relaxed);
-  const auto off = static_cast<off_t>((block & kWbBlockMask) * kBlockSize);
-  if (backing_pread(b, dst, kBlockSize, off) != 0) {
+  std::uint64_t gen;
+  if (!b.alloc.readable(a, &gen)) {  // the remote lost it
+    stats_.bd_read_failed.fetch_add(1, std::memory_order_relaxed);
     return Errc::io_error;
   }
-  if (compressed) {
-    const auto len = static_cast<std::size_t>(block >> kWbLenShift);
-    Stream& st = streams_[s.prio()].get();
-    auto r = st.codec->decompress(buf, len, out, kBlockSize);
-    StreamPool::put(st);
-    return r;
+  const std::uint64_t align = b.tier->read_align();
+  const std::uint64_t first = a.byte_offset() / align * align;
+  const std::uint64_t end = (a.byte_offset() + a.bytes() + align - 1) / align * align;
+  alignas(4096) unsigned char buf[2 * kBlockSize];  // an object spans at most two blocks
+  ZS_CHECK(end - first <= sizeof buf, "written-back object %llu+%u spans more than 2 blocks",
+           static_cast<unsigned long long>(a.byte_offset()), a.bytes());
+  if (b.tier->read(buf, end - first, first, gen) != 0) {
+    stats_.bd_read_failed.fetch_add(1, std::memory_order_relaxed);
+    return Errc::io_error;
   }
-  if (dst != out) std::memcpy(out, buf, kBlockSize);
-  return {};
+  const unsigned char* p = buf + (a.byte_offset() - first);
+  if (a.raw()) {
+    std::memcpy(out, p, kBlockSize);
+    return {};
+  }
+  Stream& st = streams_[s.prio()].get();
+  auto r = st.codec->decompress(p, a.len, out, kBlockSize);
+  StreamPool::put(st);
+  return r;
+}
+
+void StoreImpl::check_backing_invariants() const noexcept {
+  if (!backing_ || !backing_->alloc.nblocks()) return;
+  const BackingAlloc& al = backing_->alloc;
+  std::vector<std::uint32_t> expect(al.nblocks(), 0);
+  for_each_stored_slot(0, nslots_, [&](std::uint64_t i, Slot& s) {
+    s.lock();
+    const std::uint32_t f = s.get();
+    const WbAddr a = wb_decode(s.handle.load(std::memory_order_relaxed));
+    s.unlock();
+    if (!(f & slotf::kWb)) return true;
+    ZS_CHECK(a.block >= 1 && a.block + a.nblocks() <= al.nblocks(),
+             "slot %llu: written back to block %llu of %llu", static_cast<unsigned long long>(i),
+             static_cast<unsigned long long>(a.block),
+             static_cast<unsigned long long>(al.nblocks()));
+    ZS_CHECK(a.raw() ? !(f & slotf::kWbCompressed) && a.offset == 0 : (f & slotf::kWbCompressed),
+             "slot %llu: WB_COMPRESSED disagrees with its length %u",
+             static_cast<unsigned long long>(i), a.len);
+    expect[a.block] += a.head_bytes();
+    if (a.nblocks() == 2) expect[a.block + 1] += a.bytes() - a.head_bytes();
+    return true;
+  });
+  al.check(expect.data());
 }
 
 }  // namespace uzram

@@ -1,8 +1,8 @@
-// store/block_writer.cc - BlockWriter: queued backing-block writes, coalesced into runs and
-// written by on-demand writer threads (block_writer.h).
+// store/block_writer.cc - BlockWriter: batches written by on-demand writer threads, as
+// runs of consecutive blocks (block_writer.h).
 #include "store/block_writer.h"
 
-#include <sys/uio.h>
+#include "uzram/store.h"
 
 namespace uzram {
 
@@ -15,101 +15,82 @@ BlockWriter::~BlockWriter() {
   for (unsigned i = 0; i < nthreads_; i++) threads_[i].join();
 }
 
-void BlockWriter::queue(WbReq* r) noexcept {
-  r->next = nullptr;
+void BlockWriter::queue(WbBatch* b) noexcept {
   std::unique_lock<std::mutex> l(mu_);
-  *todo_tail_ = r;
-  todo_tail_ = &r->next;
-  if (++queued_ >= kRunBlocks) kick_locked(l);
-}
-
-WbReq* BlockWriter::reap() noexcept {
-  std::unique_lock<std::mutex> l(mu_);
-  if (queued_ > 0) {
-    flush_ = true;
-    kick_locked(l);
-  }
-  done_cv_.wait(l, [this] { return done_ != nullptr; });
-  WbReq* d = done_;
-  done_ = nullptr;
-  return d;
-}
-
-// Wakes a writer thread, starting one if none is idle (up to kWbWorkers); without any
-// thread, writes the queue inline. May drop and retake the lock.
-void BlockWriter::kick_locked(std::unique_lock<std::mutex>& l) noexcept {
+  b->next = todo_;
+  todo_ = b;
   // No thread (EAGAIN, ENOMEM): the ones we have, or the inline path below, will do.
   if (idle_ == 0 && nthreads_ < kWbWorkers &&
       threads_[nthreads_].start([this]() noexcept { run(); }) == 0) {
     nthreads_++;
   }
   if (nthreads_ > 0) {
+    l.unlock();
     work_cv_.notify_one();
     return;
   }
-  while (todo_) {
-    WbReq* head = take_run_locked();
-    l.unlock();
-    write_run(head);
-    l.lock();
-  }
+  todo_ = b->next;
+  l.unlock();
+  write(b);
 }
 
-// Pops the queue head and the requests behind it whose blocks follow it.
-WbReq* BlockWriter::take_run_locked() noexcept {
-  WbReq* head = todo_;
-  WbReq* last = head;
-  unsigned n = 1;
-  while (last->next && last->next->block == last->block + 1 && n < kRunBlocks) {
-    last = last->next;
-    n++;
-  }
-  todo_ = last->next;
-  if (!todo_) {
-    todo_tail_ = &todo_;
-    flush_ = false;
-  }
-  last->next = nullptr;
-  queued_ -= n;
-  return head;
+WbBatch* BlockWriter::reap() noexcept {
+  std::unique_lock<std::mutex> l(mu_);
+  done_cv_.wait(l, [this] { return done_ != nullptr; });
+  WbBatch* d = done_;
+  done_ = d->next;
+  return d;
 }
 
 void BlockWriter::run() noexcept {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     idle_++;
-    work_cv_.wait(l, [this] { return ready_locked() || stop_; });
+    work_cv_.wait(l, [this] { return todo_ != nullptr || stop_; });
     idle_--;
-    if (!ready_locked()) return;  // stopping
-    WbReq* head = take_run_locked();
+    if (!todo_) return;  // stopping
+    WbBatch* b = todo_;
+    todo_ = b->next;
     l.unlock();
-    write_run(head);
+    write(b);
     l.lock();
   }
 }
 
-void BlockWriter::write_run(WbReq* head) noexcept {
-  iovec iov[kRunBlocks];
-  int n = 0;
-  WbReq* tail = head;
-  for (WbReq* r = head; r; r = r->next) {
-    iov[n].iov_base = r->page;
-    iov[n].iov_len = kBlockSize;
-    n++;
-    tail = r;
+// Runs of consecutive blocks, one tier write each; the first error is the batch's.
+void BlockWriter::write(WbBatch* b) noexcept {
+  TierWrite ops[64];
+  std::size_t n = 0;
+  int err = 0;
+  const auto flush = [&] {
+    t_.write(ops, n, b->gen);
+    for (std::size_t i = 0; i < n; i++) {
+      if (ops[i].err != 0 && err == 0) err = ops[i].err;
+    }
+    n = 0;
+  };
+  for (unsigned i = 0; i < b->npages;) {
+    unsigned j = i + 1;
+    while (j < b->npages && b->blocks[j] == b->blocks[j - 1] + 1) j++;
+    ops[n].buf = b->page(i);
+    ops[n].len = std::size_t{j - i} * kBlockSize;
+    ops[n].off = b->blocks[i] * kBlockSize;
+    if (++n == sizeof ops / sizeof ops[0]) flush();
+    i = j;
   }
-  const int err = backing_pwritev(b_, iov, n, static_cast<off_t>(head->block * kBlockSize));
-  // O_DIRECT is dropped for good on the first EINVAL: still set after the write, it
-  // carried the whole run.
-  const bool buffered = !b_.direct.load(std::memory_order_relaxed);
-  for (WbReq* r = head; r; r = r->next) {
-    r->err = err;
-    r->buffered = buffered;
+  if (n) flush();
+  // Durable before published: a file whose O_DIRECT was dropped during the writes, or a
+  // remote with a write cache, is synced here, in the writer thread, so the pass goes on
+  // filling meanwhile; if that fails, none of the batch is trusted.
+  if (err == 0 && t_.volatile_writes()) {
+    b->buffered = true;
+    err = t_.sync(b->session);
   }
+  b->err = err;
   {
     std::lock_guard<std::mutex> l(mu_);
-    tail->next = done_;
-    done_ = head;
+    b->next = done_;
+    done_ = b;
   }
   done_cv_.notify_one();
 }

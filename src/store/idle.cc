@@ -95,6 +95,7 @@ void StoreImpl::do_check_invariants() const noexcept {
            "store counters disagree with the slots");
   ZS_CHECK(objs == pool_->stats().objs_used, "pool holds %llu objects, slots %llu",
            static_cast<unsigned long long>(pool_->stats().objs_used), static_cast<unsigned long long>(objs));
+  check_backing_invariants();
   pool_->check_invariants();
 }
 

@@ -22,7 +22,7 @@ namespace {
 std::uint64_t backing_blocks(const StoreImpl& s) noexcept {
   if (!s.backing_) return 0;
   const StoreImpl::Backing& b = *s.backing_;
-  const std::uint64_t n = b.nblocks ? b.nblocks : b.size_blocks;
+  const std::uint64_t n = b.alloc.nblocks() ? b.alloc.nblocks() : b.tier->size_blocks();
   return n ? n - 1 : 0;
 }
 

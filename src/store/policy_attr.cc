@@ -22,7 +22,8 @@ bool recompression_named(const StoreImpl& s) noexcept {
 // Usable backing blocks for the sizes shown (as the engine resolves them).
 std::uint64_t shown_backing_blocks(const StoreImpl& s) noexcept {
   if (!s.backing_) return 0;
-  const std::uint64_t n = s.backing_->nblocks ? s.backing_->nblocks : s.backing_->size_blocks;
+  const StoreImpl::Backing& b = *s.backing_;
+  const std::uint64_t n = b.alloc.nblocks() ? b.alloc.nblocks() : b.tier->size_blocks();
   return n ? n - 1 : 0;
 }
 

@@ -15,8 +15,9 @@ namespace {
 // Free blocks on the backing device. Caller holds init_lock_ shared; the device is
 // initialised and has one.
 std::uint64_t backing_free(StoreImpl::Backing& b) noexcept {
-  std::lock_guard l(b.mu);
-  return b.nblocks > b.used + 1 ? b.nblocks - 1 - b.used : 0;
+  // Relaxed snapshots (BackingAlloc's statistics): a round's budget, not an allocation.
+  const std::uint64_t n = b.alloc.nblocks(), used = b.alloc.used();
+  return n > used + 1 ? n - 1 - used : 0;
 }
 
 const char* recompress_type(unsigned mode) noexcept {

@@ -58,6 +58,7 @@ class SlotSummary {
   template <typename Fn>
   void for_each_range(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const noexcept {
     if (hi > nslots_) hi = nslots_;
+    if (lo >= hi) return;  // empty: nothing to report, not even [lo, lo)
     std::uint64_t page = lo / kSlotsPerPage;
     const std::uint64_t end_page = (hi + kSlotsPerPage - 1) / kSlotsPerPage;
     while (page < end_page) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "store/backing.h"
 #include "store/store_impl.h"
 #include "util/check.h"
 #include "util/errno_text.h"
@@ -129,8 +130,10 @@ StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
 StoreImpl::~StoreImpl() {
   policy_.stop();           // first: its worker takes init_lock_ and uses everything below
   memory_unregister(this);  // then: a breakdown may be reading this store
+  std::shared_ptr<Backing> old;  // closed with no lock held
   std::unique_lock l(init_lock_);
-  reset_locked();
+  old = reset_locked();
+  l.unlock();
 }
 
 // Writing disksize: allocate the slot table, create the pool and the streams of every
@@ -196,7 +199,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   return {};
 }
 
-void StoreImpl::reset_locked() noexcept {
+std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
   if (slots_) {
     // Only the pages that ever held a block: reset costs what is stored (docs/store.md);
     // pool objects are freed in batches (docs/store.md#lifecycle).
@@ -216,7 +219,7 @@ void StoreImpl::reset_locked() noexcept {
   disksize_ = 0;
   pool_.reset();
   for (auto& st : streams_) st = StreamPool{};
-  backing_close_locked();
+  std::shared_ptr<Backing> old = backing_close_locked();
   backing_path_.clear();
   compressed_writeback_ = false;
   for (unsigned p = 1; p < kMaxPriorities; p++) comp_[p] = CodecSpec{};
@@ -226,14 +229,15 @@ void StoreImpl::reset_locked() noexcept {
   policy_.reset_locked();  // off, like every other setting (after mem_limit: its thresholds)
   wb_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_enable_.store(false, std::memory_order_relaxed);
-  for (ShardedCounter* c : {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages,
-                            &stats_.huge_pages, &stats_.huge_pages_since, &stats_.failed_reads,
-                            &stats_.failed_writes, &stats_.notify_free, &stats_.miss_free,
-                            &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes,
-                            &stats_.wb_failed}) {
+  for (ShardedCounter* c :
+       {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages, &stats_.huge_pages,
+        &stats_.huge_pages_since, &stats_.failed_reads, &stats_.failed_writes, &stats_.notify_free,
+        &stats_.miss_free, &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes, &stats_.wb_failed,
+        &stats_.bd_read_failed, &stats_.bd_compacted}) {
     c->store(0);
   }
   stats_.max_used_pages.store(0, std::memory_order_relaxed);
+  return old;
 }
 
 Result<void> StoreImpl::retire(std::string* msg) noexcept {
@@ -253,8 +257,10 @@ Result<void> StoreImpl::retire(std::string* msg) noexcept {
     if (msg) *msg = "hot_remove: " + name_ + " is initialised (reset it first)";
     return Errc::busy;
   }
-  reset_locked();  // the configuration: closes a backing device
+  std::shared_ptr<Backing> old = reset_locked();  // the configuration: the backing tier
   retired_.store(true, std::memory_order_relaxed);
+  l.unlock();  // the backing tier is closed (a remote disconnected) with no lock held
+  old.reset();
   return {};
 }
 
@@ -288,9 +294,25 @@ IoStat StoreImpl::do_io_stat() const noexcept {
 }
 
 BdStat StoreImpl::do_bd_stat() const noexcept {
-  return {stats_.bd_count.load(std::memory_order_relaxed), stats_.bd_reads.load(std::memory_order_relaxed),
-          stats_.bd_writes.load(std::memory_order_relaxed),
-          stats_.wb_failed.load(std::memory_order_relaxed)};
+  const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+  BdStat st;
+  st.bd_count = ld(stats_.bd_count);
+  st.bd_reads = ld(stats_.bd_reads);
+  st.bd_writes = ld(stats_.bd_writes);
+  st.failed_writebacks = ld(stats_.wb_failed);
+  st.compacted = ld(stats_.bd_compacted);
+  st.failed_backing_reads = ld(stats_.bd_read_failed);
+  std::shared_lock l(init_lock_);
+  if (backing_) {
+    const BackingTier& t = *backing_->tier;
+    st.backing_blocks = backing_->alloc.used();
+    st.backing_bytes = backing_->alloc.live_bytes();
+    st.lost_blocks = backing_->alloc.lost();
+    st.trimmed = t.trimmed();
+    st.reconnects = t.reconnects();
+    st.connected = t.connected();
+  }
+  return st;
 }
 
 // ---- memparse --------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 // Split by concern: store.cc (lifecycle, public face), io.cc (write/read/discard),
 // attrs.cc (the /sys/block/zramN attribute table and its dispatch; attr_config.cc and
 // attr_read.cc: parsers, writers, readers), idle.cc (idle marking, invariants),
-// post-processing: backing.cc (the backing device), backing_dev.cc (the store's use of
-// it), block_writer.cc (batched block writes), pp_pass.cc (what writeback and recompress
-// share), writeback.cc, recompress.cc (secondary algorithms); the policy engine that runs
-// them by itself: policy.cc, policy_round.cc, policy_pressure.cc, policy_attr.cc.
+// post-processing: backing_file.cc, backing_nbd.cc (the backing tier: a file, a remote
+// NBD export), backing_alloc.cc (its space), backing_dev.cc (the store's use of it),
+// wb_run.cc and block_writer.cc (batched, packed writes), pp_pass.cc (what the passes
+// share), writeback.cc, wb_compact.cc, recompress.cc (secondary algorithms); the policy
+// engine that runs them by itself: policy.cc, policy_round.cc, policy_pressure.cc,
+// policy_attr.cc.
 //
 // Lock order (docs/locking.md#store): init_lock_ (store_init) -> slot lock (store_slot) ->
 // stream mutex (stream) -> pool locks. I/O holds init_lock_ shared; configuration changes,
@@ -41,6 +43,12 @@ inline constexpr unsigned kMaxPriorities = 4;  // 0 = primary, 1..3 = recompress
 inline constexpr std::uint64_t kMaxDisksize = std::uint64_t{1} << 60;  // 1 EiB
 // The algorithm of a new or reset store: the kernel's default (always built in).
 inline constexpr const char* kDefaultAlgorithm = "lzo-rle";
+// writeback_batch_size: the kernel's default, and uzram's bounds (each block in flight
+// holds a 4 KiB page; two batches are in flight).
+inline constexpr std::uint32_t kWbBatchDefault = 32, kWbBatchMax = 256;
+// backing_timeout_ms: the deadline of every request to a remote backing tier.
+inline constexpr std::uint32_t kBackingTimeoutDefault = 10000, kBackingTimeoutMin = 10,
+                               kBackingTimeoutMax = 3600000;
 
 // Pool handles collected while slots are cleared and freed together with
 // Pool::free_batch (one class-lock hold per run of a class instead of one per block):
@@ -85,6 +93,8 @@ struct StoreCounters {
   ShardedCounter bd_reads;
   ShardedCounter bd_writes;
   ShardedCounter wb_failed;  // uzram: blocks whose writeback write or fdatasync failed
+  ShardedCounter bd_read_failed;  // uzram: reads of written-back blocks that failed
+  ShardedCounter bd_compacted;    // uzram: packed objects moved by writeback_compact
   // Blocks read and written successfully (Store::read/write), since creation: not reset,
   // so rates over them (`uzram status --watch`, metrics) never go negative.
   ShardedCounter blocks_read;
@@ -142,10 +152,13 @@ class StoreImpl final : public Store {
   std::shared_ptr<Backing> backing_;  // shared_ptr: the type is complete only in backing.h
 
   // Changeable at runtime (atomic, relaxed: a soft limit checked after allocation, as in
-  // the kernel).
+  // the kernel). writeback_batch_size and backing_timeout_ms survive reset (the kernel sets
+  // writeback_batch_size when the device is created); a pass reads the batch size once.
   std::atomic<std::uint64_t> mem_limit_pages_{0};
   std::atomic<std::uint64_t> wb_limit_pages_{0};
   std::atomic<bool> wb_limit_enable_{false};
+  std::atomic<std::uint32_t> wb_batch_size_{kWbBatchDefault};
+  std::atomic<std::uint32_t> backing_timeout_ms_{kBackingTimeoutDefault};
   // One post-processing (writeback / recompress) at a time: others get Errc::busy
   // (the kernel's -EAGAIN).
   std::atomic<bool> pp_in_progress_{false};
@@ -206,7 +219,9 @@ class StoreImpl final : public Store {
 
   // ---- Internals (store.cc, io.cc) ----
   Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
-  void reset_locked() noexcept;                                                  // init_lock_ excl.
+  // init_lock_ exclusive. Returns the backing tier, to be closed (a remote disconnected,
+  // its I/O thread joined) by the caller after it releases the lock.
+  [[nodiscard]] std::shared_ptr<Backing> reset_locked() noexcept;
   // hot_remove's half in the store: refuses (busy) an initialised store or one with users,
   // else resets the configuration (closing a backing device) and sets retired_.
   Result<void> retire(std::string* msg) noexcept;
@@ -229,10 +244,13 @@ class StoreImpl final : public Store {
   // Sizes the backing device's allocator at init (disksize); opens nothing. Caller holds
   // init_lock_ exclusive.
   Result<void> backing_open_locked(std::string* msg) noexcept;
-  void backing_close_locked() noexcept;
-  // Frees a backing block / reads a written-back slot (caller holds the slot lock).
-  void free_backing_block(std::uint64_t block) noexcept;
-  Result<void> read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept;
+  [[nodiscard]] std::shared_ptr<Backing> backing_close_locked() noexcept;
+  // Frees a written-back slot's bytes in the backing tier / reads them (handle: the
+  // slot's, store/wb_layout.h). Caller holds the slot lock.
+  void free_backing_block(std::uint64_t handle) noexcept;
+  Result<void> read_backing_block(Slot& s, std::uint64_t handle, void* out) noexcept;
+  // check_invariants' part: the allocator's live bytes per block against the WB slots.
+  void check_backing_invariants() const noexcept;
 
   // The tiering policy engine (store/policy.h). Last: its worker is stopped (by the
   // destructor, first) before anything it uses goes away.

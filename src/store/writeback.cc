@@ -1,9 +1,9 @@
 // store/writeback.cc - the `writeback` command: parse it, collect the candidates (PpPass),
-// write their blocks to the backing device in batches (BlockWriter) and publish each slot
-// as written back once its write is known durable. Guide and protocol:
-// docs/store-postprocessing.md#writeback. The backing device's side is backing_dev.cc
-// (attribute, reads of written-back blocks) and backing.cc (the device).
-#include <cstdlib>
+// write their blocks to the backing tier in batches (WbRun, BlockWriter) and publish each
+// slot as written back once its write is known durable. Guide and protocol:
+// docs/store-postprocessing.md#writeback. The backing tier's side is backing_dev.cc
+// (attribute, reads of written-back blocks), backing_file.cc and backing_nbd.cc (the
+// tiers) and backing_alloc.cc (its space).
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -11,18 +11,15 @@
 
 #include "store/attr_table.h"
 #include "store/backing.h"
-#include "store/block_writer.h"
 #include "store/fail.h"
 #include "store/kv.h"
 #include "store/pp_pass.h"
 #include "store/pp_run.h"
 #include "store/store_impl.h"
-#include "util/errno_text.h"
+#include "store/wb_run.h"
 
 namespace uzram {
 namespace {
-
-using Backing = StoreImpl::Backing;
 
 int parse_mode(std::string_view w) noexcept {
   if (w == "idle") return kPpIdle;
@@ -102,227 +99,108 @@ Result<void> parse_command(std::string_view value, std::uint64_t nslots, WbComma
   return {};
 }
 
-// The writes of one pass, after its scan: up to kWbDepth requests in flight, largest
-// objects first. Each request is filled from a candidate under its slot lock, written by
-// the BlockWriter, made durable, and published (the slot becomes WB) if nothing touched
-// the slot meanwhile; else its backing block is given back.
-class WritebackRun {
+// writeback's side of WbRun: candidates from the pass (largest objects first), read from
+// the pool under their slot lock (raw, decompressed, or the compressed bytes to pack), and
+// published by freeing the pool object: the slot becomes WB with where its bytes went.
+class WritebackRun final : public WbRun {
  public:
-  WritebackRun(StoreImpl& s, PpPass& pass, unsigned char* pages, std::uint64_t max_pages,
-               PpDone* done) noexcept
-      : s_(s),
-        b_(*s.backing_),
+  WritebackRun(StoreImpl& s, PpPass& pass, std::uint64_t max_pages, PpDone* done) noexcept
+      : WbRun(s, "writeback", true),
         pass_(pass),
         compressed_(s.compressed_writeback_),
         max_pages_(max_pages),
-        done_(done),
-        writer_(b_) {
-    for (unsigned i = 0; i < kWbDepth; i++) {
-      reqs_[i].page = pages + std::size_t{i} * kBlockSize;
-      reqs_[i].next = free_reqs_;
-      free_reqs_ = &reqs_[i];
-    }
-  }
-
-  Result<void> run(std::string* msg) noexcept {
-    for (;;) {
-      while (stop_ == Errc::ok && free_reqs_ && submit_next()) {
-      }
-      if (in_flight_ == 0) break;
-      finish(writer_.reap());
-    }
-    return report(msg);
-  }
+        done_(done) {}
 
  private:
-  bool submit_next() noexcept;
-  void finish(WbReq* done) noexcept;
-  void sync_buffered(WbReq* done) noexcept;
-  bool fill(WbReq* r, std::uint64_t index) noexcept;
-  void complete(WbReq* r) noexcept;
-  Result<void> report(std::string* msg) const noexcept;
-
-  // One page of writeback_limit: 1 charged, 0 no limit, -1 exhausted.
-  int charge() noexcept {
-    if (!s_.wb_limit_enable_.load(std::memory_order_relaxed)) return 0;
-    std::uint64_t cur = s_.wb_limit_pages_.load(std::memory_order_relaxed);
-    do {
-      if (cur == 0) return -1;
-    } while (!s_.wb_limit_pages_.compare_exchange_weak(cur, cur - 1, std::memory_order_relaxed));
-    return 1;
+  static constexpr bool candidate(std::uint32_t f) noexcept {
+    return (f & slotf::kPpSlot) && (f & slotf::kSizeMask) && !(f & (slotf::kWb | slotf::kSame));
   }
-  void refund(WbReq* r) noexcept {
-    if (r->charged) s_.wb_limit_pages_.fetch_add(1, std::memory_order_relaxed);
-    r->charged = false;
+  // The rest, past a cap: PpPass releases them.
+  bool next(std::uint64_t* index) noexcept override {
+    return !(max_pages_ && placed_ == max_pages_) && pass_.next(index);
   }
+  void release(std::uint64_t index) noexcept override { pass_.release(index); }
+  Place place(WbBatch* b, std::uint64_t index) noexcept override;
+  void publish(const WbObj& o, bool ok) noexcept override;
 
-  StoreImpl& s_;
-  Backing& b_;
   PpPass& pass_;
-  const bool compressed_;          // compressed_writeback
+  const bool compressed_;          // compressed_writeback: pack the compressed bytes
   const std::uint64_t max_pages_;  // WbCommand::max_pages: 0 no cap
-  std::uint64_t submitted_ = 0;
-  PpDone* const done_;  // blocks published and pool bytes freed (may be null)
-  WbReq reqs_[kWbDepth];
-  WbReq* free_reqs_ = nullptr;
-  unsigned in_flight_ = 0;
-  Errc stop_ = Errc::ok;      // fatal: limit exhausted, device full
-  std::error_code last_err_;  // not fatal: a write or a read failed; the pass goes on
-  int last_errno_ = 0;
-  std::uint64_t failed_ = 0;
-  BlockWriter writer_;  // last: its threads are joined before the requests go
+  std::uint64_t placed_ = 0;       // candidates placed in a batch so far
+  PpDone* const done_;             // blocks published and pool bytes freed (may be null)
 };
 
-// Takes the next candidate into a free request and queues its write. False when no
-// candidate is left or the pass must stop (stop_).
-bool WritebackRun::submit_next() noexcept {
-  std::uint64_t index;
-  if (max_pages_ && submitted_ == max_pages_) return false;  // the rest: PpPass releases them
-  if (!pass_.next(&index)) return false;
-  WbReq* r = free_reqs_;
-  const int c = charge();
-  if (c < 0) {
-    pass_.release(index);
-    stop_ = Errc::io_error;
-    return false;
-  }
-  r->charged = c > 0;
-  if (!b_.alloc(&r->block)) {
-    pass_.release(index);
-    refund(r);
-    stop_ = Errc::no_memory;
-    return false;
-  }
-  if (!fill(r, index)) {  // r stays free
-    b_.release(r->block);
-    refund(r);
-    return true;
-  }
-  free_reqs_ = r->next;
-  writer_.queue(r);
-  in_flight_++;
-  submitted_++;
-  return true;
-}
-
-// Publishes (or gives back) every request of a reaped batch; the requests become free.
-void WritebackRun::finish(WbReq* done) noexcept {
-  sync_buffered(done);
-  for (WbReq* r = done; r;) {
-    WbReq* next = r->next;
-    complete(r);
-    r->next = free_reqs_;
-    free_reqs_ = r;
-    in_flight_--;
-    r = next;
-  }
-}
-
-// Durable before published: a run written without O_DIRECT is only in the page cache,
-// where a failed writeback would surface later, with the RAM copy gone. One fdatasync
-// covers every buffered write of the batch; if it fails, none of them is trusted.
-void WritebackRun::sync_buffered(WbReq* done) noexcept {
-  bool need_sync = false;
-  for (WbReq* r = done; r; r = r->next) need_sync |= r->err == 0 && r->buffered;
-  if (!need_sync) return;
-  if (const int e = backing_sync(b_); e != 0) {
-    for (WbReq* r = done; r; r = r->next) {
-      if (r->err == 0 && r->buffered) r->err = e;
-    }
-  }
-}
-
-// Reads slot `index` into r (under its lock). False: skip it (r stays free).
-bool WritebackRun::fill(WbReq* r, std::uint64_t index) noexcept {
+// Space first (it may wait for trims: no slot lock then), sized by a relaxed peek; under
+// the lock, PP_SLOT still set means nothing touched the slot since the scan, so the size
+// is the one peeked.
+WbRun::Place WritebackRun::place(WbBatch* b, std::uint64_t index) noexcept {
   Slot& s = s_.slots_[index];
+  const std::uint32_t peek = s.flags.load(std::memory_order_relaxed);
+  if (!candidate(peek)) return Place::skipped;  // accessed or freed since the scan
+  const std::uint32_t size = peek & slotf::kSizeMask;
+  const bool raw = !compressed_ || (peek & slotf::kHuge);
+  std::uint64_t off;
+  WbAddr a;
+  if (const Place p = reserve(b, raw ? kBlockSize : size, raw, &off, &a); p != Place::placed) {
+    return p;
+  }
   s.lock();
   const std::uint32_t f = s.get();
   const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
-  if (!(f & slotf::kPpSlot) || !(f & slotf::kSizeMask) || (f & (slotf::kWb | slotf::kSame))) {
-    s.unlock();  // accessed or freed since the scan
-    return false;
-  }
-  const std::uint32_t size = f & slotf::kSizeMask;
-  r->index = index;
-  r->handle = h;
-  r->flags = f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask);
-  r->wb_handle = r->block;
-  r->wb_flags = slotf::kWb;
-  if (compressed_ && !(f & slotf::kHuge)) {  // the compressed bytes as they are
-    const auto handle = static_cast<Handle>(h);
-    const void* p = s_.pool_->read_begin(handle, r->page);
-    if (p != r->page) std::memcpy(r->page, p, size);
-    s_.pool_->read_end(handle, p);
-    std::memset(r->page + size, 0, kBlockSize - size);
-    r->wb_handle |= std::uint64_t{size} << kWbLenShift;
-    r->wb_flags |= slotf::kWbCompressed | (f & slotf::kPrioMask);
-  } else if (auto lr = s_.load_locked(s, r->page); !lr) {
-    s.set(f & ~(slotf::kPpSlot | slotf::kLock));
+  if (!candidate(f)) {
     s.unlock();
-    last_err_ = lr.error();
-    failed_++;
-    return false;
+    return Place::skipped;
   }
+  unsigned char* dst = b->pages + off;
+  if (raw && !(f & slotf::kHuge)) {  // the decompressed page
+    if (auto lr = s_.load_locked(s, dst); !lr) {
+      s.set(f & ~(slotf::kPpSlot | slotf::kLock));
+      s.unlock();
+      note_error(lr.error());
+      return Place::skipped;
+    }
+  } else {  // the stored bytes as they are: a huge page, or the compressed object
+    const auto handle = static_cast<Handle>(h);
+    const void* p = s_.pool_->read_begin(handle, dst);
+    if (p != dst) std::memcpy(dst, p, size);
+    s_.pool_->read_end(handle, p);
+  }
+  WbObj o;
+  o.index = index;
+  o.handle = h;
+  o.flags = f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask);
+  o.wb_handle = wb_encode(a);
+  o.wb_flags = slotf::kWb | (raw ? 0 : slotf::kWbCompressed | (f & slotf::kPrioMask));
   s.unlock();
-  return true;
+  commit(b, off, raw ? kBlockSize : size, o);
+  placed_++;
+  return Place::placed;
 }
 
-// Publishes a completed write: the slot becomes WB if nothing touched it meanwhile.
-void WritebackRun::complete(WbReq* r) noexcept {
-  if (r->err == 0) s_.stats_.bd_writes.fetch_add(1, std::memory_order_relaxed);
-  Slot& s = s_.slots_[r->index];
+// The slot becomes WB if nothing touched it since it was read.
+void WritebackRun::publish(const WbObj& o, bool ok) noexcept {
+  Slot& s = s_.slots_[o.index];
   s.lock();
   const std::uint32_t f = s.get();
   const bool unchanged = (f & slotf::kPpSlot) && !(f & (slotf::kWb | slotf::kSame)) &&
-                         s.handle.load(std::memory_order_relaxed) == r->handle &&
-                         (f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask)) == r->flags;
-  if (r->err == 0 && unchanged) {
+                         s.handle.load(std::memory_order_relaxed) == o.handle &&
+                         (f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask)) == o.flags;
+  if (ok && unchanged) {
     s_.free_slot_locked(s);  // the pool object, compr_data_size, huge_pages, pages_stored
-    s.handle.store(r->wb_handle, std::memory_order_relaxed);
-    s.set(r->wb_flags);
+    s.handle.store(o.wb_handle, std::memory_order_relaxed);
+    s.set(o.wb_flags);
+    b_.alloc.add_live(wb_decode(o.wb_handle));  // under the slot lock: before any free
     s_.stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
     s_.stats_.bd_count.fetch_add(1, std::memory_order_relaxed);
-    s.unlock();
-    r->charged = false;
     if (done_) {
       done_->pages++;
-      done_->bytes += r->flags & slotf::kSizeMask;
+      done_->bytes += o.flags & slotf::kSizeMask;
     }
-    return;
+  } else if (f & slotf::kPpSlot) {
+    s.set(f & ~(slotf::kPpSlot | slotf::kLock));
   }
-  if (f & slotf::kPpSlot) s.set(f & ~(slotf::kPpSlot | slotf::kLock));
   s.unlock();
-  b_.release(r->block);
-  if (r->err != 0) {  // the write (or its sync) failed: the RAM copy stays, budget back
-    s_.stats_.wb_failed.fetch_add(1, std::memory_order_relaxed);
-    refund(r);
-    last_err_ = make_error_code(Errc::io_error);
-    last_errno_ = r->err;
-    failed_++;
-  }
-  r->charged = false;
 }
-
-Result<void> WritebackRun::report(std::string* msg) const noexcept {
-  if (stop_ == Errc::io_error) {
-    return fail(msg, stop_, "writeback: writeback_limit exhausted (writeback_limit_enable is 1)");
-  }
-  if (stop_ == Errc::no_memory) {
-    return fail(msg, stop_,
-                "writeback: backing device '" + s_.backing_path_ + "' is full (" +
-                    std::to_string(b_.nblocks - 1) + " blocks)");
-  }
-  if (last_err_) {
-    return fail(msg, last_err_,
-                "writeback: " + std::to_string(failed_) + " block(s) not written back" +
-                    (last_errno_ ? ": " + std::string(errno_text(last_errno_)) : std::string()));
-  }
-  return {};
-}
-
-struct FreeDeleter {
-  void operator()(unsigned char* p) const noexcept { std::free(p); }
-};
 
 }  // namespace
 
@@ -359,11 +237,9 @@ Result<void> run_writeback(StoreImpl& s, const WbCommand& cmd, PpDone* done,
   }
   if (pass.empty()) return {};
 
-  // 2. Writes, largest objects first, kWbDepth in flight.
-  std::unique_ptr<unsigned char, FreeDeleter> pages(
-      static_cast<unsigned char*>(std::aligned_alloc(4096, kWbDepth * kBlockSize)));
-  if (!pages) return fail(msg, Errc::no_memory, "writeback: out of memory");
-  WritebackRun run(s, pass, pages.get(), cmd.max_pages, done);
+  // 2. Writes, largest objects first, in batches of writeback_batch_size pages.
+  WritebackRun run(s, pass, cmd.max_pages, done);
+  if (auto r = run.init(msg); !r) return r;
   return run.run(msg);
 }
 

@@ -41,6 +41,9 @@ enum class LockLevel : std::uint8_t {
   stream = 32,       // compression stream mutex; holder may sleep (codec calls)
   wb_queue = 36,     // writeback's block-writer queue (leaf)
   backing = 40,      // backing device's block allocator (leaf; under the slot lock)
+  tier_link = 42,    // a remote tier's direct link (NbdTier::DirectLink::mu); under slot
+  tier_queue = 44,   // a remote tier's request queue (NbdTier::mu_, leaf)
+  tier_done = 46,    // a remote tier's completion counts (NbdTier::done_mu_, leaf)
   // The pool (src/pool).
   frame = 48,         // per-frame isolation bit (the kernel's page lock); holder may sleep
   pool = 52,          // pool rwlock (kernel-faithful translation only); spinning
@@ -59,7 +62,8 @@ inline constexpr LockLevel kLockLevels[] = {
     LockLevel::control_stop, LockLevel::nbd_server, LockLevel::nbd_queue,    LockLevel::nbd_send,
     LockLevel::nbd_stripe,   LockLevel::memory,     LockLevel::store_init,   LockLevel::policy,
     LockLevel::policy_room,  LockLevel::store_log,  LockLevel::store_slot,   LockLevel::stream,
-    LockLevel::wb_queue,     LockLevel::backing,    LockLevel::frame,        LockLevel::pool,
+    LockLevel::wb_queue,     LockLevel::backing,    LockLevel::tier_link,    LockLevel::tier_queue,
+    LockLevel::tier_done,    LockLevel::frame,      LockLevel::pool,
     LockLevel::size_class,   LockLevel::zspage,     LockLevel::handle_table, LockLevel::frame_arena,
     LockLevel::worker,       LockLevel::cli_load,   LockLevel::log_sink,
 };
@@ -81,6 +85,9 @@ constexpr const char* lock_level_name(LockLevel l) noexcept {
     case LockLevel::stream: return "stream";
     case LockLevel::wb_queue: return "wb_queue";
     case LockLevel::backing: return "backing";
+    case LockLevel::tier_link: return "tier_link";
+    case LockLevel::tier_queue: return "tier_queue";
+    case LockLevel::tier_done: return "tier_done";
     case LockLevel::frame: return "frame";
     case LockLevel::pool: return "pool";
     case LockLevel::size_class: return "size_class";

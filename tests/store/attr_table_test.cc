@@ -59,11 +59,13 @@ TEST(AttrTableTest, TheKernelsSets) {
   }
   EXPECT_EQ(before, (std::set<std::string>{"comp_algorithm", "algorithm_params", "recomp_algorithm",
                                            "backing_dev", "compressed_writeback"}));
-  EXPECT_EQ(triggers, (std::set<std::string>{"compact"}));
+  // writeback_compact is uzram's (packed writeback's reclamation), as backing_timeout_ms.
+  EXPECT_EQ(triggers, (std::set<std::string>{"compact", "writeback_compact"}));
   EXPECT_EQ(ro, (std::set<std::string>{"initstate", "io_stat", "mm_stat", "debug_stat", "bd_stat",
                                        "block_state", "classes", "memory", "policy_stat"}));
   EXPECT_EQ(wo, (std::set<std::string>{"reset", "compact", "mem_limit", "mem_used_max", "idle",
-                                       "algorithm_params", "writeback", "recompress"}));
+                                       "algorithm_params", "writeback", "recompress",
+                                       "writeback_compact"}));
 }
 
 TEST(AttrTableTest, BeforeInitAttributesAreRefusedOnceInitialised) {

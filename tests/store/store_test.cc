@@ -141,7 +141,10 @@ TEST(StoreIoTest, MmStatFormatIsTheKernels) {
   EXPECT_EQ(mm, expect);
   EXPECT_EQ(st->read_attr("io_stat").value(), "       0        0 0        0\n");
   EXPECT_EQ(st->read_attr("debug_stat").value(),
-            "version: 1\n0        0\nfailed_writebacks        0\n");
+            "version: 1\n0        0\nfailed_writebacks        0\nbacking_blocks        0\n"
+            "backing_bytes        0\nbacking_compacted        0\nbacking_trimmed        0\n"
+            "backing_lost        0\nfailed_backing_reads        0\nbacking_reconnects        0\n"
+            "backing_connected        0\n");
   EXPECT_EQ(st->read_attr("bd_stat").value(), "       0        0        0\n");
   EXPECT_EQ(st->read_attr("backing_dev").value(), "none\n");
   const std::string bs = st->read_attr("block_state").value();

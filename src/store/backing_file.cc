@@ -1,6 +1,6 @@
-// store/backing.cc - opening and checking the backing device, its block allocator, and its
-// I/O calls (store/backing.h).
-#include "store/backing.h"
+// store/backing_file.cc - the local backing tier: opening and checking the file or block
+// device, and its I/O calls (store/backing_file.h).
+#include "store/backing_file.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -16,18 +18,17 @@
 #include <new>
 
 #include "store/file_checks.h"
+#include "store/wb_layout.h"
 #include "util/check.h"
 #include "util/errno_text.h"
 
 namespace uzram {
 namespace {
 
-using Backing = StoreImpl::Backing;
-
 std::atomic<backing_testing::PwritevFn> g_pwritev{nullptr};  // relaxed: set before use
 std::atomic<backing_testing::SyncFn> g_sync{nullptr};
 
-Result<std::unique_ptr<Backing>> fail(std::string* msg, std::error_code e, std::string text) {
+Result<std::unique_ptr<BackingTier>> fail(std::string* msg, std::error_code e, std::string text) {
   if (msg) *msg = "backing_dev: " + std::move(text);
   return e;
 }
@@ -46,67 +47,59 @@ std::string shown_path(int fd, const std::string& fallback) {
   return out;
 }
 
+// ---- FileTier --------------------------------------------------------------------------
+
+class FileTier final : public BackingTier {
+ public:
+  FileTier() noexcept = default;
+  ~FileTier() override {
+    if (fd >= 0) ::close(fd);  // drops the flock
+  }
+  FileTier(const FileTier&) = delete;
+  FileTier& operator=(const FileTier&) = delete;
+
+  void write(TierWrite* ops, std::size_t n, std::uint64_t) noexcept override {
+    for (std::size_t i = 0; i < n; i++) {
+      iovec iov{const_cast<unsigned char*>(ops[i].buf), ops[i].len};
+      ops[i].err = pwritev_all(&iov, 1, static_cast<off_t>(ops[i].off));
+    }
+  }
+  int read(void* buf, std::size_t len, std::uint64_t off, std::uint64_t) noexcept override;
+  int sync(std::uint64_t) noexcept override;
+  bool volatile_writes() const noexcept override { return !direct.load(std::memory_order_relaxed); }
+  std::size_t read_align() const noexcept override { return kBlockSize; }
+  bool same_file(const struct stat& st) const noexcept override {
+    return S_ISREG(st.st_mode) && st.st_dev == dev && st.st_ino == ino;
+  }
+  void set(std::uint64_t blocks, std::string path) {
+    size_blocks_ = blocks;
+    shown_ = std::move(path);
+  }
+
+  int fd = -1;
+  dev_t dev = 0;  // identity of the file (st_dev, st_ino)
+  ino_t ino = 0;
+  // O_DIRECT in effect: set when open() gave it (checked with F_GETFL); cleared for good if
+  // the file system refuses it at I/O time (EINVAL). Without it every batch is fdatasync'ed
+  // before its RAM copies are freed. Relaxed: a stale `true` only costs one more EINVAL.
+  std::atomic<bool> direct{false};
+
+ private:
+  int pwritev_all(iovec* iov, int cnt, off_t off) noexcept;
+  // The file system refused O_DIRECT at I/O time (EINVAL): go on with buffered I/O.
+  bool drop_direct() noexcept {
+    if (!direct.exchange(false)) return true;  // another thread did it
+    const int fl = ::fcntl(fd, F_GETFL);
+    return fl >= 0 && ::fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0;
+  }
+};
+
 }  // namespace
 
-// ---- Backing -------------------------------------------------------------------------------
+// ---- open_file_tier ----------------------------------------------------------------------------
 
-Backing::~Backing() {
-  if (fd >= 0) ::close(fd);  // drops the flock
-}
-
-Result<void> Backing::init_blocks(std::uint64_t nslots, std::string* msg) noexcept {
-  // More than one block per slot (plus the unused block 0) can never be in use at once.
-  nblocks = std::min<std::uint64_t>(size_blocks, nslots + 1);
-  words = (nblocks + 63) / 64;
-  used = 0;
-  hint = 0;
-  bitmap.reset(new (std::nothrow) std::uint64_t[words]());
-  if (!bitmap) {
-    if (msg) *msg = "backing_dev: cannot allocate the block bitmap";
-    return Errc::no_memory;
-  }
-  bitmap[0] |= 1;  // block 0 is never used
-  if (nblocks % 64) bitmap[words - 1] |= ~std::uint64_t{0} << (nblocks % 64);
-  return {};
-}
-
-bool Backing::alloc(std::uint64_t* block) noexcept {
-  std::lock_guard<std::mutex> l(mu);
-  if (used + 1 >= nblocks) return false;
-  for (std::uint64_t i = 0; i < words; i++) {
-    const std::uint64_t w = (hint + i) % words;
-    if (bitmap[w] == ~std::uint64_t{0}) continue;
-    const unsigned bit = static_cast<unsigned>(__builtin_ctzll(~bitmap[w]));
-    bitmap[w] |= std::uint64_t{1} << bit;
-    used++;
-    hint = w;
-    *block = w * 64 + bit;
-    return true;
-  }
-  ZS_FATAL("backing bitmap: %llu of %llu blocks used but no free bit",
-           static_cast<unsigned long long>(used), static_cast<unsigned long long>(nblocks));
-}
-
-void Backing::release(std::uint64_t block) noexcept {
-  std::lock_guard<std::mutex> l(mu);
-  ZS_CHECK(block >= 1 && block < nblocks, "backing block %llu out of range (%llu blocks)",
-           static_cast<unsigned long long>(block), static_cast<unsigned long long>(nblocks));
-  std::uint64_t& w = bitmap[block / 64];
-  const std::uint64_t bit = std::uint64_t{1} << (block % 64);
-  ZS_CHECK(w & bit, "backing block %llu freed twice", static_cast<unsigned long long>(block));
-  w &= ~bit;
-  used--;
-}
-
-bool Backing::drop_direct() noexcept {
-  if (!direct.exchange(false)) return true;  // another thread did it
-  const int fl = ::fcntl(fd, F_GETFL);
-  return fl >= 0 && ::fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0;
-}
-
-// ---- open_backing ----------------------------------------------------------------------------
-
-Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::string* msg) noexcept {
+Result<std::unique_ptr<BackingTier>> open_file_tier(const std::string& path,
+                                                    std::string* msg) noexcept {
   const std::string q = "'" + path + "'";
   if (path.find('\0') != std::string::npos)
     return fail(msg, Errc::invalid_argument, "path contains a NUL byte");
@@ -141,7 +134,7 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
         e == EACCES || e == EPERM || e == EROFS ? sys(e) : make_error_code(Errc::invalid_argument),
         "cannot open " + q + ": " + errno_text(e));
   }
-  std::unique_ptr<Backing> b(new (std::nothrow) Backing);
+  std::unique_ptr<FileTier> b(new (std::nothrow) FileTier);
   if (!b) {
     ::close(fd);
     return fail(msg, Errc::no_memory, "out of memory");
@@ -185,8 +178,7 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
                     "backing tier; create it first, e.g. `truncate -s SIZE " +
                     path + "`");
   }
-  b->size_blocks = bytes / kBlockSize;
-  if (b->size_blocks < 2) {
+  if (bytes / kBlockSize < 2) {
     return fail(msg, Errc::invalid_argument,
                 q + " holds " + std::to_string(bytes) +
                     " bytes: at least 8 KiB are needed (4 KiB blocks, block 0 is never used); "
@@ -204,8 +196,8 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
     }
     return fail(msg, Errc::io_error, "cannot lock " + q + ": " + errno_text(errno));
   }
-  b->path = shown_path(fd, path);
-  return b;
+  b->set(std::min<std::uint64_t>(bytes / kBlockSize, kWbMaxBlocks), shown_path(fd, path));
+  return std::unique_ptr<BackingTier>(std::move(b));
 }
 
 // ---- I/O --------------------------------------------------------------------------------------
@@ -217,13 +209,13 @@ void set_hooks(PwritevFn pwritev_fn, SyncFn sync_fn) noexcept {
 }
 }  // namespace backing_testing
 
-int backing_pwritev(Backing& b, iovec* iov, int cnt, off_t off) noexcept {
+int FileTier::pwritev_all(iovec* iov, int cnt, off_t off) noexcept {
   const backing_testing::PwritevFn hook = g_pwritev.load(std::memory_order_relaxed);
   while (cnt > 0) {
-    const ssize_t r = hook ? hook(b.fd, iov, cnt, off) : ::pwritev(b.fd, iov, cnt, off);
+    const ssize_t r = hook ? hook(fd, iov, cnt, off) : ::pwritev(fd, iov, cnt, off);
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (errno == EINVAL && b.direct.load(std::memory_order_relaxed) && b.drop_direct()) continue;
+      if (errno == EINVAL && direct.load(std::memory_order_relaxed) && drop_direct()) continue;
       return errno;
     }
     if (r == 0) return EIO;
@@ -242,13 +234,14 @@ int backing_pwritev(Backing& b, iovec* iov, int cnt, off_t off) noexcept {
   return 0;
 }
 
-int backing_pread(Backing& b, void* buf, std::size_t len, off_t off) noexcept {
+int FileTier::read(void* buf, std::size_t len, std::uint64_t offset, std::uint64_t) noexcept {
   auto* p = static_cast<char*>(buf);
+  auto off = static_cast<off_t>(offset);
   while (len > 0) {
-    const ssize_t r = ::pread(b.fd, p, len, off);
+    const ssize_t r = ::pread(fd, p, len, off);
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (errno == EINVAL && b.direct.load(std::memory_order_relaxed) && b.drop_direct()) continue;
+      if (errno == EINVAL && direct.load(std::memory_order_relaxed) && drop_direct()) continue;
       return errno;
     }
     if (r == 0) return EIO;
@@ -259,10 +252,10 @@ int backing_pread(Backing& b, void* buf, std::size_t len, off_t off) noexcept {
   return 0;
 }
 
-int backing_sync(Backing& b) noexcept {
+int FileTier::sync(std::uint64_t) noexcept {
   const backing_testing::SyncFn hook = g_sync.load(std::memory_order_relaxed);
   for (;;) {
-    if ((hook ? hook(b.fd) : ::fdatasync(b.fd)) == 0) return 0;
+    if ((hook ? hook(fd) : ::fdatasync(fd)) == 0) return 0;
     if (errno != EINTR) return errno;
   }
 }
