@@ -107,7 +107,8 @@ const void* PoolImpl::read_begin_impl(Handle h, void* local_copy) noexcept {
       ZS_FATAL("read_begin: object of %u bytes is larger than a frame and local_copy is NULL",
                size);
     }
-    const std::size_t run = std::min<std::size_t>(size, std::size_t{c.pages_per_zspage} * kFrameSize);
+    const std::size_t run =
+        std::min<std::size_t>(size, std::size_t{c.pages_per_zspage} * kFrameSize);
     copy_out(z, 0, local_copy, run);
     z->lock.unlock_read();
     if (tail != Handle{0}) {

@@ -29,7 +29,8 @@ void PoolImpl::check_entry(std::uint64_t v, Handle h, const char* op) noexcept {
 // docs/locking.md#free steps 3-5.
 void PoolImpl::free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v, ReleaseBatch& batch,
                            bool* kick) noexcept {
-  const Location loc = is_run_class(c.index) ? HandleTable::decode_large(v) : HandleTable::decode(v);
+  const Location loc =
+      is_run_class(c.index) ? HandleTable::decode_large(v) : HandleTable::decode(v);
   ZsPage* z = zspages_.get(loc.zspage);
   obj_push_locked(c, z, loc.obj, index, HandleTable::next_gen(HandleTable::gen_of(v)));
   c.obj_used--;

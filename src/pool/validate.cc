@@ -116,11 +116,13 @@ void PoolImpl::check_large(const SizeClass& c, std::uint32_t index, std::uint32_
   ZS_CHECK(e != nullptr, "large object %u: tail handle %#llx out of range (L1)", index,
            static_cast<unsigned long long>(tail));
   const std::uint64_t v = e->load(std::memory_order_relaxed);
-  ZS_CHECK(HandleTable::is_allocated(v) && HandleTable::gen_of(v) == HandleTable::gen_of_handle(tail) &&
+  ZS_CHECK(HandleTable::is_allocated(v) &&
+               HandleTable::gen_of(v) == HandleTable::gen_of_handle(tail) &&
                !is_run_class(handles_.group_of(ti)) && HandleTable::decode(v).size == s.tail &&
                s.tail <= geo_.max_tail(),
            "large object %u: tail %#llx (entry %#llx) is not a live small object of %u bytes (L1)",
-           index, static_cast<unsigned long long>(tail), static_cast<unsigned long long>(v), s.tail);
+           index, static_cast<unsigned long long>(tail), static_cast<unsigned long long>(v),
+           s.tail);
   tails->push_back(ti);
 }
 
@@ -146,7 +148,8 @@ void PoolImpl::check_handles() const noexcept {
         unsigned live = 0;
         for (const ReverseIndex::Entry& r : rix.of(id)) {
           const std::uint64_t v = handles_.entry(r.index)->load(std::memory_order_relaxed);
-          const Location loc = is_run_class(i) ? HandleTable::decode_large(v) : HandleTable::decode(v);
+          const Location loc =
+              is_run_class(i) ? HandleTable::decode_large(v) : HandleTable::decode(v);
           if (is_run_class(i)) check_large(c, r.index, loc.size, &tails);
           ZS_CHECK(HandleTable::is_allocated(v) && loc.zspage == id,
                    "handle index %u changed during check_invariants", r.index);

@@ -32,7 +32,8 @@ std::unique_ptr<Pool> make_large_pool(std::size_t max_object_size, unsigned chai
 }
 
 void fill(Random& rng, std::vector<unsigned char>& b, std::size_t from, std::size_t len) {
-  for (std::size_t i = from; i < from + len; i++) b[i] = static_cast<unsigned char>(rng.uniform(256));
+  for (std::size_t i = from; i < from + len; i++)
+    b[i] = static_cast<unsigned char>(rng.uniform(256));
 }
 
 void expect_bytes(Pool& pool, Handle h, const std::vector<unsigned char>& want) {
@@ -46,7 +47,8 @@ void expect_bytes(Pool& pool, Handle h, const std::vector<unsigned char>& want) 
 }
 
 TEST(LargeObjectTest, OptionLimits) {
-  for (std::size_t bad : {std::size_t{0}, std::size_t{4095}, std::size_t{65537}, std::size_t{1} << 20}) {
+  for (std::size_t bad :
+       {std::size_t{0}, std::size_t{4095}, std::size_t{65537}, std::size_t{1} << 20}) {
     PoolOptions o;
     o.max_object_size = bad;
     auto r = Pool::create(o);
@@ -79,8 +81,9 @@ TEST(LargeObjectTest, LayoutBoundaries) {
     ASSERT_NE(pool, nullptr);
     const std::size_t tmax = Geometry(chain).max_tail();
     Random rng(chain);
-    std::vector<std::size_t> sizes = {4097, 4096 + tmax, 4096 + tmax + 1, 8192, 8193,
-                                      32768, 65536 - 1, 65536, 12 * 4096 + tmax + 1};
+    std::vector<std::size_t> sizes = {4097,      4096 + tmax, 4096 + tmax + 1,
+                                      8192,      8193,        32768,
+                                      65536 - 1, 65536,       12 * 4096 + tmax + 1};
     std::vector<Handle> hs;
     std::vector<std::vector<unsigned char>> data;
     std::size_t frames = 0;
@@ -95,7 +98,8 @@ TEST(LargeObjectTest, LayoutBoundaries) {
       frames += split_large(size, tmax).frames;
       pool->check_invariants();
     }
-    for (std::size_t i = 0; i < hs.size(); i++) ASSERT_NO_FATAL_FAILURE(expect_bytes(*pool, hs[i], data[i]));
+    for (std::size_t i = 0; i < hs.size(); i++)
+      ASSERT_NO_FATAL_FAILURE(expect_bytes(*pool, hs[i], data[i]));
     const PoolStats st = pool->stats();
     EXPECT_EQ(st.large_objects, sizes.size());
     EXPECT_GE(st.total_pages, frames);  // runs, plus the zspages of the tails
@@ -114,7 +118,8 @@ TEST(LargeObjectTest, LayoutBoundaries) {
     // Compaction never moves runs, and leaves every object intact.
     pool->compact();
     pool->check_invariants();
-    for (std::size_t i = 0; i < hs.size(); i++) ASSERT_NO_FATAL_FAILURE(expect_bytes(*pool, hs[i], data[i]));
+    for (std::size_t i = 0; i < hs.size(); i++)
+      ASSERT_NO_FATAL_FAILURE(expect_bytes(*pool, hs[i], data[i]));
     pool->free_batch(hs.data(), hs.size());
     pool->flush_deferred();
     pool->check_invariants();
@@ -174,9 +179,9 @@ TEST(LargeObjectTest, ReadBeginHoldsNoLock) {
 
 std::size_t random_size(Random& rng, std::size_t max, std::size_t tmax) {
   switch (rng.uniform(6)) {
-    case 0: return rng.range(1, 4096);                               // small
-    case 1: return rng.range(4097, 4096 + tmax + 2);                 // 1-frame run, tail edge
-    case 2: return std::min(max, rng.range(1, max / 4096) * 4096);   // whole frames
+    case 0: return rng.range(1, 4096);                              // small
+    case 1: return rng.range(4097, 4096 + tmax + 2);                // 1-frame run, tail edge
+    case 2: return std::min(max, rng.range(1, max / 4096) * 4096);  // whole frames
     case 3: return std::min(max, rng.range(1, max / 4096) * 4096 + tmax + rng.range(0, 2) - 1);
     default: return rng.range(1, max);
   }
@@ -261,7 +266,8 @@ TEST_P(LargeRandomOpsTest, MatchesModel) {
     for (const auto& d : data) large += d.size() > 4096;
     ASSERT_EQ(pool->stats().large_objects, large);
   }
-  for (std::size_t i = 0; i < hs.size(); ++i) ASSERT_NO_FATAL_FAILURE(expect_bytes(*pool, hs[i], data[i]));
+  for (std::size_t i = 0; i < hs.size(); ++i)
+    ASSERT_NO_FATAL_FAILURE(expect_bytes(*pool, hs[i], data[i]));
   EXPECT_GT(migrated, 0u);
   EXPECT_GT(large_seen, 0u);
   pool->free_batch(hs.data(), hs.size());
@@ -272,8 +278,10 @@ TEST_P(LargeRandomOpsTest, MatchesModel) {
 
 INSTANTIATE_TEST_SUITE_P(
     Modes, LargeRandomOpsTest,
-    ::testing::Combine(::testing::Values(4u, 8u, 16u), ::testing::Values(std::size_t{16384}, std::size_t{65536}),
-                       ::testing::Values(TranslationMode::validated, TranslationMode::kernel_rwlock)),
+    ::testing::Combine(::testing::Values(4u, 8u, 16u),
+                       ::testing::Values(std::size_t{16384}, std::size_t{65536}),
+                       ::testing::Values(TranslationMode::validated,
+                                         TranslationMode::kernel_rwlock)),
     [](const auto& i) {
       return "chain" + std::to_string(std::get<0>(i.param)) + "_max" +
              std::to_string(std::get<1>(i.param)) + "_" +

@@ -2,7 +2,8 @@
 // random while read-locked) / overwrite / free / free_batch, while a compactor and a
 // migrator run (and, with a short decay_ms, the idle-frame decay returns frames).
 // Every object is checksummed; at the end nothing may leak. A pool with max_object_size
-// above 4096 also gets large objects (runs + tails, docs/units.md), a quarter of allocs. Duration: UZRAM_STRESS_MS
+// above 4096 also gets large objects (runs + tails, docs/units.md), a quarter of allocs.
+// Duration: UZRAM_STRESS_MS
 // (default 1500 ms per configuration), threads: UZRAM_STRESS_THREADS (default 4).
 #include <gtest/gtest.h>
 
