@@ -168,7 +168,9 @@ TEST(LargeObjectTest, ReadBeginHoldsNoLock) {
   const auto frames = static_cast<std::uint32_t>(pool->stats().arena_frames);
   for (std::uint32_t f = 0; f < frames; f++) {
     auto r = migrate_frame(*pool, f);
-    if (!r) EXPECT_EQ(r.error(), Errc::invalid_argument);  // never busy
+    if (!r) {
+      EXPECT_EQ(r.error(), Errc::invalid_argument);  // never busy
+    }
   }
   EXPECT_EQ(pool->stats().migrate_busy, 0u);
   EXPECT_EQ(std::memcmp(p, b.data(), b.size()), 0);
