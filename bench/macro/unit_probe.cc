@@ -296,8 +296,7 @@ int run(const char* path, const std::vector<unsigned>& units_k,
                     std::to_string(static_cast<double>(r.stored) / 1048576.0).substr(0, 6) + " | " +
                     col(m.runs_tails) + " | " +
                     col(real_pool_frames(r.sizes, std::size_t{k} * 1024)) + " | " +
-                    col(m.family[0]) + " | " + col(m.family[1]) + " | " + col(m.family[2]) +
-                    " |\n";
+                    col(m.family[0]) + " | " + col(m.family[1]) + " | " + col(m.family[2]) + " |\n";
         }
       }
     }

@@ -18,7 +18,9 @@ unsigned long err(long e) { return static_cast<unsigned long>(-e); }
 
 extern "C" {
 
-struct zs_pool* zs_create_pool(const char* name) { return zs_create_pool_ext(name, nullptr); }
+struct zs_pool* zs_create_pool(const char* name) {
+  return zs_create_pool_ext(name, nullptr);
+}
 
 struct zs_pool* zs_create_pool_ext(const char* name, const struct zs_pool_options* opts) {
   uzram::PoolOptions o;

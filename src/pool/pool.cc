@@ -74,10 +74,10 @@ void Pool::check_invariants() const noexcept { impl(this)->check_invariants_impl
 PoolImpl::PoolImpl(const PoolOptions& options, TranslationMode mode) noexcept
     : options_(options),
       geo_(options.chain_size),
-      max_run_frames_(options.max_object_size > kFrameSize
-                          ? static_cast<unsigned>((options.max_object_size + kFrameSize - 1) /
-                                                  kFrameSize)
-                          : 0),
+      max_run_frames_(
+          options.max_object_size > kFrameSize
+              ? static_cast<unsigned>((options.max_object_size + kFrameSize - 1) / kFrameSize)
+              : 0),
       kernel_rwlock_(mode == TranslationMode::kernel_rwlock),
       deferred_worker_([this] { deferred_free_job(); }),
       compact_worker_([this] { background_compact(); }) {

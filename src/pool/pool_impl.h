@@ -69,8 +69,7 @@ class PoolImpl final : public Pool {
   Result<Handle> alloc_impl(std::size_t size) noexcept;
   // Allocates an object of `size` bytes in class c (a run class: a large object whose
   // tail handle is `tail`, 0 = none). Protocol: docs/locking.md#alloc.
-  Result<Handle> alloc_in(SizeClass& c, std::size_t size, Handle tail) noexcept
-      ZS_EXCLUDES(c.lock);
+  Result<Handle> alloc_in(SizeClass& c, std::size_t size, Handle tail) noexcept ZS_EXCLUDES(c.lock);
   // docs/locking.md#large-objects: tail first, then the run.
   Result<Handle> alloc_large(std::size_t size) noexcept;
   void free_impl(Handle handle) noexcept;
@@ -149,8 +148,7 @@ class PoolImpl final : public Pool {
   // A large object's tail (a small object): copies its first `len` bytes out to / in from
   // buf under its zspage read lock, taken and dropped here.
   template <typename T>
-  void tail_copy(Handle tail, void* buf, std::size_t len, bool in) noexcept
-      ZS_EXCLUDES(pool_lock_);
+  void tail_copy(Handle tail, void* buf, std::size_t len, bool in) noexcept ZS_EXCLUDES(pool_lock_);
   // The tail handle of a large object (index of a run class, entry validated).
   Handle tail_of(std::uint32_t index) const noexcept {
     // relaxed: written before the entry's release store, which the caller's validation

@@ -116,13 +116,12 @@ void PoolImpl::check_large(const SizeClass& c, std::uint32_t index, std::uint32_
   ZS_CHECK(e != nullptr, "large object %u: tail handle %#llx out of range (L1)", index,
            static_cast<unsigned long long>(tail));
   const std::uint64_t v = e->load(std::memory_order_relaxed);
-  ZS_CHECK(HandleTable::is_allocated(v) &&
-               HandleTable::gen_of(v) == HandleTable::gen_of_handle(tail) &&
-               !is_run_class(handles_.group_of(ti)) && HandleTable::decode(v).size == s.tail &&
-               s.tail <= geo_.max_tail(),
-           "large object %u: tail %#llx (entry %#llx) is not a live small object of %u bytes (L1)",
-           index, static_cast<unsigned long long>(tail), static_cast<unsigned long long>(v),
-           s.tail);
+  ZS_CHECK(
+      HandleTable::is_allocated(v) && HandleTable::gen_of(v) == HandleTable::gen_of_handle(tail) &&
+          !is_run_class(handles_.group_of(ti)) && HandleTable::decode(v).size == s.tail &&
+          s.tail <= geo_.max_tail(),
+      "large object %u: tail %#llx (entry %#llx) is not a live small object of %u bytes (L1)",
+      index, static_cast<unsigned long long>(tail), static_cast<unsigned long long>(v), s.tail);
   tails->push_back(ti);
 }
 
@@ -159,8 +158,7 @@ void PoolImpl::check_handles() const noexcept {
                    "zspage %u slot %u: free, or named by two handles (H2)", id, loc.obj);
           taken[loc.obj] = true;
           ZS_CHECK(loc.size <= c.size || is_run_class(i),  // a run: check_large
-                   "zspage %u slot %u: size %u > class %u", id, loc.obj,
-                   loc.size, c.size);
+                   "zspage %u slot %u: size %u > class %u", id, loc.obj, loc.size, c.size);
           live++;
         }
         ZS_CHECK(live == z->inuse, "zspage %u: %u handles name it, inuse %u (Z1)", id, live, z->inuse);

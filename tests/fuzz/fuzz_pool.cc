@@ -51,8 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   while (!in.empty()) {
     const std::uint8_t op = in.u8() % 9;
     if (op <= 2 || model.empty()) {  // alloc + write
-      const std::size_t sz = max > 4096 ? (in.u16() | (in.u8() & 1) << 16) % (max + 2)
-                                        : in.u16() % 4098;
+      const std::size_t sz =
+          max > 4096 ? (in.u16() | (in.u8() & 1) << 16) % (max + 2) : in.u16() % 4098;
       auto h = pool->alloc(sz);
       if (sz == 0 || sz > max) {
         if (h) __builtin_trap();
