@@ -1,6 +1,7 @@
 // uzram/pool.h - Pool: a userspace zsmalloc. Start here.
 //
-// A dense, handle-based allocator for objects of 1..4096 bytes (compressed pages), with
+// A dense, handle-based allocator for objects of 1..4096 bytes (compressed pages; up to
+// 64 KiB with PoolOptions::max_object_size, docs/units.md), with
 // Linux 6.18 zsmalloc's geometry: 255 size-class slots 16 bytes apart from 32, zspages of
 // 1..chain_size chained 4 KiB frames (objects may straddle frames), 12 fullness groups,
 // compaction that moves objects while handles stay valid, deferred free (and, inside,
@@ -54,6 +55,10 @@ struct PoolOptions {
   // With auto_compact_frames: compact on a background thread (true) or inline in the
   // free() that crossed the threshold (false).
   bool background_compact = true;
+  // The largest object alloc() accepts: 4096 (the kernel's ZS_MAX_ALLOC_SIZE) up to 65536.
+  // An object above 4096 bytes is a *large object*: a run of whole frames (its own zspage)
+  // plus a tail in the small classes (docs/units.md#pool-objects-larger-than-a-frame).
+  std::size_t max_object_size = kMaxObjectSize;
 };
 
 struct PoolStats {
@@ -72,6 +77,9 @@ struct PoolStats {
   std::uint64_t idle_frames = 0;      // freed frames still resident, awaiting reuse or decay
   std::uint64_t frames_returned = 0;  // frames given back to the OS (madvise), cumulative
   std::uint64_t idle_reused = 0;      // frame allocations served by idle frames, cumulative
+  // Large objects live (each also uses an object slot in its run class and, when it has a
+  // tail, one in a small class: both are in objs_used).
+  std::uint64_t large_objects = 0;
 };
 
 // Where the pool's resident memory is, in bytes (Pool::memory(); pages counted with
@@ -105,8 +113,9 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  // Allocates an object of `size` bytes (1..4096). Errors: invalid_argument (size 0),
-  // too_large (> 4096), no_memory. The contents are undefined until write().
+  // Allocates an object of `size` bytes (1..max_object_size()). Errors: invalid_argument
+  // (size 0), too_large (> max_object_size()), no_memory. The contents are undefined until
+  // write().
   [[nodiscard]] Result<Handle> alloc(std::size_t size) noexcept;
   // Frees; aborts on an invalid or already freed handle.
   void free(Handle handle) noexcept;
@@ -121,6 +130,9 @@ class Pool {
   // Pins the object and returns its bytes: a direct pointer when the object lies in one
   // frame, else a copy in `local_copy` (at least object_size() bytes; may be null only
   // for objects that do not span). Must be paired with read_end(); may sleep in between.
+  // A large object (> 4096 bytes) is always gathered into local_copy (never null), and
+  // no lock is held between read_begin and read_end for it: the zspage read-lock contract
+  // above is for objects of at most 4096 bytes (docs/locking.md#large-objects).
   [[nodiscard]] const void* read_begin(Handle handle, void* local_copy) noexcept;
   void read_end(Handle handle, const void* mem) noexcept;
   // Copies `len` bytes (<= object_size()) into the object.
@@ -140,6 +152,11 @@ class Pool {
   // Kernel names: zs_get_total_pages, zs_huge_class_size, zs_lookup_class_index.
   [[nodiscard]] std::size_t total_pages() const noexcept;
   [[nodiscard]] std::size_t huge_class_size() const noexcept;
+  // PoolOptions::max_object_size, and the raw-storage threshold for data of that size:
+  // huge_class_size() scaled by max_object_size / 4096 (equal to it at 4096). A caller
+  // storing compressed units of max_object_size bytes keeps one raw from this size on.
+  [[nodiscard]] std::size_t max_object_size() const noexcept;
+  [[nodiscard]] std::size_t huge_object_size() const noexcept;
   [[nodiscard]] unsigned lookup_class_index(std::size_t size) const noexcept;
   [[nodiscard]] PoolStats stats() const noexcept;
   // Walks the pool's mappings with mincore: costs one byte of vector per 4 KiB mapped.

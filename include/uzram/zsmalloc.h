@@ -66,6 +66,23 @@ struct zs_pool_stats {
 struct zs_pool *zs_create_pool(const char *name);
 void zs_destroy_pool(struct zs_pool *pool);
 
+/* uzram: a pool with options (docs/units.md). Zero-initialise the struct: a field at 0
+ * means its default, also for fields added later. */
+struct zs_pool_options {
+  /* 0 or 4096: the kernel's limit (larger sizes: -ENOSPC); up to 65536. With a larger
+   * limit, zs_obj_read_begin's local_copy must hold the object (max_object_size bytes
+   * suffice), and objects above 4096 bytes are always copied into it. */
+  size_t max_object_size;
+  /* 0: 8 (CONFIG_ZSMALLOC_CHAIN_SIZE); else 4..16. */
+  unsigned int chain_size;
+};
+/* zs_create_pool(name) is zs_create_pool_ext(name, NULL). Returns NULL for an invalid
+ * option or when out of memory. */
+struct zs_pool *zs_create_pool_ext(const char *name, const struct zs_pool_options *opts);
+/* The raw-storage threshold for data of max_object_size bytes: zs_huge_class_size scaled
+ * by max_object_size / 4096 (equal to it for a pool made by zs_create_pool). */
+size_t zs_huge_object_size(struct zs_pool *pool);
+
 unsigned long zs_malloc(struct zs_pool *pool, size_t size, gfp_t flags, const int nid);
 void zs_free(struct zs_pool *pool, unsigned long obj);
 /* Frees n handles at once (uzram; not in the kernel): grouped by size class, so each

@@ -96,10 +96,27 @@ template <typename T>
 const void* PoolImpl::read_begin_impl(Handle h, void* local_copy) noexcept {
   ZsPage* z;
   const std::uint64_t v = lock_object<T>(h, "read_begin", z);
-  const Location loc = HandleTable::decode(v);
   // The handle's class is its index's group (no read of the descriptor's class field).
-  const SizeClass& c =
-      classes_[handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h)))];
+  const std::uint32_t index = HandleTable::index_of(static_cast<std::uint64_t>(h));
+  const SizeClass& c = classes_[handles_.group_of(index)];
+  if (is_run_class(c.index)) {  // a large object: gather run and tail, hold no lock after
+    const std::uint32_t size = HandleTable::decode_large(v).size;
+    const Handle tail = tail_of(index);
+    if (local_copy == nullptr) {
+      z->lock.unlock_read();
+      ZS_FATAL("read_begin: object of %u bytes is larger than a frame and local_copy is NULL",
+               size);
+    }
+    const std::size_t run =
+        std::min<std::size_t>(size, std::size_t{c.pages_per_zspage} * kFrameSize);
+    copy_out(z, 0, local_copy, run);
+    z->lock.unlock_read();
+    if (tail != Handle{0}) {
+      tail_copy<T>(tail, static_cast<std::byte*>(local_copy) + run, size - run, false);
+    }
+    return local_copy;
+  }
+  const Location loc = HandleTable::decode(v);
   const std::size_t off = payload_offset(c, loc.obj);
   const void* mem = local_copy;
   if ((off & (kFrameSize - 1)) + loc.size <= kFrameSize) {
@@ -120,6 +137,10 @@ void PoolImpl::read_end_impl(Handle h) noexcept {
   // zspage read lock taken in read_begin, so the entry is the one we validated.
   const std::uint64_t v = e->load(std::memory_order_relaxed);
   check_entry(v, h, "read_end");
+  // A large object's read_begin returned with no lock held.
+  if (is_run_class(handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h))))) {
+    return;
+  }
   ZsPage* z = zspages_.get(HandleTable::decode(v).zspage);
   z->lock.assert_read_held();  // taken by read_begin
   z->lock.unlock_read();
@@ -130,21 +151,53 @@ template <typename T>
 void PoolImpl::write_impl(Handle h, const void* src, std::size_t len) noexcept {
   ZsPage* z;
   const std::uint64_t v = lock_object<T>(h, "write", z);
-  const Location loc = HandleTable::decode(v);
+  const std::uint32_t index = HandleTable::index_of(static_cast<std::uint64_t>(h));
+  const SizeClass& c = classes_[handles_.group_of(index)];
+  const bool large = is_run_class(c.index);
+  const Location loc = large ? HandleTable::decode_large(v) : HandleTable::decode(v);
   if (len > loc.size) {
     z->lock.unlock_read();
     ZS_FATAL("write: %zu bytes into an object of %u bytes (handle %#llx)", len, loc.size,
              static_cast<unsigned long long>(h));
   }
+  if (!large) {
+    copy_in(z, payload_offset(c, loc.obj), src, len);
+    z->lock.unlock_read();
+    return;
+  }
+  // A large object: the run's part under the run's read lock, then the tail's under its.
+  const std::size_t run = std::min<std::size_t>(len, std::size_t{c.pages_per_zspage} * kFrameSize);
+  const Handle tail = tail_of(index);
+  copy_in(z, 0, src, run);
+  z->lock.unlock_read();
+  if (len > run) {
+    tail_copy<T>(tail, const_cast<std::byte*>(static_cast<const std::byte*>(src)) + run, len - run,
+                 true);
+  }
+}
+
+template <typename T>
+void PoolImpl::tail_copy(Handle tail, void* buf, std::size_t len, bool in) noexcept {
+  ZsPage* z;
+  const std::uint64_t v = lock_object<T>(tail, in ? "write" : "read_begin", z);
+  const Location loc = HandleTable::decode(v);
+  ZS_CHECK(len <= loc.size, "large object: tail of %u bytes, %zu expected", loc.size, len);
   const SizeClass& c =
-      classes_[handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h)))];
-  copy_in(z, payload_offset(c, loc.obj), src, len);
+      classes_[handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(tail)))];
+  if (in) {
+    copy_in(z, payload_offset(c, loc.obj), buf, len);
+  } else {
+    copy_out(z, payload_offset(c, loc.obj), buf, len);
+  }
   z->lock.unlock_read();
 }
 
 std::size_t PoolImpl::object_size_impl(Handle h) const noexcept {
   const std::uint64_t v = entry_of(h, "object_size")->load(std::memory_order_acquire);
   check_entry(v, h, "object_size");
+  if (is_run_class(handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h))))) {
+    return HandleTable::decode_large(v).size;
+  }
   return HandleTable::decode(v).size;
 }
 

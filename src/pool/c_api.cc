@@ -19,12 +19,22 @@ unsigned long err(long e) { return static_cast<unsigned long>(-e); }
 extern "C" {
 
 struct zs_pool* zs_create_pool(const char* name) {
+  return zs_create_pool_ext(name, nullptr);
+}
+
+struct zs_pool* zs_create_pool_ext(const char* name, const struct zs_pool_options* opts) {
   uzram::PoolOptions o;
   o.name = name ? name : "";
+  if (opts) {
+    if (opts->max_object_size != 0) o.max_object_size = opts->max_object_size;
+    if (opts->chain_size != 0) o.chain_size = opts->chain_size;
+  }
   auto r = Pool::create(o);
   if (!r) return nullptr;
   return reinterpret_cast<zs_pool*>(std::move(r).value().release());
 }
+
+size_t zs_huge_object_size(struct zs_pool* pool) { return P(pool)->huge_object_size(); }
 
 void zs_destroy_pool(struct zs_pool* pool) { delete P(pool); }
 

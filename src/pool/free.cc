@@ -29,7 +29,8 @@ void PoolImpl::check_entry(std::uint64_t v, Handle h, const char* op) noexcept {
 // docs/locking.md#free steps 3-5.
 void PoolImpl::free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v, ReleaseBatch& batch,
                            bool* kick) noexcept {
-  const Location loc = HandleTable::decode(v);
+  const Location loc =
+      is_run_class(c.index) ? HandleTable::decode_large(v) : HandleTable::decode(v);
   ZsPage* z = zspages_.get(loc.zspage);
   obj_push_locked(c, z, loc.obj, index, HandleTable::next_gen(HandleTable::gen_of(v)));
   c.obj_used--;
@@ -49,7 +50,10 @@ void PoolImpl::after_free(SizeClass& c, ReleaseBatch& batch, bool kick,
                           std::uint64_t freeable) noexcept {
   release(batch);
   if (kick) deferred_worker_.kick();
-  if (freeable && freeable >= options_.auto_compact_frames) maybe_auto_compact(c, freeable);
+  // Run classes are never compacted (one object per zspage).
+  if (freeable && freeable >= options_.auto_compact_frames && !is_run_class(c.index)) {
+    maybe_auto_compact(c, freeable);
+  }
 }
 
 // Protocol: docs/locking.md#free. A handle's index lives in its class's handle chunks
@@ -65,12 +69,15 @@ void PoolImpl::free_impl(Handle h) noexcept {
   // relaxed: under c.lock, which orders every writer of this class's allocated entries.
   const std::uint64_t v = e->load(std::memory_order_relaxed);
   check_entry(v, h, "free");
+  // A large object: its run goes first, then its tail (docs/locking.md#large-objects).
+  const Handle tail = is_run_class(c.index) ? tail_of(index) : Handle{0};
   ReleaseBatch batch;
   bool kick = false;
   free_locked(c, index, v, batch, &kick);  // steps 3-5
   const std::uint64_t freeable = options_.auto_compact_frames ? c.freeable_locked() : 0;
   c.lock.unlock();
   after_free(c, batch, kick, freeable);  // step 6
+  if (tail != Handle{0}) free_impl(tail);
 }
 
 // Protocol: docs/locking.md#free-batch. Handles go in chunks of kChunk: the chunk is
@@ -100,8 +107,13 @@ void PoolImpl::free_batch_impl(const Handle* handles, std::size_t n) noexcept {
       }
       std::atomic<std::uint64_t>* e = entry_of(h, "free_batch");
       __builtin_prefetch(e, 1);
-      cls[i] = static_cast<std::uint16_t>(
-          handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h))));
+      const unsigned g = handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h)));
+      if (is_run_class(g)) {  // a large object: run and tail, one by one
+        free_impl(h);
+        cls[i] = kSlots;
+        continue;
+      }
+      cls[i] = static_cast<std::uint16_t>(g);
       start[cls[i]]++;
     }
     unsigned sum = 0;

@@ -13,12 +13,17 @@ HandleTable::~HandleTable() {
   for (std::size_t i = 0; i < max_chunks_; i++) {
     std::atomic<std::uint64_t>* c = chunks_[i].load(std::memory_order_relaxed);
     if (c) munmap(c, std::size_t{kChunkEntries} * 8);
+    if (aux_) {
+      std::atomic<std::uint64_t>* a = aux_[i].load(std::memory_order_relaxed);
+      if (a) munmap(a, std::size_t{kChunkEntries} * 8);
+    }
   }
   munmap(chunks_, max_chunks_ * sizeof(*chunks_));
+  if (aux_) munmap(aux_, max_chunks_ * sizeof(*aux_));
   if (meta_) munmap(meta_, max_chunks_ * sizeof(*meta_));
 }
 
-Result<void> HandleTable::init(std::size_t max_handles) noexcept {
+Result<void> HandleTable::init(std::size_t max_handles, unsigned aux_from) noexcept {
   // Every group may hold one partly used chunk beyond what max_handles fills; indexes are
   // 32-bit, so at most 2^20 - 1 chunks.
   max_chunks_ = (max_handles + kChunkEntries - 1) / kChunkEntries + kGroups;
@@ -32,6 +37,13 @@ Result<void> HandleTable::init(std::size_t max_handles) noexcept {
            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return Errc::no_memory;
   meta_ = static_cast<ChunkMeta*>(p);
+  aux_from_ = aux_from;
+  if (aux_from < kGroups) {
+    p = mmap(nullptr, max_chunks_ * sizeof(*aux_), PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return Errc::no_memory;
+    aux_ = static_cast<std::atomic<std::atomic<std::uint64_t>*>*>(p);
+  }
   return {};
 }
 
@@ -46,6 +58,16 @@ bool HandleTable::grow(unsigned group) noexcept {
   void* p = mmap(nullptr, std::size_t{kChunkEntries} * 8, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return false;
+  if (group >= aux_from_) {
+    void* a = mmap(nullptr, std::size_t{kChunkEntries} * 8, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED) {
+      munmap(p, std::size_t{kChunkEntries} * 8);
+      return false;
+    }
+    // relaxed: published by the release store of the entry chunk below.
+    aux_[chunk].store(static_cast<std::atomic<std::uint64_t>*>(a), std::memory_order_relaxed);
+  }
   meta_[chunk].group = static_cast<std::uint16_t>(group);
   if (chunk == 0) meta_[0].touched.store(1, std::memory_order_relaxed);  // index 0 is never a handle
   // release: pairs with the acquire in entry() and for_each_allocated().
@@ -90,7 +112,7 @@ std::size_t HandleTable::metadata_bytes() const noexcept {
   for (std::uint32_t k = 0; k < n; k++) {
     // relaxed: statistics.
     const std::size_t used = meta_[k].touched.load(std::memory_order_relaxed);
-    bytes += (used * 8 + 4095) / 4096 * 4096;
+    bytes += (used * 8 + 4095) / 4096 * (meta_[k].group >= aux_from_ ? 2 : 1) * 4096;
   }
   return bytes;
 }
@@ -104,6 +126,11 @@ std::size_t HandleTable::resident_bytes() const noexcept {
     // acquire: pairs with the release store in grow() (the chunk is mapped).
     const auto* c = chunks_[k].load(std::memory_order_acquire);
     bytes += resident_bytes_of(c, std::size_t{kChunkEntries} * 8);
+    // relaxed: published with the entry chunk (acquire above).
+    if (aux_ && aux_[k].load(std::memory_order_relaxed)) {
+      bytes += resident_bytes_of(aux_[k].load(std::memory_order_relaxed),
+                                 std::size_t{kChunkEntries} * 8);
+    }
   }
   return bytes;
 }

@@ -8,6 +8,12 @@
 //               bits 24..51 zspage id | bits 52..63 gen
 //   parked:     bit 0 = 0 | bits 1..11 free slot in its zspage | bits 12..43 next parked
 //               index of that zspage (0 = none) | bits 52..63 gen
+//   large:      (an allocated entry of a run class's group, docs/units.md) bit 0 = 1 |
+//               bits 1..23 size - 1 (the object index is always 0) | zspage id and gen as
+//               above. Which layout an entry has follows from its group.
+// Run-class groups (group >= aux_from, set at init) also have an *aux* word per entry, in
+// a chunk mapped with the entry chunk: the large object's tail handle (0 = no tail),
+// written before the entry is published and constant while the object lives.
 // An index is bound to one slot of one zspage descriptor of its class: allocated while
 // the slot holds an object, parked while it is free (the zspage's free list, threaded
 // through the entries: pool/zspage.h). A never-used index reads 0 (parked, gen 0).
@@ -44,7 +50,9 @@ class HandleTable {
  public:
   static constexpr unsigned kChunkShift = 12;  // 4 Ki entries (32 KiB) per chunk
   static constexpr std::uint32_t kChunkEntries = 1u << kChunkShift;
-  static constexpr unsigned kGroups = 256;  // one per size-class slot
+  // One per size-class slot (255) and run class (16: runs of 1..16 frames), plus an
+  // unused one (kGroups also means "every group" in for_each_allocated).
+  static constexpr unsigned kGroups = 272;
   static constexpr std::uint64_t kAllocated = 1;
   static constexpr unsigned kGenShift = 52;
 
@@ -53,7 +61,8 @@ class HandleTable {
   HandleTable(const HandleTable&) = delete;
   HandleTable& operator=(const HandleTable&) = delete;
 
-  [[nodiscard]] Result<void> init(std::size_t max_handles) noexcept;
+  // Groups from aux_from up (kGroups: none) get an aux word per entry.
+  [[nodiscard]] Result<void> init(std::size_t max_handles, unsigned aux_from = kGroups) noexcept;
 
   // A group's state is guarded by a lock of the caller's, `group_lock`: the pool uses the
   // size class as the group and its class lock as the guard (an object never changes
@@ -80,6 +89,22 @@ class HandleTable {
     return chunks_[index >> kChunkShift].load(std::memory_order_acquire) + (index & (kChunkEntries - 1));
   }
 
+  // The aux word of an index of a group >= aux_from (the entry exists).
+  std::atomic<std::uint64_t>* aux(std::uint32_t index) const noexcept {
+    // acquire: pairs with the release store of the entry chunk in grow() (aux first).
+    return aux_[index >> kChunkShift].load(std::memory_order_acquire) +
+           (index & (kChunkEntries - 1));
+  }
+
+  static std::uint64_t encode_large(std::uint32_t zspage, std::uint32_t size,
+                                    std::uint64_t gen) noexcept {
+    return kAllocated | (std::uint64_t{size - 1} << 1) | (std::uint64_t{zspage} << 24) |
+           (gen << kGenShift);
+  }
+  static Location decode_large(std::uint64_t e) noexcept {
+    return {static_cast<std::uint32_t>((e >> 24) & ((1u << 28) - 1)), 0,
+            static_cast<std::uint32_t>(((e >> 1) & 0x7fffff) + 1)};
+  }
   static std::uint64_t encode(const Location& l, std::uint64_t gen) noexcept {
     return kAllocated | (std::uint64_t{l.obj} << 1) | (std::uint64_t{l.size - 1} << 12) |
            (std::uint64_t{l.zspage} << 24) | (gen << kGenShift);
@@ -146,6 +171,9 @@ class HandleTable {
 
   std::atomic<std::atomic<std::uint64_t>*>* chunks_ = nullptr;  // directory; immutable pointer after init
   ChunkMeta* meta_ = nullptr;                                   // per chunk; immutable pointer
+  // Aux chunks of aux groups' entry chunks (null for others); same directory shape.
+  std::atomic<std::atomic<std::uint64_t>*>* aux_ = nullptr;
+  unsigned aux_from_ = kGroups;
   std::size_t max_chunks_ = 0;
   // Indexes below limit_ exist (their chunk is mapped). Written under grow_lock_.
   std::atomic<std::uint32_t> limit_{0};

@@ -132,8 +132,8 @@ void PoolImpl::lock_zspage_frames(ZsPage* z) noexcept {
 // zspages off list 0 under the class lock, then frees each holding neither the pool lock
 // nor the class lock while it waits for frames (docs/locking.md#deferred-free).
 void PoolImpl::deferred_free_job() noexcept {
-  for (unsigned i = 0; i < kSlots; i++) {
-    if (!geo_.is_real(i)) continue;
+  for (unsigned i = 0; i < kMaxClasses; i++) {
+    if (!is_class(i)) continue;
     SizeClass& c = classes_[i];
     for (;;) {
       c.lock.lock();  // step 1

@@ -17,6 +17,9 @@ Result<std::unique_ptr<Pool>> create_pool(const PoolOptions& options,
   if (options.max_bytes < kFrameSize * kMaxChain || options.max_bytes > (std::size_t{1} << 40)) {
     return Errc::invalid_argument;
   }
+  if (options.max_object_size < kMaxObjectSize || options.max_object_size > kMaxLargeObjectSize) {
+    return Errc::invalid_argument;
+  }
   std::unique_ptr<PoolImpl> p(new (std::nothrow) PoolImpl(options, mode));
   if (!p) return Errc::no_memory;
   if (auto r = p->init(); !r) return r.error();
@@ -52,6 +55,10 @@ void Pool::flush_deferred() noexcept { impl(this)->flush_deferred_impl(); }
 std::size_t Pool::release_idle_frames() noexcept { return impl(this)->release_idle_frames_impl(); }
 std::size_t Pool::total_pages() const noexcept { return impl(this)->total_pages_impl(); }
 std::size_t Pool::huge_class_size() const noexcept { return impl(this)->geometry().huge_class_size(); }
+std::size_t Pool::max_object_size() const noexcept { return impl(this)->opts().max_object_size; }
+std::size_t Pool::huge_object_size() const noexcept {
+  return uzram::huge_object_size(impl(this)->opts().max_object_size, huge_class_size());
+}
 unsigned Pool::lookup_class_index(std::size_t size) const noexcept {
   const Geometry& g = impl(this)->geometry();
   return g.class_of_slot(Geometry::slot_for(size));
@@ -67,6 +74,10 @@ void Pool::check_invariants() const noexcept { impl(this)->check_invariants_impl
 PoolImpl::PoolImpl(const PoolOptions& options, TranslationMode mode) noexcept
     : options_(options),
       geo_(options.chain_size),
+      max_run_frames_(
+          options.max_object_size > kFrameSize
+              ? static_cast<unsigned>((options.max_object_size + kFrameSize - 1) / kFrameSize)
+              : 0),
       kernel_rwlock_(mode == TranslationMode::kernel_rwlock),
       deferred_worker_([this] { deferred_free_job(); }),
       compact_worker_([this] { background_compact(); }) {
@@ -79,15 +90,27 @@ PoolImpl::PoolImpl(const PoolOptions& options, TranslationMode mode) noexcept
     c.pages_per_zspage = ci.pages_per_zspage;
     c.huge = ci.huge;
   }
+  for (unsigned f = 1; f <= max_run_frames_; f++) {  // run classes: one object per zspage
+    SizeClass& c = classes_[run_index(f)];
+    c.index = static_cast<std::uint16_t>(run_index(f));
+    c.size = f * kFrameSize;
+    c.objs_per_zspage = 1;
+    c.pages_per_zspage = static_cast<std::uint8_t>(f);
+    c.huge = true;
+  }
 }
 
 Result<void> PoolImpl::init() noexcept {
   if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms); !r) {
     return r;
   }
-  if (auto r = handles_.init(options_.max_bytes / kMinAllocSize); !r) return r;
-  // Zspage ids must fit the 28-bit frame owner and handle fields (ZsPageTable).
-  if (auto r = zspages_.init(arena_.max_frames(), options_.chain_size); !r) return r;
+  // Run classes' handles carry an aux word (the tail handle).
+  const unsigned aux_from = max_run_frames_ ? kSlots : HandleTable::kGroups;
+  if (auto r = handles_.init(options_.max_bytes / kMinAllocSize, aux_from); !r) return r;
+  // Zspage ids must fit the 28-bit frame owner and handle fields (ZsPageTable); runs
+  // longer than the chain need descriptor tables of their length.
+  const unsigned longest = std::max(options_.chain_size, max_run_frames_);
+  if (auto r = zspages_.init(arena_.max_frames(), longest); !r) return r;
   return {};
 }
 
@@ -96,8 +119,8 @@ PoolImpl::~PoolImpl() {
   deferred_worker_.flush();
   deferred_worker_.stop();
   std::uint64_t live = 0;
-  for (unsigned i = 0; i < kSlots; i++) {
-    if (!geo_.is_real(i)) continue;
+  for (unsigned i = 0; i < kMaxClasses; i++) {
+    if (!is_class(i)) continue;
     SpinGuard g(classes_[i].lock);  // no other user is left; the analysis wants it held
     live += classes_[i].obj_used;
   }
@@ -289,8 +312,29 @@ void PoolImpl::release(ReleaseBatch& batch) noexcept {
 // Protocol: docs/locking.md#alloc.
 Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
   if (size == 0) return Errc::invalid_argument;
-  if (size > kMaxObjectSize) return Errc::too_large;
-  SizeClass& c = classes_[geo_.class_of_slot(Geometry::slot_for(size))];  // no header
+  if (size > options_.max_object_size) return Errc::too_large;
+  if (size > kFrameSize) return alloc_large(size);
+  // no header
+  return alloc_in(classes_[geo_.class_of_slot(Geometry::slot_for(size))], size, Handle{0});
+}
+
+// docs/locking.md#large-objects, alloc: the tail first (an ordinary small alloc), then the
+// run, whose entry is published with the tail handle already in its aux word. No lock is
+// held between the two; if the run fails the tail is freed and nothing leaks.
+Result<Handle> PoolImpl::alloc_large(std::size_t size) noexcept {
+  const LargeSplit s = split_large(size, geo_.max_tail());
+  Handle tail{0};
+  if (s.tail) {
+    auto t = alloc_in(classes_[geo_.class_of_slot(Geometry::slot_for(s.tail))], s.tail, Handle{0});
+    if (!t) return t.error();
+    tail = *t;
+  }
+  auto r = alloc_in(classes_[run_index(s.frames)], size, tail);
+  if (!r && tail != Handle{0}) free_impl(tail);
+  return r;
+}
+
+Result<Handle> PoolImpl::alloc_in(SizeClass& c, std::size_t size, Handle tail) noexcept {
   c.lock.lock();  // step 1
   ZsPageId id;
   ZsPage* z;
@@ -327,10 +371,16 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
   std::uint32_t index;
   std::uint64_t gen;
   const unsigned obj = obj_pop_locked(c, z, &index, &gen);  // step 5
+  std::uint64_t word;
+  if (is_run_class(c.index)) {
+    // relaxed: published by the entry's release store below.
+    handles_.aux(index)->store(static_cast<std::uint64_t>(tail), std::memory_order_relaxed);
+    word = HandleTable::encode_large(id, static_cast<std::uint32_t>(size), gen);
+  } else {
+    word = HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen);
+  }
   // release: pairs with the acquire loads in lock_object() (free reads under c.lock).
-  handles_.entry(index)->store(
-      HandleTable::encode({id, obj, static_cast<std::uint32_t>(size)}, gen),
-      std::memory_order_release);
+  handles_.entry(index)->store(word, std::memory_order_release);
   c.obj_used++;
   fix_fullness_locked(c, id, z);
   c.lock.unlock();

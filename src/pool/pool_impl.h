@@ -48,6 +48,18 @@ struct KernelTranslation {
   static constexpr bool kPoolLock = true;  // pool_lock_: read to translate, write to move
 };
 
+// Classes: the small ones (slots 0..254, geometry.h), then the run classes of large
+// objects (docs/units.md): frames 2..16 at run_class_index(frames) = 255..269, and the
+// 1-frame run at kRunClass1 (270). The 1-frame run has its own class, not the small huge
+// class, because its handle entries have the large layout (handle_table.h).
+inline constexpr unsigned kRunClass1 = kSlots + kMaxRunFrames - 1;
+inline constexpr unsigned kMaxClasses = kRunClass1 + 1;
+static_assert(kMaxClasses < HandleTable::kGroups);
+inline constexpr unsigned run_index(unsigned frames) noexcept {
+  return frames == 1 ? kRunClass1 : run_class_index(frames);
+}
+inline constexpr bool is_run_class(unsigned index) noexcept { return index >= kSlots; }
+
 class PoolImpl final : public Pool {
  public:
   PoolImpl(const PoolOptions& options, TranslationMode mode) noexcept;
@@ -55,6 +67,11 @@ class PoolImpl final : public Pool {
   Result<void> init() noexcept;
 
   Result<Handle> alloc_impl(std::size_t size) noexcept;
+  // Allocates an object of `size` bytes in class c (a run class: a large object whose
+  // tail handle is `tail`, 0 = none). Protocol: docs/locking.md#alloc.
+  Result<Handle> alloc_in(SizeClass& c, std::size_t size, Handle tail) noexcept ZS_EXCLUDES(c.lock);
+  // docs/locking.md#large-objects: tail first, then the run.
+  Result<Handle> alloc_large(std::size_t size) noexcept;
   void free_impl(Handle handle) noexcept;
   void free_batch_impl(const Handle* handles, std::size_t n) noexcept;
   template <typename T>
@@ -85,10 +102,20 @@ class PoolImpl final : public Pool {
   std::vector<ClassStats> class_stats_impl() const noexcept;
   void check_invariants_impl() const noexcept;
   void check_handles() const noexcept;
+  void check_large(const SizeClass& c, std::uint32_t index, std::uint32_t size,
+                   std::vector<std::uint32_t>* tails) const noexcept ZS_REQUIRES(c.lock);
   unsigned parked_chain(const SizeClass& c, ZsPageId id, const ZsPage* z,
                         std::vector<bool>* taken) const noexcept ZS_REQUIRES(c.lock);
 
   const PoolOptions& opts() const noexcept { return options_; }
+  // Whether index is a class this pool uses (a real small class, or a run class up to
+  // max_object_size).
+  bool is_class(unsigned index) const noexcept {
+    if (index < kSlots) return geo_.is_real(index);
+    if (index == kRunClass1) return max_run_frames_ >= 2;
+    return index < kRunClass1 && index - kSlots + 2 <= max_run_frames_;
+  }
+  unsigned max_run_frames() const noexcept { return max_run_frames_; }
   bool kernel_rwlock() const noexcept { return kernel_rwlock_; }
   CompactHoldHistogram hold_histogram() const noexcept;
   const Geometry& geometry() const noexcept { return geo_; }
@@ -118,6 +145,16 @@ class PoolImpl final : public Pool {
     return arena_.address(z->frames[off >> kFrameShift]) + (off & (kFrameSize - 1));
   }
   void copy_out(const ZsPage* z, std::size_t off, void* dst, std::size_t len) const noexcept;
+  // A large object's tail (a small object): copies its first `len` bytes out to / in from
+  // buf under its zspage read lock, taken and dropped here.
+  template <typename T>
+  void tail_copy(Handle tail, void* buf, std::size_t len, bool in) noexcept ZS_EXCLUDES(pool_lock_);
+  // The tail handle of a large object (index of a run class, entry validated).
+  Handle tail_of(std::uint32_t index) const noexcept {
+    // relaxed: written before the entry's release store, which the caller's validation
+    // (acquire, or the class lock) ordered before this load; constant while it lives.
+    return static_cast<Handle>(handles_.aux(index)->load(std::memory_order_relaxed));
+  }
   void copy_in(ZsPage* z, std::size_t off, const void* src, std::size_t len) noexcept;
   void copy_between(const ZsPage* from, std::size_t from_off, ZsPage* to, std::size_t to_off,
                     std::size_t len) noexcept;
@@ -186,6 +223,8 @@ class PoolImpl final : public Pool {
   // Immutable after construction:
   const PoolOptions options_;
   const Geometry geo_;
+  // The longest run (0: no large objects, max_object_size 4096).
+  const unsigned max_run_frames_;
 
   FrameArena arena_;
   // TranslationMode::kernel_rwlock: KernelTranslation. Read by every read_begin and write
@@ -201,8 +240,8 @@ class PoolImpl final : public Pool {
   // Spinning.
   RwSpinLock pool_lock_{LockLevel::pool, "pool"};
 
-  // One per slot; only real classes (geo_.is_real(i)) are used.
-  SizeClass classes_[kSlots];
+  // One per slot, then the run classes; only those with is_class(i) are used.
+  SizeClass classes_[kMaxClasses];
 
   // Atomic counters (relaxed: statistics; pages_allocated_ is zs_get_total_pages).
   std::atomic<std::uint64_t> pages_allocated_{0};

@@ -22,7 +22,7 @@ struct alignas(64) SizeClass {
   // Immutable after construction (read by every read_begin/write: kept on its own cache
   // line, away from the lock word that allocators and compactors write):
   std::uint16_t index = 0;
-  std::uint16_t size = 0;
+  std::uint32_t size = 0;  // a run class's: frames * 4096, up to 65536
   std::uint16_t objs_per_zspage = 0;
   std::uint8_t pages_per_zspage = 0;
   bool huge = false;

@@ -8,8 +8,8 @@ namespace uzram {
 std::vector<ClassStats> PoolImpl::class_stats_impl() const noexcept {
   std::vector<ClassStats> out;
   out.reserve(geo_.num_classes());
-  for (unsigned i = 0; i < kSlots; i++) {
-    if (!geo_.is_real(i)) continue;
+  for (unsigned i = 0; i < kMaxClasses; i++) {
+    if (!is_class(i)) continue;
     auto& c = const_cast<SizeClass&>(classes_[i]);  // the lock is logically mutable
     ClassStats s;
     s.index = i;
@@ -36,6 +36,7 @@ PoolStats PoolImpl::stats_impl() const noexcept {
     s.objs_allocated += c.obj_allocated;
     s.objs_used += c.obj_used;
     s.zspages += c.obj_allocated / c.objs_per_zspage;
+    if (is_run_class(c.index)) s.large_objects += c.obj_used;
   }
   s.total_pages = pages_allocated_.load(std::memory_order_relaxed);
   s.pages_compacted = pages_compacted_.load(std::memory_order_relaxed);

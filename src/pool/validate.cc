@@ -1,5 +1,6 @@
 // pool/validate.cc - check_invariants(): walks every class and zspage. Invariant numbers
 // refer to pool/zspage.h (Z), pool/size_class.h (C) and pool/handle_table.h (H).
+#include <algorithm>
 #include <vector>
 
 #include "pool/pool_impl.h"
@@ -33,8 +34,8 @@ unsigned PoolImpl::parked_chain(const SizeClass& c, ZsPageId id, const ZsPage* z
 
 void PoolImpl::check_invariants_impl() const noexcept {
   std::uint64_t frames = 0;
-  for (unsigned i = 0; i < kSlots; i++) {
-    if (!geo_.is_real(i)) continue;
+  for (unsigned i = 0; i < kMaxClasses; i++) {
+    if (!is_class(i)) continue;
     auto& c = const_cast<SizeClass&>(classes_[i]);
     SpinGuard guard(c.lock);
     std::uint64_t objs = 0, used = 0;
@@ -95,6 +96,35 @@ void PoolImpl::check_invariants_impl() const noexcept {
   check_handles();
 }
 
+// L1-L3 (docs/units.md): a live large object of `size` bytes in run class c (index
+// `index`) has the run split_large gives it, and its tail handle (when it has one) is an
+// allocated object of a small class of at most max_tail() bytes and the size the split
+// says; its index is added to *tails (L2: named by one run). A run class's zspage holds
+// at most one object (objs_per_zspage 1: Z1 above). Caller holds c.lock.
+void PoolImpl::check_large(const SizeClass& c, std::uint32_t index, std::uint32_t size,
+                           std::vector<std::uint32_t>* tails) const noexcept {
+  const LargeSplit s = split_large(size, geo_.max_tail());
+  ZS_CHECK(size > kFrameSize && size <= options_.max_object_size && s.frames == c.pages_per_zspage,
+           "large object %u: %u bytes in a run of %u frames (L1)", index, size,
+           static_cast<unsigned>(c.pages_per_zspage));
+  const auto tail = static_cast<std::uint64_t>(tail_of(index));
+  ZS_CHECK((tail != 0) == (s.tail != 0), "large object %u: tail handle %#llx, tail %u bytes (L1)",
+           index, static_cast<unsigned long long>(tail), s.tail);
+  if (!tail) return;
+  const std::uint32_t ti = HandleTable::index_of(tail);
+  const std::atomic<std::uint64_t>* e = handles_.entry(ti);
+  ZS_CHECK(e != nullptr, "large object %u: tail handle %#llx out of range (L1)", index,
+           static_cast<unsigned long long>(tail));
+  const std::uint64_t v = e->load(std::memory_order_relaxed);
+  ZS_CHECK(
+      HandleTable::is_allocated(v) && HandleTable::gen_of(v) == HandleTable::gen_of_handle(tail) &&
+          !is_run_class(handles_.group_of(ti)) && HandleTable::decode(v).size == s.tail &&
+          s.tail <= geo_.max_tail(),
+      "large object %u: tail %#llx (entry %#llx) is not a live small object of %u bytes (L1)",
+      index, static_cast<unsigned long long>(tail), static_cast<unsigned long long>(v), s.tail);
+  tails->push_back(ti);
+}
+
 // H2, Z1: every allocated handle entry names a live zspage of a class its size fits, a
 // slot that is not on the free list and that no other handle names, and every zspage
 // holds exactly inuse such slots. Uses the reverse index (one scan, grouped by zspage).
@@ -103,8 +133,9 @@ void PoolImpl::check_handles() const noexcept {
   ZS_CHECK(static_cast<bool>(rix.build(handles_, HandleTable::kGroups)), "check_invariants: no memory");
   std::uint64_t named = 0, used = 0;
   std::vector<bool> taken;
-  for (unsigned i = 0; i < kSlots; i++) {
-    if (!geo_.is_real(i)) continue;
+  std::vector<std::uint32_t> tails;  // tail handle indexes named by live runs
+  for (unsigned i = 0; i < kMaxClasses; i++) {
+    if (!is_class(i)) continue;
     auto& c = const_cast<SizeClass&>(classes_[i]);
     SpinGuard guard(c.lock);
     used += c.obj_used;
@@ -116,7 +147,9 @@ void PoolImpl::check_handles() const noexcept {
         unsigned live = 0;
         for (const ReverseIndex::Entry& r : rix.of(id)) {
           const std::uint64_t v = handles_.entry(r.index)->load(std::memory_order_relaxed);
-          const Location loc = HandleTable::decode(v);
+          const Location loc =
+              is_run_class(i) ? HandleTable::decode_large(v) : HandleTable::decode(v);
+          if (is_run_class(i)) check_large(c, r.index, loc.size, &tails);
           ZS_CHECK(HandleTable::is_allocated(v) && loc.zspage == id,
                    "handle index %u changed during check_invariants", r.index);
           ZS_CHECK(handles_.group_of(r.index) == i, "handle index %u of class %u is in group %u (H3)",
@@ -124,8 +157,8 @@ void PoolImpl::check_handles() const noexcept {
           ZS_CHECK(loc.obj < c.objs_per_zspage && !taken[loc.obj],
                    "zspage %u slot %u: free, or named by two handles (H2)", id, loc.obj);
           taken[loc.obj] = true;
-          ZS_CHECK(loc.size <= c.size, "zspage %u slot %u: size %u > class %u", id, loc.obj,
-                   loc.size, c.size);
+          ZS_CHECK(loc.size <= c.size || is_run_class(i),  // a run: check_large
+                   "zspage %u slot %u: size %u > class %u", id, loc.obj, loc.size, c.size);
           live++;
         }
         ZS_CHECK(live == z->inuse, "zspage %u: %u handles name it, inuse %u (Z1)", id, live, z->inuse);
@@ -136,6 +169,9 @@ void PoolImpl::check_handles() const noexcept {
       }
     }
   }
+  std::sort(tails.begin(), tails.end());
+  ZS_CHECK(std::adjacent_find(tails.begin(), tails.end()) == tails.end(),
+           "large objects: two runs name the same tail handle (L2)");
   const std::uint64_t allocated = rix.size();
   ZS_CHECK(named == used && allocated == used,
            "pool: %llu handles allocated, %llu name listed zspages, %llu objects in use (H2)",

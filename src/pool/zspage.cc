@@ -18,6 +18,7 @@ ZsPageTable::~ZsPageTable() {
 }
 
 Result<void> ZsPageTable::init(std::size_t max_frames, unsigned chain) noexcept {
+  // `chain` here is the longest zspage: the pool passes max(chain size, longest run).
   if (chain == 0 || chain > kMaxChain) return Errc::invalid_argument;
   chain_ = chain;
   index_bits_ = 28 - static_cast<unsigned>(std::bit_width(chain - 1));

@@ -1,7 +1,8 @@
 // libFuzzer target: the input is a program of pool operations (alloc, write, read,
 // free, free_batch, compact, migrate, pack) run against a reference model; every object's
 // bytes are checked, and check_invariants() runs after each mutation. Option bytes pick
-// the chain size, translation mode and decay (0: frames go back in free itself).
+// the chain size, translation mode, decay (0: frames go back in free itself) and, with bit
+// 0x10, a max_object_size above 4096 (large objects: runs + tails, docs/units.md).
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -39,18 +40,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (opt & 0x80) ? uzram::TranslationMode::kernel_rwlock : uzram::TranslationMode::validated;
   o.decay_ms = (opt & 0x40) ? 0 : 10000;
   o.max_bytes = std::size_t{8} << 20;  // small: exercise no_memory too
+  if (opt & 0x10) o.max_object_size = 4096 * (2 + in.u8() % 15);  // 8 KiB..64 KiB
   auto created = uzram::create_pool(o, mode);
   if (!created) return 0;
   std::unique_ptr<uzram::Pool> pool = std::move(created).value();
   std::map<std::uint64_t, std::vector<std::uint8_t>> model;
-  static std::uint8_t copy[4096];
+  static std::uint8_t copy[65536];
+  const std::size_t max = o.max_object_size;
   auto pick = [&](std::uint16_t k) { auto it = model.begin(); std::advance(it, k % model.size()); return it; };
   while (!in.empty()) {
     const std::uint8_t op = in.u8() % 9;
     if (op <= 2 || model.empty()) {  // alloc + write
-      const std::size_t sz = in.u16() % 4098;
+      const std::size_t sz =
+          max > 4096 ? (in.u16() | (in.u8() & 1) << 16) % (max + 2) : in.u16() % 4098;
       auto h = pool->alloc(sz);
-      if (sz == 0 || sz > 4096) {
+      if (sz == 0 || sz > max) {
         if (h) __builtin_trap();
         continue;
       }

@@ -31,6 +31,55 @@ static int same(const void *mem, size_t n, unsigned seed) {
   return memcmp(mem, want, n) == 0;
 }
 
+/* zs_create_pool_ext: the default keeps the kernel's limit; max_object_size allows up to
+ * 64 KiB objects, read back through local_copy; invalid options give NULL. */
+static void large_objects(void) {
+  static unsigned char big[65536], copy[65536], want[65536];
+  struct zs_pool_options o;
+  memset(&o, 0, sizeof o);
+  struct zs_pool *pool = zs_create_pool_ext("c_api_ext", &o);
+  CHECK(pool != NULL);
+  CHECK(zs_malloc(pool, 4097, 0, 0) == (unsigned long)-ENOSPC);
+  zs_destroy_pool(pool);
+  pool = zs_create_pool_ext("null_opts", NULL);
+  CHECK(pool != NULL && zs_malloc(pool, 4097, 0, 0) == (unsigned long)-ENOSPC);
+  if (pool) zs_destroy_pool(pool);
+
+  o.max_object_size = 65537;
+  CHECK(zs_create_pool_ext("bad", &o) == NULL);
+  o.max_object_size = 2048;
+  CHECK(zs_create_pool_ext("bad", &o) == NULL);
+  o.max_object_size = 32768;
+  o.chain_size = 17;
+  CHECK(zs_create_pool_ext("bad", &o) == NULL);
+  o.chain_size = 0;
+  pool = zs_create_pool_ext("c_api_ext", &o);
+  CHECK(pool != NULL);
+  if (pool == NULL) return;
+  CHECK(zs_huge_object_size(pool) == 8 * zs_huge_class_size(pool));
+  CHECK(zs_malloc(pool, 32769, 0, 0) == (unsigned long)-ENOSPC);
+  static const size_t sizes[] = {4097, 8192, 12345, 29000, 32768};
+  unsigned long hs[5];
+  for (unsigned i = 0; i < 5; i++) {
+    hs[i] = zs_malloc(pool, sizes[i], 0, 0);
+    CHECK(!IS_ERR_VALUE(hs[i]));
+    for (size_t k = 0; k < sizes[i]; k++) big[k] = (unsigned char)(k * 7 + i);
+    zs_obj_write(pool, hs[i], big, sizes[i]);
+  }
+  int ok = 1;
+  for (unsigned i = 0; i < 5; i++) {
+    for (size_t k = 0; k < sizes[i]; k++) want[k] = (unsigned char)(k * 7 + i);
+    void *mem = zs_obj_read_begin(pool, hs[i], copy);
+    if (memcmp(mem, want, sizes[i]) != 0) ok = 0;
+    zs_obj_read_end(pool, hs[i], mem);
+  }
+  CHECK(ok);
+  zs_compact(pool);
+  zs_free_batch(pool, hs, 5);
+  CHECK(zs_get_total_pages(pool) == 0);
+  zs_destroy_pool(pool);
+}
+
 int main(void) {
   static unsigned long handles[kObjects];
   static size_t sizes[kObjects];
@@ -110,8 +159,10 @@ int main(void) {
   zs_free_batch(pool, handles, kObjects);
   zs_free_batch(pool, handles, 0);
   CHECK(zs_get_total_pages(pool) == 0);
+  CHECK(zs_huge_object_size(pool) == zs_huge_class_size(pool));
   zs_destroy_pool(pool);
 
+  large_objects();
   printf("c_api_test: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -1,7 +1,9 @@
 // Stress (not a benchmark): worker threads alloc / write / read-and-verify (sleeping at
 // random while read-locked) / overwrite / free / free_batch, while a compactor and a
 // migrator run (and, with a short decay_ms, the idle-frame decay returns frames).
-// Every object is checksummed; at the end nothing may leak. Duration: UZRAM_STRESS_MS
+// Every object is checksummed; at the end nothing may leak. A pool with max_object_size
+// above 4096 also gets large objects (runs + tails, docs/units.md), a quarter of allocs.
+// Duration: UZRAM_STRESS_MS
 // (default 1500 ms per configuration), threads: UZRAM_STRESS_THREADS (default 4).
 #include <gtest/gtest.h>
 
@@ -35,11 +37,15 @@ struct Counters {
 void worker(Pool& pool, std::uint64_t seed, const std::atomic<bool>& stop, Counters& n,
             std::vector<Obj>& objs) {
   Random rng(seed);
-  unsigned char buf[4096], copy[4096];
+  std::vector<unsigned char> bufv(65536), copyv(65536);
+  unsigned char* buf = bufv.data();
+  unsigned char* copy = copyv.data();
+  const std::size_t max = pool.max_object_size();
   while (!stop.load(std::memory_order_relaxed)) {
     const unsigned op = static_cast<unsigned>(rng.uniform(100));
     if ((op < 30 && objs.size() < 4000) || objs.empty()) {
-      const auto size = static_cast<std::uint32_t>(rng.one_in(8) ? rng.range(1, 64) : rng.range(1, 4096));
+      auto size = static_cast<std::uint32_t>(rng.one_in(8) ? rng.range(1, 64) : rng.range(1, 4096));
+      if (max > 4096 && rng.one_in(4)) size = static_cast<std::uint32_t>(rng.range(4097, max));
       auto h = pool.alloc(size);
       ASSERT_TRUE(h) << h.error().message();
       const std::uint64_t s = rng.next();
@@ -117,7 +123,8 @@ void run_stress(const PoolOptions& options, TranslationMode mode = TranslationMo
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   pool->flush_deferred();
   pool->check_invariants();
-  unsigned char copy[4096];
+  std::vector<unsigned char> copyv(65536);
+  unsigned char* copy = copyv.data();
   for (auto& v : objs) {
     std::vector<Handle> rest;
     for (const Obj& o : v) {
@@ -155,6 +162,19 @@ TEST(StressTest, ShortDecay) {
   PoolOptions o;
   o.decay_ms = 16;
   run_stress(o);
+}
+
+TEST(StressTest, LargeObjects) {
+  PoolOptions o;
+  o.max_object_size = 65536;
+  run_stress(o);
+}
+
+TEST(StressTest, LargeObjectsKernelRwlock) {
+  PoolOptions o;
+  o.max_object_size = 32768;
+  o.chain_size = 4;
+  run_stress(o, TranslationMode::kernel_rwlock);
 }
 
 TEST(StressTest, AutoCompactionBackground) {

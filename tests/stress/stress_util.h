@@ -23,7 +23,7 @@ inline void fill_pattern(unsigned char* buf, std::size_t n, std::uint64_t seed) 
 }
 
 inline bool check_pattern(const void* p, std::size_t n, std::uint64_t seed) {
-  unsigned char tmp[4096];
+  unsigned char tmp[65536];  // the largest object (PoolOptions::max_object_size)
   fill_pattern(tmp, n, seed);
   return std::memcmp(tmp, p, n) == 0;
 }
