@@ -19,9 +19,7 @@
 #ifndef UZRAM_STORE_REGISTRY_H_
 #define UZRAM_STORE_REGISTRY_H_
 
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,7 +34,8 @@ class StoreRegistry {
  public:
   static constexpr unsigned kMaxStores = 1024;  // hot_add refuses more (ENOSPC)
 
-  StoreRegistry() noexcept = default;
+  // Aborts if it cannot allocate its few bytes of state.
+  StoreRegistry() noexcept;
   ~StoreRegistry();
   StoreRegistry(const StoreRegistry&) = delete;
   StoreRegistry& operator=(const StoreRegistry&) = delete;
@@ -60,11 +59,10 @@ class StoreRegistry {
   static std::string name_of(unsigned n);
 
  private:
-  // Protects stores_. Level: registry, a leaf (sync/lock_order.h): nothing is taken under
-  // it; stores are created and retired with it released. A null entry is a number
-  // reserved by a hot_add that is still creating its store.
-  mutable std::mutex mu_;
-  std::map<unsigned, std::shared_ptr<Store>> stores_;
+  // The map and its lock (store/registry.cc): behind a pointer so that this header names
+  // no lock type of the library's own.
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace uzram

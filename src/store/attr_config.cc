@@ -46,7 +46,7 @@ Result<void> parse_disksize(const StoreImpl&, std::string_view text, AttrArg* ou
 }
 
 Result<void> write_disksize(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.retired_.load(std::memory_order_relaxed)) return s.retired_error("disksize", msg);
   if (const auto u = s.users_.load(std::memory_order_relaxed)) return in_use(msg, "disksize", u);
   if (s.disksize_) {
@@ -71,7 +71,7 @@ Result<void> parse_reset(const StoreImpl&, std::string_view text, AttrArg* out,
 }
 
 Result<void> write_reset(StoreImpl& s, AttrArg&, std::string* msg) noexcept {
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (const auto u = s.users_.load(std::memory_order_relaxed)) return in_use(msg, "reset", u);
   s.reset_locked();
   return {};
@@ -96,7 +96,7 @@ Result<void> parse_mem_limit(const StoreImpl&, std::string_view text, AttrArg* o
 
 Result<void> write_mem_limit(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
   const std::uint64_t bytes = arg.number;
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   s.mem_limit_pages_.store((bytes + kBlockSize - 1) / kBlockSize, std::memory_order_relaxed);
   return {};
 }
@@ -112,7 +112,7 @@ Result<void> parse_mem_used_max(const StoreImpl&, std::string_view text, AttrArg
 }
 
 Result<void> write_mem_used_max(StoreImpl& s, AttrArg&, std::string*) noexcept {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   if (s.pool_) s.stats_.max_used_pages.store(s.pool_->total_pages(), std::memory_order_relaxed);
   return {};
 }
@@ -130,7 +130,7 @@ Result<void> parse_comp_algorithm(const StoreImpl&, std::string_view text, AttrA
 }
 
 Result<void> write_comp_algorithm(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) {
     return fail(msg, Errc::busy,
                 "comp_algorithm: cannot change the algorithm of an initialised device");
@@ -168,7 +168,7 @@ Result<void> parse_recomp_algorithm(const StoreImpl&, std::string_view text, Att
 
 Result<void> write_recomp_algorithm(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
   RecompAlgo& ra = arg.recomp;
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) return fail(msg, Errc::busy, "recomp_algorithm: device already initialised");
   s.comp_[ra.priority] = CodecSpec{};
   s.comp_[ra.priority].name = std::move(ra.algo);
@@ -206,7 +206,8 @@ Result<void> parse_param(const KeyValue& kv, AlgoParams* p, std::string* msg) no
 
 // The priority the parameters are for (algo= selects the priority using that algorithm,
 // else priority=, else 0), and its algorithm into p->spec.name. Caller holds init_lock_.
-Result<void> resolve_priority_locked(const StoreImpl& s, AlgoParams* p, std::string* msg) {
+Result<void> resolve_priority_locked(const StoreImpl& s, AlgoParams* p, std::string* msg)
+    ZS_REQUIRES_SHARED(s.init_lock_) {
   if (s.disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
   int prio = p->priority;
   if (!p->algo.empty()) {
@@ -254,7 +255,7 @@ Result<void> write_algorithm_params(StoreImpl& s, AttrArg& arg, std::string* msg
     p.spec.dict = std::move(dict).value();
   }
   {
-    std::shared_lock l(s.init_lock_);
+    ReaderLock l(s.init_lock_);
     if (auto r = resolve_priority_locked(s, &p, msg); !r) return r;
   }
   if (auto c = make_codec(p.spec); !c) {  // validate now: clear errors at the point of use
@@ -262,7 +263,7 @@ Result<void> write_algorithm_params(StoreImpl& s, AttrArg& arg, std::string* msg
                 "algorithm_params: " + p.spec.name + ": " + c.error().message() +
                     (p.spec.dict_path.empty() ? "" : " (dict=" + p.spec.dict_path + ")"));
   }
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
   if (s.comp_[p.priority].name != p.spec.name) {
     return fail(msg, Errc::busy,
@@ -281,7 +282,7 @@ Result<void> parse_compressed_writeback(const StoreImpl&, std::string_view text,
 }
 
 Result<void> write_compressed_writeback(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) {
     return fail(msg, Errc::busy, "compressed_writeback: device already initialised");
   }

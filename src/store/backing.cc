@@ -57,6 +57,7 @@ Result<void> Backing::init_blocks(std::uint64_t nslots, std::string* msg) noexce
   // More than one block per slot (plus the unused block 0) can never be in use at once.
   nblocks = std::min<std::uint64_t>(size_blocks, nslots + 1);
   words = (nblocks + 63) / 64;
+  MutexLock l(mu);
   used = 0;
   hint = 0;
   bitmap.reset(new (std::nothrow) std::uint64_t[words]());
@@ -70,7 +71,7 @@ Result<void> Backing::init_blocks(std::uint64_t nslots, std::string* msg) noexce
 }
 
 bool Backing::alloc(std::uint64_t* block) noexcept {
-  std::lock_guard<std::mutex> l(mu);
+  MutexLock l(mu);
   if (used + 1 >= nblocks) return false;
   for (std::uint64_t i = 0; i < words; i++) {
     const std::uint64_t w = (hint + i) % words;
@@ -87,7 +88,7 @@ bool Backing::alloc(std::uint64_t* block) noexcept {
 }
 
 void Backing::release(std::uint64_t block) noexcept {
-  std::lock_guard<std::mutex> l(mu);
+  MutexLock l(mu);
   ZS_CHECK(block >= 1 && block < nblocks, "backing block %llu out of range (%llu blocks)",
            static_cast<unsigned long long>(block), static_cast<unsigned long long>(nblocks));
   std::uint64_t& w = bitmap[block / 64];

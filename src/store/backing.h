@@ -25,10 +25,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "store/store_impl.h"
+#include "sync/mutex.h"
 
 namespace uzram {
 
@@ -51,11 +51,12 @@ struct StoreImpl::Backing {
   // The allocator, set up by init_blocks() when the store is initialised:
   std::uint64_t nblocks = 0;  // blocks 1 .. nblocks-1 are usable (block 0 never is)
   // Protects: bitmap, used, hint. A leaf lock: taken under the slot lock, nothing inside.
-  std::mutex mu;
-  std::unique_ptr<std::uint64_t[]> bitmap;  // bit set = in use; block 0 and the tail stay set
-  std::uint64_t words = 0;
-  std::uint64_t used = 0;
-  std::uint64_t hint = 0;  // word to start the next search at
+  Mutex mu{LockLevel::backing, "backing"};
+  // bit set = in use; block 0 and the tail stay set
+  std::unique_ptr<std::uint64_t[]> bitmap ZS_GUARDED_BY(mu);
+  std::uint64_t words = 0;  // set by init_blocks(), immutable after
+  std::uint64_t used ZS_GUARDED_BY(mu) = 0;
+  std::uint64_t hint ZS_GUARDED_BY(mu) = 0;  // word to start the next search at
 
   Backing() = default;
   Backing(const Backing&) = delete;

@@ -30,13 +30,13 @@ Result<void> attr::parse_backing_dev(const StoreImpl&, std::string_view text, At
 Result<void> attr::write_backing_dev(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
   const std::string& path = arg.text;
   {
-    std::shared_lock l(s.init_lock_);
+    ReaderLock l(s.init_lock_);
     if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
   }
   using Backing = StoreImpl::Backing;
   if (path.empty() || path == "none") {
     std::shared_ptr<Backing> old;  // closed after the lock is released
-    std::unique_lock l(s.init_lock_);
+    WriterLock l(s.init_lock_);
     if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
     old = std::move(s.backing_);
     s.backing_path_.clear();
@@ -47,7 +47,7 @@ Result<void> attr::write_backing_dev(StoreImpl& s, AttrArg& arg, std::string* ms
   struct stat st {};
   const bool busy_file = !opened && opened.error() == Errc::busy && ::lstat(path.c_str(), &st) == 0;
   std::shared_ptr<Backing> old;  // closed after the lock is released (declared before it)
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
   if (s.retired_.load(std::memory_order_relaxed)) return s.retired_error("backing_dev", msg);
   if (!opened) {
@@ -77,6 +77,7 @@ Result<void> StoreImpl::backing_open_locked(std::string* msg) noexcept {
 
 void StoreImpl::backing_close_locked() noexcept {
   if (backing_) {
+    MutexLock l(backing_->mu);
     ZS_DCHECK(backing_->used == 0, "backing device closed with %llu blocks in use",
               static_cast<unsigned long long>(backing_->used));
   }

@@ -7,29 +7,31 @@
 namespace uzram {
 
 BlockWriter::~BlockWriter() {
+  unsigned n;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     stop_ = true;
+    n = nthreads_;
   }
   work_cv_.notify_all();
-  for (unsigned i = 0; i < nthreads_; i++) threads_[i].join();
+  for (unsigned i = 0; i < n; i++) threads_[i].join();
 }
 
 void BlockWriter::queue(WbReq* r) noexcept {
   r->next = nullptr;
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(mu_);
   *todo_tail_ = r;
   todo_tail_ = &r->next;
-  if (++queued_ >= kRunBlocks) kick_locked(l);
+  if (++queued_ >= kRunBlocks) kick_locked();
 }
 
 WbReq* BlockWriter::reap() noexcept {
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(mu_);
   if (queued_ > 0) {
     flush_ = true;
-    kick_locked(l);
+    kick_locked();
   }
-  done_cv_.wait(l, [this] { return done_ != nullptr; });
+  while (done_ == nullptr) done_cv_.wait(mu_);
   WbReq* d = done_;
   done_ = nullptr;
   return d;
@@ -37,7 +39,7 @@ WbReq* BlockWriter::reap() noexcept {
 
 // Wakes a writer thread, starting one if none is idle (up to kWbWorkers); without any
 // thread, writes the queue inline. May drop and retake the lock.
-void BlockWriter::kick_locked(std::unique_lock<std::mutex>& l) noexcept {
+void BlockWriter::kick_locked() noexcept {
   // No thread (EAGAIN, ENOMEM): the ones we have, or the inline path below, will do.
   if (idle_ == 0 && nthreads_ < kWbWorkers &&
       threads_[nthreads_].start([this]() noexcept { run(); }) == 0) {
@@ -49,9 +51,9 @@ void BlockWriter::kick_locked(std::unique_lock<std::mutex>& l) noexcept {
   }
   while (todo_) {
     WbReq* head = take_run_locked();
-    l.unlock();
+    mu_.unlock();
     write_run(head);
-    l.lock();
+    mu_.lock();
   }
 }
 
@@ -75,10 +77,10 @@ WbReq* BlockWriter::take_run_locked() noexcept {
 }
 
 void BlockWriter::run() noexcept {
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(mu_);
   for (;;) {
     idle_++;
-    work_cv_.wait(l, [this] { return ready_locked() || stop_; });
+    while (!ready_locked() && !stop_) work_cv_.wait(mu_);
     idle_--;
     if (!ready_locked()) return;  // stopping
     WbReq* head = take_run_locked();
@@ -107,7 +109,7 @@ void BlockWriter::write_run(WbReq* head) noexcept {
     r->buffered = buffered;
   }
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     tail->next = done_;
     done_ = head;
   }

@@ -9,11 +9,10 @@
 #ifndef UZRAM_STORE_BLOCK_WRITER_H_
 #define UZRAM_STORE_BLOCK_WRITER_H_
 
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 
 #include "store/backing.h"
+#include "sync/mutex.h"
 #include "util/thread.h"
 
 namespace uzram {
@@ -56,27 +55,31 @@ class BlockWriter {
   WbReq* reap() noexcept;
 
  private:
-  void kick_locked(std::unique_lock<std::mutex>& l) noexcept;
-  WbReq* take_run_locked() noexcept;
+  void kick_locked() noexcept ZS_REQUIRES(mu_);
+  WbReq* take_run_locked() noexcept ZS_REQUIRES(mu_);
   // A run is ready for a writer: a full one, or anything after a reap() asked for it.
-  bool ready_locked() const noexcept { return todo_ && (queued_ >= kRunBlocks || flush_); }
+  bool ready_locked() const noexcept ZS_REQUIRES(mu_) {
+    return todo_ && (queued_ >= kRunBlocks || flush_);
+  }
   void run() noexcept;
   void write_run(WbReq* head) noexcept;
 
   StoreImpl::Backing& b_;
   // Protects: the queues, counters and flags below, and the thread count. A leaf: only the
   // pwritev of a run (with no lock held) happens between its holds.
-  std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
-  WbReq* todo_ = nullptr;
-  WbReq** todo_tail_ = &todo_;
-  WbReq* done_ = nullptr;
-  unsigned queued_ = 0;
-  unsigned idle_ = 0;
-  bool flush_ = false;  // write short runs too (set by reap, cleared when the queue empties)
-  bool stop_ = false;
-  Thread threads_[kWbWorkers];  // [0, nthreads_) started
-  unsigned nthreads_ = 0;
+  // Level: wb_queue.
+  Mutex mu_{LockLevel::wb_queue, "wb_queue"};
+  CondVar work_cv_, done_cv_;
+  WbReq* todo_ ZS_GUARDED_BY(mu_) = nullptr;
+  WbReq** todo_tail_ ZS_GUARDED_BY(mu_) = &todo_;
+  WbReq* done_ ZS_GUARDED_BY(mu_) = nullptr;
+  unsigned queued_ ZS_GUARDED_BY(mu_) = 0;
+  unsigned idle_ ZS_GUARDED_BY(mu_) = 0;
+  // write short runs too (set by reap, cleared when the queue empties)
+  bool flush_ ZS_GUARDED_BY(mu_) = false;
+  bool stop_ ZS_GUARDED_BY(mu_) = false;
+  Thread threads_[kWbWorkers];  // [0, nthreads_) started (under mu_), joined by the destructor
+  unsigned nthreads_ ZS_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace uzram

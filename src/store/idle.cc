@@ -26,6 +26,7 @@ Result<void> attr::parse_idle(const StoreImpl&, std::string_view text, AttrArg* 
 // younger ones (the kernel's CONFIG_ZRAM_TRACK_ENTRY_ACTIME behaviour; uzram always
 // tracks access times). Caller holds init_lock_ shared.
 Result<void> attr::write_idle(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
+  s.init_lock_.assert_held_shared();  // called through the attribute table's pointer
   const std::uint64_t age = arg.number;
   const bool all = age == 0;
   const std::uint32_t now = s.now_seconds();
@@ -44,7 +45,7 @@ Result<void> attr::write_idle(StoreImpl& s, AttrArg& arg, std::string*) noexcept
 }
 
 void StoreImpl::do_check_invariants() const noexcept {
-  std::shared_lock l(init_lock_);
+  ReaderLock l(init_lock_);
   if (!slots_) return;
   std::uint64_t stored = 0, same = 0, huge = 0, wb = 0, compr = 0, objs = 0;
   // Pages the summary says never held a block must hold none. They are checked (a relaxed

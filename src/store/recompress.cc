@@ -83,7 +83,7 @@ Result<void> parse_param(const StoreImpl& s, const KeyValue& kv, RecompCommand* 
 
 // algo=NAME: the priority it is configured at, which must agree with priority= if given.
 Result<void> resolve_algo(const StoreImpl& s, const std::string& algo, int* prio,
-                          std::string* msg) {
+                          std::string* msg) ZS_REQUIRES_SHARED(s.init_lock_) {
   int found = -1;
   for (unsigned p = 1; p < kMaxPriorities && found < 0; p++) {
     if (s.streams_[p].active() && s.comp_[p].name == algo) found = static_cast<int>(p);
@@ -101,7 +101,7 @@ Result<void> resolve_algo(const StoreImpl& s, const std::string& algo, int* prio
 }
 
 Result<void> parse_command(const StoreImpl& s, std::string_view value, RecompCommand* cmd,
-                           std::string* msg) {
+                           std::string* msg) ZS_REQUIRES_SHARED(s.init_lock_) {
   cmd->prio_max = priorities_end(s);
   if (cmd->prio_max == 0) {
     return fail(msg, Errc::invalid_argument,
@@ -136,7 +136,8 @@ Result<void> parse_command(const StoreImpl& s, std::string_view value, RecompCom
 // Returns whether one did, or the error that stops the pass. Caller holds the slot lock.
 Result<bool> try_priorities_locked(StoreImpl& st, Slot& s, std::uint64_t index,
                                    const RecompCommand& cmd, const unsigned char* page,
-                                   std::uint32_t* flags, std::string* msg) {
+                                   std::uint32_t* flags, std::string* msg)
+    ZS_REQUIRES(s) ZS_REQUIRES_SHARED(st.init_lock_) {
   const unsigned old_class = st.pool_->lookup_class_index(s.size());
   for (unsigned p = std::max(cmd.prio_lo, s.prio() + 1); p < cmd.prio_max; p++) {
     if (!st.streams_[p].active()) continue;
@@ -178,7 +179,8 @@ Result<bool> try_priorities_locked(StoreImpl& st, Slot& s, std::uint64_t index,
 // above its own. `page` is scratch; *budget counts attempts (max_pages). Returns the error
 // that stops the pass, if any.
 Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompCommand& cmd,
-                            unsigned char* page, std::uint64_t* budget, std::string* msg) {
+                            unsigned char* page, std::uint64_t* budget, std::string* msg)
+    ZS_REQUIRES_SHARED(st.init_lock_) {
   Slot& s = st.slots_[index];
   s.lock();
   const std::uint32_t f = s.get();
@@ -210,6 +212,7 @@ Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompComm
 // Needs a recompression algorithm, then the command, resolved against the configured ones.
 Result<void> attr::parse_recompress(const StoreImpl& s, std::string_view text, AttrArg* out,
                                     std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();  // called through the attribute table's pointer
   RecompCommand cmd;
   if (auto r = parse_command(s, text, &cmd, msg); !r) return r;
   out->recompress = cmd;
@@ -218,6 +221,7 @@ Result<void> attr::parse_recompress(const StoreImpl& s, std::string_view text, A
 
 // Protocol: docs/store-postprocessing.md#recompress. Caller holds init_lock_ shared.
 Result<void> attr::write_recompress(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();  // called through the attribute table's pointer
   const RecompCommand& cmd = arg.recompress;
   PpPass pass(s, "recompress");
   if (auto r = pass.begin(msg); !r) return r;

@@ -5,10 +5,25 @@
 
 #include <cerrno>
 #include <charconv>
+#include <map>
+#include <new>
 
 #include "store/store_impl.h"
+#include "sync/mutex.h"
 
 namespace uzram {
+
+struct StoreRegistry::State {
+  // Protects stores. Level: registry, a leaf (sync/lock_order.h): nothing is taken under
+  // it; stores are created, retired and destroyed with it released. A null entry is a
+  // number reserved by a hot_add that is still creating its store.
+  Mutex mu{LockLevel::registry, "registry"};
+  std::map<unsigned, std::shared_ptr<Store>> stores ZS_GUARDED_BY(mu);
+};
+
+StoreRegistry::StoreRegistry() noexcept : state_(new (std::nothrow) State) {
+  ZS_CHECK(state_ != nullptr, "StoreRegistry: out of memory");
+}
 
 StoreRegistry::~StoreRegistry() = default;
 
@@ -28,17 +43,17 @@ std::string StoreRegistry::name_of(unsigned n) { return "zram" + std::to_string(
 Result<unsigned> StoreRegistry::hot_add(std::string* msg) noexcept {
   unsigned n = 0;
   {
-    std::lock_guard l(mu_);
-    if (stores_.size() >= kMaxStores) {
+    MutexLock l(state_->mu);
+    if (state_->stores.size() >= kMaxStores) {
       if (msg) *msg = "hot_add: at most " + std::to_string(kMaxStores) + " stores";
       return std::error_code(ENOSPC, std::generic_category());
     }
-    for (const auto& [k, s] : stores_) {  // ordered: the first gap is the lowest free
+    for (const auto& [k, s] : state_->stores) {  // ordered: the first gap is the lowest free
       if (k != n) break;
       n++;
     }
     try {
-      stores_.emplace(n, nullptr);  // reserved: find() skips it
+      state_->stores.emplace(n, nullptr);  // reserved: find() skips it
     } catch (...) {
       if (msg) *msg = "hot_add: out of memory";
       return Errc::no_memory;
@@ -51,13 +66,13 @@ Result<unsigned> StoreRegistry::hot_add(std::string* msg) noexcept {
     } catch (...) {  // the control block
     }
   }
-  std::lock_guard l(mu_);
+  MutexLock l(state_->mu);
   if (!store) {
-    stores_.erase(n);
+    state_->stores.erase(n);
     if (msg) *msg = "hot_add: out of memory";
     return Errc::no_memory;
   }
-  stores_[n] = std::move(store);
+  state_->stores[n] = std::move(store);
   return n;
 }
 
@@ -70,16 +85,16 @@ Result<void> StoreRegistry::hot_remove(unsigned n, std::string* msg) noexcept {
   // Retired under the store's init lock: from here on it can never be initialised, so
   // whoever still holds it cannot give an unlisted store data.
   if (auto r = impl(s.get())->retire(msg); !r) return r;
-  std::lock_guard l(mu_);
-  auto it = stores_.find(n);
-  if (it != stores_.end() && it->second == s) stores_.erase(it);
+  MutexLock l(state_->mu);
+  auto it = state_->stores.find(n);
+  if (it != state_->stores.end() && it->second == s) state_->stores.erase(it);
   return {};
 }
 
 std::shared_ptr<Store> StoreRegistry::find(unsigned n) const noexcept {
-  std::lock_guard l(mu_);
-  auto it = stores_.find(n);
-  return it == stores_.end() ? nullptr : it->second;
+  MutexLock l(state_->mu);
+  auto it = state_->stores.find(n);
+  return it == state_->stores.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<Store> StoreRegistry::find(std::string_view name) const noexcept {
@@ -89,10 +104,10 @@ std::shared_ptr<Store> StoreRegistry::find(std::string_view name) const noexcept
 
 std::vector<std::shared_ptr<Store>> StoreRegistry::stores() const noexcept {
   std::vector<std::shared_ptr<Store>> out;
-  std::lock_guard l(mu_);
+  MutexLock l(state_->mu);
   try {
-    out.reserve(stores_.size());
-    for (const auto& [n, s] : stores_) {
+    out.reserve(state_->stores.size());
+    for (const auto& [n, s] : state_->stores) {
       if (s) out.push_back(s);
     }
   } catch (...) {  // out of memory: what fitted
@@ -101,9 +116,9 @@ std::vector<std::shared_ptr<Store>> StoreRegistry::stores() const noexcept {
 }
 
 std::size_t StoreRegistry::size() const noexcept {
-  std::lock_guard l(mu_);
+  MutexLock l(state_->mu);
   std::size_t n = 0;
-  for (const auto& [k, s] : stores_) n += s != nullptr;
+  for (const auto& [k, s] : state_->stores) n += s != nullptr;
   return n;
 }
 

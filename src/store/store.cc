@@ -49,16 +49,16 @@ bool Store::is_same_filled(std::uint64_t i, std::uint64_t* word) const noexcept 
 }
 const std::string& Store::name() const noexcept { return impl(this)->name_; }
 bool Store::initialized() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->disksize_ != 0;
 }
 std::uint64_t Store::disksize() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->disksize_;
 }
 Result<std::uint64_t> Store::open_user() noexcept {
   StoreImpl* s = impl(this);
-  std::shared_lock l(s->init_lock_);
+  ReaderLock l(s->init_lock_);
   if (s->disksize_ == 0) return Errc::not_initialized;
   s->users_.fetch_add(1, std::memory_order_relaxed);
   return s->disksize_;
@@ -82,15 +82,15 @@ std::uint64_t Store::miss_free() const noexcept {
   return impl(this)->stats_.miss_free.load(std::memory_order_relaxed);
 }
 std::string Store::comp_algorithm() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->comp_[0].name;
 }
 unsigned Store::streams() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->streams_[0].size();
 }
 const Pool* Store::pool() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->pool_.get();
 }
 void Store::check_invariants() const noexcept { impl(this)->do_check_invariants(); }
@@ -107,7 +107,7 @@ StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
 
 StoreImpl::~StoreImpl() {
   memory_unregister(this);  // first: a breakdown may be reading this store
-  std::unique_lock l(init_lock_);
+  WriterLock l(init_lock_);
   reset_locked();
 }
 
@@ -179,6 +179,7 @@ void StoreImpl::reset_locked() noexcept {
     // pool objects are freed in batches (docs/store.md#lifecycle).
     HandleBatch batch(*pool_);
     for_each_stored_slot(0, nslots_, [this, &batch](std::uint64_t, Slot& s) {
+      init_lock_.assert_held_shared();  // the analysis does not see into the lambda
       s.lock();
       free_slot_locked(s, &batch);
       s.unlock();
@@ -213,7 +214,7 @@ void StoreImpl::reset_locked() noexcept {
 }
 
 Result<void> StoreImpl::retire(std::string* msg) noexcept {
-  std::unique_lock l(init_lock_);
+  WriterLock l(init_lock_);
   if (retired_.load(std::memory_order_relaxed)) {
     if (msg) *msg = "hot_remove: no store " + name_ + " (removed already)";
     return std::error_code(ENODEV, std::generic_category());
@@ -242,7 +243,7 @@ Result<void> StoreImpl::retired_error(std::string_view attr, std::string* msg) c
 // ---- Stats -------------------------------------------------------------------------------
 
 MmStat StoreImpl::do_mm_stat() const noexcept {
-  std::shared_lock l(init_lock_);
+  ReaderLock l(init_lock_);
   MmStat m;
   const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
   m.orig_data_size = ld(stats_.pages_stored) * kBlockSize;

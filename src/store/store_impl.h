@@ -18,13 +18,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 
 #include "store/codec.h"
 #include "store/slot.h"
 #include "store/slot_summary.h"
 #include "store/streams.h"
+#include "sync/scoped_lock.h"
 #include "sync/sharded_rw_mutex.h"
 #include "uzram/pool.h"
 #include "uzram/store.h"
@@ -127,14 +127,15 @@ class StoreImpl final : public Store {
   // Protects: the configuration below, and init/reset (exclusive); I/O and
   // post-processing hold it shared. Level: store_init. Sharded: readers do not share a
   // cache line (sync/sharded_rw_mutex.h).
-  mutable ShardedRwMutex init_lock_;
-  CodecSpec comp_[kMaxPriorities];  // requested algorithms; comp_[p].name empty = unset
-  std::string backing_path_;        // writeback target as shown ("" = none)
-  bool compressed_writeback_ = false;
+  mutable ShardedRwMutex init_lock_{LockLevel::store_init, "store_init"};
+  // requested algorithms; comp_[p].name empty = unset
+  CodecSpec comp_[kMaxPriorities] ZS_GUARDED_BY(init_lock_);
+  std::string backing_path_ ZS_GUARDED_BY(init_lock_);  // writeback target as shown ("" = none)
+  bool compressed_writeback_ ZS_GUARDED_BY(init_lock_) = false;
   // The backing device, open (and flock'ed) from the write of backing_dev until reset or
   // `backing_dev none`; its allocator is sized at init (store/backing.h).
   struct Backing;
-  std::shared_ptr<Backing> backing_;  // shared_ptr: the type is complete only in backing.h
+  std::shared_ptr<Backing> backing_ ZS_GUARDED_BY(init_lock_);  // shared_ptr: the type is complete only in backing.h
 
   // Changeable at runtime (atomic, relaxed: a soft limit checked after allocation, as in
   // the kernel).
@@ -176,7 +177,8 @@ class StoreImpl final : public Store {
   // held one; fn returns false to stop (then so does this). Cost: what is stored, not the
   // disk's size. Caller holds init_lock_ (shared or exclusive); the device is initialised.
   template <typename Fn>
-  bool for_each_stored_slot(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const noexcept {
+  bool for_each_stored_slot(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const noexcept
+      ZS_REQUIRES_SHARED(init_lock_) {
     bool go = true;
     summary_.for_each_range(lo, hi, [&](std::uint64_t first, std::uint64_t end) {
       for (std::uint64_t i = first; i < end && go; i++) {
@@ -188,8 +190,9 @@ class StoreImpl final : public Store {
   }
 
   // ---- Internals (store.cc, io.cc) ----
-  Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
-  void reset_locked() noexcept;                                                  // init_lock_ excl.
+  Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept
+      ZS_REQUIRES(init_lock_);
+  void reset_locked() noexcept ZS_REQUIRES(init_lock_);
   // hot_remove's half in the store: refuses (busy) an initialised store or one with users,
   // else resets the configuration (closing a backing device) and sets retired_.
   Result<void> retire(std::string* msg) noexcept;
@@ -198,12 +201,14 @@ class StoreImpl final : public Store {
   // Frees what the slot holds (pool object, same fill, or backing block) and clears its
   // size and flags (the lock bit stays). With `batch`, a pool object is queued there
   // instead of freed at once. Caller holds the slot lock.
-  void free_slot_locked(Slot& s, HandleBatch* batch = nullptr) noexcept;
+  void free_slot_locked(Slot& s, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(s)
+      ZS_REQUIRES_SHARED(init_lock_);
   // Clears IDLE and PP_SLOT and stamps ac_time. Caller holds the slot lock.
-  void mark_accessed_locked(Slot& s) noexcept;
+  void mark_accessed_locked(Slot& s) noexcept ZS_REQUIRES(s);
   // The block's contents (zeros, fill word, raw, decompressed, or from the backing
   // device). Caller holds the slot lock.
-  Result<void> load_locked(Slot& s, void* block) noexcept;
+  Result<void> load_locked(Slot& s, void* block) noexcept ZS_REQUIRES(s)
+      ZS_REQUIRES_SHARED(init_lock_);
   // Pool pages after an allocation: updates mem_used_max; false when over mem_limit.
   bool can_store() noexcept;
 
@@ -211,11 +216,12 @@ class StoreImpl final : public Store {
   // writeback and recompress included, are the attribute table's rows (attr_table.h). ----
   // Sizes the backing device's allocator at init (disksize); opens nothing. Caller holds
   // init_lock_ exclusive.
-  Result<void> backing_open_locked(std::string* msg) noexcept;
-  void backing_close_locked() noexcept;
+  Result<void> backing_open_locked(std::string* msg) noexcept ZS_REQUIRES(init_lock_);
+  void backing_close_locked() noexcept ZS_REQUIRES(init_lock_);
   // Frees a backing block / reads a written-back slot (caller holds the slot lock).
-  void free_backing_block(std::uint64_t block) noexcept;
-  Result<void> read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept;
+  void free_backing_block(std::uint64_t block) noexcept ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept
+      ZS_REQUIRES(s) ZS_REQUIRES_SHARED(init_lock_);
 };
 
 // The process's live stores, for the memory breakdown (memory.cc).

@@ -116,6 +116,7 @@ class WritebackRun {
   }
 
   Result<void> run(std::string* msg) noexcept {
+    s_.init_lock_.assert_held_shared();  // held by attr::write_writeback for the pass
     for (;;) {
       while (stop_ == Errc::ok && free_reqs_ && submit_next()) {
       }
@@ -126,12 +127,13 @@ class WritebackRun {
   }
 
  private:
-  bool submit_next() noexcept;
-  void finish(WbReq* done) noexcept;
-  void sync_buffered(WbReq* done) noexcept;
-  bool fill(WbReq* r, std::uint64_t index) noexcept;
-  void complete(WbReq* r) noexcept;
-  Result<void> report(std::string* msg) const noexcept;
+  // The pass holds s_.init_lock_ shared throughout (attr::write_writeback).
+  bool submit_next() noexcept ZS_REQUIRES_SHARED(s_.init_lock_);
+  void finish(WbReq* done) noexcept ZS_REQUIRES_SHARED(s_.init_lock_);
+  void sync_buffered(WbReq* done) noexcept ZS_REQUIRES_SHARED(s_.init_lock_);
+  bool fill(WbReq* r, std::uint64_t index) noexcept ZS_REQUIRES_SHARED(s_.init_lock_);
+  void complete(WbReq* r) noexcept ZS_REQUIRES_SHARED(s_.init_lock_);
+  Result<void> report(std::string* msg) const noexcept ZS_REQUIRES_SHARED(s_.init_lock_);
 
   // One page of writeback_limit: 1 charged, 0 no limit, -1 exhausted.
   int charge() noexcept {
@@ -311,6 +313,7 @@ struct FreeDeleter {
 // Needs the backing device, then the command (its ranges within the device).
 Result<void> attr::parse_writeback(const StoreImpl& s, std::string_view text, AttrArg* out,
                                    std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();  // called through the attribute table's pointer
   if (!s.backing_) {
     return fail(msg, Errc::not_supported,
                 "writeback: no backing device (write backing_dev before disksize)");
@@ -323,6 +326,7 @@ Result<void> attr::parse_writeback(const StoreImpl& s, std::string_view text, At
 
 // Protocol: docs/store-postprocessing.md#writeback. Caller holds init_lock_ shared.
 Result<void> attr::write_writeback(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();  // called through the attribute table's pointer
   const WbCommand& cmd = arg.writeback;
   PpPass pass(s, "writeback");
   if (auto r = pass.begin(msg); !r) return r;
