@@ -64,8 +64,8 @@ class StoreExports final : public Exports {
   // Protects backends_: the live backend of each store that has one (a connection holds
   // it). Keyed by the Store object: a backend holds its store, so a live entry's key is
   // never a freed and reused address. Level: nbd_exports, taken alone (after the
-  // registry's lock is released); a backend it fails to create may drop the last
-  // reference to a removed store under it (the store's own locks come later in the order).
+  // registry's lock is released; nothing is taken under it, and no store or backend is
+  // destroyed under it: the caller's references outlive the hold).
   Mutex mu_{LockLevel::nbd_exports, "nbd_exports"};
   std::vector<std::pair<const Store*, std::weak_ptr<StoreBackend>>> backends_
       ZS_GUARDED_BY(mu_);
