@@ -80,6 +80,7 @@ Result<void> write_reset(StoreImpl& s, AttrArg&, std::string* msg) noexcept {
 // ---- compact, mem_limit, mem_used_max -----------------------------------------------------
 
 Result<void> write_compact(StoreImpl& s, AttrArg&, std::string*) noexcept {
+  s.init_lock_.assert_held_shared();  // called through the attribute table's pointer
   s.pool_->compact();
   return {};
 }

@@ -57,6 +57,7 @@ void StoreImpl::do_check_invariants() const noexcept {
                static_cast<unsigned long long>(i));
     }
   }
+  const Pool* const pool = pool_.get();  // read under the lock (the lambda is not analysed)
   for_each_stored_slot(0, nslots_, [&](std::uint64_t i, Slot& s) {
     s.lock();
     const std::uint32_t f = s.get();
@@ -75,8 +76,8 @@ void StoreImpl::do_check_invariants() const noexcept {
       objs++;
       compr += size;
       if (f & slotf::kHuge) huge++;
-      ZS_CHECK(pool_->object_size(static_cast<Handle>(h)) == size, "slot %llu: object size %zu != %u",
-               static_cast<unsigned long long>(i), pool_->object_size(static_cast<Handle>(h)), size);
+      ZS_CHECK(pool->object_size(static_cast<Handle>(h)) == size, "slot %llu: object size %zu != %u",
+               static_cast<unsigned long long>(i), pool->object_size(static_cast<Handle>(h)), size);
     }
     if (is_same || is_wb || size) stored++;
     return true;

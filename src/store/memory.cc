@@ -138,8 +138,9 @@ StoreMemory StoreImpl::do_memory() const noexcept {
   if (slots_) {
     // Only pages a write marked hold data (the summary): the others were never touched,
     // or only read (the shared zero page, which VmRSS does not count).
+    const Slot* const slots = slots_;  // read under the lock (the lambda is not analysed)
     summary_.for_each_range(0, nslots_, [&](std::uint64_t first, std::uint64_t end) {
-      m.slot_table += resident_bytes_of(&slots_[first], (end - first) * sizeof(Slot));
+      m.slot_table += resident_bytes_of(&slots[first], (end - first) * sizeof(Slot));
       return true;
     });
     m.slot_table += summary_.resident_bytes();

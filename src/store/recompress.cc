@@ -21,7 +21,7 @@ namespace {
 
 // The highest active priority + 1 (0 when no recompression algorithm is configured;
 // priorities may have holes).
-unsigned priorities_end(const StoreImpl& s) noexcept {
+unsigned priorities_end(const StoreImpl& s) noexcept ZS_REQUIRES_SHARED(s.init_lock_) {
   unsigned end = 0;
   for (unsigned p = 1; p < kMaxPriorities; p++) {
     if (s.streams_[p].active()) end = p + 1;
@@ -45,7 +45,8 @@ Result<void> parse_type(std::string_view v, RecompCommand* cmd, std::string* msg
 
 // One key=value of the command; algo= is kept in *algo, priority= in *prio.
 Result<void> parse_param(const StoreImpl& s, const KeyValue& kv, RecompCommand* cmd,
-                         std::string* algo, int* prio, std::string* msg) {
+                         std::string* algo, int* prio, std::string* msg)
+    ZS_REQUIRES_SHARED(s.init_lock_) {
   const std::string v(kv.value);
   if (kv.key == "type") return parse_type(kv.value, cmd, msg);
   if (kv.key == "max_pages") {

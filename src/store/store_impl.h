@@ -116,13 +116,15 @@ class StoreImpl final : public Store {
   StoreCounters stats_;
 
   // Immutable while initialised (written under init_lock_ exclusive):
-  std::uint64_t disksize_ = 0;
-  std::uint64_t nslots_ = 0;
-  Slot* slots_ = nullptr;
-  SlotSummary summary_;  // slot-table pages that may hold allocated slots (slot_summary.h)
-  std::unique_ptr<Pool> pool_;
-  std::size_t huge_class_size_ = 0;
-  StreamPool streams_[kMaxPriorities];  // [0] primary; [1..3] recompression, if configured
+  std::uint64_t disksize_ ZS_GUARDED_BY(init_lock_) = 0;
+  std::uint64_t nslots_ ZS_GUARDED_BY(init_lock_) = 0;
+  Slot* slots_ ZS_GUARDED_BY(init_lock_) = nullptr;
+  // slot-table pages that may hold allocated slots (slot_summary.h)
+  SlotSummary summary_ ZS_GUARDED_BY(init_lock_);
+  std::unique_ptr<Pool> pool_ ZS_GUARDED_BY(init_lock_);
+  std::size_t huge_class_size_ ZS_GUARDED_BY(init_lock_) = 0;
+  // [0] primary; [1..3] recompression, if configured
+  StreamPool streams_[kMaxPriorities] ZS_GUARDED_BY(init_lock_);
 
   // Protects: the configuration below, and init/reset (exclusive); I/O and
   // post-processing hold it shared. Level: store_init. Sharded: readers do not share a
@@ -180,9 +182,10 @@ class StoreImpl final : public Store {
   bool for_each_stored_slot(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const noexcept
       ZS_REQUIRES_SHARED(init_lock_) {
     bool go = true;
+    Slot* const slots = slots_;  // read under the lock (the lambda is not analysed with it)
     summary_.for_each_range(lo, hi, [&](std::uint64_t first, std::uint64_t end) {
       for (std::uint64_t i = first; i < end && go; i++) {
-        if (slots_[i].allocated()) go = fn(i, slots_[i]);
+        if (slots[i].allocated()) go = fn(i, slots[i]);
       }
       return go;
     });
@@ -210,7 +213,7 @@ class StoreImpl final : public Store {
   Result<void> load_locked(Slot& s, void* block) noexcept ZS_REQUIRES(s)
       ZS_REQUIRES_SHARED(init_lock_);
   // Pool pages after an allocation: updates mem_used_max; false when over mem_limit.
-  bool can_store() noexcept;
+  bool can_store() noexcept ZS_REQUIRES_SHARED(init_lock_);
 
   // ---- Backing device (backing_dev.cc); the attributes' parsers and writers, idle,
   // writeback and recompress included, are the attribute table's rows (attr_table.h). ----
