@@ -128,7 +128,9 @@ void nbd_client(const std::string& path) {
     std::uint8_t h[20];
     ASSERT_TRUE(read_full(fd, h, sizeof h));
     std::vector<std::uint8_t> d(get32(h + 16));
-    if (!d.empty()) ASSERT_TRUE(read_full(fd, d.data(), d.size()));
+    if (!d.empty()) {
+      ASSERT_TRUE(read_full(fd, d.data(), d.size()));
+    }
     ASSERT_EQ(get32(h + 12) & kRepErrBit, 0u);
     if (get32(h + 12) == kRepAck) break;
   }
