@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -108,6 +109,8 @@ void nbd_client(const std::string& path) {
   using namespace nbd;  // NOLINT
   const int fd = connect_unix(path);
   ASSERT_GE(fd, 0);
+  timeval tv{10, 0};  // a missing reply fails the test instead of hanging it
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::uint8_t hello[18];
   ASSERT_TRUE(read_full(fd, hello, sizeof hello));
   const std::string name = "zram0";
@@ -196,9 +199,11 @@ void drive_control(StoreRegistry& reg, const TempDir& dir) {
   ASSERT_GE(fd, 0);
   const std::string q = "USE zram0\nREAD disksize\n";
   ASSERT_EQ(::write(fd, q.data(), q.size()), static_cast<ssize_t>(q.size()));
+  timeval tv{10, 0};  // a wrong reply fails the test instead of hanging it
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string got;
   char buf[256];
-  while (got.find("1048576\n") == std::string::npos) {
+  while (got.find("1048576\n") == std::string::npos && got.find("ERR") == std::string::npos) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n <= 0) break;
     got.append(buf, static_cast<std::size_t>(n));
