@@ -21,9 +21,7 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,7 +36,8 @@ class StoreRegistry {
  public:
   static constexpr unsigned kMaxStores = 1024;  // hot_add refuses more (ENOSPC)
 
-  StoreRegistry() noexcept = default;
+  // Aborts if it cannot allocate its few bytes of state.
+  StoreRegistry() noexcept;
   ~StoreRegistry();
   StoreRegistry(const StoreRegistry&) = delete;
   StoreRegistry& operator=(const StoreRegistry&) = delete;
@@ -68,18 +67,13 @@ class StoreRegistry {
   static std::string name_of(unsigned n);
 
  private:
-  // Protects stores_. Level: registry, a leaf (sync/lock_order.h): nothing is taken under
-  // it; stores are created and retired with it released. A null entry is a number
-  // reserved by a hot_add that is still creating its store.
   // `hook` with the store's name before each line (empty for an empty hook).
   static LogHook prefixed(const std::string& name, const LogHook& hook) noexcept;
 
-  // It also guards log_hook_ and log_gen_ (bumped by each set_log_hook: a hot_add that
-  // installed an older hook on its new store installs the current one before publishing).
-  mutable std::mutex mu_;
-  std::map<unsigned, std::shared_ptr<Store>> stores_;
-  LogHook log_hook_;
-  std::uint64_t log_gen_ = 0;
+  // The map, the log hook and their lock (store/registry.cc): behind a pointer so that
+  // this header names no lock type of the library's own.
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace uzram

@@ -10,15 +10,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 #include "cli/cli.h"
 #include "cli/load_report.h"
 #include "cli/progress.h"
+#include "sync/mutex.h"
 #include "uzram/store.h"
 #include "util/errno_text.h"
 
@@ -75,14 +74,14 @@ struct Loader {
   static constexpr std::uint64_t kChunk = 256 * kBlockSize;
   std::atomic<std::uint64_t> next{0}, done_bytes{0}, failed{0};
   std::atomic<bool> stop{false};
-  std::mutex mu;  // protects: error, error_msg, running
-  std::condition_variable cv;
-  unsigned running = 0;
-  std::error_code error;
-  std::string error_msg;
+  Mutex mu{LockLevel::cli_load, "cli_load"};  // protects: error, error_msg, running
+  CondVar cv;
+  unsigned running ZS_GUARDED_BY(mu) = 0;
+  std::error_code error ZS_GUARDED_BY(mu);
+  std::string error_msg ZS_GUARDED_BY(mu);
 
   void fail(std::error_code ec, std::string msg) {
-    std::lock_guard l(mu);
+    MutexLock l(mu);
     if (!error) {
       error = ec;
       error_msg = std::move(msg);
@@ -126,7 +125,7 @@ struct Loader {
   }
 
   void finish() {
-    std::lock_guard l(mu);
+    MutexLock l(mu);
     running--;
     cv.notify_all();
   }
@@ -234,20 +233,25 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   {
     Progress bar(io.err, image_bytes, io.progress && !o.json);
     std::vector<std::thread> threads;
+    MutexLock l(loader.mu);
     loader.running = o.jobs;
+    l.unlock();
     for (unsigned i = 0; i < o.jobs; i++) threads.emplace_back([&loader] { loader.work(); });
-    std::unique_lock l(loader.mu);
+    l.lock();
     while (loader.running) {
-      loader.cv.wait_for(l, std::chrono::milliseconds(100));
+      loader.cv.wait_for(loader.mu, std::chrono::milliseconds(100));
       bar.update(loader.done_bytes.load(std::memory_order_relaxed));
     }
     l.unlock();
     for (std::thread& t : threads) t.join();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (loader.error) {
-    report(io, "load", loader.error, o.image + ": " + loader.error_msg);
-    return kExitFailed;
+  {
+    MutexLock l(loader.mu);  // the workers are joined: for the analysis
+    if (loader.error) {
+      report(io, "load", loader.error, o.image + ": " + loader.error_msg);
+      return kExitFailed;
+    }
   }
 
   LoadResult res;

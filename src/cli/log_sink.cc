@@ -51,7 +51,7 @@ void LogSink::write_raw(const char* p, std::size_t n) noexcept {
 
 void LogSink::write(std::string_view line) noexcept {
   char buf[1100];
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   if (dropped_ > 0) {
     const unsigned long was = dropped_;
     const int n = std::snprintf(buf, sizeof buf,

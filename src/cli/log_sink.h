@@ -10,8 +10,9 @@
 #define UZRAM_CLI_LOG_SINK_H_
 
 #include <cstdio>
-#include <mutex>
 #include <string_view>
+
+#include "sync/mutex.h"
 
 namespace uzram::cli {
 
@@ -27,15 +28,15 @@ class LogSink {
   void write(std::string_view line) noexcept;
 
  private:
-  void write_raw(const char* p, std::size_t n) noexcept;  // caller holds mu_
+  void write_raw(const char* p, std::size_t n) noexcept ZS_REQUIRES(mu_);
 
   std::FILE* file_;  // fallback when `out` has no descriptor (a memory stream)
   int fd_ = -1;
   bool own_fd_ = false;
   bool socket_ = false;
-  // Protects dropped_ and keeps lines whole. A leaf.
-  std::mutex mu_;
-  unsigned long dropped_ = 0;
+  // Protects dropped_ and keeps lines whole. A leaf. Level: log_sink.
+  Mutex mu_{LockLevel::log_sink, "log_sink"};
+  unsigned long dropped_ ZS_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace uzram::cli

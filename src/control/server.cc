@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <mutex>
 #include <thread>
 
 #include "control/control.h"
 #include "control/internal.h"
+#include "sync/mutex.h"
 #include "util/unix_socket.h"
 #include "uzram/store.h"
 
@@ -30,10 +30,11 @@ struct ControlServer::State {
   int wake[2] = {-1, -1};  // stop() writes wake[1]; the loop polls wake[0]
   std::thread thread;
 
-  // Protects: stopped, bound, and the teardown in stop(). Leaf; never held by the loop.
-  std::mutex stop_mu;
-  bool stopped = false;
-  bool bound = false;  // the socket file is ours to remove
+  // Protects: stopped, bound, and the teardown in stop(). Never held by the loop; held
+  // while joining it. Level: control_stop.
+  Mutex stop_mu{LockLevel::control_stop, "control_stop"};
+  bool stopped ZS_GUARDED_BY(stop_mu) = false;
+  bool bound ZS_GUARDED_BY(stop_mu) = false;  // the socket file is ours to remove
 
   // Owned by the server thread (stop() touches them only after the join):
 
@@ -87,7 +88,10 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(
   }
   State& s = *server->state_;
   s.listen_fd = listen_fd;  // closed, and the socket file removed, by stop() from here on
-  s.bound = true;
+  {
+    MutexLock l(s.stop_mu);  // no thread yet: for the analysis
+    s.bound = true;
+  }
   s.path = path;
   s.targets = std::move(targets);
   s.options = options;
@@ -109,7 +113,7 @@ ControlServer::~ControlServer() { stop(); }
 void ControlServer::stop() noexcept {
   if (!state_) return;
   State& s = *state_;
-  std::lock_guard l(s.stop_mu);
+  MutexLock l(s.stop_mu);
   if (s.stopped) return;
   s.stopped = true;
   if (s.thread.joinable()) {

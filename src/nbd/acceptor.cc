@@ -8,7 +8,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 
 #include "nbd/log.h"
 #include "nbd/protocol.h"
@@ -76,7 +75,7 @@ void Server::State::accept_loop() noexcept {
     Conn* done = nullptr;
     Deadline next;
     {
-      std::lock_guard l(mu);
+      MutexLock l(mu);
       if (stopped) return;
       next = sweep_locked(now, &done);
       promote_locked(now, &next);
@@ -91,7 +90,7 @@ void Server::State::accept_loop() noexcept {
     for (unsigned i = nwaiting; i-- > 0;) {
       if (waiting[i].deadline.at() <= now) {
         {
-          std::lock_guard l(mu);
+          MutexLock l(mu);
           log_closed_locked(now,
                             "a connection sent too little before its handshake deadline; closed");
         }
@@ -190,7 +189,7 @@ int Server::State::accept_new(Clock::time_point now) noexcept {
       }
       if (oldest == max_waiting || now - waiting[oldest].born < options.handshake_grace) return 0;
       {
-        std::lock_guard l(mu);
+        MutexLock l(mu);
         log_closed_locked(now, "a connection sent too little while others waited; closed");
       }
       drop_waiting(oldest);

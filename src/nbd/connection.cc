@@ -7,7 +7,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <mutex>
 
 #include "nbd/handshake.h"
 #include "nbd/log.h"
@@ -43,7 +42,7 @@ void Server::State::serve(Conn* c) noexcept {
   if (t) t->set_send_timeout(options.send_timeout);
   bool go = claimed;
   if (go) {
-    std::lock_guard l(mu);
+    MutexLock l(mu);
     go = c->phase == Phase::negotiating;  // not evicted, timed out or stopped meanwhile
     if (go) {
       c->phase = Phase::transmission;
@@ -64,7 +63,7 @@ void Server::State::serve(Conn* c) noexcept {
 
 void Server::State::finish(Conn* c) noexcept {
   {
-    std::lock_guard l(mu);
+    MutexLock l(mu);
     ::close(c->fd);
     c->fd = -1;
     if (c->phase == Phase::negotiating) counts.negotiating--;

@@ -20,7 +20,7 @@ std::vector<std::string> SingleExport::list() noexcept {
 std::shared_ptr<Backend> StoreExports::find(std::string_view name) noexcept {
   std::shared_ptr<Store> store = registry_.find(name.empty() ? std::string_view("zram0") : name);
   if (!store) return nullptr;
-  std::lock_guard l(mu_);
+  MutexLock l(mu_);
   std::erase_if(backends_, [](const auto& e) { return e.second.expired(); });
   for (const auto& [key, weak] : backends_) {
     if (key == store.get()) {

@@ -14,11 +14,12 @@
 #define UZRAM_NBD_EXPORTS_H_
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "sync/mutex.h"
 
 namespace uzram {
 class Store;
@@ -62,10 +63,12 @@ class StoreExports final : public Exports {
   StoreRegistry& registry_;
   // Protects backends_: the live backend of each store that has one (a connection holds
   // it). Keyed by the Store object: a backend holds its store, so a live entry's key is
-  // never a freed and reused address. Outside the lock order: a leaf, taken alone (after
-  // the registry's lock is released; nothing is taken under it).
-  std::mutex mu_;
-  std::vector<std::pair<const Store*, std::weak_ptr<StoreBackend>>> backends_;
+  // never a freed and reused address. Level: nbd_exports, taken alone (after the
+  // registry's lock is released; nothing is taken under it, and no store or backend is
+  // destroyed under it: the caller's references outlive the hold).
+  Mutex mu_{LockLevel::nbd_exports, "nbd_exports"};
+  std::vector<std::pair<const Store*, std::weak_ptr<StoreBackend>>> backends_
+      ZS_GUARDED_BY(mu_);
 };
 
 }  // namespace uzram::nbd

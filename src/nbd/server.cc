@@ -20,7 +20,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
 
 #include "nbd/server_state.h"
 #include "nbd/store_backend.h"
@@ -157,13 +156,17 @@ Result<std::unique_ptr<Server>> Server::start(Exports& exports, const ServerOpti
     if (!st.unix_path.empty()) ::unlink(st.unix_path.c_str());
     return Errc::io_error;
   }
-  st.stopped = false;
+  {
+    MutexLock l(st.mu);  // no thread yet: for the analysis
+    st.stopped = false;
+  }
   if (const int e = st.acceptor.start([&st]() noexcept { st.accept_loop(); }); e != 0) {
     *msg = std::string("cannot start the accept thread: ") + errno_text(e);
     ::close(st.listen_fd);
     ::close(st.wake[0]);
     ::close(st.wake[1]);
     if (!st.unix_path.empty()) ::unlink(st.unix_path.c_str());
+    MutexLock l(st.mu);
     st.stopped = true;
     return Errc::io_error;
   }
@@ -176,7 +179,7 @@ void Server::stop() noexcept {
   if (!state_) return;
   State& st = *state_;
   {
-    std::lock_guard l(st.mu);
+    MutexLock l(st.mu);
     if (st.stopped) return;
     st.stopped = true;
   }
@@ -184,7 +187,7 @@ void Server::stop() noexcept {
   st.acceptor.join();
   State::Conn* all = nullptr;
   {
-    std::lock_guard l(st.mu);  // no connection is added once stopped is set
+    MutexLock l(st.mu);  // no connection is added once stopped is set
     for (State::Conn* c = st.head; c; c = c->next) {
       if (c->fd >= 0) ::shutdown(c->fd, SHUT_RDWR);
     }
@@ -214,7 +217,7 @@ std::uint64_t Server::buffer_bytes() const noexcept {
 
 StatsSnapshot Server::stats() const noexcept {
   StatsSnapshot s = state_->stats.snapshot();
-  std::lock_guard l(state_->mu);
+  MutexLock l(state_->mu);
   s.negotiating = state_->counts.negotiating;
   s.transmitting = state_->counts.transmitting;
   return s;

@@ -8,15 +8,14 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <new>
 
 #include "nbd/stats.h"
 #include "nbd/store_backend.h"
 #include "nbd/transport.h"
+#include "sync/mutex.h"
 #include "util/thread.h"
 #include "util/errno_text.h"
 
@@ -83,7 +82,7 @@ class Session {
       read_loop();
     }
     {
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       closing_ = true;
     }
     cv_.notify_all();
@@ -138,7 +137,7 @@ class Session {
         acquire(job->cost);
       }
       {
-        std::lock_guard l(mu_);
+        MutexLock l(mu_);
         Job* j = job.release();
         (tail_ ? tail_->next : head_) = j;
         tail_ = j;
@@ -150,13 +149,13 @@ class Session {
   // Waits until n more bytes fit in the in-flight budget (or nothing is in flight), then
   // charges them.
   void acquire(std::size_t n) {
-    std::unique_lock l(mu_);
-    budget_cv_.wait(l, [&] { return in_flight_ == 0 || in_flight_ + n <= opt_.max_in_flight_bytes; });
+    MutexLock l(mu_);
+    while (in_flight_ != 0 && in_flight_ + n > opt_.max_in_flight_bytes) budget_cv_.wait(mu_);
     in_flight_ += n;
   }
   void release(std::size_t n) {
     {
-      std::lock_guard l(mu_);
+      MutexLock l(mu_);
       in_flight_ -= n;
     }
     budget_cv_.notify_all();
@@ -166,8 +165,8 @@ class Session {
     for (;;) {
       std::unique_ptr<Job> job;
       {
-        std::unique_lock l(mu_);
-        cv_.wait(l, [&] { return closing_ || head_ != nullptr; });
+        MutexLock l(mu_);
+        while (!closing_ && head_ == nullptr) cv_.wait(mu_);
         if (head_ == nullptr) return;
         job.reset(head_);
         head_ = head_->next;
@@ -237,12 +236,11 @@ class Session {
   }
 
   void send(iovec* v, int n) {
-    std::lock_guard l(send_mu_);
+    MutexLock l(send_mu_);
     send_locked(v, n);
   }
 
-  // Caller holds send_mu_.
-  void send_locked(iovec* v, int n) {
+  void send_locked(iovec* v, int n) ZS_REQUIRES(send_mu_) {
     if (dead_.load(std::memory_order_relaxed)) return;
     if (!t_.writev_full(v, n)) {
       dead_.store(true, std::memory_order_relaxed);
@@ -315,7 +313,7 @@ class Session {
         v[nv++] = {const_cast<std::uint8_t*>(buf) + c.offset, c.length};
       }
     }
-    std::lock_guard l(send_mu_);  // one hold: a chunk's header and data are never split
+    MutexLock l(send_mu_);  // one hold: a chunk's header and data are never split
     for (std::size_t i = 0; i < nv; i += kMaxIov) {
       send_locked(&v.get()[i], static_cast<int>(std::min(kMaxIov, nv - i)));
     }
@@ -341,14 +339,16 @@ class Session {
   const LogFn& log_;
   const SessionOptions opt_;
   // Protects the queue, in_flight_ and closing_. A leaf: nothing is locked under it.
-  std::mutex mu_;
-  std::condition_variable cv_, budget_cv_;
-  Job* head_ = nullptr;  // the queue, oldest first; owned
-  Job* tail_ = nullptr;
-  std::size_t in_flight_ = 0;
-  bool closing_ = false;
+  // Level: nbd_queue.
+  Mutex mu_{LockLevel::nbd_queue, "nbd_queue"};
+  CondVar cv_, budget_cv_;
+  Job* head_ ZS_GUARDED_BY(mu_) = nullptr;  // the queue, oldest first; owned
+  Job* tail_ ZS_GUARDED_BY(mu_) = nullptr;
+  std::size_t in_flight_ ZS_GUARDED_BY(mu_) = 0;
+  bool closing_ ZS_GUARDED_BY(mu_) = false;
   // Serialises replies (a reply is written whole). Taken alone: never with mu_.
-  std::mutex send_mu_;
+  // Level: nbd_send.
+  Mutex send_mu_{LockLevel::nbd_send, "nbd_send"};
   // A reply could not be sent (the client is gone, or read nothing for the send timeout):
   // the reader stops taking requests and the workers drop the queued ones instead of
   // executing them for nobody. Set under send_mu_; read anywhere (relaxed: a hint that

@@ -87,10 +87,15 @@ std::uint32_t StoreBackend::write(std::uint64_t offset, std::uint32_t len, const
 
 StoreBackend::StripeGuard::StripeGuard(StoreBackend& b, std::uint64_t block) noexcept
     : word_(b.stripes_[block % kStripes / kStripeBits]), bit_(1u << (block % kStripeBits)) {
+  lockdep::acquire(LockLevel::nbd_stripe, LockKind::sleepable, &word_, "nbd_stripe", false, false,
+                   SiteLoc::current());
   bit_lock(word_, bit_);
 }
 
-StoreBackend::StripeGuard::~StripeGuard() { bit_unlock(word_, bit_); }
+StoreBackend::StripeGuard::~StripeGuard() {
+  lockdep::release(&word_, SiteLoc::current());
+  bit_unlock(word_, bit_);
+}
 
 // Frees whole blocks [first, end) with one store discard per chunk of at most kStripes
 // blocks, holding the chunk's stripes meanwhile: consecutive blocks fall on distinct
@@ -106,6 +111,10 @@ std::uint32_t StoreBackend::free_blocks(std::uint64_t first, std::uint64_t end) 
     for (std::uint64_t b = first; b < first + n; b++) {
       masks[b % kStripes / kStripeBits] |= 1u << (b % kStripeBits);
     }
+    // The chunk's stripes are one lock to the checker (named by this backend): they are
+    // taken together, in word order.
+    lockdep::acquire(LockLevel::nbd_stripe, LockKind::sleepable, this, "nbd_stripe (chunk)",
+                     false, false, SiteLoc::current());
     for (std::size_t w = 0; w < stripes_.size(); w++) {
       if (masks[w]) bits_lock(stripes_[w], masks[w]);
     }
@@ -113,6 +122,7 @@ std::uint32_t StoreBackend::free_blocks(std::uint64_t first, std::uint64_t end) 
     for (std::size_t w = stripes_.size(); w-- > 0;) {
       if (masks[w]) bit_unlock(stripes_[w], masks[w]);
     }
+    lockdep::release(this, SiteLoc::current());
     if (!r) return to_nbd(r.error());
     first += n;
   }

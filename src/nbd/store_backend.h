@@ -99,7 +99,10 @@ class StoreBackend final : public Backend {
   const std::shared_ptr<Store> owner_;  // null when the caller owns the store
   Store& store_;
   // The stripe locks: bit s % 32 of word s / 32 is the lock of every block b with
-  // b % kStripes == s. Level: outside the store's order (taken before any store lock).
+  // b % kStripes == s. Level: nbd_stripe (before every store lock). A set of bit locks in
+  // a word, taken together by a discard (bits_lock): no capability the analysis can name,
+  // and they guard no field (they serialise the store calls made under them), so
+  // StripeGuard and free_blocks() register them with the lock-order checker by hand.
   std::array<std::atomic<std::uint32_t>, kStripes / kStripeBits> stripes_{};
 };
 

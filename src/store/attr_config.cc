@@ -47,7 +47,7 @@ Result<void> parse_disksize(const StoreImpl&, std::string_view text, AttrArg* ou
 }
 
 Result<void> write_disksize(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.retired_.load(std::memory_order_relaxed)) return s.retired_error("disksize", msg);
   if (const auto u = s.users_.load(std::memory_order_relaxed)) return in_use(msg, "disksize", u);
   if (s.disksize_) {
@@ -74,21 +74,21 @@ Result<void> parse_reset(const StoreImpl&, std::string_view text, AttrArg* out,
 Result<void> write_reset(StoreImpl& s, AttrArg&, std::string* msg) noexcept {
   s.policy_.pause();  // its worker stops between passes instead of delaying the reset
   std::shared_ptr<StoreImpl::Backing> old;  // closed after the lock is released
-  std::unique_lock l(s.init_lock_);
-  if (const auto u = s.users_.load(std::memory_order_relaxed)) {
-    l.unlock();
-    s.policy_.resume();
-    return in_use(msg, "reset", u);
+  std::uint64_t users = 0;
+  {
+    WriterLock l(s.init_lock_);
+    users = s.users_.load(std::memory_order_relaxed);
+    if (users == 0) old = s.reset_locked();
   }
-  old = s.reset_locked();
-  l.unlock();
   s.policy_.resume();
+  if (users) return in_use(msg, "reset", users);
   return {};
 }
 
 // ---- compact, mem_limit, mem_used_max -----------------------------------------------------
 
 Result<void> write_compact(StoreImpl& s, AttrArg&, std::string*) noexcept {
+  s.init_lock_.assert_held_shared();  // called through the attribute table's pointer
   s.pool_->compact();
   return {};
 }
@@ -105,7 +105,7 @@ Result<void> parse_mem_limit(const StoreImpl&, std::string_view text, AttrArg* o
 
 Result<void> write_mem_limit(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
   const std::uint64_t bytes = arg.number;
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   s.mem_limit_pages_.store((bytes + kBlockSize - 1) / kBlockSize, std::memory_order_relaxed);
   s.policy_.limits_changed_locked();  // the watermarks follow mem_limit
   return {};
@@ -122,7 +122,7 @@ Result<void> parse_mem_used_max(const StoreImpl&, std::string_view text, AttrArg
 }
 
 Result<void> write_mem_used_max(StoreImpl& s, AttrArg&, std::string*) noexcept {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   if (s.pool_) s.stats_.max_used_pages.store(s.pool_->total_pages(), std::memory_order_relaxed);
   return {};
 }
@@ -140,7 +140,7 @@ Result<void> parse_comp_algorithm(const StoreImpl&, std::string_view text, AttrA
 }
 
 Result<void> write_comp_algorithm(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) {
     return fail(msg, Errc::busy,
                 "comp_algorithm: cannot change the algorithm of an initialised device");
@@ -178,7 +178,7 @@ Result<void> parse_recomp_algorithm(const StoreImpl&, std::string_view text, Att
 
 Result<void> write_recomp_algorithm(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
   RecompAlgo& ra = arg.recomp;
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) return fail(msg, Errc::busy, "recomp_algorithm: device already initialised");
   s.comp_[ra.priority] = CodecSpec{};
   s.comp_[ra.priority].name = std::move(ra.algo);
@@ -216,7 +216,8 @@ Result<void> parse_param(const KeyValue& kv, AlgoParams* p, std::string* msg) no
 
 // The priority the parameters are for (algo= selects the priority using that algorithm,
 // else priority=, else 0), and its algorithm into p->spec.name. Caller holds init_lock_.
-Result<void> resolve_priority_locked(const StoreImpl& s, AlgoParams* p, std::string* msg) {
+Result<void> resolve_priority_locked(const StoreImpl& s, AlgoParams* p, std::string* msg)
+    ZS_REQUIRES_SHARED(s.init_lock_) {
   if (s.disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
   int prio = p->priority;
   if (!p->algo.empty()) {
@@ -264,7 +265,7 @@ Result<void> write_algorithm_params(StoreImpl& s, AttrArg& arg, std::string* msg
     p.spec.dict = std::move(dict).value();
   }
   {
-    std::shared_lock l(s.init_lock_);
+    ReaderLock l(s.init_lock_);
     if (auto r = resolve_priority_locked(s, &p, msg); !r) return r;
   }
   if (auto c = make_codec(p.spec); !c) {  // validate now: clear errors at the point of use
@@ -272,7 +273,7 @@ Result<void> write_algorithm_params(StoreImpl& s, AttrArg& arg, std::string* msg
                 "algorithm_params: " + p.spec.name + ": " + c.error().message() +
                     (p.spec.dict_path.empty() ? "" : " (dict=" + p.spec.dict_path + ")"));
   }
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) return fail(msg, Errc::busy, "algorithm_params: device already initialised");
   if (s.comp_[p.priority].name != p.spec.name) {
     return fail(msg, Errc::busy,
@@ -291,7 +292,7 @@ Result<void> parse_compressed_writeback(const StoreImpl&, std::string_view text,
 }
 
 Result<void> write_compressed_writeback(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) {
     return fail(msg, Errc::busy, "compressed_writeback: device already initialised");
   }

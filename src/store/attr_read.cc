@@ -26,7 +26,7 @@ std::string fmt(const char* f, ...) {
 // The algorithm list with the selected one in brackets: comp_algorithm shows priority 0,
 // recomp_algorithm each configured priority 1..3 as "#N: ...".
 std::string algorithms(const StoreImpl& s, unsigned from, unsigned to) {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   std::string out;
   for (unsigned p = from; p < to; p++) {
     if (p > 0 && s.comp_[p].name.empty()) continue;
@@ -42,12 +42,12 @@ std::string algorithms(const StoreImpl& s, unsigned from, unsigned to) {
 }  // namespace
 
 Result<std::string> read_disksize(const StoreImpl& s, std::string*) noexcept {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   return fmt("%" PRIu64 "\n", s.disksize_);
 }
 
 Result<std::string> read_initstate(const StoreImpl& s, std::string*) noexcept {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   return fmt("%d\n", s.disksize_ ? 1 : 0);
 }
 
@@ -88,7 +88,7 @@ Result<std::string> read_debug_stat(const StoreImpl& s, std::string*) noexcept {
 }
 
 Result<std::string> read_backing_dev(const StoreImpl& s, std::string*) noexcept {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   return (s.backing_path_.empty() ? std::string("none") : s.backing_path_) + "\n";
 }
 
@@ -114,14 +114,14 @@ Result<std::string> read_backing_timeout_ms(const StoreImpl& s, std::string*) no
 }
 
 Result<std::string> read_compressed_writeback(const StoreImpl& s, std::string*) noexcept {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   return fmt("%d\n", s.compressed_writeback_ ? 1 : 0);
 }
 
 // One line per stored block: index, access time, and the flags s(ame) w(ritten back)
 // h(uge) i(dle) r(ecompressed) n (incompressible).
 Result<std::string> read_block_state(const StoreImpl& s, std::string* msg) noexcept {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   if (!s.disksize_) {
     return fail(msg, Errc::invalid_argument, "block_state: device not initialised").error();
   }
@@ -142,7 +142,7 @@ Result<std::string> read_block_state(const StoreImpl& s, std::string* msg) noexc
 }
 
 Result<std::string> read_classes(const StoreImpl& s, std::string*) noexcept {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   return s.pool_ ? s.pool_->format_class_stats() : std::string();
 }
 

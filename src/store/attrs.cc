@@ -143,7 +143,7 @@ Result<void> StoreImpl::do_write_attr(std::string_view name, std::string_view va
   value = trim(value);
   if (value.empty() && (a->flags & kTrigger)) value = "1";  // `echo > compact`
   if (!(a->flags & kNeedsInit)) return parse_and_write(*this, *a, value, msg);
-  std::shared_lock l(init_lock_);
+  ReaderLock l(init_lock_);
   if (!disksize_) {
     return fail(msg, Errc::invalid_argument, n + ": device not initialised (set disksize first)");
   }

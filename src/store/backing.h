@@ -20,6 +20,7 @@
 #include "store/backing_tier.h"
 #include "store/store_impl.h"
 #include "store/wb_layout.h"
+#include "sync/mutex.h"
 
 namespace uzram {
 

@@ -69,12 +69,12 @@ Result<void> attr::parse_backing_dev(const StoreImpl&, std::string_view text, At
 Result<void> attr::write_backing_dev(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
   const std::string& value = arg.text;
   {
-    std::shared_lock l(s.init_lock_);
+    ReaderLock l(s.init_lock_);
     if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
   }
   if (value.empty() || value == "none") {
     std::shared_ptr<Backing> old;  // closed after the lock is released
-    std::unique_lock l(s.init_lock_);
+    WriterLock l(s.init_lock_);
     if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
     old = std::move(s.backing_);
     s.backing_path_.clear();
@@ -87,7 +87,7 @@ Result<void> attr::write_backing_dev(StoreImpl& s, AttrArg& arg, std::string* ms
       !opened && opened.error() == Errc::busy && ::lstat(value.c_str(), &st) == 0;
   std::shared_ptr<Backing> old;  // closed after the lock is released (declared before it)
   std::shared_ptr<Backing> b;    // likewise, when it is not installed
-  std::unique_lock l(s.init_lock_);
+  WriterLock l(s.init_lock_);
   if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
   if (s.retired_.load(std::memory_order_relaxed)) return s.retired_error("backing_dev", msg);
   if (!opened) {

@@ -8,15 +8,18 @@ namespace uzram {
 
 BlockWriter::~BlockWriter() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     stop_ = true;
   }
   work_cv_.notify_all();
-  for (unsigned i = 0; i < nthreads_; i++) threads_[i].join();
+  mu_.lock();
+  const unsigned n = nthreads_;  // no thread starts any more: queue() is not called now
+  mu_.unlock();
+  for (unsigned i = 0; i < n; i++) threads_[i].join();
 }
 
 void BlockWriter::queue(WbBatch* b) noexcept {
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(mu_);
   b->next = todo_;
   todo_ = b;
   // No thread (EAGAIN, ENOMEM): the ones we have, or the inline path below, will do.
@@ -35,18 +38,18 @@ void BlockWriter::queue(WbBatch* b) noexcept {
 }
 
 WbBatch* BlockWriter::reap() noexcept {
-  std::unique_lock<std::mutex> l(mu_);
-  done_cv_.wait(l, [this] { return done_ != nullptr; });
+  MutexLock l(mu_);
+  while (done_ == nullptr) done_cv_.wait(mu_);
   WbBatch* d = done_;
   done_ = d->next;
   return d;
 }
 
 void BlockWriter::run() noexcept {
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(mu_);
   for (;;) {
     idle_++;
-    work_cv_.wait(l, [this] { return todo_ != nullptr || stop_; });
+    while (todo_ == nullptr && !stop_) work_cv_.wait(mu_);
     idle_--;
     if (!todo_) return;  // stopping
     WbBatch* b = todo_;
@@ -88,7 +91,7 @@ void BlockWriter::write(WbBatch* b) noexcept {
   }
   b->err = err;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(mu_);
     b->next = done_;
     done_ = b;
   }

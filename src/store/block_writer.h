@@ -18,11 +18,10 @@
 #ifndef UZRAM_STORE_BLOCK_WRITER_H_
 #define UZRAM_STORE_BLOCK_WRITER_H_
 
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 
 #include "store/backing_tier.h"
+#include "sync/mutex.h"
 #include "util/thread.h"
 
 namespace uzram {
@@ -87,16 +86,16 @@ class BlockWriter {
   void write(WbBatch* b) noexcept;
 
   BackingTier& t_;
-  // Protects: the queues, idle_, stop_, the thread count. A leaf: never held with a slot
-  // lock; the tier write of a batch happens with no lock held.
-  std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
-  WbBatch* todo_ = nullptr;  // LIFO is fine: a handful of batches
-  WbBatch* done_ = nullptr;
-  unsigned idle_ = 0;
-  bool stop_ = false;
-  Thread threads_[kWbWorkers];  // [0, nthreads_) started
-  unsigned nthreads_ = 0;
+  // Protects: the queues, idle_, stop_, the thread count. Level: wb_queue, a leaf: never
+  // held with a slot lock; the tier write of a batch happens with no lock held.
+  Mutex mu_{LockLevel::wb_queue, "wb_queue"};
+  CondVar work_cv_, done_cv_;
+  WbBatch* todo_ ZS_GUARDED_BY(mu_) = nullptr;  // LIFO is fine: a handful of batches
+  WbBatch* done_ ZS_GUARDED_BY(mu_) = nullptr;
+  unsigned idle_ ZS_GUARDED_BY(mu_) = 0;
+  bool stop_ ZS_GUARDED_BY(mu_) = false;
+  Thread threads_[kWbWorkers];  // [0, nthreads_) started (under mu_), joined by the destructor
+  unsigned nthreads_ ZS_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace uzram

@@ -32,6 +32,8 @@ Result<void> attr::write_idle(StoreImpl& s, AttrArg& arg, std::string*) noexcept
 }
 
 std::uint64_t mark_idle(StoreImpl& s, std::uint64_t age) noexcept {
+  // Called through the attribute table's pointer and by the policy, both under it.
+  s.init_lock_.assert_held_shared();
   const bool all = age == 0;
   const std::uint32_t now = s.now_seconds();
   std::uint64_t marked = 0;
@@ -51,7 +53,7 @@ std::uint64_t mark_idle(StoreImpl& s, std::uint64_t age) noexcept {
 }
 
 void StoreImpl::do_check_invariants() const noexcept {
-  std::shared_lock l(init_lock_);
+  ReaderLock l(init_lock_);
   if (!slots_) return;
   std::uint64_t stored = 0, same = 0, huge = 0, wb = 0, compr = 0, objs = 0;
   // Pages the summary says never held a block must hold none. They are checked (a relaxed
@@ -63,6 +65,7 @@ void StoreImpl::do_check_invariants() const noexcept {
                static_cast<unsigned long long>(i));
     }
   }
+  const Pool* const pool = pool_.get();  // read under the lock (the lambda is not analysed)
   for_each_stored_slot(0, nslots_, [&](std::uint64_t i, Slot& s) {
     s.lock();
     const std::uint32_t f = s.get();
@@ -81,8 +84,8 @@ void StoreImpl::do_check_invariants() const noexcept {
       objs++;
       compr += size;
       if (f & slotf::kHuge) huge++;
-      ZS_CHECK(pool_->object_size(static_cast<Handle>(h)) == size, "slot %llu: object size %zu != %u",
-               static_cast<unsigned long long>(i), pool_->object_size(static_cast<Handle>(h)), size);
+      ZS_CHECK(pool->object_size(static_cast<Handle>(h)) == size, "slot %llu: object size %zu != %u",
+               static_cast<unsigned long long>(i), pool->object_size(static_cast<Handle>(h)), size);
     }
     if (is_same || is_wb || size) stored++;
     return true;

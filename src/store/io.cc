@@ -72,7 +72,7 @@ bool StoreImpl::can_store() noexcept {
 
 // Protocol: docs/store.md#write.
 Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcept {
-  std::shared_lock cfg(init_lock_);
+  ReaderLock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (index >= nslots_) return Errc::out_of_range;
   summary_.note(index);  // before anything is published in the slot (slot_summary.h)
@@ -172,7 +172,7 @@ Result<void> StoreImpl::load_locked(Slot& s, void* block) noexcept {
 
 // Protocol: docs/store.md#read.
 Result<void> StoreImpl::do_read(std::uint64_t index, void* block) noexcept {
-  std::shared_lock cfg(init_lock_);
+  ReaderLock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (index >= nslots_) return Errc::out_of_range;
   if (!summary_.may_hold(index)) {  // never written: zeros, without touching the table
@@ -194,7 +194,7 @@ Result<void> StoreImpl::do_read(std::uint64_t index, void* block) noexcept {
 // found unallocated without its lock is skipped: a write racing with the discard may
 // then land before or after it, as with the lock.
 Result<void> StoreImpl::do_discard(std::uint64_t offset, std::uint64_t len) noexcept {
-  std::shared_lock cfg(init_lock_);
+  ReaderLock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (offset > disksize_ || len > disksize_ - offset) return Errc::out_of_range;
   const std::uint64_t first = (offset + kBlockSize - 1) / kBlockSize;
@@ -205,6 +205,7 @@ Result<void> StoreImpl::do_discard(std::uint64_t offset, std::uint64_t len) noex
   // in batches.
   HandleBatch batch(*pool_);
   for_each_stored_slot(first, end, [this, &batch](std::uint64_t, Slot& s) {
+    init_lock_.assert_held_shared();  // the analysis does not see into the lambda
     s.lock();
     free_slot_locked(s, &batch);
     s.unlock();
@@ -216,7 +217,7 @@ Result<void> StoreImpl::do_discard(std::uint64_t offset, std::uint64_t len) noex
 }
 
 void StoreImpl::do_slot_free_notify(std::uint64_t index) noexcept {
-  std::shared_lock cfg(init_lock_);
+  ReaderLock cfg(init_lock_);
   if (!slots_ || index >= nslots_) return;
   stats_.notify_free.fetch_add(1, std::memory_order_relaxed);
   if (!summary_.may_hold(index)) return;
@@ -230,7 +231,7 @@ void StoreImpl::do_slot_free_notify(std::uint64_t index) noexcept {
 }
 
 bool StoreImpl::slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept {
-  std::shared_lock cfg(init_lock_);
+  ReaderLock cfg(init_lock_);
   if (!slots_ || index >= nslots_ || !summary_.may_hold(index)) return false;
   Slot& s = slots_[index];
   s.lock();

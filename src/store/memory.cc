@@ -10,13 +10,12 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <mutex>
 #include <string_view>
 
 #include "store/attr_table.h"
 #include "store/fail.h"
 #include "store/store_impl.h"
-#include "sync/lock_order.h"
+#include "sync/mutex.h"
 #include "util/resident.h"
 #include "util/errno_text.h"
 
@@ -29,10 +28,10 @@ namespace {
 // store_init: a breakdown takes each store's init_lock_ shared, and its stream mutexes,
 // under it. Never taken with a store lock held.
 struct MemoryRegistry {
-  std::mutex mu;
-  std::vector<const StoreImpl*> stores;
-  std::vector<std::pair<std::uint64_t, MemorySourceFn>> sources;
-  std::uint64_t next_id = 1;
+  Mutex mu{LockLevel::memory, "memory"};
+  std::vector<const StoreImpl*> stores ZS_GUARDED_BY(mu);
+  std::vector<std::pair<std::uint64_t, MemorySourceFn>> sources ZS_GUARDED_BY(mu);
+  std::uint64_t next_id ZS_GUARDED_BY(mu) = 1;
 };
 
 MemoryRegistry& registry() {
@@ -115,7 +114,7 @@ std::uint64_t vm_rss(std::string_view status) {
 
 void memory_register(const StoreImpl* s) noexcept {
   MemoryRegistry& r = registry();
-  std::lock_guard l(r.mu);
+  MutexLock l(r.mu);
   try {
     r.stores.push_back(s);
   } catch (...) {  // out of memory: the store is left out of the breakdown
@@ -124,13 +123,13 @@ void memory_register(const StoreImpl* s) noexcept {
 
 void memory_unregister(const StoreImpl* s) noexcept {
   MemoryRegistry& r = registry();
-  std::lock_guard l(r.mu);
+  MutexLock l(r.mu);
   std::erase(r.stores, s);
 }
 
 StoreMemory StoreImpl::do_memory() const noexcept {
   StoreMemory m;
-  std::shared_lock l(init_lock_);
+  ReaderLock l(init_lock_);
   if (pool_) {
     const PoolMemory p = pool_->memory();
     m.pool_frames = p.frames;
@@ -140,8 +139,9 @@ StoreMemory StoreImpl::do_memory() const noexcept {
   if (slots_) {
     // Only pages a write marked hold data (the summary): the others were never touched,
     // or only read (the shared zero page, which VmRSS does not count).
+    const Slot* const slots = slots_;  // read under the lock (the lambda is not analysed)
     summary_.for_each_range(0, nslots_, [&](std::uint64_t first, std::uint64_t end) {
-      m.slot_table += resident_bytes_of(&slots_[first], (end - first) * sizeof(Slot));
+      m.slot_table += resident_bytes_of(&slots[first], (end - first) * sizeof(Slot));
       return true;
     });
     m.slot_table += summary_.resident_bytes();
@@ -164,14 +164,14 @@ MemorySourceHandle& MemorySourceHandle::operator=(MemorySourceHandle&& o) noexce
 void MemorySourceHandle::reset() noexcept {
   if (id_ == 0) return;
   MemoryRegistry& r = registry();
-  std::lock_guard l(r.mu);
+  MutexLock l(r.mu);
   std::erase_if(r.sources, [this](const auto& e) { return e.first == id_; });
   id_ = 0;
 }
 
 Result<MemorySourceHandle> add_memory_source(MemorySourceFn fn) noexcept {
   MemoryRegistry& r = registry();
-  std::lock_guard l(r.mu);
+  MutexLock l(r.mu);
   MemorySourceHandle h;
   try {
     r.sources.emplace_back(r.next_id, std::move(fn));
@@ -190,14 +190,7 @@ Result<std::vector<MemoryLine>> memory_breakdown() noexcept {
     std::uint64_t measured = 0;  // the lines so far: all inside anonymous mappings
     {
       MemoryRegistry& r = registry();
-      std::lock_guard l(r.mu);
-      // Checked by the lock-order checker (debug builds): taken with no store lock held.
-      lockdep::acquire(LockLevel::memory, LockKind::sleepable, &r.mu, "memory", false, false,
-                       SiteLoc::current());
-      struct Release {
-        const void* lock;
-        ~Release() { lockdep::release(lock, SiteLoc::current()); }
-      } release{&r.mu};
+      MutexLock l(r.mu);  // taken with no store lock held
       std::vector<const StoreImpl*> stores = r.stores;
       std::sort(stores.begin(), stores.end(), [](const StoreImpl* a, const StoreImpl* b) {
         return a->name_.size() != b->name_.size() ? a->name_.size() < b->name_.size()

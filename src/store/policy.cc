@@ -20,6 +20,7 @@ namespace {
 // Usable blocks of the backing device (0: none): its allocator's once initialised, else
 // what the file holds (block 0 is never used). Caller holds init_lock_.
 std::uint64_t backing_blocks(const StoreImpl& s) noexcept {
+  s.init_lock_.assert_held_shared();
   if (!s.backing_) return 0;
   const StoreImpl::Backing& b = *s.backing_;
   const std::uint64_t n = b.alloc.nblocks() ? b.alloc.nblocks() : b.tier->size_blocks();
@@ -38,6 +39,7 @@ PolicySpec Policy::spec() const noexcept {
 }
 
 void Policy::set_spec_locked(const PolicySpec& spec) noexcept {
+  s_.init_lock_.assert_held_shared();
   {
     MutexLock g(mu_);
     if (spec_.mode == PolicyMode::off && spec.mode != PolicyMode::off) {
@@ -51,6 +53,7 @@ void Policy::set_spec_locked(const PolicySpec& spec) noexcept {
 }
 
 void Policy::limits_changed_locked() noexcept {
+  s_.init_lock_.assert_held_shared();
   bool on;
   {
     MutexLock g(mu_);
@@ -144,7 +147,7 @@ PolicyStats Policy::stats() const noexcept {
 // timer for the next round. Everything under init_lock_ shared, as the attributes' passes.
 void Policy::job() noexcept {
   if (paused_.load()) return;  // resume() kicks again
-  std::shared_lock l(s_.init_lock_);
+  ReaderLock l(s_.init_lock_);
   if (!s_.slots_) return;
   PolicyParams p;
   {
@@ -204,6 +207,7 @@ Result<void> Policy::pass(const char* attr, const std::string& text, std::uint64
 // ---- Measures -----------------------------------------------------------------------------
 
 bool Policy::recompression_configured() const noexcept {
+  s_.init_lock_.assert_held_shared();
   for (unsigned p = 1; p < kMaxPriorities; p++) {
     if (s_.slots_ ? s_.streams_[p].active() : !s_.comp_[p].name.empty()) return true;
   }
@@ -213,6 +217,7 @@ bool Policy::recompression_configured() const noexcept {
 // The pool against mem_limit, or without one the system's memory (/proc/meminfo); 0 when
 // neither can be read.
 double Policy::memory_utilisation() const noexcept {
+  s_.init_lock_.assert_held_shared();
   const std::uint64_t limit = s_.mem_limit_pages_.load(std::memory_order_relaxed);
   if (limit) return static_cast<double>(s_.pool_->total_pages()) / static_cast<double>(limit);
   const int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
@@ -227,6 +232,7 @@ double Policy::memory_utilisation() const noexcept {
 
 // The share of the device whose data is in RAM (stored, not written back).
 double Policy::zram_utilisation() const noexcept {
+  s_.init_lock_.assert_held_shared();
   const std::uint64_t stored = s_.stats_.pages_stored.load(std::memory_order_relaxed);
   const std::uint64_t wb = s_.stats_.bd_count.load(std::memory_order_relaxed);
   return static_cast<double>(stored > wb ? stored - wb : 0) / static_cast<double>(s_.nslots_);

@@ -13,6 +13,7 @@ namespace uzram {
 namespace {
 
 bool recompression_named(const StoreImpl& s) noexcept {
+  s.init_lock_.assert_held_shared();
   for (unsigned p = 1; p < kMaxPriorities; p++) {
     if (!s.comp_[p].name.empty()) return true;
   }
@@ -21,6 +22,7 @@ bool recompression_named(const StoreImpl& s) noexcept {
 
 // Usable backing blocks for the sizes shown (as the engine resolves them).
 std::uint64_t shown_backing_blocks(const StoreImpl& s) noexcept {
+  s.init_lock_.assert_held_shared();
   if (!s.backing_) return 0;
   const StoreImpl::Backing& b = *s.backing_;
   const std::uint64_t n = b.alloc.nblocks() ? b.alloc.nblocks() : b.tier->size_blocks();
@@ -39,7 +41,7 @@ Result<void> attr::parse_policy(const StoreImpl&, std::string_view text, AttrArg
 // configuration (algorithms, backing device, mem_limit) to set its thresholds.
 Result<void> attr::write_policy(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
   const PolicySpec& spec = arg.policy;
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   if (spec.mode != PolicyMode::off && (spec.recompress || spec.pressure_recompress) &&
       !recompression_named(s)) {
     return fail(msg, Errc::invalid_argument,
@@ -52,7 +54,7 @@ Result<void> attr::write_policy(StoreImpl& s, AttrArg& arg, std::string* msg) no
 }
 
 Result<std::string> attr::read_policy(const StoreImpl& s, std::string* msg) noexcept {
-  std::shared_lock l(s.init_lock_);
+  ReaderLock l(s.init_lock_);
   std::string text = format_policy(s.policy_.spec(), shown_backing_blocks(s));
   if (text.empty()) return fail(msg, Errc::no_memory, "policy: out of memory").error();
   return text;

@@ -39,6 +39,7 @@ bool Policy::hopeless_now() const noexcept {
 
 // Caller holds init_lock_ shared (the pool exists).
 bool Policy::has_room() const noexcept {
+  s_.init_lock_.assert_held_shared();
   const std::uint64_t limit = s_.mem_limit_pages_.load(std::memory_order_relaxed);
   return limit == 0 || s_.pool_->total_pages() <= limit;
 }
@@ -91,6 +92,7 @@ bool Policy::wait_for_room() noexcept {
 
 // Caller: the worker, holding init_lock_ shared on an initialised store.
 void Policy::react(const PolicyParams& p) noexcept {
+  s_.init_lock_.assert_held_shared();
   std::uint64_t gen;
   {
     MutexLock g(room_mu_);
@@ -146,6 +148,7 @@ void Policy::react(const PolicyParams& p) noexcept {
 // back (if there is a backing device); stops early once the pool is down to `low` pages.
 Policy::Step Policy::free_coldest(const PolicyParams& p, std::uint64_t need,
                                   std::uint64_t low) noexcept {
+  s_.init_lock_.assert_held_shared();
   AgeHistogram hist;
   const std::uint32_t now = s_.now_seconds();
   s_.for_each_stored_slot(0, s_.nslots_, [&](std::uint64_t, Slot& slot) {

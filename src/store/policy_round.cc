@@ -67,6 +67,7 @@ void Policy::round(const PolicyParams& p, std::uint64_t now) noexcept {
 // The writeback passes of a round, in `order`, within its allowance; returns the blocks
 // written back.
 std::uint64_t Policy::round_writeback(const PolicyParams& p, std::uint64_t now) noexcept {
+  s_.init_lock_.assert_held_shared();
   if (p.spec.norder == 0 || !s_.backing_) return 0;
   std::uint64_t day_left = ~std::uint64_t{0};
   if (p.day_max_pages) {

@@ -19,6 +19,7 @@ Result<void> PpPass::begin(std::string* msg) noexcept {
 }
 
 void PpPass::release(std::uint64_t index) noexcept {
+  s_.init_lock_.assert_held_shared();  // held by the caller for the pass (pp_pass.h)
   Slot& slot = s_.slots_[index];
   slot.lock();
   slot.set(slot.get() & ~(slotf::kPpSlot | slotf::kLock));

@@ -54,6 +54,7 @@ class PpPass {
   template <typename Want>
   [[nodiscard]] Result<void> scan(std::uint64_t lo, std::uint64_t end, Want&& want,
                                   std::string* msg) noexcept {
+    s_.init_lock_.assert_held_shared();  // held by the caller for the pass (see above)
     const bool all = s_.for_each_stored_slot(lo, end, [&](std::uint64_t i, Slot& slot) {
       slot.lock();  // the relaxed peek is re-checked under the lock
       const std::uint32_t f = slot.get();

@@ -26,7 +26,7 @@ namespace {
 
 // The highest active priority + 1 (0 when no recompression algorithm is configured;
 // priorities may have holes).
-unsigned priorities_end(const StoreImpl& s) noexcept {
+unsigned priorities_end(const StoreImpl& s) noexcept ZS_REQUIRES_SHARED(s.init_lock_) {
   unsigned end = 0;
   for (unsigned p = 1; p < kMaxPriorities; p++) {
     if (s.streams_[p].active()) end = p + 1;
@@ -50,7 +50,8 @@ Result<void> parse_type(std::string_view v, RecompCommand* cmd, std::string* msg
 
 // One key=value of the command; algo= is kept in *algo, priority= in *prio.
 Result<void> parse_param(const StoreImpl& s, const KeyValue& kv, RecompCommand* cmd,
-                         std::string* algo, int* prio, std::string* msg) {
+                         std::string* algo, int* prio, std::string* msg)
+    ZS_REQUIRES_SHARED(s.init_lock_) {
   const std::string v(kv.value);
   if (kv.key == "type") return parse_type(kv.value, cmd, msg);
   if (kv.key == "max_pages") {
@@ -88,7 +89,7 @@ Result<void> parse_param(const StoreImpl& s, const KeyValue& kv, RecompCommand* 
 
 // algo=NAME: the priority it is configured at, which must agree with priority= if given.
 Result<void> resolve_algo(const StoreImpl& s, const std::string& algo, int* prio,
-                          std::string* msg) {
+                          std::string* msg) ZS_REQUIRES_SHARED(s.init_lock_) {
   int found = -1;
   for (unsigned p = 1; p < kMaxPriorities && found < 0; p++) {
     if (s.streams_[p].active() && s.comp_[p].name == algo) found = static_cast<int>(p);
@@ -106,7 +107,8 @@ Result<void> resolve_algo(const StoreImpl& s, const std::string& algo, int* prio
 }
 
 Result<void> parse_command(const StoreImpl& s, std::string_view value, RecompCommand* cmd,
-                           std::string* msg) {
+                           std::string* msg) ZS_REQUIRES_SHARED(s.init_lock_) {
+  s.init_lock_.assert_held_shared();
   cmd->prio_max = priorities_end(s);
   if (cmd->prio_max == 0) {
     return fail(msg, Errc::invalid_argument,
@@ -146,6 +148,7 @@ struct RecompScratch {
 // algorithm of priority `prio` (no slot lock needed: the bytes are a private copy).
 Result<void> decode(StoreImpl& st, unsigned prio, std::uint32_t size, bool huge,
                     RecompScratch& sc) {
+  st.init_lock_.assert_held_shared();
   if (huge) {
     std::memcpy(sc.page, sc.object, kBlockSize);
     return {};
@@ -171,6 +174,7 @@ struct Recompressed {
 Result<bool> try_priorities(StoreImpl& st, std::uint64_t index, const RecompCommand& cmd,
                             std::uint32_t old_size, unsigned old_prio, const unsigned char* page,
                             Recompressed* out, std::string* msg) {
+  st.init_lock_.assert_held_shared();
   const unsigned old_class = st.pool_->lookup_class_index(old_size);
   for (unsigned p = std::max(cmd.prio_lo, old_prio + 1); p < cmd.prio_max; p++) {
     if (!st.streams_[p].active()) continue;
@@ -211,6 +215,7 @@ Result<bool> try_priorities(StoreImpl& st, std::uint64_t index, const RecompComm
 // (the block was touched). A changed slot keeps its new contents and the new object is freed.
 void publish(StoreImpl& st, Slot& s, std::uint64_t handle, const Recompressed* r,
              bool incompressible, PpDone* done) {
+  st.init_lock_.assert_held_shared();
   s.lock();
   const std::uint32_t f = s.get() & ~slotf::kLock;
   if (!(f & slotf::kPpSlot) || s.handle.load(std::memory_order_relaxed) != handle) {
@@ -242,7 +247,8 @@ void publish(StoreImpl& st, Slot& s, std::uint64_t handle, const Recompressed* r
 // stops the pass, if any.
 Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompCommand& cmd,
                             RecompScratch& sc, std::uint64_t* budget, PpDone* done,
-                            std::string* msg) {
+                            std::string* msg)
+    ZS_REQUIRES_SHARED(st.init_lock_) {
   Slot& s = st.slots_[index];
   s.lock();
   const std::uint32_t f = s.get() & ~slotf::kLock;
@@ -287,6 +293,7 @@ Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompComm
 // Needs a recompression algorithm, then the command, resolved against the configured ones.
 Result<void> attr::parse_recompress(const StoreImpl& s, std::string_view text, AttrArg* out,
                                     std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();  // called through the attribute table's pointer
   RecompCommand cmd;
   if (auto r = parse_command(s, text, &cmd, msg); !r) return r;
   out->recompress = cmd;
@@ -300,6 +307,7 @@ Result<void> attr::write_recompress(StoreImpl& s, AttrArg& arg, std::string* msg
 
 Result<void> run_recompress(StoreImpl& s, const RecompCommand& cmd, PpDone* done,
                             std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();  // the attribute's caller, or the policy's pass
   PpPass pass(s, "recompress");
   if (auto r = pass.begin(msg); !r) return r;
 

@@ -5,10 +5,29 @@
 
 #include <cerrno>
 #include <charconv>
+#include <map>
+#include <new>
 
 #include "store/store_impl.h"
+#include "sync/mutex.h"
 
 namespace uzram {
+
+struct StoreRegistry::State {
+  // Protects stores. Level: registry, a leaf (sync/lock_order.h): nothing is taken under
+  // it; stores are created, retired and destroyed with it released. A null entry is a
+  // number reserved by a hot_add that is still creating its store.
+  // It also guards log_hook and log_gen (bumped by each set_log_hook: a hot_add that
+  // installed an older hook on its new store installs the current one before publishing).
+  Mutex mu{LockLevel::registry, "registry"};
+  std::map<unsigned, std::shared_ptr<Store>> stores ZS_GUARDED_BY(mu);
+  LogHook log_hook ZS_GUARDED_BY(mu);
+  std::uint64_t log_gen ZS_GUARDED_BY(mu) = 0;
+};
+
+StoreRegistry::StoreRegistry() noexcept : state_(new (std::nothrow) State) {
+  ZS_CHECK(state_ != nullptr, "StoreRegistry: out of memory");
+}
 
 StoreRegistry::~StoreRegistry() = default;
 
@@ -28,17 +47,17 @@ std::string StoreRegistry::name_of(unsigned n) { return "zram" + std::to_string(
 Result<unsigned> StoreRegistry::hot_add(std::string* msg) noexcept {
   unsigned n = 0;
   {
-    std::lock_guard l(mu_);
-    if (stores_.size() >= kMaxStores) {
+    MutexLock l(state_->mu);
+    if (state_->stores.size() >= kMaxStores) {
       if (msg) *msg = "hot_add: at most " + std::to_string(kMaxStores) + " stores";
       return std::error_code(ENOSPC, std::generic_category());
     }
-    for (const auto& [k, s] : stores_) {  // ordered: the first gap is the lowest free
+    for (const auto& [k, s] : state_->stores) {  // ordered: the first gap is the lowest free
       if (k != n) break;
       n++;
     }
     try {
-      stores_.emplace(n, nullptr);  // reserved: find() skips it
+      state_->stores.emplace(n, nullptr);  // reserved: find() skips it
     } catch (...) {
       if (msg) *msg = "hot_add: out of memory";
       return Errc::no_memory;
@@ -51,26 +70,26 @@ Result<unsigned> StoreRegistry::hot_add(std::string* msg) noexcept {
     } catch (...) {  // the control block
     }
   }
-  std::unique_lock l(mu_);
+  MutexLock l(state_->mu);
   if (!store) {
-    stores_.erase(n);
+    state_->stores.erase(n);
     if (msg) *msg = "hot_add: out of memory";
     return Errc::no_memory;
   }
   // The log hook of the moment, installed with mu_ released (the store's log lock is not
   // taken under it); again if set_log_hook ran meanwhile; then published.
-  for (std::uint64_t gen = ~std::uint64_t{0}; gen != log_gen_;) {
-    gen = log_gen_;
+  for (std::uint64_t gen = ~std::uint64_t{0}; gen != state_->log_gen;) {
+    gen = state_->log_gen;
     LogHook hook;
     try {
-      hook = log_hook_;
+      hook = state_->log_hook;
     } catch (...) {  // std::bad_alloc: this store logs nothing
     }
     l.unlock();
     store->set_log_hook(prefixed(store->name(), hook));
     l.lock();
   }
-  stores_[n] = std::move(store);
+  state_->stores[n] = std::move(store);
   return n;
 }
 
@@ -96,19 +115,19 @@ void StoreRegistry::set_log_hook(const LogHook& hook) noexcept {
   for (unsigned next = 0;;) {
     std::shared_ptr<Store> s;
     {
-      std::lock_guard l(mu_);
+      MutexLock l(state_->mu);
       if (first) {
-        log_gen_++;
+        state_->log_gen++;
         try {
-          log_hook_ = hook;  // a copy: hook is still used below
+          state_->log_hook = hook;  // a copy: hook is still used below
         } catch (...) {      // std::bad_alloc: stores added later log nothing
-          log_hook_ = nullptr;
+          state_->log_hook = nullptr;
         }
         first = false;
       }
-      auto it = stores_.lower_bound(next);
-      while (it != stores_.end() && !it->second) ++it;
-      if (it == stores_.end()) break;
+      auto it = state_->stores.lower_bound(next);
+      while (it != state_->stores.end() && !it->second) ++it;
+      if (it == state_->stores.end()) break;
       s = it->second;
       next = it->first + 1;
     }
@@ -125,16 +144,16 @@ Result<void> StoreRegistry::hot_remove(unsigned n, std::string* msg) noexcept {
   // Retired under the store's init lock: from here on it can never be initialised, so
   // whoever still holds it cannot give an unlisted store data.
   if (auto r = impl(s.get())->retire(msg); !r) return r;
-  std::lock_guard l(mu_);
-  auto it = stores_.find(n);
-  if (it != stores_.end() && it->second == s) stores_.erase(it);
+  MutexLock l(state_->mu);
+  auto it = state_->stores.find(n);
+  if (it != state_->stores.end() && it->second == s) state_->stores.erase(it);
   return {};
 }
 
 std::shared_ptr<Store> StoreRegistry::find(unsigned n) const noexcept {
-  std::lock_guard l(mu_);
-  auto it = stores_.find(n);
-  return it == stores_.end() ? nullptr : it->second;
+  MutexLock l(state_->mu);
+  auto it = state_->stores.find(n);
+  return it == state_->stores.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<Store> StoreRegistry::find(std::string_view name) const noexcept {
@@ -144,10 +163,10 @@ std::shared_ptr<Store> StoreRegistry::find(std::string_view name) const noexcept
 
 std::vector<std::shared_ptr<Store>> StoreRegistry::stores() const noexcept {
   std::vector<std::shared_ptr<Store>> out;
-  std::lock_guard l(mu_);
+  MutexLock l(state_->mu);
   try {
-    out.reserve(stores_.size());
-    for (const auto& [n, s] : stores_) {
+    out.reserve(state_->stores.size());
+    for (const auto& [n, s] : state_->stores) {
       if (s) out.push_back(s);
     }
   } catch (...) {  // out of memory: what fitted
@@ -156,9 +175,9 @@ std::vector<std::shared_ptr<Store>> StoreRegistry::stores() const noexcept {
 }
 
 std::size_t StoreRegistry::size() const noexcept {
-  std::lock_guard l(mu_);
+  MutexLock l(state_->mu);
   std::size_t n = 0;
-  for (const auto& [k, s] : stores_) n += s != nullptr;
+  for (const auto& [k, s] : state_->stores) n += s != nullptr;
   return n;
 }
 

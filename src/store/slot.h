@@ -39,21 +39,24 @@ inline constexpr std::uint32_t kPrioMask = 3u << kPrioShift;
 inline constexpr std::uint32_t kWbCompressed = 1u << 22;
 }  // namespace slotf
 
-struct Slot {
+// A capability of the annotated family (sync/mutex.h): functions that need the slot lock
+// say ZS_REQUIRES(slot). The lock is taken by hand (not a BitLock member) because the
+// LOCK bit shares the flags word with the slot's data.
+struct ZS_CAPABILITY("slot lock") Slot {
   std::atomic<std::uint64_t> handle{0};
   std::atomic<std::uint32_t> flags{0};
   std::atomic<std::uint32_t> ac_time{0};
 
-  void lock(SiteLoc site = SiteLoc::current()) noexcept {
+  void lock(SiteLoc site = SiteLoc::current()) noexcept ZS_ACQUIRE() {
     lockdep::acquire(LockLevel::store_slot, LockKind::sleepable, this, "slot", false, false, site);
     bit_lock(flags, slotf::kLock, site);
   }
-  [[nodiscard]] bool try_lock(SiteLoc site = SiteLoc::current()) noexcept {
+  [[nodiscard]] bool try_lock(SiteLoc site = SiteLoc::current()) noexcept ZS_TRY_ACQUIRE(true) {
     if (!bit_try_lock(flags, slotf::kLock)) return false;
     lockdep::acquire(LockLevel::store_slot, LockKind::sleepable, this, "slot", true, false, site);
     return true;
   }
-  void unlock(SiteLoc site = SiteLoc::current()) noexcept {
+  void unlock(SiteLoc site = SiteLoc::current()) noexcept ZS_RELEASE() {
     lockdep::release(this, site);
     bit_unlock(flags, slotf::kLock);
   }

@@ -53,16 +53,16 @@ bool Store::is_same_filled(std::uint64_t i, std::uint64_t* word) const noexcept 
 }
 const std::string& Store::name() const noexcept { return impl(this)->name_; }
 bool Store::initialized() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->disksize_ != 0;
 }
 std::uint64_t Store::disksize() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->disksize_;
 }
 Result<std::uint64_t> Store::open_user() noexcept {
   StoreImpl* s = impl(this);
-  std::shared_lock l(s->init_lock_);
+  ReaderLock l(s->init_lock_);
   if (s->disksize_ == 0) return Errc::not_initialized;
   s->users_.fetch_add(1, std::memory_order_relaxed);
   return s->disksize_;
@@ -86,15 +86,15 @@ std::uint64_t Store::miss_free() const noexcept {
   return impl(this)->stats_.miss_free.load(std::memory_order_relaxed);
 }
 std::string Store::comp_algorithm() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->comp_[0].name;
 }
 unsigned Store::streams() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->streams_[0].size();
 }
 const Pool* Store::pool() const noexcept {
-  std::shared_lock l(impl(this)->init_lock_);
+  ReaderLock l(impl(this)->init_lock_);
   return impl(this)->pool_.get();
 }
 void Store::check_invariants() const noexcept { impl(this)->do_check_invariants(); }
@@ -112,7 +112,7 @@ void StoreImpl::log(std::string_view line) const noexcept {
 }
 
 void StoreImpl::advance_clock_for_testing(std::uint32_t seconds) noexcept {
-  std::unique_lock l(init_lock_);
+  WriterLock l(init_lock_);
   epoch_ -= seconds;
 }
 
@@ -131,9 +131,10 @@ StoreImpl::~StoreImpl() {
   policy_.stop();           // first: its worker takes init_lock_ and uses everything below
   memory_unregister(this);  // then: a breakdown may be reading this store
   std::shared_ptr<Backing> old;  // closed with no lock held
-  std::unique_lock l(init_lock_);
-  old = reset_locked();
-  l.unlock();
+  {
+    WriterLock l(init_lock_);
+    old = reset_locked();
+  }
 }
 
 // Writing disksize: allocate the slot table, create the pool and the streams of every
@@ -205,6 +206,7 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
     // pool objects are freed in batches (docs/store.md#lifecycle).
     HandleBatch batch(*pool_);
     for_each_stored_slot(0, nslots_, [this, &batch](std::uint64_t, Slot& s) {
+      init_lock_.assert_held_shared();  // the analysis does not see into the lambda
       s.lock();
       free_slot_locked(s, &batch);
       s.unlock();
@@ -241,7 +243,8 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
 }
 
 Result<void> StoreImpl::retire(std::string* msg) noexcept {
-  std::unique_lock l(init_lock_);
+  std::shared_ptr<Backing> old;  // the backing tier, closed (a remote disconnected) with no lock held
+  WriterLock l(init_lock_);
   if (retired_.load(std::memory_order_relaxed)) {
     if (msg) *msg = "hot_remove: no store " + name_ + " (removed already)";
     return std::error_code(ENODEV, std::generic_category());
@@ -257,10 +260,8 @@ Result<void> StoreImpl::retire(std::string* msg) noexcept {
     if (msg) *msg = "hot_remove: " + name_ + " is initialised (reset it first)";
     return Errc::busy;
   }
-  std::shared_ptr<Backing> old = reset_locked();  // the configuration: the backing tier
+  old = reset_locked();  // the configuration: the backing tier
   retired_.store(true, std::memory_order_relaxed);
-  l.unlock();  // the backing tier is closed (a remote disconnected) with no lock held
-  old.reset();
   return {};
 }
 
@@ -272,7 +273,7 @@ Result<void> StoreImpl::retired_error(std::string_view attr, std::string* msg) c
 // ---- Stats -------------------------------------------------------------------------------
 
 MmStat StoreImpl::do_mm_stat() const noexcept {
-  std::shared_lock l(init_lock_);
+  ReaderLock l(init_lock_);
   MmStat m;
   const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
   m.orig_data_size = ld(stats_.pages_stored) * kBlockSize;
@@ -302,7 +303,7 @@ BdStat StoreImpl::do_bd_stat() const noexcept {
   st.failed_writebacks = ld(stats_.wb_failed);
   st.compacted = ld(stats_.bd_compacted);
   st.failed_backing_reads = ld(stats_.bd_read_failed);
-  std::shared_lock l(init_lock_);
+  ReaderLock l(init_lock_);
   if (backing_) {
     const BackingTier& t = *backing_->tier;
     st.backing_blocks = backing_->alloc.used();

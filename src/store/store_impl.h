@@ -21,8 +21,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 
@@ -32,6 +30,7 @@
 #include "store/slot_summary.h"
 #include "store/streams.h"
 #include "sync/mutex.h"
+#include "sync/scoped_lock.h"
 #include "sync/sharded_rw_mutex.h"
 #include "util/sharded_counter.h"
 #include "uzram/pool.h"
@@ -131,25 +130,28 @@ class StoreImpl final : public Store {
   StoreCounters stats_;
 
   // Immutable while initialised (written under init_lock_ exclusive):
-  std::uint64_t disksize_ = 0;
-  std::uint64_t nslots_ = 0;
-  Slot* slots_ = nullptr;
-  SlotSummary summary_;  // slot-table pages that may hold allocated slots (slot_summary.h)
-  std::unique_ptr<Pool> pool_;
-  std::size_t huge_class_size_ = 0;
-  StreamPool streams_[kMaxPriorities];  // [0] primary; [1..3] recompression, if configured
+  std::uint64_t disksize_ ZS_GUARDED_BY(init_lock_) = 0;
+  std::uint64_t nslots_ ZS_GUARDED_BY(init_lock_) = 0;
+  Slot* slots_ ZS_GUARDED_BY(init_lock_) = nullptr;
+  // slot-table pages that may hold allocated slots (slot_summary.h)
+  SlotSummary summary_ ZS_GUARDED_BY(init_lock_);
+  std::unique_ptr<Pool> pool_ ZS_GUARDED_BY(init_lock_);
+  std::size_t huge_class_size_ ZS_GUARDED_BY(init_lock_) = 0;
+  // [0] primary; [1..3] recompression, if configured
+  StreamPool streams_[kMaxPriorities] ZS_GUARDED_BY(init_lock_);
 
   // Protects: the configuration below, and init/reset (exclusive); I/O and
   // post-processing hold it shared. Level: store_init. Sharded: readers do not share a
   // cache line (sync/sharded_rw_mutex.h).
-  mutable ShardedRwMutex init_lock_;
-  CodecSpec comp_[kMaxPriorities];  // requested algorithms; comp_[p].name empty = unset
-  std::string backing_path_;        // writeback target as shown ("" = none)
-  bool compressed_writeback_ = false;
+  mutable ShardedRwMutex init_lock_{LockLevel::store_init, "store_init"};
+  // requested algorithms; comp_[p].name empty = unset
+  CodecSpec comp_[kMaxPriorities] ZS_GUARDED_BY(init_lock_);
+  std::string backing_path_ ZS_GUARDED_BY(init_lock_);  // writeback target as shown ("" = none)
+  bool compressed_writeback_ ZS_GUARDED_BY(init_lock_) = false;
   // The backing device, open (and flock'ed) from the write of backing_dev until reset or
   // `backing_dev none`; its allocator is sized at init (store/backing.h).
   struct Backing;
-  std::shared_ptr<Backing> backing_;  // shared_ptr: the type is complete only in backing.h
+  std::shared_ptr<Backing> backing_ ZS_GUARDED_BY(init_lock_);  // shared_ptr: the type is complete only in backing.h
 
   // Changeable at runtime (atomic, relaxed: a soft limit checked after allocation, as in
   // the kernel). writeback_batch_size and backing_timeout_ms survive reset (the kernel sets
@@ -206,11 +208,13 @@ class StoreImpl final : public Store {
   // held one; fn returns false to stop (then so does this). Cost: what is stored, not the
   // disk's size. Caller holds init_lock_ (shared or exclusive); the device is initialised.
   template <typename Fn>
-  bool for_each_stored_slot(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const noexcept {
+  bool for_each_stored_slot(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const noexcept
+      ZS_REQUIRES_SHARED(init_lock_) {
     bool go = true;
+    Slot* const slots = slots_;  // read under the lock (the lambda is not analysed with it)
     summary_.for_each_range(lo, hi, [&](std::uint64_t first, std::uint64_t end) {
       for (std::uint64_t i = first; i < end && go; i++) {
-        if (slots_[i].allocated()) go = fn(i, slots_[i]);
+        if (slots[i].allocated()) go = fn(i, slots[i]);
       }
       return go;
     });
@@ -218,10 +222,11 @@ class StoreImpl final : public Store {
   }
 
   // ---- Internals (store.cc, io.cc) ----
-  Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
-  // init_lock_ exclusive. Returns the backing tier, to be closed (a remote disconnected,
-  // its I/O thread joined) by the caller after it releases the lock.
-  [[nodiscard]] std::shared_ptr<Backing> reset_locked() noexcept;
+  Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept
+      ZS_REQUIRES(init_lock_);
+  // Returns the backing tier, to be closed (a remote disconnected, its I/O thread joined)
+  // by the caller after it releases the lock.
+  [[nodiscard]] std::shared_ptr<Backing> reset_locked() noexcept ZS_REQUIRES(init_lock_);
   // hot_remove's half in the store: refuses (busy) an initialised store or one with users,
   // else resets the configuration (closing a backing device) and sets retired_.
   Result<void> retire(std::string* msg) noexcept;
@@ -230,27 +235,30 @@ class StoreImpl final : public Store {
   // Frees what the slot holds (pool object, same fill, or backing block) and clears its
   // size and flags (the lock bit stays). With `batch`, a pool object is queued there
   // instead of freed at once. Caller holds the slot lock.
-  void free_slot_locked(Slot& s, HandleBatch* batch = nullptr) noexcept;
+  void free_slot_locked(Slot& s, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(s)
+      ZS_REQUIRES_SHARED(init_lock_);
   // Clears IDLE and PP_SLOT and stamps ac_time. Caller holds the slot lock.
-  void mark_accessed_locked(Slot& s) noexcept;
+  void mark_accessed_locked(Slot& s) noexcept ZS_REQUIRES(s);
   // The block's contents (zeros, fill word, raw, decompressed, or from the backing
   // device). Caller holds the slot lock.
-  Result<void> load_locked(Slot& s, void* block) noexcept;
+  Result<void> load_locked(Slot& s, void* block) noexcept ZS_REQUIRES(s)
+      ZS_REQUIRES_SHARED(init_lock_);
   // Pool pages after an allocation: updates mem_used_max; false when over mem_limit.
-  bool can_store() noexcept;
+  bool can_store() noexcept ZS_REQUIRES_SHARED(init_lock_);
 
   // ---- Backing device (backing_dev.cc); the attributes' parsers and writers, idle,
   // writeback and recompress included, are the attribute table's rows (attr_table.h). ----
   // Sizes the backing device's allocator at init (disksize); opens nothing. Caller holds
   // init_lock_ exclusive.
-  Result<void> backing_open_locked(std::string* msg) noexcept;
-  [[nodiscard]] std::shared_ptr<Backing> backing_close_locked() noexcept;
+  Result<void> backing_open_locked(std::string* msg) noexcept ZS_REQUIRES(init_lock_);
+  [[nodiscard]] std::shared_ptr<Backing> backing_close_locked() noexcept ZS_REQUIRES(init_lock_);
   // Frees a written-back slot's bytes in the backing tier / reads them (handle: the
   // slot's, store/wb_layout.h). Caller holds the slot lock.
-  void free_backing_block(std::uint64_t handle) noexcept;
-  Result<void> read_backing_block(Slot& s, std::uint64_t handle, void* out) noexcept;
+  void free_backing_block(std::uint64_t handle) noexcept ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> read_backing_block(Slot& s, std::uint64_t handle, void* out) noexcept
+      ZS_REQUIRES(s) ZS_REQUIRES_SHARED(init_lock_);
   // check_invariants' part: the allocator's live bytes per block against the WB slots.
-  void check_backing_invariants() const noexcept;
+  void check_backing_invariants() const noexcept ZS_REQUIRES_SHARED(init_lock_);
 
   // The tiering policy engine (store/policy.h). Last: its worker is stopped (by the
   // destructor, first) before anything it uses goes away.

@@ -3,7 +3,6 @@
 
 #include <sched.h>
 
-#include <mutex>
 #include <new>
 #include <thread>
 
@@ -33,7 +32,7 @@ Result<void> StreamPool::init(const CodecSpec& spec, unsigned count) noexcept {
 std::size_t StreamPool::memory_bytes() const noexcept {
   std::size_t bytes = 0;
   for (const auto& s : streams_) {
-    std::lock_guard l(s->mu);
+    MutexLock l(s->mu);
     bytes += sizeof(Stream) + s->codec->memory_bytes();
   }
   return bytes;

@@ -11,16 +11,18 @@
 
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "store/codec.h"
+#include "sync/mutex.h"
 
 namespace uzram {
 
+// The fields are not ZS_GUARDED_BY(mu): get() hands the stream out locked and put()
+// unlocks it in another function, a hold the analysis cannot name (both are exempt).
 struct alignas(64) Stream {
-  // Protects: codec, buffer, local_copy. Sleepable.
-  std::mutex mu;
+  // Protects: codec, buffer, local_copy. Level: stream. Sleepable.
+  Mutex mu{LockLevel::stream, "stream"};
   std::unique_ptr<Codec> codec;
   alignas(64) unsigned char buffer[2 * 4096];
   alignas(64) unsigned char local_copy[4096];
@@ -35,11 +37,11 @@ class StreamPool {
   const CodecSpec& spec() const noexcept { return spec_; }
 
   // Returns the calling CPU's stream, locked. Release with put().
-  Stream& get() noexcept;
+  Stream& get() noexcept ZS_NO_THREAD_SAFETY_ANALYSIS;
   // A codec any thread may decompress with, unlocked, when the algorithm's decompression
   // is stateless (Codec::decompress_is_stateless); else nullptr (use get()).
   Codec* stateless_decoder() const noexcept { return stateless_; }
-  static void put(Stream& s) noexcept { s.mu.unlock(); }
+  static void put(Stream& s) noexcept ZS_NO_THREAD_SAFETY_ANALYSIS { s.mu.unlock(); }
   // The streams' bytes: the Stream objects and what their codecs hold (each stream's
   // mutex is taken in turn to ask its codec).
   std::size_t memory_bytes() const noexcept;

@@ -84,6 +84,7 @@ bool CompactRun::source(const WbAddr& a, unsigned char* dst) noexcept {
 }
 
 WbRun::Place CompactRun::place(WbBatch* b, std::uint64_t index) noexcept {
+  s_.init_lock_.assert_held_shared();
   Slot& s = s_.slots_[index];
   const std::uint32_t peek = s.flags.load(std::memory_order_relaxed);
   const std::uint64_t h0 = s.handle.load(std::memory_order_relaxed);
@@ -115,6 +116,7 @@ WbRun::Place CompactRun::place(WbBatch* b, std::uint64_t index) noexcept {
 }
 
 void CompactRun::publish(const WbObj& o, bool ok) noexcept {
+  s_.init_lock_.assert_held_shared();
   Slot& s = s_.slots_[o.index];
   s.lock();
   const std::uint32_t f = s.get();
@@ -135,6 +137,7 @@ void CompactRun::publish(const WbObj& o, bool ok) noexcept {
 // writeback_compact: "1" (or empty) for the default threshold, or threshold=PERCENT.
 Result<void> attr::parse_writeback_compact(const StoreImpl& s, std::string_view text, AttrArg* out,
                                            std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();
   if (!s.backing_) {
     return fail(msg, Errc::not_supported,
                 "writeback_compact: no backing device (write backing_dev before disksize)");
@@ -156,6 +159,7 @@ Result<void> attr::parse_writeback_compact(const StoreImpl& s, std::string_view 
 // Protocol: docs/store-postprocessing.md#space-and-reclamation. Caller holds init_lock_
 // shared.
 Result<void> attr::write_writeback_compact(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();
   const auto pct = static_cast<unsigned>(arg.number);
   PpPass pass(s, "writeback_compact");
   if (auto r = pass.begin(msg); !r) return r;

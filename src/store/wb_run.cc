@@ -200,6 +200,7 @@ void WbRun::finish(WbBatch* b) noexcept {
 }
 
 Result<void> WbRun::report(std::string* msg) const noexcept {
+  s_.init_lock_.assert_held_shared();
   const std::string w(what_);
   const std::string n = std::to_string(failed_);
   const std::string why = last_errno_ ? ": " + std::string(std::strerror(last_errno_)) : "";

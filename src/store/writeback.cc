@@ -134,6 +134,7 @@ class WritebackRun final : public WbRun {
 // the lock, PP_SLOT still set means nothing touched the slot since the scan, so the size
 // is the one peeked.
 WbRun::Place WritebackRun::place(WbBatch* b, std::uint64_t index) noexcept {
+  s_.init_lock_.assert_held_shared();
   Slot& s = s_.slots_[index];
   const std::uint32_t peek = s.flags.load(std::memory_order_relaxed);
   if (!candidate(peek)) return Place::skipped;  // accessed or freed since the scan
@@ -179,6 +180,7 @@ WbRun::Place WritebackRun::place(WbBatch* b, std::uint64_t index) noexcept {
 
 // The slot becomes WB if nothing touched it since it was read.
 void WritebackRun::publish(const WbObj& o, bool ok) noexcept {
+  s_.init_lock_.assert_held_shared();
   Slot& s = s_.slots_[o.index];
   s.lock();
   const std::uint32_t f = s.get();
@@ -207,6 +209,7 @@ void WritebackRun::publish(const WbObj& o, bool ok) noexcept {
 // Needs the backing device, then the command (its ranges within the device).
 Result<void> attr::parse_writeback(const StoreImpl& s, std::string_view text, AttrArg* out,
                                    std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();  // called through the attribute table's pointer
   if (!s.backing_) {
     return fail(msg, Errc::not_supported,
                 "writeback: no backing device (write backing_dev before disksize)");
@@ -224,6 +227,7 @@ Result<void> attr::write_writeback(StoreImpl& s, AttrArg& arg, std::string* msg)
 
 Result<void> run_writeback(StoreImpl& s, const WbCommand& cmd, PpDone* done,
                            std::string* msg) noexcept {
+  s.init_lock_.assert_held_shared();  // the attribute's caller, or the policy's pass
   PpPass pass(s, "writeback");
   if (auto r = pass.begin(msg); !r) return r;
 

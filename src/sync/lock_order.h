@@ -30,6 +30,7 @@ enum class LockLevel : std::uint8_t {
   nbd_server = 8,    // NBD server's connection list (Server::State::mu); log sink under it
   nbd_queue = 12,    // NBD session's request queue and byte budget (Session::mu_)
   nbd_send = 16,     // NBD session's socket write side (Session::send_mu_)
+  nbd_exports = 18,  // the NBD server's live backend per store (StoreExports::mu_)
   nbd_stripe = 20,   // NBD backend's per-block stripe bits; held across store calls
   // The store (src/store).
   memory = 22,       // the process's memory breakdown registry (memory.cc); sleepable
@@ -55,17 +56,21 @@ enum class LockLevel : std::uint8_t {
   worker = 72,    // a background worker's flags and timer (sync/worker.h)
   cli_load = 76,  // uzram load's shared error state (leaf)
   log_sink = 80,  // uzram serve's log output (leaf)
+  registry = 84,  // the process's stores by number (StoreRegistry; leaf)
 };
 
 // Every level, in order (tests iterate over it).
 inline constexpr LockLevel kLockLevels[] = {
-    LockLevel::control_stop, LockLevel::nbd_server, LockLevel::nbd_queue,    LockLevel::nbd_send,
-    LockLevel::nbd_stripe,   LockLevel::memory,     LockLevel::store_init,   LockLevel::policy,
-    LockLevel::policy_room,  LockLevel::store_log,  LockLevel::store_slot,   LockLevel::stream,
-    LockLevel::wb_queue,     LockLevel::backing,    LockLevel::tier_link,    LockLevel::tier_queue,
-    LockLevel::tier_done,    LockLevel::frame,      LockLevel::pool,
-    LockLevel::size_class,   LockLevel::zspage,     LockLevel::handle_table, LockLevel::frame_arena,
-    LockLevel::worker,       LockLevel::cli_load,   LockLevel::log_sink,
+    LockLevel::control_stop, LockLevel::nbd_server,   LockLevel::nbd_queue,
+    LockLevel::nbd_send,     LockLevel::nbd_exports,  LockLevel::nbd_stripe,
+    LockLevel::memory,       LockLevel::store_init,   LockLevel::policy,
+    LockLevel::policy_room,  LockLevel::store_log,    LockLevel::store_slot,
+    LockLevel::stream,       LockLevel::wb_queue,     LockLevel::backing,
+    LockLevel::tier_link,    LockLevel::tier_queue,   LockLevel::tier_done,
+    LockLevel::frame,        LockLevel::pool,         LockLevel::size_class,
+    LockLevel::zspage,       LockLevel::handle_table, LockLevel::frame_arena,
+    LockLevel::worker,       LockLevel::cli_load,     LockLevel::log_sink,
+    LockLevel::registry,
 };
 inline constexpr unsigned kMaxLockLevel = 128;  // every level is below this
 
@@ -75,6 +80,7 @@ constexpr const char* lock_level_name(LockLevel l) noexcept {
     case LockLevel::nbd_server: return "nbd_server";
     case LockLevel::nbd_queue: return "nbd_queue";
     case LockLevel::nbd_send: return "nbd_send";
+    case LockLevel::nbd_exports: return "nbd_exports";
     case LockLevel::nbd_stripe: return "nbd_stripe";
     case LockLevel::memory: return "memory";
     case LockLevel::store_init: return "store_init";
@@ -97,6 +103,7 @@ constexpr const char* lock_level_name(LockLevel l) noexcept {
     case LockLevel::worker: return "worker";
     case LockLevel::cli_load: return "cli_load";
     case LockLevel::log_sink: return "log_sink";
+    case LockLevel::registry: return "registry";
   }
   return "?";
 }

@@ -15,7 +15,7 @@
 //
 // A capability of the annotated family (sync/mutex.h): hold it with ReaderLock / WriterLock
 // (sync/scoped_lock.h). Both sides are checked by the lock-order checker before they wait.
-// It also meets the SharedMutex requirements of std::shared_lock and std::unique_lock.
+// It also meets the SharedMutex requirements of std::shared_lock and std::unique_lock (tests).
 #ifndef UZRAM_SYNC_SHARDED_RW_MUTEX_H_
 #define UZRAM_SYNC_SHARDED_RW_MUTEX_H_
 
@@ -31,9 +31,6 @@ namespace uzram {
 class ZS_CAPABILITY("shared mutex") ShardedRwMutex {
  public:
   ShardedRwMutex(LockLevel level, const char* name) noexcept : level_(level), name_(name) {}
-  // Not seen by the lock-order checker: only until the store names its init lock's level
-  // (issue 10 phase 2 removes it).
-  ShardedRwMutex() noexcept = default;
   ShardedRwMutex(const ShardedRwMutex&) = delete;
   ShardedRwMutex& operator=(const ShardedRwMutex&) = delete;
 
@@ -50,7 +47,7 @@ class ZS_CAPABILITY("shared mutex") ShardedRwMutex {
   }
 
   void unlock_shared(SiteLoc site = SiteLoc::current()) noexcept ZS_RELEASE_SHARED() {
-    if (name_) lockdep::release(this, site);
+    lockdep::release(this, site);
     leave(shards_[my_shard()]);
   }
 
@@ -67,8 +64,18 @@ class ZS_CAPABILITY("shared mutex") ShardedRwMutex {
     }
   }
 
+  // Tell the analysis the caller holds it (exclusive / at least shared) where it cannot
+  // follow, e.g. into a function called through a pointer; checked at UZRAM_DEBUG_LEVEL 2
+  // (lockdep::holds does not tell the modes apart).
+  void assert_held() const noexcept ZS_ASSERT_CAPABILITY() {
+    ZS_CHECK(lockdep::holds(this), "%s: not held by this thread", name_);
+  }
+  void assert_held_shared() const noexcept ZS_ASSERT_SHARED_CAPABILITY() {
+    ZS_CHECK(lockdep::holds(this), "%s: not held by this thread", name_);
+  }
+
   void unlock(SiteLoc site = SiteLoc::current()) noexcept ZS_RELEASE() {
-    if (name_) lockdep::release(this, site);
+    lockdep::release(this, site);
     // release: pairs with the flag load in lock_shared(), which then sees our writes.
     writer_.store(0, std::memory_order_release);
     writer_.notify_all();
@@ -89,7 +96,6 @@ class ZS_CAPABILITY("shared mutex") ShardedRwMutex {
   }
 
   void check(bool is_read, SiteLoc site) noexcept {
-    if (!name_) return;
     might_sleep(site);
     lockdep::acquire(level_, LockKind::sleepable, this, name_, false, is_read, site);
   }
@@ -107,8 +113,8 @@ class ZS_CAPABILITY("shared mutex") ShardedRwMutex {
   // 1 while a writer holds the lock or waits for readers to drain. Written under writers_.
   alignas(64) std::atomic<std::uint32_t> writer_{0};
   std::mutex writers_;  // serialises writers (internal: never held with another lock)
-  const LockLevel level_ = LockLevel::store_init;
-  const char* const name_ = nullptr;  // null: not checked (the default constructor)
+  const LockLevel level_;
+  const char* const name_;
 };
 
 }  // namespace uzram

@@ -214,8 +214,12 @@ TEST_F(LockFamilyDebugTest, EveryTypeIsRecordedWhileHeld) {
     bit.unlock();
   }
   EXPECT_EQ(lockdep::held_count(), 0);
-  ShardedRwMutex unnamed;  // the default constructor is not checked
-  WriterLock w(unnamed);
+  {
+    WriterLock w(rw);
+    EXPECT_EQ(lockdep::held_count(), 1);
+    rw.assert_held();
+    rw.assert_held_shared();
+  }
   EXPECT_EQ(lockdep::held_count(), 0);
 }
 

@@ -14,7 +14,7 @@ namespace uzram {
 namespace {
 
 TEST(ShardedRwMutexTest, ReadersShare) {
-  ShardedRwMutex m;
+  ShardedRwMutex m{LockLevel::store_init, "test"};
   std::shared_lock a(m);
   std::atomic<bool> entered{false};
   std::thread t([&] {
@@ -26,7 +26,7 @@ TEST(ShardedRwMutexTest, ReadersShare) {
 }
 
 TEST(ShardedRwMutexTest, WriterWaitsForReadersAndBlocksNewOnes) {
-  ShardedRwMutex m;
+  ShardedRwMutex m{LockLevel::store_init, "test"};
   std::atomic<int> phase{0};
   auto r = std::make_unique<std::shared_lock<ShardedRwMutex>>(m);
   std::thread w([&] {
@@ -47,7 +47,7 @@ TEST(ShardedRwMutexTest, WriterWaitsForReadersAndBlocksNewOnes) {
 }
 
 TEST(ShardedRwMutexTest, ExclusionUnderContention) {
-  ShardedRwMutex m;
+  ShardedRwMutex m{LockLevel::store_init, "test"};
   long value = 0;             // written only under the exclusive lock
   std::atomic<int> inside{0};  // readers inside
   std::atomic<bool> stop{false};
