@@ -111,7 +111,9 @@ TEST(PolicyMathTest, AgeBucketsCoverEveryAgeInOrder) {
     ASSERT_LT(lo, next) << b;
     EXPECT_EQ(AgeHistogram::bucket_of(lo), b);
     EXPECT_EQ(AgeHistogram::bucket_of(next - 1), b);
-    if (lo >= 16) EXPECT_LE(next - lo, lo / 4) << b;  // at most 25 % wide
+    if (lo >= 16) {
+      EXPECT_LE(next - lo, lo / 4) << b;  // at most 25 % wide
+    }
   }
   Random rng(testing::test_seed());
   SCOPED_TRACE(testing::seed_trace(testing::test_seed()));
@@ -119,7 +121,9 @@ TEST(PolicyMathTest, AgeBucketsCoverEveryAgeInOrder) {
     const auto age = static_cast<std::uint32_t>(rng.next());
     const unsigned b = AgeHistogram::bucket_of(age);
     ASSERT_LE(AgeHistogram::bucket_floor(b), age);
-    if (b + 1 < AgeHistogram::kBuckets) ASSERT_LT(age, AgeHistogram::bucket_floor(b + 1));
+    if (b + 1 < AgeHistogram::kBuckets) {
+      ASSERT_LT(age, AgeHistogram::bucket_floor(b + 1));
+    }
   }
 }
 

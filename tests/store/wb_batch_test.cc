@@ -146,7 +146,9 @@ TEST_F(WbBatchTest, EarlyExitsLeakNoReservedBlock) {
       backing_testing::set_hooks(nullptr, nullptr);
       s->check_invariants();  // live bytes of every block == what the WB slots say
       const BdStat bd = s->bd_stat();
-      if (!packed) EXPECT_EQ(blocks_in_use(*s), bd.bd_count) << msg;
+      if (!packed) {
+        EXPECT_EQ(blocks_in_use(*s), bd.bd_count) << msg;
+      }
       EXPECT_EQ(bd.backing_blocks, blocks_in_use(*s));
       for (std::uint64_t i = 0; i < 300; i++) {
         EXPECT_EQ(slot_flags(*s, i) & slotf::kPpSlot, 0u) << i;
@@ -161,7 +163,9 @@ TEST_F(WbBatchTest, EarlyExitsLeakNoReservedBlock) {
         model.forget(i);
       }
       s->check_invariants();
-      if (!packed) EXPECT_EQ(blocks_in_use(*s), s->bd_stat().bd_count);
+      if (!packed) {
+        EXPECT_EQ(blocks_in_use(*s), s->bd_stat().bd_count);
+      }
       model.verify(*s, 300);
       write_attr_ok(*s, "reset", "1");  // every block back: checked at close
     }
