@@ -65,6 +65,14 @@ struct PoolOptions {
   // With auto_compact_frames: compact on a background thread (true) or inline in the
   // free() that crossed the threshold (false).
   bool background_compact = true;
+  // For a pool that must not ask the kernel for memory while it serves (swap: `uzram
+  // serve --swap`, docs/uzram-serve.md#swap). reserve_handles: handle entries for this
+  // many objects, plus one chunk per size class, are mapped and populated at create (and
+  // on demand beyond them, as always). eager_workers: the background threads (deferred
+  // free; background compaction when enabled) start at create, not at their first job.
+  // Keeping every freed frame is decay_ms = 0 with frame_cache = max_bytes / 4096.
+  std::size_t reserve_handles = 0;
+  bool eager_workers = false;
 };
 
 struct PoolStats {

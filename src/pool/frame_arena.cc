@@ -222,7 +222,7 @@ void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
       const FrameId id = ids[i];
       ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
       info_[id].store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
-      if (!cache) {
+      if (!cache && keep_ < max_frames_) {  // an arena that keeps every frame keeps these
         batch[nb++] = id;
         continue;
       }

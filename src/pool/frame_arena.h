@@ -59,7 +59,8 @@ class FrameArena {
   // Allocates one frame below `below` if one is free (for pack()); else no_memory.
   [[nodiscard]] Result<FrameId> alloc_below(FrameId below) noexcept;
   // Frees frames: they become idle (cache == true) or go back to the OS at once (migration
-  // by pack() passes false: a frame it vacates should leave the arena).
+  // by pack() passes false: a frame it vacates should leave the arena), unless keep_frames
+  // covers the whole arena: such an arena (swap, docs/uzram-serve.md#swap) keeps them all.
   void free(const FrameId* ids, unsigned n, bool cache = true) noexcept;
   // Returns every idle frame to the OS now; returns how many.
   std::size_t release_idle() noexcept;

@@ -3,21 +3,26 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+
 #include "util/check.h"
 
 namespace uzram {
 
 HandleTable::~HandleTable() {
   if (!chunks_) return;
+  const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
   for (std::size_t i = 0; i < max_chunks_; i++) {
-    std::atomic<std::uint64_t>* c = chunks_[i].load(std::memory_order_relaxed);
-    if (c) munmap(c, std::size_t{kChunkEntries} * 8);
+    auto* c = reinterpret_cast<std::byte*>(chunks_[i].load(std::memory_order_relaxed));
+    const bool reserved = c >= reserve_ && c < reserve_ + reserve_chunks_ * chunk_bytes;
+    if (c && !reserved) munmap(c, chunk_bytes);
   }
+  if (reserve_) munmap(reserve_, reserve_chunks_ * chunk_bytes);
   munmap(chunks_, max_chunks_ * sizeof(*chunks_));
   if (meta_) munmap(meta_, max_chunks_ * sizeof(*meta_));
 }
 
-Result<void> HandleTable::init(std::size_t max_handles) noexcept {
+Result<void> HandleTable::init(std::size_t max_handles, std::size_t reserve_chunks) noexcept {
   // Every group may hold one partly used chunk beyond what max_handles fills; indexes are
   // 32-bit, so at most 2^20 - 1 chunks.
   max_chunks_ = (max_handles + kChunkEntries - 1) / kChunkEntries + kGroups;
@@ -31,6 +36,14 @@ Result<void> HandleTable::init(std::size_t max_handles) noexcept {
            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return Errc::no_memory;
   meta_ = static_cast<ChunkMeta*>(p);
+  reserve_chunks = std::min(reserve_chunks, max_chunks_);
+  if (reserve_chunks > 0) {
+    p = mmap(nullptr, reserve_chunks * kChunkEntries * 8, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) return Errc::no_memory;
+    reserve_ = static_cast<std::byte*>(p);
+    reserve_chunks_ = reserve_chunks;
+  }
   return {};
 }
 
@@ -43,9 +56,14 @@ bool HandleTable::grow(unsigned group) noexcept {
   const std::uint32_t limit = limit_.load(std::memory_order_relaxed);
   const std::size_t chunk = limit >> kChunkShift;
   if (chunk >= max_chunks_) return false;
-  void* p = mmap(nullptr, std::size_t{kChunkEntries} * 8, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return false;
+  void* p;
+  if (reserve_used_ < reserve_chunks_) {
+    p = reserve_ + reserve_used_++ * (std::size_t{kChunkEntries} * 8);
+  } else {
+    p = mmap(nullptr, std::size_t{kChunkEntries} * 8, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+  }
   meta_[chunk].group = static_cast<std::uint16_t>(group);
   if (chunk == 0) meta_[0].touched.store(1, std::memory_order_relaxed);  // index 0 is never a handle
   // release: pairs with the acquire in entry() and for_each_allocated().
@@ -86,8 +104,12 @@ bool HandleTable::has_room_locked(unsigned group, std::uint32_t n) const noexcep
 
 std::size_t HandleTable::metadata_bytes() const noexcept {
   const std::uint32_t n = limit_.load(std::memory_order_acquire) >> kChunkShift;
-  std::size_t bytes = 0;
+  const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
+  std::size_t bytes = reserve_chunks_ * chunk_bytes;  // populated at init, used or not
   for (std::uint32_t k = 0; k < n; k++) {
+    // acquire: pairs with the release store in grow() (only the pointer's value is used).
+    const auto* c = reinterpret_cast<const std::byte*>(chunks_[k].load(std::memory_order_acquire));
+    if (c >= reserve_ && c < reserve_ + reserve_chunks_ * chunk_bytes) continue;
     // relaxed: statistics.
     const std::size_t used = meta_[k].touched.load(std::memory_order_relaxed);
     bytes += (used * 8 + 4095) / 4096 * 4096;

@@ -53,6 +53,15 @@ class Worker {
     if (!start_locked(l, false)) has_deadline_ = false;
   }
 
+  // Starts the thread now, without a job (so that a later kick needs no new thread).
+  // False when none could be started (the kicks then run the job inline, as without it).
+  bool start() noexcept {
+    std::unique_lock<std::mutex> l(mu_);
+    if (stopping_) return false;
+    if (started_) return true;
+    return start_locked(l, false);
+  }
+
   void flush() noexcept {
     might_sleep();
     std::unique_lock<std::mutex> l(mu_);
