@@ -69,10 +69,25 @@ struct AttrInfo {
   bool trigger = false;
 };
 
+// How a store takes its memory (Store::create).
+struct StoreOptions {
+  // A store that serves swap (`uzram serve --swap`, docs/uzram-serve.md#swap): what it
+  // needs is taken at disksize, so that serving a block needs no memory from the kernel
+  // beyond the pool's frames, which mem_limit bounds. mem_limit must be set before
+  // disksize (else disksize fails with invalid_argument): the pool is sized for it (plus
+  // 4 MiB for writers that overshoot it; allocations beyond fail as at mem_limit), keeps
+  // every frame it frees for the next write (no decay), maps the handle entries of one
+  // object per block at disksize, and starts its background threads then. While
+  // initialised, mem_limit can be lowered but not cleared (0) or raised above the size
+  // the pool was given (invalid_argument; reset and set disksize again to resize).
+  bool swap = false;
+};
+
 class Store {
  public:
   // An uninitialised store named `name` (the "zramN" of messages and `uzram status`).
-  [[nodiscard]] static Result<std::unique_ptr<Store>> create(std::string name = "zram0") noexcept;
+  [[nodiscard]] static Result<std::unique_ptr<Store>> create(std::string name = "zram0",
+                                                             const StoreOptions& options = {}) noexcept;
   virtual ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

@@ -85,7 +85,7 @@ struct StoreCounters {
 
 class StoreImpl final : public Store {
  public:
-  explicit StoreImpl(std::string name) noexcept;
+  StoreImpl(std::string name, const StoreOptions& options) noexcept;
   ~StoreImpl() override;
 
   // The work behind the public Store method of the same name without the `do_` prefix
@@ -108,6 +108,7 @@ class StoreImpl final : public Store {
   void do_check_invariants() const noexcept;
 
   const std::string name_;
+  const StoreOptions options_;
   StoreCounters stats_;
 
   // Immutable while initialised (written under init_lock_ exclusive):
@@ -116,6 +117,7 @@ class StoreImpl final : public Store {
   Slot* slots_ = nullptr;
   SlotSummary summary_;  // slot-table pages that may hold allocated slots (slot_summary.h)
   std::unique_ptr<Pool> pool_;
+  std::uint64_t pool_bytes_ = 0;  // a swap store's pool size (mem_limit's ceiling); else 0
   std::size_t huge_class_size_ = 0;
   StreamPool streams_[kMaxPriorities];  // [0] primary; [1..3] recompression, if configured
 
@@ -179,6 +181,10 @@ class StoreImpl final : public Store {
   // ---- Internals (store.cc, io.cc) ----
   Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
   void reset_locked() noexcept;                                                  // init_lock_ excl.
+  bool swap_pool_options(std::uint64_t blocks, PoolOptions* po, std::string* msg) const noexcept;
+  // What a swap store's pool may hold beyond mem_limit: the zspages of writers that
+  // allocated before seeing the limit (checked after allocating, as in the kernel).
+  static constexpr std::uint64_t kSwapPoolSlack = std::uint64_t{4} << 20;
   // Frees what the slot holds (pool object, same fill, or backing block) and clears its
   // size and flags (the lock bit stays). With `batch`, a pool object is queued there
   // instead of freed at once. Caller holds the slot lock.
