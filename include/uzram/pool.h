@@ -70,9 +70,13 @@ struct PoolOptions {
   // many objects, plus one chunk per size class, are mapped and populated at create (and
   // on demand beyond them, as always). eager_workers: the background threads (deferred
   // free; background compaction when enabled) start at create, not at their first job.
-  // Keeping every freed frame is decay_ms = 0 with frame_cache = max_bytes / 4096.
+  // prefault: every frame of max_bytes is populated at create (create fails with
+  // no_memory if the kernel cannot give them), so that no allocation ever waits for the
+  // kernel to find a page. Keeping every freed frame is decay_ms = 0 with frame_cache =
+  // max_bytes / 4096.
   std::size_t reserve_handles = 0;
   bool eager_workers = false;
+  bool prefault = false;
 };
 
 struct PoolStats {

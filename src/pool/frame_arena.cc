@@ -45,7 +45,7 @@ FrameArena::~FrameArena() {
 }
 
 Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
-                              std::uint32_t decay_ms) noexcept {
+                              std::uint32_t decay_ms, bool prefault) noexcept {
   max_frames_ = max_bytes >> kFrameShift;
   // Frame ids are 32-bit; only zspage ids (the 28-bit owner field) are narrower, and the
   // pool caps those (PoolImpl::init). 2^28 frames = the documented 1 TiB maximum.
@@ -61,6 +61,14 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
   idle_ =
       static_cast<FrameId*>(map_noreserve(max_frames_ * sizeof(FrameId), PROT_READ | PROT_WRITE));
   if (!base_ || !info_ || !free_bits_ || !idle_) return Errc::no_memory;
+  if (prefault) {
+    const std::size_t bytes = max_frames_ << kFrameShift;
+    if (mprotect(base_, bytes, PROT_READ | PROT_WRITE) != 0 ||
+        madvise(base_, bytes, MADV_POPULATE_WRITE) != 0) {
+      return Errc::no_memory;
+    }
+    mapped_frames_ = populated_ = max_frames_;
+  }
   return {};
 }
 

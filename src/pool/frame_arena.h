@@ -49,9 +49,10 @@ class FrameArena {
 
   // Reserves address space for max_bytes of frames. `keep_frames` idle frames stay
   // resident whatever their age; `decay_ms` is the decay period (0: frames beyond
-  // keep_frames go back at once, in free()). Errors: no_memory, invalid_argument.
+  // keep_frames go back at once, in free()). `prefault`: every frame is made resident now
+  // (MADV_POPULATE_WRITE). Errors: no_memory (prefault included), invalid_argument.
   [[nodiscard]] Result<void> init(std::size_t max_bytes, std::size_t keep_frames,
-                                  std::uint32_t decay_ms) noexcept;
+                                  std::uint32_t decay_ms, bool prefault = false) noexcept;
 
   // Allocates n frames into out[]: idle frames first (newest first), then the lowest free
   // ids, then fresh ones. Errors: no_memory.

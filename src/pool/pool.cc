@@ -72,7 +72,9 @@ PoolImpl::PoolImpl(const PoolOptions& options) noexcept
 }
 
 Result<void> PoolImpl::init() noexcept {
-  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms); !r) {
+  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms,
+                           options_.prefault);
+      !r) {
     return r;
   }
   // The reserve: the entries of reserve_handles objects, and one partly used chunk per

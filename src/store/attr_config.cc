@@ -97,10 +97,10 @@ Result<void> write_mem_limit(StoreImpl& s, AttrArg& arg, std::string* msg) noexc
   const std::uint64_t bytes = arg.number;
   std::unique_lock l(s.init_lock_);
   // A swap store's pool was sized for the mem_limit it had at disksize (StoreOptions).
-  if (s.pool_bytes_ != 0 && (bytes == 0 || bytes > s.pool_bytes_ - StoreImpl::kSwapPoolSlack)) {
+  if (s.pool_bytes_ != 0 && (bytes == 0 || bytes > s.pool_bytes_ - kSwapPoolSlack)) {
     return fail(msg, Errc::invalid_argument,
                 "mem_limit: this store serves swap and its pool was sized at disksize for " +
-                    std::to_string((s.pool_bytes_ - StoreImpl::kSwapPoolSlack) >> 20) +
+                    std::to_string((s.pool_bytes_ - kSwapPoolSlack) >> 20) +
                     " MiB: mem_limit must stay between 1 and that (reset and set disksize "
                     "again to resize)");
   }

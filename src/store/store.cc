@@ -129,7 +129,12 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   auto pool = Pool::create(po);
   if (!pool) {
     munmap(table, n * sizeof(Slot));
-    if (msg) *msg = "disksize: cannot create the pool";
+    if (msg && options_.swap) {
+      *msg = "disksize: cannot take the pool's " + std::to_string(po.max_bytes >> 20) +
+             " MiB now (a store for swap populates mem_limit + 4 MiB at disksize)";
+    } else if (msg) {
+      *msg = "disksize: cannot create the pool";
+    }
     return pool.error();
   }
   for (unsigned p = 0; p < kMaxPriorities; p++) {
@@ -188,6 +193,7 @@ bool StoreImpl::swap_pool_options(std::uint64_t blocks, PoolOptions* po,
   po->frame_cache = po->max_bytes / kBlockSize;  // keep every freed frame
   po->reserve_handles = static_cast<std::size_t>(std::min<std::uint64_t>(blocks, po->max_bytes / 32));
   po->eager_workers = true;
+  po->prefault = true;  // a page found under memory pressure could wait for swap: for us
   return true;
 }
 

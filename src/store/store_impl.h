@@ -182,9 +182,6 @@ class StoreImpl final : public Store {
   Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
   void reset_locked() noexcept;                                                  // init_lock_ excl.
   bool swap_pool_options(std::uint64_t blocks, PoolOptions* po, std::string* msg) const noexcept;
-  // What a swap store's pool may hold beyond mem_limit: the zspages of writers that
-  // allocated before seeing the limit (checked after allocating, as in the kernel).
-  static constexpr std::uint64_t kSwapPoolSlack = std::uint64_t{4} << 20;
   // Frees what the slot holds (pool object, same fill, or backing block) and clears its
   // size and flags (the lock bit stays). With `batch`, a pool object is queued there
   // instead of freed at once. Caller holds the slot lock.

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -63,6 +64,42 @@ TEST(SwapPool, HandleReserveIsMappedAtCreate) {
   (*pool)->check_invariants();
   (*pool)->free_batch(hs.data(), hs.size());
   (*other)->free_batch(hs2.data(), hs2.size());
+}
+
+std::size_t rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f == nullptr) return 0;
+  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * 4096 : 0;
+}
+
+TEST(SwapPool, PrefaultMakesEveryFrameResidentAtCreate) {
+  PoolOptions o = swap_options();
+  o.prefault = true;
+  const std::size_t before = rss_bytes();
+  auto pool = Pool::create(o);
+  ASSERT_TRUE(pool.has_value());
+  EXPECT_GE(rss_bytes() - before, o.max_bytes - (std::size_t{1} << 20));
+  // Allocations take those frames: objects round-trip, and nothing more faults in.
+  const std::size_t full = rss_bytes();
+  std::vector<Handle> hs;
+  std::vector<unsigned char> buf(3000, 1), got(3000);
+  for (int i = 0; i < 10000; i++) {
+    auto h = (*pool)->alloc(3000);
+    ASSERT_TRUE(h.has_value());
+    buf[0] = static_cast<unsigned char>(i);
+    (*pool)->write(*h, buf.data(), buf.size());
+    hs.push_back(*h);
+  }
+  EXPECT_LE(rss_bytes(), full + (std::size_t{4} << 20));  // metadata only
+  for (int i = 0; i < 10000; i++) {
+    const void* p = (*pool)->read_begin(hs[i], got.data());
+    EXPECT_EQ(static_cast<const unsigned char*>(p)[0], static_cast<unsigned char>(i));
+    (*pool)->read_end(hs[i], p);
+  }
+  (*pool)->free_batch(hs.data(), hs.size());
 }
 
 TEST(SwapPool, EagerWorkersStartAtCreate) {

@@ -37,6 +37,7 @@ TEST(SwapStore, DisksizeNeedsMemLimit) {
   EXPECT_EQ(po.frame_cache, po.max_bytes / 4096);
   EXPECT_EQ(po.reserve_handles, std::size_t{64} << 20 >> 12);
   EXPECT_TRUE(po.eager_workers);
+  EXPECT_TRUE(po.prefault);
 }
 
 TEST(SwapStore, MemLimitStaysWithinThePool) {
