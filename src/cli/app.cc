@@ -88,6 +88,9 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
       "seconds a reply may make no progress before its connection is closed (default 30)");
   v->add_option("-t,--threads", sv.threads, "worker threads per connection (default 4)")->check(CLI::Range(1u, 256u));
   v->add_flag("-v,--verbose", sv.verbose, "log connections and protocol errors on stderr");
+  v->add_flag("--swap", sv.swap,
+              "serve swap safely: lock the server in memory (mlockall), mark it an I/O flusher, "
+              "preallocate every buffer; needs -o mem_limit=SIZE");
   bool foreground = false;  // accepted for nbdkit compatibility; serve never daemonises
   v->add_flag("-f,--foreground", foreground, "compatibility: uzram serve always runs in the foreground");
 

@@ -17,6 +17,8 @@
 #include <filesystem>
 
 #include "cli/log_sink.h"
+#include "cli/notify.h"
+#include "cli/swap.h"
 #include "control/control.h"
 #include "nbd/server.h"
 #include "nbd/store_backend.h"
@@ -82,6 +84,7 @@ struct ServeSetup {
   std::uint64_t size = 0;
   std::chrono::milliseconds handshake_timeout{10'000}, send_timeout{30'000};
   std::string tls_mode;  // off, on or require
+  std::uint64_t swap_mem_limit = 0;  // --swap: the mem_limit the pool is sized for
 };
 
 // -o ATTR=VALUE: split by the attribute table's before_init flag.
@@ -145,11 +148,61 @@ int parse_tls(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   return kExitOk;
 }
 
+// --swap: a mem_limit is required and written before disksize (the pool is sized for it);
+// TLS is refused (GnuTLS allocates for every record).
+int parse_swap(const ServeOptions& o, const Io& io, ServeSetup* setup) {
+  if (!o.swap) return kExitOk;
+  if (setup->tls_mode != "off") {
+    return usage_error(io,
+                       "serve: --swap with TLS: GnuTLS allocates memory for every record, so a "
+                       "TLS connection cannot serve swap without asking the kernel for memory; "
+                       "serve swap on the Unix socket");
+  }
+  std::string value;
+  auto& after = setup->after;
+  for (auto it = after.begin(); it != after.end();) {
+    if (it->first != "mem_limit") {
+      ++it;
+      continue;
+    }
+    value = it->second;
+    setup->before.push_back(std::move(*it));
+    it = after.erase(it);
+  }
+  if (value.empty()) {
+    return usage_error(io,
+                       "serve: --swap needs -o mem_limit=SIZE: the pool is sized for it and its "
+                       "memory locked (docs/uzram-serve.md#swap)");
+  }
+  const auto bytes = parse_size(value);
+  if (!bytes) return usage_error(io, "serve: -o mem_limit: invalid size '" + value + "'");
+  if (*bytes == 0) {
+    return usage_error(io, "serve: --swap: mem_limit=0 means no limit, and swap needs one");
+  }
+  setup->swap_mem_limit = (*bytes + kBlockSize - 1) / kBlockSize * kBlockSize;
+  return kExitOk;
+}
+
 int parse_serve_options(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   int rc = parse_attrs(o, io, setup);
   if (rc == kExitOk) rc = parse_limits(o, io, setup);
   if (rc == kExitOk) rc = parse_tls(o, io, setup);
+  if (rc == kExitOk) rc = parse_swap(o, io, setup);
   return rc;
+}
+
+// What --swap will lock besides what is mapped when it locks: each connection's buffers,
+// stacks (its thread and workers) and handshake, and the threads still to start.
+SwapBudget swap_budget(const ServeOptions& o, const ServeSetup& setup) {
+  nbd::ServerOptions so;
+  swap_server_options(&so);
+  SwapBudget b;
+  b.mem_limit = setup.swap_mem_limit;
+  b.per_connection = nbd::preallocated_bytes(so.session) +
+                     (1 + std::max(1u, o.threads)) * kSwapStackBytes + (std::size_t{256} << 10);
+  b.connections = so.max_connections;
+  b.extra_threads = 2;  // the accept thread and the control socket's
+  return b;
 }
 
 bool make_tls(const ServeOptions& o, const ServeSetup& setup, const Io& io,
@@ -231,6 +284,7 @@ bool server_options(const ServeOptions& o, const ServeSetup& setup, nbd::TlsCont
   so->session.workers = std::max(1u, o.threads);
   so->tls.context = tls;
   so->tls.required = setup.tls_mode == "require";
+  if (o.swap) swap_server_options(so);
   if (o.socket != "-") {
     so->unix_path = o.socket.empty() ? default_socket() : o.socket;
     return true;
@@ -296,8 +350,11 @@ pid_t spawn_captive(const std::string& cmd, const std::string& uri, const Io& io
 
 int exit_status(int ws) { return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws); }
 
-// Waits for SIGINT, SIGTERM or SIGHUP, or for the captive command to exit; returns the
-// exit status (the command's, in captive mode: on a signal it is terminated first).
+// Waits for SIGINT or SIGTERM, or for the captive command to exit; returns the exit status
+// (the command's, in captive mode: on a signal it is terminated first). SIGHUP stops
+// nothing: the store holds its users' only copy, and there is nothing to reload (the
+// configuration is the command line and the control socket); it is logged, and told to
+// the service manager as a reload.
 int wait_for_end(const SignalMask& mask, pid_t child, bool verbose, LogSink& sink) {
   for (;;) {
     siginfo_t info{};
@@ -307,6 +364,12 @@ int wait_for_end(const SignalMask& mask, pid_t child, bool verbose, LogSink& sin
       int ws = 0;
       if (child < 0 || ::waitpid(child, &ws, WNOHANG) != child) continue;
       return exit_status(ws);
+    }
+    if (sig == SIGHUP) {
+      notify_reloading();
+      sink.write("SIGHUP: nothing to reload (change attributes with uzram ctl); still serving");
+      notify_ready("serving");
+      continue;
     }
     if (verbose) sink.write(std::string(strsignal(sig)) + ": shutting down");
     if (child <= 0) return kExitOk;
@@ -325,15 +388,20 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   if (const int rc = parse_serve_options(o, io, &setup); rc != kExitOk) return rc;
   std::unique_ptr<nbd::TlsContext> tls;
   if (!make_tls(o, setup, io, &tls)) return kExitFailed;
-  auto created = Store::create("zram0");
+  if (o.swap && !swap_prepare(io)) return kExitFailed;  // before any thread starts
+  StoreOptions store_options;
+  store_options.swap = o.swap;
+  auto created = Store::create("zram0", store_options);
   if (!created) {
     report(io, "serve", created.error(), "");
     return kExitFailed;
   }
   Store& store = **created;
-  if (!configure_store(store, o, setup, io)) return kExitFailed;
   harden_process();
-  const SignalMask mask;  // before any thread starts
+  const SignalMask mask;  // before any thread starts (a swap store's start at disksize)
+  if (!configure_store(store, o, setup, io)) return kExitFailed;
+  LogSink sink(io.err);
+  if (o.swap && !swap_lock(swap_budget(o, setup), io, sink)) return kExitFailed;
 
   const std::string control_path = o.control.empty() ? default_control_socket() : o.control;
   std::string msg;
@@ -345,7 +413,6 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   TempSocketDir tmp;  // declared before the server: removed after it stops
   nbd::ServerOptions so;
   if (!server_options(o, setup, tls.get(), io, &tmp, &so)) return kExitFailed;
-  LogSink sink(io.err);
   if (o.verbose) so.log = [&sink](std::string_view m) { sink.write(m); };
   nbd::StoreBackend backend(store);
   auto server = nbd::Server::start(backend, so, &msg);
@@ -362,7 +429,9 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   } else {
     print_examples(io, (*server)->uri(), control_path);
   }
+  notify_ready("serving " + (*server)->uri());
   const int status = wait_for_end(mask, child, o.verbose, sink);
+  notify_stopping();
   (*server)->stop();
   (*control)->stop();
   return status;

@@ -27,6 +27,7 @@ struct ServeOptions {
   std::string send_timeout;       // --send-timeout SECONDS; empty: 30
   bool verbose = false;
   unsigned threads = 4;            // workers per connection
+  bool swap = false;               // --swap: locked in memory, preallocated (cli/swap.h)
 };
 int run_serve(const ServeOptions& options, const Io& io) noexcept;
 

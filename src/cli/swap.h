@@ -1,0 +1,53 @@
+// cli/swap.h - `uzram serve --swap` (docs/uzram-serve.md#swap): a server that may serve the
+// kernel's swap without deadlocking on its own memory. Before any thread starts: small
+// thread stacks (each is locked whole) and PR_SET_IO_FLUSHER (the kernel does not recurse
+// into I/O, so into this server, to reclaim memory for its allocations; needs
+// CAP_SYS_RESOURCE). Once the store is set up: mlockall(MCL_CURRENT | MCL_FUTURE), and a
+// check that what will be locked (VmLck now, which counts the pool's whole reservation,
+// mem_limit + kSwapPoolSlack, plus every connection's preallocated buffers and threads)
+// fits RLIMIT_MEMLOCK (without CAP_IPC_LOCK), the memory cgroup's limit and the RAM.
+#ifndef UZRAM_CLI_SWAP_H_
+#define UZRAM_CLI_SWAP_H_
+
+#include <cstdint>
+#include <string>
+
+#include "cli/cli.h"
+
+namespace uzram::nbd {
+struct ServerOptions;
+}
+
+namespace uzram::cli {
+
+class LogSink;
+
+// Thread stacks under --swap: mlockall(MCL_FUTURE) populates and locks a stack whole.
+inline constexpr std::size_t kSwapStackBytes = std::size_t{256} << 10;
+// At most this many connections at once under --swap (each locks its buffers and threads).
+inline constexpr unsigned kSwapMaxConnections = 8;
+
+// Preallocated sessions and fewer connections.
+void swap_server_options(nbd::ServerOptions* so) noexcept;
+
+// Before any thread starts. False after a report (exit 2).
+bool swap_prepare(const Io& io) noexcept;
+
+struct SwapBudget {
+  std::uint64_t mem_limit = 0;       // bytes (for the messages: VmLck counts the pool)
+  std::uint64_t per_connection = 0;  // buffers and thread stacks of one connection
+  unsigned connections = 0;
+  unsigned extra_threads = 0;  // threads still to start besides the connections' (acceptor, control)
+};
+// After the store is configured, before serving: locks the process's memory and checks the
+// budget. False after a report (exit 2). Logs what is locked.
+bool swap_lock(const SwapBudget& budget, const Io& io, LogSink& sink) noexcept;
+
+// Facts about this process and machine, in bytes (0: unknown or none).
+std::uint64_t locked_bytes() noexcept;         // VmLck
+std::uint64_t memlock_limit() noexcept;        // RLIMIT_MEMLOCK; UINT64_MAX: unlimited or CAP_IPC_LOCK
+std::uint64_t cgroup_memory_limit() noexcept;  // the tightest memory cgroup limit above us (v2 or v1)
+
+}  // namespace uzram::cli
+
+#endif  // UZRAM_CLI_SWAP_H_
