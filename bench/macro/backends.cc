@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "json.h"
+#include "pool/pool_internal.h"
 #include "sys_info.h"
 #include "uzram/pool.h"
 
@@ -28,9 +29,7 @@ namespace {
 class PoolBackend {
  public:
   PoolBackend(const char* name, TranslationMode mode) : name_(name) {
-    PoolOptions o;
-    o.translation = mode;
-    auto p = Pool::create(o);
+    auto p = create_pool(PoolOptions{}, mode);
     if (!p) die(name, ("Pool::create failed: " + p.error().message()).c_str());
     pool_ = std::move(*p);
   }

@@ -35,10 +35,10 @@ constexpr int kMaxThreads = 16;
 
 struct ZsLock {
   using Lock = uzram::ZsPageLock;
-  static void rlock(Lock& l) noexcept { l.lock_read(); }
-  static void runlock(Lock& l) noexcept { l.unlock_read(); }
-  static bool try_wlock(Lock& l) noexcept { return l.try_lock_write(); }
-  static void wunlock(Lock& l) noexcept { l.unlock_write(); }
+  static void rlock(Lock& l) noexcept ZS_ACQUIRE_SHARED(l) { l.lock_read(); }
+  static void runlock(Lock& l) noexcept ZS_RELEASE_SHARED(l) { l.unlock_read(); }
+  static bool try_wlock(Lock& l) noexcept ZS_TRY_ACQUIRE(true, l) { return l.try_lock_write(); }
+  static void wunlock(Lock& l) noexcept ZS_RELEASE(l) { l.unlock_write(); }
 };
 
 struct SharedMutex {

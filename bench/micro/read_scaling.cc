@@ -25,9 +25,10 @@
 #include <memory>
 #include <thread>
 
+#include "pool/pool_internal.h"
 #include "read_scaling.h"
-#include "uzram/pool.h"
 #include "util/random.h"
+#include "uzram/pool.h"
 
 namespace uzram::bench {
 namespace {
@@ -169,7 +170,7 @@ void migrator_main(Shared& s, std::uint64_t seed) {
   std::uint64_t frames = pool.stats().arena_frames;
   for (unsigned it = 1; !s.stop.load(std::memory_order_relaxed); it++) {
     if ((it & 255) == 0) frames = pool.stats().arena_frames;
-    if (frames) (void)pool.migrate_frame(static_cast<std::uint32_t>(rng.uniform(frames)));
+    if (frames) (void)migrate_frame(pool, static_cast<std::uint32_t>(rng.uniform(frames)));
   }
 }
 
@@ -179,6 +180,8 @@ RunResult run_once(Shared& s, const ModeSpec& m, unsigned threads) {
   r.mode = m.name;
   r.threads = threads;
   const PoolStats before = s.pool ? s.pool->stats() : PoolStats{};
+  const CompactHoldHistogram hold0 =
+      s.pool ? compact_hold_histogram(*s.pool) : CompactHoldHistogram{};
   const std::uint64_t cycles0 = s.churn_cycles;
   const std::size_t cap = std::clamp<std::size_t>(
       static_cast<std::size_t>(o.seconds * 8e6 / o.sample_every), 1u << 16, 1u << 22);
@@ -222,7 +225,8 @@ RunResult run_once(Shared& s, const ModeSpec& m, unsigned threads) {
   latency_percentiles(all, r);
   if (s.pool) {
     const PoolStats after = s.pool->stats();
-    for (int b = 0; b < 32; b++) r.hold[b] = after.compact_hold_ns_log2[b] - before.compact_hold_ns_log2[b];
+    const CompactHoldHistogram hold = compact_hold_histogram(*s.pool);
+    for (int b = 0; b < 32; b++) r.hold[b] = hold.ns_log2[b] - hold0.ns_log2[b];
     r.compactions = after.compactions - before.compactions;
     r.pages_compacted = after.pages_compacted - before.pages_compacted;
     r.compact_busy = after.compact_busy - before.compact_busy;
@@ -243,8 +247,8 @@ void run_mode(const Options& o, const ModeSpec& m, std::vector<RunResult>& out) 
     PoolOptions po;
     po.name = "read-scaling";
     po.frame_cache = o.frame_cache;
-    po.translation = m.kernel ? TranslationMode::kernel_rwlock : TranslationMode::validated;
-    auto p = Pool::create(po);
+    auto p =
+        create_pool(po, m.kernel ? TranslationMode::kernel_rwlock : TranslationMode::validated);
     if (!p) {
       std::fprintf(stderr, "uzram-read-scaling: Pool::create: %s\n", p.error().message().c_str());
       std::exit(2);

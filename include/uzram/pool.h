@@ -3,8 +3,9 @@
 // A dense, handle-based allocator for objects of 1..4096 bytes (compressed pages), with
 // Linux 6.18 zsmalloc's geometry: 255 size-class slots 16 bytes apart from 32, zspages of
 // 1..chain_size chained 4 KiB frames (objects may straddle frames), 12 fullness groups,
-// compaction that moves objects while handles stay valid, frame migration, deferred free.
-// include/uzram/zsmalloc.h is the kernel-compatible C API over this class.
+// compaction that moves objects while handles stay valid, deferred free (and, inside,
+// the kernel's frame migration). include/uzram/zsmalloc.h is the kernel-compatible C API
+// over this class.
 //
 // Thread safety: every method may be called from any thread concurrently. A handle must not
 // be used (read/write) concurrently with free() of the same handle - a caller bug, as in the
@@ -33,22 +34,10 @@ inline constexpr std::size_t kMaxObjectSize = kPageSize;
 inline constexpr unsigned kNumClassSlots = 255;
 inline constexpr unsigned kNumFullnessGroups = 12;
 
-// How a handle is translated to its zspage (docs/locking.md#translation).
-enum class TranslationMode : std::uint8_t {
-  // Lock-free: read the handle word, lock the zspage, re-check the word. No shared write
-  // on the hot path. The default.
-  validated,
-  // The kernel's: a pool-wide rwlock taken in read mode around every translation of a
-  // read or write, in write mode by compaction and migration. Kept to measure the
-  // difference. (free takes no pool lock in either mode, as the kernel's 2026 zs_free.)
-  kernel_rwlock,
-};
-
 struct PoolOptions {
   std::string name = "uzram";
   unsigned chain_size = 8;                          // CONFIG_ZSMALLOC_CHAIN_SIZE, 4..16
   std::size_t max_bytes = std::size_t{64} << 30;    // arena reservation (virtual), <= 1 TiB
-  TranslationMode translation = TranslationMode::validated;
   // Freed frames stay resident ("idle") and are reused before any other, with no page
   // fault; they go back to the OS (madvise MADV_DONTNEED) as they age. Of the frames freed
   // t ms ago, a share 1 - smoothstep(t / decay_ms) may still be idle (jemalloc's dirty
@@ -95,10 +84,16 @@ struct PoolStats {
   std::uint64_t idle_frames = 0;      // freed frames still resident, awaiting reuse or decay
   std::uint64_t frames_returned = 0;  // frames given back to the OS (madvise), cumulative
   std::uint64_t idle_reused = 0;      // frame allocations served by idle frames, cumulative
-  // Hold time of the lock a compaction step holds exclusively (pool write lock in
-  // kernel_rwlock mode, class lock in validated mode): bucket i counts steps that held it
-  // for [2^i, 2^(i+1)) ns.
-  std::uint64_t compact_hold_ns_log2[32] = {};
+};
+
+// Where the pool's resident memory is, in bytes (Pool::memory(); pages counted with
+// mincore, so these are what the process really holds, not what was allocated).
+struct PoolMemory {
+  std::uint64_t frames = 0;  // resident frames in zspages (total_pages, when nothing is swapped)
+  std::uint64_t idle_frames = 0;  // resident frames in no zspage: idle ones (awaiting reuse or
+                                  // the decay) and those prefaulted above the high-water mark
+  std::uint64_t metadata = 0;     // resident pages of the handle table, the zspage
+                                  // descriptors, the frame table, free bitmap and idle list
 };
 
 // One row of the kernel's debugfs `classes` table.
@@ -148,13 +143,6 @@ class Pool {
   // Compacts every class (largest first); returns frames freed. One compactor at a time:
   // returns 0 at once when another compaction is running.
   std::size_t compact() noexcept;
-  // Moves one in-use frame to a newly allocated frame; handles stay valid. Errors:
-  // invalid_argument (not a frame of a live zspage), busy (its zspage is read-locked or
-  // the frame is isolated: the kernel's -EINVAL), no_memory.
-  [[nodiscard]] Result<std::uint32_t> migrate_frame(std::uint32_t frame) noexcept;
-  // Migrates in-use frames from the top of the arena into free frames below them, so the
-  // arena's high-water mark drops; at most `max_frames` moves. Returns frames moved.
-  std::size_t pack(std::size_t max_frames) noexcept;
   // Waits until the deferred-free worker is idle.
   void flush_deferred() noexcept;
   // Returns every idle frame to the OS now (the decay would in at most decay_ms); returns
@@ -166,6 +154,8 @@ class Pool {
   [[nodiscard]] std::size_t huge_class_size() const noexcept;
   [[nodiscard]] unsigned lookup_class_index(std::size_t size) const noexcept;
   [[nodiscard]] PoolStats stats() const noexcept;
+  // Walks the pool's mappings with mincore: costs one byte of vector per 4 KiB mapped.
+  [[nodiscard]] PoolMemory memory() const noexcept;
   [[nodiscard]] std::vector<ClassStats> class_stats() const noexcept;
   // The class table in the kernel's debugfs format (one row per real class, plus Total).
   [[nodiscard]] std::string format_class_stats() const noexcept;

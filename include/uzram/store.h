@@ -57,6 +57,26 @@ struct BdStat {
   std::uint64_t failed_writebacks = 0;
 };
 
+// Blocks moved by Store::read / Store::write (successful ones), since the store was
+// created: a reset does not clear them.
+struct IoCounts {
+  std::uint64_t blocks_read = 0;
+  std::uint64_t blocks_written = 0;
+};
+
+// Where one store's resident memory is, in bytes (Store::memory(); uzram/memory.h says
+// how each is measured).
+struct StoreMemory {
+  std::uint64_t pool_frames = 0;       // resident frames in zspages
+  std::uint64_t pool_idle_frames = 0;  // resident frames in no zspage (idle, prefaulted)
+  std::uint64_t pool_metadata = 0;     // the pool's tables
+  std::uint64_t slot_table = 0;        // written pages of the slot table, and its summary
+  std::uint64_t streams = 0;           // compression streams: buffers and codec contexts
+  std::uint64_t total() const noexcept {
+    return pool_frames + pool_idle_frames + pool_metadata + slot_table + streams;
+  }
+};
+
 // One attribute's properties (Store::attr_info).
 struct AttrInfo {
   bool readable = false;
@@ -163,10 +183,15 @@ class Store {
   [[nodiscard]] IoStat io_stat() const noexcept;
   [[nodiscard]] BdStat bd_stat() const noexcept;
   [[nodiscard]] std::uint64_t miss_free() const noexcept;
+  [[nodiscard]] IoCounts io_counts() const noexcept;
+  [[nodiscard]] StoreMemory memory() const noexcept;          // mincore over the store's mappings
   [[nodiscard]] std::string comp_algorithm() const noexcept;  // the primary algorithm
   [[nodiscard]] unsigned streams() const noexcept;            // compression streams
   // The pool (null until initialised). For statistics; do not free its handles.
   [[nodiscard]] const Pool* pool() const noexcept;
+  // True once a StoreRegistry removed the store (hot_remove): it stays uninitialised, and
+  // every attribute write fails with ENODEV (uzram/store_registry.h).
+  [[nodiscard]] bool retired() const noexcept;
   // Walks every slot and the pool and aborts on inconsistency. Quiescent stores only.
   void check_invariants() const noexcept;
 

@@ -42,8 +42,13 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   CtlOptions ctl;
   CLI::App* c = app.add_subcommand("ctl", "Read (no VALUE) or write an attribute of a running store");
   c->add_option("--control", ctl.control, "control socket; " + socket_rule);
-  c->add_option("-d,--device", ctl.device, "store name on that socket (default: its first store)");
-  c->add_option("ATTR", ctl.attr, "attribute, as in /sys/block/zramN/")->required();
+  c->add_option("--store,-d,--device", ctl.device,
+                "store on that socket, e.g. zram1 (default: zram0); zram-control: hot_add, "
+                "hot_remove");
+  c->add_option("ATTR", ctl.attr,
+                "attribute, as in /sys/block/zramN/; hot_add (prints the new store's number) "
+                "and hot_remove N act on the server's zram-control")
+      ->required();
   c->add_option("VALUE", ctl.value, "value to write (words are joined with spaces)");
 
   StatusOptions st;
@@ -56,6 +61,9 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   s->add_flag("-n,--noheadings", st.noheadings, "don't print headings");
   CLI::Option* raw = s->add_flag("--raw", st.raw, "use the raw output format");
   s->add_flag("-J,--json", st.json, "use the JSON output format")->excludes(raw);
+  s->add_option("-w,--watch", st.watch,
+                "refresh every SECONDS (0.1 to 86400) with read/write/compaction/writeback "
+                "rates, until interrupted; colour only on a terminal (NO_COLOR disables it)");
   s->footer(columns_help());
 
   ServeOptions sv;
@@ -87,6 +95,9 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
       "--send-timeout", sv.send_timeout,
       "seconds a reply may make no progress before its connection is closed (default 30)");
   v->add_option("-t,--threads", sv.threads, "worker threads per connection (default 4)")->check(CLI::Range(1u, 256u));
+  v->add_option("--metrics", sv.metrics,
+                "serve OpenMetrics at http://[ADDR:]PORT/metrics (ADDR default 127.0.0.1; "
+                "port 0: any free port; --run: $metrics holds the URL)");
   v->add_flag("-v,--verbose", sv.verbose, "log connections and protocol errors on stderr");
   v->add_flag("--swap", sv.swap,
               "serve swap safely: lock the server in memory (mlockall), mark it an I/O flusher, "
@@ -114,6 +125,8 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   if (v->parsed()) {
     if (v->count("--port") > 0 && sv.port.empty())
       return usage_error(io, "serve: --port: empty port number");
+    if (v->count("--metrics") > 0 && sv.metrics.empty())
+      return usage_error(io, "serve: --metrics: empty address");
     for (const char* o : {"--handshake-timeout", "--send-timeout"}) {
       if (v->count(o) > 0 && v->get_option(o)->as<std::string>().empty()) {
         return usage_error(io, std::string("serve: ") + o + ": empty value");

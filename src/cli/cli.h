@@ -50,7 +50,7 @@ int run_load(const LoadOptions& options, const Io& io) noexcept;
 
 struct CtlOptions {
   std::string control;  // socket; empty: default_control_socket()
-  std::string device;   // store name; empty: the server's first store
+  std::string device;   // --store (-d, --device): store name; empty: zram0 (or the first)
   std::string attr;
   std::vector<std::string> value;  // empty: read
 };
@@ -64,6 +64,7 @@ struct StatusOptions {
   bool noheadings = false;
   bool raw = false;
   bool json = false;
+  std::string watch;  // --watch SECONDS: refresh with rates until interrupted
 };
 int run_status(const StatusOptions& options, const Io& io) noexcept;
 

@@ -67,6 +67,28 @@ constexpr Column kColumns[] = {
        const std::uint64_t used = std::min(r.objs_used, r.objs_allocated);
        return frac(r.objs_allocated ? 100.0 * ratio(r.objs_allocated - used, r.objs_allocated) : 0.0);
      }},
+    {"USERS", K::count, "open NBD connections (the kernel's open count)",
+     [](R r) { return num(r.users); }},
+    {"RESIDENT", K::bytes, "resident memory of the store: the sum of the five below",
+     [](R r) { return num(r.mem.total()); }},
+    {"POOL-FRAMES", K::bytes, "resident pool frames in zspages (memory: pool_frames)",
+     [](R r) { return num(r.mem.pool_frames); }},
+    {"POOL-IDLE", K::bytes, "resident pool frames held idle (memory: pool_idle_frames)",
+     [](R r) { return num(r.mem.pool_idle_frames); }},
+    {"POOL-META", K::bytes, "the pool's tables (memory: pool_metadata)",
+     [](R r) { return num(r.mem.pool_metadata); }},
+    {"SLOT-TABLE", K::bytes, "written pages of the slot table (memory: slot_table)",
+     [](R r) { return num(r.mem.slot_table); }},
+    {"STREAMS-MEM", K::bytes, "compression streams and their codecs (memory: streams)",
+     [](R r) { return num(r.mem.streams); }},
+    {"READ-MB/S", K::rate, "blocks read, MB/s over the last --watch interval",
+     [](R r) { return frac(r.read_rate); }},
+    {"WRITE-MB/S", K::rate, "blocks written, MB/s over the last --watch interval",
+     [](R r) { return frac(r.write_rate); }},
+    {"COMPACT-MB/S", K::rate, "frames freed by compaction, MB/s over the last --watch interval",
+     [](R r) { return frac(r.compact_rate); }},
+    {"WB-MB/S", K::rate, "blocks written back, MB/s over the last --watch interval",
+     [](R r) { return frac(r.wb_rate); }},
 };
 constexpr std::size_t kNumColumns = std::size(kColumns);
 // zramctl's defaults, in its order (EXPORT joins them with `uzram serve`).
@@ -97,7 +119,9 @@ std::string cell_text(const StoreRow& r, std::size_t col, bool bytes) {
     case ColumnKind::text: return v.text;
     case ColumnKind::bytes: return bytes ? std::to_string(v.number) : human_size(v.number);
     case ColumnKind::count: return std::to_string(v.number);
-    case ColumnKind::ratio: return v.fraction == v.fraction ? fmt::format("{:.2f}", v.fraction) : "-";
+    case ColumnKind::ratio:
+    case ColumnKind::rate:
+      return v.fraction == v.fraction ? fmt::format("{:.2f}", v.fraction) : "-";
     case ColumnKind::percent: return fmt::format("{:.1f}", v.fraction);
   }
   return {};
@@ -128,7 +152,8 @@ std::string render_json(std::span<const StoreRow> rows, std::span<const std::siz
         case ColumnKind::text: cell = v.text; break;
         case ColumnKind::bytes: cell = bytes ? Json(v.number) : Json(human_size(v.number)); break;
         case ColumnKind::count: cell = v.number; break;
-        case ColumnKind::ratio: cell = fixed_number(v.fraction, 2); break;
+        case ColumnKind::ratio:
+        case ColumnKind::rate: cell = fixed_number(v.fraction, 2); break;
         case ColumnKind::percent: cell = fixed_number(v.fraction, 1); break;
       }
     }
@@ -179,7 +204,7 @@ bool parse_columns(std::string_view list, std::vector<std::size_t>* out, std::st
 
 std::string columns_help() {
   std::string r = "Available output columns:\n";
-  for (const Column& c : kColumns) r += fmt::format("  {:>11}  {}\n", c.name, c.help);
+  for (const Column& c : kColumns) r += fmt::format("  {:>12}  {}\n", c.name, c.help);
   return r;
 }
 
@@ -224,15 +249,27 @@ std::string render(std::span<const StoreRow> rows, std::span<const std::size_t> 
   for (const auto& line : cells) {
     for (std::size_t i = 0; i < line.size(); i++) width[i] = std::max(width[i], line[i].size());
   }
-  for (const auto& line : cells) {
+  for (std::size_t n = 0; n < cells.size(); n++) {
+    const auto& line = cells[n];
+    const bool header = n == 0 && !o.noheadings;
     std::string l;
     for (std::size_t i = 0; i < line.size(); i++) {
       if (i) l += ' ';
       const std::size_t pad = width[i] - line[i].size();
-      if (kColumns[cols[i]].kind == ColumnKind::text) {
-        l += line[i] + std::string(pad, ' ');
+      const bool text_kind = kColumns[cols[i]].kind == ColumnKind::text;
+      const bool last = i + 1 == line.size();
+      // Colour wraps the cell, not its padding, so the columns stay aligned.
+      const char* on = !o.colour ? nullptr
+                       : header  ? "\033[1m"
+                       : kColumns[cols[i]].kind == ColumnKind::rate && line[i] != "-" &&
+                               line[i] != "0.00"
+                           ? "\033[32m"
+                           : nullptr;
+      const std::string cell = on ? on + line[i] + "\033[0m" : line[i];
+      if (text_kind) {
+        l += cell + (last ? "" : std::string(pad, ' '));
       } else {
-        l += std::string(pad, ' ') + line[i];
+        l += std::string(pad, ' ') + cell;
       }
     }
     while (!l.empty() && l.back() == ' ') l.pop_back();

@@ -26,11 +26,21 @@ struct StoreRow {
   std::uint64_t zspages = 0;
   std::uint64_t objs_allocated = 0;
   std::uint64_t objs_used = 0;
+  std::uint64_t users = 0;  // open NBD connections
+  StoreMemory mem;          // where its resident memory is
+  IoCounts io;              // blocks read and written (cumulative)
+  std::uint64_t bd_writes = 0;
+  // Rates in MB/s (10^6 bytes) over the last `uzram status --watch` interval; NaN (shown
+  // "-") without one.
+  double read_rate = __builtin_nan("");
+  double write_rate = __builtin_nan("");
+  double compact_rate = __builtin_nan("");  // frames freed by compaction
+  double wb_rate = __builtin_nan("");       // blocks written back
 };
 
 // What a cell holds: text (left-aligned), a size in bytes (human-readable unless -b),
-// a count, or a fraction (COMP-RATIO, FRAG%; "-" / null when undefined).
-enum class ColumnKind { text, bytes, count, ratio, percent };
+// a count, or a fraction (COMP-RATIO, FRAG%, the MB/s rates; "-" / null when undefined).
+enum class ColumnKind { text, bytes, count, ratio, percent, rate };
 
 // A cell's value: `number` for bytes and counts, `fraction` for ratio and percent (NaN when
 // undefined), `text` for text.
@@ -65,6 +75,7 @@ struct RenderOptions {
   bool noheadings = false;  // -n
   bool raw = false;         // --raw: no alignment, one space between cells, escaped
   bool json = false;        // -J: {"stores": [{...}]}
+  bool colour = false;      // ANSI colour: bold header, active rates (aligned table only)
 };
 
 // The whole table (or JSON document) for `rows`, with a final newline.

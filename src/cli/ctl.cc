@@ -1,7 +1,9 @@
-// cli/ctl.cc - `uzram ctl [--control SOCKET] [-d NAME] ATTR [VALUE...]`: reads an attribute
-// of a running store (printing exactly what `cat /sys/block/zram0/ATTR` prints) or writes
-// one (printing nothing, as `echo VALUE > .../ATTR`). A write-only attribute with no VALUE
-// is written with none (`uzram ctl compact`: the store takes it as 1).
+// cli/ctl.cc - `uzram ctl [--control SOCKET] [--store NAME] ATTR [VALUE...]`: reads an
+// attribute of a running store (printing exactly what `cat /sys/block/zram0/ATTR` prints) or
+// writes one (printing nothing, as `echo VALUE > .../ATTR`). A write-only attribute with no
+// VALUE is written with none (`uzram ctl compact`: the store takes it as 1). hot_add and
+// hot_remove address the server's zram-control: `uzram ctl hot_add` prints the new store's
+// number, `uzram ctl hot_remove N` removes zramN.
 #include <cerrno>
 
 #include "cli/cli.h"
@@ -22,8 +24,15 @@ int run_ctl(const CtlOptions& o, const Io& io) noexcept {
     report(io, "ctl", client.error(), msg);
     return kExitUnreachable;
   }
-  if (!o.device.empty()) {
-    if (auto r = client->use(o.device, &msg); !r) {
+  // hot_add and hot_remove are zram-control's (/sys/class/zram-control), not a store's.
+  const bool zram_control = o.attr == "hot_add" || o.attr == "hot_remove";
+  if (zram_control && !o.device.empty() && o.device != ControlTargets::kZramControl) {
+    return usage_error(
+        io, "ctl: " + o.attr + " belongs to zram-control, not to a store (" + o.device + ")");
+  }
+  const std::string target = zram_control ? std::string(ControlTargets::kZramControl) : o.device;
+  if (!target.empty()) {
+    if (auto r = client->use(target, &msg); !r) {
       report(io, "ctl", r.error(), msg);
       return kExitFailed;
     }

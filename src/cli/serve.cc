@@ -1,6 +1,8 @@
-// cli/serve.cc - `uzram serve`: creates and configures a store (-o attributes before or
-// after disksize as the kernel requires), serves it over NBD and on a control socket, and
-// runs until SIGINT/SIGTERM or, in captive mode (--run), until the command exits.
+// cli/serve.cc - `uzram serve`: creates and configures zram0 (-o attributes before or after
+// disksize as the kernel requires) in a store registry (more stores come with `uzram ctl
+// hot_add`), serves them over NBD (the export name picks the store) and on a control
+// socket, optionally metrics over HTTP, and runs until SIGINT/SIGTERM or, in captive mode
+// (--run), until the command exits.
 #include "cli/serve.h"
 
 #include <fmt/format.h>
@@ -17,13 +19,17 @@
 #include <filesystem>
 
 #include "cli/log_sink.h"
+#include "cli/metrics.h"
 #include "cli/notify.h"
 #include "cli/swap.h"
 #include "control/control.h"
+#include "nbd/exports.h"
 #include "nbd/server.h"
 #include "nbd/store_backend.h"
 #include "nbd/tls.h"
+#include "uzram/memory.h"
 #include "uzram/store.h"
+#include "uzram/store_registry.h"
 
 extern char** environ;
 
@@ -85,6 +91,7 @@ struct ServeSetup {
   std::chrono::milliseconds handshake_timeout{10'000}, send_timeout{30'000};
   std::string tls_mode;  // off, on or require
   std::uint64_t swap_mem_limit = 0;  // --swap: the mem_limit the pool is sized for
+  MetricsAddress metrics;  // --metrics; port empty: none
 };
 
 // -o ATTR=VALUE: split by the attribute table's before_init flag.
@@ -183,11 +190,21 @@ int parse_swap(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   return kExitOk;
 }
 
+// --metrics [ADDR:]PORT.
+int parse_metrics(const ServeOptions& o, const Io& io, ServeSetup* setup) {
+  if (o.metrics.empty()) return kExitOk;
+  std::string why;
+  if (!parse_metrics_address(o.metrics, &setup->metrics, &why))
+    return usage_error(io, "serve: --metrics: " + why);
+  return kExitOk;
+}
+
 int parse_serve_options(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   int rc = parse_attrs(o, io, setup);
   if (rc == kExitOk) rc = parse_limits(o, io, setup);
   if (rc == kExitOk) rc = parse_tls(o, io, setup);
   if (rc == kExitOk) rc = parse_swap(o, io, setup);
+  if (rc == kExitOk) rc = parse_metrics(o, io, setup);
   return rc;
 }
 
@@ -201,7 +218,7 @@ SwapBudget swap_budget(const ServeOptions& o, const ServeSetup& setup) {
   b.per_connection = nbd::preallocated_bytes(so.session) +
                      (1 + std::max(1u, o.threads)) * kSwapStackBytes + (std::size_t{256} << 10);
   b.connections = so.max_connections;
-  b.extra_threads = 2;  // the accept thread and the control socket's
+  b.extra_threads = setup.metrics.port.empty() ? 2 : 3;  // acceptor, control (, metrics)
   return b;
 }
 
@@ -216,6 +233,17 @@ bool make_tls(const ServeOptions& o, const ServeSetup& setup, const Io& io,
   }
   *tls = std::move(*t);
   return true;
+}
+
+// zram0, the store the options configure: the registry's first (hot_add).
+std::shared_ptr<Store> create_first_store(StoreRegistry& registry, const Io& io) {
+  std::string msg;
+  auto n = registry.hot_add(&msg);
+  if (!n) {
+    report(io, "serve", n.error(), msg);
+    return nullptr;
+  }
+  return registry.find(*n);
 }
 
 // --algo, the before-init -o settings, disksize, then the rest.
@@ -350,6 +378,30 @@ pid_t spawn_captive(const std::string& cmd, const std::string& uri, const Io& io
 
 int exit_status(int ws) { return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws); }
 
+// The NBD server's request and reply buffers, as the `nbd_buffers` line of the memory
+// breakdown (uzram/memory.h). Unregistered before the server goes (declared after it).
+MemorySourceHandle count_nbd_buffers(const nbd::Server& server) {
+  auto h = add_memory_source([&server](std::vector<MemoryLine>* out) {
+    out->push_back({"nbd_buffers", server.buffer_bytes()});
+  });
+  return h ? std::move(h).value() : MemorySourceHandle();  // no memory: the line is missing
+}
+
+// --metrics: the HTTP endpoint (cli/metrics.h), started after the NBD server it reports.
+bool start_metrics(const ServeSetup& setup, StoreRegistry& registry, const nbd::Server& server,
+                   const Io& io, std::unique_ptr<MetricsServer>* out) {
+  if (setup.metrics.port.empty()) return true;
+  std::string msg;
+  auto m = MetricsServer::start(setup.metrics, registry, &server, &msg);
+  if (!m) {
+    report(io, "serve", m.error(), "--metrics " + msg);
+    return false;
+  }
+  *out = std::move(*m);
+  ::setenv("metrics", (*out)->url().c_str(), 1);  // for --run
+  return true;
+}
+
 // Waits for SIGINT or SIGTERM, or for the captive command to exit; returns the exit status
 // (the command's, in captive mode: on a signal it is terminated first). SIGHUP stops
 // nothing: the store holds its users' only copy, and there is nothing to reload (the
@@ -390,22 +442,19 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   if (!make_tls(o, setup, io, &tls)) return kExitFailed;
   if (o.swap && !swap_prepare(io)) return kExitFailed;  // before any thread starts
   StoreOptions store_options;
-  store_options.swap = o.swap;
-  auto created = Store::create("zram0", store_options);
-  if (!created) {
-    report(io, "serve", created.error(), "");
-    return kExitFailed;
-  }
-  Store& store = **created;
+  store_options.swap = o.swap;  // every store, zram0 and those hot_add creates
+  StoreRegistry registry(store_options);  // declared first: outlives every server of its stores
+  const std::shared_ptr<Store> store = create_first_store(registry, io);
+  if (!store) return kExitFailed;
   harden_process();
   const SignalMask mask;  // before any thread starts (a swap store's start at disksize)
-  if (!configure_store(store, o, setup, io)) return kExitFailed;
+  if (!configure_store(*store, o, setup, io)) return kExitFailed;
   LogSink sink(io.err);
   if (o.swap && !swap_lock(swap_budget(o, setup), io, sink)) return kExitFailed;
 
   const std::string control_path = o.control.empty() ? default_control_socket() : o.control;
   std::string msg;
-  auto control = ControlServer::start(control_path, {&store}, &msg);
+  auto control = ControlServer::start(control_path, ControlTargets(registry), &msg);
   if (!control) {
     report(io, "serve", control.error(), "control socket " + msg);
     return kExitFailed;
@@ -414,13 +463,16 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   nbd::ServerOptions so;
   if (!server_options(o, setup, tls.get(), io, &tmp, &so)) return kExitFailed;
   if (o.verbose) so.log = [&sink](std::string_view m) { sink.write(m); };
-  nbd::StoreBackend backend(store);
-  auto server = nbd::Server::start(backend, so, &msg);
+  nbd::StoreExports exports(registry);  // the export name picks the store
+  auto server = nbd::Server::start(exports, so, &msg);
   if (!server) {
     report(io, "serve", server.error(), msg);
     return kExitFailed;
   }
   warn_exposure(o, setup, tls.get(), **server, sink);
+  const MemorySourceHandle buffers = count_nbd_buffers(**server);
+  std::unique_ptr<MetricsServer> metrics;
+  if (!start_metrics(setup, registry, **server, io, &metrics)) return kExitFailed;
 
   pid_t child = -1;
   if (!o.run.empty()) {
@@ -428,10 +480,15 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
     if (child < 0) return kExitFailed;
   } else {
     print_examples(io, (*server)->uri(), control_path);
+    if (metrics) {
+      std::fprintf(io.out, "  metrics   curl -s %s\n", metrics->url().c_str());
+      std::fflush(io.out);
+    }
   }
   notify_ready("serving " + (*server)->uri());
   const int status = wait_for_end(mask, child, o.verbose, sink);
   notify_stopping();
+  if (metrics) metrics->stop();
   (*server)->stop();
   (*control)->stop();
   return status;

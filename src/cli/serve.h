@@ -25,6 +25,7 @@ struct ServeOptions {
   bool tls_verify_peer = false;  // --tls-verify-peer: client certificates signed by DIR/ca-cert.pem
   std::string handshake_timeout;  // --handshake-timeout SECONDS; empty: 10
   std::string send_timeout;       // --send-timeout SECONDS; empty: 30
+  std::string metrics;            // --metrics [ADDR:]PORT: OpenMetrics over HTTP
   bool verbose = false;
   unsigned threads = 4;            // workers per connection
   bool swap = false;               // --swap: locked in memory, preallocated (cli/swap.h)

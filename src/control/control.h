@@ -1,18 +1,25 @@
 // control/control.h - the control socket (layer 4, control; beside nbd, on the store):
 // ControlServer serves the attributes of one or more Stores on a Unix stream socket, from a
 // background thread; ControlClient is the other end (`uzram ctl`, `uzram status`). `uzram
-// serve` embeds the server. Not part of the installed library (CONTRIBUTING.md): the
-// protocol below is the interface, for any client.
+// serve` embeds the server, over a StoreRegistry, so that zram-control's hot_add and
+// hot_remove work. Not part of the installed library (CONTRIBUTING.md): the protocol
+// below is the interface, for any client.
 //
 // Protocol (one request line, one response; docs/uzram.md#control-protocol):
 //   request   = COMMAND [SP ARG...] LF        at most kControlMaxLine bytes with the LF;
 //                                             a CR before the LF is ignored
 //   LIST                  names of the served stores, one per line
-//   USE NAME              selects the store later requests address (default: the first)
+//   USE NAME              selects the store later requests address (default: zram0 for a
+//                         registry, else the first); NAME zram-control selects the
+//                         registry's own attributes: READ hot_add (creates zramN, answers
+//                         "N\n"), WRITE hot_remove N
 //   READ ATTR             the attribute, exactly as `cat /sys/block/zramN/ATTR` prints it
 //   WRITE ATTR [VALUE...] writes the attribute (VALUE = the rest of the line, verbatim)
 //   INFO                  "key value" lines: name, initstate, disksize, algorithm, streams,
-//                         the nine mm_stat fields, zspages, objs_allocated, objs_used
+//                         the nine mm_stat fields, zspages, objs_allocated, objs_used,
+//                         users, blocks_read, blocks_written, bd_writes, and the store's
+//                         memory (mem_pool_frames, mem_pool_idle_frames,
+//                         mem_pool_metadata, mem_slot_table, mem_streams)
 //   response  = "OK " LEN LF PAYLOAD          LEN = payload bytes (decimal)
 //             | "ERR " ERRNO-NAME SP MESSAGE LF   e.g. "ERR ENOENT foo: no such attribute"
 // Bad input (unknown command, control characters, missing arguments) gets an ERR response
@@ -21,10 +28,14 @@
 // read-only (or reading a write-only) attribute EACCES, the store's refusals by their
 // Errc (EINVAL, EBUSY, ENOMEM, ...).
 //
-// Thread safety: ControlServer's methods may be called from any thread; the served stores
-// must outlive the server (stop() or destruction). Requests are served one at a time by the
-// server thread, so a slow write (compact, writeback) delays the other clients. A
-// ControlClient is one connection: use it from one thread at a time.
+// A store selected with USE is held (a shared_ptr) by the connection; once hot_remove took
+// it out of the registry, requests to it are answered "ERR ENODEV ... was removed" (the
+// store is retired: no write can give it data again) until the client USEs another.
+//
+// Thread safety: ControlServer's methods may be called from any thread; the registry (or
+// the fixed stores) must outlive the server (stop() or destruction). Requests are served
+// one at a time by the server thread, so a slow write (compact, writeback) delays the
+// other clients. A ControlClient is one connection: use it from one thread at a time.
 #ifndef UZRAM_CONTROL_CONTROL_H_
 #define UZRAM_CONTROL_CONTROL_H_
 
@@ -41,6 +52,7 @@
 namespace uzram {
 
 class Store;
+class StoreRegistry;
 
 inline constexpr std::size_t kControlMaxLine = 4096;                       // request, with LF
 inline constexpr std::size_t kControlMaxPayload = std::size_t{256} << 20;  // client accepts
@@ -56,6 +68,30 @@ inline constexpr std::size_t kControlMaxPayload = std::size_t{256} << 20;  // cl
 [[nodiscard]] std::string errno_name(std::error_code ec) noexcept;
 [[nodiscard]] std::error_code errno_from_name(std::string_view name) noexcept;
 
+// What a control socket serves: a registry's stores (with zram-control), or a fixed list
+// of stores with distinct names (no zram-control). Cheap to copy; does not own.
+class ControlTargets {
+ public:
+  static constexpr std::string_view kZramControl = "zram-control";
+  explicit ControlTargets(StoreRegistry& registry) noexcept : registry_(&registry) {}
+  explicit ControlTargets(std::vector<Store*> stores) noexcept : fixed_(std::move(stores)) {}
+  [[nodiscard]] std::vector<std::shared_ptr<Store>> stores() const noexcept;
+  [[nodiscard]] std::shared_ptr<Store> find(std::string_view name) const noexcept;
+  // zram0 for a registry, else the first store; null when there is none.
+  [[nodiscard]] std::shared_ptr<Store> default_store() const noexcept;
+  [[nodiscard]] StoreRegistry* registry() const noexcept { return registry_; }
+
+ private:
+  StoreRegistry* registry_ = nullptr;
+  std::vector<Store*> fixed_;
+};
+
+// One connection's selection (USE): zram-control, a store it holds, or the default.
+struct ControlSelection {
+  bool zram_control = false;
+  std::shared_ptr<Store> store;  // null: the default store, looked up per request
+};
+
 struct ControlServerOptions {
   unsigned max_clients = 16;  // more connections are answered "ERR EBUSY" and closed
 };
@@ -69,8 +105,13 @@ class ControlServer {
   // Errc::invalid_argument; an unsafe directory EPERM. Store names must be distinct. Errors
   // fill *msg with a one-line explanation.
   [[nodiscard]] static Result<std::unique_ptr<ControlServer>> start(
-      const std::string& path, std::vector<Store*> stores, std::string* msg = nullptr,
+      const std::string& path, ControlTargets targets, std::string* msg = nullptr,
       const ControlServerOptions& options = {}) noexcept;
+  [[nodiscard]] static Result<std::unique_ptr<ControlServer>> start(
+      const std::string& path, std::vector<Store*> stores, std::string* msg = nullptr,
+      const ControlServerOptions& options = {}) noexcept {
+    return start(path, ControlTargets(std::move(stores)), msg, options);
+  }
   ~ControlServer();  // stop()
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -80,9 +121,9 @@ class ControlServer {
   [[nodiscard]] const std::string& path() const noexcept;
 
   // The protocol without I/O: the complete response to one request line (without its LF)
-  // for a connection whose selected store index is *selected (USE updates it).
-  [[nodiscard]] static std::string respond(std::span<Store* const> stores, std::string_view request,
-                                           std::size_t* selected) noexcept;
+  // for a connection whose selection is *selected (USE updates it).
+  [[nodiscard]] static std::string respond(const ControlTargets& targets, std::string_view request,
+                                           ControlSelection* selected) noexcept;
 
  private:
   ControlServer() = default;

@@ -11,6 +11,7 @@
 #include "control/internal.h"
 #include "uzram/pool.h"
 #include "uzram/store.h"
+#include "uzram/store_registry.h"
 
 namespace uzram {
 namespace control_internal {
@@ -101,12 +102,54 @@ std::string info(const Store& s) {
       {"huge_pages_since", m.huge_pages_since}};
   for (const auto& [k, v] : fields) kv(k, std::to_string(v));
   PoolStats ps;
-  // Safe against reset: only this server thread writes attributes through this socket.
+  // Safe against reset: this server thread is the only writer of attributes, and a reset
+  // or disksize is refused while an NBD connection (the other users) holds the store.
   if (const Pool* p = s.pool()) ps = p->stats();
   kv("zspages", std::to_string(ps.zspages));
   kv("objs_allocated", std::to_string(ps.objs_allocated));
   kv("objs_used", std::to_string(ps.objs_used));
+  kv("users", std::to_string(s.users()));
+  const IoCounts io = s.io_counts();
+  kv("blocks_read", std::to_string(io.blocks_read));
+  kv("blocks_written", std::to_string(io.blocks_written));
+  kv("bd_writes", std::to_string(s.bd_stat().bd_writes));
+  const StoreMemory mem = s.memory();
+  const std::pair<const char*, std::uint64_t> memory[] = {
+      {"mem_pool_frames", mem.pool_frames},
+      {"mem_pool_idle_frames", mem.pool_idle_frames},
+      {"mem_pool_metadata", mem.pool_metadata},
+      {"mem_slot_table", mem.slot_table},
+      {"mem_streams", mem.streams}};
+  for (const auto& [k, v] : memory) kv(k, std::to_string(v));
   return r;
+}
+
+// zram-control's two attributes (the registry's hot_add and hot_remove).
+std::string respond_zram_control(StoreRegistry* reg, std::string_view cmd, std::string_view attr,
+                                 std::string_view rest) {
+  if (cmd == "INFO") return err(EINVAL, "INFO: zram-control is not a store");
+  if (attr.empty()) return err(EINVAL, std::string(cmd) + ": attribute name missing");
+  if (attr != "hot_add" && attr != "hot_remove") {
+    return err(ENOENT, std::string(attr.substr(0, 64)) +
+                           ": no such attribute of zram-control (hot_add, hot_remove)");
+  }
+  const bool read = cmd == "READ";
+  if (read && !rest.empty()) return err(EINVAL, "READ: takes one attribute name");
+  if (attr == "hot_add" && !read) return err(EACCES, "hot_add: read-only attribute");
+  if (attr == "hot_remove" && read) return err(EACCES, "hot_remove: write-only attribute");
+  std::string msg;
+  if (read) {  // as reading /sys/class/zram-control/hot_add: creates a store
+    auto n = reg->hot_add(&msg);
+    if (!n) return err(n.error(), msg);
+    return ok(std::to_string(*n) + "\n");
+  }
+  unsigned n = 0;
+  const std::string_view v = rest.substr(0, rest.find_last_not_of(' ') + 1);
+  if (!StoreRegistry::parse_name("zram" + std::string(v), &n)) {
+    return err(EINVAL, "hot_remove: expects a store number, e.g. 'hot_remove 1'");
+  }
+  if (auto r = reg->hot_remove(n, &msg); !r) return err(r.error(), msg);
+  return ok("");
 }
 
 }  // namespace
@@ -135,10 +178,36 @@ std::error_code errno_from_name(std::string_view name) noexcept {
   return {EIO, std::generic_category()};
 }
 
+// ---- Targets ---------------------------------------------------------------------------
+
+std::vector<std::shared_ptr<Store>> ControlTargets::stores() const noexcept {
+  if (registry_) return registry_->stores();
+  std::vector<std::shared_ptr<Store>> out;
+  try {
+    for (Store* s : fixed_) out.emplace_back(std::shared_ptr<void>(), s);  // non-owning
+  } catch (...) {  // out of memory: what fitted
+  }
+  return out;
+}
+
+std::shared_ptr<Store> ControlTargets::find(std::string_view name) const noexcept {
+  if (registry_) return registry_->find(name);
+  for (Store* s : fixed_) {
+    if (s->name() == name) return std::shared_ptr<Store>(std::shared_ptr<void>(), s);
+  }
+  return nullptr;
+}
+
+std::shared_ptr<Store> ControlTargets::default_store() const noexcept {
+  if (registry_) return registry_->find(0u);
+  if (fixed_.empty()) return nullptr;
+  return std::shared_ptr<Store>(std::shared_ptr<void>(), fixed_.front());
+}
+
 // ---- Dispatch --------------------------------------------------------------------------
 
-std::string ControlServer::respond(std::span<Store* const> stores, std::string_view request,
-                                   std::size_t* selected) noexcept {
+std::string ControlServer::respond(const ControlTargets& targets, std::string_view request,
+                                   ControlSelection* selected) noexcept try {
   if (!request.empty() && request.back() == '\r') request.remove_suffix(1);
   if (request.size() >= kControlMaxLine) return err(E2BIG, "request line too long");
   for (char c : request) {
@@ -150,25 +219,38 @@ std::string ControlServer::respond(std::span<Store* const> stores, std::string_v
   if (cmd.empty()) return err(EINVAL, "empty request");
   if (cmd == "LIST") {
     std::string names;
-    for (const Store* s : stores) names += s->name() + "\n";
+    for (const auto& s : targets.stores()) names += s->name() + "\n";
     return ok(names);
   }
   if (cmd == "USE") {
     const std::string_view name = next_word(&rest);
-    for (std::size_t i = 0; i < stores.size(); i++) {
-      if (stores[i]->name() == name) {
-        *selected = i;
-        return ok("");
-      }
+    if (name == ControlTargets::kZramControl && targets.registry()) {
+      *selected = ControlSelection{true, nullptr};
+      return ok("");
     }
-    return err(ENOENT, "USE: no store named '" + std::string(name) + "'");
+    std::shared_ptr<Store> s = targets.find(name);
+    if (!s) return err(ENOENT, "USE: no store named '" + std::string(name.substr(0, 64)) + "'");
+    *selected = ControlSelection{false, std::move(s)};
+    return ok("");
   }
   if (cmd != "READ" && cmd != "WRITE" && cmd != "INFO") {
     return err(EINVAL, "unknown command '" + std::string(cmd.substr(0, 32)) +
                            "' (LIST, USE, READ, WRITE, INFO)");
   }
-  if (*selected >= stores.size()) return err(ENODEV, "no store is served here");
-  Store& s = *stores[*selected];
+  if (selected->zram_control) {
+    const std::string_view attr = next_word(&rest);
+    return respond_zram_control(targets.registry(), cmd, attr, rest);
+  }
+  // A store USE'd is held; the default one is looked up each time (zram0 may come and go).
+  std::shared_ptr<Store> held = selected->store ? selected->store : targets.default_store();
+  if (!held) {
+    return err(ENODEV, targets.registry() ? "no store zram0 here (USE another one)"
+                                          : "no store is served here");
+  }
+  if (held->retired()) {
+    return err(ENODEV, held->name() + " was removed (hot_remove); USE another store");
+  }
+  Store& s = *held;
   if (cmd == "INFO") return ok(info(s));
   const std::string_view attr = next_word(&rest);
   if (attr.empty()) return err(EINVAL, std::string(cmd) + ": attribute name missing");
@@ -184,6 +266,8 @@ std::string ControlServer::respond(std::span<Store* const> stores, std::string_v
   auto r = s.write_attr(attr, rest, &msg);
   if (!r) return err(r.error(), msg.empty() ? r.error().message() : msg);
   return ok("");
+} catch (...) {  // out of memory building a response
+  return "ERR ENOMEM out of memory\n";
 }
 
 }  // namespace uzram

@@ -24,7 +24,7 @@ using control_internal::sys_error;
 struct ControlServer::State {
   // Immutable while the thread runs (set by start(), released by stop() after the join):
   std::string path;
-  std::vector<Store*> stores;
+  ControlTargets targets{std::vector<Store*>{}};
   ControlServerOptions options;
   int listen_fd = -1;
   int wake[2] = {-1, -1};  // stop() writes wake[1]; the loop polls wake[0]
@@ -40,7 +40,7 @@ struct ControlServer::State {
   struct Conn {
     int fd;
     std::string in, out;
-    std::size_t selected = 0;
+    ControlSelection selected;  // holds a USE'd store (a removed one stays valid)
     bool close_after_flush = false;
     bool eof = false;  // the client will send no more (then no POLLIN: it would spin)
   };
@@ -53,8 +53,9 @@ struct ControlServer::State {
 };
 
 Result<std::unique_ptr<ControlServer>> ControlServer::start(
-    const std::string& path, std::vector<Store*> stores, std::string* msg,
+    const std::string& path, ControlTargets targets, std::string* msg,
     const ControlServerOptions& options) noexcept {
+  const std::vector<std::shared_ptr<Store>> stores = targets.stores();
   for (std::size_t i = 0; i < stores.size(); i++) {
     for (std::size_t j = 0; j < i; j++) {
       if (stores[i]->name() == stores[j]->name()) {
@@ -88,7 +89,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(
   s.listen_fd = listen_fd;  // closed, and the socket file removed, by stop() from here on
   s.bound = true;
   s.path = path;
-  s.stores = std::move(stores);
+  s.targets = std::move(targets);
   s.options = options;
   if (::pipe2(s.wake, O_CLOEXEC | O_NONBLOCK) != 0) return sys_error(msg, "control: pipe");
   try {
@@ -166,7 +167,11 @@ void ControlServer::State::loop() noexcept {
         ::close(fd);
         continue;
       }
-      conns.push_back(Conn{fd, {}, {}, 0, false, false});
+      try {
+        conns.push_back(Conn{fd, {}, {}, {}, false, false});
+      } catch (...) {  // out of memory: this client is not served
+        ::close(fd);
+      }
     }
   }
 }
@@ -212,7 +217,7 @@ void ControlServer::State::process(Conn& c) noexcept {
       c.close_after_flush = true;
       return;
     }
-    c.out = respond(stores, std::string_view(c.in).substr(0, nl), &c.selected);
+    c.out = respond(targets, std::string_view(c.in).substr(0, nl), &c.selected);
     c.in.erase(0, nl + 1);
   }
 }

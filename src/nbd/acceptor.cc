@@ -201,6 +201,7 @@ int Server::State::accept_new(Clock::time_point now) noexcept {
           errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
       return starved ? errno : 0;  // else EAGAIN: the queue is empty
     }
+    stats.accepted();
     if (!send_greeting(fd)) {
       ::close(fd);
       continue;

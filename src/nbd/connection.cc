@@ -37,9 +37,9 @@ void Server::State::serve(Conn* c) noexcept {
     ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
   }
   std::unique_ptr<Transport> t;
-  Negotiated neg;
-  const bool claimed = handshake(fd, t, *backend, options.tls, c->deadline, &neg, log, true,
-                                 std::span<const std::uint8_t>(c->preread));
+  Handshaken h;  // holds the export's backend (and so its store) until the session ends
+  const bool claimed = handshake(fd, t, *exports, options.tls, c->deadline, &h, log, true,
+                                 std::span<const std::uint8_t>(c->preread), &stats);
   if (t) t->set_send_timeout(options.send_timeout);
   bool go = claimed;
   if (go) {
@@ -53,10 +53,11 @@ void Server::State::serve(Conn* c) noexcept {
   }
   if (go) {
     nudge();  // a negotiating slot is free
+    stats.session_started();
     t->set_deadline(Deadline());
-    serve_session(fd, *t, *backend, neg, log, options.session);
+    serve_session(fd, *t, *h.backend, h.neg, log, options.session);
   }
-  if (claimed) backend->close_user();
+  if (claimed) h.backend->close_user();
   t.reset();  // TLS: close_notify (bounded) if the session is healthy
   finish(c);
 }

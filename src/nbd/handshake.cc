@@ -3,11 +3,14 @@
 // else is answered NBD_REP_ERR_UNSUP. One handler per option (Negotiation::on_*).
 #include "nbd/handshake.h"
 
+#include <algorithm>
 #include <memory>
 #include <new>
 #include <span>
 #include <string_view>
 
+#include "nbd/exports.h"
+#include "nbd/stats.h"
 #include "nbd/store_backend.h"
 #include "nbd/tls.h"
 #include "nbd/transport.h"
@@ -103,20 +106,21 @@ void greeting(std::uint8_t (&hello)[18]) noexcept {
 // One connection's negotiation: the state its steps and option handlers share.
 class Negotiation {
  public:
-  Negotiation(int sock, std::unique_ptr<Transport>& transport, Backend& backend,
-              const TlsPolicy& tls, const Deadline& deadline, const LogFn& log) noexcept
+  Negotiation(int sock, std::unique_ptr<Transport>& transport, Exports& exports,
+              const TlsPolicy& tls, const Deadline& deadline, const LogFn& log,
+              ServerStats* stats) noexcept
       : sock_(sock),
         transport_(transport),
-        backend_(backend),
+        exports_(exports),
         tls_(tls),
         deadline_(deadline),
         log_(log),
-        data_(new (std::nothrow) std::uint8_t[kMaxOptionLength]) {}
+        data_(stats, kMaxOptionLength) {}
 
-  bool ready() const noexcept { return data_ != nullptr; }
+  bool ready() const noexcept { return static_cast<bool>(data_); }
 
   // The whole negotiation; true when the client entered transmission (*out filled).
-  bool run(bool greeted, Negotiated* out) noexcept {
+  bool run(bool greeted, Handshaken* out) noexcept {
     if (!greet(greeted) || !read_client_flags()) return false;
     for (unsigned count = 0;; count++) {
       if (count == kMaxOptions) {
@@ -125,7 +129,10 @@ class Negotiation {
       }
       switch (next_option()) {
         case Step::next: continue;
-        case Step::enter: *out = neg_; return true;
+        case Step::enter:
+          out->neg = neg_;
+          out->backend = std::move(claimed_);
+          return true;
         case Step::close: return false;
         case Step::lost: gone(t(), log_, "client vanished during negotiation"); return false;
       }
@@ -144,7 +151,7 @@ class Negotiation {
   bool read_client_flags() noexcept;
   Step next_option() noexcept;
   Step dispatch(std::uint32_t opt, std::span<const std::uint8_t> d) noexcept;
-  Step on_export_name() noexcept;
+  Step on_export_name(std::span<const std::uint8_t> d) noexcept;
   Step on_abort() noexcept;
   Step on_list(std::span<const std::uint8_t> d) noexcept;
   Step on_info_or_go(std::uint32_t opt, std::span<const std::uint8_t> d) noexcept;
@@ -154,13 +161,14 @@ class Negotiation {
 
   const int sock_;
   std::unique_ptr<Transport>& transport_;  // replaced by STARTTLS
-  Backend& backend_;
+  Exports& exports_;
   const TlsPolicy& tls_;
   const Deadline& deadline_;
   const LogFn& log_;
-  std::unique_ptr<std::uint8_t[]> data_;  // one option's data, kMaxOptionLength bytes
-  bool no_zeroes_ = false;                // the client's NBD_FLAG_C_NO_ZEROES
-  Negotiated neg_;                        // so far
+  CountedArray<std::uint8_t> data_;   // one option's data, kMaxOptionLength bytes
+  bool no_zeroes_ = false;            // the client's NBD_FLAG_C_NO_ZEROES
+  Negotiated neg_;                    // so far
+  std::shared_ptr<Backend> claimed_;  // GO / EXPORT_NAME: the export entered (open_user done)
 };
 
 // The greeting (unless sent already), then the client's flags.
@@ -229,7 +237,7 @@ Negotiation::Step Negotiation::next_option() noexcept {
 Negotiation::Step Negotiation::dispatch(std::uint32_t opt,
                                         std::span<const std::uint8_t> d) noexcept {
   switch (opt) {
-    case kOptExportName: return on_export_name();
+    case kOptExportName: return on_export_name(d);
     case kOptAbort: return on_abort();
     case kOptList: return on_list(d);
     case kOptInfo:
@@ -242,21 +250,29 @@ Negotiation::Step Negotiation::dispatch(std::uint32_t opt,
   }
 }
 
-// The old style: no reply header, the size and flags (and 124 zeroes unless NO_ZEROES).
-Negotiation::Step Negotiation::on_export_name() noexcept {
+// The old style: the name is the option's data; no reply header, the size and flags (and
+// 124 zeroes unless NO_ZEROES). An unknown or unavailable export can only be closed.
+Negotiation::Step Negotiation::on_export_name(std::span<const std::uint8_t> d) noexcept {
+  std::shared_ptr<Backend> b = exports_.find(as_sv(d));
+  if (!b) {
+    logf(log_, "NBD_OPT_EXPORT_NAME: no export named '%.*s'; closing",
+         static_cast<int>(std::min<std::size_t>(d.size(), 64)), as_sv(d).data());
+    return Step::close;
+  }
   std::uint64_t size = 0;
-  if (!backend_.open_user(&size)) {
+  if (!b->open_user(&size)) {
     logf(log_, "NBD_OPT_EXPORT_NAME: the export is not available (no disksize); closing");
     return Step::close;
   }
   std::uint8_t r[10 + 124] = {};
   put64(r, size);
-  put16(r + 8, transmission_flags(backend_, neg_.structured));  // negotiation so far holds
+  put16(r + 8, transmission_flags(*b, neg_.structured));  // negotiation so far holds
   if (!t().write_full(r, no_zeroes_ ? 10 : sizeof r)) {
-    backend_.close_user();
+    b->close_user();
     return Step::close;
   }
   neg_.size = size;
+  claimed_ = std::move(b);
   return Step::enter;
 }
 
@@ -270,8 +286,14 @@ Negotiation::Step Negotiation::on_list(std::span<const std::uint8_t> d) noexcept
   if (!d.empty()) {
     return answered(reply_error(t(), kOptList, kRepErrInvalid, "NBD_OPT_LIST takes no data"));
   }
-  std::uint8_t z[4] = {};  // one export: the default, ""
-  return answered(reply(t(), kOptList, kRepServer, z, 4) && reply(t(), kOptList, kRepAck));
+  bool ok = true;
+  for (const std::string& name : exports_.list()) {  // each: u32 length, the name
+    std::uint8_t len[4];
+    put32(len, static_cast<std::uint32_t>(name.size()));
+    ok = ok && reply(t(), kOptList, kRepServer, len, 4, name.data(),
+                     static_cast<std::uint32_t>(name.size()));
+  }
+  return answered(ok && reply(t(), kOptList, kRepAck));
 }
 
 // INFO describes the export; GO does the same and enters transmission.
@@ -281,10 +303,15 @@ Negotiation::Step Negotiation::on_info_or_go(std::uint32_t opt,
   if (!parse_info_request(d, &ir)) {
     return answered(reply_error(t(), opt, kRepErrInvalid, "malformed NBD_OPT_INFO/GO request"));
   }
+  std::shared_ptr<Backend> b = exports_.find(as_sv(ir.name));
+  if (!b) {
+    return answered(reply_error(t(), opt, kRepErrUnknown, "no export of that name"));
+  }
   // GO claims the export first, so the size sent is the one served (a reset or a new
-  // disksize is refused from now on).
-  std::uint64_t size = backend_.size();
-  if (opt == kOptGo && !backend_.open_user(&size)) {
+  // disksize is refused from now on). INFO of an export with nothing to serve is refused
+  // as GO would be.
+  std::uint64_t size = b->size();
+  if (opt == kOptGo ? !b->open_user(&size) : size == 0) {
     return answered(
         reply_error(t(), opt, kRepErrUnknown, "export not available: the store has no disksize"));
   }
@@ -292,15 +319,16 @@ Negotiation::Step Negotiation::on_info_or_go(std::uint32_t opt,
   for (std::uint16_t i = 0; i < ir.count; i++) {
     name_wanted |= get16(ir.types.data() + 2 * i) == kInfoName;
   }
-  const bool ok = send_info_export(t(), opt, backend_, size, neg_.structured) &&
+  const bool ok = send_info_export(t(), opt, *b, size, neg_.structured) &&
                   (!name_wanted || send_info_name(t(), opt, ir.name)) &&
                   send_info_block_size(t(), opt) && reply(t(), opt, kRepAck);
   if (opt != kOptGo) return answered(ok);
   if (!ok) {
-    backend_.close_user();
+    b->close_user();
     return Step::close;
   }
   neg_.size = size;
+  claimed_ = std::move(b);
   return Step::enter;
 }
 
@@ -365,17 +393,27 @@ bool send_greeting(int sock) noexcept {
   return ::send(sock, hello, sizeof hello, MSG_NOSIGNAL | MSG_DONTWAIT) == sizeof hello;
 }
 
-bool handshake(int sock, std::unique_ptr<Transport>& transport, Backend& backend,
-               const TlsPolicy& tls, const Deadline& deadline, Negotiated* out, const LogFn& log,
-               bool greeted, std::span<const std::uint8_t> preread) noexcept {
+bool handshake(int sock, std::unique_ptr<Transport>& transport, Exports& exports,
+               const TlsPolicy& tls, const Deadline& deadline, Handshaken* out, const LogFn& log,
+               bool greeted, std::span<const std::uint8_t> preread, ServerStats* stats) noexcept {
   transport.reset(new (std::nothrow) FdTransport(sock, preread.data(), preread.size()));
-  Negotiation n(sock, transport, backend, tls, deadline, log);
+  Negotiation n(sock, transport, exports, tls, deadline, log, stats);
   if (!transport || !n.ready()) {
     logf(log, "out of memory for a new connection; closing");
     return false;
   }
   transport->set_deadline(deadline);
   return n.run(greeted, out);
+}
+
+bool handshake(int sock, std::unique_ptr<Transport>& transport, Backend& backend,
+               const TlsPolicy& tls, const Deadline& deadline, Negotiated* out, const LogFn& log,
+               bool greeted, std::span<const std::uint8_t> preread) noexcept {
+  SingleExport one(backend);
+  Handshaken h;
+  if (!handshake(sock, transport, one, tls, deadline, &h, log, greeted, preread)) return false;
+  *out = h.neg;
+  return true;
 }
 
 }  // namespace uzram::nbd

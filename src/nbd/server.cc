@@ -101,6 +101,18 @@ Result<int> listen_tcp(const ServerOptions& o, std::string* uri, bool* is_loopba
 
 Result<std::unique_ptr<Server>> Server::start(Backend& backend, const ServerOptions& options,
                                                std::string* msg) noexcept {
+  std::unique_ptr<SingleExport> one(new (std::nothrow) SingleExport(backend));
+  if (!one) {
+    if (msg) *msg = "out of memory";
+    return Errc::no_memory;
+  }
+  auto s = start(*one, options, msg);
+  if (s) (*s)->state_->single = std::move(one);  // the acceptor reads only st.exports
+  return s;
+}
+
+Result<std::unique_ptr<Server>> Server::start(Exports& exports, const ServerOptions& options,
+                                              std::string* msg) noexcept {
   std::string ignored;
   if (msg == nullptr) msg = &ignored;
   std::unique_ptr<Server> s(new (std::nothrow) Server());
@@ -109,9 +121,10 @@ Result<std::unique_ptr<Server>> Server::start(Backend& backend, const ServerOpti
     return Errc::no_memory;
   }
   State& st = *s->state_;
-  st.backend = &backend;
+  st.exports = &exports;
   st.options = options;
   ServerOptions& o = st.options;
+  o.session.stats = &st.stats;
   o.max_connections = std::max(1u, o.max_connections);
   o.max_negotiating = std::clamp(o.max_negotiating, 1u, o.max_connections);
   o.handshake_timeout = std::max(o.handshake_timeout, std::chrono::milliseconds(1));
@@ -193,5 +206,17 @@ void Server::stop() noexcept {
 const std::string& Server::uri() const noexcept { return state_->uri; }
 bool Server::tcp_loopback() const noexcept { return state_->tcp && state_->tcp_loopback; }
 bool Server::tcp_network() const noexcept { return state_->tcp && !state_->tcp_loopback; }
+
+std::uint64_t Server::buffer_bytes() const noexcept {
+  return state_->stats.snapshot().buffer_bytes;
+}
+
+StatsSnapshot Server::stats() const noexcept {
+  StatsSnapshot s = state_->stats.snapshot();
+  std::lock_guard l(state_->mu);
+  s.negotiating = state_->counts.negotiating;
+  s.transmitting = state_->counts.transmitting;
+  return s;
+}
 
 }  // namespace uzram::nbd

@@ -22,11 +22,13 @@
 
 #include "nbd/handshake.h"
 #include "nbd/session.h"
+#include "nbd/stats.h"
 #include "uzram/result.h"
 
 namespace uzram::nbd {
 
 class Backend;
+class Exports;
 
 struct ServerOptions {
   std::string unix_path;               // used when port is empty
@@ -51,6 +53,11 @@ class Server {
   // authenticated TLS requirement (PSK, or verified client certificates) or
   // --force-insecure; existing non-socket file), io_error (socket/bind/listen failed, no
   // thread); *msg explains.
+  // `exports` (the export names and their backends) must outlive the server.
+  [[nodiscard]] static Result<std::unique_ptr<Server>> start(Exports& exports,
+                                                             const ServerOptions& options,
+                                                             std::string* msg) noexcept;
+  // One backend under every export name (SingleExport).
   [[nodiscard]] static Result<std::unique_ptr<Server>> start(Backend& backend, const ServerOptions& options,
                                                              std::string* msg) noexcept;
   ~Server();  // stop()
@@ -65,6 +72,10 @@ class Server {
   // TCP on a loopback address (every local user can connect), and TCP on another address.
   [[nodiscard]] bool tcp_loopback() const noexcept;
   [[nodiscard]] bool tcp_network() const noexcept;
+  // Connections now and the counters of nbd/stats.h, for metrics and the memory lines.
+  [[nodiscard]] StatsSnapshot stats() const noexcept;
+  // Request and reply buffers allocated now (lock-free: the memory breakdown calls it).
+  [[nodiscard]] std::uint64_t buffer_bytes() const noexcept;
 
  private:
   Server() = default;

@@ -21,7 +21,9 @@
 
 #include "nbd/admission.h"
 #include "nbd/deadline.h"
+#include "nbd/exports.h"
 #include "nbd/server.h"
+#include "nbd/stats.h"
 #include "util/thread.h"
 
 namespace uzram::nbd {
@@ -59,7 +61,9 @@ struct Server::State {
     std::size_t n = 0;  // == kPromoteBytes: ready for a thread
   };
 
-  Backend* backend = nullptr;
+  Exports* exports = nullptr;
+  std::unique_ptr<SingleExport> single;  // start(Backend&): the one export, owned here
+  ServerStats stats;                     // options.session.stats points here
   ServerOptions options;
   AdmissionLimits limits;
   std::string uri;

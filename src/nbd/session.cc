@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <new>
 
@@ -19,6 +20,32 @@ namespace {
 constexpr std::size_t kMaxExtents = 1U << 16;
 constexpr std::size_t kJobCost = 4096;  // charged per queued request, beyond its data
 constexpr unsigned kMaxWorkers = 256;   // per connection (`uzram serve -t` allows 1-256)
+
+using Clock = std::chrono::steady_clock;
+
+StatCmd stat_cmd(std::uint16_t type) noexcept {
+  switch (type) {
+    case kCmdRead: return StatCmd::read;
+    case kCmdWrite: return StatCmd::write;
+    case kCmdFlush: return StatCmd::flush;
+    case kCmdTrim: return StatCmd::trim;
+    case kCmdWriteZeroes: return StatCmd::write_zeroes;
+    case kCmdBlockStatus: return StatCmd::block_status;
+    case kCmdCache: return StatCmd::cache;
+    default: return StatCmd::other;
+  }
+}
+
+// The bytes a request moves or covers: READ/WRITE payloads, TRIM/WRITE_ZEROES ranges.
+std::uint64_t stat_bytes(const Request& r) noexcept {
+  switch (r.type) {
+    case kCmdRead:
+    case kCmdWrite:
+    case kCmdTrim:
+    case kCmdWriteZeroes: return r.length;
+    default: return 0;
+  }
+}
 
 std::size_t pieces_of(const SessionOptions& o) noexcept {
   return std::max<std::size_t>(1, o.max_in_flight_bytes / o.piece_bytes);
@@ -52,6 +79,7 @@ void Session::run() noexcept {
   }
   cv_.notify_all();
   for (unsigned i = 0; i < started; i++) workers[i].join();
+  if (pooled() && opt_.stats) opt_.stats->buffers_freed(preallocated_bytes(opt_));
 }
 
 bool Session::start_pool() noexcept {
@@ -63,6 +91,7 @@ bool Session::start_pool() noexcept {
          preallocated_bytes(opt_) >> 20);
     return false;
   }
+  if (opt_.stats) opt_.stats->buffers_allocated(preallocated_bytes(opt_));
   return true;
 }
 
@@ -71,6 +100,7 @@ void Session::read_loop() noexcept {
     std::uint8_t h[kRequestSize];
     if (dead_.load(std::memory_order_relaxed)) return;
     if (!t_.read_full(h, sizeof h)) return;  // EOF, error or server shutdown
+    const Clock::time_point start = Clock::now();
     const Request r = decode_request(h);
     if (r.magic != kRequestMagic) {
       logf(log_, "bad request magic; closing the connection");
@@ -79,7 +109,7 @@ void Session::read_loop() noexcept {
     const Verdict v = validate(r, neg_);
     if (v.disconnect) return;
     if (v.payload_follows && v.error && !t_.skip_full(r.length)) return;
-    Job* job = obtain(r, v);
+    Job* job = obtain(r, v, start);
     if (job == nullptr) return;
     if (v.payload_follows && !v.error && !take_payload(job, v)) {
       release(job);
@@ -92,7 +122,7 @@ void Session::read_loop() noexcept {
 // Every queued request is charged (its buffer, or what its reply may take), so a client
 // that never reads replies cannot grow the queue: on demand against the in-flight budget,
 // preallocated by the slots and pieces there are.
-Job* Session::obtain(const Request& r, const Verdict& v) noexcept {
+Job* Session::obtain(const Request& r, const Verdict& v, Clock::time_point start) noexcept {
   const bool data =
       !v.error && (r.type == kCmdRead || r.type == kCmdWrite || r.type == kCmdBlockStatus);
   Job* job;
@@ -114,6 +144,7 @@ Job* Session::obtain(const Request& r, const Verdict& v) noexcept {
   }
   job->req = r;
   job->error = v.error;
+  job->start = start;
   return job;
 }
 
@@ -126,6 +157,7 @@ bool Session::take_payload(Job* job, const Verdict&) noexcept {
       logf(log_, "out of memory for a write payload; closing the connection");
       return false;
     }
+    if (opt_.stats) opt_.stats->buffers_allocated(r.length);
   }
   if (!t_.read_full(job->data, r.length)) {
     logf(log_, "client vanished in the middle of a write payload");
@@ -186,6 +218,7 @@ void Session::release(Job* job) noexcept {
     return;
   }
   const std::size_t cost = job->cost;
+  if (job->data && opt_.stats) opt_.stats->buffers_freed(job->req.length);
   delete[] job->data;
   delete job;
   {
@@ -214,12 +247,18 @@ void Session::work() noexcept {
       head_ = head_->next;
       if (head_ == nullptr) tail_ = nullptr;
     }
-    if (!dead_.load(std::memory_order_relaxed)) execute(*job);
+    if (!dead_.load(std::memory_order_relaxed)) {
+      const std::uint32_t e = execute(*job);
+      if (opt_.stats) {
+        opt_.stats->request_done(stat_cmd(job->req.type), e ? 0 : stat_bytes(job->req), e != 0,
+                                 Clock::now() - job->start);
+      }
+    }
     release(job);
   }
 }
 
-void Session::execute(Job& job) noexcept {
+std::uint32_t Session::execute(Job& job) noexcept {
   const Request& r = job.req;
   if (job.error || job.done) {
     if (job.error) {
@@ -227,11 +266,11 @@ void Session::execute(Job& job) noexcept {
     } else {
       send_ok(r);
     }
-    return;
+    return job.error;
   }
   std::uint32_t e = 0;
   switch (r.type) {
-    case kCmdRead: execute_read(r, job.data); return;
+    case kCmdRead: return execute_read(r, job.data);
     case kCmdWrite:
       e = backend_.write(r.offset, r.length, job.data);
       if (!e && (r.flags & kCmdFlagFua)) e = backend_.flush();
@@ -242,7 +281,7 @@ void Session::execute(Job& job) noexcept {
       e = backend_.zero(r.offset, r.length, (r.flags & kCmdFlagNoHole) != 0);
       break;
     case kCmdCache: break;
-    case kCmdBlockStatus: execute_block_status(r, job.data); return;
+    case kCmdBlockStatus: return execute_block_status(r, job.data);
     default: e = kEinval;
   }
   if (e) {
@@ -250,40 +289,43 @@ void Session::execute(Job& job) noexcept {
   } else {
     send_ok(r);
   }
+  return e;
 }
 
 // `piece`: the job's piece (preallocated), else nullptr.
-void Session::execute_read(const Request& r, std::uint8_t* piece) noexcept {
+std::uint32_t Session::execute_read(const Request& r, std::uint8_t* piece) noexcept {
   if (piece) {
     const auto first =
         static_cast<std::uint32_t>(std::min<std::size_t>(pool_.piece_bytes(), r.length));
-    if (const std::uint32_t e = backend_.read(r.offset, first, piece)) {
+    const std::uint32_t e = backend_.read(r.offset, first, piece);
+    if (e) {
       send_error(r, e);
     } else if (first == r.length) {
       send_read(r, piece);
     } else {
-      send_read_in_pieces(r, piece, first);
+      send_read_in_pieces(r, piece, first);  // a later piece's error ends the reply there
     }
-    return;
+    return e;
   }
-  std::unique_ptr<std::uint8_t[]> buf(new (std::nothrow) std::uint8_t[r.length]);
+  CountedArray<std::uint8_t> buf(opt_.stats, r.length);
   const std::uint32_t e = buf ? backend_.read(r.offset, r.length, buf.get()) : kEnomem;
   if (e) {
     send_error(r, e);
   } else {
     send_read(r, buf.get());
   }
+  return e;
 }
 
-void Session::execute_block_status(const Request& r, std::uint8_t* piece) noexcept {
+std::uint32_t Session::execute_block_status(const Request& r, std::uint8_t* piece) noexcept {
   std::size_t max = (r.flags & kCmdFlagReqOne) ? 1 : kMaxExtents;
-  std::unique_ptr<Extent[]> owned;
+  CountedArray<Extent> owned;
   Extent* extents;
   if (piece) {  // 4 KiB aligned; the reply may cover less than asked (the spec allows it)
     max = std::min(max, pool_.piece_bytes() / sizeof(Extent));
     extents = reinterpret_cast<Extent*>(piece);
   } else {
-    owned.reset(new (std::nothrow) Extent[max]);
+    owned = CountedArray<Extent>(opt_.stats, max);
     extents = owned.get();
   }
   std::size_t n = 0;
@@ -295,9 +337,10 @@ void Session::execute_block_status(const Request& r, std::uint8_t* piece) noexce
     } else {
       send_ok(r);
     }
-    return;
+    return e;
   }
   send_extents(r, extents, n);
+  return 0;
 }
 
 void serve_session(int fd, Transport& transport, Backend& backend, const Negotiated& neg,

@@ -13,11 +13,13 @@
 namespace uzram::nbd {
 
 class Backend;
+class ServerStats;
 class Transport;
 
 struct SessionOptions {
   unsigned workers = 4;                                     // 1-256; 1 when !backend.parallel()
   std::size_t max_in_flight_bytes = std::size_t{64} << 20;  // payload buffers per connection
+  ServerStats* stats = nullptr;  // counts requests and buffers when set (nbd/stats.h)
   // Swap (uzram serve --swap, docs/uzram-serve.md#swap): every buffer the connection uses
   // is allocated when it enters transmission, and no request allocates: max_in_flight_bytes
   // of data buffers in pieces of piece_bytes (a multiple of 4 KiB, at most kMaxPiece),

@@ -15,12 +15,14 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
 
 #include "nbd/request_pool.h"
 #include "nbd/session.h"
+#include "nbd/stats.h"
 #include "nbd/store_backend.h"
 
 namespace uzram::nbd {
@@ -32,6 +34,7 @@ struct Job {
   std::uint32_t error = 0;       // validation's error, or the result of a WRITE already run
   bool done = false;             // executed already (a long WRITE): reply only
   std::size_t cost = 0;          // on demand: bytes charged to the in-flight budget
+  std::chrono::steady_clock::time_point start;  // its header was read (latency from here)
 };
 
 class Session {
@@ -47,7 +50,8 @@ class Session {
   void read_loop() noexcept;
   // A job for the request, its memory and budget taken (waits for them); nullptr (logged)
   // when memory ran out.
-  Job* obtain(const Request& r, const Verdict& v) noexcept;
+  Job* obtain(const Request& r, const Verdict& v,
+             std::chrono::steady_clock::time_point start) noexcept;
   // Reads (or skips) a WRITE's payload; a long one (preallocated) is written as it comes.
   // False when the client vanished or memory ran out (logged).
   bool take_payload(Job* job, const Verdict& v) noexcept;
@@ -56,9 +60,10 @@ class Session {
   void release(Job* job) noexcept;
   void acquire_budget(std::size_t n) noexcept;
   void work() noexcept;
-  void execute(Job& job) noexcept;
-  void execute_read(const Request& r, std::uint8_t* piece) noexcept;
-  void execute_block_status(const Request& r, std::uint8_t* piece) noexcept;
+  // Run one request and send its reply; return the error replied (0: success).
+  std::uint32_t execute(Job& job) noexcept;
+  std::uint32_t execute_read(const Request& r, std::uint8_t* piece) noexcept;
+  std::uint32_t execute_block_status(const Request& r, std::uint8_t* piece) noexcept;
   bool pooled() const noexcept { return pool_.ready(); }
 
   // ---- session_reply.cc ----

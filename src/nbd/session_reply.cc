@@ -110,13 +110,13 @@ bool Session::send_read_with_holes(const Request& r, const std::uint8_t* buf) no
   ReadChunk* chunks = stack_chunks;
   ChunkHeader* hdrs = stack_hdrs;
   iovec* v = stack_v;
-  std::unique_ptr<ReadChunk[]> heap_chunks;
-  std::unique_ptr<ChunkHeader[]> heap_hdrs;
-  std::unique_ptr<iovec[]> heap_v;
+  CountedArray<ReadChunk> heap_chunks;
+  CountedArray<ChunkHeader> heap_hdrs;
+  CountedArray<iovec> heap_v;
   if (max_chunks > kStackChunks) {  // on demand only: a preallocated read is one piece
-    heap_chunks.reset(new (std::nothrow) ReadChunk[max_chunks]);
-    heap_hdrs.reset(new (std::nothrow) ChunkHeader[max_chunks]);
-    heap_v.reset(new (std::nothrow) iovec[2 * max_chunks]);
+    heap_chunks = CountedArray<ReadChunk>(opt_.stats, max_chunks);
+    heap_hdrs = CountedArray<ChunkHeader>(opt_.stats, max_chunks);
+    heap_v = CountedArray<iovec>(opt_.stats, 2 * max_chunks);
     if (!heap_chunks || !heap_hdrs || !heap_v) return false;  // no memory: one data chunk
     chunks = heap_chunks.get();
     hdrs = heap_hdrs.get();

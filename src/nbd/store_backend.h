@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace uzram {
 class Store;
@@ -62,6 +63,9 @@ class Backend {
 class StoreBackend final : public Backend {
  public:
   explicit StoreBackend(Store& store) noexcept : store_(store) {}
+  // Holds the store for as long as the backend lives (StoreExports).
+  explicit StoreBackend(std::shared_ptr<Store> store) noexcept
+      : owner_(std::move(store)), store_(*owner_) {}
   std::uint64_t size() const noexcept override;           // the store's disksize now
   bool open_user(std::uint64_t* size) noexcept override;  // Store::open_user
   void close_user() noexcept override;
@@ -92,6 +96,7 @@ class StoreBackend final : public Backend {
   // Discards whole blocks [first, end) under their stripes (see store_backend.cc).
   std::uint32_t free_blocks(std::uint64_t first, std::uint64_t end) noexcept;
 
+  const std::shared_ptr<Store> owner_;  // null when the caller owns the store
   Store& store_;
   // The stripe locks: bit s % 32 of word s / 32 is the lock of every block b with
   // b % kStripes == s. Level: outside the store's order (taken before any store lock).

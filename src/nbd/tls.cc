@@ -1,7 +1,13 @@
 // nbd/tls.cc - GnuTLS server sessions with PSK and/or X.509 credentials, on our own
 // transport functions: send(MSG_NOSIGNAL) and recv bounded by the connection's deadline.
+//
+// GnuTLS is loaded with dlopen when the first TlsContext is created, not linked: a server
+// without TLS never maps it and the libraries it pulls in (p11-kit, nettle, hogweed, gmp,
+// tasn1, unistring, idn2: 2.3 MiB of resident memory; docs/uzram-serve.md#memory). Only
+// its headers are used at build time, for the types, constants and prototypes.
 #include "nbd/tls.h"
 
+#include <dlfcn.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <sys/socket.h>
@@ -15,7 +21,86 @@
 #include <map>
 #include <vector>
 
+static_assert(GNUTLS_VERSION_MAJOR == 3, "libgnutls.so.30 is GnuTLS 3's soname");
+
 namespace uzram::nbd {
+namespace {
+
+// Every GnuTLS function this file calls, as a pointer of the prototype's exact type.
+#define UZRAM_GNUTLS_FUNCTIONS(X)                  \
+  X(gnutls_alert_send);                            \
+  X(gnutls_auth_get_type);                         \
+  X(gnutls_bye);                                   \
+  X(gnutls_certificate_allocate_credentials);      \
+  X(gnutls_certificate_free_credentials);          \
+  X(gnutls_certificate_server_set_request);        \
+  X(gnutls_certificate_set_x509_crl_file);         \
+  X(gnutls_certificate_set_x509_key_file);         \
+  X(gnutls_certificate_set_x509_trust_file);       \
+  X(gnutls_certificate_verification_status_print); \
+  X(gnutls_certificate_verify_peers);              \
+  X(gnutls_credentials_set);                       \
+  X(gnutls_deinit);                                \
+  X(gnutls_error_is_fatal);                        \
+  X(gnutls_handshake);                             \
+  X(gnutls_handshake_set_timeout);                 \
+  X(gnutls_init);                                  \
+  X(gnutls_priority_set_direct);                   \
+  X(gnutls_psk_allocate_server_credentials);       \
+  X(gnutls_psk_free_server_credentials);           \
+  X(gnutls_psk_set_server_credentials_function);   \
+  X(gnutls_record_recv);                           \
+  X(gnutls_record_send);                           \
+  X(gnutls_session_get_ptr);                       \
+  X(gnutls_session_set_ptr);                       \
+  X(gnutls_strerror);                              \
+  X(gnutls_transport_set_errno);                   \
+  X(gnutls_transport_set_ptr);                     \
+  X(gnutls_transport_set_pull_function);           \
+  X(gnutls_transport_set_pull_timeout_function);   \
+  X(gnutls_transport_set_vec_push_function);
+
+struct GnutlsLib {
+#define UZRAM_GNUTLS_MEMBER(name) decltype(&::name) name = nullptr
+  UZRAM_GNUTLS_FUNCTIONS(UZRAM_GNUTLS_MEMBER)
+#undef UZRAM_GNUTLS_MEMBER
+  // gnutls_malloc and gnutls_free are variables (allocator hooks), not functions.
+  gnutls_alloc_function malloc_fn = nullptr;
+  gnutls_free_function free_fn = nullptr;
+  std::string error;  // why loading failed; empty when loaded
+};
+
+GnutlsLib load_gnutls() noexcept {
+  GnutlsLib g;
+  // RTLD_NODELETE: never unloaded (its destructors would run under live sessions).
+  void* h = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+  if (h == nullptr) {
+    const char* e = dlerror();
+    g.error = std::string("cannot load GnuTLS (libgnutls.so.30): ") + (e ? e : "unknown error");
+    return g;
+  }
+  const auto sym = [&](const char* name) -> void* {
+    void* p = dlsym(h, name);
+    if (p == nullptr && g.error.empty()) g.error = std::string("GnuTLS lacks ") + name;
+    return p;
+  };
+#define UZRAM_GNUTLS_LOAD(name) g.name = reinterpret_cast<decltype(g.name)>(sym(#name))
+  UZRAM_GNUTLS_FUNCTIONS(UZRAM_GNUTLS_LOAD)
+#undef UZRAM_GNUTLS_LOAD
+  if (auto* m = static_cast<gnutls_alloc_function*>(sym("gnutls_malloc"))) g.malloc_fn = *m;
+  if (auto* f = static_cast<gnutls_free_function*>(sym("gnutls_free"))) g.free_fn = *f;
+  return g;
+}
+
+// The library, loaded once (thread-safe static initialisation) by the first call. Every
+// call below goes through gnutls(): only a TlsContext that was created (and so loaded
+// it) leads there.
+const GnutlsLib& gnutls() noexcept {
+  static const GnutlsLib lib = load_gnutls();
+  return lib;
+}
+
+}  // namespace
 
 struct TlsContext::State {
   // PSK username -> key. std::less<>: the lookup takes GnuTLS's char* without a copy.
@@ -42,10 +127,10 @@ int hexval(char c) {
 }
 
 int psk_lookup(gnutls_session_t session, const char* username, gnutls_datum_t* key) {
-  const auto* st = static_cast<const TlsContext::State*>(gnutls_session_get_ptr(session));
+  const auto* st = static_cast<const TlsContext::State*>(gnutls().gnutls_session_get_ptr(session));
   const auto it = st->keys.find(std::string_view(username));
   if (it == st->keys.end()) return -1;
-  key->data = static_cast<unsigned char*>(gnutls_malloc(it->second.size()));
+  key->data = static_cast<unsigned char*>(gnutls().malloc_fn(it->second.size()));
   if (key->data == nullptr) return -1;
   std::memcpy(key->data, it->second.data(), it->second.size());
   key->size = static_cast<unsigned>(it->second.size());
@@ -59,16 +144,16 @@ class TlsTransport final : public Transport {
     if (s_ == nullptr) return;
     if (!failed_.load(std::memory_order_relaxed)) {  // a healthy session: say goodbye, briefly
       deadline_ = Deadline::after(kByeBudget);
-      gnutls_bye(s_, GNUTLS_SHUT_WR);
+      gnutls().gnutls_bye(s_, GNUTLS_SHUT_WR);
     }
-    gnutls_deinit(s_);
+    gnutls().gnutls_deinit(s_);
   }
   bool is_tls() const noexcept override { return true; }
 
   bool read_full(void* buf, std::size_t n) noexcept override {
     auto* p = static_cast<std::uint8_t*>(buf);
     while (n > 0) {
-      const ssize_t r = gnutls_record_recv(s_, p, n);
+      const ssize_t r = gnutls().gnutls_record_recv(s_, p, n);
       if (r == GNUTLS_E_INTERRUPTED || (r == GNUTLS_E_AGAIN && !deadline_passed())) continue;
       if (r <= 0) {  // EOF (close_notify or not), rehandshake request, error, deadline
         failed_.store(true, std::memory_order_relaxed);
@@ -84,7 +169,7 @@ class TlsTransport final : public Transport {
       auto* p = static_cast<const std::uint8_t*>(iov[i].iov_base);
       std::size_t n = iov[i].iov_len;
       while (n > 0) {
-        const ssize_t r = gnutls_record_send(s_, p, n);
+        const ssize_t r = gnutls().gnutls_record_send(s_, p, n);
         if (r == GNUTLS_E_INTERRUPTED) continue;
         if (r <= 0) {
           failed_.store(true, std::memory_order_relaxed);
@@ -149,7 +234,7 @@ class TlsTransport final : public Transport {
     }
   }
   ssize_t fail(int e) noexcept {
-    gnutls_transport_set_errno(s_, e);
+    gnutls().gnutls_transport_set_errno(s_, e);
     errno = e;
     return -1;
   }
@@ -163,41 +248,42 @@ class TlsTransport final : public Transport {
 };
 
 bool TlsTransport::handshake(const TlsContext::State& st, const LogFn& log) noexcept {
-  int r = gnutls_init(&s_, GNUTLS_SERVER | GNUTLS_NO_SIGNAL);
+  int r = gnutls().gnutls_init(&s_, GNUTLS_SERVER | GNUTLS_NO_SIGNAL);
   if (r < 0) {
     s_ = nullptr;
-    logf(log, "TLS setup: %s; closing", gnutls_strerror(r));
+    logf(log, "TLS setup: %s; closing", gnutls().gnutls_strerror(r));
     return false;
   }
   failed_.store(true, std::memory_order_relaxed);  // until the handshake succeeds
-  gnutls_session_set_ptr(s_, const_cast<TlsContext::State*>(&st));
+  gnutls().gnutls_session_set_ptr(s_, const_cast<TlsContext::State*>(&st));
   const char* err = nullptr;
-  r = gnutls_priority_set_direct(s_, st.priority, &err);
-  if (r >= 0 && st.psk) r = gnutls_credentials_set(s_, GNUTLS_CRD_PSK, st.psk);
-  if (r >= 0 && st.offer_x509) r = gnutls_credentials_set(s_, GNUTLS_CRD_CERTIFICATE, st.x509);
+  r = gnutls().gnutls_priority_set_direct(s_, st.priority, &err);
+  if (r >= 0 && st.psk) r = gnutls().gnutls_credentials_set(s_, GNUTLS_CRD_PSK, st.psk);
+  if (r >= 0 && st.offer_x509)
+    r = gnutls().gnutls_credentials_set(s_, GNUTLS_CRD_CERTIFICATE, st.x509);
   if (r >= 0 && st.offer_x509 && st.verify_peer)
-    gnutls_certificate_server_set_request(s_, GNUTLS_CERT_REQUIRE);
+    gnutls().gnutls_certificate_server_set_request(s_, GNUTLS_CERT_REQUIRE);
   if (r < 0) {
-    logf(log, "TLS setup: %s; closing", gnutls_strerror(r));
+    logf(log, "TLS setup: %s; closing", gnutls().gnutls_strerror(r));
     return false;
   }
-  gnutls_transport_set_ptr(s_, this);
-  gnutls_transport_set_vec_push_function(s_, push);
-  gnutls_transport_set_pull_function(s_, pull);
-  gnutls_transport_set_pull_timeout_function(s_, pull_timeout);
+  gnutls().gnutls_transport_set_ptr(s_, this);
+  gnutls().gnutls_transport_set_vec_push_function(s_, push);
+  gnutls().gnutls_transport_set_pull_function(s_, pull);
+  gnutls().gnutls_transport_set_pull_timeout_function(s_, pull_timeout);
   do {
     const int left = deadline_.poll_ms();
-    gnutls_handshake_set_timeout(s_, left < 0   ? GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT
-                                     : left > 0 ? left
-                                                : 1);
-    r = gnutls_handshake(s_);
-  } while (r < 0 && gnutls_error_is_fatal(r) == 0 && !deadline_passed());
+    gnutls().gnutls_handshake_set_timeout(s_, left < 0   ? GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT
+                                              : left > 0 ? left
+                                                         : 1);
+    r = gnutls().gnutls_handshake(s_);
+  } while (r < 0 && gnutls().gnutls_error_is_fatal(r) == 0 && !deadline_passed());
   if (r < 0) {
-    logf(log, "TLS handshake failed: %s%s", gnutls_strerror(r),
+    logf(log, "TLS handshake failed: %s%s", gnutls().gnutls_strerror(r),
          deadline_passed() ? " (handshake deadline passed)" : "");
     return false;
   }
-  switch (gnutls_auth_get_type(s_)) {
+  switch (gnutls().gnutls_auth_get_type(s_)) {
     case GNUTLS_CRD_PSK:
       break;  // the client proved it holds a key
     case GNUTLS_CRD_CERTIFICATE:
@@ -207,17 +293,17 @@ bool TlsTransport::handshake(const TlsContext::State& st, const LogFn& log) noex
         purpose.data =
             reinterpret_cast<unsigned char*>(const_cast<char*>(GNUTLS_KP_TLS_WWW_CLIENT));
         unsigned status = 0;
-        r = gnutls_certificate_verify_peers(s_, &purpose, 1, &status);
+        r = gnutls().gnutls_certificate_verify_peers(s_, &purpose, 1, &status);
         if (r < 0 || status != 0) {
           gnutls_datum_t why{};
           if (r >= 0)
-            gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0);
+            gnutls().gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0);
           logf(log, "TLS: client certificate refused: %s",
-               r < 0      ? gnutls_strerror(r)
+               r < 0      ? gnutls().gnutls_strerror(r)
                : why.data ? reinterpret_cast<const char*>(why.data)
                           : "invalid");
-          gnutls_free(why.data);
-          gnutls_alert_send(s_, GNUTLS_AL_FATAL, GNUTLS_A_BAD_CERTIFICATE);
+          if (why.data) gnutls().free_fn(why.data);
+          gnutls().gnutls_alert_send(s_, GNUTLS_AL_FATAL, GNUTLS_A_BAD_CERTIFICATE);
           return false;
         }
       }
@@ -257,41 +343,43 @@ Result<void> load_psk(const std::string& file, TlsContext::State& st, std::strin
     *msg = file + ": no keys";
     return Errc::invalid_argument;
   }
-  if (gnutls_psk_allocate_server_credentials(&st.psk) < 0) {
+  if (gnutls().gnutls_psk_allocate_server_credentials(&st.psk) < 0) {
     *msg = "GnuTLS: cannot allocate PSK credentials";
     return Errc::io_error;
   }
-  gnutls_psk_set_server_credentials_function(st.psk, psk_lookup);
+  gnutls().gnutls_psk_set_server_credentials_function(st.psk, psk_lookup);
   return {};
 }
 
 Result<void> load_x509(const std::string& dir, TlsContext::State& st, std::string* msg) {
   const std::string cert = dir + "/server-cert.pem";
   const std::string key = dir + "/server-key.pem";
-  if (gnutls_certificate_allocate_credentials(&st.x509) < 0) {
+  if (gnutls().gnutls_certificate_allocate_credentials(&st.x509) < 0) {
     *msg = "GnuTLS: cannot allocate certificate credentials";
     return Errc::io_error;
   }
-  if (int r = gnutls_certificate_set_x509_key_file(st.x509, cert.c_str(), key.c_str(),
-                                                   GNUTLS_X509_FMT_PEM);
+  if (int r = gnutls().gnutls_certificate_set_x509_key_file(st.x509, cert.c_str(), key.c_str(),
+                                                            GNUTLS_X509_FMT_PEM);
       r < 0) {
-    *msg = cert + ": " + gnutls_strerror(r);
+    *msg = cert + ": " + gnutls().gnutls_strerror(r);
     return Errc::invalid_argument;
   }
   if (!st.verify_peer) return {};
   const std::string ca = dir + "/ca-cert.pem";
-  const int n = gnutls_certificate_set_x509_trust_file(st.x509, ca.c_str(), GNUTLS_X509_FMT_PEM);
+  const int n =
+      gnutls().gnutls_certificate_set_x509_trust_file(st.x509, ca.c_str(), GNUTLS_X509_FMT_PEM);
   if (n <= 0) {
-    *msg = ca + ": " + (n < 0 ? gnutls_strerror(n) : "no certificate") +
+    *msg = ca + ": " + (n < 0 ? gnutls().gnutls_strerror(n) : "no certificate") +
            " (--tls-verify-peer needs the CA that signs client certificates)";
     return Errc::invalid_argument;
   }
   const std::string crl = dir + "/ca-crl.pem";  // optional, as nbdkit
   struct stat sb {};
   if (::stat(crl.c_str(), &sb) == 0) {
-    if (int r = gnutls_certificate_set_x509_crl_file(st.x509, crl.c_str(), GNUTLS_X509_FMT_PEM);
+    if (int r = gnutls().gnutls_certificate_set_x509_crl_file(st.x509, crl.c_str(),
+                                                              GNUTLS_X509_FMT_PEM);
         r < 0) {
-      *msg = crl + ": " + gnutls_strerror(r);
+      *msg = crl + ": " + gnutls().gnutls_strerror(r);
       return Errc::invalid_argument;
     }
   }
@@ -312,6 +400,10 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& o, std:
     *msg = "--tls-verify-peer needs --tls-certificates DIR (with DIR/ca-cert.pem)";
     return Errc::invalid_argument;
   }
+  if (!gnutls().error.empty()) {  // the first TLS context loads the library
+    *msg = gnutls().error;
+    return Errc::not_supported;
+  }
   st.verify_peer = o.verify_peer;
   if (!o.psk_file.empty()) {
     if (auto r = load_psk(o.psk_file, st, msg); !r) return r.error();
@@ -326,8 +418,8 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& o, std:
 
 TlsContext::~TlsContext() {
   if (!state_) return;
-  if (state_->psk) gnutls_psk_free_server_credentials(state_->psk);
-  if (state_->x509) gnutls_certificate_free_credentials(state_->x509);
+  if (state_->psk) gnutls().gnutls_psk_free_server_credentials(state_->psk);
+  if (state_->x509) gnutls().gnutls_certificate_free_credentials(state_->x509);
 }
 
 bool TlsContext::authenticates() const noexcept {

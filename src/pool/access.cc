@@ -7,31 +7,50 @@
 
 namespace uzram {
 
-// Protocol: docs/locking.md#read steps 1-4.
-ZsPage* PoolImpl::lock_object(Handle h, std::uint64_t* v_out, const char* op) noexcept {
+// ---- The public face: one branch on the pool's translation policy ---------------------
+
+const void* Pool::read_begin(Handle h, void* local_copy) noexcept {
+  PoolImpl* p = impl(this);
+  if (__builtin_expect(p->kernel_rwlock(), 0)) {
+    return p->read_begin_impl<KernelTranslation>(h, local_copy);
+  }
+  return p->read_begin_impl<ValidatedTranslation>(h, local_copy);
+}
+void Pool::read_end(Handle h, const void*) noexcept { impl(this)->read_end_impl(h); }
+void Pool::write(Handle h, const void* src, std::size_t len) noexcept {
+  PoolImpl* p = impl(this);
+  if (__builtin_expect(p->kernel_rwlock(), 0)) {
+    p->write_impl<KernelTranslation>(h, src, len);
+  } else {
+    p->write_impl<ValidatedTranslation>(h, src, len);
+  }
+}
+
+// ---- Translation ---------------------------------------------------------------------
+
+// Protocol: docs/locking.md#read steps 1-3.
+template <typename T>
+std::uint64_t PoolImpl::lock_object(Handle h, const char* op, ZsPage*& z) noexcept {
   std::atomic<std::uint64_t>* e = entry_of(h, op);
   for (;;) {
-    if (kernel_mode()) pool_lock_.lock_shared();
+    if constexpr (T::kPoolLock) pool_lock_.lock_shared();
     // acquire: pairs with the release stores publishing a location (alloc, compaction).
     const std::uint64_t v = e->load(std::memory_order_acquire);
     check_entry(v, h, op);
-    ZsPage* z = zspages_.get(HandleTable::decode(v).zspage);
+    z = zspages_.get(HandleTable::decode(v).zspage);
     z->lock.lock_read();
-    if (kernel_mode()) {
+    if constexpr (T::kPoolLock) {
       pool_lock_.unlock_shared();
-      *v_out = v;
-      return z;
+      return v;
+    } else {
+      // Validate: while we hold the read lock the object cannot leave z, so if the entry
+      // still names z it is there. acquire, not relaxed: the entry may have been
+      // re-published with the very value we loaded first (the object moved away and back,
+      // the ABA case the Promela model finds), and only this load then pairs with the
+      // release store that followed the copy of its bytes into z.
+      if (e->load(std::memory_order_acquire) == v) return v;
+      z->lock.unlock_read();
     }
-    // Validate: while we hold the read lock the object cannot leave z, so if the entry
-    // still names z it is there. acquire, not relaxed: the entry may have been
-    // re-published with the very value we loaded first (the object moved away and back,
-    // the ABA case the Promela model finds), and only this load then pairs with the
-    // release store that followed the copy of its bytes into z.
-    if (e->load(std::memory_order_acquire) == v) {
-      *v_out = v;
-      return z;
-    }
-    z->lock.unlock_read();
   }
 }
 
@@ -72,33 +91,45 @@ void PoolImpl::copy_between(const ZsPage* from, std::size_t from_off, ZsPage* to
   }
 }
 
+// Steps 4-5 of docs/locking.md#read: returns with z's read lock held (read_end drops it).
+template <typename T>
 const void* PoolImpl::read_begin_impl(Handle h, void* local_copy) noexcept {
-  std::uint64_t v;
-  ZsPage* z = lock_object(h, &v, "read_begin");
+  ZsPage* z;
+  const std::uint64_t v = lock_object<T>(h, "read_begin", z);
   const Location loc = HandleTable::decode(v);
   // The handle's class is its index's group (no read of the descriptor's class field).
   const SizeClass& c =
       classes_[handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(h)))];
   const std::size_t off = payload_offset(c, loc.obj);
-  if ((off & (kFrameSize - 1)) + loc.size <= kFrameSize) return chain_addr(z, off);  // no copy
-  ZS_CHECK(local_copy != nullptr, "read_begin: object of %u bytes spans two frames and "
-           "local_copy is NULL", loc.size);
-  copy_out(z, off, local_copy, loc.size);
-  return local_copy;
+  const void* mem = local_copy;
+  if ((off & (kFrameSize - 1)) + loc.size <= kFrameSize) {
+    mem = chain_addr(z, off);  // no copy
+  } else {
+    ZS_CHECK(local_copy != nullptr,
+             "read_begin: object of %u bytes spans two frames and local_copy is NULL", loc.size);
+    copy_out(z, off, local_copy, loc.size);
+  }
+  z->lock.leave_read_held();  // until read_end
+  return mem;
 }
 
+// Step 6 of docs/locking.md#read.
 void PoolImpl::read_end_impl(Handle h) noexcept {
   std::atomic<std::uint64_t>* e = entry_of(h, "read_end");
   // relaxed: the object cannot move or be freed (by a correct caller) while we hold the
   // zspage read lock taken in read_begin, so the entry is the one we validated.
   const std::uint64_t v = e->load(std::memory_order_relaxed);
   check_entry(v, h, "read_end");
-  zspages_.get(HandleTable::decode(v).zspage)->lock.unlock_read();
+  ZsPage* z = zspages_.get(HandleTable::decode(v).zspage);
+  z->lock.assert_read_held();  // taken by read_begin
+  z->lock.unlock_read();
 }
 
+// docs/locking.md#write.
+template <typename T>
 void PoolImpl::write_impl(Handle h, const void* src, std::size_t len) noexcept {
-  std::uint64_t v;
-  ZsPage* z = lock_object(h, &v, "write");
+  ZsPage* z;
+  const std::uint64_t v = lock_object<T>(h, "write", z);
   const Location loc = HandleTable::decode(v);
   if (len > loc.size) {
     z->lock.unlock_read();

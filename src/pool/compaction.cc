@@ -38,7 +38,8 @@ std::size_t PoolImpl::compact_classes(std::uint64_t min_freeable) noexcept {
     if (f == 0 || f < min_freeable) continue;
     ReverseIndex rix;
     if (!rix.build(handles_, c.index)) break;  // no memory for the index: no compaction
-    freed += compact_class(c, rix);
+    freed += kernel_rwlock_ ? compact_class<KernelTranslation>(c, rix)
+                            : compact_class<ValidatedTranslation>(c, rix);
   }
   pages_compacted_.fetch_add(freed, std::memory_order_relaxed);
   compactions_.fetch_add(1, std::memory_order_relaxed);
@@ -78,7 +79,7 @@ unsigned PoolImpl::migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage*
     // release: pairs with the acquire loads in lock_object() (free reads under c.lock).
     e->store(HandleTable::encode({dst_id, to, loc.size}, HandleTable::gen_of(v)),
              std::memory_order_release);
-    obj_push_locked(src, loc.obj, other, other_gen);
+    obj_push_locked(c, src, loc.obj, other, other_gen);
     moved++;
   }
   return moved;
@@ -86,18 +87,19 @@ unsigned PoolImpl::migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage*
 
 // One class: steps of one source zspage each, with the exclusive lock dropped between
 // steps (and the CPU yielded when someone waits), so readers' latency stays bounded.
+template <typename T>
 std::size_t PoolImpl::compact_class(SizeClass& c, const ReverseIndex& rix) noexcept {
   std::size_t freed = 0;
   ReleaseBatch batch;
   bool kick_deferred = false;
   for (bool stop = false; !stop;) {
-    if (kernel_mode()) pool_lock_.lock();  // step 1
-    const std::uint64_t t0 = now_ns();    // the exclusive hold starts here
+    if constexpr (T::kPoolLock) pool_lock_.lock();  // step 1
+    const std::uint64_t t0 = now_ns();              // the exclusive hold starts here
     c.lock.lock();
-    if (!handles_.has_room_locked(c.index, c.objs_per_zspage)) {
+    if (!handles_.has_room_locked(c.index, c.objs_per_zspage, c.lock)) {
       // Destination slots never used yet need new indexes: map a chunk, no lock held.
       c.lock.unlock();
-      if (kernel_mode()) pool_lock_.unlock();
+      if constexpr (T::kPoolLock) pool_lock_.unlock();
       if (!handles_.grow(c.index)) break;
       continue;
     }
@@ -133,10 +135,11 @@ std::size_t PoolImpl::compact_class(SizeClass& c, const ReverseIndex& rix) noexc
       }
       list_insert_locked(c, dst_id, dst);  // put back; re-picked next step if still fullest
     }
-    const bool contended = c.lock.is_contended() || (kernel_mode() && pool_lock_.is_contended());
+    bool contended = c.lock.is_contended();
+    if constexpr (T::kPoolLock) contended = contended || pool_lock_.is_contended();
     record_hold(now_ns() - t0);
     c.lock.unlock();
-    if (kernel_mode()) pool_lock_.unlock();
+    if constexpr (T::kPoolLock) pool_lock_.unlock();
     release(batch);  // step 6
     if (contended) sched_yield();
   }
@@ -153,7 +156,8 @@ void PoolImpl::maybe_auto_compact(SizeClass& c, std::uint64_t freeable) noexcept
   if (compaction_in_progress_.exchange(true, std::memory_order_acquire)) return;
   ReverseIndex rix;
   if (rix.build(handles_, c.index)) {
-    const std::size_t freed = compact_class(c, rix);
+    const std::size_t freed = kernel_rwlock_ ? compact_class<KernelTranslation>(c, rix)
+                                             : compact_class<ValidatedTranslation>(c, rix);
     pages_compacted_.fetch_add(freed, std::memory_order_relaxed);
     compactions_.fetch_add(1, std::memory_order_relaxed);
   }

@@ -10,6 +10,7 @@
 
 #include "sync/lock_order.h"
 #include "util/check.h"
+#include "util/resident.h"
 
 namespace uzram {
 namespace {
@@ -36,6 +37,29 @@ void* map_noreserve(std::size_t bytes, int prot) {
 
 FrameArena::FrameArena() noexcept : decay_worker_([this] { decay_job(); }) {}
 
+void FrameArena::resident(std::uint64_t* in_use, std::uint64_t* idle) const noexcept {
+  std::size_t mapped = 0;
+  {
+    MutexLock g(lock_);
+    mapped = mapped_frames_;  // only grows: frames below it stay mapped
+  }
+  std::uint64_t used = 0, other = 0;
+  for_each_resident_page(base_, mapped << kFrameShift, [&](std::size_t id) {
+    // relaxed: a snapshot; the allocated bit says whether a zspage owns the frame.
+    const bool allocated = info_[id].word().load(std::memory_order_relaxed) & kFrameAllocated;
+    (allocated ? used : other)++;
+  });
+  *in_use = used << kFrameShift;
+  *idle = other << kFrameShift;
+}
+
+std::size_t FrameArena::resident_metadata() const noexcept {
+  if (!info_) return 0;
+  return resident_bytes_of(info_, max_frames_ * sizeof(*info_)) +
+         resident_bytes_of(free_bits_, (max_frames_ + 63) / 64 * 8) +
+         resident_bytes_of(idle_, max_frames_ * sizeof(FrameId));
+}
+
 FrameArena::~FrameArena() {
   decay_worker_.stop();
   if (base_) munmap(base_, max_frames_ << kFrameShift);
@@ -54,8 +78,9 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
   decay_ms_ = decay_ms;
   epoch0_ns_ = steady_ns();
   base_ = static_cast<std::byte*>(map_noreserve(max_frames_ << kFrameShift, PROT_NONE));
-  info_ = static_cast<std::atomic<std::uint32_t>*>(
-      map_noreserve(max_frames_ * sizeof(*info_), PROT_READ | PROT_WRITE));
+  // Zero-filled: every frame unowned, unlocked, not allocated.
+  info_ =
+      static_cast<FrameInfo*>(map_noreserve(max_frames_ * sizeof(*info_), PROT_READ | PROT_WRITE));
   free_bits_ = static_cast<std::uint64_t*>(
       map_noreserve((max_frames_ + 63) / 64 * 8, PROT_READ | PROT_WRITE));
   idle_ =
@@ -67,6 +92,7 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
         madvise(base_, bytes, MADV_POPULATE_WRITE) != 0) {
       return Errc::no_memory;
     }
+    MutexLock l(lock_);  // nobody else has the arena yet: for the analysis
     mapped_frames_ = populated_ = max_frames_;
   }
   return {};
@@ -87,10 +113,7 @@ bool FrameArena::grow_locked(FrameId want) noexcept {
 }
 
 Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
-  might_sleep();
-  std::unique_lock<std::mutex> guard(lock_);
-  lockdep::acquire(LockLevel::frame_arena, LockKind::sleepable, &lock_, "frame_arena", false,
-                   false, SiteLoc::current());
+  MutexLock guard(lock_);
   std::size_t pop_lo = 0, pop_hi = 0;
   unsigned got = 0;
   while (got < n && idle_hi_ > idle_lo_) out[got++] = idle_[--idle_hi_];
@@ -101,7 +124,7 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
   if (got) {
     reused_.fetch_add(got, std::memory_order_relaxed);
     if (idle_hi_ == idle_lo_) idle_lo_ = idle_hi_ = 0;
-    idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
+    publish_idle_locked();
   }
   const FrameId hw = high_water();
   const std::size_t words = (hw + 63) / 64;
@@ -123,8 +146,7 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
       }
       for (unsigned i = from_idle; i > 0; i--) idle_[idle_hi_++] = out[i - 1];
       reused_.fetch_sub(from_idle, std::memory_order_relaxed);
-      idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
-      lockdep::release(&lock_, SiteLoc::current());
+      publish_idle_locked();
       return Errc::no_memory;
     }
     for (FrameId id = hw; id < want; id++) out[got++] = id;
@@ -137,9 +159,8 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
   }
   for (unsigned i = 0; i < n; i++) {
     // relaxed: the owner is published later under the class lock (release there).
-    info_[out[i]].store(kFrameAllocated, std::memory_order_relaxed);
+    info_[out[i]].word().store(kFrameAllocated, std::memory_order_relaxed);
   }
-  lockdep::release(&lock_, SiteLoc::current());
   if (pop_hi > pop_lo) {
     // Outside the lock, so that threads growing the arena do not wait for each other's
     // zeroing. A frame of the window another thread allocates meanwhile just faults in.
@@ -150,15 +171,14 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
 }
 
 Result<FrameId> FrameArena::alloc_below(FrameId below) noexcept {
-  might_sleep();
-  std::lock_guard<std::mutex> guard(lock_);
+  MutexLock guard(lock_);
   for (std::size_t w = lowest_free_ / 64; w * 64 < below; w++) {
     if (free_bits_[w] == 0) continue;
     const unsigned b = static_cast<unsigned>(std::countr_zero(free_bits_[w]));
     const FrameId id = static_cast<FrameId>(w * 64 + b);
     if (id >= below) break;
     free_bits_[w] &= ~(std::uint64_t{1} << b);
-    info_[id].store(kFrameAllocated, std::memory_order_relaxed);
+    info_[id].word().store(kFrameAllocated, std::memory_order_relaxed);
     return id;
   }
   return Errc::no_memory;
@@ -191,10 +211,9 @@ std::size_t FrameArena::allowed_idle_locked() const noexcept {
   return std::max<std::size_t>(static_cast<std::size_t>(sum / 1024), keep_);
 }
 
-void FrameArena::return_frames(std::unique_lock<std::mutex>& g, FrameId* batch,
-                               unsigned n) noexcept {
+void FrameArena::return_frames(FrameId* batch, unsigned n) noexcept {
   if (n == 0) return;
-  g.unlock();
+  lock_.unlock();
   std::sort(batch, batch + n);
   for (unsigned a = 0; a < n;) {
     unsigned b = a + 1;
@@ -202,7 +221,9 @@ void FrameArena::return_frames(std::unique_lock<std::mutex>& g, FrameId* batch,
     madvise(address(batch[a]), static_cast<std::size_t>(b - a) << kFrameShift, MADV_DONTNEED);
     a = b;
   }
-  g.lock();
+  lock_.lock();
+  returning_ -= n;  // zapped: no longer resident
+  publish_idle_locked();
   for (unsigned k = 0; k < n; k++) {
     const FrameId id = batch[k];
     free_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
@@ -217,11 +238,10 @@ void FrameArena::return_frames(std::unique_lock<std::mutex>& g, FrameId* batch,
 // back at once. A frame reaches the free bitmap only after its madvise, so nobody can
 // allocate it and write to it while it is being zapped.
 void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
-  might_sleep();
   constexpr unsigned kBatch = 512;
   FrameId batch[kBatch];
   bool arm = false;
-  std::unique_lock<std::mutex> g(lock_);
+  MutexLock g(lock_);
   if (cache && decay_ms_ != 0) advance_locked(steady_ns());
   for (unsigned i = 0; i < n;) {
     unsigned nb = 0;
@@ -229,7 +249,7 @@ void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
     for (; i < n && nb < kBatch; i++) {
       const FrameId id = ids[i];
       ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
-      info_[id].store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
+      info_[id].word().store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
       if (!cache && keep_ < max_frames_) {  // an arena that keeps every frame keeps these
         batch[nb++] = id;
         continue;
@@ -256,24 +276,25 @@ void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
       } else if (!timer_armed_ && idle_hi_ - idle_lo_ > keep_) {
         timer_armed_ = arm = true;
       }
-      idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
     }
-    return_frames(g, batch, nb);
+    returning_ += nb;  // resident until return_frames has zapped them
+    publish_idle_locked();
+    return_frames(batch, nb);
   }
   g.unlock();
   if (arm) decay_worker_.kick_after(std::chrono::milliseconds(epoch_ns() / 1000000 + 1));
 }
 
 std::size_t FrameArena::release_idle() noexcept {
-  might_sleep();
   FrameId batch[kReleaseBatch];
   std::size_t total = 0;
-  std::unique_lock<std::mutex> g(lock_);
+  MutexLock g(lock_);
   while (idle_hi_ > idle_lo_) {
     unsigned nb = 0;
     while (idle_hi_ > idle_lo_ && nb < kReleaseBatch) batch[nb++] = idle_[idle_lo_++];
+    returning_ += nb;
     shrink_idle_locked();
-    return_frames(g, batch, nb);
+    return_frames(batch, nb);
     total += nb;
   }
   return total;
@@ -296,14 +317,14 @@ void FrameArena::shrink_idle_locked() noexcept {
     idle_hi_ -= idle_lo_;
     idle_lo_ = 0;
   }
-  idle_count_.store(idle_hi_ - idle_lo_, std::memory_order_relaxed);
+  publish_idle_locked();
 }
 
 // The decay worker: returns the oldest idle frames beyond what the curve allows, then
 // looks again at the next epoch boundary while any idle frame (beyond keep_) remains.
 void FrameArena::decay_job() noexcept {
   FrameId batch[kReleaseBatch];
-  std::unique_lock<std::mutex> g(lock_);
+  MutexLock g(lock_);
   for (;;) {
     const std::uint64_t now = steady_ns();
     advance_locked(now);
@@ -312,8 +333,9 @@ void FrameArena::decay_job() noexcept {
     if (idle <= allowed) break;
     unsigned nb = 0;
     while (idle_hi_ - idle_lo_ > allowed && nb < kReleaseBatch) batch[nb++] = idle_[idle_lo_++];
+    returning_ += nb;
     shrink_idle_locked();
-    return_frames(g, batch, nb);
+    return_frames(batch, nb);
   }
   const bool rearm = idle_hi_ - idle_lo_ > keep_;
   timer_armed_ = rearm;

@@ -13,23 +13,27 @@
 //
 // Each frame also has a 4-byte FrameInfo word:
 //   bits 0..27  owner zspage id (0 = not owned)      - written under the owner's class lock
-//   bit  30     isolated: the frame lock (migration), - bit_lock (sleepable holder)
+//   bit  30     isolated: the frame lock (migration), - FrameInfo's BitLock (sleepable holder)
 //   bit  31     allocated (out of the arena)          - written under arena lock_
 //
 // Thread safety: alloc/free take lock_ (level frame_arena, a leaf, sleepable: it calls
 // mmap/madvise, so it is never taken under a spinning lock). address() and info() are
-// lock-free: frame memory and the info table never move.
+// lock-free: frame memory and the info table never move. The frame lock is a capability
+// (isolate one frame: FrameInfo::try_lock); try_isolate()/end_isolation() take and drop
+// the locks of a set of frames (a zspage's), which the analysis cannot name as one.
 #ifndef UZRAM_POOL_FRAME_ARENA_H_
 #define UZRAM_POOL_FRAME_ARENA_H_
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 
 #include "pool/geometry.h"
 #include "sync/annotations.h"
+#include "sync/bit_lock.h"
+#include "sync/mutex.h"
 #include "sync/worker.h"
+#include "util/check.h"
 #include "uzram/result.h"
 
 namespace uzram {
@@ -39,6 +43,16 @@ using FrameId = std::uint32_t;
 inline constexpr std::uint32_t kFrameOwnerMask = (1u << 28) - 1;
 inline constexpr std::uint32_t kFrameIsolated = 1u << 30;
 inline constexpr std::uint32_t kFrameAllocated = 1u << 31;
+
+struct FrameLockTraits {
+  using Word = std::uint32_t;
+  static constexpr Word kBit = kFrameIsolated;
+  static constexpr LockLevel kLevel = LockLevel::frame;
+  static constexpr const char* kName = "frame";
+};
+// A frame's info word (layout above); its isolation bit is the frame lock.
+using FrameInfo = BitLock<FrameLockTraits>;
+static_assert(sizeof(FrameInfo) == 4);
 
 class FrameArena {
  public:
@@ -56,20 +70,53 @@ class FrameArena {
 
   // Allocates n frames into out[]: idle frames first (newest first), then the lowest free
   // ids, then fresh ones. Errors: no_memory.
-  [[nodiscard]] Result<void> alloc(FrameId* out, unsigned n) noexcept;
+  [[nodiscard]] Result<void> alloc(FrameId* out, unsigned n) noexcept ZS_EXCLUDES(lock_);
   // Allocates one frame below `below` if one is free (for pack()); else no_memory.
-  [[nodiscard]] Result<FrameId> alloc_below(FrameId below) noexcept;
+  [[nodiscard]] Result<FrameId> alloc_below(FrameId below) noexcept ZS_EXCLUDES(lock_);
   // Frees frames: they become idle (cache == true) or go back to the OS at once (migration
   // by pack() passes false: a frame it vacates should leave the arena), unless keep_frames
   // covers the whole arena: such an arena (swap, docs/uzram-serve.md#swap) keeps them all.
-  void free(const FrameId* ids, unsigned n, bool cache = true) noexcept;
+  void free(const FrameId* ids, unsigned n, bool cache = true) noexcept ZS_EXCLUDES(lock_);
   // Returns every idle frame to the OS now; returns how many.
-  std::size_t release_idle() noexcept;
+  std::size_t release_idle() noexcept ZS_EXCLUDES(lock_);
 
   std::byte* address(FrameId id) const noexcept {
     return base_ + (static_cast<std::size_t>(id) << kFrameShift);
   }
-  std::atomic<std::uint32_t>& info(FrameId id) const noexcept { return info_[id]; }
+  FrameInfo& info(FrameId id) const noexcept { return info_[id]; }
+  // Frame locks of a set of frames (a zspage's), try only: takes all of ids[0..n) and
+  // returns n, or none and returns the index of the first busy one. The checker sees each.
+  // (Inline: on the path of every free that empties a zspage.)
+  unsigned try_isolate(const FrameId* ids, unsigned n,
+                       SiteLoc site = SiteLoc::current()) const noexcept {
+    for (unsigned k = 0; k < n; k++) {
+      FrameInfo& fi = info_[ids[k]];
+      if (!bit_try_lock(fi.word(), kFrameIsolated)) {
+        end_isolation(ids, k, site);
+        return k;
+      }
+      lockdep::acquire(LockLevel::frame, LockKind::sleepable, &fi, "frame", true, false, site);
+    }
+    return n;
+  }
+  // Drops the frame locks of ids[0..n) (taken by try_isolate), waking waiters.
+  void end_isolation(const FrameId* ids, unsigned n,
+                     SiteLoc site = SiteLoc::current()) const noexcept {
+    for (unsigned k = 0; k < n; k++) {
+      lockdep::release(&info_[ids[k]], site);
+      bit_unlock(info_[ids[k]].word(), kFrameIsolated);
+    }
+  }
+  // Drops the frame lock of `id` (taken by try_isolate) by storing `value` (isolation bit
+  // clear) into its info word: a zspage free clears the owner with it.
+  void end_isolation_store(FrameId id, std::uint32_t value,
+                           SiteLoc site = SiteLoc::current()) const noexcept {
+    ZS_DCHECK(!(value & kFrameIsolated), "frame %u: the store must end the isolation", id);
+    lockdep::release(&info_[id], site);
+    // release: pairs with the acquire owner load in migration (it sees "not owned") and
+    // with the acquire of the next frame lock.
+    info_[id].word().store(value, std::memory_order_release);
+  }
   // Frames ever handed out: ids are < high_water().
   FrameId high_water() const noexcept { return high_water_.load(std::memory_order_relaxed); }
   std::size_t max_frames() const noexcept { return max_frames_; }
@@ -78,7 +125,13 @@ class FrameArena {
     return static_cast<std::size_t>(high_water()) * 4 +
            idle_touched_bytes_.load(std::memory_order_relaxed);
   }
-  // Statistics (relaxed loads).
+  // Resident bytes of the frames (mincore): in a zspage (allocated), and the rest (idle,
+  // or prefaulted above the high-water mark). Takes lock_ only to read the mapped size.
+  void resident(std::uint64_t* in_use, std::uint64_t* idle) const noexcept;
+  // Resident bytes of the frame table, the free bitmap and the idle list.
+  std::size_t resident_metadata() const noexcept;
+  // Statistics (relaxed loads). idle_frames: frames resident but holding no zspage (the
+  // idle list, and frames being returned whose madvise has not completed).
   std::size_t idle_frames() const noexcept { return idle_count_.load(std::memory_order_relaxed); }
   std::uint64_t frames_returned() const noexcept {
     return returned_.load(std::memory_order_relaxed);
@@ -92,50 +145,62 @@ class FrameArena {
 
  private:
   static constexpr unsigned kReleaseBatch = 4096;  // frames per madvise round
-  bool grow_locked(FrameId want) noexcept;
-  void trim_locked() noexcept;
+  bool grow_locked(FrameId want) noexcept ZS_REQUIRES(lock_);
+  void trim_locked() noexcept ZS_REQUIRES(lock_);
   // madvises batch[0..n) (sorted here, runs coalesced) with lock_ dropped, then marks the
-  // frames free. Caller holds lock_ through g; it is held again on return.
-  void return_frames(std::unique_lock<std::mutex>& g, FrameId* batch, unsigned n) noexcept;
+  // frames free. lock_ is held on entry and again on return.
+  void return_frames(FrameId* batch, unsigned n) noexcept ZS_REQUIRES(lock_);
   // Resets an emptied idle list (returning its pages) or slides a mostly dead one down.
-  void shrink_idle_locked() noexcept;
+  void shrink_idle_locked() noexcept ZS_REQUIRES(lock_);
+  // Publishes idle_count_: the idle list plus the frames on their way back to the kernel
+  // (still resident until their madvise), so stats never undercount resident frames.
+  void publish_idle_locked() noexcept ZS_REQUIRES(lock_) {
+    idle_count_.store(idle_hi_ - idle_lo_ + returning_, std::memory_order_relaxed);
+  }
   // Moves the current epoch forward to `now_ns`, clearing the buckets of elapsed epochs.
-  void advance_locked(std::uint64_t now_ns) noexcept;
-  // Idle frames the curve allows now (at least keep_). Caller holds lock_.
-  std::size_t allowed_idle_locked() const noexcept;
+  void advance_locked(std::uint64_t now_ns) noexcept ZS_REQUIRES(lock_);
+  // Idle frames the curve allows now (at least keep_).
+  std::size_t allowed_idle_locked() const noexcept ZS_REQUIRES(lock_);
   // The decay worker's job: returns the idle frames beyond the allowance, then re-arms
   // its timer while idle frames remain.
-  void decay_job() noexcept;
+  void decay_job() noexcept ZS_EXCLUDES(lock_);
   std::uint64_t epoch_ns() const noexcept {
     return std::uint64_t{decay_ms_} * 1000000 / kDecayEpochs;
   }
 
-  std::byte* base_ = nullptr;                    // immutable after init
-  std::atomic<std::uint32_t>* info_ = nullptr;   // immutable after init
-  std::uint64_t* free_bits_ = nullptr;           // 1 = free, returned frame below high water
+  // Immutable after init (the pointers; what they point to is guarded as marked). Read by
+  // every object access: kept away from lock_, which allocation and free write.
+  std::byte* base_ = nullptr;
+  FrameInfo* info_ = nullptr;
+  std::uint64_t* free_bits_ ZS_PT_GUARDED_BY(lock_) = nullptr;  // 1 = free frame below high water
   std::size_t max_frames_ = 0;
   std::size_t keep_ = 0;  // idle frames kept whatever their age
   std::uint32_t decay_ms_ = 0;
+  std::uint64_t epoch0_ns_ = 0;  // steady clock at init
 
   // Protects: free_bits_, the idle list and decay buckets, lowest_free_, mapped_frames_,
   // populated_, timer_armed_ and growth of high_water_. Level: frame_arena (leaf;
   // sleepable: held across mmap and small madvise calls, never across a release batch).
-  std::mutex lock_;
+  mutable Mutex lock_{LockLevel::frame_arena, "frame_arena"};
+
   // Idle frames: idle_[idle_lo_, idle_hi_), oldest first. alloc() takes from the top
   // (newest: warm in the cache), the decay returns from the bottom (oldest). The array
   // has room for every frame; only its used part is resident.
-  FrameId* idle_ = nullptr;
-  std::size_t idle_lo_ = 0;
-  std::size_t idle_hi_ = 0;
-  std::size_t idle_touched_ = 0;  // idle_ entries ever written since the last madvise of it
+  FrameId* idle_ ZS_PT_GUARDED_BY(lock_) = nullptr;
+  std::size_t idle_lo_ ZS_GUARDED_BY(lock_) = 0;
+  std::size_t idle_hi_ ZS_GUARDED_BY(lock_) = 0;
+  // idle_ entries ever written since the last madvise of it
+  std::size_t idle_touched_ ZS_GUARDED_BY(lock_) = 0;
+  // Frames taken for return_frames, not yet zapped.
+  std::size_t returning_ ZS_GUARDED_BY(lock_) = 0;
   // Frames freed into the idle list per epoch, a ring indexed by epoch % kDecayEpochs.
-  std::uint64_t freed_[kDecayEpochs] = {};
-  std::uint64_t epoch_ = 0;      // current epoch number (epoch_ns() each, from epoch0_)
-  std::uint64_t epoch0_ns_ = 0;  // steady clock at init
-  bool timer_armed_ = false;     // a decay run is scheduled (or running and will re-arm)
-  FrameId lowest_free_ = 0;      // no free bit below this
-  std::size_t mapped_frames_ = 0;
-  std::size_t populated_ = 0;  // fresh frames below this were prefaulted (or claimed to be)
+  std::uint64_t freed_[kDecayEpochs] ZS_GUARDED_BY(lock_) = {};
+  std::uint64_t epoch_ ZS_GUARDED_BY(lock_) = 0;   // current epoch (epoch_ns() each)
+  bool timer_armed_ ZS_GUARDED_BY(lock_) = false;  // a decay run is scheduled or running
+  FrameId lowest_free_ ZS_GUARDED_BY(lock_) = 0;   // no free bit below this
+  std::size_t mapped_frames_ ZS_GUARDED_BY(lock_) = 0;
+  // Fresh frames below this were prefaulted (or claimed to be).
+  std::size_t populated_ ZS_GUARDED_BY(lock_) = 0;
   // Written under lock_; read lock-free (relaxed: stats and bounds checks only).
   std::atomic<FrameId> high_water_{0};
   std::atomic<std::size_t> idle_count_{0};

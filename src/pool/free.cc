@@ -31,7 +31,7 @@ void PoolImpl::free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v, R
                            bool* kick) noexcept {
   const Location loc = HandleTable::decode(v);
   ZsPage* z = zspages_.get(loc.zspage);
-  obj_push_locked(z, loc.obj, index, HandleTable::next_gen(HandleTable::gen_of(v)));
+  obj_push_locked(c, z, loc.obj, index, HandleTable::next_gen(HandleTable::gen_of(v)));
   c.obj_used--;
   if (z->inuse == 0 && z->state == ZsState::listed) {
     if (!free_zspage_locked(c, loc.zspage, z, batch)) {

@@ -7,6 +7,15 @@
 //   objs != 1 is the largest normal class; huge_class_size = its size - 7.
 // Invariants: 1. slot_class(i) >= i and class(slot_class(i)).size >= size(i).
 //   2. a huge class has pages == 1 and objs == 1.
+//
+// Large objects (more than 4096 bytes, PoolOptions::max_object_size up to 64 KiB;
+// docs/units.md#pool-objects-larger-than-a-frame): an object is a *run* of whole frames,
+// in a run class of that many frames (one object per zspage, no tail waste), plus a
+// *tail* - the bytes past the last whole frame - stored as an ordinary object of the small
+// classes above. A tail larger than the largest normal class (max_tail(): 3632 bytes at
+// chain 8) would take a frame of its own in the huge class anyway, so the run takes one
+// more frame instead and the object has no tail. split_large() is that rule; the
+// functions below it are pure.
 #ifndef UZRAM_POOL_GEOMETRY_H_
 #define UZRAM_POOL_GEOMETRY_H_
 
@@ -26,6 +35,47 @@ inline constexpr unsigned kMinChain = 4;
 inline constexpr unsigned kMaxChain = 16;
 inline constexpr unsigned kFrameSize = 4096;
 inline constexpr unsigned kFrameShift = 12;
+// Large objects: at most 64 KiB, so a run has at most 16 frames (kMaxChain: run zspages
+// use the descriptor tables of 1..16 frames that chains use).
+inline constexpr std::size_t kMaxLargeObjectSize = 65536;
+inline constexpr unsigned kMaxRunFrames = kMaxLargeObjectSize / kFrameSize;
+static_assert(kMaxRunFrames <= kMaxChain);
+
+// How a large object is laid out: `frames` whole frames hold bytes [0, frames * 4096),
+// a tail object of the small classes holds the other `tail` bytes (0 = no tail).
+struct LargeSplit {
+  unsigned frames = 0;
+  unsigned tail = 0;
+};
+
+// The layout of an object of `size` bytes (4097..kMaxLargeObjectSize) when tails of at
+// most `tail_max` bytes go to the small classes (Geometry::max_tail()).
+constexpr LargeSplit split_large(std::size_t size, std::size_t tail_max) noexcept {
+  const auto frames = static_cast<unsigned>(size / kFrameSize);
+  const auto tail = static_cast<unsigned>(size % kFrameSize);
+  if (tail > tail_max) return {frames + 1, 0};
+  return {frames, tail};
+}
+
+// The raw-storage threshold for objects of up to `max_size` bytes (a multiple of 4096):
+// the small classes' huge_class_size scaled to max_size. A caller that stores data of
+// max_size bytes compressed (zram's pages, the store's units) keeps it raw from this
+// compressed size on, as zram does for a 4 KiB page at huge_class_size: the memory it
+// would save is at most (4096 - huge_class_size) / 4096 of max_size (11.5 % at chain 8),
+// not worth a decompression on every read. Equals huge_class_size for max_size 4096.
+constexpr std::size_t huge_object_size(std::size_t max_size, std::size_t huge_class_size) noexcept {
+  return max_size / kFrameSize * huge_class_size;
+}
+
+// Run classes: one per run length 2..max_frames, each of one object per zspage, listed
+// after the small classes (index kSlots + frames - 2). The 1-frame run is the small
+// family's huge class (4096 bytes, 1 frame, 1 object), shared.
+constexpr unsigned num_run_classes(std::size_t max_object_size) noexcept {
+  return max_object_size > kFrameSize
+             ? static_cast<unsigned>((max_object_size + kFrameSize - 1) / kFrameSize) - 1
+             : 0;
+}
+constexpr unsigned run_class_index(unsigned frames) noexcept { return kSlots + frames - 2; }
 
 struct ClassInfo {
   std::uint16_t size = 0;
@@ -50,6 +100,9 @@ class Geometry {
   const ClassInfo& info(unsigned index) const noexcept { return info_[index]; }
   bool is_real(unsigned index) const noexcept { return slot_class_[index] == index; }
   std::size_t huge_class_size() const noexcept { return huge_class_size_; }
+  // The largest object a normal class (more than one object per zspage) serves: a large
+  // object's tail is at most this long (split_large). 3632 at chain 8.
+  std::size_t max_tail() const noexcept { return huge_class_size_ + (kKernelHeaderSize - 1); }
   unsigned chain_size() const noexcept { return chain_; }
   unsigned num_classes() const noexcept { return num_classes_; }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "util/check.h"
+#include "util/resident.h"
 
 namespace uzram {
 
@@ -48,8 +49,7 @@ Result<void> HandleTable::init(std::size_t max_handles, std::size_t reserve_chun
 }
 
 bool HandleTable::grow(unsigned group) noexcept {
-  might_sleep();
-  std::lock_guard<std::mutex> g(grow_lock_);
+  MutexLock g(grow_lock_);
   Group& gr = groups_[group];
   // acquire: pairs with the exchange in alloc_locked() (nothing to order; a hint).
   if (gr.spare.load(std::memory_order_acquire) != 0) return true;  // someone else grew it
@@ -74,7 +74,7 @@ bool HandleTable::grow(unsigned group) noexcept {
   return true;
 }
 
-std::uint64_t HandleTable::alloc_locked(unsigned group) noexcept {
+std::uint64_t HandleTable::alloc_locked(unsigned group, const SpinLock&) noexcept {
   ZS_DCHECK(group < kGroups, "handle group %u", group);
   Group& g = groups_[group];
   std::uint32_t used =
@@ -93,7 +93,7 @@ std::uint64_t HandleTable::alloc_locked(unsigned group) noexcept {
   return index;  // gen 0: a never-used entry is zero
 }
 
-bool HandleTable::has_room_locked(unsigned group, std::uint32_t n) const noexcept {
+bool HandleTable::has_room_locked(unsigned group, std::uint32_t n, const SpinLock&) const noexcept {
   const Group& g = groups_[group];
   const std::uint32_t used =
       g.chunk ? meta_[g.chunk - 1].touched.load(std::memory_order_relaxed) : kChunkEntries;
@@ -113,6 +113,19 @@ std::size_t HandleTable::metadata_bytes() const noexcept {
     // relaxed: statistics.
     const std::size_t used = meta_[k].touched.load(std::memory_order_relaxed);
     bytes += (used * 8 + 4095) / 4096 * 4096;
+  }
+  return bytes;
+}
+
+std::size_t HandleTable::resident_bytes() const noexcept {
+  if (!chunks_) return 0;
+  const std::uint32_t n = limit_.load(std::memory_order_acquire) >> kChunkShift;
+  std::size_t bytes = resident_bytes_of(chunks_, n * sizeof(*chunks_)) +
+                      resident_bytes_of(meta_, n * sizeof(*meta_));
+  for (std::uint32_t k = 0; k < n; k++) {
+    // acquire: pairs with the release store in grow() (the chunk is mapped).
+    const auto* c = chunks_[k].load(std::memory_order_acquire);
+    bytes += resident_bytes_of(c, std::size_t{kChunkEntries} * 8);
   }
   return bytes;
 }

@@ -27,8 +27,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 
+#include "sync/mutex.h"
 #include "sync/spin_lock.h"
 #include "uzram/result.h"
 
@@ -58,19 +58,20 @@ class HandleTable {
   // serves: PoolOptions::reserve_handles). Errors: no_memory.
   [[nodiscard]] Result<void> init(std::size_t max_handles, std::size_t reserve_chunks = 0) noexcept;
 
-  // A group's state is guarded by a lock of the caller's: the pool uses the size class as
-  // the group and its class lock as the guard (an object never changes class, so a
-  // class's handles stay in its chunks, and compaction scans only those).
+  // A group's state is guarded by a lock of the caller's, `group_lock`: the pool uses the
+  // size class as the group and its class lock as the guard (an object never changes
+  // class, so a class's handles stay in its chunks, and compaction scans only those).
   //
   // Hands out a never-used index of `group`'s chunks and returns its handle value (gen
   // 0), or 0 when the group has no room left: then call grow(group) with no lock held
-  // and try again. Caller holds the group's lock.
-  std::uint64_t alloc_locked(unsigned group) noexcept;
-  // True when alloc_locked(group) can succeed n times without grow(). Caller holds the
-  // group's lock. n <= kChunkEntries.
-  bool has_room_locked(unsigned group, std::uint32_t n) const noexcept;
+  // and try again.
+  std::uint64_t alloc_locked(unsigned group, const SpinLock& group_lock) noexcept
+      ZS_REQUIRES(group_lock);
+  // True when alloc_locked(group) can succeed n times without grow(). n <= kChunkEntries.
+  bool has_room_locked(unsigned group, std::uint32_t n, const SpinLock& group_lock) const noexcept
+      ZS_REQUIRES(group_lock);
   // Maps a chunk for `group` (its next alloc_locked() takes it). Sleeps; no lock held.
-  [[nodiscard]] bool grow(unsigned group) noexcept;
+  [[nodiscard]] bool grow(unsigned group) noexcept ZS_EXCLUDES(grow_lock_);
 
   static std::uint32_t index_of(std::uint64_t handle) noexcept { return static_cast<std::uint32_t>(handle); }
   static std::uint64_t gen_of_handle(std::uint64_t handle) noexcept { return (handle >> 32) & 0xfff; }
@@ -130,6 +131,8 @@ class HandleTable {
   // Entries ever handed out, rounded up to whole pages per chunk: the resident bytes (a
   // chunk's untouched tail is never faulted in).
   std::size_t metadata_bytes() const noexcept;
+  // The resident bytes of the table, directory included (mincore).
+  std::size_t resident_bytes() const noexcept;
 
  private:
   struct ChunkMeta {
@@ -154,8 +157,10 @@ class HandleTable {
   std::size_t reserve_used_ = 0;
   // Indexes below limit_ exist (their chunk is mapped). Written under grow_lock_.
   std::atomic<std::uint32_t> limit_{0};
-  // Protects: chunk allocation. Level: handle_table (sleepable: calls mmap).
-  std::mutex grow_lock_;
+  // Protects: chunk allocation (limit_, chunks_ and meta_ entries at and above it, each
+  // group's spare; all but the last read lock-free). Level: handle_table (leaf;
+  // sleepable: calls mmap).
+  Mutex grow_lock_{LockLevel::handle_table, "handle_table"};
   Group groups_[kGroups];
 };
 

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "pool/pool_impl.h"
-#include "sync/bit_lock.h"
 #include "util/check.h"
 
 namespace uzram {
@@ -13,16 +12,20 @@ namespace uzram {
 // frame lock. While it is held the owner zspage cannot be freed: free_zspage_locked()
 // try-locks every frame and defers instead.
 bool PoolImpl::isolate_frame(FrameId frame) noexcept {
-  if (frame >= arena_.high_water()) return false;
-  if (!bit_try_lock(arena_.info(frame), kFrameIsolated)) return false;
-  lockdep::acquire(LockLevel::frame, LockKind::sleepable, &arena_.info(frame), "frame", true,
-                   false, SiteLoc::current());
-  return true;
+  // The analysis needs the try-lock's result to be the return value on every path: a
+  // frame beyond the arena is never isolated.
+  return frame < arena_.high_water() && arena_.info(frame).try_lock();
 }
 
-void PoolImpl::putback_frame(FrameId frame) noexcept {
-  lockdep::release(&arena_.info(frame), SiteLoc::current());
-  bit_unlock(arena_.info(frame), kFrameIsolated);
+void PoolImpl::putback_frame(FrameId frame) noexcept { arena_.info(frame).unlock(); }
+
+// Step 6 of a migration that moved `frame`: end the isolation (waking a deferred-free
+// worker waiting on it), then free it straight back to the OS, not as an idle frame: a
+// vacated frame should leave the arena (pack() relies on it; a migration exists to move
+// data off a frame).
+void PoolImpl::release_migrated(FrameId frame) noexcept {
+  arena_.info(frame).unlock();
+  arena_.free(&frame, 1, /*cache=*/false);
 }
 
 Result<FrameId> PoolImpl::migrate_impl(FrameId frame, FrameId target, bool have_target) noexcept {
@@ -34,18 +37,25 @@ Result<FrameId> PoolImpl::migrate_impl(FrameId frame, FrameId target, bool have_
     if (have_target) arena_.free(&target, 1);
     return Errc::busy;
   }
-  auto r = migrate_isolated(frame, target, have_target);
-  if (!r) putback_frame(frame);
+  auto r = kernel_rwlock_ ? migrate_isolated<KernelTranslation>(frame, target, have_target)
+                          : migrate_isolated<ValidatedTranslation>(frame, target, have_target);
+  if (r) {
+    release_migrated(frame);
+  } else {
+    putback_frame(frame);
+  }
   return r;
 }
 
 // Moves isolated `frame` to `target` (a newly allocated frame unless have_target; frame 0
 // is a valid target). Handles need no update: an entry names (zspage, object), and only
-// the zspage's frame list changes.
-// On success the old frame is released (and its isolation ends); on failure the caller
-// still holds the isolation and `target` has been freed.
-Result<FrameId> PoolImpl::migrate_isolated(FrameId frame, FrameId target, bool have_target) noexcept {
-  std::atomic<std::uint32_t>& info = arena_.info(frame);
+// the zspage's frame list changes. On success `frame` is vacated (no owner) and still
+// isolated; on failure nothing changed. Either way `target` is no longer the caller's
+// (moved into, or freed).
+template <typename T>
+Result<FrameId> PoolImpl::migrate_isolated(FrameId frame, FrameId target,
+                                           bool have_target) noexcept {
+  std::atomic<std::uint32_t>& info = arena_.info(frame).word();
   auto fail = [&](Errc e) -> Result<FrameId> {
     if (have_target) arena_.free(&target, 1);
     return e;
@@ -59,15 +69,14 @@ Result<FrameId> PoolImpl::migrate_isolated(FrameId frame, FrameId target, bool h
   }
   // step 3. The owner cannot be freed meanwhile (we hold the frame's isolation).
   ZsPage* z = zspages_.get(owner);
-  if (kernel_mode()) pool_lock_.lock();
+  if constexpr (T::kPoolLock) pool_lock_.lock();
   SizeClass& c = classes_[z->class_index.load(std::memory_order_relaxed)];
   c.lock.lock();
   const bool still = (info.load(std::memory_order_relaxed) & kFrameOwnerMask) == owner &&
                      z->state != ZsState::free;
-  const bool locked = still && z->lock.try_lock_write();  // step 4: never wait for readers
-  if (!locked) {
+  if (!still || !z->lock.try_lock_write()) {  // step 4: never wait for readers
     c.lock.unlock();
-    if (kernel_mode()) pool_lock_.unlock();
+    if constexpr (T::kPoolLock) pool_lock_.unlock();
     if (still) migrate_busy_.fetch_add(1, std::memory_order_relaxed);
     return fail(still ? Errc::busy : Errc::invalid_argument);
   }
@@ -77,25 +86,26 @@ Result<FrameId> PoolImpl::migrate_isolated(FrameId frame, FrameId target, bool h
   std::memcpy(arena_.address(target), arena_.address(frame), kFrameSize);  // step 5
   z->frames[k] = target;
   // release: pairs with the acquire owner load above (a later migration of target).
-  arena_.info(target).store(kFrameAllocated | owner, std::memory_order_release);
+  arena_.info(target).word().store(kFrameAllocated | owner, std::memory_order_release);
   info.store(kFrameAllocated | kFrameIsolated, std::memory_order_release);
   z->lock.unlock_write();
   c.lock.unlock();
-  if (kernel_mode()) pool_lock_.unlock();
-  putback_frame(frame);  // step 6: wakes a deferred-free worker waiting on it
-  // pack() (have_target) vacates frames so the arena can shrink: release at once; a plain
-  // migration lets the vacated frame go through the resident cache (no madvise per call).
-  arena_.free(&frame, 1, /*cache=*/!have_target);
+  if constexpr (T::kPoolLock) pool_lock_.unlock();
   migrations_.fetch_add(1, std::memory_order_relaxed);
-  return target;
+  return target;  // step 6 is the caller's (release_migrated)
 }
+
+template Result<FrameId> PoolImpl::migrate_isolated<ValidatedTranslation>(FrameId, FrameId,
+                                                                          bool) noexcept;
+template Result<FrameId> PoolImpl::migrate_isolated<KernelTranslation>(FrameId, FrameId,
+                                                                       bool) noexcept;
 
 std::size_t PoolImpl::pack_impl(std::size_t max_frames) noexcept {
   std::size_t moved = 0;
   FrameId f = arena_.high_water();
   while (moved < max_frames && f > 0) {
     f--;
-    if (!(arena_.info(f).load(std::memory_order_relaxed) & kFrameOwnerMask)) continue;
+    if (!(arena_.info(f).word().load(std::memory_order_relaxed) & kFrameOwnerMask)) continue;
     auto below = arena_.alloc_below(f);
     if (!below) break;  // nothing free below: packed
     if (migrate_impl(f, *below, true)) moved++;
@@ -109,21 +119,12 @@ std::size_t PoolImpl::pack_impl(std::size_t max_frames) noexcept {
 void PoolImpl::lock_zspage_frames(ZsPage* z) noexcept {
   for (;;) {
     z->lock.lock_read();
-    unsigned k = 0;
-    FrameId busy = 0;
-    for (; k < nframes_of(z); k++) {
-      if (!bit_try_lock(arena_.info(z->frames[k]), kFrameIsolated)) {
-        busy = z->frames[k];
-        break;
-      }
-    }
-    if (k == nframes_of(z)) {
-      z->lock.unlock_read();
-      return;
-    }
-    for (unsigned j = 0; j < k; j++) bit_unlock(arena_.info(z->frames[j]), kFrameIsolated);
+    const unsigned n = nframes_of(z);
+    const unsigned k = arena_.try_isolate(z->frames, n);
+    const FrameId busy = k < n ? z->frames[k] : 0;
     z->lock.unlock_read();
-    bit_wait_clear(arena_.info(busy), kFrameIsolated);  // sleeps; no lock held
+    if (k == n) return;
+    arena_.info(busy).wait_unlocked();  // sleeps; no lock held
   }
 }
 

@@ -3,22 +3,41 @@
 #include <cstdio>
 
 #include "pool/pool_impl.h"
-#include "sync/bit_lock.h"
 #include "util/check.h"
 
 namespace uzram {
 
 // ---- Pool: the public face forwards to PoolImpl (no data, no extra indirection) -------
+// (read_begin, read_end and write, which dispatch on the translation policy, are in
+// access.cc, next to what they call.)
 
-Result<std::unique_ptr<Pool>> Pool::create(const PoolOptions& options) noexcept {
+Result<std::unique_ptr<Pool>> create_pool(const PoolOptions& options,
+                                          TranslationMode mode) noexcept {
   if (options.chain_size < kMinChain || options.chain_size > kMaxChain) return Errc::invalid_argument;
   if (options.max_bytes < kFrameSize * kMaxChain || options.max_bytes > (std::size_t{1} << 40)) {
     return Errc::invalid_argument;
   }
-  std::unique_ptr<PoolImpl> p(new (std::nothrow) PoolImpl(options));
+  std::unique_ptr<PoolImpl> p(new (std::nothrow) PoolImpl(options, mode));
   if (!p) return Errc::no_memory;
   if (auto r = p->init(); !r) return r.error();
   return std::unique_ptr<Pool>(std::move(p));
+}
+
+Result<std::unique_ptr<Pool>> Pool::create(const PoolOptions& options) noexcept {
+  return create_pool(options, TranslationMode::validated);
+}
+
+TranslationMode translation_mode(const Pool& pool) noexcept {
+  return impl(&pool)->kernel_rwlock() ? TranslationMode::kernel_rwlock : TranslationMode::validated;
+}
+Result<std::uint32_t> migrate_frame(Pool& pool, std::uint32_t frame) noexcept {
+  return impl(&pool)->migrate_impl(frame, 0);
+}
+std::size_t pack(Pool& pool, std::size_t max_frames) noexcept {
+  return impl(&pool)->pack_impl(max_frames);
+}
+CompactHoldHistogram compact_hold_histogram(const Pool& pool) noexcept {
+  return impl(&pool)->hold_histogram();
 }
 
 Pool::~Pool() = default;
@@ -27,19 +46,8 @@ void Pool::free(Handle h) noexcept { impl(this)->free_impl(h); }
 void Pool::free_batch(const Handle* hs, std::size_t n) noexcept {
   impl(this)->free_batch_impl(hs, n);
 }
-const void* Pool::read_begin(Handle h, void* local_copy) noexcept {
-  return impl(this)->read_begin_impl(h, local_copy);
-}
-void Pool::read_end(Handle h, const void*) noexcept { impl(this)->read_end_impl(h); }
-void Pool::write(Handle h, const void* src, std::size_t len) noexcept {
-  impl(this)->write_impl(h, src, len);
-}
 std::size_t Pool::object_size(Handle h) const noexcept { return impl(this)->object_size_impl(h); }
 std::size_t Pool::compact() noexcept { return impl(this)->compact_impl(); }
-Result<std::uint32_t> Pool::migrate_frame(std::uint32_t frame) noexcept {
-  return impl(this)->migrate_impl(frame, 0);
-}
-std::size_t Pool::pack(std::size_t max_frames) noexcept { return impl(this)->pack_impl(max_frames); }
 void Pool::flush_deferred() noexcept { impl(this)->flush_deferred_impl(); }
 std::size_t Pool::release_idle_frames() noexcept { return impl(this)->release_idle_frames_impl(); }
 std::size_t Pool::total_pages() const noexcept { return impl(this)->total_pages_impl(); }
@@ -49,15 +57,17 @@ unsigned Pool::lookup_class_index(std::size_t size) const noexcept {
   return g.class_of_slot(Geometry::slot_for(size));
 }
 PoolStats Pool::stats() const noexcept { return impl(this)->stats_impl(); }
+PoolMemory Pool::memory() const noexcept { return impl(this)->memory_impl(); }
 std::vector<ClassStats> Pool::class_stats() const noexcept { return impl(this)->class_stats_impl(); }
 const PoolOptions& Pool::options() const noexcept { return impl(this)->opts(); }
 void Pool::check_invariants() const noexcept { impl(this)->check_invariants_impl(); }
 
 // ---- PoolImpl: construction ----------------------------------------------------------
 
-PoolImpl::PoolImpl(const PoolOptions& options) noexcept
+PoolImpl::PoolImpl(const PoolOptions& options, TranslationMode mode) noexcept
     : options_(options),
       geo_(options.chain_size),
+      kernel_rwlock_(mode == TranslationMode::kernel_rwlock),
       deferred_worker_([this] { deferred_free_job(); }),
       compact_worker_([this] { background_compact(); }) {
   for (unsigned i = 0; i < kSlots; i++) {
@@ -104,7 +114,9 @@ PoolImpl::~PoolImpl() {
   deferred_worker_.stop();
   std::uint64_t live = 0;
   for (unsigned i = 0; i < kSlots; i++) {
-    if (geo_.is_real(i)) live += classes_[i].obj_used;
+    if (!geo_.is_real(i)) continue;
+    SpinGuard g(classes_[i].lock);  // no other user is left; the analysis wants it held
+    live += classes_[i].obj_used;
   }
   if (live != 0) {
     std::fprintf(stderr, "uzram: pool '%s' destroyed with %llu objects still allocated\n",
@@ -178,7 +190,7 @@ unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index,
     if (z->free_head != 0) __builtin_prefetch(handles_.entry(z->free_head), 1);
   } else {  // a never-used slot and a never-used index
     ZS_DCHECK(z->fresh < c.objs_per_zspage, "zspage %u: no free slot", z->fresh);
-    const std::uint64_t hv = handles_.alloc_locked(c.index);
+    const std::uint64_t hv = handles_.alloc_locked(c.index, c.lock);
     ZS_CHECK(hv != 0, "alloc: class %u has no handle room (caller did not check)", c.index);
     *index = HandleTable::index_of(hv);
     *gen = HandleTable::gen_of_handle(hv);
@@ -188,7 +200,7 @@ unsigned PoolImpl::obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index,
   return obj;
 }
 
-void PoolImpl::obj_push_locked(ZsPage* z, unsigned obj, std::uint32_t index,
+void PoolImpl::obj_push_locked(const SizeClass&, ZsPage* z, unsigned obj, std::uint32_t index,
                                std::uint64_t gen) noexcept {
   // relaxed: under c.lock; a translator that still holds the old handle finds the entry
   // not allocated (a caller bug: it aborts).
@@ -202,7 +214,7 @@ void PoolImpl::obj_push_locked(ZsPage* z, unsigned obj, std::uint32_t index,
 // descriptor hands out its slots in address order, as a new zspage does (the chain comes
 // back in the order its objects were freed). Touches only the chain's entries, which the
 // allocations that follow write anyway. Caller holds the class lock; z is empty.
-void PoolImpl::renumber_chain_locked(ZsPage* z) noexcept {
+void PoolImpl::renumber_chain_locked(const SizeClass&, ZsPage* z) noexcept {
   unsigned k = 0;
   for (std::uint32_t index = z->free_head; index != 0; k++) {
     std::atomic<std::uint64_t>* e = handles_.entry(index);
@@ -252,8 +264,8 @@ ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId spare, ZsPageId* id_out) 
 
 void PoolImpl::publish_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept {
   for (unsigned k = 0; k < nframes_of(z); k++) {
-    // release: pairs with the acquire load of the owner in migrate_impl().
-    arena_.info(z->frames[k]).store(kFrameAllocated | id, std::memory_order_release);
+    // release: pairs with the acquire load of the owner in migrate_isolated().
+    arena_.info(z->frames[k]).word().store(kFrameAllocated | id, std::memory_order_release);
   }
   c.obj_allocated += c.objs_per_zspage;
   pages_allocated_.fetch_add(c.pages_per_zspage, std::memory_order_relaxed);
@@ -262,13 +274,8 @@ void PoolImpl::publish_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexc
 
 bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept {
   ZS_DCHECK(z->inuse == 0, "freeing a zspage with %u objects", z->inuse);
-  for (unsigned k = 0; k < nframes_of(z); k++) {
-    if (!bit_try_lock(arena_.info(z->frames[k]), kFrameIsolated)) {
-      // A migration holds this frame: leave the empty zspage on list 0 for the worker.
-      for (unsigned j = 0; j < k; j++) bit_unlock(arena_.info(z->frames[j]), kFrameIsolated);
-      return false;
-    }
-  }
+  // A migration holds one of the frames: leave the empty zspage on list 0 for the worker.
+  if (arena_.try_isolate(z->frames, nframes_of(z)) != nframes_of(z)) return false;
   release_zspage_locked(c, id, z, batch);
   return true;
 }
@@ -276,8 +283,8 @@ bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseB
 void PoolImpl::release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept {
   if (z->state == ZsState::listed) list_remove_locked(c, id, z);
   for (unsigned k = 0; k < nframes_of(z); k++) {
-    // release: pairs with the acquire owner load in migrate_impl(): it sees "not owned".
-    arena_.info(z->frames[k]).store(kFrameAllocated, std::memory_order_release);
+    // Clears the owner and ends the isolation: migration sees "not owned".
+    arena_.end_isolation_store(z->frames[k], kFrameAllocated);
     batch.frames[batch.nframes++] = z->frames[k];
   }
   batch.nzspages++;
@@ -325,11 +332,11 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
         return Errc::no_memory;
       }
       publish_zspage_locked(c, id, z);
-      if (spare) renumber_chain_locked(z);
+      if (spare) renumber_chain_locked(c, z);
     }
     z = zspages_.get(id);
     // step 4: a never-used slot needs a new handle index: map a chunk with no lock held.
-    if (z->free_head != 0 || handles_.has_room_locked(c.index, 1)) break;
+    if (z->free_head != 0 || handles_.has_room_locked(c.index, 1, c.lock)) break;
     c.lock.unlock();
     if (!handles_.grow(c.index)) return Errc::no_memory;
     c.lock.lock();

@@ -1,7 +1,14 @@
 // pool/pool_impl.h - PoolImpl: the implementation behind uzram::Pool (layer 2).
-// The code is split by operation: pool.cc (create, alloc, free), access.cc (read/write),
-// compaction.cc, migration.cc (migration, pack, deferred free), stats.cc, validate.cc.
-// Every multi-step operation follows a numbered protocol in docs/locking.md.
+// The code is split by operation: pool.cc (create, alloc, zspage life cycle), free.cc,
+// access.cc (read/write), compaction.cc, migration.cc (migration, pack, deferred free),
+// stats.cc, validate.cc. Every multi-step operation follows a numbered protocol in
+// docs/locking.md, and its locks are checked by clang's analysis (sync/annotations.h).
+//
+// Translation policy (docs/design.md#translation-policy): the code whose locking depends on
+// the translation mode - translation itself (read, write), a compaction step and a
+// migration - is a template on the policy, ValidatedTranslation or KernelTranslation, so
+// each instantiation has straight-line lock code that the analysis checks. A pool picks
+// one at creation (kernel_rwlock_); the public methods that translate branch on it once.
 #ifndef UZRAM_POOL_POOL_IMPL_H_
 #define UZRAM_POOL_POOL_IMPL_H_
 
@@ -12,6 +19,7 @@
 #include "pool/frame_arena.h"
 #include "pool/geometry.h"
 #include "pool/handle_table.h"
+#include "pool/pool_internal.h"
 #include "pool/reverse_index.h"
 #include "pool/size_class.h"
 #include "pool/zspage.h"
@@ -32,17 +40,27 @@ struct ReleaseBatch {
   bool full() const noexcept { return nzspages == kMax; }
 };
 
+// The translation policies (docs/locking.md#translation).
+struct ValidatedTranslation {
+  static constexpr bool kPoolLock = false;  // translate lock-free, re-check after locking
+};
+struct KernelTranslation {
+  static constexpr bool kPoolLock = true;  // pool_lock_: read to translate, write to move
+};
+
 class PoolImpl final : public Pool {
  public:
-  explicit PoolImpl(const PoolOptions& options) noexcept;
+  PoolImpl(const PoolOptions& options, TranslationMode mode) noexcept;
   ~PoolImpl() override;
   Result<void> init() noexcept;
 
   Result<Handle> alloc_impl(std::size_t size) noexcept;
   void free_impl(Handle handle) noexcept;
   void free_batch_impl(const Handle* handles, std::size_t n) noexcept;
+  template <typename T>
   const void* read_begin_impl(Handle handle, void* local_copy) noexcept;
   void read_end_impl(Handle handle) noexcept;
+  template <typename T>
   void write_impl(Handle handle, const void* src, std::size_t len) noexcept;
   std::size_t object_size_impl(Handle handle) const noexcept;
   std::size_t compact_impl() noexcept;
@@ -50,38 +68,44 @@ class PoolImpl final : public Pool {
   // frame 0: pack() uses alloc_below()), else to a newly allocated frame.
   Result<FrameId> migrate_impl(FrameId frame, FrameId target, bool have_target = false) noexcept;
   // The kernel's movable_ops steps (tests drive them one by one): isolate_frame() takes
-  // the frame lock (try only); migrate_isolated() moves it and ends the isolation on
-  // success; putback_frame() ends it otherwise.
-  bool isolate_frame(FrameId frame) noexcept;
+  // the frame lock (try only); migrate_isolated() moves the frame's contents; then
+  // release_migrated() ends the isolation and frees the vacated frame, or putback_frame()
+  // ends the isolation of a frame that did not move.
+  bool isolate_frame(FrameId frame) noexcept ZS_TRY_ACQUIRE(true, arena_.info(frame));
+  template <typename T>
   Result<FrameId> migrate_isolated(FrameId frame, FrameId target, bool have_target = false) noexcept
-      ZS_NO_THREAD_SAFETY_ANALYSIS;  // the pool lock is taken only in kernel_rwlock mode
-  void putback_frame(FrameId frame) noexcept;
+      ZS_REQUIRES(arena_.info(frame));
+  void putback_frame(FrameId frame) noexcept ZS_RELEASE(arena_.info(frame));
+  void release_migrated(FrameId frame) noexcept ZS_RELEASE(arena_.info(frame));
   std::size_t pack_impl(std::size_t max_frames) noexcept;
   void flush_deferred_impl() noexcept;
   std::size_t release_idle_frames_impl() noexcept { return arena_.release_idle(); }
   PoolStats stats_impl() const noexcept;
+  PoolMemory memory_impl() const noexcept;
   std::vector<ClassStats> class_stats_impl() const noexcept;
   void check_invariants_impl() const noexcept;
   void check_handles() const noexcept;
   unsigned parked_chain(const SizeClass& c, ZsPageId id, const ZsPage* z,
-                        std::vector<bool>* taken) const noexcept;
+                        std::vector<bool>* taken) const noexcept ZS_REQUIRES(c.lock);
 
   const PoolOptions& opts() const noexcept { return options_; }
+  bool kernel_rwlock() const noexcept { return kernel_rwlock_; }
+  CompactHoldHistogram hold_histogram() const noexcept;
   const Geometry& geometry() const noexcept { return geo_; }
   std::size_t total_pages_impl() const noexcept {
     return pages_allocated_.load(std::memory_order_relaxed);
   }
 
  private:
-  bool kernel_mode() const noexcept { return options_.translation == TranslationMode::kernel_rwlock; }
   std::atomic<std::uint64_t>* entry_of(Handle h, const char* op) const noexcept;
   // Aborts unless entry word v is allocated with h's generation (double free, stale or
   // never-allocated handle).
   static void check_entry(std::uint64_t v, Handle h, const char* op) noexcept;
-  // Translation (docs/locking.md#read steps 1-4): returns the object's zspage read-locked,
-  // with *v the validated entry word.
-  ZsPage* lock_object(Handle h, std::uint64_t* v, const char* op) noexcept
-      ZS_NO_THREAD_SAFETY_ANALYSIS;  // the pool lock is taken only in kernel_rwlock mode
+  // Translation (docs/locking.md#read steps 1-3): sets z to the object's zspage, returned
+  // read-locked, and returns the validated entry word.
+  template <typename T>
+  std::uint64_t lock_object(Handle h, const char* op, ZsPage*& z) noexcept
+      ZS_ACQUIRE_SHARED(z->lock) ZS_EXCLUDES(pool_lock_);
   // Byte offset of object `obj` within its zspage chain (objects have no header).
   std::size_t payload_offset(const SizeClass& c, unsigned obj) const noexcept {
     return static_cast<std::size_t>(obj) * c.size;
@@ -101,42 +125,51 @@ class PoolImpl final : public Pool {
   // Zspage life cycle and lists (pool.cc). *_locked: caller holds c.lock.
   // Allocates frames (and a descriptor unless `spare`, a descriptor the caller took off
   // c's spare list) with no lock held; returns null when out of memory.
-  ZsPage* create_zspage(SizeClass& c, ZsPageId spare, ZsPageId* id) noexcept;
-  void publish_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
-  void list_insert_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
-  void list_remove_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
-  void fix_fullness_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept;
-  ZsPageId find_group_locked(const SizeClass& c, int from, int to) const noexcept;
+  ZsPage* create_zspage(SizeClass& c, ZsPageId spare, ZsPageId* id) noexcept ZS_EXCLUDES(c.lock);
+  void publish_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept ZS_REQUIRES(c.lock);
+  void list_insert_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept ZS_REQUIRES(c.lock);
+  void list_remove_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept ZS_REQUIRES(c.lock);
+  void fix_fullness_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept ZS_REQUIRES(c.lock);
+  ZsPageId find_group_locked(const SizeClass& c, int from, int to) const noexcept
+      ZS_REQUIRES(c.lock);
   // Takes a free slot of z and the handle index bound to it (a parked one, or a new one
   // for a never-used slot: the caller made sure the class has room, has_room_locked);
   // *gen is that index's current generation. Returns the slot.
   unsigned obj_pop_locked(SizeClass& c, ZsPage* z, std::uint32_t* index,
-                          std::uint64_t* gen) noexcept;
-  void renumber_chain_locked(ZsPage* z) noexcept;
-  // Frees slot obj of z, parking handle index `index` (generation gen) on it.
-  void obj_push_locked(ZsPage* z, unsigned obj, std::uint32_t index, std::uint64_t gen) noexcept;
+                          std::uint64_t* gen) noexcept ZS_REQUIRES(c.lock);
+  // Gives z's parked chain its slots in address order (z is an empty spare of c).
+  void renumber_chain_locked(const SizeClass& c, ZsPage* z) noexcept ZS_REQUIRES(c.lock);
+  // Frees slot obj of z (a zspage of c), parking handle index `index` (generation gen) on
+  // it.
+  void obj_push_locked(const SizeClass& c, ZsPage* z, unsigned obj, std::uint32_t index,
+                       std::uint64_t gen) noexcept ZS_REQUIRES(c.lock);
   // Frees an empty zspage: true if released (frames queued in `batch`), false if one of
   // its frames is isolated by a migration, in which case it stays on list 0 and the
   // deferred-free worker must be kicked (docs/locking.md#free step 6).
-  bool free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept;
+  bool free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept
+      ZS_REQUIRES(c.lock);
   // The common tail of a zspage free, once every frame's isolation bit is held by the
-  // caller: unlink, clear the frame owners (which ends the isolation), queue the frames in
-  // `batch`, keep the descriptor (with its parked chain) as a spare of the class, update
-  // the class stats and total pages. Caller holds c.lock.
-  void release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept;
+  // caller (FrameArena::try_isolate): unlink, clear the frame owners (which ends the
+  // isolation), queue the frames in `batch`, keep the descriptor (with its parked chain)
+  // as a spare of the class, update the class stats and total pages.
+  void release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept
+      ZS_REQUIRES(c.lock);
   void release(ReleaseBatch& batch) noexcept;
 
-  // Free (free.cc). free_locked: caller holds c.lock and has validated entry value v.
+  // Free (free.cc). free_locked: the caller has validated entry value v under c.lock.
   void free_locked(SizeClass& c, std::uint32_t index, std::uint64_t v, ReleaseBatch& batch,
-                   bool* kick) noexcept;
-  void after_free(SizeClass& c, ReleaseBatch& batch, bool kick, std::uint64_t freeable) noexcept;
+                   bool* kick) noexcept ZS_REQUIRES(c.lock);
+  void after_free(SizeClass& c, ReleaseBatch& batch, bool kick, std::uint64_t freeable) noexcept
+      ZS_EXCLUDES(c.lock);
 
   // Compaction (compaction.cc).
+  template <typename T>
   std::size_t compact_class(SizeClass& c, const ReverseIndex& rix) noexcept
-      ZS_NO_THREAD_SAFETY_ANALYSIS;  // the pool lock is taken only in kernel_rwlock mode
-  // Returns the number of objects moved.
+      ZS_EXCLUDES(c.lock, pool_lock_);
+  // Returns the number of objects moved. Caller holds src's write lock.
   unsigned migrate_objects_locked(SizeClass& c, ZsPageId src_id, ZsPage* src, ZsPageId dst_id,
-                                  ZsPage* dst, const ReverseIndex& rix) noexcept;
+                                  ZsPage* dst, const ReverseIndex& rix) noexcept
+      ZS_REQUIRES(c.lock, src->lock);
   // compact_class() over the classes from largest to smallest (all, or those with at least
   // min_freeable freeable frames) with one ReverseIndex; caller holds the compactor flag.
   std::size_t compact_classes(std::uint64_t min_freeable) noexcept;
@@ -146,6 +179,8 @@ class PoolImpl final : public Pool {
 
   // Deferred free (migration.cc).
   void deferred_free_job() noexcept;
+  // Takes the frame lock of every frame of z (an empty zspage off every list), sleeping
+  // while a migration holds one (FrameArena::try_isolate: a set, not one capability).
   void lock_zspage_frames(ZsPage* z) noexcept;
 
   // Immutable after construction:
@@ -153,12 +188,17 @@ class PoolImpl final : public Pool {
   const Geometry geo_;
 
   FrameArena arena_;
+  // TranslationMode::kernel_rwlock: KernelTranslation. Read by every read_begin and write
+  // before anything else: kept on the cache line of the handle table's directory, which
+  // they read next.
+  alignas(64) const bool kernel_rwlock_;
   HandleTable handles_;
   ZsPageTable zspages_;
 
-  // The pool lock, used only in kernel_rwlock mode: read mode around handle translation in
-  // read/write/free, write mode in compaction steps and migration. Level: pool (after
-  // frame, before size_class). Spinning.
+  // The pool lock, used only with KernelTranslation: read mode around handle translation
+  // in read/write, write mode in compaction steps and migration. Guards nothing by itself:
+  // it excludes movers from translators. Level: pool (after frame, before size_class).
+  // Spinning.
   RwSpinLock pool_lock_{LockLevel::pool, "pool"};
 
   // One per slot; only real classes (geo_.is_real(i)) are used.

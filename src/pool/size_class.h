@@ -1,7 +1,8 @@
 // pool/size_class.h - SizeClass: one real size class's lock, fullness lists and stats
 // (layer 2).
 //
-// Thread safety: everything below `lock` is guarded by it except the immutable geometry.
+// Thread safety: everything below `lock` is guarded by it (ZS_GUARDED_BY); the fields
+// of this class's zspages that it also guards are listed in pool/zspage.h.
 // Invariants: 1. bit g of nonempty == (heads[g] != 0). 2. zspages_in[g] == length of list g.
 //   3. obj_allocated == sum over this class's live zspages of objs_per_zspage;
 //      obj_used == sum of inuse (live = listed, isolated or deferred).
@@ -32,18 +33,17 @@ struct alignas(64) SizeClass {
   // allocation happens unlocked).
   alignas(64) SpinLock lock{LockLevel::size_class, "size_class"};
 
-  // Guarded by lock:
-  std::uint16_t nonempty = 0;  // bit g: list g non-empty
-  ZsPageId heads[kNumFullnessGroups] = {};
-  std::uint64_t zspages_in[kNumFullnessGroups] = {};
-  std::uint64_t obj_allocated = 0;
-  std::uint64_t obj_used = 0;
+  std::uint16_t nonempty ZS_GUARDED_BY(lock) = 0;  // bit g: list g non-empty
+  ZsPageId heads[kNumFullnessGroups] ZS_GUARDED_BY(lock) = {};
+  std::uint64_t zspages_in[kNumFullnessGroups] ZS_GUARDED_BY(lock) = {};
+  std::uint64_t obj_allocated ZS_GUARDED_BY(lock) = 0;
+  std::uint64_t obj_used ZS_GUARDED_BY(lock) = 0;
   // Descriptors of emptied zspages with their parked chains, linked by ZsPage::next.
-  ZsPageId spare = 0;
-  std::uint64_t spares = 0;
+  ZsPageId spare ZS_GUARDED_BY(lock) = 0;
+  std::uint64_t spares ZS_GUARDED_BY(lock) = 0;
 
-  // Frames compaction could free (the kernel's zs_can_compact). Caller holds lock.
-  std::uint64_t freeable_locked() const noexcept {
+  // Frames compaction could free (the kernel's zs_can_compact).
+  std::uint64_t freeable_locked() const noexcept ZS_REQUIRES(lock) {
     return (obj_allocated - obj_used) / objs_per_zspage * pages_per_zspage;
   }
 };

@@ -17,12 +17,13 @@ std::vector<ClassStats> PoolImpl::class_stats_impl() const noexcept {
     s.objs_per_zspage = c.objs_per_zspage;
     s.pages_per_zspage = c.pages_per_zspage;
     s.huge = c.huge;
-    c.lock.lock();
-    for (unsigned g = 0; g < kNumFullnessGroups; g++) s.zspages[g] = c.zspages_in[g];
-    s.obj_allocated = c.obj_allocated;
-    s.obj_used = c.obj_used;
-    s.freeable = c.freeable_locked();
-    c.lock.unlock();
+    {
+      SpinGuard g(c.lock);
+      for (unsigned k = 0; k < kNumFullnessGroups; k++) s.zspages[k] = c.zspages_in[k];
+      s.obj_allocated = c.obj_allocated;
+      s.obj_used = c.obj_used;
+      s.freeable = c.freeable_locked();
+    }
     s.pages_used = s.obj_allocated / c.objs_per_zspage * c.pages_per_zspage;
     out.push_back(s);
   }
@@ -48,8 +49,20 @@ PoolStats PoolImpl::stats_impl() const noexcept {
   s.idle_frames = arena_.idle_frames();
   s.frames_returned = arena_.frames_returned();
   s.idle_reused = arena_.idle_reused();
-  for (unsigned b = 0; b < 32; b++) s.compact_hold_ns_log2[b] = hold_hist_[b].load(std::memory_order_relaxed);
   return s;
+}
+
+PoolMemory PoolImpl::memory_impl() const noexcept {
+  PoolMemory m;
+  arena_.resident(&m.frames, &m.idle_frames);
+  m.metadata = arena_.resident_metadata() + handles_.resident_bytes() + zspages_.resident_bytes();
+  return m;
+}
+
+CompactHoldHistogram PoolImpl::hold_histogram() const noexcept {
+  CompactHoldHistogram h;
+  for (unsigned b = 0; b < 32; b++) h.ns_log2[b] = hold_hist_[b].load(std::memory_order_relaxed);
+  return h;
 }
 
 std::string Pool::format_class_stats() const noexcept {

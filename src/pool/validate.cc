@@ -55,7 +55,7 @@ void PoolImpl::check_invariants_impl() const noexcept {
                  "zspage %u: inuse %u of %u is not fullness group %u (Z2)", id, z->inuse,
                  c.objs_per_zspage, g);
         for (unsigned k = 0; k < nframes_of(z); k++) {
-          const std::uint32_t fi = arena_.info(z->frames[k]).load(std::memory_order_relaxed);
+          const std::uint32_t fi = arena_.info(z->frames[k]).word().load(std::memory_order_relaxed);
           ZS_CHECK((fi & kFrameOwnerMask) == id && (fi & kFrameAllocated),
                    "zspage %u frame %u: info %#x (Z3)", id, z->frames[k], fi);
         }

@@ -7,6 +7,7 @@
 #include <bit>
 
 #include "util/check.h"
+#include "util/resident.h"
 
 namespace uzram {
 
@@ -50,6 +51,16 @@ std::size_t ZsPageTable::metadata_bytes() const noexcept {
   std::size_t bytes = 0;
   for (unsigned n = 1; n <= chain_; n++) {
     bytes += tables_[n - 1].next.load(std::memory_order_relaxed) * layout_[n - 1].stride;  // relaxed: statistics
+  }
+  return bytes;
+}
+
+std::size_t ZsPageTable::resident_bytes() const noexcept {
+  std::size_t bytes = 0;
+  for (unsigned n = 1; n <= chain_; n++) {
+    // relaxed: statistics; ids below `next` were handed out (their pages may be touched).
+    const std::size_t used = tables_[n - 1].next.load(std::memory_order_relaxed);
+    if (used) bytes += resident_bytes_of(layout_[n - 1].base, (used + 1) * layout_[n - 1].stride);
   }
   return bytes;
 }

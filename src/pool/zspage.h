@@ -57,7 +57,9 @@ struct ZsPage {
   // Written when the descriptor is first used, before the zspage is published (a spare
   // keeps its class); read under the class lock, and by migration to find the class.
   std::atomic<std::uint16_t> class_index{0};
-  // Guarded by the class lock:
+  // Guarded by the class lock (the lock of the class this descriptor belongs to: not
+  // expressible as ZS_GUARDED_BY; every PoolImpl function that touches them is
+  // ZS_REQUIRES(c.lock) on that class, docs/locking.md#contracts-the-compiler-checks):
   std::uint16_t inuse;
   std::uint16_t fresh;  // slots [fresh, objs_per_zspage) were never handed out
   std::uint8_t fullness;
@@ -106,6 +108,8 @@ class ZsPageTable {
   }
   // Bytes of descriptor storage ever handed out (the tables' high-water marks).
   std::size_t metadata_bytes() const noexcept;
+  // The resident bytes of the descriptors handed out so far (mincore).
+  std::size_t resident_bytes() const noexcept;
   // The number of ids ever handed out, an upper bound on live zspages.
   std::size_t limit() const noexcept;
 

@@ -47,6 +47,7 @@ Result<void> parse_disksize(const StoreImpl&, std::string_view text, AttrArg* ou
 
 Result<void> write_disksize(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
   std::unique_lock l(s.init_lock_);
+  if (s.retired_.load(std::memory_order_relaxed)) return s.retired_error("disksize", msg);
   if (const auto u = s.users_.load(std::memory_order_relaxed)) return in_use(msg, "disksize", u);
   if (s.disksize_) {
     return fail(msg, Errc::busy, "disksize: device already initialised (reset it first)");

@@ -128,6 +128,8 @@ AttrReadFn read_disksize, read_initstate, read_comp_algorithm, read_recomp_algor
     read_mm_stat, read_debug_stat, read_backing_dev, read_writeback_limit,
     read_writeback_limit_enable, read_bd_stat, read_compressed_writeback, read_block_state,
     read_classes;
+// memory.cc: the process's memory breakdown (uzram/memory.h).
+AttrReadFn read_memory;
 }  // namespace attr
 
 }  // namespace uzram

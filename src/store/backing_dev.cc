@@ -49,6 +49,7 @@ Result<void> attr::write_backing_dev(StoreImpl& s, AttrArg& arg, std::string* ms
   std::shared_ptr<Backing> old;  // closed after the lock is released (declared before it)
   std::unique_lock l(s.init_lock_);
   if (s.disksize_) return fail(msg, Errc::busy, "backing_dev: device already initialised");
+  if (s.retired_.load(std::memory_order_relaxed)) return s.retired_error("backing_dev", msg);
   if (!opened) {
     // The flock is this store's own when it already holds the same file: keep that one.
     if (busy_file && s.backing_ && S_ISREG(st.st_mode) && st.st_dev == s.backing_->dev &&

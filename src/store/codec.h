@@ -58,6 +58,10 @@ class Codec {
   // lzo-rle): any number of threads may then call it on one instance at once, even while
   // another thread compresses with it. The store's reads then skip the stream lock.
   virtual bool decompress_is_stateless() const noexcept { return false; }
+  // Bytes this codec holds, itself included (contexts, work memory, its own copies of a
+  // dictionary; not a dictionary buffer shared with other codecs). Same thread rules as
+  // compress().
+  virtual std::size_t memory_bytes() const noexcept = 0;
 };
 
 // Validates a spec and builds a codec. Errors (the callers word the message): unknown

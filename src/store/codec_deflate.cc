@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -36,6 +37,11 @@ class DeflateCodec final : public Codec {
   DeflateCodec& operator=(const DeflateCodec&) = delete;
 
   Result<void> init() noexcept {
+    for (z_stream* z : {&c_, &d_}) {  // zlib allocates through these: counted
+      z->zalloc = &DeflateCodec::zalloc;
+      z->zfree = &DeflateCodec::zfree;
+      z->opaque = &allocated_;
+    }
     const int rc = deflateInit2(&c_, level_, Z_DEFLATED, winbits_, kMemLevel, Z_DEFAULT_STRATEGY);
     if (rc == Z_MEM_ERROR) return Errc::no_memory;
     if (rc != Z_OK) return Errc::invalid_argument;
@@ -48,6 +54,9 @@ class DeflateCodec final : public Codec {
   }
 
   std::string_view name() const noexcept override { return "deflate"; }
+  std::size_t memory_bytes() const noexcept override {
+    return sizeof(*this) + allocated_ + out_.memory_bytes();
+  }
 
   Result<std::size_t> compress(const void* src, std::size_t src_len, void* dst,
                                std::size_t dst_cap) noexcept override {
@@ -75,6 +84,25 @@ class DeflateCodec final : public Codec {
   }
 
  private:
+  // zlib's allocator, counting into *opaque (the codec's allocated_). Each block carries
+  // its size in front (16 bytes, keeping malloc's alignment).
+  static voidpf zalloc(voidpf opaque, uInt items, uInt size) noexcept {
+    const std::size_t n = std::size_t{items} * size;
+    auto* p = static_cast<unsigned char*>(std::malloc(n + 16));
+    if (!p) return Z_NULL;
+    std::memcpy(p, &n, sizeof n);
+    *static_cast<std::size_t*>(opaque) += n;
+    return p + 16;
+  }
+  static void zfree(voidpf opaque, voidpf address) noexcept {
+    if (!address) return;
+    unsigned char* p = static_cast<unsigned char*>(address) - 16;
+    std::size_t n;
+    std::memcpy(&n, p, sizeof n);
+    *static_cast<std::size_t*>(opaque) -= n;
+    std::free(p);
+  }
+
   Result<std::size_t> compress_into(const void* src, std::size_t src_len, void* dst,
                                     std::size_t dst_cap) noexcept {
     if (deflateReset(&c_) != Z_OK) return Errc::codec_failed;
@@ -90,6 +118,7 @@ class DeflateCodec final : public Codec {
   const int winbits_;
   z_stream c_{};
   z_stream d_{};
+  std::size_t allocated_ = 0;  // by zlib, through zalloc (under the stream's mutex)
   bool deflate_ready_ = false;
   bool inflate_ready_ = false;
   codec_internal::BoundedOutput out_;  // capacities below the library's bound

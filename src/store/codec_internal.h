@@ -76,6 +76,9 @@ class BoundedOutput {
  private:
   std::unique_ptr<unsigned char[]> scratch_;
   std::size_t cap_ = 0;
+
+ public:
+  std::size_t memory_bytes() const noexcept { return scratch_ ? cap_ : 0; }
 };
 
 // The lzo-rle bitstream (LZO1X; version 1 adds the zero-run instruction).
@@ -108,6 +111,7 @@ class Lzo1xCodec : public Codec {
   Result<std::size_t> compress(const void* src, std::size_t src_len, void* dst,
                                std::size_t dst_cap) noexcept final;
   bool decompress_is_stateless() const noexcept final { return true; }
+  std::size_t memory_bytes() const noexcept final { return sizeof(*this); }  // work_ inside
 
  protected:
   explicit Lzo1xCodec(bool rle) noexcept : rle_(rle) {}

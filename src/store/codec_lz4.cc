@@ -94,6 +94,9 @@ class Lz4Codec final : public Codec {
     return lz4_decompress(dict_, src, src_len, dst, dst_len);
   }
   bool decompress_is_stateless() const noexcept override { return true; }
+  std::size_t memory_bytes() const noexcept override {
+    return sizeof(*this) + dict_.size + (template_ ? 2 * sizeof(LZ4_stream_t) : 0);
+  }
 
  private:
   const int acceleration_;
@@ -152,6 +155,10 @@ class Lz4hcCodec final : public Codec {
     return lz4_decompress(dict_, src, src_len, dst, dst_len);
   }
   bool decompress_is_stateless() const noexcept override { return true; }
+  std::size_t memory_bytes() const noexcept override {
+    return sizeof(*this) + dict_.size +
+           ((template_ ? 1 : 0) + (work_ ? 1 : 0)) * sizeof(LZ4_streamHC_t);
+  }
 
  private:
   const int level_;

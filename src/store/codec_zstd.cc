@@ -53,6 +53,11 @@ class ZstdCodec final : public Codec {
     });
   }
 
+  std::size_t memory_bytes() const noexcept override {
+    return sizeof(*this) + out_.memory_bytes() + ZSTD_sizeof_CCtx(cctx_) + ZSTD_sizeof_DCtx(dctx_) +
+           ZSTD_sizeof_CDict(cdict_) + ZSTD_sizeof_DDict(ddict_);
+  }
+
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
                           std::size_t dst_len) noexcept override {
     might_sleep();

@@ -25,6 +25,20 @@ void SlotSummary::release() noexcept {
   nwords_ = nslots_ = 0;
 }
 
+std::uint64_t SlotSummary::resident_bytes() const noexcept {
+  constexpr std::uint64_t kWordsPerPage = 4096 / sizeof(std::uint64_t);
+  std::uint64_t bytes = 0;
+  for (std::uint64_t p = 0; p < nwords_; p += kWordsPerPage) {
+    for (std::uint64_t w = p; w < nwords_ && w < p + kWordsPerPage; w++) {
+      if (load(w)) {
+        bytes += 4096;
+        break;
+      }
+    }
+  }
+  return bytes;
+}
+
 std::uint64_t SlotSummary::pages_marked() const noexcept {
   std::uint64_t n = 0;
   for (std::uint64_t w = 0; w < nwords_; w++)

@@ -77,7 +77,10 @@ class SlotSummary {
     }
   }
 
-  std::uint64_t pages_marked() const noexcept;  // tests and statistics
+  std::uint64_t pages_marked() const noexcept;
+  // The resident bytes of the summary itself: its pages holding a set bit (a page of
+  // clear words was never written, so it is unmapped or the shared zero page).
+  std::uint64_t resident_bytes() const noexcept;  // tests and statistics
 
  private:
   std::uint64_t load(std::uint64_t w) const noexcept {

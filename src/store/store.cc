@@ -30,9 +30,15 @@ Result<std::string> Store::read_attr(std::string_view n, std::string* msg) const
   return impl(this)->do_read_attr(n, msg);
 }
 Result<void> Store::write(std::uint64_t i, const void* b) noexcept {
-  return impl(this)->do_write(i, b);
+  auto r = impl(this)->do_write(i, b);
+  if (r) impl(this)->stats_.blocks_written.fetch_add(1, std::memory_order_relaxed);
+  return r;
 }
-Result<void> Store::read(std::uint64_t i, void* b) noexcept { return impl(this)->do_read(i, b); }
+Result<void> Store::read(std::uint64_t i, void* b) noexcept {
+  auto r = impl(this)->do_read(i, b);
+  if (r) impl(this)->stats_.blocks_read.fetch_add(1, std::memory_order_relaxed);
+  return r;
+}
 Result<void> Store::discard(std::uint64_t off, std::uint64_t len) noexcept {
   return impl(this)->do_discard(off, len);
 }
@@ -67,8 +73,13 @@ std::uint64_t Store::users() const noexcept {
   return impl(this)->users_.load(std::memory_order_relaxed);
 }
 MmStat Store::mm_stat() const noexcept { return impl(this)->do_mm_stat(); }
+StoreMemory Store::memory() const noexcept { return impl(this)->do_memory(); }
 IoStat Store::io_stat() const noexcept { return impl(this)->do_io_stat(); }
 BdStat Store::bd_stat() const noexcept { return impl(this)->do_bd_stat(); }
+IoCounts Store::io_counts() const noexcept {
+  return {impl(this)->stats_.blocks_read.load(std::memory_order_relaxed),
+          impl(this)->stats_.blocks_written.load(std::memory_order_relaxed)};
+}
 std::uint64_t Store::miss_free() const noexcept {
   return impl(this)->stats_.miss_free.load(std::memory_order_relaxed);
 }
@@ -85,15 +96,20 @@ const Pool* Store::pool() const noexcept {
   return impl(this)->pool_.get();
 }
 void Store::check_invariants() const noexcept { impl(this)->do_check_invariants(); }
+bool Store::retired() const noexcept {
+  return impl(this)->retired_.load(std::memory_order_relaxed);
+}
 
 // ---- Lifecycle -------------------------------------------------------------------------
 
 StoreImpl::StoreImpl(std::string name, const StoreOptions& options) noexcept
     : name_(std::move(name)), options_(options) {
   comp_[0].name = kDefaultAlgorithm;
+  memory_register(this);
 }
 
 StoreImpl::~StoreImpl() {
+  memory_unregister(this);  // first: a breakdown may be reading this store
   std::unique_lock l(init_lock_);
   reset_locked();
 }
@@ -235,6 +251,33 @@ void StoreImpl::reset_locked() noexcept {
     c->store(0);
   }
   stats_.max_used_pages.store(0, std::memory_order_relaxed);
+}
+
+Result<void> StoreImpl::retire(std::string* msg) noexcept {
+  std::unique_lock l(init_lock_);
+  if (retired_.load(std::memory_order_relaxed)) {
+    if (msg) *msg = "hot_remove: no store " + name_ + " (removed already)";
+    return std::error_code(ENODEV, std::generic_category());
+  }
+  if (const auto u = users_.load(std::memory_order_relaxed)) {
+    if (msg) {
+      *msg = "hot_remove: " + name_ + " is in use by " + std::to_string(u) +
+             " open connection(s); disconnect them, then reset it";
+    }
+    return Errc::busy;
+  }
+  if (disksize_) {
+    if (msg) *msg = "hot_remove: " + name_ + " is initialised (reset it first)";
+    return Errc::busy;
+  }
+  reset_locked();  // the configuration: closes a backing device
+  retired_.store(true, std::memory_order_relaxed);
+  return {};
+}
+
+Result<void> StoreImpl::retired_error(std::string_view attr, std::string* msg) const noexcept {
+  if (msg) *msg = std::string(attr) + ": " + name_ + " was removed (hot_remove)";
+  return std::error_code(ENODEV, std::generic_category());
 }
 
 // ---- Stats -------------------------------------------------------------------------------

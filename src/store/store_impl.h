@@ -80,6 +80,10 @@ struct StoreCounters {
   ShardedCounter bd_reads;
   ShardedCounter bd_writes;
   ShardedCounter wb_failed;  // uzram: blocks whose writeback write or fdatasync failed
+  // Blocks read and written successfully (Store::read/write), since creation: not reset,
+  // so rates over them (`uzram status --watch`, metrics) never go negative.
+  ShardedCounter blocks_read;
+  ShardedCounter blocks_written;
   std::atomic<std::uint64_t> max_used_pages{0};
 };
 
@@ -103,6 +107,7 @@ class StoreImpl final : public Store {
   bool slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept;
 
   MmStat do_mm_stat() const noexcept;
+  StoreMemory do_memory() const noexcept;  // memory.cc
   IoStat do_io_stat() const noexcept;
   BdStat do_bd_stat() const noexcept;
   void do_check_invariants() const noexcept;
@@ -147,6 +152,12 @@ class StoreImpl final : public Store {
   // the lock: a reset that races a close may still see the user and fail with busy, the
   // safe answer. Relaxed: init_lock_ provides the ordering.
   std::atomic<std::uint64_t> users_{0};
+  // Removed from its StoreRegistry (hot_remove): set once, under init_lock_ exclusive, on
+  // an uninitialised store; then every attribute write fails with ENODEV, and the writes
+  // that acquire resources (disksize, backing_dev) re-check it under init_lock_
+  // exclusive, so a retired store is never initialised again. Read relaxed elsewhere
+  // (the dispatch's early refusal; init_lock_ orders the re-checks).
+  std::atomic<bool> retired_{false};
 
   std::int64_t epoch_ = 0;  // ac_time origin, seconds of CLOCK_MONOTONIC_COARSE
 
@@ -182,6 +193,11 @@ class StoreImpl final : public Store {
   Result<void> init_locked(std::uint64_t disksize, std::string* msg) noexcept;  // init_lock_ excl.
   void reset_locked() noexcept;                                                  // init_lock_ excl.
   bool swap_pool_options(std::uint64_t blocks, PoolOptions* po, std::string* msg) const noexcept;
+  // hot_remove's half in the store: refuses (busy) an initialised store or one with users,
+  // else resets the configuration (closing a backing device) and sets retired_.
+  Result<void> retire(std::string* msg) noexcept;
+  // The ENODEV refusal of a write to a retired store, naming `attr`.
+  Result<void> retired_error(std::string_view attr, std::string* msg) const noexcept;
   // Frees what the slot holds (pool object, same fill, or backing block) and clears its
   // size and flags (the lock bit stays). With `batch`, a pool object is queued there
   // instead of freed at once. Caller holds the slot lock.
@@ -204,6 +220,10 @@ class StoreImpl final : public Store {
   void free_backing_block(std::uint64_t block) noexcept;
   Result<void> read_backing_block(Slot& s, std::uint64_t block, void* out) noexcept;
 };
+
+// The process's live stores, for the memory breakdown (memory.cc).
+void memory_register(const StoreImpl* s) noexcept;
+void memory_unregister(const StoreImpl* s) noexcept;
 
 inline StoreImpl* impl(Store* s) noexcept { return static_cast<StoreImpl*>(s); }
 inline const StoreImpl* impl(const Store* s) noexcept { return static_cast<const StoreImpl*>(s); }

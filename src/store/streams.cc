@@ -3,6 +3,7 @@
 
 #include <sched.h>
 
+#include <mutex>
 #include <new>
 #include <thread>
 
@@ -43,6 +44,15 @@ Result<void> StreamPool::init(const CodecSpec& spec, unsigned count) noexcept {
   streams_ = std::move(streams);
   stateless_ = streams_[0]->codec->decompress_is_stateless() ? streams_[0]->codec.get() : nullptr;
   return {};
+}
+
+std::size_t StreamPool::memory_bytes() const noexcept {
+  std::size_t bytes = 0;
+  for (const auto& s : streams_) {
+    std::lock_guard l(s->mu);
+    bytes += sizeof(Stream) + s->codec->memory_bytes();
+  }
+  return bytes;
 }
 
 // The calling CPU's stream when it is free; else any free one (a thread that migrated, or

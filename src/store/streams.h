@@ -40,6 +40,9 @@ class StreamPool {
   // is stateless (Codec::decompress_is_stateless); else nullptr (use get()).
   Codec* stateless_decoder() const noexcept { return stateless_; }
   static void put(Stream& s) noexcept { s.mu.unlock(); }
+  // The streams' bytes: the Stream objects and what their codecs hold (each stream's
+  // mutex is taken in turn to ask its codec).
+  std::size_t memory_bytes() const noexcept;
 
  private:
   CodecSpec spec_;

@@ -1,4 +1,7 @@
 // sync/annotations.h - clang thread-safety attributes (layer 1). No-ops on other compilers.
+// Every lock type of the family is a capability (sync/mutex.h lists them); guarded fields
+// say ZS_GUARDED_BY, functions called with a lock held ZS_REQUIRES, and clang checks both
+// at every build (-Wthread-safety -Werror in the clang presets).
 #ifndef UZRAM_SYNC_ANNOTATIONS_H_
 #define UZRAM_SYNC_ANNOTATIONS_H_
 
@@ -11,6 +14,7 @@
 #define ZS_CAPABILITY(x) ZS_TSA(capability(x))
 #define ZS_SCOPED_CAPABILITY ZS_TSA(scoped_lockable)
 #define ZS_GUARDED_BY(x) ZS_TSA(guarded_by(x))
+#define ZS_PT_GUARDED_BY(x) ZS_TSA(pt_guarded_by(x))
 #define ZS_REQUIRES(...) ZS_TSA(requires_capability(__VA_ARGS__))
 #define ZS_REQUIRES_SHARED(...) ZS_TSA(requires_shared_capability(__VA_ARGS__))
 #define ZS_ACQUIRE(...) ZS_TSA(acquire_capability(__VA_ARGS__))
@@ -20,6 +24,9 @@
 #define ZS_TRY_ACQUIRE(...) ZS_TSA(try_acquire_capability(__VA_ARGS__))
 #define ZS_TRY_ACQUIRE_SHARED(...) ZS_TSA(try_acquire_shared_capability(__VA_ARGS__))
 #define ZS_EXCLUDES(...) ZS_TSA(locks_excluded(__VA_ARGS__))
+#define ZS_ASSERT_CAPABILITY(...) ZS_TSA(assert_capability(__VA_ARGS__))
+#define ZS_ASSERT_SHARED_CAPABILITY(...) ZS_TSA(assert_shared_capability(__VA_ARGS__))
+#define ZS_RETURN_CAPABILITY(x) ZS_TSA(lock_returned(x))
 #define ZS_NO_THREAD_SAFETY_ANALYSIS ZS_TSA(no_thread_safety_analysis)
 
 // ThreadSanitizer mutex annotations, so race reports name uzram's custom locks.

@@ -13,7 +13,9 @@
 // Writers are serialised by a std::mutex and exclude new readers while they wait, so a
 // stream of readers cannot starve them.
 //
-// Meets the SharedMutex requirements used by std::shared_lock and std::unique_lock.
+// A capability of the annotated family (sync/mutex.h): hold it with ReaderLock / WriterLock
+// (sync/scoped_lock.h). Both sides are checked by the lock-order checker before they wait.
+// It also meets the SharedMutex requirements of std::shared_lock and std::unique_lock.
 #ifndef UZRAM_SYNC_SHARDED_RW_MUTEX_H_
 #define UZRAM_SYNC_SHARDED_RW_MUTEX_H_
 
@@ -21,15 +23,22 @@
 #include <cstdint>
 #include <mutex>
 
+#include "sync/annotations.h"
+#include "sync/lock_order.h"
+
 namespace uzram {
 
-class ShardedRwMutex {
+class ZS_CAPABILITY("shared mutex") ShardedRwMutex {
  public:
+  ShardedRwMutex(LockLevel level, const char* name) noexcept : level_(level), name_(name) {}
+  // Not seen by the lock-order checker: only until the store names its init lock's level
+  // (issue 10 phase 2 removes it).
   ShardedRwMutex() noexcept = default;
   ShardedRwMutex(const ShardedRwMutex&) = delete;
   ShardedRwMutex& operator=(const ShardedRwMutex&) = delete;
 
-  void lock_shared() noexcept {
+  void lock_shared(SiteLoc site = SiteLoc::current()) noexcept ZS_ACQUIRE_SHARED() {
+    check(true, site);
     Shard& s = shards_[my_shard()];
     for (;;) {
       // seq_cst (both): the Dekker pair with lock()'s flag store and count loads.
@@ -40,9 +49,13 @@ class ShardedRwMutex {
     }
   }
 
-  void unlock_shared() noexcept { leave(shards_[my_shard()]); }
+  void unlock_shared(SiteLoc site = SiteLoc::current()) noexcept ZS_RELEASE_SHARED() {
+    if (name_) lockdep::release(this, site);
+    leave(shards_[my_shard()]);
+  }
 
-  void lock() noexcept {
+  void lock(SiteLoc site = SiteLoc::current()) noexcept ZS_ACQUIRE() {
+    check(false, site);
     writers_.lock();
     // seq_cst: the Dekker pair with lock_shared()'s increment and flag load.
     writer_.store(1, std::memory_order_seq_cst);
@@ -54,7 +67,8 @@ class ShardedRwMutex {
     }
   }
 
-  void unlock() noexcept {
+  void unlock(SiteLoc site = SiteLoc::current()) noexcept ZS_RELEASE() {
+    if (name_) lockdep::release(this, site);
     // release: pairs with the flag load in lock_shared(), which then sees our writes.
     writer_.store(0, std::memory_order_release);
     writer_.notify_all();
@@ -74,6 +88,12 @@ class ShardedRwMutex {
     return shard;
   }
 
+  void check(bool is_read, SiteLoc site) noexcept {
+    if (!name_) return;
+    might_sleep(site);
+    lockdep::acquire(level_, LockKind::sleepable, this, name_, false, is_read, site);
+  }
+
   void leave(Shard& s) noexcept {
     // seq_cst: releases our critical section to the count loads in lock(), and orders the
     // decrement before the flag load, so a writer that saw our count always gets woken.
@@ -86,7 +106,9 @@ class ShardedRwMutex {
   Shard shards_[kShards];
   // 1 while a writer holds the lock or waits for readers to drain. Written under writers_.
   alignas(64) std::atomic<std::uint32_t> writer_{0};
-  std::mutex writers_;  // serialises writers
+  std::mutex writers_;  // serialises writers (internal: never held with another lock)
+  const LockLevel level_ = LockLevel::store_init;
+  const char* const name_ = nullptr;  // null: not checked (the default constructor)
 };
 
 }  // namespace uzram

@@ -11,12 +11,11 @@
 #define UZRAM_SYNC_WORKER_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <thread>
 
 #include "sync/lock_order.h"
+#include "sync/mutex.h"
 
 namespace uzram {
 
@@ -27,20 +26,18 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  void kick() noexcept {
-    might_sleep();
-    std::unique_lock<std::mutex> l(mu_);
+  void kick() noexcept ZS_EXCLUDES(mu_) {
+    MutexLock l(mu_);
     if (stopping_) return;
     pending_ = true;
-    start_locked(l, true);
+    start_locked(true);
   }
 
   // Runs the job once `delay` from now (or earlier, when a kick or an earlier timer comes
   // first); one timer at a time: the earliest deadline wins. Without a thread (none could
   // be started) the timer is dropped: callers must not depend on it for correctness.
-  void kick_after(std::chrono::milliseconds delay) noexcept {
-    might_sleep();
-    std::unique_lock<std::mutex> l(mu_);
+  void kick_after(std::chrono::milliseconds delay) noexcept ZS_EXCLUDES(mu_) {
+    MutexLock l(mu_);
     if (stopping_) return;
     const Clock::time_point at = Clock::now() + delay;
     if (has_deadline_ && deadline_ <= at) return;
@@ -50,27 +47,26 @@ class Worker {
       cv_.notify_one();
       return;
     }
-    if (!start_locked(l, false)) has_deadline_ = false;
+    if (!start_locked(false)) has_deadline_ = false;
   }
 
   // Starts the thread now, without a job (so that a later kick needs no new thread).
   // False when none could be started (the kicks then run the job inline, as without it).
-  bool start() noexcept {
-    std::unique_lock<std::mutex> l(mu_);
+  bool start() noexcept ZS_EXCLUDES(mu_) {
+    MutexLock l(mu_);
     if (stopping_) return false;
     if (started_) return true;
-    return start_locked(l, false);
+    return start_locked(false);
   }
 
-  void flush() noexcept {
-    might_sleep();
-    std::unique_lock<std::mutex> l(mu_);
-    idle_.wait(l, [this] { return (!pending_ && !running_) || !started_; });
+  void flush() noexcept ZS_EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    while ((pending_ || running_) && started_) idle_.wait(mu_);
   }
 
-  void stop() noexcept {
+  void stop() noexcept ZS_EXCLUDES(mu_) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(mu_);
       stopping_ = true;
     }
     cv_.notify_one();
@@ -81,8 +77,8 @@ class Worker {
   using Clock = std::chrono::steady_clock;
 
   // Starts the thread if needed and wakes it; false when no thread could be started (then,
-  // with run_inline, the job has run on the caller's thread). Caller holds mu_ through l.
-  bool start_locked(std::unique_lock<std::mutex>& l, bool run_inline) noexcept {
+  // with run_inline, the job has run on the caller's thread, mu_ dropped meanwhile).
+  bool start_locked(bool run_inline) noexcept ZS_REQUIRES(mu_) {
     if (!started_) {
       started_ = true;
       try {
@@ -92,9 +88,9 @@ class Worker {
         if (!run_inline) return false;
         pending_ = false;
         running_ = true;
-        l.unlock();
+        mu_.unlock();
         job_();
-        l.lock();
+        mu_.lock();
         running_ = false;
         idle_.notify_all();
         return false;
@@ -106,8 +102,8 @@ class Worker {
 
   // One pass per wake-up, re-reading the state each time: a timer armed (or moved) while
   // the thread sleeps wakes it (kick_after notifies) and it then waits for that deadline.
-  void loop() noexcept {
-    std::unique_lock<std::mutex> l(mu_);
+  void loop() noexcept ZS_EXCLUDES(mu_) {
+    MutexLock l(mu_);
     for (;;) {
       if (!pending_ && has_deadline_ && Clock::now() >= deadline_) {
         has_deadline_ = false;  // the timer fired: run the job as for a kick
@@ -126,25 +122,25 @@ class Worker {
       idle_.notify_all();
       if (stopping_) return;
       if (has_deadline_) {
-        cv_.wait_until(l, deadline_);
+        cv_.wait_until(mu_, deadline_);
       } else {
-        cv_.wait(l);
+        cv_.wait(mu_);
       }
     }
   }
 
   std::function<void()> job_;
-  // Protects: the flags below. A leaf; never held while the job runs.
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::condition_variable idle_;
-  bool pending_ = false;
-  bool running_ = false;
-  bool started_ = false;
-  bool stopping_ = false;
-  bool has_deadline_ = false;  // a kick_after() timer is armed for deadline_
-  Clock::time_point deadline_{};
-  std::thread thread_;
+  // Protects: the flags below. Level: worker (a leaf); never held while the job runs.
+  Mutex mu_{LockLevel::worker, "worker"};
+  CondVar cv_;    // the thread waits here for a kick, a timer or stop()
+  CondVar idle_;  // flush() waits here for the job to finish
+  bool pending_ ZS_GUARDED_BY(mu_) = false;
+  bool running_ ZS_GUARDED_BY(mu_) = false;
+  bool started_ ZS_GUARDED_BY(mu_) = false;
+  bool stopping_ ZS_GUARDED_BY(mu_) = false;
+  bool has_deadline_ ZS_GUARDED_BY(mu_) = false;  // a kick_after() timer is armed for deadline_
+  Clock::time_point deadline_ ZS_GUARDED_BY(mu_){};
+  std::thread thread_;  // started under mu_; joined by stop() (one caller: the owner)
 };
 
 }  // namespace uzram

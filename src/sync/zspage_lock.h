@@ -12,6 +12,10 @@
 // Lock word, bit by bit: bits 0..30 = number of read holders; bit 31 = write-locked.
 // Invariant: bit 31 set => bits 0..30 == 0 (readers only enter with a CAS that sees bit 31
 // clear, and the writer only enters with a CAS from 0).
+//
+// A shared capability for clang's analysis: readers hold it shared, the writer (try only)
+// exclusively. Pool::read_begin returns with the read lock held and read_end releases it:
+// leave_read_held() and assert_read_held() tell the analysis so at those two API edges.
 #ifndef UZRAM_SYNC_ZSPAGE_LOCK_H_
 #define UZRAM_SYNC_ZSPAGE_LOCK_H_
 
@@ -25,7 +29,7 @@
 
 namespace uzram {
 
-class ZsPageLock {
+class ZS_CAPABILITY("zspage lock") ZsPageLock {
  public:
   static constexpr std::uint32_t kWriter = 1u << 31;
   static constexpr std::uint32_t kReaderMask = kWriter - 1;
@@ -35,7 +39,7 @@ class ZsPageLock {
   ZsPageLock& operator=(const ZsPageLock&) = delete;
 
   // Read-lock; spins while a writer holds the lock (writers are short and never wait).
-  void lock_read(SiteLoc site = SiteLoc::current()) noexcept {
+  void lock_read(SiteLoc site = SiteLoc::current()) noexcept ZS_ACQUIRE_SHARED() {
     lockdep::acquire(LockLevel::zspage, LockKind::sleepable, this, "zspage", false, true, site);
     ZS_TSAN_MUTEX_PRE_LOCK(this, ZS_TSAN_READ_LOCK);
     std::uint32_t v = word_.load(std::memory_order_relaxed);
@@ -55,7 +59,7 @@ class ZsPageLock {
     ZS_TSAN_MUTEX_POST_LOCK(this, ZS_TSAN_READ_LOCK, 0);
   }
 
-  void unlock_read(SiteLoc site = SiteLoc::current()) noexcept {
+  void unlock_read(SiteLoc site = SiteLoc::current()) noexcept ZS_RELEASE_SHARED() {
     ZS_TSAN_MUTEX_PRE_UNLOCK(this, ZS_TSAN_READ_LOCK);
     // release: pairs with the acquire in try_lock_write(): a writer that gets the lock
     // sees every access the readers made.
@@ -70,7 +74,8 @@ class ZsPageLock {
 
   // Write-lock if nobody holds the lock; never waits. The caller must unlock_write()
   // without blocking in between (rule 1; might_sleep() checks it in debug builds).
-  [[nodiscard]] bool try_lock_write(SiteLoc site = SiteLoc::current()) noexcept {
+  [[nodiscard]] bool try_lock_write(SiteLoc site = SiteLoc::current()) noexcept
+      ZS_TRY_ACQUIRE(true) {
     ZS_TSAN_MUTEX_PRE_LOCK(this, ZS_TSAN_TRY_LOCK);
     std::uint32_t expected = 0;
     // acquire: pairs with the release in unlock_read()/unlock_write().
@@ -81,7 +86,7 @@ class ZsPageLock {
     return ok;
   }
 
-  void unlock_write(SiteLoc site = SiteLoc::current()) noexcept {
+  void unlock_write(SiteLoc site = SiteLoc::current()) noexcept ZS_RELEASE() {
     ZS_TSAN_MUTEX_PRE_UNLOCK(this, 0);
     // release: pairs with the acquire in lock_read()/try_lock_write().
     const std::uint32_t old = word_.exchange(0, std::memory_order_release);
@@ -89,6 +94,13 @@ class ZsPageLock {
     ZS_TSAN_MUTEX_POST_UNLOCK(this, 0);
     lockdep::release(this, site);
   }
+
+  // The read lock outlives the caller's scope (read_begin returns holding it): for the
+  // analysis only, no code.
+  void leave_read_held() const noexcept ZS_RELEASE_SHARED() {}
+  // The caller holds the read lock taken in another scope (read_end): for the analysis
+  // only; unlock_read() checks that the lock was read-locked.
+  void assert_read_held() const noexcept ZS_ASSERT_SHARED_CAPABILITY() {}
 
   // Snapshot for stats and invariant checks (relaxed: advisory only).
   std::uint32_t readers() const noexcept { return word_.load(std::memory_order_relaxed) & kReaderMask; }

@@ -19,6 +19,12 @@ std::vector<StoreRow> rows() {
   a.zspages = 5000;
   a.objs_allocated = 10000;
   a.objs_used = 9000;
+  a.users = 2;
+  a.mem = {104857600, 4194304, 1048576, 65536, 24800};
+  a.read_rate = 12.345;
+  a.write_rate = 0;
+  a.compact_rate = 0.5;
+  a.wb_rate = 0;
   StoreRow b;
   b.name = "zram1";
   b.initialized = true;
@@ -89,9 +95,50 @@ TEST(ColumnsTest, BytesAndNoHeadings) {
 
 TEST(ColumnsTest, AllColumns) {
   EXPECT_EQ(render(rows(), all_columns(), {}),
-            "NAME  DISKSIZE DATA COMPR ALGORITHM STREAMS ZERO-PAGES TOTAL MEM-LIMIT MEM-USED MIGRATED COMP-RATIO HUGE-PAGES ZSPAGES FRAG%\n"
-            "zram0       1G 256M 95.4M lz4             4       1000  100M        0B     105M       12       2.56         34    5000  10.0\n"
-            "zram1      64M   0B    0B zstd            4          0    0B       32M       0B        0          -          0       0   0.0\n");
+            "NAME  DISKSIZE DATA COMPR ALGORITHM STREAMS ZERO-PAGES TOTAL MEM-LIMIT MEM-USED "
+            "MIGRATED COMP-RATIO HUGE-PAGES ZSPAGES FRAG% "
+            "USERS RESIDENT POOL-FRAMES POOL-IDLE POOL-META SLOT-TABLE STREAMS-MEM READ-MB/S "
+            "WRITE-MB/S COMPACT-MB/S WB-MB/S\n"
+            "zram0       1G 256M 95.4M lz4             4       1000  100M        0B     105M       "
+            "12       2.56         34    5000  10.0 "
+            "    2   105.1M        100M        4M        1M        64K       24.2K     12.35       "
+            "0.00         0.50    0.00\n"
+            "zram1      64M   0B    0B zstd            4          0    0B       32M       0B       "
+            " 0          -          0       0   0.0 "
+            "    0       0B          0B        0B        0B         0B          0B         -       "
+            "   -            -       -\n");
+}
+
+TEST(ColumnsTest, MemoryAndRates) {
+  EXPECT_EQ(render(rows(),
+                   cols("NAME,USERS,RESIDENT,POOL-FRAMES,POOL-IDLE,POOL-META,SLOT-TABLE,"
+                        "STREAMS-MEM,READ-MB/S,write-mb/s,COMPACT-MB/S,WB-MB/S"),
+                   {}),
+            "NAME  USERS RESIDENT POOL-FRAMES POOL-IDLE POOL-META SLOT-TABLE STREAMS-MEM READ-MB/S "
+            "WRITE-MB/S COMPACT-MB/S WB-MB/S\n"
+            "zram0     2   105.1M        100M        4M        1M        64K       24.2K     12.35 "
+            "      0.00         0.50    0.00\n"
+            "zram1     0       0B          0B        0B        0B         0B          0B         - "
+            "         -            -       -\n");
+  RenderOptions json;
+  json.json = true;
+  json.bytes = true;
+  EXPECT_EQ(
+      render(rows(), cols("NAME,RESIDENT,READ-MB/S"), json),
+      "{\n  \"stores\": [\n    {\n      \"name\": \"zram0\",\n      \"resident\": 110190816,\n"
+      "      \"read-mb/s\": 12.35\n    },\n    {\n      \"name\": \"zram1\",\n"
+      "      \"resident\": 0,\n      \"read-mb/s\": null\n    }\n  ]\n}\n");
+}
+
+TEST(ColumnsTest, ColourWrapsCellsNotPadding) {
+  RenderOptions o;
+  o.colour = true;
+  EXPECT_EQ(render(rows(), cols("NAME,READ-MB/S,WRITE-MB/S"), o),
+            "\033[1mNAME\033[0m  \033[1mREAD-MB/S\033[0m \033[1mWRITE-MB/S\033[0m\n"
+            "zram0     \033[32m12.35\033[0m       0.00\n"
+            "zram1         -          -\n");
+  o.raw = true;  // the raw and JSON formats are never coloured
+  EXPECT_EQ(render(rows(), cols("NAME"), o).find('\033'), std::string::npos);
 }
 
 TEST(ColumnsTest, Raw) {

@@ -17,6 +17,7 @@
 #include "control/control.h"
 #include "testing/temp_dir.h"
 #include "uzram/store.h"
+#include "uzram/store_registry.h"
 
 namespace uzram::testing {
 namespace {
@@ -64,8 +65,8 @@ std::string recv_lines(int fd, int n) {
 
 TEST(ControlRespond, Commands) {
   auto a = make_store("zram0"), b = make_store("zram1", false);
-  Store* stores[] = {a.get(), b.get()};
-  std::size_t sel = 0;
+  const ControlTargets stores({a.get(), b.get()});
+  ControlSelection sel;
   EXPECT_EQ(ControlServer::respond(stores, "LIST", &sel), "OK 12\nzram0\nzram1\n");
   const std::string mm = *a->read_attr("mm_stat");
   EXPECT_EQ(ControlServer::respond(stores, "READ mm_stat", &sel),
@@ -74,7 +75,7 @@ TEST(ControlRespond, Commands) {
   EXPECT_EQ(ControlServer::respond(stores, "WRITE mem_limit 2M", &sel), "OK 0\n");
   EXPECT_EQ(a->mm_stat().mem_limit, 2u << 20);
   EXPECT_EQ(ControlServer::respond(stores, "USE zram1", &sel), "OK 0\n");
-  EXPECT_EQ(sel, 1u);
+  EXPECT_EQ(sel.store.get(), b.get());
   EXPECT_EQ(ControlServer::respond(stores, "READ initstate", &sel), "OK 2\n0\n");
   EXPECT_EQ(ControlServer::respond(stores, "WRITE comp_algorithm lz4", &sel), "OK 0\n");
   EXPECT_EQ(ControlServer::respond(stores, "WRITE algorithm_params algo=lz4 level=1", &sel),
@@ -86,8 +87,8 @@ TEST(ControlRespond, Commands) {
 
 TEST(ControlRespond, Errors) {
   auto a = make_store("zram0");
-  Store* stores[] = {a.get()};
-  std::size_t sel = 0;
+  const ControlTargets stores({a.get()});
+  ControlSelection sel;
   auto r = [&](std::string_view req) { return ControlServer::respond(stores, req, &sel); };
   EXPECT_EQ(r("READ nosuch"), "ERR ENOENT nosuch: no such attribute\n");
   EXPECT_EQ(r("READ reset"), "ERR EACCES reset: write-only attribute\n");
@@ -105,10 +106,82 @@ TEST(ControlRespond, Errors) {
             "ERR EINVAL request contains control characters\n");
   EXPECT_EQ(r("USE zram9"), "ERR ENOENT USE: no store named 'zram9'\n");
   EXPECT_EQ(r(std::string(5000, 'A')), "ERR E2BIG request line too long\n");
-  std::size_t none = 0;
-  EXPECT_EQ(ControlServer::respond({}, "READ mm_stat", &none),
+  ControlSelection none;
+  const ControlTargets empty(std::vector<Store*>{});
+  EXPECT_EQ(ControlServer::respond(empty, "READ mm_stat", &none),
             "ERR ENODEV no store is served here\n");
-  EXPECT_EQ(ControlServer::respond({}, "LIST", &none), "OK 0\n");
+  EXPECT_EQ(ControlServer::respond(empty, "LIST", &none), "OK 0\n");
+}
+
+TEST(ControlRespond, ZramControlHotAddAndHotRemove) {
+  StoreRegistry reg;
+  const ControlTargets t(reg);
+  ControlSelection sel;
+  auto r = [&](std::string_view req) { return ControlServer::respond(t, req, &sel); };
+  EXPECT_EQ(r("READ disksize"), "ERR ENODEV no store zram0 here (USE another one)\n");
+  EXPECT_EQ(r("USE zram-control"), "OK 0\n");
+  EXPECT_EQ(r("READ hot_add"), "OK 2\n0\n");
+  EXPECT_EQ(r("READ hot_add"), "OK 2\n1\n");
+  EXPECT_EQ(r("WRITE hot_add 1"), "ERR EACCES hot_add: read-only attribute\n");
+  EXPECT_EQ(r("READ hot_remove"), "ERR EACCES hot_remove: write-only attribute\n");
+  EXPECT_EQ(r("READ disksize"),
+            "ERR ENOENT disksize: no such attribute of zram-control (hot_add, hot_remove)\n");
+  EXPECT_EQ(r("INFO"), "ERR EINVAL INFO: zram-control is not a store\n");
+  EXPECT_EQ(r("WRITE hot_remove one"),
+            "ERR EINVAL hot_remove: expects a store number, e.g. 'hot_remove 1'\n");
+  EXPECT_EQ(r("WRITE hot_remove 01"),
+            "ERR EINVAL hot_remove: expects a store number, e.g. 'hot_remove 1'\n");
+  EXPECT_EQ(r("WRITE hot_remove 9"), "ERR ENODEV hot_remove: no store zram9\n");
+  EXPECT_EQ(r("LIST"), "OK 12\nzram0\nzram1\n");  // zram-control is not a store
+  EXPECT_EQ(r("USE zram1"), "OK 0\n");
+  EXPECT_EQ(r("WRITE disksize 1M"), "OK 0\n");
+  ControlSelection admin{true, nullptr};
+  EXPECT_EQ(ControlServer::respond(t, "WRITE hot_remove 1", &admin),
+            "ERR EBUSY hot_remove: zram1 is initialised (reset it first)\n");
+  EXPECT_EQ(r("WRITE reset 1"), "OK 0\n");
+  EXPECT_EQ(ControlServer::respond(t, "WRITE hot_remove 1", &admin), "OK 0\n");
+  // The connection still holds the removed store: no dangling pointer, a clear error.
+  EXPECT_EQ(r("READ disksize"), "ERR ENODEV zram1 was removed (hot_remove); USE another store\n");
+  EXPECT_EQ(r("WRITE disksize 1M"),
+            "ERR ENODEV zram1 was removed (hot_remove); USE another store\n");
+  EXPECT_EQ(r("INFO"), "ERR ENODEV zram1 was removed (hot_remove); USE another store\n");
+  EXPECT_EQ(r("USE zram1"), "ERR ENOENT USE: no store named 'zram1'\n");
+  EXPECT_EQ(ControlServer::respond(t, "READ hot_add", &admin), "OK 2\n1\n");
+  EXPECT_EQ(r("READ disksize"), "ERR ENODEV zram1 was removed (hot_remove); USE another store\n");
+  EXPECT_EQ(r("USE zram1"), "OK 0\n");  // the new zram1
+  EXPECT_EQ(r("READ disksize"), "OK 2\n0\n");
+  ControlSelection def;  // the default store is looked up per request
+  EXPECT_EQ(ControlServer::respond(t, "READ initstate", &def), "OK 2\n0\n");
+  EXPECT_EQ(ControlServer::respond(t, "WRITE hot_remove 0", &admin), "OK 0\n");
+  EXPECT_EQ(ControlServer::respond(t, "READ initstate", &def),
+            "ERR ENODEV no store zram0 here (USE another one)\n");
+  // A fixed list has no zram-control.
+  auto a = make_store("zram0");
+  const ControlTargets fixed({a.get()});
+  ControlSelection f;
+  EXPECT_EQ(ControlServer::respond(fixed, "USE zram-control", &f),
+            "ERR ENOENT USE: no store named 'zram-control'\n");
+}
+
+TEST(ControlRespond, InfoHasUsersIoAndMemory) {
+  auto a = make_store("zram0");
+  const ControlTargets t({a.get()});
+  ControlSelection sel;
+  alignas(8) unsigned char blk[kBlockSize] = {1, 2, 3};
+  ASSERT_TRUE(a->write(0, blk));
+  ASSERT_TRUE(a->read(0, blk));
+  ASSERT_TRUE(a->open_user());
+  const std::string info = ControlServer::respond(t, "INFO", &sel);
+  a->close_user();
+  const std::string frames =
+      "\nmem_pool_frames " + std::to_string(a->mm_stat().mem_used_total) + "\n";
+  for (const std::string& want :
+       {std::string("\nusers 1\n"), std::string("\nblocks_read 1\n"),
+        std::string("\nblocks_written 1\n"), std::string("\nbd_writes 0\n"), frames,
+        std::string("\nmem_slot_table 8192\n"), std::string("\nmem_pool_idle_frames "),
+        std::string("\nmem_pool_metadata "), std::string("\nmem_streams ")}) {
+    EXPECT_NE(info.find(want), std::string::npos) << want << " in\n" << info;
+  }
 }
 
 TEST(ControlErrno, NamesRoundTrip) {

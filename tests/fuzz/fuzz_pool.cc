@@ -7,6 +7,7 @@
 #include <map>
 #include <vector>
 
+#include "pool/pool_internal.h"
 #include "uzram/pool.h"
 
 namespace {
@@ -34,10 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   uzram::PoolOptions o;
   const std::uint8_t opt = in.u8();
   o.chain_size = 4 + opt % 13;
-  o.translation = (opt & 0x80) ? uzram::TranslationMode::kernel_rwlock : uzram::TranslationMode::validated;
+  const auto mode =
+      (opt & 0x80) ? uzram::TranslationMode::kernel_rwlock : uzram::TranslationMode::validated;
   o.decay_ms = (opt & 0x40) ? 0 : 10000;
   o.max_bytes = std::size_t{8} << 20;  // small: exercise no_memory too
-  auto created = uzram::Pool::create(o);
+  auto created = uzram::create_pool(o, mode);
   if (!created) return 0;
   std::unique_ptr<uzram::Pool> pool = std::move(created).value();
   std::map<std::uint64_t, std::vector<std::uint8_t>> model;
@@ -86,8 +88,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       pool->free_batch(batch.data(), batch.size());
     } else {
       const auto frames = pool->stats().arena_frames;
-      if (frames) (void)pool->migrate_frame(in.u16() % frames);
-      if (in.u8() % 4 == 0) (void)pool->pack(4);
+      if (frames) (void)migrate_frame(*pool, in.u16() % frames);
+      if (in.u8() % 4 == 0) (void)pack(*pool, 4);
     }
     pool->check_invariants();
   }

@@ -59,9 +59,10 @@ def opt_reply(s):
     return opt, typ, recv(s, n)
 
 
-def go(s):
-    """NBD_OPT_GO on the default export; returns the export size."""
-    option(s, OPT_GO, struct.pack(">IH", 0, 0))
+def go(s, name=""):
+    """NBD_OPT_GO on the export `name` (default: the default export); returns its size."""
+    n = name.encode()
+    option(s, OPT_GO, struct.pack(">I", len(n)) + n + struct.pack(">H", 0))
     size = None
     while True:
         _, typ, data = opt_reply(s)

@@ -196,7 +196,9 @@ TEST(Encode, SplitReadMatchesTheModel) {
       EXPECT_EQ(got[i].offset, next);  // contiguous, covering the request
       next = got[i].offset + got[i].length;
     }
-    if (!got.empty()) EXPECT_EQ(next, len);
+    if (!got.empty()) {
+      EXPECT_EQ(next, len);
+    }
   }
 }
 

@@ -34,6 +34,15 @@ else
   echo "no openssl: X.509 not tested"
 fi
 if [[ $kind == uzram ]]; then
+  # GnuTLS is loaded only when TLS is configured (src/nbd/tls.cc): a server without it
+  # maps no libgnutls (nor p11-kit and the rest), one with it does.
+  "$uzram" serve -U - --control "$tmp/c1.sock" --size 1M \
+    --run 'grep -c libgnutls /proc/$PPID/maps > "'"$tmp"'/maps-plain"; exit 0' || fail "plain serve"
+  [[ $(cat "$tmp/maps-plain") == 0 ]] || fail "a server without TLS mapped libgnutls"
+  "$uzram" serve -U - --control "$tmp/c2.sock" --size 1M --tls-psk "$tmp/psk" \
+    --run 'grep -c libgnutls /proc/$PPID/maps > "'"$tmp"'/maps-tls"; exit 0' || fail "TLS serve"
+  [[ $(cat "$tmp/maps-tls") -gt 0 ]] || fail "a server with TLS did not map libgnutls"
+  echo "ok gnutls loaded only with tls"
   "$uzram" serve --port 0 --bind 0.0.0.0 --tls-psk "$tmp/psk" --control "$tmp/c.sock" --size 1M --run true \
     || fail "non-loopback bind with TLS required refused"
   echo "ok non-loopback with tls"

@@ -194,7 +194,7 @@ TEST(ErrorsTest, MigrateUnusedFrame) {
   ASSERT_NE(pool, nullptr);
   // Nothing allocated yet: no frame is in use.
   for (std::uint32_t f : {0u, 1u, 1000u, 0xffffffffu}) {
-    auto r = pool->migrate_frame(f);
+    auto r = migrate_frame(*pool, f);
     ASSERT_FALSE(r.has_value()) << f;
     EXPECT_EQ(r.error(), Errc::invalid_argument) << f;
   }
@@ -203,10 +203,10 @@ TEST(ErrorsTest, MigrateUnusedFrame) {
   auto b = pool->alloc(4096);
   ASSERT_TRUE(a.has_value() && b.has_value());
   pool->free(*a);
-  auto r = pool->migrate_frame(0);
+  auto r = migrate_frame(*pool, 0);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error(), Errc::invalid_argument);
-  EXPECT_EQ(pool->migrate_frame(pool->stats().arena_frames).error(), Errc::invalid_argument);
+  EXPECT_EQ(migrate_frame(*pool, pool->stats().arena_frames).error(), Errc::invalid_argument);
   EXPECT_EQ(pool->stats().migrations, 0u);
   pool->check_invariants();
   pool->free(*b);

@@ -6,6 +6,7 @@
 #include <tuple>
 #include <vector>
 
+#include "pool/geometry.h"
 #include "testing/pool_helpers.h"
 #include "testing/ref_geometry.h"
 #include "uzram/pool.h"
@@ -176,6 +177,83 @@ TEST(GeometryTest, ClassStatsAgreeWithTable) {
     EXPECT_EQ(s[i].huge, t[i].huge);
     EXPECT_EQ(s[i].obj_allocated, 0u);
   }
+}
+
+// Large objects (docs/units.md#pool-objects-larger-than-a-frame): a run of whole frames
+// plus a small-class tail.
+TEST(GeometryTest, MaxTailIsTheLargestNormalClassPerChain) {
+  const struct {
+    unsigned chain;
+    std::size_t max_tail;
+  } cases[] = {{4, 3264}, {8, 3632}, {16, 3840}};
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.chain);
+    const Geometry g(k.chain);
+    EXPECT_EQ(g.max_tail(), k.max_tail);
+    const auto t = class_table(k.chain);
+    const ClassGeometry* c = find_size(t, static_cast<unsigned>(k.max_tail));
+    ASSERT_NE(c, nullptr);
+    EXPECT_FALSE(c->huge);
+    EXPECT_GT(c->objs_per_zspage, 1u);
+    // Nothing between it and the huge class: a longer tail would take a frame anyway.
+    for (const auto& other : t)
+      EXPECT_FALSE(other.size > k.max_tail && other.size < 4096) << other.size;
+  }
+}
+
+TEST(GeometryTest, SplitLargeExamples) {
+  // (size, frames, tail) at chain 8 (tails up to 3632 bytes).
+  const std::tuple<std::size_t, unsigned, unsigned> rows[] = {
+      {4097, 1, 1},     {8191, 2, 0},   {8192, 2, 0},     {7728, 1, 3632}, {7729, 2, 0},
+      {10000, 2, 1808}, {16384, 4, 0},  {29000, 7, 328},  {32768, 8, 0},   {65535, 16, 0},
+      {65536, 16, 0},   {61439, 15, 0}, {60000, 14, 2656}};
+  for (const auto& [size, frames, tail] : rows) {
+    SCOPED_TRACE(size);
+    const LargeSplit s = split_large(size, 3632);
+    EXPECT_EQ(s.frames, frames);
+    EXPECT_EQ(s.tail, tail);
+  }
+}
+
+TEST(GeometryTest, SplitLargeCoversEverySizeAndNeverCostsMoreThanWholeFrames) {
+  for (unsigned chain : {4u, 8u, 16u}) {
+    const Geometry g(chain);
+    const std::size_t tail_max = g.max_tail();
+    for (std::size_t size = kFrameSize + 1; size <= kMaxLargeObjectSize; size++) {
+      const LargeSplit s = split_large(size, tail_max);
+      ASSERT_LE(s.frames, kMaxRunFrames) << size;
+      ASSERT_GE(s.frames, 1u) << size;
+      ASSERT_LE(s.tail, tail_max) << size;
+      if (s.tail != 0) {
+        // Exact: the run and the tail hold the object and nothing else.
+        ASSERT_EQ(std::size_t{s.frames} * kFrameSize + s.tail, size) << size;
+      } else {
+        // No tail: whole frames, at most one more than the bytes need, and only when the
+        // remainder was too long for a normal class.
+        ASSERT_GE(std::size_t{s.frames} * kFrameSize, size) << size;
+        ASSERT_EQ(s.frames, (size + kFrameSize - 1) / kFrameSize) << size;
+        ASSERT_TRUE(size % kFrameSize == 0 || size % kFrameSize > tail_max) << size;
+      }
+    }
+  }
+}
+
+TEST(GeometryTest, HugeObjectSizeScalesTheHugeClassSize) {
+  EXPECT_EQ(huge_object_size(4096, 3625), 3625u);  // the kernel's threshold for a page
+  EXPECT_EQ(huge_object_size(16384, 3625), 14500u);
+  EXPECT_EQ(huge_object_size(32768, 3625), 29000u);
+  EXPECT_EQ(huge_object_size(65536, 3625), 58000u);
+  EXPECT_EQ(huge_object_size(32768, 3257), 26056u);  // chain 4
+}
+
+TEST(GeometryTest, RunClassesFollowTheSmallClasses) {
+  EXPECT_EQ(num_run_classes(4096), 0u);
+  EXPECT_EQ(num_run_classes(16384), 3u);  // runs of 2, 3, 4 frames
+  EXPECT_EQ(num_run_classes(32768), 7u);
+  EXPECT_EQ(num_run_classes(65536), 15u);
+  EXPECT_EQ(num_run_classes(20000), 4u);  // up to 5 frames
+  EXPECT_EQ(run_class_index(2), kSlots);
+  EXPECT_EQ(run_class_index(16), kSlots + 14);
 }
 
 }  // namespace

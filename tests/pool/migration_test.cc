@@ -51,7 +51,7 @@ TEST_P(MigrationTest, MovesAFrameAndKeepsHandles) {
   const void* before = pool->read_begin(hs[0], local.data());
   pool->read_end(hs[0], before);
 
-  auto r = pool->migrate_frame(0);
+  auto r = migrate_frame(*pool, 0);
   ASSERT_TRUE(r.has_value()) << r.error().message();
   EXPECT_NE(*r, 0u);
   EXPECT_EQ(pool->stats().migrations, 1u);
@@ -62,9 +62,9 @@ TEST_P(MigrationTest, MovesAFrameAndKeepsHandles) {
   EXPECT_NE(after, before);  // same handle, new frame
   for (unsigned i = 0; i < 4; ++i) EXPECT_TRUE(intact(*pool, hs[i], i)) << i;
   // The old frame is no longer in use.
-  EXPECT_EQ(pool->migrate_frame(0).error(), Errc::invalid_argument);
+  EXPECT_EQ(migrate_frame(*pool, 0).error(), Errc::invalid_argument);
   // pack() moves it back down to the lowest free frame.
-  EXPECT_EQ(pool->pack(16), 1u);
+  EXPECT_EQ(pack(*pool, 16), 1u);
   EXPECT_EQ(pool->stats().arena_frames, 1u);
   pool->check_invariants();
   for (unsigned i = 0; i < 4; ++i) EXPECT_TRUE(intact(*pool, hs[i], i)) << i;
@@ -81,7 +81,7 @@ TEST_P(MigrationTest, BusyWhileAReaderHoldsTheZspage) {
   {
     HeldReads reader(*pool, {hs[0]});
     for (std::uint32_t f : {0u, 1u}) {  // any frame of the read-locked zspage
-      auto r = pool->migrate_frame(f);
+      auto r = migrate_frame(*pool, f);
       ASSERT_FALSE(r.has_value()) << f;
       EXPECT_EQ(r.error(), Errc::busy) << f;
     }
@@ -91,7 +91,7 @@ TEST_P(MigrationTest, BusyWhileAReaderHoldsTheZspage) {
   }
   pool->check_invariants();
   for (unsigned i = 0; i < hs.size(); ++i) EXPECT_TRUE(intact(*pool, hs[i], i)) << i;
-  auto r = pool->migrate_frame(0);
+  auto r = migrate_frame(*pool, 0);
   ASSERT_TRUE(r.has_value()) << r.error().message();
   EXPECT_EQ(pool->stats().migrations, 1u);
   pool->check_invariants();
@@ -152,18 +152,17 @@ TEST_P(MigrationTest, CompactionMovesOthersAroundOneReadLockedZspage) {
 // nothing.
 TEST_P(MigrationTest, PackIntoFrameZeroLeaksNothing) {
   PoolOptions o;
-  o.translation = GetParam();
   o.max_bytes = std::size_t{64} << 20;
   o.frame_cache = 0;
   o.decay_ms = 0;
-  auto r = Pool::create(o);
+  auto r = create_pool(o, GetParam());
   ASSERT_TRUE(r.has_value());
   auto pool = std::move(r).value();
   const Handle a = store(*pool, 4096, 1);  // frame 0
   const Handle b = store(*pool, 4096, 2);  // frame 1
   pool->free(a);
   EXPECT_EQ(pool->stats().arena_frames, 2u);
-  EXPECT_EQ(pool->pack(16), 1u);  // frame 1 -> frame 0
+  EXPECT_EQ(pack(*pool, 16), 1u);  // frame 1 -> frame 0
   EXPECT_EQ(pool->stats().arena_frames, 1u);
   EXPECT_EQ(pool->stats().migrations, 1u);
   pool->check_invariants();

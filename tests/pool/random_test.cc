@@ -129,7 +129,7 @@ TEST_P(RandomOpsTest, MatchesModel) {
     } else if (r < 98) {  // migrate a random frame (in use or not)
       const std::uint32_t frames = static_cast<std::uint32_t>(pool->stats().arena_frames);
       const auto f = static_cast<std::uint32_t>(rng.uniform(frames + 2));
-      auto res = pool->migrate_frame(f);
+      auto res = migrate_frame(*pool, f);
       if (res) {
         EXPECT_NE(*res, f);
         migrated++;
@@ -137,7 +137,7 @@ TEST_P(RandomOpsTest, MatchesModel) {
         ASSERT_EQ(res.error(), Errc::invalid_argument) << "frame " << f << ": " << res.error().message();
       }
     } else {
-      packed += pool->pack(rng.range(1, 8));
+      packed += pack(*pool, rng.range(1, 8));
     }
     if (mutated) pool->check_invariants();
     ASSERT_EQ(pool->stats().objs_used, m.size());

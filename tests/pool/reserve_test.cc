@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "pool/handle_table.h"
+#include "pool/pool_internal.h"
 #include "testing/pool_helpers.h"
 #include "uzram/pool.h"
 
@@ -131,7 +132,7 @@ TEST(SwapPool, EveryFreedFrameIsKept) {
   for (std::size_t i = 1; i < hs.size(); i += 2) odd.push_back(hs[i]);
   p.free_batch(odd.data(), odd.size());
   EXPECT_GT(p.compact(), 0u);
-  p.pack(1 << 20);
+  pack(p, 1 << 20);
   p.flush_deferred();
   // ... and all stay with the pool as idle frames: none went back.
   PoolStats s = p.stats();

@@ -61,7 +61,7 @@ TEST(AttrTableTest, TheKernelsSets) {
                                            "backing_dev", "compressed_writeback"}));
   EXPECT_EQ(triggers, (std::set<std::string>{"compact"}));
   EXPECT_EQ(ro, (std::set<std::string>{"initstate", "io_stat", "mm_stat", "debug_stat", "bd_stat",
-                                       "block_state", "classes"}));
+                                       "block_state", "classes", "memory"}));
   EXPECT_EQ(wo, (std::set<std::string>{"reset", "compact", "mem_limit", "mem_used_max", "idle",
                                        "algorithm_params", "writeback", "recompress"}));
 }
@@ -77,6 +77,19 @@ TEST(AttrTableTest, BeforeInitAttributesAreRefusedOnceInitialised) {
     msg.clear();
     EXPECT_EQ(st->write_attr(n, good_value(n), &msg).error(), Errc::busy) << n;
     EXPECT_EQ(msg.rfind(n + ":", 0), 0u) << msg;
+  }
+}
+
+// A writer exactly when writable, a reader exactly when readable, a parser for every
+// writable row but a trigger's (whose value is unread).
+TEST(AttrTableTest, RowsAreConsistent) {
+  for (const AttrDef& row : attr_table()) {
+    const bool r = row.mode != AttrMode::wo, w = row.mode != AttrMode::ro;
+    EXPECT_EQ(row.read != nullptr, r) << row.name;
+    EXPECT_EQ(row.write != nullptr, w) << row.name;
+    if (w && !(row.flags & attrf::kTrigger)) {
+      EXPECT_NE(row.parse, nullptr) << row.name;
+    }
   }
 }
 

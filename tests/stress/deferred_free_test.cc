@@ -50,9 +50,10 @@ TEST(DeferredFreeTest, WorkerRacesMigrationOfTheIsolatedFrame) {
   const FrameId f = fx.fill_one_frame();
   for (Handle h : fx.hs) fx.pool->free(h);
   std::this_thread::sleep_for(std::chrono::milliseconds(10));  // let the worker block on f
-  auto moved = fx.p->migrate_isolated(f, 0);
+  auto moved = fx.p->migrate_isolated<ValidatedTranslation>(f, 0);
   ASSERT_TRUE(moved) << moved.error().message();
   EXPECT_NE(*moved, f);
+  fx.p->release_migrated(f);  // ends the isolation: the worker frees the new frame
   fx.pool->flush_deferred();
   EXPECT_EQ(fx.pool->total_pages(), 0u);
   EXPECT_EQ(fx.pool->stats().deferred_frees, 1u);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "pool/pool_internal.h"
 #include "stress/stress_util.h"
 #include "util/random.h"
 #include "uzram/pool.h"
@@ -80,10 +81,10 @@ void worker(Pool& pool, std::uint64_t seed, const std::atomic<bool>& stop, Count
   }
 }
 
-void run_stress(const PoolOptions& options) {
+void run_stress(const PoolOptions& options, TranslationMode mode = TranslationMode::validated) {
   const std::uint64_t seed = testing::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (replay with UZRAM_TEST_SEED)");
-  auto pool = std::move(Pool::create(options).value());
+  auto pool = std::move(create_pool(options, mode).value());
   const int threads = static_cast<int>(env_long("UZRAM_STRESS_THREADS", 4));
   const long ms = env_long("UZRAM_STRESS_MS", 1500);
   std::atomic<bool> stop{false};
@@ -104,10 +105,10 @@ void run_stress(const PoolOptions& options) {
     Random rng(seed ^ 0xabcdef);
     while (!stop.load()) {
       const auto frames = pool->stats().arena_frames;
-      if (frames && pool->migrate_frame(static_cast<std::uint32_t>(rng.uniform(frames)))) {
+      if (frames && migrate_frame(*pool, static_cast<std::uint32_t>(rng.uniform(frames)))) {
         n.migrations.fetch_add(1);
       }
-      if (rng.one_in(200)) (void)pool->pack(8);
+      if (rng.one_in(200)) (void)pack(*pool, 8);
     }
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -147,11 +148,7 @@ void run_stress(const PoolOptions& options) {
 
 TEST(StressTest, ValidatedTranslation) { run_stress({}); }
 
-TEST(StressTest, KernelRwlockTranslation) {
-  PoolOptions o;
-  o.translation = TranslationMode::kernel_rwlock;
-  run_stress(o);
-}
+TEST(StressTest, KernelRwlockTranslation) { run_stress({}, TranslationMode::kernel_rwlock); }
 
 // The decay returns idle frames every few milliseconds while workers allocate them.
 TEST(StressTest, ShortDecay) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <iterator>
 
 #include "sync/bit_lock.h"
 #include "sync/rw_spin_lock.h"
@@ -110,6 +111,22 @@ TEST_F(LockOrderTest, BlockingBitLockUnderSpinLockAborts) {
         bit_lock(word, 1u);
       },
       "might_sleep");
+}
+
+TEST(LockLevelTest, TheOrderIsStrictAndNamed) {
+  // kLockLevels lists the enum in acquisition order, each level once, each with its name.
+  for (std::size_t i = 1; i < std::size(kLockLevels); i++) {
+    EXPECT_LT(static_cast<int>(kLockLevels[i - 1]), static_cast<int>(kLockLevels[i]));
+  }
+  for (LockLevel l : kLockLevels) {
+    EXPECT_STRNE(lock_level_name(l), "?");
+    EXPECT_LT(static_cast<unsigned>(l), kMaxLockLevel);
+    for (LockLevel m : kLockLevels) {
+      if (l != m) {
+        EXPECT_STRNE(lock_level_name(l), lock_level_name(m));
+      }
+    }
+  }
 }
 
 TEST_F(LockOrderTest, ReleaseOfUnheldLockAborts) {

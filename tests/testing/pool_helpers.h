@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "pool/pool_internal.h"
 #include "uzram/pool.h"
 
 namespace uzram::testing {
@@ -22,9 +23,8 @@ inline std::unique_ptr<Pool> make_pool(unsigned chain = 8,
   PoolOptions o;
   o.name = "test";
   o.chain_size = chain;
-  o.translation = mode;
   o.max_bytes = max_bytes;
-  auto r = Pool::create(o);
+  auto r = create_pool(o, mode);
   EXPECT_TRUE(r.has_value()) << r.error().message();
   return r ? std::move(r).value() : nullptr;
 }
