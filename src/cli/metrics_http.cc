@@ -2,7 +2,11 @@
 // libmicrohttpd (Debian: libmicrohttpd-dev), from the library's own polling thread. At
 // most 16 connections at once, each closed after 10 s idle; the exposition is rendered
 // per request (a scrape reads the stores' statistics and /proc/self/smaps).
+//
+// libmicrohttpd is loaded with dlopen when --metrics is given, not linked: it pulls in
+// GnuTLS, and a server without metrics and TLS maps neither (nbd/tls.cc does the same).
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,6 +20,48 @@ namespace uzram::cli {
 
 namespace {
 
+#define UZRAM_MHD_FUNCTIONS(X)       \
+  X(MHD_add_response_header);        \
+  X(MHD_create_response_from_buffer); \
+  X(MHD_destroy_response);           \
+  X(MHD_get_daemon_info);            \
+  X(MHD_lookup_connection_value);    \
+  X(MHD_queue_response);             \
+  X(MHD_start_daemon);               \
+  X(MHD_stop_daemon);
+
+struct MhdLib {
+#define UZRAM_MHD_MEMBER(name) decltype(&::name) name = nullptr
+  UZRAM_MHD_FUNCTIONS(UZRAM_MHD_MEMBER)
+#undef UZRAM_MHD_MEMBER
+  std::string error;  // why loading failed; empty when loaded
+};
+
+MhdLib load_mhd() noexcept {
+  MhdLib m;
+  // RTLD_NODELETE: never unloaded (a daemon thread may still be winding down).
+  void* h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+  if (h == nullptr) {
+    const char* e = dlerror();
+    m.error = std::string("cannot load libmicrohttpd (libmicrohttpd.so.12): ") +
+              (e ? e : "unknown error");
+    return m;
+  }
+#define UZRAM_MHD_LOAD(name)                                            \
+  m.name = reinterpret_cast<decltype(m.name)>(dlsym(h, #name));         \
+  if (m.name == nullptr && m.error.empty()) m.error = "libmicrohttpd lacks " #name
+  UZRAM_MHD_FUNCTIONS(UZRAM_MHD_LOAD)
+#undef UZRAM_MHD_LOAD
+  return m;
+}
+
+// The library, loaded once by the first MetricsServer::start (thread-safe static
+// initialisation); every call below goes through mhd().
+const MhdLib& mhd() noexcept {
+  static const MhdLib lib = load_mhd();
+  return lib;
+}
+
 // What the request handler reads (from libmicrohttpd's thread).
 struct Context {
   const StoreRegistry* registry = nullptr;
@@ -23,12 +69,12 @@ struct Context {
 };
 
 MHD_Result send(MHD_Connection* c, unsigned status, const std::string& body, const char* type) {
-  MHD_Response* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
+  MHD_Response* r = mhd().MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
                                                     MHD_RESPMEM_MUST_COPY);
   if (r == nullptr) return MHD_NO;
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-  const MHD_Result ok = MHD_queue_response(c, status, r);
-  MHD_destroy_response(r);
+  mhd().MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  const MHD_Result ok = mhd().MHD_queue_response(c, status, r);
+  mhd().MHD_destroy_response(r);
   return ok;
 }
 
@@ -45,7 +91,7 @@ MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* met
       return send(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n", "text/plain");
     }
     const MetricsFormat f =
-        negotiate_format(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+        negotiate_format(mhd().MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
     return send(c, MHD_HTTP_OK, render_metrics(*st->registry, st->server, f),
                 f == MetricsFormat::openmetrics ? kOpenMetricsType : kPrometheusType);
   } catch (...) {  // out of memory: this request fails, the server goes on
@@ -84,6 +130,10 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const MetricsAddress
     if (msg) *msg = address.host + ": not a numeric IPv4 or IPv6 address";
     return Errc::invalid_argument;
   }
+  if (const MhdLib& lib = mhd(); !lib.error.empty()) {
+    if (msg) *msg = lib.error;
+    return Errc::not_supported;
+  }
   std::unique_ptr<MetricsServer> m(new MetricsServer);
   m->state_ = std::make_unique<State>();
   State& st = *m->state_;
@@ -93,7 +143,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const MetricsAddress
   if (v6) flags |= MHD_USE_IPv6;
   errno = 0;
   st.daemon =
-      MHD_start_daemon(flags, port, nullptr, nullptr, &handle, &st.context, MHD_OPTION_SOCK_ADDR,
+      mhd().MHD_start_daemon(flags, port, nullptr, nullptr, &handle, &st.context, MHD_OPTION_SOCK_ADDR,
                        reinterpret_cast<sockaddr*>(&ss), MHD_OPTION_CONNECTION_LIMIT, 16u,
                        MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
   (void)len;
@@ -102,7 +152,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const MetricsAddress
     if (msg) *msg = address.host + ":" + address.port + ": cannot listen: " + std::strerror(e);
     return std::error_code(e, std::generic_category());
   }
-  const MHD_DaemonInfo* info = MHD_get_daemon_info(st.daemon, MHD_DAEMON_INFO_BIND_PORT);
+  const MHD_DaemonInfo* info = mhd().MHD_get_daemon_info(st.daemon, MHD_DAEMON_INFO_BIND_PORT);
   const unsigned bound = info ? info->port : port;
   st.url = "http://" + (v6 ? "[" + address.host + "]" : address.host) + ":" +
            std::to_string(bound) + "/metrics";
@@ -116,7 +166,7 @@ MetricsServer::~MetricsServer() { stop(); }
 
 void MetricsServer::stop() noexcept {
   if (state_ && state_->daemon) {
-    MHD_stop_daemon(state_->daemon);
+    mhd().MHD_stop_daemon(state_->daemon);
     state_->daemon = nullptr;
   }
 }

@@ -209,7 +209,7 @@ int parse_serve_options(const ServeOptions& o, const Io& io, ServeSetup* setup) 
 }
 
 // What --swap will lock besides what is mapped when it locks: each connection's buffers,
-// stacks (its thread and workers) and handshake, and the threads still to start.
+// stacks (its thread and workers) and handshake.
 SwapBudget swap_budget(const ServeOptions& o, const ServeSetup& setup) {
   nbd::ServerOptions so;
   swap_server_options(&so);
@@ -218,7 +218,7 @@ SwapBudget swap_budget(const ServeOptions& o, const ServeSetup& setup) {
   b.per_connection = nbd::preallocated_bytes(so.session) +
                      (1 + std::max(1u, o.threads)) * kSwapStackBytes + (std::size_t{256} << 10);
   b.connections = so.max_connections;
-  b.extra_threads = setup.metrics.port.empty() ? 2 : 3;  // acceptor, control (, metrics)
+  b.extra_threads = 0;  // the acceptor, control and metrics threads run already
   return b;
 }
 
@@ -450,7 +450,6 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   const SignalMask mask;  // before any thread starts (a swap store's start at disksize)
   if (!configure_store(*store, o, setup, io)) return kExitFailed;
   LogSink sink(io.err);
-  if (o.swap && !swap_lock(swap_budget(o, setup), io, sink)) return kExitFailed;
 
   const std::string control_path = o.control.empty() ? default_control_socket() : o.control;
   std::string msg;
@@ -473,6 +472,9 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   const MemorySourceHandle buffers = count_nbd_buffers(**server);
   std::unique_ptr<MetricsServer> metrics;
   if (!start_metrics(setup, registry, **server, io, &metrics)) return kExitFailed;
+  // --swap locks once every thread and library is there (libmicrohttpd is loaded by
+  // --metrics), before any client is told the server is ready.
+  if (o.swap && !swap_lock(swap_budget(o, setup), io, sink)) return kExitFailed;
 
   pid_t child = -1;
   if (!o.run.empty()) {
