@@ -440,7 +440,9 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   if (const int rc = parse_serve_options(o, io, &setup); rc != kExitOk) return rc;
   std::unique_ptr<nbd::TlsContext> tls;
   if (!make_tls(o, setup, io, &tls)) return kExitFailed;
-  if (o.swap && !swap_prepare(io)) return kExitFailed;  // before any thread starts
+  if (o.swap && (!swap_precheck(swap_budget(o, setup), setup.size, io) || !swap_prepare(io))) {
+    return kExitFailed;  // before any thread starts
+  }
   StoreOptions store_options;
   store_options.swap = o.swap;  // every store, zram0 and those hot_add creates
   StoreRegistry registry(store_options);  // declared first: outlives every server of its stores

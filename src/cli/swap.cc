@@ -62,16 +62,45 @@ std::uint64_t read_limit(const std::string& path) {
   return (end == v.c_str() || n >= (1ULL << 62)) ? 0 : n;
 }
 
-// The tightest limit of `file` in `dir` and the directories above it up to `root`.
-std::uint64_t tightest(const std::string& root, std::string dir, const char* file) {
+// The tightest limit of `file` in `dir` and the directories above it up to `root`; with
+// `usage` (the usage file beside it), the least room (limit - usage) instead.
+std::uint64_t tightest(const std::string& root, std::string dir, const char* file,
+                       const char* usage = nullptr) {
   std::uint64_t best = 0;
   for (;;) {
-    const std::uint64_t l = read_limit(root + dir + "/" + file);
+    std::uint64_t l = read_limit(root + dir + "/" + file);
+    if (l != 0 && usage != nullptr) {
+      const std::uint64_t used = read_limit(root + dir + "/" + usage);
+      l = used >= l ? 1 : l - used;  // 1: no room (0 means no limit)
+    }
     if (l != 0 && (best == 0 || l < best)) best = l;
     if (dir.empty() || dir == "/") return best;
     const std::size_t slash = dir.rfind('/');
     dir = slash == std::string::npos || slash == 0 ? "/" : dir.substr(0, slash);
   }
+}
+
+// The tightest limit (or room, `room`) of the memory cgroups above this process; 0: none.
+std::uint64_t cgroup_memory(bool room) {
+  std::ifstream f("/proc/self/cgroup");
+  std::string line;
+  std::uint64_t best = 0;
+  while (std::getline(f, line)) {
+    // "0::/path" (v2), "N:memory:/path" or "N:cpu,memory:/path" (v1)
+    const std::size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
+    const std::string path = line.substr(b + 1);
+    std::uint64_t l = 0;
+    if (controllers == ",,") {
+      l = tightest("/sys/fs/cgroup", path, "memory.max", room ? "memory.current" : nullptr);
+    } else if (controllers.find(",memory,") != std::string::npos) {
+      l = tightest("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes",
+                   room ? "memory.usage_in_bytes" : nullptr);
+    }
+    if (l != 0 && (best == 0 || l < best)) best = l;
+  }
+  return best;
 }
 
 std::string describe_limit_fix(const char* what) {
@@ -100,24 +129,24 @@ std::uint64_t memlock_limit() noexcept {
 
 std::uint64_t cgroup_memory_limit() noexcept {
   try {
-    std::ifstream f("/proc/self/cgroup");
-    std::string line;
-    std::uint64_t best = 0;
-    while (std::getline(f, line)) {
-      // "0::/path" (v2), "N:memory:/path" or "N:cpu,memory:/path" (v1)
-      const std::size_t a = line.find(':'), b = line.find(':', a + 1);
-      if (a == std::string::npos || b == std::string::npos) continue;
-      const std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
-      const std::string path = line.substr(b + 1);
-      std::uint64_t l = 0;
-      if (controllers == ",,") {
-        l = tightest("/sys/fs/cgroup", path, "memory.max");
-      } else if (controllers.find(",memory,") != std::string::npos) {
-        l = tightest("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes");
-      }
-      if (l != 0 && (best == 0 || l < best)) best = l;
-    }
-    return best;
+    return cgroup_memory(false);
+  } catch (...) {
+    return 0;
+  }
+}
+
+std::uint64_t cgroup_memory_room() noexcept {
+  try {
+    const std::uint64_t r = cgroup_memory(true);
+    return r == 0 ? kUnlimited : r;
+  } catch (...) {
+    return kUnlimited;
+  }
+}
+
+std::uint64_t resident_bytes() noexcept {
+  try {
+    return std::strtoull(status_field("VmRSS").c_str(), nullptr, 10) * 1024;  // "123 kB"
   } catch (...) {
     return 0;
   }
@@ -154,6 +183,35 @@ bool swap_prepare(const Io& io) noexcept {
     return false;
   }
   return true;
+}
+
+bool swap_precheck(const SwapBudget& b, std::uint64_t disksize, const Io& io) noexcept {
+  const std::uint64_t store = b.mem_limit + kSwapPoolSlack + disksize / kBlockSize * 16;
+  const std::uint64_t need = store + b.per_connection * b.connections;
+  const std::uint64_t rss = resident_bytes();
+  const std::uint64_t limit = memlock_limit();
+  const std::uint64_t room = cgroup_memory_room();
+  const std::uint64_t ram = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                            static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  const std::string detail =
+      mib(need) + " more must be locked (the store " + mib(store) + ": mem_limit " +
+      mib(b.mem_limit) + " + " + mib(kSwapPoolSlack) + " and the slot table; then " +
+      std::to_string(b.connections) + " connections x " + mib(b.per_connection) + ")";
+  std::string refuse;
+  if (limit != kUnlimited && rss + need > limit) {
+    refuse = detail + " besides the " + mib(rss) + " resident now, above RLIMIT_MEMLOCK (" +
+             mib(limit) + ")" +
+             describe_limit_fix("it (ulimit -l, LimitMEMLOCK=) or grant CAP_IPC_LOCK");
+  } else if (room != kUnlimited && need > room) {
+    refuse = detail + ", more than the memory cgroup has room for (" + mib(room) + " of " +
+             mib(cgroup_memory_limit()) + ")" +
+             describe_limit_fix("the limit (memory.max, MemoryMax=)");
+  } else if (ram != 0 && rss + need > ram) {
+    refuse = detail + ", more than this machine's RAM (" + mib(ram) + "); lower mem_limit";
+  }
+  if (refuse.empty()) return true;
+  report(io, "serve", std::make_error_code(std::errc::not_enough_memory), "--swap: " + refuse);
+  return false;
 }
 
 bool swap_lock(const SwapBudget& b, const Io& io, LogSink& sink) noexcept {

@@ -39,14 +39,23 @@ struct SwapBudget {
   unsigned connections = 0;
   unsigned extra_threads = 0;  // threads still to start besides the connections' (acceptor, control)
 };
-// After the store is configured, before serving: locks the process's memory and checks the
-// budget. False after a report (exit 2). Logs what is locked.
+// Before disksize (which populates the pool): what the store and the connections will take
+// (the pool's mem_limit + kSwapPoolSlack, a 16-byte slot per block of `disksize`, every
+// connection) must fit the room left in the memory cgroup (its limit less its usage, the
+// tightest above us: populating beyond it would OOM-kill the server), RLIMIT_MEMLOCK with
+// what is resident now (without CAP_IPC_LOCK) and the RAM. False after a report (exit 2).
+bool swap_precheck(const SwapBudget& budget, std::uint64_t disksize, const Io& io) noexcept;
+// After the store is configured and every thread started, before serving: locks the
+// process's memory and checks the budget with what is locked then. False after a report
+// (exit 2). Logs what is locked.
 bool swap_lock(const SwapBudget& budget, const Io& io, LogSink& sink) noexcept;
 
 // Facts about this process and machine, in bytes (0: unknown or none).
 std::uint64_t locked_bytes() noexcept;         // VmLck
 std::uint64_t memlock_limit() noexcept;        // RLIMIT_MEMLOCK; UINT64_MAX: unlimited or CAP_IPC_LOCK
 std::uint64_t cgroup_memory_limit() noexcept;  // the tightest memory cgroup limit above us (v2 or v1)
+std::uint64_t cgroup_memory_room() noexcept;   // the least (limit - usage) above us; UINT64_MAX: no limit
+std::uint64_t resident_bytes() noexcept;       // VmRSS
 
 }  // namespace uzram::cli
 
