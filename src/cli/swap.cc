@@ -29,7 +29,9 @@ namespace {
 constexpr unsigned kCapIpcLock = 14;
 constexpr std::uint64_t kUnlimited = UINT64_MAX;
 
-std::string mib(std::uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+std::string mib(std::uint64_t bytes) {
+  return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB";
+}
 
 // The value of a "Name:  value" line of /proc/self/status, or "".
 std::string status_field(const char* name) {

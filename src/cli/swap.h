@@ -37,7 +37,7 @@ struct SwapBudget {
   std::uint64_t mem_limit = 0;       // bytes (for the messages: VmLck counts the pool)
   std::uint64_t per_connection = 0;  // buffers and thread stacks of one connection
   unsigned connections = 0;
-  unsigned extra_threads = 0;  // threads still to start besides the connections' (acceptor, control)
+  unsigned extra_threads = 0;  // threads still to start besides the connections'
 };
 // Before disksize (which populates the pool): what the store and the connections will take
 // (the pool's mem_limit + kSwapPoolSlack, a 16-byte slot per block of `disksize`, every
@@ -51,11 +51,14 @@ bool swap_precheck(const SwapBudget& budget, std::uint64_t disksize, const Io& i
 bool swap_lock(const SwapBudget& budget, const Io& io, LogSink& sink) noexcept;
 
 // Facts about this process and machine, in bytes (0: unknown or none).
-std::uint64_t locked_bytes() noexcept;         // VmLck
-std::uint64_t memlock_limit() noexcept;        // RLIMIT_MEMLOCK; UINT64_MAX: unlimited or CAP_IPC_LOCK
-std::uint64_t cgroup_memory_limit() noexcept;  // the tightest memory cgroup limit above us (v2 or v1)
-std::uint64_t cgroup_memory_room() noexcept;   // the least (limit - usage) above us; UINT64_MAX: no limit
-std::uint64_t resident_bytes() noexcept;       // VmRSS
+std::uint64_t locked_bytes() noexcept;    // VmLck
+std::uint64_t resident_bytes() noexcept;  // VmRSS
+// RLIMIT_MEMLOCK; UINT64_MAX: unlimited, or CAP_IPC_LOCK.
+std::uint64_t memlock_limit() noexcept;
+// The tightest memory cgroup limit above us (v2 or v1).
+std::uint64_t cgroup_memory_limit() noexcept;
+// The least room (limit - usage) of the memory cgroups above us; UINT64_MAX: no limit.
+std::uint64_t cgroup_memory_room() noexcept;
 
 }  // namespace uzram::cli
 

@@ -5,7 +5,10 @@
 set -euo pipefail
 unit_in=${1:?usage: $0 UNIT_IN UZRAM}
 uzram=${2:?usage: $0 UNIT_IN UZRAM}
-command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze (Debian: systemd)"; exit 77; }
+if ! command -v systemd-analyze >/dev/null; then
+  echo "SKIP: no systemd-analyze (Debian: systemd)"
+  exit 77
+fi
 [[ -x $uzram ]] || { echo "FAIL: $uzram missing" >&2; exit 1; }
 uzram=$(cd "$(dirname "$uzram")" && pwd)/$(basename "$uzram")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/uzram-systemd.XXXXXX")

@@ -39,7 +39,10 @@ grep -q "READY=1 STATUS=serving nbd+unix:///?socket=$tmp/nbd.sock MAINPID=$serve
 nbdinfo "nbd+unix:///?socket=$tmp/nbd.sock" >/dev/null || fail "not serving when READY"
 kill -HUP "$server"
 wait_for 'RELOADING=1'
-for _ in $(seq 100); do [[ $(grep -c 'READY=1' "$tmp/messages") -ge 2 ]] && break; sleep 0.1; done
+for _ in $(seq 100); do
+  [[ $(grep -c 'READY=1' "$tmp/messages") -ge 2 ]] && break
+  sleep 0.1
+done
 [[ $(grep -c 'READY=1' "$tmp/messages") -ge 2 ]] || fail "no READY=1 after RELOADING=1"
 kill -0 "$server" || fail "SIGHUP stopped the server"
 nbdinfo "nbd+unix:///?socket=$tmp/nbd.sock" >/dev/null || fail "not serving after SIGHUP"

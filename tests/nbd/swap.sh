@@ -72,7 +72,8 @@ fi
 # The rest needs PR_SET_IO_FLUSHER, that is CAP_SYS_RESOURCE.
 cap_eff=$(awk '/CapEff/ {print $2}' /proc/self/status)
 if (((0x$cap_eff >> 24 & 1) == 0)); then
-  skip "no CAP_SYS_RESOURCE here: --swap cannot set PR_SET_IO_FLUSHER (the refusals passed; tests/swap/swap.sh guest-swap checks the rest in a VM)"
+  skip "no CAP_SYS_RESOURCE here: --swap cannot set PR_SET_IO_FLUSHER (the refusals" \
+    "passed; tests/swap/swap.sh guest-swap checks the rest in a VM)"
 fi
 [[ -n $cg ]] && echo $((256 << 20)) >"$cg/$limit_file"
 need nbdcopy nbdinfo
