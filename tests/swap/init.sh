@@ -107,7 +107,8 @@ if [ "$MODE" = guest ]; then
   say server-end $(flusher_threads $SERVER) $(memory $SERVER)
   say mm_stat $($U ctl --control /run/uzram/control.sock mm_stat)
   say io_stat $($U ctl --control /run/uzram/control.sock io_stat)
-  say cgroup $(tr '\n' ' ' </sys/fs/cgroup/serve/memory.events) peak=$(cat /sys/fs/cgroup/serve/memory.peak 2>/dev/null)
+  say cgroup $(tr '\n' ' ' </sys/fs/cgroup/serve/memory.events) \
+    peak=$(cat /sys/fs/cgroup/serve/memory.peak 2>/dev/null)
   kill -0 $SERVER && say server alive
 fi
 finish

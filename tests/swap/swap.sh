@@ -83,7 +83,8 @@ done
 # A dynamically linked program and its libraries (guest mode: uzram, nbd-client, setpriv).
 copy_program() {
   local dest=$1 prog=$2
-  objcopy --strip-debug "$prog" "$root/opt/bin/$dest" 2>/dev/null || cp "$prog" "$root/opt/bin/$dest"
+  objcopy --strip-debug "$prog" "$root/opt/bin/$dest" 2>/dev/null ||
+    cp "$prog" "$root/opt/bin/$dest"
   ldd "$prog" | awk '/=>/ {print $3} /^\t\/lib64/ {print $1}' | while read -r lib; do
     [[ -f $lib ]] || continue
     local to=$root/lib/$(basename "$lib")
@@ -120,7 +121,8 @@ if [[ $variant == host || $variant == host-swap ]]; then
     fi
     fail "server did not start: $(cat "$tmp/serve.err")"
   fi
-  drive=(-drive "file=nbd+unix:///?socket=$tmp/run/nbd.sock,format=raw,if=virtio,cache=none,discard=unmap")
+  disk_opts=format=raw,if=virtio,cache=none,discard=unmap
+  drive=(-drive "file=nbd+unix:///?socket=$tmp/run/nbd.sock,$disk_opts")
 else
   append="console=ttyS0 quiet panic=-1 uzram.mode=guest uzram.mib=$mib uzram.limit=$limit"
   [[ ${#extra[@]} -gt 0 ]] && append+=" uzram.serve=$(IFS=,; echo "${extra[*]}")"
@@ -159,7 +161,8 @@ if [[ $variant == host || $variant == host-swap ]]; then
   max_orig=$(awk 'BEGIN {m = 0} {if ($1 > m) m = $1} END {print m}' "$tmp/mm_stat.log")
   "$uzram" ctl --control "$tmp/run/control.sock" mm_stat >"$tmp/mm_stat"
   "$uzram" ctl --control "$tmp/run/control.sock" io_stat >"$tmp/io_stat"
-  echo "server: peak orig_data_size $max_orig; mm_stat $(cat "$tmp/mm_stat"); io_stat $(cat "$tmp/io_stat")"
+  echo "server: peak orig_data_size $max_orig; mm_stat $(cat "$tmp/mm_stat");" \
+    "io_stat $(cat "$tmp/io_stat")"
   # The swapped data was stored (compressed), and swap's discards reached the store.
   ((max_orig >= 40 << 20)) || fail "the store held at most $max_orig bytes"
   read -r _ _ _ _ used_max _ <"$tmp/mm_stat"
@@ -185,7 +188,8 @@ else
   grep -q '^SWAPTEST nbd-client rc=0' "$tmp/report" || fail "nbd-client failed"
   r=$(grep '^SWAPTEST server-end' "$tmp/report")
   n=$(field threads "$r")
-  ((n > 0 && $(field flusher "$r") == n)) || fail "not every thread is an I/O flusher at the end: $r"
+  ((n > 0 && $(field flusher "$r") == n)) ||
+    fail "not every thread is an I/O flusher at the end: $r"
   mm=$(grep '^SWAPTEST mm_stat' "$tmp/report")
   read -r _ _ orig compr used limit_b used_max _ <<<"$mm"
   ((limit_b == limit << 20)) || fail "mem_limit: $mm"
