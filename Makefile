@@ -41,8 +41,9 @@ test-dev test-asan test-tsan test-gcc test-fuzz test-install: deps
 	@scripts/run-tests.sh $(@:test-%=%)
 
 # Swap on uzram with a real kernel (Debian's linux-image-amd64 under qemu -accel tcg, a
-# busybox initramfs): tests/swap/swap.sh in each variant, about 15 minutes in all, so not
-# in `make test` (docs/uzram-serve.md#swap). Installs the `swap` package group.
+# busybox initramfs): tests/swap/swap.sh in each variant (scripts/test-swap.sh), 10-15
+# minutes in all on 2 vCPUs, so not in `make test` (docs/uzram-serve.md#swap). Installs
+# the `swap` package group.
 test-swap: deps
 	@scripts/install-deps.sh swap
 	$(CMAKE) --preset dev >/dev/null
