@@ -3,7 +3,7 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 CMAKE ?= cmake
 
-PHONY_TESTS = test-dev test-asan test-tsan test-gcc test-fuzz test-install
+PHONY_TESTS = test-dev test-lint test-asan test-tsan test-gcc test-fuzz test-install
 .PHONY: all deps deps-bench build run test $(PHONY_TESTS) \
         stress test-swap bench install clean
 
@@ -31,13 +31,14 @@ run: deps
 	$(CMAKE) --build build/release -j $(JOBS) --target uzram-cli
 	build/release/src/cli/uzram serve --size 1G --algo lz4
 
-# Every test: dev (clang debug + lock-order checker, model checking), ASan+UBSan (clang),
+# Every test: dev (clang debug + lock-order checker, model checking), lint (clang-format
+# and clang-tidy), ASan+UBSan (clang),
 # TSan, GCC with ASan+UBSan, a short fuzz run, and an install + pkg-config build of a C
 # program.
 test: deps
 	@scripts/run-tests.sh
 
-test-dev test-asan test-tsan test-gcc test-fuzz test-install: deps
+test-dev test-lint test-asan test-tsan test-gcc test-fuzz test-install: deps
 	@scripts/run-tests.sh $(@:test-%=%)
 
 # Swap on uzram with a real kernel (Debian's linux-image-amd64 under qemu -accel tcg, a

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs the test suites: run-tests.sh [dev|asan|tsan|gcc|fuzz|install]... (default: all).
+# Runs the test suites: run-tests.sh [dev|lint|asan|tsan|gcc|fuzz|install]... (default: all).
+# lint: clang-format (no diff) and clang-tidy (no warning, with the dev build's commands).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 suites=("$@")
-[[ ${#suites[@]} -eq 0 ]] && suites=(dev asan tsan gcc fuzz install)
+[[ ${#suites[@]} -eq 0 ]] && suites=(dev lint asan tsan gcc fuzz install)
 status=0
 for s in "${suites[@]}"; do
   echo "=== test suite: $s ==="
@@ -13,6 +14,11 @@ for s in "${suites[@]}"; do
       cmake --preset "$s" >/dev/null
       cmake --build "build/$s" -j "$jobs"
       ctest --preset "$s" || status=1
+      ;;
+    lint)
+      [[ -f build/dev/compile_commands.json ]] || cmake --preset dev >/dev/null
+      tests/check-format.sh || status=1
+      tests/check-tidy.sh build/dev || status=1
       ;;
     fuzz)
       cmake --preset fuzz >/dev/null

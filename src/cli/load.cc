@@ -20,6 +20,7 @@
 #include "cli/load_report.h"
 #include "cli/progress.h"
 #include "uzram/store.h"
+#include "util/errno_text.h"
 
 namespace uzram::cli {
 namespace {
@@ -102,7 +103,7 @@ struct Loader {
         if (n <= 0) {
           const int e = n < 0 ? errno : EIO;
           fail({e, std::generic_category()}, fmt::format("read at offset {}: {}", off + got,
-                                                         n < 0 ? std::strerror(e) : "unexpected end of file"));
+                                                         n < 0 ? errno_text(e) : "unexpected end of file"));
           return finish();
         }
         got += static_cast<std::uint64_t>(n);
@@ -161,7 +162,7 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   if (fd < 0) {
     const int e = errno;
     report(io, "load", {e, std::generic_category()},
-           o.image + ": cannot open: " + std::strerror(e));
+           o.image + ": cannot open: " + errno_text(e));
     return kExitFailed;
   }
   struct FdCloser {
@@ -170,7 +171,7 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   } closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    report(io, "load", {errno, std::generic_category()}, o.image + ": " + std::strerror(errno));
+    report(io, "load", {errno, std::generic_category()}, o.image + ": " + errno_text(errno));
     return kExitFailed;
   }
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
@@ -188,14 +189,14 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   if (fl >= 0) (void)::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   const off_t end = S_ISREG(st.st_mode) ? st.st_size : ::lseek(fd, 0, SEEK_END);  // block devices
   if (end < 0) {
-    report(io, "load", {errno, std::generic_category()}, o.image + ": " + std::strerror(errno));
+    report(io, "load", {errno, std::generic_category()}, o.image + ": " + errno_text(errno));
     return kExitFailed;
   }
   // Readable at all? A file can open and still refuse reads (EIO; /proc/self/mem).
   if (char probe; ::pread(fd, &probe, 1, 0) < 0) {
     const int e = errno;
     report(io, "load", {e, std::generic_category()},
-           o.image + ": cannot read: " + std::strerror(e));
+           o.image + ": cannot read: " + errno_text(e));
     return kExitFailed;
   }
   const auto image_bytes = static_cast<std::uint64_t>(end);

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "cli/metrics.h"
+#include "util/errno_text.h"
 
 namespace uzram::cli {
 
@@ -31,6 +32,7 @@ namespace {
   X(MHD_stop_daemon);
 
 struct MhdLib {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): `name` is a declarator, not an expression
 #define UZRAM_MHD_MEMBER(name) decltype(&::name) name = nullptr
   UZRAM_MHD_FUNCTIONS(UZRAM_MHD_MEMBER)
 #undef UZRAM_MHD_MEMBER
@@ -42,6 +44,7 @@ MhdLib load_mhd() noexcept {
   // RTLD_NODELETE: never unloaded (a daemon thread may still be winding down).
   void* h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (h == nullptr) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): once, under the static initialisation's lock
     const char* e = dlerror();
     m.error = std::string("cannot load libmicrohttpd (libmicrohttpd.so.12): ") +
               (e ? e : "unknown error");
@@ -149,7 +152,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const MetricsAddress
   (void)len;
   if (st.daemon == nullptr) {
     const int e = errno ? errno : EADDRNOTAVAIL;
-    if (msg) *msg = address.host + ":" + address.port + ": cannot listen: " + std::strerror(e);
+    if (msg) *msg = address.host + ":" + address.port + ": cannot listen: " + errno_text(e);
     return std::error_code(e, std::generic_category());
   }
   const MHD_DaemonInfo* info = mhd().MHD_get_daemon_info(st.daemon, MHD_DAEMON_INFO_BIND_PORT);

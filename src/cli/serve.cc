@@ -6,9 +6,9 @@
 #include "cli/serve.h"
 
 #include <fmt/format.h>
-#include <signal.h>
+#include <csignal>
 #include <spawn.h>
-#include <stdlib.h>
+#include <cstdlib>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +17,9 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "cli/log_sink.h"
 #include "cli/metrics.h"
@@ -30,8 +33,8 @@
 #include "uzram/memory.h"
 #include "uzram/store.h"
 #include "uzram/store_registry.h"
+#include "util/errno_text.h"
 
-extern char** environ;
 
 namespace uzram::cli {
 namespace {
@@ -320,7 +323,7 @@ bool server_options(const ServeOptions& o, const ServeSetup& setup, nbd::TlsCont
   char tmpl[] = "/tmp/uzram-nbd-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) {
     report(io, "serve", {errno, std::generic_category()},
-           std::string("mkdtemp: ") + std::strerror(errno));
+           std::string("mkdtemp: ") + errno_text(errno));
     return false;
   }
   tmp->dir = tmpl;
@@ -350,10 +353,23 @@ void warn_exposure(const ServeOptions& o, const ServeSetup& setup, const nbd::Tl
   }
 }
 
-// Captive mode: runs CMD under /bin/sh with $uri set and default signal handling; -1 and
-// a report when it cannot be started.
-pid_t spawn_captive(const std::string& cmd, const std::string& uri, const Io& io) {
-  ::setenv("uri", uri.c_str(), 1);
+// Captive mode: runs CMD under /bin/sh with $uri (and $metrics with --metrics) set and
+// default signal handling; -1 and a report when it cannot be started. The child gets its
+// own environment: setenv here would race the server's threads reading theirs.
+pid_t spawn_captive(const std::string& cmd, const std::string& uri, const std::string& metrics,
+                    const Io& io) {
+  std::vector<std::string> vars;
+  for (char** e = environ; *e != nullptr; e++) {
+    const std::string_view v(*e);
+    if (v.starts_with("uri=") || v.starts_with("metrics=")) continue;
+    vars.emplace_back(v);
+  }
+  vars.push_back("uri=" + uri);
+  if (!metrics.empty()) vars.push_back("metrics=" + metrics);
+  std::vector<char*> envp;
+  envp.reserve(vars.size() + 1);
+  for (std::string& v : vars) envp.push_back(v.data());
+  envp.push_back(nullptr);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t empty, deflt;
@@ -366,11 +382,11 @@ pid_t spawn_captive(const std::string& cmd, const std::string& uri, const Io& io
   const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
   pid_t child = -1;
   const int rc =
-      ::posix_spawn(&child, "/bin/sh", nullptr, &attr, const_cast<char**>(argv), environ);
+      ::posix_spawn(&child, "/bin/sh", nullptr, &attr, const_cast<char**>(argv), envp.data());
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     report(io, "serve", {rc, std::generic_category()},
-           std::string("--run: /bin/sh: ") + std::strerror(rc));
+           std::string("--run: /bin/sh: ") + errno_text(rc));
     return -1;
   }
   return child;
@@ -398,7 +414,6 @@ bool start_metrics(const ServeSetup& setup, StoreRegistry& registry, const nbd::
     return false;
   }
   *out = std::move(*m);
-  ::setenv("metrics", (*out)->url().c_str(), 1);  // for --run
   return true;
 }
 
@@ -423,7 +438,7 @@ int wait_for_end(const SignalMask& mask, pid_t child, bool verbose, LogSink& sin
       notify_ready("serving");
       continue;
     }
-    if (verbose) sink.write(std::string(strsignal(sig)) + ": shutting down");
+    if (verbose) sink.write(std::string(sigdescr_np(sig)) + ": shutting down");
     if (child <= 0) return kExitOk;
     ::kill(child, SIGTERM);  // captive: the command goes first, and its status is ours
     int ws = 0;
@@ -480,7 +495,7 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
 
   pid_t child = -1;
   if (!o.run.empty()) {
-    child = spawn_captive(o.run, (*server)->uri(), io);
+    child = spawn_captive(o.run, (*server)->uri(), metrics ? metrics->url() : std::string(), io);
     if (child < 0) return kExitFailed;
   } else {
     print_examples(io, (*server)->uri(), control_path);

@@ -5,7 +5,7 @@
 // SECONDS it refreshes the table every SECONDS, with the read, write, compaction and
 // writeback rates of the last interval, until interrupted; colour only on a terminal.
 #include <fmt/format.h>
-#include <signal.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <algorithm>
@@ -147,8 +147,10 @@ volatile sig_atomic_t g_interrupted = 0;
 void on_interrupt(int) { g_interrupted = 1; }
 
 bool colour_wanted(std::FILE* out) {
-  const char* no = std::getenv("NO_COLOR");  // no-color.org: any non-empty value
-  const char* term = std::getenv("TERM");
+  // getenv: nothing in uzram writes its environment (serve gives --run its own).
+  // no-color.org: any non-empty value
+  const char* no = std::getenv("NO_COLOR");  // NOLINT(concurrency-mt-unsafe)
+  const char* term = std::getenv("TERM");  // NOLINT(concurrency-mt-unsafe)
   return ::isatty(::fileno(out)) && !(no && *no) && !(term && std::string_view(term) == "dumb");
 }
 
@@ -174,7 +176,8 @@ int watch(const StatusOptions& o, std::vector<std::size_t> cols, RenderOptions r
     std::string text = tty ? "\033[H\033[2J" : (first ? "" : "\n");  // clear, as watch(1)
     char stamp[64];
     const std::time_t t = std::time(nullptr);
-    std::strftime(stamp, sizeof stamp, "%F %T", std::localtime(&t));
+    std::tm tm{};
+    std::strftime(stamp, sizeof stamp, "%F %T", ::localtime_r(&t, &tm));
     text += fmt::format("Every {:g}s: uzram status    {}\n\n", interval, stamp);
     text += now.rows.empty() ? std::string("(no initialised store reachable)\n")
                              : render(now.rows, cols, ro);

@@ -15,6 +15,7 @@
 #include <fstream>
 
 #include "cli/log_sink.h"
+#include "util/errno_text.h"
 #include "nbd/server.h"
 #include "uzram/store.h"
 
@@ -181,7 +182,7 @@ bool swap_prepare(const Io& io) noexcept {
                         "(run as root, or give the service AmbientCapabilities=CAP_SYS_RESOURCE)"
            : e == EINVAL ? "--swap: prctl(PR_SET_IO_FLUSHER) unknown to this kernel (Linux 5.6 "
                            "or later has it)"
-                         : std::string("--swap: prctl(PR_SET_IO_FLUSHER): ") + std::strerror(e));
+                         : std::string("--swap: prctl(PR_SET_IO_FLUSHER): ") + errno_text(e));
     return false;
   }
   return true;
@@ -224,7 +225,7 @@ bool swap_lock(const SwapBudget& b, const Io& io, LogSink& sink) noexcept {
     m += e == ENOMEM ? "what is mapped already is more than RLIMIT_MEMLOCK (" + mib(limit) +
                            ") allows; raise it (ulimit -l, LimitMEMLOCK=) or grant CAP_IPC_LOCK"
          : e == EPERM ? "not permitted: grant CAP_IPC_LOCK, or raise RLIMIT_MEMLOCK"
-                      : std::strerror(e);
+                      : errno_text(e);
     report(io, "serve", {e, std::generic_category()}, m);
     return false;
   }

@@ -12,6 +12,7 @@
 #include "uzram/pool.h"
 #include "uzram/store.h"
 #include "uzram/store_registry.h"
+#include "util/errno_text.h"
 
 namespace uzram {
 namespace control_internal {
@@ -39,7 +40,7 @@ std::string_view next_word(std::string_view* rest) {
 
 std::error_code sys_error(std::string* msg, const std::string& what) {
   const int e = errno;
-  if (msg) *msg = what + ": " + std::strerror(e);
+  if (msg) *msg = what + ": " + errno_text(e);
   return {e, std::generic_category()};
 }
 
@@ -155,6 +156,7 @@ std::string respond_zram_control(StoreRegistry* reg, std::string_view cmd, std::
 }  // namespace
 
 std::string default_control_dir() noexcept {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing in uzram writes its environment
   const char* xdg = std::getenv("XDG_RUNTIME_DIR");
   if (xdg && *xdg) return std::string(xdg) + "/uzram";
   return "./run/uzram";

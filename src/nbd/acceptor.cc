@@ -13,6 +13,7 @@
 #include "nbd/log.h"
 #include "nbd/protocol.h"
 #include "nbd/server_state.h"
+#include "util/errno_text.h"
 
 namespace uzram::nbd {
 namespace {
@@ -120,7 +121,7 @@ void Server::State::accept_loop() noexcept {
     }
     const int r = ::poll(p, 2 + nwaiting, next.poll_ms());
     if (r < 0 && errno != EINTR) {
-      logf(options.log, "poll: %s; no longer accepting", std::strerror(errno));
+      logf(options.log, "poll: %s; no longer accepting", errno_text(errno));
       return;
     }
     if (r <= 0) continue;
@@ -136,7 +137,7 @@ void Server::State::accept_loop() noexcept {
     if (listen && (p[1].revents & POLLIN)) {
       now = Clock::now();
       if (const int e = accept_new(now); e != 0) {
-        logf(options.log, "accept: %s; pausing 100 ms", std::strerror(e));
+        logf(options.log, "accept: %s; pausing 100 ms", errno_text(e));
         backoff_until = now + std::chrono::milliseconds(100);
       }
     }
@@ -261,7 +262,7 @@ bool Server::State::start_thread_locked(Waiting& w, Clock::time_point now) noexc
   std::memcpy(c->preread, w.got, sizeof c->preread);
   if (const int e = c->thread.start([this, c]() noexcept { serve(c); }); e != 0) {
     logf(options.log, "cannot start a thread for connection %llu: %s; closing it",
-         static_cast<unsigned long long>(c->id), std::strerror(e));
+         static_cast<unsigned long long>(c->id), errno_text(e));
     delete c;
     return false;
   }

@@ -27,6 +27,7 @@
 #include "nbd/tls.h"
 #include "nbd/transport.h"
 #include "util/unix_socket.h"
+#include "util/errno_text.h"
 
 namespace uzram::nbd {
 
@@ -82,7 +83,7 @@ Result<int> listen_tcp(const ServerOptions& o, std::string* uri, bool* is_loopba
   int one = 1;
   if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
-    *msg = o.bind + ":" + o.port + ": " + std::strerror(errno);
+    *msg = o.bind + ":" + o.port + ": " + errno_text(errno);
     if (fd >= 0) ::close(fd);
     return Errc::io_error;
   }
@@ -151,14 +152,14 @@ Result<std::unique_ptr<Server>> Server::start(Exports& exports, const ServerOpti
   st.pfds = new (std::nothrow) pollfd[2 + st.max_waiting];
   if (!st.waiting || !st.pfds || ::fcntl(st.listen_fd, F_SETFL, O_NONBLOCK) != 0 ||
       ::pipe2(st.wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    *msg = std::string("cannot set up the accept thread: ") + std::strerror(errno ? errno : ENOMEM);
+    *msg = std::string("cannot set up the accept thread: ") + errno_text(errno ? errno : ENOMEM);
     ::close(st.listen_fd);
     if (!st.unix_path.empty()) ::unlink(st.unix_path.c_str());
     return Errc::io_error;
   }
   st.stopped = false;
   if (const int e = st.acceptor.start([&st]() noexcept { st.accept_loop(); }); e != 0) {
-    *msg = std::string("cannot start the accept thread: ") + std::strerror(e);
+    *msg = std::string("cannot start the accept thread: ") + errno_text(e);
     ::close(st.listen_fd);
     ::close(st.wake[0]);
     ::close(st.wake[1]);

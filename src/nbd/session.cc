@@ -12,6 +12,7 @@
 #include "nbd/session_impl.h"
 #include "nbd/transport.h"
 #include "util/check.h"
+#include "util/errno_text.h"
 #include "util/thread.h"
 
 namespace uzram::nbd {
@@ -64,7 +65,7 @@ void Session::run() noexcept {
   unsigned started = 0;
   for (; started < want; started++) {
     if (const int e = workers[started].start([this]() noexcept { work(); }); e != 0) {
-      logf(log_, "cannot start worker thread %u of %u: %s", started + 1, want, std::strerror(e));
+      logf(log_, "cannot start worker thread %u of %u: %s", started + 1, want, errno_text(e));
       break;
     }
   }

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <new>
 #include <vector>
 
 static_assert(GNUTLS_VERSION_MAJOR == 3, "libgnutls.so.30 is GnuTLS 3's soname");
@@ -61,6 +62,7 @@ namespace {
   X(gnutls_transport_set_vec_push_function);
 
 struct GnutlsLib {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): `name` is a declarator, not an expression
 #define UZRAM_GNUTLS_MEMBER(name) decltype(&::name) name = nullptr
   UZRAM_GNUTLS_FUNCTIONS(UZRAM_GNUTLS_MEMBER)
 #undef UZRAM_GNUTLS_MEMBER
@@ -75,6 +77,7 @@ GnutlsLib load_gnutls() noexcept {
   // RTLD_NODELETE: never unloaded (its destructors would run under live sessions).
   void* h = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (h == nullptr) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): once, under the static initialisation's lock
     const char* e = dlerror();
     g.error = std::string("cannot load GnuTLS (libgnutls.so.30): ") + (e ? e : "unknown error");
     return g;
@@ -389,7 +392,11 @@ Result<void> load_x509(const std::string& dir, TlsContext::State& st, std::strin
 }  // namespace
 
 Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& o, std::string* msg) noexcept {
-  std::unique_ptr<TlsContext> c(new TlsContext());
+  std::unique_ptr<TlsContext> c(new (std::nothrow) TlsContext());
+  if (c == nullptr) {
+    *msg = "out of memory";
+    return Errc::no_memory;
+  }
   c->state_ = std::make_unique<State>();
   State& st = *c->state_;
   if (o.psk_file.empty() && o.certificates_dir.empty()) {

@@ -36,7 +36,8 @@ unsigned long zs_malloc(struct zs_pool* pool, size_t size, gfp_t, const int) {
   return err(ENOMEM);
 }
 
-void zs_free(struct zs_pool* pool, unsigned long handle) {
+void zs_free(struct zs_pool* pool, unsigned long obj) {
+  const unsigned long handle = obj;
   if (handle == 0 || IS_ERR_VALUE(handle)) return;  // the kernel ignores NULL/ERR handles
   P(pool)->free(static_cast<Handle>(handle));
 }

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cmath>
 #include <bit>
 #include <chrono>
 #include <cstring>
@@ -188,7 +189,7 @@ unsigned FrameArena::decay_weight(unsigned age) noexcept {
   if (age >= kDecayEpochs) return 0;
   // 1 - smoothstep(x): flat near "just freed", steepest half way, flat near the end.
   const double x = static_cast<double>(age) / kDecayEpochs;
-  return static_cast<unsigned>(1024.0 * (1.0 - x * x * (3.0 - 2.0 * x)) + 0.5);
+  return static_cast<unsigned>(std::lround(1024.0 * (1.0 - x * x * (3.0 - 2.0 * x))));
 }
 
 void FrameArena::advance_locked(std::uint64_t now_ns) noexcept {

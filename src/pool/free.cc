@@ -78,7 +78,8 @@ void PoolImpl::free_impl(Handle h) noexcept {
 // run is freed under one hold of its lock - at most kHold handles per hold, so waiters
 // get in between - in two passes that turn dependent misses into parallel ones: load the
 // entries (prefetched in step 1) and prefetch their descriptors; then free.
-void PoolImpl::free_batch_impl(const Handle* hs, std::size_t n) noexcept {
+void PoolImpl::free_batch_impl(const Handle* handles, std::size_t n) noexcept {
+  const Handle* hs = handles;
   if (n == 1) {  // nothing to group: the plain free (a discard of one block)
     if (static_cast<std::uint64_t>(hs[0]) != 0) free_impl(hs[0]);
     return;

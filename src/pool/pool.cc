@@ -43,8 +43,8 @@ CompactHoldHistogram compact_hold_histogram(const Pool& pool) noexcept {
 Pool::~Pool() = default;
 Result<Handle> Pool::alloc(std::size_t size) noexcept { return impl(this)->alloc_impl(size); }
 void Pool::free(Handle h) noexcept { impl(this)->free_impl(h); }
-void Pool::free_batch(const Handle* hs, std::size_t n) noexcept {
-  impl(this)->free_batch_impl(hs, n);
+void Pool::free_batch(const Handle* handles, std::size_t n) noexcept {
+  impl(this)->free_batch_impl(handles, n);
 }
 std::size_t Pool::object_size(Handle h) const noexcept { return impl(this)->object_size_impl(h); }
 std::size_t Pool::compact() noexcept { return impl(this)->compact_impl(); }

@@ -17,6 +17,7 @@
 
 #include "store/file_checks.h"
 #include "util/check.h"
+#include "util/errno_text.h"
 
 namespace uzram {
 namespace {
@@ -113,7 +114,7 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
   // have side effects (a tape rewinds, a watchdog arms). fstat() below decides.
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) {
-    return fail(msg, Errc::invalid_argument, "cannot use " + q + ": " + std::strerror(errno));
+    return fail(msg, Errc::invalid_argument, "cannot use " + q + ": " + errno_text(errno));
   }
   if (S_ISLNK(st.st_mode)) {
     return fail(msg, Errc::invalid_argument,
@@ -138,7 +139,7 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
     return fail(
         msg,
         e == EACCES || e == EPERM || e == EROFS ? sys(e) : make_error_code(Errc::invalid_argument),
-        "cannot open " + q + ": " + std::strerror(e));
+        "cannot open " + q + ": " + errno_text(e));
   }
   std::unique_ptr<Backing> b(new (std::nothrow) Backing);
   if (!b) {
@@ -147,13 +148,13 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
   }
   b->fd = fd;  // owned by b from here on
   if (::fstat(fd, &st) != 0)
-    return fail(msg, Errc::io_error, "cannot stat " + q + ": " + std::strerror(errno));
+    return fail(msg, Errc::io_error, "cannot stat " + q + ": " + errno_text(errno));
   b->dev = st.st_dev;
   b->ino = st.st_ino;
   std::uint64_t bytes = 0;
   if (S_ISBLK(st.st_mode)) {
     if (::ioctl(fd, BLKGETSIZE64, &bytes) != 0) {
-      return fail(msg, Errc::io_error, "cannot get the size of " + q + ": " + std::strerror(errno));
+      return fail(msg, Errc::io_error, "cannot get the size of " + q + ": " + errno_text(errno));
     }
   } else if (S_ISREG(st.st_mode)) {
     if (st.st_uid != ::geteuid()) {
@@ -194,14 +195,14 @@ Result<std::unique_ptr<Backing>> open_backing(const std::string& path, std::stri
   }
   const int fl = ::fcntl(fd, F_GETFL);
   if (fl < 0 || ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
-    return fail(msg, Errc::io_error, "fcntl " + q + ": " + std::strerror(errno));
+    return fail(msg, Errc::io_error, "fcntl " + q + ": " + errno_text(errno));
   }
   b->direct.store((fl & O_DIRECT) != 0, std::memory_order_relaxed);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
       return fail(msg, Errc::busy, q + " is in use by another store (flock held)");
     }
-    return fail(msg, Errc::io_error, "cannot lock " + q + ": " + std::strerror(errno));
+    return fail(msg, Errc::io_error, "cannot lock " + q + ": " + errno_text(errno));
   }
   b->path = shown_path(fd, path);
   return b;

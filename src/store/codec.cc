@@ -12,6 +12,7 @@
 #include "store/codec_internal.h"
 #include "store/file_checks.h"
 #include "sync/lock_order.h"
+#include "util/errno_text.h"
 
 namespace uzram {
 namespace {
@@ -71,17 +72,17 @@ Result<std::shared_ptr<const std::string>> read_dictionary(const std::string& pa
   if (path.empty()) return bad("empty path");
   if (path.find('\0') != std::string::npos) return bad("path contains a NUL byte");
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return bad(std::strerror(errno));
+  if (::stat(path.c_str(), &st) != 0) return bad(errno_text(errno));
   if (!S_ISREG(st.st_mode)) {
     return bad(std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
   }
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return bad(std::strerror(errno));
+  if (fd < 0) return bad(errno_text(errno));
   struct FdCloser {
     int fd;
     ~FdCloser() { ::close(fd); }
   } closer{fd};
-  if (::fstat(fd, &st) != 0) return bad(std::strerror(errno));
+  if (::fstat(fd, &st) != 0) return bad(errno_text(errno));
   if (!S_ISREG(st.st_mode)) {
     return bad(std::string("is ") + file_type_name(st.st_mode) + ", not a regular file");
   }
@@ -105,7 +106,7 @@ Result<std::shared_ptr<const std::string>> read_dictionary(const std::string& pa
   while (got < size) {
     const ssize_t r = ::read(fd, bytes->data() + got, size - got);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return bad(std::strerror(errno));
+    if (r < 0) return bad(errno_text(errno));
     if (r == 0) break;  // the file shrank under us
     got += static_cast<std::size_t>(r);
   }

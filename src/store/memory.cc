@@ -18,6 +18,7 @@
 #include "store/store_impl.h"
 #include "sync/lock_order.h"
 #include "util/resident.h"
+#include "util/errno_text.h"
 
 namespace uzram {
 namespace {
@@ -44,7 +45,7 @@ Result<std::string> read_proc(const char* path, std::string* msg) {
   const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int e = errno;
-    if (msg) *msg = std::string("memory: ") + path + ": " + std::strerror(e);
+    if (msg) *msg = std::string("memory: ") + path + ": " + errno_text(e);
     return std::error_code(e, std::generic_category());
   }
   std::string out;

@@ -10,6 +10,7 @@
 
 #include "store/store_impl.h"
 #include "util/check.h"
+#include "util/errno_text.h"
 
 namespace uzram {
 
@@ -23,11 +24,13 @@ Result<std::unique_ptr<Store>> Store::create(std::string name,
 }
 
 Store::~Store() = default;
-Result<void> Store::write_attr(std::string_view n, std::string_view v, std::string* msg) noexcept {
-  return impl(this)->do_write_attr(n, v, msg);
+Result<void> Store::write_attr(std::string_view name, std::string_view value,
+                               std::string* message) noexcept {
+  return impl(this)->do_write_attr(name, value, message);
 }
-Result<std::string> Store::read_attr(std::string_view n, std::string* msg) const noexcept {
-  return impl(this)->do_read_attr(n, msg);
+Result<std::string> Store::read_attr(std::string_view name,
+                                     std::string* message) const noexcept {
+  return impl(this)->do_read_attr(name, message);
 }
 Result<void> Store::write(std::uint64_t i, const void* b) noexcept {
   auto r = impl(this)->do_write(i, b);
@@ -132,7 +135,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
     if (msg) {
       *msg = "disksize: cannot map the slot table for " + std::to_string(disksize) +
              " bytes (" + std::to_string(n * sizeof(Slot) >> 20) +
-             " MiB of address space, 16 bytes per 4 KiB block): " + std::strerror(e);
+             " MiB of address space, 16 bytes per 4 KiB block): " + errno_text(e);
     }
     return Errc::no_memory;
   }

@@ -12,7 +12,7 @@
 #ifndef UZRAM_STORE_STORE_IMPL_H_
 #define UZRAM_STORE_STORE_IMPL_H_
 
-#include <time.h>
+#include <ctime>
 
 #include <atomic>
 #include <chrono>

@@ -16,6 +16,7 @@
 #include "store/kv.h"
 #include "store/pp_pass.h"
 #include "store/store_impl.h"
+#include "util/errno_text.h"
 
 namespace uzram {
 namespace {
@@ -297,7 +298,7 @@ Result<void> WritebackRun::report(std::string* msg) const noexcept {
   if (last_err_) {
     return fail(msg, last_err_,
                 "writeback: " + std::to_string(failed_) + " block(s) not written back" +
-                    (last_errno_ ? ": " + std::string(std::strerror(last_errno_)) : std::string()));
+                    (last_errno_ ? ": " + std::string(errno_text(last_errno_)) : std::string()));
   }
   return {};
 }

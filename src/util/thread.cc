@@ -19,6 +19,7 @@ struct FaultPlan {
   std::atomic<std::uint64_t> started{0};  // relaxed: an ordinal, no data published with it
 
   FaultPlan() noexcept {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing in uzram writes its environment
     const char* spec = std::getenv("UZRAM_FAULT_THREAD_CREATE");
     if (spec == nullptr) return;
     while (*spec != '\0' && count < kMax) {

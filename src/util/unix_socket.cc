@@ -1,6 +1,7 @@
 // util/unix_socket.cc - listen_unix_socket(): the private directory, the stale-socket
 // probe and the bind (unix_socket.h describes the rules); connect_unix_socket().
 #include "util/unix_socket.h"
+#include "util/errno_text.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -26,7 +27,6 @@ Result<int> fail(std::string* msg, int e, std::string text) {
   return error(e);
 }
 
-std::string errno_text(int e) { return std::strerror(e); }
 
 std::string mode_text(mode_t m) {
   char buf[8];
@@ -300,7 +300,7 @@ Result<int> connect_unix_socket(const std::string& path, std::string* msg,
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return fail(msg, errno, "socket: " + errno_text(errno));
+  if (fd.get() < 0) return fail(msg, errno, std::string("socket: ") + errno_text(errno));
   if (timeout_ms > 0) {  // before connect(): it bounds a connect to a full backlog too
     const timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

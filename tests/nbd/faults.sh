@@ -52,3 +52,59 @@ grep -q "cannot start a thread for connection" "$tmp/err" || fail "no log line f
 grep -q "no worker thread for this connection" "$tmp/err" || fail "no log line for the worker-less connection"
 grep -q "cannot start worker thread 2 of 2" "$tmp/err" || fail "no log line for the missing worker"
 echo "ok thread failures refuse one connection each; data intact"
+
+# A real task limit, not the seam: the server moved into a pids cgroup (v1, or v2 where
+# the pids controller is delegated) that leaves it room for two more tasks, then 12
+# clients at once. Most cannot get a thread; the server refuses them one by one and
+# stays up; with the limit lifted, the data written before is read back intact.
+cgroot=""
+if [[ -d /sys/fs/cgroup/pids && -w /sys/fs/cgroup/pids ]]; then
+  cgroot=/sys/fs/cgroup/pids
+elif [[ -f /sys/fs/cgroup/cgroup.subtree_control ]] && grep -qw pids /sys/fs/cgroup/cgroup.subtree_control &&
+     [[ -w /sys/fs/cgroup ]]; then
+  cgroot=/sys/fs/cgroup
+fi
+if [[ -z $cgroot ]] || ! mkdir "$cgroot/uzram-faults-$$" 2>/dev/null; then
+  echo "ok (pids cgroup part skipped: no writable pids cgroup here)"
+  exit 0
+fi
+export cg="$cgroot/uzram-faults-$$"
+cleanup_cg() {
+  # Move whatever is left back to the root, then remove the group.
+  if [[ -f $cg/cgroup.procs ]]; then
+    while read -r p; do echo "$p" > "$cgroot/cgroup.procs" 2>/dev/null || true; done < "$cg/cgroup.procs"
+    rmdir "$cg" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup_cg EXIT
+"$uzram" serve -v -t 2 -U - --control "$tmp/c2.sock" --size 64M --run '
+nbdcopy --connections=1 "$tmp/data" "$uri" || exit 24
+echo $PPID > "$cg/cgroup.procs" || exit 20
+echo $(( $(cat "$cg/pids.current") + 2 )) > "$cg/pids.max" || exit 21
+python3 - <<PY || exit 22
+import sys
+sys.path.insert(0, "$here")
+import nbdraw as r
+socks, served = [], 0
+for i in range(12):
+    try:
+        s = r.connect("$uri")
+        r.hello(s)
+        r.go(s)
+        r.request(s, r.CMD_WRITE, 16 << 20, 5, payload=b"hello")  # past the data
+        served += r.simple_reply(s)[0] == 0
+        socks.append(s)
+    except (EOFError, ConnectionError, OSError):
+        pass
+assert served < 12, "the limit refused nobody: %d served" % served
+for s in socks:
+    s.close()
+PY
+echo max > "$cg/pids.max" || exit 23
+nbdcopy --connections=1 "$uri" "$tmp/out2" || exit 25
+' 2> "$tmp/err2" || fail "pids cgroup (status $?): $(tail -5 "$tmp/err2")"
+head -c $((8 << 20)) "$tmp/out2" | cmp - "$tmp/data" || fail "data changed under the pids limit"
+grep -qE "cannot start (a thread for connection|worker thread)|no worker thread" "$tmp/err2" ||
+  fail "no log line for the connections the limit refused: $(tail -5 "$tmp/err2")"
+echo "ok a pids cgroup at its limit refuses connections; the server stays up, data intact"
