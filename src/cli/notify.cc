@@ -2,10 +2,10 @@
 #include "cli/notify.h"
 
 #include <systemd/sd-daemon.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 
 namespace uzram::cli {
 

@@ -15,8 +15,8 @@
 #include <fstream>
 
 #include "cli/log_sink.h"
-#include "util/errno_text.h"
 #include "nbd/server.h"
+#include "util/errno_text.h"
 #include "uzram/store.h"
 
 #ifndef PR_SET_IO_FLUSHER
@@ -168,7 +168,7 @@ bool swap_prepare(const Io& io) noexcept {
   // One malloc arena: glibc reserves 64 MiB of address space for each thread's arena, and
   // under mlockall that reservation counts as locked (VmLck, RLIMIT_MEMLOCK). Serving does
   // not allocate, so nothing contends for it.
-  (void)::mallopt(M_ARENA_MAX, 1);
+  (void)::mallopt(M_ARENA_MAX, 1);  // NOLINT(concurrency-mt-unsafe): no other thread yet
   pthread_attr_t attr;
   if (pthread_getattr_default_np(&attr) == 0) {
     (void)pthread_attr_setstacksize(&attr, kSwapStackBytes);
@@ -178,8 +178,8 @@ bool swap_prepare(const Io& io) noexcept {
   if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
     const int e = errno;
     report(io, "serve", {e, std::generic_category()},
-           e == EPERM ? "--swap: prctl(PR_SET_IO_FLUSHER) refused: it needs CAP_SYS_RESOURCE "
-                        "(run as root, or give the service AmbientCapabilities=CAP_SYS_RESOURCE)"
+           e == EPERM    ? "--swap: prctl(PR_SET_IO_FLUSHER) refused: it needs CAP_SYS_RESOURCE "
+                           "(run as root, or give the service AmbientCapabilities=CAP_SYS_RESOURCE)"
            : e == EINVAL ? "--swap: prctl(PR_SET_IO_FLUSHER) unknown to this kernel (Linux 5.6 "
                            "or later has it)"
                          : std::string("--swap: prctl(PR_SET_IO_FLUSHER): ") + errno_text(e));
@@ -196,10 +196,10 @@ bool swap_precheck(const SwapBudget& b, std::uint64_t disksize, const Io& io) no
   const std::uint64_t room = cgroup_memory_room();
   const std::uint64_t ram = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
                             static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-  const std::string detail =
-      mib(need) + " more must be locked (the store " + mib(store) + ": mem_limit " +
-      mib(b.mem_limit) + " + " + mib(kSwapPoolSlack) + " and the slot table; then " +
-      std::to_string(b.connections) + " connections x " + mib(b.per_connection) + ")";
+  const std::string detail = mib(need) + " more must be locked (the store " + mib(store) +
+                             ": mem_limit " + mib(b.mem_limit) + " + " + mib(kSwapPoolSlack) +
+                             " and the slot table; then " + std::to_string(b.connections) +
+                             " connections x " + mib(b.per_connection) + ")";
   std::string refuse;
   if (limit != kUnlimited && rss + need > limit) {
     refuse = detail + " besides the " + mib(rss) + " resident now, above RLIMIT_MEMLOCK (" +

@@ -51,7 +51,7 @@ class Session {
   // A job for the request, its memory and budget taken (waits for them); nullptr (logged)
   // when memory ran out.
   Job* obtain(const Request& r, const Verdict& v,
-             std::chrono::steady_clock::time_point start) noexcept;
+              std::chrono::steady_clock::time_point start) noexcept;
   // Reads (or skips) a WRITE's payload; a long one (preallocated) is written as it comes.
   // False when the client vanished or memory ran out (logged).
   bool take_payload(Job* job, const Verdict& v) noexcept;

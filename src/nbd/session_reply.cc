@@ -179,7 +179,7 @@ void Session::send_read_in_pieces(const Request& r, std::uint8_t* piece,
         logf(log_,
              "read error at offset %llu in the middle of a %u-byte reply; closing the "
              "connection (the reply's header is sent)",
-             static_cast<unsigned long long>(r.offset + done), r.length);
+             static_cast<unsigned long long>(r.offset) + done, r.length);
         kill_locked();
         return;
       }

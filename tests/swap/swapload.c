@@ -12,11 +12,11 @@
 #include <sys/mman.h>
 #include <time.h>
 
-static uint64_t vmstat(const char *key) {
+static uint64_t vmstat(const char* key) {
   char line[128];
   uint64_t v = 0;
   size_t n = strlen(key);
-  FILE *f = fopen("/proc/vmstat", "r");
+  FILE* f = fopen("/proc/vmstat", "r");
   if (!f) return 0;
   while (fgets(line, sizeof line, f)) {
     if (strncmp(line, key, n) == 0 && line[n] == ' ') v = strtoull(line + n + 1, NULL, 10);
@@ -26,7 +26,7 @@ static uint64_t vmstat(const char *key) {
 }
 
 /* Page i: 128 pseudo-random words, then 384 words of a low-entropy pattern of i. */
-static void page(uint64_t i, uint64_t *w) {
+static void page(uint64_t i, uint64_t* w) {
   uint64_t x = i * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
   for (int k = 0; k < 128; k++) {
     x ^= x << 13;
@@ -37,14 +37,14 @@ static void page(uint64_t i, uint64_t *w) {
   for (int k = 128; k < 512; k++) w[k] = i * 0x0100000001ull + (uint64_t)(k / 64);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   const uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 10) : 300;
   const int passes = argc > 2 ? atoi(argv[2]) : 2;
   const uint64_t n = mib << 8;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   const uint64_t out0 = vmstat("pswpout"), in0 = vmstat("pswpin");
-  uint64_t *mem = mmap(NULL, n * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uint64_t* mem = mmap(NULL, n * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     perror("SWAPLOAD mmap");
     return 2;
