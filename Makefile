@@ -42,7 +42,7 @@ test-dev test-lint test-asan test-tsan test-gcc test-fuzz test-install: deps
 	@scripts/run-tests.sh $(@:test-%=%)
 
 # Swap on uzram with a real kernel (Debian's linux-image-amd64 under qemu -accel tcg, a
-# busybox initramfs): tests/swap/swap.sh in each variant (scripts/test-swap.sh), 10-15
+# busybox initramfs): tests/swap/swap.sh in each variant (scripts/test-swap.sh), 3-12
 # minutes in all on 2 vCPUs, so not in `make test` (docs/uzram-serve.md#swap). Installs
 # the `swap` package group.
 test-swap: deps

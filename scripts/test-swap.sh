@@ -7,7 +7,7 @@
 #               cgroup; its refusals, VmLck, I/O flusher flags, no OOM kill
 # and host and guest-swap again with 32 KiB compression units (-o unit_size=32K,
 # docs/units.md) where the store has that attribute (skipped, and said, where not). Each
-# takes 3-5 minutes under software emulation (qemu -accel tcg). Exit 0 when none failed
+# takes 1.5-8 minutes under software emulation (qemu -accel tcg). Exit 0 when none failed
 # (skips are reported).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

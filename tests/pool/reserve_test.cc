@@ -108,7 +108,9 @@ TEST(SwapPool, PrefaultMakesEveryFrameResidentAtCreate) {
   }
   // Metadata only (not checked under a sanitizer: its shadow of the frames, touched by
   // these writes, counts in RSS too).
-  if (!kShadowMemory) EXPECT_LE(rss_bytes(), full + (std::size_t{4} << 20));
+  if (!kShadowMemory) {
+    EXPECT_LE(rss_bytes(), full + (std::size_t{4} << 20));
+  }
   for (int i = 0; i < 10000; i++) {
     const void* p = (*pool)->read_begin(hs[i], got.data());
     EXPECT_EQ(static_cast<const unsigned char*>(p)[0], static_cast<unsigned char>(i));
