@@ -98,14 +98,18 @@ long serve_window(bool preallocate, bool structured) {
       if (!structured) {
         EXPECT_TRUE(read_all(s.client, h, kSimpleReplySize));
         EXPECT_EQ(get32(h + 4), 0u);
-        if (q.type == kCmdRead) EXPECT_TRUE(read_all(s.client, sink, q.len));
+        if (q.type == kCmdRead) {
+          EXPECT_TRUE(read_all(s.client, sink, q.len));
+        }
         break;
       }
       EXPECT_TRUE(read_all(s.client, h, kChunkHeaderSize));
       EXPECT_NE(get16(h + 6), kChunkError);
       const std::uint32_t n = get32(h + 16);
       EXPECT_LE(n, sizeof sink);
-      if (n > 0) EXPECT_TRUE(read_all(s.client, sink, n));
+      if (n > 0) {
+        EXPECT_TRUE(read_all(s.client, sink, n));
+      }
       if (get16(h + 4) & kChunkFlagDone) break;
     }
   }
