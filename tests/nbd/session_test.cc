@@ -106,7 +106,9 @@ TEST_P(SessionModel, RandomPipelinedRequestsMatchTheModel) {
               << "read " << q.len << " at " << q.off;
           if (GetParam().structured) {
             EXPECT_EQ(std::count(r.covered.begin(), r.covered.end(), false), 0);
-            if (q.flags & kCmdFlagDf) EXPECT_EQ(r.chunks, 1u);
+            if (q.flags & kCmdFlagDf) {
+              EXPECT_EQ(r.chunks, 1u);
+            }
           }
         }
       }
