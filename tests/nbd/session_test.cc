@@ -141,7 +141,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, SessionModel,
                                            Mode{"OnDemandStructured", true, false},
                                            Mode{"PreallocatedSimple", false, true},
                                            Mode{"PreallocatedStructured", true, true}),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& i) { return std::string(i.param.name); });
 
 // A read error after the first piece: structured replies end with an error chunk; a simple
 // reply has sent its header already, so the connection is closed.
