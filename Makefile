@@ -5,7 +5,7 @@ CMAKE ?= cmake
 
 PHONY_TESTS = test-dev test-lint test-asan test-tsan test-gcc test-fuzz test-install
 .PHONY: all deps deps-bench build run test $(PHONY_TESTS) \
-        stress bench install clean
+        stress test-swap bench install clean
 
 all: build
 
@@ -40,6 +40,16 @@ test: deps
 
 test-dev test-lint test-asan test-tsan test-gcc test-fuzz test-install: deps
 	@scripts/run-tests.sh $(@:test-%=%)
+
+# Swap on uzram with a real kernel (Debian's linux-image-amd64 under qemu -accel tcg, a
+# busybox initramfs): tests/swap/swap.sh in each variant (scripts/test-swap.sh), 3-12
+# minutes in all on 2 vCPUs, so not in `make test` (docs/uzram-serve.md#swap). Installs
+# the `swap` package group.
+test-swap: deps
+	@scripts/install-deps.sh swap
+	$(CMAKE) --preset dev >/dev/null
+	$(CMAKE) --build build/dev -j $(JOBS) --target uzram-cli
+	@scripts/test-swap.sh build/dev/src/cli/uzram
 
 # The concurrency stress test for minutes (default 2 per configuration) under TSan:
 #   make stress STRESS_MS=600000 STRESS_THREADS=8

@@ -59,6 +59,18 @@ struct PoolOptions {
   // An object above 4096 bytes is a *large object*: a run of whole frames (its own zspage)
   // plus a tail in the small classes (docs/units.md#pool-objects-larger-than-a-frame).
   std::size_t max_object_size = kMaxObjectSize;
+  // For a pool that must not ask the kernel for memory while it serves (swap: `uzram
+  // serve --swap`, docs/uzram-serve.md#swap). reserve_handles: handle entries for this
+  // many objects, plus one chunk per size class, are mapped and populated at create (and
+  // on demand beyond them, as always). eager_workers: the background threads (deferred
+  // free; background compaction when enabled) start at create, not at their first job.
+  // prefault: every frame of max_bytes is populated at create (create fails with
+  // no_memory if the kernel cannot give them), so that no allocation ever waits for the
+  // kernel to find a page. Keeping every freed frame is decay_ms = 0 with frame_cache =
+  // max_bytes / 4096.
+  std::size_t reserve_handles = 0;
+  bool eager_workers = false;
+  bool prefault = false;
 };
 
 struct PoolStats {

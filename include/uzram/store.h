@@ -101,10 +101,30 @@ struct AttrInfo {
   bool trigger = false;
 };
 
+// How a store takes its memory (Store::create).
+struct StoreOptions {
+  // A store that serves swap (`uzram serve --swap`, docs/uzram-serve.md#swap): all the
+  // memory it needs is taken at disksize, so that storing a block never waits for the
+  // kernel to find a page (which, under memory pressure, could wait for swap: for this
+  // store). mem_limit must be set before disksize (else disksize fails with
+  // invalid_argument): the pool is sized for it plus kSwapPoolSlack (for writers that
+  // overshoot it; allocations beyond fail as at mem_limit) and all its frames are made
+  // resident at disksize (no_memory if the kernel cannot give them); it keeps every frame
+  // it frees (no decay), maps the handle entries of one object per block, and starts its
+  // background threads then. While initialised, mem_limit can be lowered but not cleared
+  // (0) or raised above the size the pool was given (invalid_argument; reset and set
+  // disksize again to resize).
+  bool swap = false;
+};
+// What a swap store's pool holds beyond mem_limit: the zspages of writers that allocated
+// before they saw the limit (it is checked after allocating, as in the kernel).
+inline constexpr std::uint64_t kSwapPoolSlack = std::uint64_t{4} << 20;
+
 class Store {
  public:
   // An uninitialised store named `name` (the "zramN" of messages and `uzram status`).
-  [[nodiscard]] static Result<std::unique_ptr<Store>> create(std::string name = "zram0") noexcept;
+  [[nodiscard]] static Result<std::unique_ptr<Store>> create(std::string name = "zram0",
+                                                             const StoreOptions& options = {}) noexcept;
   virtual ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

@@ -27,10 +27,9 @@
 #include <vector>
 
 #include "uzram/result.h"
+#include "uzram/store.h"
 
 namespace uzram {
-
-class Store;
 
 class StoreRegistry {
  public:
@@ -38,6 +37,8 @@ class StoreRegistry {
 
   // Aborts if it cannot allocate its few bytes of state.
   StoreRegistry() noexcept;
+  // Every store this registry creates takes `options` (`uzram serve --swap`: all swap).
+  explicit StoreRegistry(const StoreOptions& options) noexcept;
   ~StoreRegistry();
   StoreRegistry(const StoreRegistry&) = delete;
   StoreRegistry& operator=(const StoreRegistry&) = delete;
@@ -74,6 +75,7 @@ class StoreRegistry {
   // this header names no lock type of the library's own.
   struct State;
   std::unique_ptr<State> state_;
+  const StoreOptions options_{};
 };
 
 }  // namespace uzram

@@ -101,6 +101,9 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
                 "serve OpenMetrics at http://[ADDR:]PORT/metrics (ADDR default 127.0.0.1; "
                 "port 0: any free port; --run: $metrics holds the URL)");
   v->add_flag("-v,--verbose", sv.verbose, "log connections and protocol errors on stderr");
+  v->add_flag("--swap", sv.swap,
+              "serve swap safely: lock the server in memory (mlockall), mark it an I/O flusher, "
+              "preallocate every buffer; needs -o mem_limit=SIZE");
   bool foreground = false;  // accepted for nbdkit compatibility; serve never daemonises
   v->add_flag("-f,--foreground", foreground, "compatibility: uzram serve always runs in the foreground");
 

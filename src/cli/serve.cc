@@ -23,6 +23,9 @@
 
 #include "cli/log_sink.h"
 #include "cli/metrics.h"
+#include "cli/notify.h"
+#include "cli/serve_setup.h"
+#include "cli/swap.h"
 #include "control/control.h"
 #include "nbd/exports.h"
 #include "nbd/server.h"
@@ -66,117 +69,6 @@ void print_examples(const Io& io, const std::string& uri, const std::string& con
                "  control   uzram ctl --control %s mm_stat\n",
                u, u, u, u, u, u, u, u, control.c_str());
   std::fflush(io.out);
-}
-
-// --port: a number 0-65535 (0: any free port).
-bool valid_port(const std::string& p) {
-  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  return std::stoul(p) <= 65535;
-}
-
-// --handshake-timeout: seconds, > 0 and at most a day; fractions allowed.
-bool parse_seconds(const std::string& text, std::chrono::milliseconds* out) {
-  if (text.empty() || text.find_first_not_of("0123456789.") != std::string::npos) return false;
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (end != text.c_str() + text.size() || !std::isfinite(v) || v <= 0 || v > 86400) return false;
-  *out = std::chrono::milliseconds(static_cast<long long>(std::ceil(v * 1000)));
-  return true;
-}
-
-// What the command line says, checked before anything is created.
-struct ServeSetup {
-  std::vector<std::pair<std::string, std::string>> before, after;  // -o, around disksize
-  std::uint64_t size = 0;
-  std::chrono::milliseconds handshake_timeout{10'000}, send_timeout{30'000};
-  std::string tls_mode;  // off, on or require
-  MetricsAddress metrics;  // --metrics; port empty: none
-};
-
-// -o ATTR=VALUE: split by the attribute table's before_init flag.
-int parse_attrs(const ServeOptions& o, const Io& io, ServeSetup* setup) {
-  for (const std::string& a : o.attrs) {
-    const std::size_t eq = a.find('=');
-    if (eq == std::string::npos || eq == 0)
-      return usage_error(io, "serve: -o expects attr=value, got '" + a + "'");
-    std::string attr = a.substr(0, eq), value = a.substr(eq + 1);
-    if (attr == "disksize") return usage_error(io, "serve: -o disksize: use --size");
-    if (attr == "reset")
-      return usage_error(io, "serve: -o reset: the store is created fresh; nothing to reset");
-    const auto info = Store::attr_info(attr);
-    if (!info) return usage_error(io, "serve: -o " + attr + ": no such attribute");
-    (info->before_init ? setup->before : setup->after)
-        .emplace_back(std::move(attr), std::move(value));
-  }
-  if (!o.policy.empty()) {  // --policy VALUE: -o policy=VALUE
-    for (const auto& [attr, value] : setup->after) {
-      if (attr == "policy")
-        return usage_error(io, "serve: --policy and -o policy= exclude each other");
-    }
-    setup->after.emplace_back("policy", o.policy);
-  }
-  return kExitOk;
-}
-
-// --size, -U/--port, the timeouts.
-int parse_limits(const ServeOptions& o, const Io& io, ServeSetup* setup) {
-  auto size = parse_size(o.size);
-  if (!size || *size == 0) return usage_error(io, "serve: --size: invalid size '" + o.size + "'");
-  setup->size = *size;
-  if (!o.port.empty() && !o.socket.empty())
-    return usage_error(io, "serve: -U and --port exclude each other");
-  if (!o.port.empty() && !valid_port(o.port)) {
-    return usage_error(
-        io,
-        "serve: --port: want a TCP port number 0-65535 (0: any free port), got '" + o.port + "'");
-  }
-  if (!o.handshake_timeout.empty() &&
-      !parse_seconds(o.handshake_timeout, &setup->handshake_timeout)) {
-    return usage_error(io, "serve: --handshake-timeout: want seconds (> 0, at most 86400), got '" +
-                               o.handshake_timeout + "'");
-  }
-  if (!o.send_timeout.empty() && !parse_seconds(o.send_timeout, &setup->send_timeout)) {
-    return usage_error(io, "serve: --send-timeout: want seconds (> 0, at most 86400), got '" +
-                               o.send_timeout + "'");
-  }
-  return kExitOk;
-}
-
-// --tls and its credentials: require when credentials are given, else off.
-int parse_tls(const ServeOptions& o, const Io& io, ServeSetup* setup) {
-  if (o.tls_verify_peer && o.tls_certificates.empty()) {
-    return usage_error(
-        io,
-        "serve: --tls-verify-peer needs --tls-certificates DIR (client certificates are "
-        "verified against DIR/ca-cert.pem)");
-  }
-  const bool creds = !o.tls_psk.empty() || !o.tls_certificates.empty();
-  setup->tls_mode = o.tls.empty() ? (creds ? "require" : "off") : o.tls;
-  const std::string& mode = setup->tls_mode;
-  if (mode != "off" && mode != "on" && mode != "require") {
-    return usage_error(io, "serve: --tls: want off, on or require, got '" + mode + "'");
-  }
-  if (mode != "off" && !creds)
-    return usage_error(io, "serve: --tls=" + mode + " needs --tls-psk or --tls-certificates");
-  return kExitOk;
-}
-
-// --metrics [ADDR:]PORT.
-int parse_metrics(const ServeOptions& o, const Io& io, ServeSetup* setup) {
-  if (o.metrics.empty()) return kExitOk;
-  std::string why;
-  if (!parse_metrics_address(o.metrics, &setup->metrics, &why))
-    return usage_error(io, "serve: --metrics: " + why);
-  return kExitOk;
-}
-
-int parse_serve_options(const ServeOptions& o, const Io& io, ServeSetup* setup) {
-  int rc = parse_attrs(o, io, setup);
-  if (rc == kExitOk) rc = parse_limits(o, io, setup);
-  if (rc == kExitOk) rc = parse_tls(o, io, setup);
-  if (rc == kExitOk) rc = parse_metrics(o, io, setup);
-  return rc;
 }
 
 bool make_tls(const ServeOptions& o, const ServeSetup& setup, const Io& io,
@@ -284,6 +176,7 @@ bool server_options(const ServeOptions& o, const ServeSetup& setup, nbd::TlsCont
   so->session.workers = std::max(1u, o.threads);
   so->tls.context = tls;
   so->tls.required = setup.tls_mode == "require";
+  if (o.swap) swap_server_options(so);
   if (o.socket != "-") {
     so->unix_path = o.socket.empty() ? default_socket() : o.socket;
     return true;
@@ -385,8 +278,11 @@ bool start_metrics(const ServeSetup& setup, StoreRegistry& registry, const nbd::
   return true;
 }
 
-// Waits for SIGINT, SIGTERM or SIGHUP, or for the captive command to exit; returns the
-// exit status (the command's, in captive mode: on a signal it is terminated first).
+// Waits for SIGINT or SIGTERM, or for the captive command to exit; returns the exit status
+// (the command's, in captive mode: on a signal it is terminated first). SIGHUP stops
+// nothing: the store holds its users' only copy, and there is nothing to reload (the
+// configuration is the command line and the control socket); it is logged, and told to
+// the service manager as a reload.
 int wait_for_end(const SignalMask& mask, pid_t child, bool verbose, LogSink& sink) {
   for (;;) {
     siginfo_t info{};
@@ -396,6 +292,12 @@ int wait_for_end(const SignalMask& mask, pid_t child, bool verbose, LogSink& sin
       int ws = 0;
       if (child < 0 || ::waitpid(child, &ws, WNOHANG) != child) continue;
       return exit_status(ws);
+    }
+    if (sig == SIGHUP) {
+      notify_reloading();
+      sink.write("SIGHUP: nothing to reload (change attributes with uzram ctl); still serving");
+      notify_ready("serving");
+      continue;
     }
     if (verbose) sink.write(std::string(sigdescr_np(sig)) + ": shutting down");
     if (child <= 0) return kExitOk;
@@ -414,13 +316,19 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   if (const int rc = parse_serve_options(o, io, &setup); rc != kExitOk) return rc;
   std::unique_ptr<nbd::TlsContext> tls;
   if (!make_tls(o, setup, io, &tls)) return kExitFailed;
-  StoreRegistry registry;  // declared first: outlives every server that serves its stores
+  if (o.swap && (!swap_precheck(swap_budget(o, setup), setup.size, io) || !swap_prepare(io))) {
+    return kExitFailed;  // before any thread starts
+  }
+  StoreOptions store_options;
+  store_options.swap = o.swap;  // every store, zram0 and those hot_add creates
+  StoreRegistry registry(store_options);  // declared first: outlives every server of its stores
   LogSink sink(io.err);
   const StoreLog store_log(registry, o.verbose ? &sink : nullptr);  // policy decisions
   const std::shared_ptr<Store> store = create_first_store(registry, io);
-  if (!store || !configure_store(*store, o, setup, io)) return kExitFailed;
+  if (!store) return kExitFailed;
   harden_process();
-  const SignalMask mask;  // before any thread starts
+  const SignalMask mask;  // before any thread starts (a swap store's start at disksize)
+  if (!configure_store(*store, o, setup, io)) return kExitFailed;
 
   const std::string control_path = o.control.empty() ? default_control_socket() : o.control;
   std::string msg;
@@ -443,6 +351,9 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   const MemorySourceHandle buffers = count_nbd_buffers(**server);
   std::unique_ptr<MetricsServer> metrics;
   if (!start_metrics(setup, registry, **server, io, &metrics)) return kExitFailed;
+  // --swap locks once every thread and library is there (libmicrohttpd is loaded by
+  // --metrics), before any client is told the server is ready.
+  if (o.swap && !swap_lock(swap_budget(o, setup), io, sink)) return kExitFailed;
 
   pid_t child = -1;
   if (!o.run.empty()) {
@@ -455,7 +366,9 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
       std::fflush(io.out);
     }
   }
+  notify_ready("serving " + (*server)->uri());
   const int status = wait_for_end(mask, child, o.verbose, sink);
+  notify_stopping();
   if (metrics) metrics->stop();
   (*server)->stop();
   (*control)->stop();

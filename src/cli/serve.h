@@ -29,6 +29,7 @@ struct ServeOptions {
   std::string metrics;            // --metrics [ADDR:]PORT: OpenMetrics over HTTP
   bool verbose = false;
   unsigned threads = 4;            // workers per connection
+  bool swap = false;               // --swap: locked in memory, preallocated (cli/swap.h)
 };
 int run_serve(const ServeOptions& options, const Io& io) noexcept;
 

@@ -70,7 +70,7 @@ FrameArena::~FrameArena() {
 }
 
 Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
-                              std::uint32_t decay_ms) noexcept {
+                              std::uint32_t decay_ms, bool prefault) noexcept {
   max_frames_ = max_bytes >> kFrameShift;
   // Frame ids are 32-bit; only zspage ids (the 28-bit owner field) are narrower, and the
   // pool caps those (PoolImpl::init). 2^28 frames = the documented 1 TiB maximum.
@@ -87,6 +87,15 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
   idle_ =
       static_cast<FrameId*>(map_noreserve(max_frames_ * sizeof(FrameId), PROT_READ | PROT_WRITE));
   if (!base_ || !info_ || !free_bits_ || !idle_) return Errc::no_memory;
+  if (prefault) {
+    const std::size_t bytes = max_frames_ << kFrameShift;
+    if (mprotect(base_, bytes, PROT_READ | PROT_WRITE) != 0 ||
+        madvise(base_, bytes, MADV_POPULATE_WRITE) != 0) {
+      return Errc::no_memory;
+    }
+    MutexLock l(lock_);  // nobody else has the arena yet: for the analysis
+    mapped_frames_ = populated_ = max_frames_;
+  }
   return {};
 }
 
@@ -242,7 +251,7 @@ void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
       const FrameId id = ids[i];
       ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
       info_[id].word().store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
-      if (!cache) {
+      if (!cache && keep_ < max_frames_) {  // an arena that keeps every frame keeps these
         batch[nb++] = id;
         continue;
       }

@@ -63,17 +63,19 @@ class FrameArena {
 
   // Reserves address space for max_bytes of frames. `keep_frames` idle frames stay
   // resident whatever their age; `decay_ms` is the decay period (0: frames beyond
-  // keep_frames go back at once, in free()). Errors: no_memory, invalid_argument.
+  // keep_frames go back at once, in free()). `prefault`: every frame is made resident now
+  // (MADV_POPULATE_WRITE). Errors: no_memory (prefault included), invalid_argument.
   [[nodiscard]] Result<void> init(std::size_t max_bytes, std::size_t keep_frames,
-                                  std::uint32_t decay_ms) noexcept;
+                                  std::uint32_t decay_ms, bool prefault = false) noexcept;
 
   // Allocates n frames into out[]: idle frames first (newest first), then the lowest free
   // ids, then fresh ones. Errors: no_memory.
   [[nodiscard]] Result<void> alloc(FrameId* out, unsigned n) noexcept ZS_EXCLUDES(lock_);
   // Allocates one frame below `below` if one is free (for pack()); else no_memory.
   [[nodiscard]] Result<FrameId> alloc_below(FrameId below) noexcept ZS_EXCLUDES(lock_);
-  // Frees frames: they become idle (cache == true) or go back to the OS at once (a
-  // migration passes false: a frame it vacates should leave the arena).
+  // Frees frames: they become idle (cache == true) or go back to the OS at once (migration
+  // by pack() passes false: a frame it vacates should leave the arena), unless keep_frames
+  // covers the whole arena: such an arena (swap, docs/uzram-serve.md#swap) keeps them all.
   void free(const FrameId* ids, unsigned n, bool cache = true) noexcept ZS_EXCLUDES(lock_);
   // Returns every idle frame to the OS now; returns how many.
   std::size_t release_idle() noexcept ZS_EXCLUDES(lock_);

@@ -3,6 +3,8 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+
 #include "util/check.h"
 #include "util/resident.h"
 
@@ -10,20 +12,24 @@ namespace uzram {
 
 HandleTable::~HandleTable() {
   if (!chunks_) return;
+  const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
   for (std::size_t i = 0; i < max_chunks_; i++) {
-    std::atomic<std::uint64_t>* c = chunks_[i].load(std::memory_order_relaxed);
-    if (c) munmap(c, std::size_t{kChunkEntries} * 8);
+    auto* c = reinterpret_cast<std::byte*>(chunks_[i].load(std::memory_order_relaxed));
+    const bool reserved = c >= reserve_ && c < reserve_ + reserve_chunks_ * chunk_bytes;
+    if (c && !reserved) munmap(c, chunk_bytes);
     if (aux_) {
       std::atomic<std::uint64_t>* a = aux_[i].load(std::memory_order_relaxed);
-      if (a) munmap(a, std::size_t{kChunkEntries} * 8);
+      if (a) munmap(a, chunk_bytes);
     }
   }
+  if (reserve_) munmap(reserve_, reserve_chunks_ * chunk_bytes);
   munmap(chunks_, max_chunks_ * sizeof(*chunks_));
   if (aux_) munmap(aux_, max_chunks_ * sizeof(*aux_));
   if (meta_) munmap(meta_, max_chunks_ * sizeof(*meta_));
 }
 
-Result<void> HandleTable::init(std::size_t max_handles, unsigned aux_from) noexcept {
+Result<void> HandleTable::init(std::size_t max_handles, unsigned aux_from,
+                               std::size_t reserve_chunks) noexcept {
   // Every group may hold one partly used chunk beyond what max_handles fills; indexes are
   // 32-bit, so at most 2^20 - 1 chunks.
   max_chunks_ = (max_handles + kChunkEntries - 1) / kChunkEntries + kGroups;
@@ -44,6 +50,14 @@ Result<void> HandleTable::init(std::size_t max_handles, unsigned aux_from) noexc
     if (p == MAP_FAILED) return Errc::no_memory;
     aux_ = static_cast<std::atomic<std::atomic<std::uint64_t>*>*>(p);
   }
+  reserve_chunks = std::min(reserve_chunks, max_chunks_);
+  if (reserve_chunks > 0) {
+    p = mmap(nullptr, reserve_chunks * kChunkEntries * 8, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) return Errc::no_memory;
+    reserve_ = static_cast<std::byte*>(p);
+    reserve_chunks_ = reserve_chunks;
+  }
   return {};
 }
 
@@ -55,19 +69,28 @@ bool HandleTable::grow(unsigned group) noexcept {
   const std::uint32_t limit = limit_.load(std::memory_order_relaxed);
   const std::size_t chunk = limit >> kChunkShift;
   if (chunk >= max_chunks_) return false;
-  void* p = mmap(nullptr, std::size_t{kChunkEntries} * 8, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return false;
+  // Entry chunks come from the reserve first (PoolOptions::reserve_handles); aux chunks
+  // (large objects' tails) are always mapped on demand.
+  void* p;
+  const bool from_reserve = reserve_used_ < reserve_chunks_;
+  if (from_reserve) {
+    p = reserve_ + reserve_used_ * (std::size_t{kChunkEntries} * 8);
+  } else {
+    p = mmap(nullptr, std::size_t{kChunkEntries} * 8, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+  }
   if (group >= aux_from_) {
     void* a = mmap(nullptr, std::size_t{kChunkEntries} * 8, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (a == MAP_FAILED) {
-      munmap(p, std::size_t{kChunkEntries} * 8);
+      if (!from_reserve) munmap(p, std::size_t{kChunkEntries} * 8);
       return false;
     }
     // relaxed: published by the release store of the entry chunk below.
     aux_[chunk].store(static_cast<std::atomic<std::uint64_t>*>(a), std::memory_order_relaxed);
   }
+  if (from_reserve) reserve_used_++;
   meta_[chunk].group = static_cast<std::uint16_t>(group);
   if (chunk == 0) meta_[0].touched.store(1, std::memory_order_relaxed);  // index 0 is never a handle
   // release: pairs with the acquire in entry() and for_each_allocated().
@@ -108,8 +131,12 @@ bool HandleTable::has_room_locked(unsigned group, std::uint32_t n, const SpinLoc
 
 std::size_t HandleTable::metadata_bytes() const noexcept {
   const std::uint32_t n = limit_.load(std::memory_order_acquire) >> kChunkShift;
-  std::size_t bytes = 0;
+  const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
+  std::size_t bytes = reserve_chunks_ * chunk_bytes;  // populated at init, used or not
   for (std::uint32_t k = 0; k < n; k++) {
+    // acquire: pairs with the release store in grow() (only the pointer's value is used).
+    const auto* c = reinterpret_cast<const std::byte*>(chunks_[k].load(std::memory_order_acquire));
+    if (c >= reserve_ && c < reserve_ + reserve_chunks_ * chunk_bytes) continue;
     // relaxed: statistics.
     const std::size_t used = meta_[k].touched.load(std::memory_order_relaxed);
     bytes += (used * 8 + 4095) / 4096 * (meta_[k].group >= aux_from_ ? 2 : 1) * 4096;

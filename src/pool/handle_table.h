@@ -61,8 +61,12 @@ class HandleTable {
   HandleTable(const HandleTable&) = delete;
   HandleTable& operator=(const HandleTable&) = delete;
 
-  // Groups from aux_from up (kGroups: none) get an aux word per entry.
-  [[nodiscard]] Result<void> init(std::size_t max_handles, unsigned aux_from = kGroups) noexcept;
+  // Groups from aux_from up (kGroups: none) get an aux word per entry. reserve_chunks
+  // chunks are mapped and populated now, in one mapping, and grow() hands them out before
+  // it maps any (a pool that must not ask the kernel for memory while it serves:
+  // PoolOptions::reserve_handles). Errors: no_memory.
+  [[nodiscard]] Result<void> init(std::size_t max_handles, unsigned aux_from = kGroups,
+                                  std::size_t reserve_chunks = 0) noexcept;
 
   // A group's state is guarded by a lock of the caller's, `group_lock`: the pool uses the
   // size class as the group and its class lock as the guard (an object never changes
@@ -175,6 +179,11 @@ class HandleTable {
   std::atomic<std::atomic<std::uint64_t>*>* aux_ = nullptr;
   unsigned aux_from_ = kGroups;
   std::size_t max_chunks_ = 0;
+  // The chunks mapped at init: [reserve_, reserve_ + reserve_chunks_ chunks); immutable
+  // after init. reserve_used_ of them were handed out (guarded by grow_lock_).
+  std::byte* reserve_ = nullptr;
+  std::size_t reserve_chunks_ = 0;
+  std::size_t reserve_used_ = 0;
   // Indexes below limit_ exist (their chunk is mapped). Written under grow_lock_.
   std::atomic<std::uint32_t> limit_{0};
   // Protects: chunk allocation (limit_, chunks_ and meta_ entries at and above it, each

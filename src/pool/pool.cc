@@ -101,16 +101,35 @@ PoolImpl::PoolImpl(const PoolOptions& options, TranslationMode mode) noexcept
 }
 
 Result<void> PoolImpl::init() noexcept {
-  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms); !r) {
+  if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms,
+                           options_.prefault);
+      !r) {
     return r;
   }
   // Run classes' handles carry an aux word (the tail handle).
   const unsigned aux_from = max_run_frames_ ? kSlots : HandleTable::kGroups;
-  if (auto r = handles_.init(options_.max_bytes / kMinAllocSize, aux_from); !r) return r;
+  // The reserve: the entries of reserve_handles objects, and one partly used chunk per
+  // size class (each class takes its entries from chunks of its own).
+  std::size_t reserve_chunks = 0;
+  if (options_.reserve_handles > 0) {
+    reserve_chunks = (options_.reserve_handles + HandleTable::kChunkEntries - 1) /
+                     HandleTable::kChunkEntries;
+    for (unsigned i = 0; i < kSlots; i++) reserve_chunks += geo_.is_real(i) ? 1 : 0;
+  }
+  if (auto r = handles_.init(options_.max_bytes / kMinAllocSize, aux_from, reserve_chunks); !r) {
+    return r;
+  }
   // Zspage ids must fit the 28-bit frame owner and handle fields (ZsPageTable); runs
   // longer than the chain need descriptor tables of their length.
   const unsigned longest = std::max(options_.chain_size, max_run_frames_);
   if (auto r = zspages_.init(arena_.max_frames(), longest); !r) return r;
+  if (options_.eager_workers) {
+    // A failed start is not an error: the job then runs inline, as it would later.
+    (void)deferred_worker_.start();
+    if (options_.auto_compact_frames > 0 && options_.background_compact) {
+      (void)compact_worker_.start();
+    }
+  }
   return {};
 }
 

@@ -103,9 +103,17 @@ Result<void> parse_mem_limit(const StoreImpl&, std::string_view text, AttrArg* o
   return {};
 }
 
-Result<void> write_mem_limit(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
+Result<void> write_mem_limit(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
   const std::uint64_t bytes = arg.number;
   WriterLock l(s.init_lock_);
+  // A swap store's pool was sized for the mem_limit it had at disksize (StoreOptions).
+  if (s.pool_bytes_ != 0 && (bytes == 0 || bytes > s.pool_bytes_ - kSwapPoolSlack)) {
+    return fail(msg, Errc::invalid_argument,
+                "mem_limit: this store serves swap and its pool was sized at disksize for " +
+                    std::to_string((s.pool_bytes_ - kSwapPoolSlack) >> 20) +
+                    " MiB: mem_limit must stay between 1 and that (reset and set disksize "
+                    "again to resize)");
+  }
   s.mem_limit_pages_.store((bytes + kBlockSize - 1) / kBlockSize, std::memory_order_relaxed);
   s.policy_.limits_changed_locked();  // the watermarks follow mem_limit
   return {};

@@ -29,6 +29,11 @@ StoreRegistry::StoreRegistry() noexcept : state_(new (std::nothrow) State) {
   ZS_CHECK(state_ != nullptr, "StoreRegistry: out of memory");
 }
 
+StoreRegistry::StoreRegistry(const StoreOptions& options) noexcept
+    : state_(new (std::nothrow) State), options_(options) {
+  ZS_CHECK(state_ != nullptr, "StoreRegistry: out of memory");
+}
+
 StoreRegistry::~StoreRegistry() = default;
 
 bool StoreRegistry::parse_name(std::string_view name, unsigned* n) noexcept {
@@ -64,7 +69,7 @@ Result<unsigned> StoreRegistry::hot_add(std::string* msg) noexcept {
     }
   }
   std::shared_ptr<Store> store;
-  if (auto created = Store::create(name_of(n)); created) {
+  if (auto created = Store::create(name_of(n), options_); created) {
     try {
       store = std::move(*created);
     } catch (...) {  // the control block

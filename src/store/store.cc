@@ -2,6 +2,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -16,8 +17,9 @@ namespace uzram {
 
 // ---- Store: forwards to StoreImpl -----------------------------------------------------
 
-Result<std::unique_ptr<Store>> Store::create(std::string name) noexcept {
-  std::unique_ptr<StoreImpl> s(new (std::nothrow) StoreImpl(std::move(name)));
+Result<std::unique_ptr<Store>> Store::create(std::string name,
+                                             const StoreOptions& options) noexcept {
+  std::unique_ptr<StoreImpl> s(new (std::nothrow) StoreImpl(std::move(name), options));
   if (!s) return Errc::no_memory;
   return std::unique_ptr<Store>(std::move(s));
 }
@@ -122,7 +124,8 @@ bool Store::retired() const noexcept {
 
 // ---- Lifecycle -------------------------------------------------------------------------
 
-StoreImpl::StoreImpl(std::string name) noexcept : name_(std::move(name)) {
+StoreImpl::StoreImpl(std::string name, const StoreOptions& options) noexcept
+    : name_(std::move(name)), options_(options) {
   comp_[0].name = kDefaultAlgorithm;
   memory_register(this);
 }
@@ -161,10 +164,19 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   }
   PoolOptions po;
   po.name = name_;
+  if (options_.swap && !swap_pool_options(n, &po, msg)) {
+    munmap(table, n * sizeof(Slot));
+    return Errc::invalid_argument;
+  }
   auto pool = Pool::create(po);
   if (!pool) {
     munmap(table, n * sizeof(Slot));
-    if (msg) *msg = "disksize: cannot create the pool";
+    if (msg && options_.swap) {
+      *msg = "disksize: cannot take the pool's " + std::to_string(po.max_bytes >> 20) +
+             " MiB now (a store for swap populates mem_limit + 4 MiB at disksize)";
+    } else if (msg) {
+      *msg = "disksize: cannot create the pool";
+    }
     return pool.error();
   }
   for (unsigned p = 0; p < kMaxPriorities; p++) {
@@ -194,10 +206,38 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
     return r;
   }
   pool_ = std::move(pool).value();
+  pool_bytes_ = options_.swap ? po.max_bytes : 0;
   huge_class_size_ = pool_->huge_class_size();
   epoch_ = coarse_seconds();
   policy_.limits_changed_locked();  // a policy set before disksize starts now
   return {};
+}
+
+// A swap store's pool (StoreOptions::swap): sized for mem_limit, every frame kept, the
+// handle entries of one object per block mapped now, its threads started now. False (and
+// *msg) without a mem_limit. Caller holds init_lock_ exclusive.
+bool StoreImpl::swap_pool_options(std::uint64_t blocks, PoolOptions* po,
+                                  std::string* msg) const noexcept {
+  const std::uint64_t limit = mem_limit_pages_.load(std::memory_order_relaxed) * kBlockSize;
+  if (limit == 0) {
+    if (msg) {
+      *msg = "disksize: a store for swap needs mem_limit first (its pool is sized for it and "
+             "its memory taken now)";
+    }
+    return false;
+  }
+  constexpr std::uint64_t kMaxPool = std::uint64_t{1} << 40;  // Pool::create's bound
+  if (limit > kMaxPool - kSwapPoolSlack) {
+    if (msg) *msg = "disksize: a store for swap takes a mem_limit of at most 1 TiB - 4 MiB";
+    return false;
+  }
+  po->max_bytes = static_cast<std::size_t>(limit + kSwapPoolSlack);
+  po->decay_ms = 0;
+  po->frame_cache = po->max_bytes / kBlockSize;  // keep every freed frame
+  po->reserve_handles = static_cast<std::size_t>(std::min<std::uint64_t>(blocks, po->max_bytes / 32));
+  po->eager_workers = true;
+  po->prefault = true;  // a page found under memory pressure could wait for swap: for us
+  return true;
 }
 
 std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
@@ -220,6 +260,7 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
   nslots_ = 0;
   disksize_ = 0;
   pool_.reset();
+  pool_bytes_ = 0;
   for (auto& st : streams_) st = StreamPool{};
   std::shared_ptr<Backing> old = backing_close_locked();
   backing_path_.clear();

@@ -103,7 +103,7 @@ struct StoreCounters {
 
 class StoreImpl final : public Store {
  public:
-  explicit StoreImpl(std::string name) noexcept;
+  StoreImpl(std::string name, const StoreOptions& options) noexcept;
   ~StoreImpl() override;
 
   // The work behind the public Store method of the same name without the `do_` prefix
@@ -127,6 +127,7 @@ class StoreImpl final : public Store {
   void do_check_invariants() const noexcept;
 
   const std::string name_;
+  const StoreOptions options_;
   StoreCounters stats_;
 
   // Immutable while initialised (written under init_lock_ exclusive):
@@ -136,6 +137,8 @@ class StoreImpl final : public Store {
   // slot-table pages that may hold allocated slots (slot_summary.h)
   SlotSummary summary_ ZS_GUARDED_BY(init_lock_);
   std::unique_ptr<Pool> pool_ ZS_GUARDED_BY(init_lock_);
+  // a swap store's pool size (mem_limit's ceiling); else 0
+  std::uint64_t pool_bytes_ ZS_GUARDED_BY(init_lock_) = 0;
   std::size_t huge_class_size_ ZS_GUARDED_BY(init_lock_) = 0;
   // [0] primary; [1..3] recompression, if configured
   StreamPool streams_[kMaxPriorities] ZS_GUARDED_BY(init_lock_);
@@ -227,6 +230,8 @@ class StoreImpl final : public Store {
   // Returns the backing tier, to be closed (a remote disconnected, its I/O thread joined)
   // by the caller after it releases the lock.
   [[nodiscard]] std::shared_ptr<Backing> reset_locked() noexcept ZS_REQUIRES(init_lock_);
+  bool swap_pool_options(std::uint64_t blocks, PoolOptions* po, std::string* msg) const noexcept
+      ZS_REQUIRES(init_lock_);
   // hot_remove's half in the store: refuses (busy) an initialised store or one with users,
   // else resets the configuration (closing a backing device) and sets retired_.
   Result<void> retire(std::string* msg) noexcept;

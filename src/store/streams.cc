@@ -10,6 +10,21 @@
 
 namespace uzram {
 
+namespace {
+
+// One page through the codec and back: libraries that size their work space on first use
+// (zstd's compression context, zlib's inflate window) allocate it now, so that serving a
+// block later needs no memory from the kernel (docs/uzram-serve.md#swap).
+void warm_up(Stream& s) noexcept {
+  for (std::size_t i = 0; i < sizeof s.local_copy; i++) {
+    s.local_copy[i] = static_cast<unsigned char>(i % 251 < 128 ? i * 2654435761u >> 13 : 0);
+  }
+  auto n = s.codec->compress(s.local_copy, sizeof s.local_copy, s.buffer, sizeof s.buffer);
+  if (n) (void)s.codec->decompress(s.buffer, *n, s.local_copy, sizeof s.local_copy);
+}
+
+}  // namespace
+
 Result<void> StreamPool::init(const CodecSpec& spec, unsigned count) noexcept {
   if (count == 0) count = std::thread::hardware_concurrency();
   if (count == 0) count = 1;
@@ -22,6 +37,7 @@ Result<void> StreamPool::init(const CodecSpec& spec, unsigned count) noexcept {
     std::unique_ptr<Stream> s(new (std::nothrow) Stream);
     if (!s) return Errc::no_memory;
     s->codec = std::move(codec).value();
+    warm_up(*s);
     streams.push_back(std::move(s));
   }
   streams_ = std::move(streams);

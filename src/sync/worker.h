@@ -55,6 +55,15 @@ class Worker {
     if (!start_locked(false)) has_deadline_ = false;
   }
 
+  // Starts the thread now, without a job (so that a later kick needs no new thread).
+  // False when none could be started (the kicks then run the job inline, as without it).
+  bool start() noexcept ZS_EXCLUDES(mu_) {
+    MutexLock l(mu_);
+    if (stopping_) return false;
+    if (started_) return true;
+    return start_locked(false);
+  }
+
   void flush() noexcept ZS_EXCLUDES(mu_) {
     MutexLock l(mu_);
     while ((pending_ || running_) && started_) idle_.wait(mu_);

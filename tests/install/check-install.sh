@@ -23,6 +23,11 @@ fi
 for f in include/uzram/zsmalloc.h include/uzram/pool.h; do
   [[ -f "$tmp/prefix/$f" ]] || { echo "check-install: FAILED: $f was not installed" >&2; exit 1; }
 done
+unit="$tmp/prefix/lib/systemd/system/uzram@.service"
+[[ -f "$unit" ]] || { echo "check-install: FAILED: uzram@.service was not installed" >&2; exit 1; }
+grep -q "^ExecStart=$tmp/prefix/bin/uzram serve " "$unit" ||
+  { echo "check-install: FAILED: uzram@.service does not run $tmp/prefix/bin/uzram" >&2; exit 1; }
+[[ -x "$tmp/prefix/bin/uzram" ]] || { echo "check-install: FAILED: bin/uzram missing" >&2; exit 1; }
 pcdir="$(dirname "$pc")"
 flags="$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs uzram)"
 echo "check-install: pkg-config uzram: $flags"

@@ -1,0 +1,18 @@
+// cli/notify.h - the service manager's readiness protocol (sd_notify(3), libsystemd) for
+// `uzram serve` under systemd (Type=notify, contrib/uzram@.service): READY=1 once both
+// sockets listen, RELOADING=1 then READY=1 around a SIGHUP (nothing to reload), STOPPING=1
+// when shutting down. Each is a no-op when $NOTIFY_SOCKET is unset.
+#ifndef UZRAM_CLI_NOTIFY_H_
+#define UZRAM_CLI_NOTIFY_H_
+
+#include <string>
+
+namespace uzram::cli {
+
+void notify_ready(const std::string& status) noexcept;  // READY=1, STATUS=status, MAINPID
+void notify_reloading() noexcept;                       // RELOADING=1, MONOTONIC_USEC
+void notify_stopping() noexcept;                        // STOPPING=1
+
+}  // namespace uzram::cli
+
+#endif  // UZRAM_CLI_NOTIFY_H_
