@@ -14,6 +14,7 @@
 #include "store/libnbd_api.h"
 #include "store/nbd_tier.h"
 #include "uzram/store.h"
+#include "util/errno_text.h"
 
 namespace uzram {
 namespace nbdtier {
@@ -220,7 +221,7 @@ Result<void> NbdTier::fail(std::string* msg, std::error_code e, const std::strin
 Result<void> NbdTier::open(std::string* msg) noexcept {
   const std::string q = "'" + uri_ + "'";
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (wake_fd_ < 0) return fail(msg, Errc::no_memory, "eventfd: " + std::string(strerror(errno)));
+  if (wake_fd_ < 0) return fail(msg, Errc::no_memory, "eventfd: " + std::string(errno_text(errno)));
   std::string why;
   h_ = nbdlink::start_connect(uri_, &why);
   if (!h_) return fail(msg, Errc::invalid_argument, "cannot use " + q + ": " + why);
@@ -247,21 +248,21 @@ Result<void> NbdTier::open(std::string* msg) noexcept {
   size_blocks_ = std::min<std::uint64_t>(info_.size / kBlockSize, kWbMaxBlocks);
   shown_ = uri_;
   if (::getrandom(id_, sizeof id_, 0) != static_cast<ssize_t>(sizeof id_)) {
-    return fail(msg, Errc::io_error, "getrandom: " + std::string(strerror(errno)));
+    return fail(msg, Errc::io_error, "getrandom: " + std::string(errno_text(errno)));
   }
   // The tier starts empty: what the export held is not ours to keep (trim frees the
   // memory of `nbdkit memory`). Then the marker, made durable.
   deadline = Clock::now() + timeout();
   if (info_.can_trim) {
     if (const int e = nbdlink::trim_all(h_, size_blocks_ * kBlockSize, deadline); e != 0) {
-      return fail(msg, Errc::io_error, "cannot trim " + q + ": " + strerror(e));
+      return fail(msg, Errc::io_error, "cannot trim " + q + ": " + errno_text(e));
     }
   }
   alignas(4096) unsigned char marker[kBlockSize];
   nbdlink::make_marker(marker, id_);
   int e = nbdlink::pwrite(h_, marker, kBlockSize, 0, deadline);
   if (e == 0 && info_.can_flush) e = nbdlink::flush(h_, deadline);
-  if (e != 0) return fail(msg, Errc::io_error, "cannot write to " + q + ": " + strerror(e));
+  if (e != 0) return fail(msg, Errc::io_error, "cannot write to " + q + ": " + errno_text(e));
   for (Req& r : trims_) {
     r.next = trim_free_;
     trim_free_ = &r;
@@ -274,7 +275,7 @@ Result<void> NbdTier::open(std::string* msg) noexcept {
   links_dirty_.store(true, std::memory_order_relaxed);
   if (const int te = thread_.start([this]() noexcept { run(); }); te != 0) {
     return fail(msg, std::error_code(te, std::generic_category()),
-                "cannot start the I/O thread for " + q + ": " + strerror(te));
+                "cannot start the I/O thread for " + q + ": " + errno_text(te));
   }
   return {};
 }

@@ -11,6 +11,7 @@ LibNbd load_libnbd() noexcept {
   // RTLD_NODELETE: never unloaded (handles may outlive any scope we could name).
   void* h = dlopen("libnbd.so.0", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (h == nullptr) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): once, under the static initialisation's lock
     const char* e = dlerror();
     l.error = std::string("cannot load libnbd (libnbd.so.0): ") + (e ? e : "unknown error");
     return l;

@@ -43,6 +43,7 @@ namespace uzram {
   X(nbd_set_uri_allow_transports);
 
 struct LibNbd {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): `name` is a declarator, not an expression
 #define UZRAM_LIBNBD_MEMBER(name) decltype(&::name) name = nullptr
   UZRAM_LIBNBD_FUNCTIONS(UZRAM_LIBNBD_MEMBER)
 #undef UZRAM_LIBNBD_MEMBER

@@ -8,6 +8,7 @@
 #include <new>
 
 #include "store/fail.h"
+#include "util/errno_text.h"
 
 namespace uzram {
 namespace {
@@ -203,7 +204,7 @@ Result<void> WbRun::report(std::string* msg) const noexcept {
   s_.init_lock_.assert_held_shared();
   const std::string w(what_);
   const std::string n = std::to_string(failed_);
-  const std::string why = last_errno_ ? ": " + std::string(std::strerror(last_errno_)) : "";
+  const std::string why = last_errno_ ? ": " + std::string(errno_text(last_errno_)) : "";
   if (stop_ == Errc::io_error && unreachable_) {
     return fail(msg, stop_,
                 w + ": backing tier '" + s_.backing_path_ + "' unreachable, " + n +
