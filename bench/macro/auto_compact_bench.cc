@@ -24,7 +24,8 @@ struct Row {
   unsigned long long compacted;
 };
 
-Row run(const char* name, std::size_t n, std::size_t threshold, bool background, std::uint64_t seed) {
+Row run(const char* name, std::size_t n, std::size_t threshold, bool background,
+        std::uint64_t seed) {
   uzram::PoolOptions o;
   o.auto_compact_frames = threshold;
   o.background_compact = background;
@@ -90,21 +91,26 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--objects") n = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (a == "--threshold") threshold = std::strtoul(argv[i + 1], nullptr, 10);
-    else if (a == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
+    if (a == "--objects")
+      n = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (a == "--threshold")
+      threshold = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (a == "--seed")
+      seed = std::strtoull(argv[i + 1], nullptr, 10);
     else {
-      std::fprintf(stderr, "usage: uzram-auto-compact-bench [--objects N] [--threshold FRAMES] [--seed S]\n");
+      std::fprintf(
+          stderr,
+          "usage: uzram-auto-compact-bench [--objects N] [--threshold FRAMES] [--seed S]\n");
       return 1;
     }
   }
   const Row rows[] = {run("off (kernel)", n, 0, false, seed),
                       run("inline", n, threshold, false, seed),
                       run("background", n, threshold, true, seed)};
-  std::printf("%zu objects, threshold %zu frames, seed %llu; used = total_pages x 4096\n", n, threshold,
-              static_cast<unsigned long long>(seed));
-  std::printf("%-14s %12s %12s %12s %10s %12s\n", "policy", "mean used/live", "worst", "at end", "ns/op",
-              "compacted");
+  std::printf("%zu objects, threshold %zu frames, seed %llu; used = total_pages x 4096\n", n,
+              threshold, static_cast<unsigned long long>(seed));
+  std::printf("%-14s %12s %12s %12s %10s %12s\n", "policy", "mean used/live", "worst", "at end",
+              "ns/op", "compacted");
   for (const Row& r : rows) {
     std::printf("%-14s %12.3f %12.3f %12.3f %10.0f %12llu\n", r.name, r.mean_ratio, r.worst_ratio,
                 r.end_ratio, r.ns_per_op, r.compacted);

@@ -146,7 +146,8 @@ std::string run_backend(const std::string& backend, const ObjectSource& source,
     write_result(doc, r);
   } else {
     const bool rw = backend == "uzram-rwlock";
-    PoolBackend b(backend.c_str(), rw ? TranslationMode::kernel_rwlock : TranslationMode::validated);
+    PoolBackend b(backend.c_str(),
+                  rw ? TranslationMode::kernel_rwlock : TranslationMode::validated);
     const WorkloadResult r = Workload<PoolBackend>(b, source, cfg).run();
     const PoolStats s = b.pool().stats();
     doc["backend"] = backend;

@@ -12,7 +12,8 @@ constexpr unsigned kMinSize = 32, kDelta = 16, kSlots = 255;
 
 unsigned slot_index(std::size_t bytes) noexcept {
   if (bytes <= kMinSize) return 0;
-  return std::min<unsigned>(static_cast<unsigned>((bytes - kMinSize + kDelta - 1) / kDelta), kSlots - 1);
+  return std::min<unsigned>(static_cast<unsigned>((bytes - kMinSize + kDelta - 1) / kDelta),
+                            kSlots - 1);
 }
 
 }  // namespace
@@ -31,7 +32,9 @@ KernelLayout::KernelLayout(unsigned chain_size) : chain_(chain_size), slot_(kSlo
   }
 }
 
-unsigned KernelLayout::class_of(std::size_t bytes) const noexcept { return slot_[slot_index(bytes)]; }
+unsigned KernelLayout::class_of(std::size_t bytes) const noexcept {
+  return slot_[slot_index(bytes)];
+}
 
 void KernelLayout::add(std::uint32_t size) noexcept {
   objects_++;
@@ -63,7 +66,8 @@ LayoutTotals KernelLayout::totals() const noexcept {
     t.zspages += z;
     t.frames += z * c.geo.pages_per_zspage;
     if (c.geo.huge) t.huge_objects += c.count;
-    const std::uint64_t zh = (c.count_headerless + c.geo.objs_per_zspage - 1) / c.geo.objs_per_zspage;
+    const std::uint64_t zh =
+        (c.count_headerless + c.geo.objs_per_zspage - 1) / c.geo.objs_per_zspage;
     t.frames_headerless += zh * c.geo.pages_per_zspage;
   }
   t.slab_bytes_est = objects_ * kHeaderBytes + t.zspages * kZspageDescBytes;
@@ -79,14 +83,15 @@ std::string KernelLayout::check_against_kernel_facts() const {
   expect(classes_.size() == 119, "not 119 classes");
   // Rows of Linux 6.18's class table (mm/zsmalloc.c, 4 KiB pages, chain 8):
   // size / pages_per_zspage / objs_per_zspage.
-  const unsigned rows[][3] = {{32, 1, 128},   {48, 3, 256},   {144, 7, 199}, {208, 3, 59},
-                              {352, 8, 93},   {1568, 5, 13},  {2048, 1, 2},  {2720, 2, 3},
-                              {3072, 3, 4},   {3264, 4, 5},   {3408, 5, 6},  {3504, 6, 7},
-                              {3584, 7, 8},   {3632, 8, 9},   {4096, 1, 1}};
+  const unsigned rows[][3] = {{32, 1, 128}, {48, 3, 256},  {144, 7, 199}, {208, 3, 59},
+                              {352, 8, 93}, {1568, 5, 13}, {2048, 1, 2},  {2720, 2, 3},
+                              {3072, 3, 4}, {3264, 4, 5},  {3408, 5, 6},  {3504, 6, 7},
+                              {3584, 7, 8}, {3632, 8, 9},  {4096, 1, 1}};
   for (const auto& r : rows) {
     bool found = false;
     for (const Class& c : classes_) {
-      if (c.geo.size == r[0]) found = c.geo.pages_per_zspage == r[1] && c.geo.objs_per_zspage == r[2];
+      if (c.geo.size == r[0])
+        found = c.geo.pages_per_zspage == r[1] && c.geo.objs_per_zspage == r[2];
     }
     if (!found) {
       char buf[64];

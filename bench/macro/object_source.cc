@@ -52,8 +52,8 @@ ObjectSource ObjectSource::lognormal() {
 
 bool ObjectSource::have_lz4() noexcept { return UZRAM_BENCH_HAVE_LZ4 != 0; }
 
-bool ObjectSource::corpus(const std::string& path, std::size_t huge_threshold,
-                          ObjectSource* out, std::string* error) {
+bool ObjectSource::corpus(const std::string& path, std::size_t huge_threshold, ObjectSource* out,
+                          std::string* error) {
 #if !UZRAM_BENCH_HAVE_LZ4
   (void)path;
   (void)huge_threshold;
@@ -102,7 +102,8 @@ bool ObjectSource::corpus(const std::string& path, std::size_t huge_threshold,
   std::snprintf(buf, sizeof buf,
                 "corpus %s: %zu pages, %zu same-filled skipped, %zu stored raw (>= %zu B), "
                 "lz4 ratio %.2f",
-                path.c_str(), s.corpus_pages_, s.same_filled_, s.raw_pages_, huge_threshold, s.ratio_);
+                path.c_str(), s.corpus_pages_, s.same_filled_, s.raw_pages_, huge_threshold,
+                s.ratio_);
   s.description_ = buf;
   *out = std::move(s);
   return true;
@@ -115,7 +116,8 @@ Object ObjectSource::draw(Random& rng) const noexcept {
     return {p.size, bytes_.data() + p.offset};
   }
   const double x = std::exp(mu_ + kLognormalSigma * rng.normal());
-  const auto size = static_cast<std::uint32_t>(std::clamp(std::lround(x), 1L, static_cast<long>(kPageSize)));
+  const auto size =
+      static_cast<std::uint32_t>(std::clamp(std::lround(x), 1L, static_cast<long>(kPageSize)));
   const std::size_t off = rng.uniform(kPatternBytes / 64) * 64;
   return {size, bytes_.data() + off};
 }

@@ -88,17 +88,19 @@ std::vector<Target> evaluate_targets(const RunInfo& info, const std::vector<Back
   if (pool) {
     const JsonView f = JsonView(pool->result)["points"]["fill"];
     const double used = f["used"].number_or(0);
-    std::snprintf(buf, sizeof buf,
-                  "uzram used %.2f MiB (+%.2f %%: %.0f frames + %.2f MiB metadata) vs kernel layout "
-                  "%.2f MiB (+%.2f %%: %llu frames + an 8-B handle per object; +%.2f %% with its "
-                  "zspage descriptors est.)",
-                  used / kMiB, pct(used, payload), f["frames"].number_or(0),
-                  f["metadata"].number_or(0) / kMiB, kernel / kMiB, pct(kernel, payload),
-                  static_cast<unsigned long long>(info.kernel.frames),
-                  pct(static_cast<double>(info.kernel.frames * 4096 + info.kernel.slab_bytes_est), payload));
+    std::snprintf(
+        buf, sizeof buf,
+        "uzram used %.2f MiB (+%.2f %%: %.0f frames + %.2f MiB metadata) vs kernel layout "
+        "%.2f MiB (+%.2f %%: %llu frames + an 8-B handle per object; +%.2f %% with its "
+        "zspage descriptors est.)",
+        used / kMiB, pct(used, payload), f["frames"].number_or(0),
+        f["metadata"].number_or(0) / kMiB, kernel / kMiB, pct(kernel, payload),
+        static_cast<unsigned long long>(info.kernel.frames),
+        pct(static_cast<double>(info.kernel.frames * 4096 + info.kernel.slab_bytes_est), payload));
     out.push_back({"memory at fill <= kernel layout (frames + handles)", used <= kernel, buf});
     const double r = ratio(*pool, "compact");
-    std::snprintf(buf, sizeof buf, "used / live payload = %.4f after freeing 75 %% and compact()", r);
+    std::snprintf(buf, sizeof buf, "used / live payload = %.4f after freeing 75 %% and compact()",
+                  r);
     out.push_back({"after 75 % free + compaction: used <= 1.06 x live payload", r <= 1.06, buf});
     const double copied = JsonView(pool->result)["reads"]["copied"].number_or(-1);
     const double total = JsonView(pool->result)["reads"]["total"].number_or(0);
@@ -113,9 +115,10 @@ std::vector<Target> evaluate_targets(const RunInfo& info, const std::vector<Back
   }
   if (pool && glibc) {
     const double p = ns_per_op(*pool, "churn"), g = ns_per_op(*glibc, "churn");
-    std::snprintf(buf, sizeof buf, "uzram %.1f ns vs glibc %.1f ns per free+alloc+write = %.2fx", p, g,
-                  g > 0 ? p / g : 0);
-    out.push_back({"alloc+write+free <= 1.5 x glibc malloc+memcpy+free", g > 0 && p <= 1.5 * g, buf});
+    std::snprintf(buf, sizeof buf, "uzram %.1f ns vs glibc %.1f ns per free+alloc+write = %.2fx", p,
+                  g, g > 0 ? p / g : 0);
+    out.push_back(
+        {"alloc+write+free <= 1.5 x glibc malloc+memcpy+free", g > 0 && p <= 1.5 * g, buf});
   } else {
     out.push_back({"alloc+write+free <= 1.5 x glibc", -1, "uzram or glibc did not run"});
   }
@@ -125,19 +128,21 @@ std::vector<Target> evaluate_targets(const RunInfo& info, const std::vector<Back
 void print_report(std::FILE* out, const RunInfo& info, const std::vector<BackendRun>& runs) {
   std::fprintf(out, "uzram-bench: %llu objects, %s, seed %llu, churn %llu ops\n",
                static_cast<unsigned long long>(info.objects), info.model.c_str(),
-               static_cast<unsigned long long>(info.seed), static_cast<unsigned long long>(info.churn));
+               static_cast<unsigned long long>(info.seed),
+               static_cast<unsigned long long>(info.churn));
   std::fprintf(out, "machine: %s, %u CPUs\n", info.cpu.c_str(), info.cpus);
   for (const BackendRun& r : runs) {
     if (!r.ok) std::fprintf(out, "  %s: FAILED (%s)\n", r.name.c_str(), r.error.c_str());
   }
 
-  std::fprintf(out, "\nSpeed, ns per operation (median of %llu run%s, backends interleaved; the same\n"
+  std::fprintf(out,
+               "\nSpeed, ns per operation (median of %llu run%s, backends interleaved; the same\n"
                "operations for every backend)\n",
                static_cast<unsigned long long>(info.repeat), info.repeat == 1 ? "" : "s");
-  std::fprintf(out, "  %-28s %12s %16s %10s %10s %12s\n", "backend", "fill", "churn", "read", "free",
-               "compact");
-  std::fprintf(out, "  %-28s %12s %16s %10s %10s %12s\n", "", "alloc+write", "free+alloc+write",
-               "", "(75 %)", "(ms)");
+  std::fprintf(out, "  %-28s %12s %16s %10s %10s %12s\n", "backend", "fill", "churn", "read",
+               "free", "compact");
+  std::fprintf(out, "  %-28s %12s %16s %10s %10s %12s\n", "", "alloc+write", "free+alloc+write", "",
+               "(75 %)", "(ms)");
   for (const BackendRun& r : runs) {
     if (!r.ok) continue;
     std::fprintf(out, "  %-28s %12.1f %16.1f %10.1f %10.1f %12.2f\n", label(r).c_str(),
@@ -146,7 +151,8 @@ void print_report(std::FILE* out, const RunInfo& info, const std::vector<Backend
                  JsonView(r.result)["phases"]["compact"]["ns"].number_or(0) / 1e6);
   }
 
-  std::fprintf(out, "\nMemory, used / live payload (pool: frames x 4096 + metadata; malloc: RSS delta)\n");
+  std::fprintf(
+      out, "\nMemory, used / live payload (pool: frames x 4096 + metadata; malloc: RSS delta)\n");
   std::fprintf(out, "  %-28s %9s %9s %10s %10s %10s\n", "backend", "fill", "75% freed", "compacted",
                "churn,75%", "compacted");
   if (!runs.empty()) {
@@ -170,21 +176,25 @@ void print_report(std::FILE* out, const RunInfo& info, const std::vector<Backend
 
   const LayoutTotals& k = info.kernel;
   const double payload = static_cast<double>(k.payload_bytes);
-  std::fprintf(out, "\nKernel zsmalloc layout for the same %llu fill sizes (class_table(8), 8-B header)\n",
-               static_cast<unsigned long long>(k.objects));
+  std::fprintf(
+      out, "\nKernel zsmalloc layout for the same %llu fill sizes (class_table(8), 8-B header)\n",
+      static_cast<unsigned long long>(k.objects));
   if (!info.layout_check.empty()) {
-    std::fprintf(out, "  WARNING: class table differs from the kernel facts: %s\n", info.layout_check.c_str());
+    std::fprintf(out, "  WARNING: class table differs from the kernel facts: %s\n",
+                 info.layout_check.c_str());
   }
   std::fprintf(out, "  %-40s %12.2f MiB\n", "live payload", payload / kMiB);
-  std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%  (%llu frames, %llu zspages, %llu huge objects)\n",
-               "kernel layout, frames", static_cast<double>(k.frames) * 4096 / kMiB,
-               pct(static_cast<double>(k.frames) * 4096, payload), static_cast<unsigned long long>(k.frames),
-               static_cast<unsigned long long>(k.zspages), static_cast<unsigned long long>(k.huge_objects));
+  std::fprintf(
+      out, "  %-40s %12.2f MiB  %+7.2f %%  (%llu frames, %llu zspages, %llu huge objects)\n",
+      "kernel layout, frames", static_cast<double>(k.frames) * 4096 / kMiB,
+      pct(static_cast<double>(k.frames) * 4096, payload), static_cast<unsigned long long>(k.frames),
+      static_cast<unsigned long long>(k.zspages), static_cast<unsigned long long>(k.huge_objects));
   const double ks = static_cast<double>(k.frames) * 4096 + static_cast<double>(k.slab_bytes_est);
   const double kn = static_cast<double>(k.kernel_needs_bytes());
-  std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "kernel frames + 8-B handles", kn / kMiB, pct(kn, payload));
-  std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "kernel + handle/zspage slabs (est.)", ks / kMiB,
-               pct(ks, payload));
+  std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "kernel frames + 8-B handles", kn / kMiB,
+               pct(kn, payload));
+  std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "kernel + handle/zspage slabs (est.)",
+               ks / kMiB, pct(ks, payload));
   std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "header-less layout (uzram), frames",
                static_cast<double>(k.frames_headerless) * 4096 / kMiB,
                pct(static_cast<double>(k.frames_headerless) * 4096, payload));
@@ -203,23 +213,28 @@ void print_report(std::FILE* out, const RunInfo& info, const std::vector<Backend
     const double live = c["payload"].number_or(0);
     const double kf = s["frames"].number_or(0) * 4096, uf = c["frames"].number_or(0) * 4096;
     const double meta = c["metadata"].number_or(0);
-    std::fprintf(out, "\nAfter freeing 75 %% and compacting: %.0f survivors, %.2f MiB live payload\n",
+    std::fprintf(out,
+                 "\nAfter freeing 75 %% and compacting: %.0f survivors, %.2f MiB live payload\n",
                  s["objects"].number_or(0), live / kMiB);
-    std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "kernel layout of the survivors, frames", kf / kMiB,
-                 pct(kf, live));
+    std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "kernel layout of the survivors, frames",
+                 kf / kMiB, pct(kf, live));
     const double hf = s["frames_headerless"].number_or(0) * 4096;
     std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "header-less layout, survivors, frames",
                  hf / kMiB, pct(hf, live));
-    std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "uzram frames after compact()", uf / kMiB, pct(uf, live));
-    std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%  (high-water: does not shrink)\n", "uzram metadata",
-                 meta / kMiB, 100.0 * meta / live);
-    std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "uzram used (frames + metadata)", (uf + meta) / kMiB,
-                 pct(uf + meta, live));
+    std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "uzram frames after compact()", uf / kMiB,
+                 pct(uf, live));
+    std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%  (high-water: does not shrink)\n",
+                 "uzram metadata", meta / kMiB, 100.0 * meta / live);
+    std::fprintf(out, "  %-40s %12.2f MiB  %+7.2f %%\n", "uzram used (frames + metadata)",
+                 (uf + meta) / kMiB, pct(uf + meta, live));
   }
 
   std::fprintf(out, "\nTargets\n");
   for (const Target& t : evaluate_targets(info, runs)) {
-    std::fprintf(out, "  [%s] %s\n         %s\n", t.met == 1 ? "met" : t.met == 0 ? "MISSED" : "n/a",
+    std::fprintf(out, "  [%s] %s\n         %s\n",
+                 t.met == 1   ? "met"
+                 : t.met == 0 ? "MISSED"
+                              : "n/a",
                  t.what.c_str(), t.detail.c_str());
   }
 }
@@ -269,7 +284,8 @@ std::string json_report(const RunInfo& info, const std::vector<BackendRun>& runs
   return json_text(doc);
 }
 
-bool write_timeline(const std::string& path, const RunInfo& info, const std::vector<BackendRun>& runs) {
+bool write_timeline(const std::string& path, const RunInfo& info,
+                    const std::vector<BackendRun>& runs) {
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (!f) return false;
   // uzram-rwlock is left out: its layout, hence its memory, is uzram's by construction.
@@ -278,8 +294,10 @@ bool write_timeline(const std::string& path, const RunInfo& info, const std::vec
     if (r.ok && r.name != "uzram-rwlock") ok.push_back(&r);
   }
   std::fprintf(f, "# uzram-bench timeline: %s, %llu objects, seed %llu\n", info.model.c_str(),
-               static_cast<unsigned long long>(info.objects), static_cast<unsigned long long>(info.seed));
-  std::fprintf(f, "# title: %s, %llu objects\n", info.corpus ? "lz4-compressed page corpus" : "lognormal size model",
+               static_cast<unsigned long long>(info.objects),
+               static_cast<unsigned long long>(info.seed));
+  std::fprintf(f, "# title: %s, %llu objects\n",
+               info.corpus ? "lz4-compressed page corpus" : "lognormal size model",
                static_cast<unsigned long long>(info.objects));
   std::fprintf(f, "# memory in MiB: uzram = frames x 4096 + metadata; malloc = RSS delta\n");
   std::fprintf(f, "op phase payload");
@@ -297,7 +315,8 @@ bool write_timeline(const std::string& path, const RunInfo& info, const std::vec
     if (phase < 0) continue;  // a malformed row
     if (phase != last_phase) starts.push_back({row[0].number_or(0), phase});
     last_phase = phase;
-    std::fprintf(f, "%.0f %s %.3f", row[0].number_or(0), kPhaseNames[phase], row[2].number_or(0) / kMiB);
+    std::fprintf(f, "%.0f %s %.3f", row[0].number_or(0), kPhaseNames[phase],
+                 row[2].number_or(0) / kMiB);
     for (const BackendRun* r : ok) {
       const JsonView other = JsonView(r->result)["timeline"][i];
       if (other.is_null() || other[0].number_or(-1) != row[0].number_or(-2)) {

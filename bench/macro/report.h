@@ -25,7 +25,7 @@ struct RunInfo {
 
 // One backend's runs (--repeat: one child per repetition, backends interleaved).
 struct BackendRun {
-  std::string name;   // "uzram", "uzram-rwlock", "glibc", "jemalloc", "mimalloc"
+  std::string name;  // "uzram", "uzram-rwlock", "glibc", "jemalloc", "mimalloc"
   bool ok = false;
   std::string error;  // when !ok
   // The first repetition's JSON (backends.cc), with every phase's "ns" replaced by the
@@ -52,7 +52,8 @@ std::string json_report(const RunInfo& info, const std::vector<BackendRun>& runs
 // payload MiB and used MiB per backend ('?' where missing; uzram-rwlock left out). A second
 // data block (gnuplot index 1) has one row per phase: start_op end_op name (compactions have
 // start == end). False on an I/O error.
-bool write_timeline(const std::string& path, const RunInfo& info, const std::vector<BackendRun>& runs);
+bool write_timeline(const std::string& path, const RunInfo& info,
+                    const std::vector<BackendRun>& runs);
 
 }  // namespace uzram::bench
 

@@ -68,8 +68,10 @@ double run(unsigned threads, std::size_t n, F fn) {
 }
 
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr, "uzram-store-bench: %s\nusage: uzram-store-bench CORPUS [--algos lz4,zstd] "
-               "[--threads 1,2] [--repeat N] [--mib N] [--rewrite 1]\n", why);
+  std::fprintf(stderr,
+               "uzram-store-bench: %s\nusage: uzram-store-bench CORPUS [--algos lz4,zstd] "
+               "[--threads 1,2] [--repeat N] [--mib N] [--rewrite 1]\n",
+               why);
   std::exit(1);
 }
 
@@ -83,12 +85,18 @@ int main(int argc, char** argv) {
   bool rewrite = false;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--algos") algos = v;
-    else if (a == "--threads") threads_s = v;
-    else if (a == "--repeat") repeat = std::atoi(v.c_str());
-    else if (a == "--mib") mib = std::strtoul(v.c_str(), nullptr, 10);
-    else if (a == "--rewrite") rewrite = v == "1";
-    else usage(("unknown option " + a).c_str());
+    if (a == "--algos")
+      algos = v;
+    else if (a == "--threads")
+      threads_s = v;
+    else if (a == "--repeat")
+      repeat = std::atoi(v.c_str());
+    else if (a == "--mib")
+      mib = std::strtoul(v.c_str(), nullptr, 10);
+    else if (a == "--rewrite")
+      rewrite = v == "1";
+    else
+      usage(("unknown option " + a).c_str());
   }
   std::FILE* f = std::fopen(corpus.c_str(), "rb");
   if (!f) usage(("cannot open " + corpus).c_str());
@@ -115,23 +123,26 @@ int main(int argc, char** argv) {
         spec.name = algo;
         std::vector<std::unique_ptr<uzram::Codec>> codecs;
         for (unsigned t = 0; t < threads; t++) codecs.push_back(uzram::make_codec(spec).value());
-        best[0] = std::min(best[0], run(threads, n, [&](unsigned t, std::size_t a, std::size_t b) {
-          unsigned char buf[8192];
-          for (std::size_t i = a; i < b; i++) {
-            const std::size_t len = codecs[t]->compress(&pages[i * 4096], 4096, buf, sizeof buf).value();
-            comp[i].assign(buf, buf + len);
-          }
-        }));
-        best[2] = std::min(best[2], run(threads, n, [&](unsigned t, std::size_t a, std::size_t b) {
-          unsigned char out[4096];
-          for (std::size_t i = a; i < b; i++) {
-            if (comp[i].size() >= 3625) {  // the store keeps these raw: a copy, not a decode
-              std::memcpy(out, &pages[i * 4096], 4096);
-              continue;
-            }
-            (void)codecs[t]->decompress(comp[i].data(), comp[i].size(), out, 4096);
-          }
-        }));
+        best[0] =
+            std::min(best[0], run(threads, n, [&](unsigned t, std::size_t a, std::size_t b) {
+                       unsigned char buf[8192];
+                       for (std::size_t i = a; i < b; i++) {
+                         const std::size_t len =
+                             codecs[t]->compress(&pages[i * 4096], 4096, buf, sizeof buf).value();
+                         comp[i].assign(buf, buf + len);
+                       }
+                     }));
+        best[2] = std::min(
+            best[2], run(threads, n, [&](unsigned t, std::size_t a, std::size_t b) {
+              unsigned char out[4096];
+              for (std::size_t i = a; i < b; i++) {
+                if (comp[i].size() >= 3625) {  // the store keeps these raw: a copy, not a decode
+                  std::memcpy(out, &pages[i * 4096], 4096);
+                  continue;
+                }
+                (void)codecs[t]->decompress(comp[i].data(), comp[i].size(), out, 4096);
+              }
+            }));
         // The store: same pages, same threads.
         auto st = std::move(uzram::Store::create().value());
         (void)st->write_attr("comp_algorithm", algo);
@@ -144,11 +155,11 @@ int main(int argc, char** argv) {
         if (rewrite) run(threads, n, write_all);  // untimed first pass
         best[1] = std::min(best[1], run(threads, n, write_all));
         best[3] = std::min(best[3], run(threads, n, [&](unsigned, std::size_t a, std::size_t b) {
-          unsigned char out[4096];
-          for (std::size_t i = a; i < b; i++) {
-            if (!st->read(i, out)) std::abort();
-          }
-        }));
+                             unsigned char out[4096];
+                             for (std::size_t i = a; i < b; i++) {
+                               if (!st->read(i, out)) std::abort();
+                             }
+                           }));
         unsigned char check[4096];  // verified outside the timed loops
         for (std::size_t i = 0; i < n; i++) {
           if (!st->read(i, check) || std::memcmp(check, &pages[i * 4096], 4096) != 0) {
@@ -157,9 +168,9 @@ int main(int argc, char** argv) {
           }
         }
       }
-      std::printf("%-6s %3u %9.0f MB/s %7.0f MB/s %7.0f%% %7.0f MB/s %7.0f MB/s %7.0f%%\n", algo.c_str(),
-                  threads, mb / best[0], mb / best[1], 100 * best[0] / best[1], mb / best[2], mb / best[3],
-                  100 * best[2] / best[3]);
+      std::printf("%-6s %3u %9.0f MB/s %7.0f MB/s %7.0f%% %7.0f MB/s %7.0f MB/s %7.0f%%\n",
+                  algo.c_str(), threads, mb / best[0], mb / best[1], 100 * best[0] / best[1],
+                  mb / best[2], mb / best[3], 100 * best[2] / best[3]);
     }
   }
   return 0;

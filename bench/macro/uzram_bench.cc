@@ -59,7 +59,8 @@ std::uint64_t parse_count(const char* flag, const char* v, std::uint64_t min) {
   errno = 0;
   const unsigned long long n = std::strtoull(v, &end, 10);
   if (errno || end == v || *end != '\0' || v[0] == '-' || n < min) {
-    usage_error(std::string(flag) + " wants a number >= " + std::to_string(min) + ", not '" + v + "'");
+    usage_error(std::string(flag) + " wants a number >= " + std::to_string(min) + ", not '" + v +
+                "'");
   }
   return n;
 }
@@ -138,7 +139,8 @@ std::vector<std::string> split(const std::string& s) {
   std::size_t start = 0;
   while (start <= s.size()) {
     const std::size_t comma = s.find(',', start);
-    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::string item =
+        s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (!item.empty()) out.push_back(item);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -150,9 +152,9 @@ std::vector<std::string> split(const std::string& s) {
 void run_child(BackendRun& run, const Flags& f, const std::string& preload) {
   const std::string& name = run.name;
   std::vector<std::string> args = {"--run-backend", name.rfind("uzram", 0) == 0 ? name : "malloc",
-                                   "--objects", std::to_string(f.cfg.objects),
-                                   "--churn", std::to_string(f.cfg.churn),
-                                   "--seed", std::to_string(f.cfg.seed)};
+                                   "--objects",     std::to_string(f.cfg.objects),
+                                   "--churn",       std::to_string(f.cfg.churn),
+                                   "--seed",        std::to_string(f.cfg.seed)};
   if (!f.corpus.empty()) args.insert(args.end(), {"--corpus", f.corpus});
   if (f.cfg.progress) args.push_back("--progress");
   std::string raw;
@@ -218,7 +220,8 @@ int run_parent(Flags& f) {
       if (!runs[i].ok) continue;
       if (f.cfg.progress) {
         std::fprintf(stderr, "\r  %-16s run %llu/%llu starting...", runs[i].name.c_str(),
-                     static_cast<unsigned long long>(rep + 1), static_cast<unsigned long long>(f.repeat));
+                     static_cast<unsigned long long>(rep + 1),
+                     static_cast<unsigned long long>(f.repeat));
       }
       run_child(runs[i], f, preload_of[i]);
     }
@@ -228,13 +231,16 @@ int run_parent(Flags& f) {
   }
   if (f.cfg.progress) std::fprintf(stderr, "\r%-60s\r", "");
   if (!f.timeline.empty() && !write_timeline(f.timeline, info, runs)) {
-    std::fprintf(stderr, "uzram-bench: cannot write %s: %s\n", f.timeline.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "uzram-bench: cannot write %s: %s\n", f.timeline.c_str(),
+                 std::strerror(errno));
     return 2;
   }
   if (!f.json_out.empty()) {
     std::FILE* out = std::fopen(f.json_out.c_str(), "w");
-    if (!out || std::fprintf(out, "%s\n", json_report(info, runs).c_str()) < 0 || std::fclose(out) != 0) {
-      std::fprintf(stderr, "uzram-bench: cannot write %s: %s\n", f.json_out.c_str(), std::strerror(errno));
+    if (!out || std::fprintf(out, "%s\n", json_report(info, runs).c_str()) < 0 ||
+        std::fclose(out) != 0) {
+      std::fprintf(stderr, "uzram-bench: cannot write %s: %s\n", f.json_out.c_str(),
+                   std::strerror(errno));
       return 2;
     }
   }
@@ -243,8 +249,9 @@ int run_parent(Flags& f) {
   } else {
     print_report(stdout, info, runs);
     if (f.demo) {
-      std::printf("\nscripts/bench.sh (make bench) runs the full comparison, with a page corpus, and\n"
-                  "plots memory over the run into docs/img/churn.png; docs/benchmarks.md explains it.\n");
+      std::printf(
+          "\nscripts/bench.sh (make bench) runs the full comparison, with a page corpus, and\n"
+          "plots memory over the run into docs/img/churn.png; docs/benchmarks.md explains it.\n");
     }
   }
   for (const BackendRun& r : runs) {

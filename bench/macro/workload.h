@@ -34,8 +34,8 @@
 namespace uzram::bench {
 
 enum Phase : int { kFill, kRead, kFree, kCompact, kRefill, kChurn, kFree2, kCompact2, kNumPhases };
-inline const char* const kPhaseNames[kNumPhases] = {"fill",   "read",  "free75",      "compact",
-                                                    "refill", "churn", "churn_free75", "churn_compact"};
+inline const char* const kPhaseNames[kNumPhases] = {
+    "fill", "read", "free75", "compact", "refill", "churn", "churn_free75", "churn_compact"};
 
 struct PhaseTime {
   std::uint64_t ops = 0;
@@ -138,7 +138,8 @@ class Workload {
   }
   void shuffle() {
     for (std::uint64_t i = 0; i < perm_.size(); i++) perm_[i] = i;
-    for (std::uint64_t i = perm_.size(); i > 1; i--) std::swap(perm_[i - 1], perm_[ops_.uniform(i)]);
+    for (std::uint64_t i = perm_.size(); i > 1; i--)
+      std::swap(perm_[i - 1], perm_[ops_.uniform(i)]);
   }
 
   // Runs fn(0..count-1) in stretches of `interval_` operations, timing only the stretches.
@@ -150,7 +151,8 @@ class Workload {
       const std::uint64_t end = std::min(count, i + (interval_ - op_ % interval_));
       const auto t0 = Clock::now();
       for (std::uint64_t j = i; j < end; j++) fn(j);
-      t.ns += static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+      t.ns += static_cast<double>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
       t.ops += end - i;
       op_ += end - i;
       i = end;
@@ -162,7 +164,8 @@ class Workload {
     sample(p);
     const auto t0 = Clock::now();
     b_.compact();
-    r_.time[p].ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+    r_.time[p].ns = static_cast<double>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
     r_.time[p].ops = 1;
     sample(p);
   }
@@ -179,7 +182,8 @@ class Workload {
         copied += b_.read(ids_[s], objs_[s].size, dst);
         asm volatile("" : : "r"(dst) : "memory");  // the copy must happen
       }
-      const double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+      const double ns = static_cast<double>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
       if (pass == 0 || ns < best) best = ns;
       r_.reads_copied = copied;
       if (cfg_.progress) progress(kRead, static_cast<std::uint64_t>(pass + 1), 3);

@@ -57,14 +57,22 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) die(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--corpus") corpus = val();
-    else if (a == "--backing") backing = val();
-    else if (a == "--algo") algo = val();
-    else if (a == "--batch") batch = val();
-    else if (a == "--packed") packed = true;
-    else if (a == "--copies") copies = std::atoi(val().c_str());
-    else if (a == "--repeat") repeat = std::atoi(val().c_str());
-    else die("unknown option " + a);
+    if (a == "--corpus")
+      corpus = val();
+    else if (a == "--backing")
+      backing = val();
+    else if (a == "--algo")
+      algo = val();
+    else if (a == "--batch")
+      batch = val();
+    else if (a == "--packed")
+      packed = true;
+    else if (a == "--copies")
+      copies = std::atoi(val().c_str());
+    else if (a == "--repeat")
+      repeat = std::atoi(val().c_str());
+    else
+      die("unknown option " + a);
   }
   if (corpus.empty() || backing.empty() || copies < 1 || repeat < 1) {
     die("usage: --corpus FILE --backing PATH|URI [--algo A] [--packed] [--batch N] "
@@ -118,16 +126,16 @@ int main(int argc, char** argv) {
       reads++;
     }
     const double rd_s = since(t0);
-    std::printf("%s %s %s batch=%s: %llu pages written back into %llu blocks (%.3fx the "
-                "kernel's bytes, %llu live bytes), writeback %.1f MB/s (%.3f s), read-back "
-                "%.1f MB/s (%llu pages, %.3f s)\n",
-                is_uri(backing) ? "remote" : "file", algo.c_str(), packed ? "packed" : "raw",
-                batch.c_str(), static_cast<unsigned long long>(bd.bd_count),
-                static_cast<unsigned long long>(bd.backing_blocks),
-                bd.bd_count ? static_cast<double>(bd.backing_blocks) / bd.bd_count : 0.0,
-                static_cast<unsigned long long>(bd.backing_bytes),
-                bd.bd_count * kBlockSize / 1e6 / wb_s, wb_s, reads * kBlockSize / 1e6 / rd_s,
-                static_cast<unsigned long long>(reads), rd_s);
+    std::printf(
+        "%s %s %s batch=%s: %llu pages written back into %llu blocks (%.3fx the "
+        "kernel's bytes, %llu live bytes), writeback %.1f MB/s (%.3f s), read-back "
+        "%.1f MB/s (%llu pages, %.3f s)\n",
+        is_uri(backing) ? "remote" : "file", algo.c_str(), packed ? "packed" : "raw", batch.c_str(),
+        static_cast<unsigned long long>(bd.bd_count),
+        static_cast<unsigned long long>(bd.backing_blocks),
+        bd.bd_count ? static_cast<double>(bd.backing_blocks) / bd.bd_count : 0.0,
+        static_cast<unsigned long long>(bd.backing_bytes), bd.bd_count * kBlockSize / 1e6 / wb_s,
+        wb_s, reads * kBlockSize / 1e6 / rd_s, static_cast<unsigned long long>(reads), rd_s);
     std::fflush(stdout);
     s.reset();
     if (!is_uri(backing)) ::unlink(backing.c_str());

@@ -49,7 +49,7 @@ static double now_ns(void) {
 }
 
 static long rss_kib(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
+  FILE* f = fopen("/proc/self/statm", "r");
   unsigned long size = 0, resident = 0;
   if (!f) return -1;
   if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
@@ -68,7 +68,7 @@ static void usage(void) {
   exit(2);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   size_t n = 65536;
   int rounds = 8, batch = 0, random_order = 0;
   double mean = 1536.0, sigma = 0.45;
@@ -77,34 +77,43 @@ int main(int argc, char **argv) {
   double watch_s = 0;
   unsigned long pool_pages = 0;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    const char* a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--batch")) {
       batch = 1;
       continue;
     }
     if (!v) usage();
     i++;
-    if (!strcmp(a, "--objects")) n = strtoull(v, NULL, 0);
-    else if (!strcmp(a, "--rounds")) rounds = atoi(v);
-    else if (!strcmp(a, "--mean")) mean = atof(v);
-    else if (!strcmp(a, "--sigma")) sigma = atof(v);
-    else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 0);
-    else if (!strcmp(a, "--pause-ms")) pause_ms = atol(v);
-    else if (!strcmp(a, "--watch-rss")) watch_s = atof(v);
-    else if (!strcmp(a, "--order")) random_order = !strcmp(v, "random");
-    else usage();
+    if (!strcmp(a, "--objects"))
+      n = strtoull(v, NULL, 0);
+    else if (!strcmp(a, "--rounds"))
+      rounds = atoi(v);
+    else if (!strcmp(a, "--mean"))
+      mean = atof(v);
+    else if (!strcmp(a, "--sigma"))
+      sigma = atof(v);
+    else if (!strcmp(a, "--seed"))
+      seed = strtoull(v, NULL, 0);
+    else if (!strcmp(a, "--pause-ms"))
+      pause_ms = atol(v);
+    else if (!strcmp(a, "--watch-rss"))
+      watch_s = atof(v);
+    else if (!strcmp(a, "--order"))
+      random_order = !strcmp(v, "random");
+    else
+      usage();
   }
   if (n == 0 || rounds <= 0 || mean <= 0 || sigma < 0) usage();
 
-  unsigned *sizes = malloc(n * sizeof *sizes);
-  unsigned *offs = malloc(n * sizeof *offs);
-  size_t *order = malloc(n * sizeof *order);
-  unsigned long *handles = malloc(n * sizeof *handles);
-  void **ptrs = malloc(n * sizeof *ptrs);
-  unsigned char *pattern = malloc(kPattern + kMaxObject);
-  unsigned char *sink = aligned_alloc(64, kMaxObject);
-  unsigned char *local_copy = aligned_alloc(64, kMaxObject);
+  unsigned* sizes = malloc(n * sizeof *sizes);
+  unsigned* offs = malloc(n * sizeof *offs);
+  size_t* order = malloc(n * sizeof *order);
+  unsigned long* handles = malloc(n * sizeof *handles);
+  void** ptrs = malloc(n * sizeof *ptrs);
+  unsigned char* pattern = malloc(kPattern + kMaxObject);
+  unsigned char* sink = aligned_alloc(64, kMaxObject);
+  unsigned char* local_copy = aligned_alloc(64, kMaxObject);
   if (!sizes || !offs || !order || !handles || !ptrs || !pattern || !sink || !local_copy) {
     fprintf(stderr, "zs-cycle-bench: out of memory\n");
     return 1;
@@ -133,15 +142,16 @@ int main(int argc, char **argv) {
       order[j] = t;
     }
   }
-  struct zs_pool *pool = zs_create_pool("zs-cycle-bench");
+  struct zs_pool* pool = zs_create_pool("zs-cycle-bench");
   if (!pool) {
     fprintf(stderr, "zs-cycle-bench: zs_create_pool failed\n");
     return 1;
   }
-  printf("zs-cycle-bench: %zu objects, lognormal mean %.0f sigma %.2f, %.1f MiB, %d rounds,"
-         " %s reads, %s frees\n",
-         n, mean, sigma, total / 1048576.0, rounds, random_order ? "random" : "sequential",
-         batch ? "zs_free_batch" : "zs_free");
+  printf(
+      "zs-cycle-bench: %zu objects, lognormal mean %.0f sigma %.2f, %.1f MiB, %d rounds,"
+      " %s reads, %s frees\n",
+      n, mean, sigma, total / 1048576.0, rounds, random_order ? "random" : "sequential",
+      batch ? "zs_free_batch" : "zs_free");
   printf("%-6s %5s %10s %10s %10s %12s %10s\n", "round", "who", "fill ns", "read ns", "free ns",
          "fill+free ns", "RSS MiB");
   struct phase best_pool = {1e300, 1e300, 1e300}, best_glibc = {1e300, 1e300, 1e300};
@@ -163,7 +173,7 @@ int main(int argc, char **argv) {
         }
       } else {
         for (size_t i = 0; i < n; i++) {
-          void *m = malloc(sizes[i]);
+          void* m = malloc(sizes[i]);
           if (!m) return 1;
           memcpy(m, pattern + offs[i], sizes[i]);
           ptrs[i] = m;
@@ -174,7 +184,7 @@ int main(int argc, char **argv) {
       if (who == 0) {
         for (size_t k = 0; k < n; k++) {
           const size_t i = order[k];
-          void *m = zs_obj_read_begin(pool, handles[i], local_copy);
+          void* m = zs_obj_read_begin(pool, handles[i], local_copy);
           memcpy(sink, m, sizes[i]);
           zs_obj_read_end(pool, handles[i], m);
           acc ^= sink[sizes[i] - 1];
@@ -192,7 +202,7 @@ int main(int argc, char **argv) {
       if (who == 0) pool_pages = zs_get_total_pages(pool);
       if (r == rounds - 1 && who == 0) { /* check the contents once, untimed */
         for (size_t i = 0; i < n; i++) {
-          void *m = zs_obj_read_begin(pool, handles[i], local_copy);
+          void* m = zs_obj_read_begin(pool, handles[i], local_copy);
           if (memcmp(m, pattern + offs[i], sizes[i]) != 0) {
             fprintf(stderr, "zs-cycle-bench: object %zu corrupted\n", i);
             return 1;
@@ -212,8 +222,8 @@ int main(int argc, char **argv) {
       }
       const double t3 = now_ns();
       p.free = (t3 - t2) / (double)n;
-      struct phase *b = who == 0 ? &best_pool : &best_glibc;
-      double *afw = who == 0 ? &best_pool_afw : &best_glibc_afw;
+      struct phase* b = who == 0 ? &best_pool : &best_glibc;
+      double* afw = who == 0 ? &best_pool_afw : &best_glibc_afw;
       if (p.fill < b->fill) b->fill = p.fill;
       if (p.read < b->read) b->read = p.read;
       if (p.free < b->free) b->free = p.free;

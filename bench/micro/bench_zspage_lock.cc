@@ -71,7 +71,8 @@ struct World {
   std::unique_ptr<unsigned char[]> data{new unsigned char[kZspages * kObjBytes]};
   typename Ops::Lock single;  // for Uncontended / ReadOneLock
   World() noexcept {
-    for (std::size_t i = 0; i < kZspages * kObjBytes; i++) data[i] = static_cast<unsigned char>(i * 131);
+    for (std::size_t i = 0; i < kZspages * kObjBytes; i++)
+      data[i] = static_cast<unsigned char>(i * 131);
   }
 };
 
@@ -86,7 +87,8 @@ World<Ops>& world() noexcept {
 // Per-thread xorshift64*: cheap and good enough to spread accesses.
 struct Rng {
   std::uint64_t s;
-  explicit Rng(int thread) noexcept : s(0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(thread + 1)) {}
+  explicit Rng(int thread) noexcept
+      : s(0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(thread + 1)) {}
   std::uint64_t next() noexcept {
     s ^= s >> 12;
     s ^= s << 25;
@@ -177,17 +179,19 @@ void BM_TryWrite(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   const double attempts = static_cast<double>(ok + failed);
-  state.counters["write_fail_pct"] = attempts > 0 ? 100.0 * static_cast<double>(failed) / attempts : 0.0;
-  state.counters["writes"] = benchmark::Counter(static_cast<double>(ok), benchmark::Counter::kIsRate);
+  state.counters["write_fail_pct"] =
+      attempts > 0 ? 100.0 * static_cast<double>(failed) / attempts : 0.0;
+  state.counters["writes"] =
+      benchmark::Counter(static_cast<double>(ok), benchmark::Counter::kIsRate);
 }
 
 // ---- Registration -----------------------------------------------------------------------
 
-#define UZRAM_LOCK_BENCHES(Ops)                                                               \
-  BENCHMARK_TEMPLATE(BM_Uncontended, Ops);                                                    \
+#define UZRAM_LOCK_BENCHES(Ops)                                                                    \
+  BENCHMARK_TEMPLATE(BM_Uncontended, Ops);                                                         \
   BENCHMARK_TEMPLATE(BM_ReadCopy, Ops)->Arg(kZspages)->ThreadRange(1, kMaxThreads)->UseRealTime(); \
-  BENCHMARK_TEMPLATE(BM_ReadCopy, Ops)->Arg(8)->ThreadRange(1, kMaxThreads)->UseRealTime();    \
-  BENCHMARK_TEMPLATE(BM_ReadOneLock, Ops)->ThreadRange(1, kMaxThreads)->UseRealTime();         \
+  BENCHMARK_TEMPLATE(BM_ReadCopy, Ops)->Arg(8)->ThreadRange(1, kMaxThreads)->UseRealTime();        \
+  BENCHMARK_TEMPLATE(BM_ReadOneLock, Ops)->ThreadRange(1, kMaxThreads)->UseRealTime();             \
   BENCHMARK_TEMPLATE(BM_TryWrite, Ops)->Arg(kZspages)->ThreadRange(2, kMaxThreads)->UseRealTime(); \
   BENCHMARK_TEMPLATE(BM_TryWrite, Ops)->Arg(8)->ThreadRange(2, kMaxThreads)->UseRealTime()
 

@@ -35,7 +35,8 @@ namespace {
 
 std::uint64_t now_ns() noexcept {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::steady_clock::now().time_since_epoch()).count());
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
 }
 // Keeps the copy: the compiler must assume *p is read.
 inline void escape(const void* p) noexcept { asm volatile("" : : "g"(p) : "memory"); }
@@ -48,10 +49,10 @@ struct alignas(64) Reader {
 
 struct Shared {
   const Options* o = nullptr;
-  Pool* pool = nullptr;                    // null: memcpy mode
-  const unsigned char* plain = nullptr;    // memcpy mode's buffer
-  std::vector<Handle> half[2];             // the pool's two halves
-  std::atomic<std::uint64_t> epoch{0};     // readers read half[epoch & 1]
+  Pool* pool = nullptr;                  // null: memcpy mode
+  const unsigned char* plain = nullptr;  // memcpy mode's buffer
+  std::vector<Handle> half[2];           // the pool's two halves
+  std::atomic<std::uint64_t> epoch{0};   // readers read half[epoch & 1]
   std::atomic<bool> go{false}, stop{false};
   std::atomic<unsigned> ready{0};
   std::vector<std::unique_ptr<Reader>> readers;
@@ -125,7 +126,8 @@ void fill_object(Pool& pool, Handle h, unsigned char* buf, std::size_t size, Ran
 Handle must_alloc(Pool& pool, std::size_t size) {
   auto h = pool.alloc(size);
   if (!h) {
-    std::fprintf(stderr, "uzram-read-scaling: alloc(%zu) failed: %s\n", size, h.error().message().c_str());
+    std::fprintf(stderr, "uzram-read-scaling: alloc(%zu) failed: %s\n", size,
+                 h.error().message().c_str());
     std::exit(2);
   }
   return *h;
@@ -195,7 +197,8 @@ RunResult run_once(Shared& s, const ModeSpec& m, unsigned threads) {
   s.ready = 0;
   std::vector<std::thread> pool_threads;
   for (unsigned t = 0; t < threads; t++) {
-    pool_threads.emplace_back(reader_main, std::ref(s), std::ref(*s.readers[t]), o.seed * 1000003 + t);
+    pool_threads.emplace_back(reader_main, std::ref(s), std::ref(*s.readers[t]),
+                              o.seed * 1000003 + t);
   }
   unsigned extra = 0;
   if (m.background && o.bg_compact) {
@@ -218,8 +221,9 @@ RunResult run_once(Shared& s, const ModeSpec& m, unsigned threads) {
   for (auto& rd : s.readers) {
     r.ops += rd->ops;
     r.errors += rd->errors;
-    all.insert(all.end(), rd->samples.begin(), rd->samples.begin() +
-               static_cast<std::ptrdiff_t>(std::min<std::uint64_t>(rd->seen, rd->samples.size())));
+    all.insert(all.end(), rd->samples.begin(),
+               rd->samples.begin() + static_cast<std::ptrdiff_t>(
+                                         std::min<std::uint64_t>(rd->seen, rd->samples.size())));
   }
   r.mops = static_cast<double>(r.ops) / r.seconds * 1e-6;
   latency_percentiles(all, r);

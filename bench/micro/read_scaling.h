@@ -18,21 +18,21 @@ struct Options {
   std::size_t size = 1536;        // object size in bytes
   unsigned sample_every = 16;     // time every Nth read (power of two)
   std::uint64_t seed = 42;
-  double churn_fraction = 0.25;   // of the inactive half, freed + reallocated per cycle
-  bool bg_compact = true;         // "+bg" modes run the compactor thread (--bg compact,migrate)
-  bool bg_migrate = true;         // ... and the migrator thread
-  std::size_t frame_cache = 64;   // PoolOptions::frame_cache (freed frames kept resident)
+  double churn_fraction = 0.25;  // of the inactive half, freed + reallocated per cycle
+  bool bg_compact = true;        // "+bg" modes run the compactor thread (--bg compact,migrate)
+  bool bg_migrate = true;        // ... and the migrator thread
+  std::size_t frame_cache = 64;  // PoolOptions::frame_cache (freed frames kept resident)
   std::vector<std::string> modes;
   bool json = false;
-  std::string json_path;          // empty: JSON to stdout
+  std::string json_path;  // empty: JSON to stdout
 };
 
 // One mode: where the readers read from and what runs beside them.
 struct ModeSpec {
   std::string name;
-  bool pool = false;            // false: bare memcpy from a plain buffer (the ceiling)
-  bool kernel = false;          // TranslationMode::kernel_rwlock instead of ::validated
-  bool background = false;      // compactor (churn + compact()) and migrator threads
+  bool pool = false;        // false: bare memcpy from a plain buffer (the ceiling)
+  bool kernel = false;      // TranslationMode::kernel_rwlock instead of ::validated
+  bool background = false;  // compactor (churn + compact()) and migrator threads
 };
 
 struct RunResult {
@@ -59,7 +59,8 @@ std::vector<ModeSpec> mode_specs(const Options& o);
 int hist_quantile_bucket(const std::uint64_t (&h)[32], double q);
 // Sorts `v` and fills r.p50/p99/p999/max_ns/samples.
 void latency_percentiles(std::vector<std::uint32_t>& v, RunResult& r);
-void print_table(std::FILE* out, const std::vector<ModeSpec>& modes, const std::vector<RunResult>& runs);
+void print_table(std::FILE* out, const std::vector<ModeSpec>& modes,
+                 const std::vector<RunResult>& runs);
 void print_targets(std::FILE* out, const std::vector<RunResult>& runs);
 void write_json(std::FILE* out, const Options& o, const std::vector<RunResult>& runs);
 

@@ -24,10 +24,14 @@ std::vector<std::string> split(const std::string& s) {
 }  // namespace
 
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr, "uzram-read-scaling: %s\nusage: uzram-read-scaling [--threads 1,2,4] [--seconds S] "
-               "[--objects N] [--size B] [--sample-every N] [--seed S] [--churn F] [--bg compact,migrate] [--frame-cache N] "
-               "[--modes LIST] "
-               "[--json[=FILE]]\nmodes: memcpy,validated,validated+bg,kernel_rwlock,kernel_rwlock+bg\n", why);
+  std::fprintf(
+      stderr,
+      "uzram-read-scaling: %s\nusage: uzram-read-scaling [--threads 1,2,4] [--seconds S] "
+      "[--objects N] [--size B] [--sample-every N] [--seed S] [--churn F] [--bg compact,migrate] "
+      "[--frame-cache N] "
+      "[--modes LIST] "
+      "[--json[=FILE]]\nmodes: memcpy,validated,validated+bg,kernel_rwlock,kernel_rwlock+bg\n",
+      why);
   std::exit(2);
 }
 
@@ -44,29 +48,44 @@ Options parse_options(int argc, char** argv) {
     }
     if (a == "--threads") {
       for (const auto& t : split(v)) o.threads.push_back(static_cast<unsigned>(std::stoul(t)));
-    } else if (a == "--seconds") { o.seconds = std::stod(v);
-    } else if (a == "--objects") { o.objects = std::stoul(v);
-    } else if (a == "--size") { o.size = std::stoul(v);
-    } else if (a == "--sample-every") { o.sample_every = static_cast<unsigned>(std::stoul(v));
-    } else if (a == "--seed") { o.seed = std::stoull(v);
-    } else if (a == "--churn") { o.churn_fraction = std::stod(v);
-    } else if (a == "--frame-cache") { o.frame_cache = std::stoul(v);
+    } else if (a == "--seconds") {
+      o.seconds = std::stod(v);
+    } else if (a == "--objects") {
+      o.objects = std::stoul(v);
+    } else if (a == "--size") {
+      o.size = std::stoul(v);
+    } else if (a == "--sample-every") {
+      o.sample_every = static_cast<unsigned>(std::stoul(v));
+    } else if (a == "--seed") {
+      o.seed = std::stoull(v);
+    } else if (a == "--churn") {
+      o.churn_fraction = std::stod(v);
+    } else if (a == "--frame-cache") {
+      o.frame_cache = std::stoul(v);
     } else if (a == "--bg") {
       const auto l = split(v);
       o.bg_compact = std::find(l.begin(), l.end(), "compact") != l.end();
       o.bg_migrate = std::find(l.begin(), l.end(), "migrate") != l.end();
-    } else if (a == "--modes") { o.modes = split(v);
-    } else if (a == "--json") { o.json = true; o.json_path = v;
-    } else { usage(("unknown option " + a).c_str()); }
+    } else if (a == "--modes") {
+      o.modes = split(v);
+    } else if (a == "--json") {
+      o.json = true;
+      o.json_path = v;
+    } else {
+      usage(("unknown option " + a).c_str());
+    }
   }
   if (o.threads.empty()) {
     const auto ncpu = static_cast<unsigned>(get_nprocs());
     for (unsigned t = 1; t < ncpu; t *= 2) o.threads.push_back(t);
     o.threads.push_back(ncpu);
   }
-  if (o.modes.empty()) o.modes = {"memcpy", "validated", "validated+bg", "kernel_rwlock", "kernel_rwlock+bg"};
-  if (o.sample_every == 0 || (o.sample_every & (o.sample_every - 1))) usage("--sample-every must be a power of two");
-  if (o.size < 8 || o.size > kMaxObjectSize || o.objects == 0 || o.seconds <= 0) usage("bad --size/--objects/--seconds");
+  if (o.modes.empty())
+    o.modes = {"memcpy", "validated", "validated+bg", "kernel_rwlock", "kernel_rwlock+bg"};
+  if (o.sample_every == 0 || (o.sample_every & (o.sample_every - 1)))
+    usage("--sample-every must be a power of two");
+  if (o.size < 8 || o.size > kMaxObjectSize || o.objects == 0 || o.seconds <= 0)
+    usage("bad --size/--objects/--seconds");
   if (o.churn_fraction <= 0 || o.churn_fraction > 1) usage("--churn must be in (0, 1]");
   return o;
 }
@@ -74,11 +93,12 @@ Options parse_options(int argc, char** argv) {
 std::vector<ModeSpec> mode_specs(const Options& o) {
   std::vector<ModeSpec> modes;
   for (const auto& name : o.modes) {
-    if (name != "memcpy" && name != "validated" && name != "validated+bg" && name != "kernel_rwlock" &&
-        name != "kernel_rwlock+bg") {
+    if (name != "memcpy" && name != "validated" && name != "validated+bg" &&
+        name != "kernel_rwlock" && name != "kernel_rwlock+bg") {
       usage(("unknown mode " + name).c_str());
     }
-    modes.push_back({name, name != "memcpy", name.rfind("kernel_rwlock", 0) == 0, name.find("+bg") != std::string::npos});
+    modes.push_back({name, name != "memcpy", name.rfind("kernel_rwlock", 0) == 0,
+                     name.find("+bg") != std::string::npos});
   }
   return modes;
 }

@@ -37,8 +37,8 @@ inline constexpr unsigned kNumFullnessGroups = 12;
 
 struct PoolOptions {
   std::string name = "uzram";
-  unsigned chain_size = 8;                          // CONFIG_ZSMALLOC_CHAIN_SIZE, 4..16
-  std::size_t max_bytes = std::size_t{64} << 30;    // arena reservation (virtual), <= 1 TiB
+  unsigned chain_size = 8;                        // CONFIG_ZSMALLOC_CHAIN_SIZE, 4..16
+  std::size_t max_bytes = std::size_t{64} << 30;  // arena reservation (virtual), <= 1 TiB
   // Freed frames stay resident ("idle") and are reused before any other, with no page
   // fault; they go back to the OS (madvise MADV_DONTNEED) as they age. Of the frames freed
   // t ms ago, a share 1 - smoothstep(t / decay_ms) may still be idle (jemalloc's dirty
@@ -120,7 +120,8 @@ struct ClassStats {
 
 class Pool {
  public:
-  [[nodiscard]] static Result<std::unique_ptr<Pool>> create(const PoolOptions& options = {}) noexcept;
+  [[nodiscard]] static Result<std::unique_ptr<Pool>> create(
+      const PoolOptions& options = {}) noexcept;
   virtual ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;

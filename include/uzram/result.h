@@ -116,7 +116,7 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() noexcept = default;
-  Result(std::error_code ec) noexcept : error_(ec) {}  // NOLINT: implicit
+  Result(std::error_code ec) noexcept : error_(ec) {}      // NOLINT: implicit
   Result(Errc e) noexcept : error_(make_error_code(e)) {}  // NOLINT: implicit
   bool has_value() const noexcept { return !error_; }
   explicit operator bool() const noexcept { return !error_; }

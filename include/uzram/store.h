@@ -50,7 +50,7 @@ struct IoStat {
 };
 
 struct BdStat {
-  std::uint64_t bd_count = 0;   // blocks currently on the backing device (4 KiB units)
+  std::uint64_t bd_count = 0;  // blocks currently on the backing device (4 KiB units)
   std::uint64_t bd_reads = 0;
   std::uint64_t bd_writes = 0;
   // uzram, not in the kernel's bd_stat line (debug_stat shows it): blocks whose writeback
@@ -123,8 +123,8 @@ inline constexpr std::uint64_t kSwapPoolSlack = std::uint64_t{4} << 20;
 class Store {
  public:
   // An uninitialised store named `name` (the "zramN" of messages and `uzram status`).
-  [[nodiscard]] static Result<std::unique_ptr<Store>> create(std::string name = "zram0",
-                                                             const StoreOptions& options = {}) noexcept;
+  [[nodiscard]] static Result<std::unique_ptr<Store>> create(
+      std::string name = "zram0", const StoreOptions& options = {}) noexcept;
   virtual ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -185,7 +185,8 @@ class Store {
   // True when the block holds nothing (never written, or discarded): reads return zeros.
   [[nodiscard]] bool is_unallocated(std::uint64_t index) const noexcept;
   // True when the block is stored as a repeated 8-byte word (reads return that pattern).
-  [[nodiscard]] bool is_same_filled(std::uint64_t index, std::uint64_t* word = nullptr) const noexcept;
+  [[nodiscard]] bool is_same_filled(std::uint64_t index,
+                                    std::uint64_t* word = nullptr) const noexcept;
 
   // ---- Observation -------------------------------------------------------------------
   [[nodiscard]] const std::string& name() const noexcept;

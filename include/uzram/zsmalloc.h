@@ -63,8 +63,8 @@ struct zs_pool_stats {
   unsigned long pages_compacted;
 };
 
-struct zs_pool *zs_create_pool(const char *name);
-void zs_destroy_pool(struct zs_pool *pool);
+struct zs_pool* zs_create_pool(const char* name);
+void zs_destroy_pool(struct zs_pool* pool);
 
 /* uzram: a pool with options (docs/units.md). Zero-initialise the struct: a field at 0
  * means its default, also for fields added later. */
@@ -78,32 +78,32 @@ struct zs_pool_options {
 };
 /* zs_create_pool(name) is zs_create_pool_ext(name, NULL). Returns NULL for an invalid
  * option or when out of memory. */
-struct zs_pool *zs_create_pool_ext(const char *name, const struct zs_pool_options *opts);
+struct zs_pool* zs_create_pool_ext(const char* name, const struct zs_pool_options* opts);
 /* The raw-storage threshold for data of max_object_size bytes: zs_huge_class_size scaled
  * by max_object_size / 4096 (equal to it for a pool made by zs_create_pool). */
-size_t zs_huge_object_size(struct zs_pool *pool);
+size_t zs_huge_object_size(struct zs_pool* pool);
 
-unsigned long zs_malloc(struct zs_pool *pool, size_t size, gfp_t flags, const int nid);
-void zs_free(struct zs_pool *pool, unsigned long obj);
+unsigned long zs_malloc(struct zs_pool* pool, size_t size, gfp_t flags, const int nid);
+void zs_free(struct zs_pool* pool, unsigned long obj);
 /* Frees n handles at once (uzram; not in the kernel): grouped by size class, so each
  * class lock is taken once per run of handles of that class, and zspages emptied by the
  * run are released after that lock is dropped (the 2026 zsmalloc deferred-free drain).
  * Handles may come in any order; 0 and error values are skipped, as zs_free skips them.
  * Like zs_free it aborts on an invalid or already freed handle, also when the same handle
  * appears twice in one batch (earlier handles of the batch may be freed by then). */
-void zs_free_batch(struct zs_pool *pool, const unsigned long *handles, size_t n);
+void zs_free_batch(struct zs_pool* pool, const unsigned long* handles, size_t n);
 
-size_t zs_huge_class_size(struct zs_pool *pool);
+size_t zs_huge_class_size(struct zs_pool* pool);
 
-void *zs_obj_read_begin(struct zs_pool *pool, unsigned long handle, void *local_copy);
-void zs_obj_read_end(struct zs_pool *pool, unsigned long handle, void *handle_mem);
-void zs_obj_write(struct zs_pool *pool, unsigned long handle, const void *handle_mem,
+void* zs_obj_read_begin(struct zs_pool* pool, unsigned long handle, void* local_copy);
+void zs_obj_read_end(struct zs_pool* pool, unsigned long handle, void* handle_mem);
+void zs_obj_write(struct zs_pool* pool, unsigned long handle, const void* handle_mem,
                   size_t mem_len);
 
-unsigned long zs_get_total_pages(struct zs_pool *pool);
-unsigned long zs_compact(struct zs_pool *pool);
+unsigned long zs_get_total_pages(struct zs_pool* pool);
+unsigned long zs_compact(struct zs_pool* pool);
 
-unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int size);
+unsigned int zs_lookup_class_index(struct zs_pool* pool, unsigned int size);
 
 /* The kernel names the function like the struct; C++ compilers with -Wshadow warn that
  * the function hides the struct's constructor. Harmless: callers write
@@ -112,7 +112,7 @@ unsigned int zs_lookup_class_index(struct zs_pool *pool, unsigned int size);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wshadow"
 #endif
-void zs_pool_stats(struct zs_pool *pool, struct zs_pool_stats *stats);
+void zs_pool_stats(struct zs_pool* pool, struct zs_pool_stats* stats);
 #if defined(__cplusplus) && defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif

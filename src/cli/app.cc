@@ -24,23 +24,31 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   app.name("uzram");
   app.set_version_flag("-V,--version", "uzram " UZRAM_VERSION);
   app.require_subcommand(1);
-  const std::string socket_rule = "default: " + default_control_socket() +
-                                  " ($XDG_RUNTIME_DIR/uzram/control.sock, or ./run/uzram/control.sock)";
+  const std::string socket_rule =
+      "default: " + default_control_socket() +
+      " ($XDG_RUNTIME_DIR/uzram/control.sock, or ./run/uzram/control.sock)";
 
   LoadOptions load;
-  CLI::App* l = app.add_subcommand("load", "Load IMAGE into a fresh in-process store and report what zram would cost for it");
-  l->add_option("IMAGE", load.image, "file to load (memory dump, swap image, disk image)")->required();
-  l->add_option("-a,--algo", load.algo, "compression algorithm: lz4, lz4hc, zstd, deflate, lzo, lzo-rle");
-  l->add_option("-s,--size", load.size, "disksize (K/M/G/T suffixes); default: the image size rounded up to 4 KiB");
-  l->add_option("-o,--attr", load.attrs, "attr=value: write a store attribute (before disksize if the kernel requires)")
+  CLI::App* l = app.add_subcommand(
+      "load", "Load IMAGE into a fresh in-process store and report what zram would cost for it");
+  l->add_option("IMAGE", load.image, "file to load (memory dump, swap image, disk image)")
+      ->required();
+  l->add_option("-a,--algo", load.algo,
+                "compression algorithm: lz4, lz4hc, zstd, deflate, lzo, lzo-rle");
+  l->add_option("-s,--size", load.size,
+                "disksize (K/M/G/T suffixes); default: the image size rounded up to 4 KiB");
+  l->add_option("-o,--attr", load.attrs,
+                "attr=value: write a store attribute (before disksize if the kernel requires)")
       ->allow_extra_args(false);
-  l->add_option("--then", load.then, "'attr [value]' written after loading (bare attr: value 1), e.g. compact")
+  l->add_option("--then", load.then,
+                "'attr [value]' written after loading (bare attr: value 1), e.g. compact")
       ->allow_extra_args(false);
   l->add_flag("-J,--json", load.json, "print one JSON object");
   l->add_option("-j,--jobs", load.jobs, "loader threads (default 1)")->check(CLI::Range(1u, 1024u));
 
   CtlOptions ctl;
-  CLI::App* c = app.add_subcommand("ctl", "Read (no VALUE) or write an attribute of a running store");
+  CLI::App* c =
+      app.add_subcommand("ctl", "Read (no VALUE) or write an attribute of a running store");
   c->add_option("--control", ctl.control, "control socket; " + socket_rule);
   c->add_option("--store,-d,--device", ctl.device,
                 "store on that socket, e.g. zram1 (default: zram0); zram-control: hot_add, "
@@ -52,10 +60,13 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   c->add_option("VALUE", ctl.value, "value to write (words are joined with spaces)");
 
   StatusOptions st;
-  CLI::App* s = app.add_subcommand("status", "zramctl-style table of the stores reachable through control sockets");
-  s->add_option("--control", st.control, "control socket (repeatable); default: every *.sock in " + default_control_dir())
+  CLI::App* s = app.add_subcommand(
+      "status", "zramctl-style table of the stores reachable through control sockets");
+  s->add_option("--control", st.control,
+                "control socket (repeatable); default: every *.sock in " + default_control_dir())
       ->allow_extra_args(false);
-  CLI::Option* out = s->add_option("-o,--output", st.output, "columns to print (+LIST adds to the defaults)");
+  CLI::Option* out =
+      s->add_option("-o,--output", st.output, "columns to print (+LIST adds to the defaults)");
   s->add_flag("--output-all", st.output_all, "print all columns")->excludes(out);
   s->add_flag("-b,--bytes", st.bytes, "print sizes in bytes, not in human-readable format");
   s->add_flag("-n,--noheadings", st.noheadings, "don't print headings");
@@ -67,17 +78,22 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   s->footer(columns_help());
 
   ServeOptions sv;
-  CLI::App* v = app.add_subcommand("serve", "Serve a fresh store over NBD (and its control socket) until signalled or --run exits");
-  v->add_option("-U,--unix", sv.socket, "NBD Unix socket (mode 0600; '-': a temporary one); default: " +
-                                            default_control_dir() + "/nbd.socket");
+  CLI::App* v = app.add_subcommand(
+      "serve",
+      "Serve a fresh store over NBD (and its control socket) until signalled or --run exits");
+  v->add_option("-U,--unix", sv.socket,
+                "NBD Unix socket (mode 0600; '-': a temporary one); default: " +
+                    default_control_dir() + "/nbd.socket");
   v->add_option("--control", sv.control, "control socket; " + socket_rule);
   v->add_option("-s,--size", sv.size, "disksize (K/M/G/T suffixes; default 1G)");
   v->add_option("-a,--algo", sv.algo, "compression algorithm (default lz4)");
-  v->add_option("-o,--attr", sv.attrs, "attr=value: write a store attribute (before disksize if the kernel requires)")
+  v->add_option("-o,--attr", sv.attrs,
+                "attr=value: write a store attribute (before disksize if the kernel requires)")
       ->allow_extra_args(false);
   v->add_option("--policy", sv.policy,
                 "tiering policy: off, chromeos or 'custom KEY=VALUE ...' (-o policy=VALUE)");
-  v->add_option("--run", sv.run, "captive mode: run CMD with /bin/sh, $uri set; exit with its status");
+  v->add_option("--run", sv.run,
+                "captive mode: run CMD with /bin/sh, $uri set; exit with its status");
   v->add_option("-p,--port", sv.port,
                 "listen on TCP PORT (0-65535; 0: any free port) instead of a Unix socket");
   v->add_option("--bind", sv.bind,
@@ -85,9 +101,13 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
                 "--force-insecure)");
   v->add_flag("--force-insecure", sv.force_insecure,
               "allow a non-loopback --bind without TLS authentication");
-  v->add_option("--tls", sv.tls, "off, on (STARTTLS offered) or require; default: require when credentials are given");
-  v->add_option("--tls-psk", sv.tls_psk, "TLS pre-shared keys file (psktool format: username:hexkey lines)");
-  v->add_option("--tls-certificates", sv.tls_certificates, "TLS X.509 directory (server-cert.pem, server-key.pem)");
+  v->add_option(
+      "--tls", sv.tls,
+      "off, on (STARTTLS offered) or require; default: require when credentials are given");
+  v->add_option("--tls-psk", sv.tls_psk,
+                "TLS pre-shared keys file (psktool format: username:hexkey lines)");
+  v->add_option("--tls-certificates", sv.tls_certificates,
+                "TLS X.509 directory (server-cert.pem, server-key.pem)");
   v->add_flag(
       "--tls-verify-peer", sv.tls_verify_peer,
       "require client certificates signed by DIR/ca-cert.pem (with --tls-certificates DIR)");
@@ -96,7 +116,8 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   v->add_option(
       "--send-timeout", sv.send_timeout,
       "seconds a reply may make no progress before its connection is closed (default 30)");
-  v->add_option("-t,--threads", sv.threads, "worker threads per connection (default 4)")->check(CLI::Range(1u, 256u));
+  v->add_option("-t,--threads", sv.threads, "worker threads per connection (default 4)")
+      ->check(CLI::Range(1u, 256u));
   v->add_option("--metrics", sv.metrics,
                 "serve OpenMetrics at http://[ADDR:]PORT/metrics (ADDR default 127.0.0.1; "
                 "port 0: any free port; --run: $metrics holds the URL)");
@@ -105,7 +126,8 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
               "serve swap safely: lock the server in memory (mlockall), mark it an I/O flusher, "
               "preallocate every buffer; needs -o mem_limit=SIZE");
   bool foreground = false;  // accepted for nbdkit compatibility; serve never daemonises
-  v->add_flag("-f,--foreground", foreground, "compatibility: uzram serve always runs in the foreground");
+  v->add_flag("-f,--foreground", foreground,
+              "compatibility: uzram serve always runs in the foreground");
 
   try {
     app.parse(argc, argv);

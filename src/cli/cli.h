@@ -44,7 +44,7 @@ struct LoadOptions {
   std::vector<std::string> attrs;  // -o attr=value
   std::vector<std::string> then;   // --then 'attr [value]'
   bool json = false;
-  unsigned jobs = 1;               // -j: loader threads
+  unsigned jobs = 1;  // -j: loader threads
 };
 int run_load(const LoadOptions& options, const Io& io) noexcept;
 

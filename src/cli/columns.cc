@@ -41,16 +41,20 @@ using K = ColumnKind;
 // THE table. zramctl's columns keep its names and meanings; ours follow.
 constexpr Column kColumns[] = {
     {"NAME", K::text, "store name", [](R r) { return text(r.name); }},
-    {"DISKSIZE", K::bytes, "limit on the uncompressed amount of data", [](R r) { return num(r.disksize); }},
+    {"DISKSIZE", K::bytes, "limit on the uncompressed amount of data",
+     [](R r) { return num(r.disksize); }},
     {"DATA", K::bytes, "uncompressed size of stored data (orig_data_size)",
      [](R r) { return num(r.mm.orig_data_size); }},
     {"COMPR", K::bytes, "compressed size of stored data (compr_data_size)",
      [](R r) { return num(r.mm.compr_data_size); }},
-    {"ALGORITHM", K::text, "the selected compression algorithm", [](R r) { return text(r.algorithm); }},
-    {"STREAMS", K::count, "number of concurrent compress operations", [](R r) { return num(r.streams); }},
+    {"ALGORITHM", K::text, "the selected compression algorithm",
+     [](R r) { return text(r.algorithm); }},
+    {"STREAMS", K::count, "number of concurrent compress operations",
+     [](R r) { return num(r.streams); }},
     {"ZERO-PAGES", K::count, "same-filled pages, no memory allocated (same_pages)",
      [](R r) { return num(r.mm.same_pages); }},
-    {"TOTAL", K::bytes, "all memory including allocator fragmentation and metadata overhead (mem_used_total)",
+    {"TOTAL", K::bytes,
+     "all memory including allocator fragmentation and metadata overhead (mem_used_total)",
      [](R r) { return num(r.mm.mem_used_total); }},
     {"MEM-LIMIT", K::bytes, "memory limit used to store compressed data (mem_limit)",
      [](R r) { return num(r.mm.mem_limit); }},
@@ -60,12 +64,14 @@ constexpr Column kColumns[] = {
      [](R r) { return num(r.mm.pages_compacted); }},
     {"COMP-RATIO", K::ratio, "compression ratio: DATA/TOTAL",
      [](R r) { return frac(ratio(r.mm.orig_data_size, r.mm.mem_used_total)); }},
-    {"HUGE-PAGES", K::count, "incompressible pages stored raw (huge_pages)", [](R r) { return num(r.mm.huge_pages); }},
+    {"HUGE-PAGES", K::count, "incompressible pages stored raw (huge_pages)",
+     [](R r) { return num(r.mm.huge_pages); }},
     {"ZSPAGES", K::count, "zspages in the pool", [](R r) { return num(r.zspages); }},
     {"FRAG%", K::percent, "unused object slots in the pool's zspages (what compaction can recover)",
      [](R r) {
        const std::uint64_t used = std::min(r.objs_used, r.objs_allocated);
-       return frac(r.objs_allocated ? 100.0 * ratio(r.objs_allocated - used, r.objs_allocated) : 0.0);
+       return frac(r.objs_allocated ? 100.0 * ratio(r.objs_allocated - used, r.objs_allocated)
+                                    : 0.0);
      }},
     {"USERS", K::count, "open NBD connections (the kernel's open count)",
      [](R r) { return num(r.users); }},
@@ -92,7 +98,8 @@ constexpr Column kColumns[] = {
 };
 constexpr std::size_t kNumColumns = std::size(kColumns);
 // zramctl's defaults, in its order (EXPORT joins them with `uzram serve`).
-constexpr const char* kDefaultColumns[] = {"NAME", "ALGORITHM", "DISKSIZE", "DATA", "COMPR", "TOTAL", "STREAMS"};
+constexpr const char* kDefaultColumns[] = {"NAME",  "ALGORITHM", "DISKSIZE", "DATA",
+                                           "COMPR", "TOTAL",     "STREAMS"};
 
 std::string upper(std::string_view s) {
   std::string r(s);
@@ -141,7 +148,8 @@ std::string raw_escape(std::string_view s) {
   return r.empty() ? "-" : r;
 }
 
-std::string render_json(std::span<const StoreRow> rows, std::span<const std::size_t> cols, bool bytes) {
+std::string render_json(std::span<const StoreRow> rows, std::span<const std::size_t> cols,
+                        bool bytes) {
   Json stores = Json::array();
   for (const StoreRow& r : rows) {
     Json store = Json::object();
@@ -191,7 +199,8 @@ bool parse_columns(std::string_view list, std::vector<std::size_t>* out, std::st
     const std::string name = upper(list.substr(0, comma));
     const std::size_t col = find_column(name);
     if (col == kNumColumns) {
-      *error = name.empty() ? "empty column name in '" + std::string(list) + "'" : "unknown column: " + name;
+      *error = name.empty() ? "empty column name in '" + std::string(list) + "'"
+                            : "unknown column: " + name;
       return false;
     }
     cols.push_back(col);
@@ -223,10 +232,12 @@ std::string human_size(std::uint64_t bytes) {
     tenths = std::nearbyint(v * 10.0 / 1024.0);
   }
   const auto t = static_cast<std::uint64_t>(tenths);
-  return t % 10 ? fmt::format("{}.{}{}", t / 10, t % 10, kUnits[exp]) : fmt::format("{}{}", t / 10, kUnits[exp]);
+  return t % 10 ? fmt::format("{}.{}{}", t / 10, t % 10, kUnits[exp])
+                : fmt::format("{}{}", t / 10, kUnits[exp]);
 }
 
-std::string render(std::span<const StoreRow> rows, std::span<const std::size_t> cols, const RenderOptions& o) {
+std::string render(std::span<const StoreRow> rows, std::span<const std::size_t> cols,
+                   const RenderOptions& o) {
   if (o.json) return render_json(rows, cols, o.bytes);
   std::vector<std::vector<std::string>> cells;
   if (!o.noheadings) {
@@ -259,12 +270,12 @@ std::string render(std::span<const StoreRow> rows, std::span<const std::size_t> 
       const bool text_kind = kColumns[cols[i]].kind == ColumnKind::text;
       const bool last = i + 1 == line.size();
       // Colour wraps the cell, not its padding, so the columns stay aligned.
-      const char* on = !o.colour ? nullptr
-                       : header  ? "\033[1m"
-                       : kColumns[cols[i]].kind == ColumnKind::rate && line[i] != "-" &&
-                               line[i] != "0.00"
-                           ? "\033[32m"
-                           : nullptr;
+      const char* on =
+          !o.colour ? nullptr
+          : header  ? "\033[1m"
+          : kColumns[cols[i]].kind == ColumnKind::rate && line[i] != "-" && line[i] != "0.00"
+              ? "\033[32m"
+              : nullptr;
       const std::string cell = on ? on + line[i] + "\033[0m" : line[i];
       if (text_kind) {
         l += cell + (last ? "" : std::string(pad, ' '));

@@ -15,9 +15,11 @@ namespace uzram::cli {
 int run_ctl(const CtlOptions& o, const Io& io) noexcept {
   const std::string path = o.control.empty() ? default_control_socket() : o.control;
   for (const std::string& v : o.value) {
-    if (v.find('\n') != std::string::npos) return usage_error(io, "ctl: VALUE must not contain a newline");
+    if (v.find('\n') != std::string::npos)
+      return usage_error(io, "ctl: VALUE must not contain a newline");
   }
-  if (o.attr.find_first_of(" \n") != std::string::npos) return usage_error(io, "ctl: bad attribute name '" + o.attr + "'");
+  if (o.attr.find_first_of(" \n") != std::string::npos)
+    return usage_error(io, "ctl: bad attribute name '" + o.attr + "'");
   std::string msg;
   auto client = ControlClient::connect(path, &msg);
   if (!client) {

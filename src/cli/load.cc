@@ -18,8 +18,8 @@
 #include "cli/load_report.h"
 #include "cli/progress.h"
 #include "sync/mutex.h"
-#include "uzram/store.h"
 #include "util/errno_text.h"
+#include "uzram/store.h"
 
 namespace uzram::cli {
 namespace {
@@ -58,7 +58,8 @@ bool known_attr(const std::string& attr) { return Store::attr_info(attr).has_val
 bool apply(Store& store, const Setting& s, const Io& io, std::string_view hint = {}) {
   std::string msg;
   if (auto r = store.write_attr(s.attr, s.value, &msg); !r) {
-    report(io, "load", r.error(), (msg.empty() ? s.attr + ": " + r.error().message() : msg) + std::string(hint));
+    report(io, "load", r.error(),
+           (msg.empty() ? s.attr + ": " + r.error().message() : msg) + std::string(hint));
     return false;
   }
   return true;
@@ -101,8 +102,9 @@ struct Loader {
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
           const int e = n < 0 ? errno : EIO;
-          fail({e, std::generic_category()}, fmt::format("read at offset {}: {}", off + got,
-                                                         n < 0 ? errno_text(e) : "unexpected end of file"));
+          fail({e, std::generic_category()},
+               fmt::format("read at offset {}: {}", off + got,
+                           n < 0 ? errno_text(e) : "unexpected end of file"));
           return finish();
         }
         got += static_cast<std::uint64_t>(n);
@@ -115,7 +117,8 @@ struct Loader {
         if (r.error() == Errc::limit_reached || r.error() == Errc::no_memory) {
           failed.fetch_add(1, std::memory_order_relaxed);
         } else {
-          fail(r.error(), fmt::format("write of block {}: {}", off / kBlockSize + b, r.error().message()));
+          fail(r.error(),
+               fmt::format("write of block {}: {}", off / kBlockSize + b, r.error().message()));
           return finish();
         }
       }
@@ -138,15 +141,18 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   std::vector<Setting> before, after, then;
   for (const std::string& a : o.attrs) {
     Setting s;
-    if (!split_setting(a, '=', &s)) return usage_error(io, "load: -o expects attr=value, got '" + a + "'");
+    if (!split_setting(a, '=', &s))
+      return usage_error(io, "load: -o expects attr=value, got '" + a + "'");
     if (s.attr == "disksize") return usage_error(io, "load: -o disksize: use --size");
     if (!known_attr(s.attr)) return usage_error(io, "load: -o " + s.attr + ": no such attribute");
     (pre_init(s.attr) ? before : after).push_back(s);
   }
   for (const std::string& t : o.then) {
     Setting s;
-    if (!split_setting(t, ' ', &s)) return usage_error(io, "load: --then expects 'attr [value]', got '" + t + "'");
-    if (!known_attr(s.attr)) return usage_error(io, "load: --then " + s.attr + ": no such attribute");
+    if (!split_setting(t, ' ', &s))
+      return usage_error(io, "load: --then expects 'attr [value]', got '" + t + "'");
+    if (!known_attr(s.attr))
+      return usage_error(io, "load: --then " + s.attr + ": no such attribute");
     then.push_back(s);
   }
   std::uint64_t size = 0;
@@ -160,8 +166,7 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   const int fd = ::open(o.image.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     const int e = errno;
-    report(io, "load", {e, std::generic_category()},
-           o.image + ": cannot open: " + errno_text(e));
+    report(io, "load", {e, std::generic_category()}, o.image + ": cannot open: " + errno_text(e));
     return kExitFailed;
   }
   struct FdCloser {
@@ -194,8 +199,7 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   // Readable at all? A file can open and still refuse reads (EIO; /proc/self/mem).
   if (char probe; ::pread(fd, &probe, 1, 0) < 0) {
     const int e = errno;
-    report(io, "load", {e, std::generic_category()},
-           o.image + ": cannot read: " + errno_text(e));
+    report(io, "load", {e, std::generic_category()}, o.image + ": cannot read: " + errno_text(e));
     return kExitFailed;
   }
   const auto image_bytes = static_cast<std::uint64_t>(end);
@@ -203,7 +207,8 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   if (size == 0) size = image_rounded;
   if (size == 0) return usage_error(io, "load: " + o.image + " is empty; give --size");
   if (size < image_rounded) {
-    return usage_error(io, fmt::format("load: --size {} is smaller than the image ({} bytes)", o.size, image_bytes));
+    return usage_error(io, fmt::format("load: --size {} is smaller than the image ({} bytes)",
+                                       o.size, image_bytes));
   }
 
   auto created = Store::create("zram0");
@@ -218,7 +223,8 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
     avail.erase(std::remove(avail.begin(), avail.end(), '['), avail.end());
     avail.erase(std::remove(avail.begin(), avail.end(), ']'), avail.end());
     while (!avail.empty() && (avail.back() == '\n' || avail.back() == ' ')) avail.pop_back();
-    if (!apply(store, {"comp_algorithm", o.algo}, io, " (available: " + avail + ")")) return kExitFailed;
+    if (!apply(store, {"comp_algorithm", o.algo}, io, " (available: " + avail + ")"))
+      return kExitFailed;
   }
   for (const Setting& s : before) {
     if (!apply(store, s, io)) return kExitFailed;
@@ -245,7 +251,8 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
     l.unlock();
     for (std::thread& t : threads) t.join();
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   {
     MutexLock l(loader.mu);  // the workers are joined: for the analysis
     if (loader.error) {
@@ -262,8 +269,9 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
   for (const Setting& s : then) {
     const auto t = std::chrono::steady_clock::now();
     if (!apply(store, s, io)) return kExitFailed;
-    res.then.push_back({s.attr + (s.value == "1" ? "" : " " + s.value),
-                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count()});
+    res.then.push_back(
+        {s.attr + (s.value == "1" ? "" : " " + s.value),
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count()});
   }
   const std::string text = o.json ? load_report_json(store, res) : load_report_text(store, res);
   std::fwrite(text.data(), 1, text.size(), io.out);

@@ -24,10 +24,10 @@ double div(std::uint64_t a, std::uint64_t b) {
 }
 
 std::vector<std::pair<const char*, std::uint64_t>> fields(const MmStat& m) {
-  return {{"orig_data_size", m.orig_data_size}, {"compr_data_size", m.compr_data_size},
-          {"mem_used_total", m.mem_used_total}, {"mem_limit", m.mem_limit},
-          {"mem_used_max", m.mem_used_max},     {"same_pages", m.same_pages},
-          {"pages_compacted", m.pages_compacted}, {"huge_pages", m.huge_pages},
+  return {{"orig_data_size", m.orig_data_size},    {"compr_data_size", m.compr_data_size},
+          {"mem_used_total", m.mem_used_total},    {"mem_limit", m.mem_limit},
+          {"mem_used_max", m.mem_used_max},        {"same_pages", m.same_pages},
+          {"pages_compacted", m.pages_compacted},  {"huge_pages", m.huge_pages},
           {"huge_pages_since", m.huge_pages_since}};
 }
 
@@ -58,35 +58,49 @@ std::string load_report_text(const Store& store, const LoadResult& res) {
   const MmStat m = store.mm_stat();
   const std::uint64_t blocks = (res.image_bytes + kBlockSize - 1) / kBlockSize;
   std::string out;
-  out += fmt::format("image       {}: {} bytes, {} blocks of 4 KiB\n", res.image, res.image_bytes, blocks);
-  out += fmt::format("algorithm   {}, {} streams, disksize {}\n", store.comp_algorithm(), store.streams(),
-                     store.disksize());
+  out += fmt::format("image       {}: {} bytes, {} blocks of 4 KiB\n", res.image, res.image_bytes,
+                     blocks);
+  out += fmt::format("algorithm   {}, {} streams, disksize {}\n", store.comp_algorithm(),
+                     store.streams(), store.disksize());
   auto mm = store.read_attr("mm_stat");
   out += "mm_stat     " + (mm ? *mm : std::string("?\n"));
   for (const auto& [name, v] : fields(m)) {
     const bool bytes = std::string_view(name).find("size") != std::string_view::npos ||
                        std::string_view(name).rfind("mem_", 0) == 0;
-    out += bytes ? fmt::format("  {:<17} {:>14}  {}\n", name, v, human_size(v)) : fmt::format("  {:<17} {:>14}\n", name, v);
+    out += bytes ? fmt::format("  {:<17} {:>14}  {}\n", name, v, human_size(v))
+                 : fmt::format("  {:<17} {:>14}\n", name, v);
   }
   if (auto bd = store.read_attr("backing_dev"); bd && *bd != "none\n") {
     auto bs = store.read_attr("bd_stat");
     out += "bd_stat     " + (bs ? *bs : std::string("?\n"));
   }
-  out += fmt::format("ratio       {} (orig_data_size/compr_data_size), {} (orig_data_size/mem_used_total)\n",
-                     fixed(div(m.orig_data_size, m.compr_data_size), 2), fixed(div(m.orig_data_size, m.mem_used_total), 2));
-  out += fmt::format("overhead    {} (mem_used_total - compr_data_size, of compr_data_size)\n",
-                     fixed(100.0 * div(m.mem_used_total - std::min(m.mem_used_total, m.compr_data_size), m.compr_data_size), 1, "%"));
+  out += fmt::format(
+      "ratio       {} (orig_data_size/compr_data_size), {} (orig_data_size/mem_used_total)\n",
+      fixed(div(m.orig_data_size, m.compr_data_size), 2),
+      fixed(div(m.orig_data_size, m.mem_used_total), 2));
+  out += fmt::format(
+      "overhead    {} (mem_used_total - compr_data_size, of compr_data_size)\n",
+      fixed(100.0 * div(m.mem_used_total - std::min(m.mem_used_total, m.compr_data_size),
+                        m.compr_data_size),
+            1, "%"));
   const std::uint64_t table = store.disksize() / kBlockSize * kSlotTableEntryBytes;
-  out += fmt::format("slot table  {} bytes ({}; 16 B per block, not in mem_used_total)\n", table, human_size(table));
+  out += fmt::format("slot table  {} bytes ({}; 16 B per block, not in mem_used_total)\n", table,
+                     human_size(table));
   out += fmt::format("failed      {} writes\n", res.failed_writes);
-  for (const LoadResult::Then& t : res.then) out += fmt::format("then        {}: {:.3f} s\n", t.command, t.seconds);
-  out += fmt::format("time        {:.3f} s, {} MB/s\n\n", res.seconds,
-                     fixed(res.seconds > 0 ? static_cast<double>(res.image_bytes) / 1e6 / res.seconds : std::nan(""), 1));
+  for (const LoadResult::Then& t : res.then)
+    out += fmt::format("then        {}: {:.3f} s\n", t.command, t.seconds);
+  out +=
+      fmt::format("time        {:.3f} s, {} MB/s\n\n", res.seconds,
+                  fixed(res.seconds > 0 ? static_cast<double>(res.image_bytes) / 1e6 / res.seconds
+                                        : std::nan(""),
+                        1));
   const StoreRow row = row_of(store);
   std::vector<std::size_t> cols;
   std::string ignored;
-  (void)parse_columns("NAME,DISKSIZE,DATA,COMPR,ALGORITHM,STREAMS,ZERO-PAGES,TOTAL,MEM-LIMIT,MEM-USED,MIGRATED,COMP-RATIO",
-                      &cols, &ignored);
+  (void)parse_columns(
+      "NAME,DISKSIZE,DATA,COMPR,ALGORITHM,STREAMS,ZERO-PAGES,TOTAL,MEM-LIMIT,MEM-USED,MIGRATED,"
+      "COMP-RATIO",
+      &cols, &ignored);
   out += render(std::span(&row, 1), cols, RenderOptions{});
   return out;
 }

@@ -21,14 +21,14 @@ namespace uzram::cli {
 
 namespace {
 
-#define UZRAM_MHD_FUNCTIONS(X)       \
-  X(MHD_add_response_header);        \
+#define UZRAM_MHD_FUNCTIONS(X)        \
+  X(MHD_add_response_header);         \
   X(MHD_create_response_from_buffer); \
-  X(MHD_destroy_response);           \
-  X(MHD_get_daemon_info);            \
-  X(MHD_lookup_connection_value);    \
-  X(MHD_queue_response);             \
-  X(MHD_start_daemon);               \
+  X(MHD_destroy_response);            \
+  X(MHD_get_daemon_info);             \
+  X(MHD_lookup_connection_value);     \
+  X(MHD_queue_response);              \
+  X(MHD_start_daemon);                \
   X(MHD_stop_daemon);
 
 struct MhdLib {
@@ -50,8 +50,8 @@ MhdLib load_mhd() noexcept {
               (e ? e : "unknown error");
     return m;
   }
-#define UZRAM_MHD_LOAD(name)                                            \
-  m.name = reinterpret_cast<decltype(m.name)>(dlsym(h, #name));         \
+#define UZRAM_MHD_LOAD(name)                                    \
+  m.name = reinterpret_cast<decltype(m.name)>(dlsym(h, #name)); \
   if (m.name == nullptr && m.error.empty()) m.error = "libmicrohttpd lacks " #name
   UZRAM_MHD_FUNCTIONS(UZRAM_MHD_LOAD)
 #undef UZRAM_MHD_LOAD
@@ -72,8 +72,8 @@ struct Context {
 };
 
 MHD_Result send(MHD_Connection* c, unsigned status, const std::string& body, const char* type) {
-  MHD_Response* r = mhd().MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
-                                                    MHD_RESPMEM_MUST_COPY);
+  MHD_Response* r = mhd().MHD_create_response_from_buffer(
+      body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
   if (r == nullptr) return MHD_NO;
   mhd().MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
   const MHD_Result ok = mhd().MHD_queue_response(c, status, r);
@@ -93,8 +93,8 @@ MHD_Result handle(void* cls, MHD_Connection* c, const char* url, const char* met
     if (std::strcmp(url, "/metrics") != 0) {
       return send(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n", "text/plain");
     }
-    const MetricsFormat f =
-        negotiate_format(mhd().MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+    const MetricsFormat f = negotiate_format(
+        mhd().MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
     return send(c, MHD_HTTP_OK, render_metrics(*st->registry, st->server, f),
                 f == MetricsFormat::openmetrics ? kOpenMetricsType : kPrometheusType);
   } catch (...) {  // out of memory: this request fails, the server goes on
@@ -145,10 +145,10 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const MetricsAddress
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
   if (v6) flags |= MHD_USE_IPv6;
   errno = 0;
-  st.daemon =
-      mhd().MHD_start_daemon(flags, port, nullptr, nullptr, &handle, &st.context, MHD_OPTION_SOCK_ADDR,
-                       reinterpret_cast<sockaddr*>(&ss), MHD_OPTION_CONNECTION_LIMIT, 16u,
-                       MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+  st.daemon = mhd().MHD_start_daemon(flags, port, nullptr, nullptr, &handle, &st.context,
+                                     MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&ss),
+                                     MHD_OPTION_CONNECTION_LIMIT, 16u,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
   (void)len;
   if (st.daemon == nullptr) {
     const int e = errno ? errno : EADDRNOTAVAIL;

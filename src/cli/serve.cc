@@ -6,12 +6,12 @@
 #include "cli/serve.h"
 
 #include <fmt/format.h>
-#include <csignal>
 #include <spawn.h>
-#include <cstdlib>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
+#include <cstdlib>
 
 #include <algorithm>
 #include <cmath>
@@ -31,11 +31,10 @@
 #include "nbd/server.h"
 #include "nbd/store_backend.h"
 #include "nbd/tls.h"
+#include "util/errno_text.h"
 #include "uzram/memory.h"
 #include "uzram/store.h"
 #include "uzram/store_registry.h"
-#include "util/errno_text.h"
-
 
 namespace uzram::cli {
 namespace {
@@ -320,7 +319,7 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
     return kExitFailed;  // before any thread starts
   }
   StoreOptions store_options;
-  store_options.swap = o.swap;  // every store, zram0 and those hot_add creates
+  store_options.swap = o.swap;            // every store, zram0 and those hot_add creates
   StoreRegistry registry(store_options);  // declared first: outlives every server of its stores
   LogSink sink(io.err);
   const StoreLog store_log(registry, o.verbose ? &sink : nullptr);  // policy decisions

@@ -28,7 +28,6 @@ bool parse_seconds(const std::string& text, std::chrono::milliseconds* out) {
   return true;
 }
 
-
 // -o ATTR=VALUE: split by the attribute table's before_init flag.
 int parse_attrs(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   for (const std::string& a : o.attrs) {

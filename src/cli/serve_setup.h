@@ -21,9 +21,9 @@ struct ServeSetup {
   std::vector<std::pair<std::string, std::string>> before, after;  // -o, around disksize
   std::uint64_t size = 0;
   std::chrono::milliseconds handshake_timeout{10'000}, send_timeout{30'000};
-  std::string tls_mode;  // off, on or require
+  std::string tls_mode;              // off, on or require
   std::uint64_t swap_mem_limit = 0;  // --swap: the mem_limit the pool is sized for
-  MetricsAddress metrics;  // --metrics; port empty: none
+  MetricsAddress metrics;            // --metrics; port empty: none
 };
 
 // Fills *setup from the options; kExitOk, or the usage error's exit status (reported).

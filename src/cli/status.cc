@@ -5,8 +5,8 @@
 // SECONDS it refreshes the table every SECONDS, with the read, write, compaction and
 // writeback rates of the last interval, until interrupted; colour only on a terminal.
 #include <fmt/format.h>
-#include <csignal>
 #include <unistd.h>
+#include <csignal>
 
 #include <algorithm>
 #include <charconv>
@@ -39,32 +39,58 @@ StoreRow parse_info(std::string_view payload) {
     const std::string_view k = line.substr(0, sp), v = line.substr(sp + 1);
     std::uint64_t n = 0;
     std::from_chars(v.data(), v.data() + v.size(), n);
-    if (k == "name") r.name = std::string(v);
-    else if (k == "algorithm") r.algorithm = std::string(v);
-    else if (k == "initstate") r.initialized = n != 0;
-    else if (k == "disksize") r.disksize = n;
-    else if (k == "streams") r.streams = static_cast<unsigned>(n);
-    else if (k == "orig_data_size") r.mm.orig_data_size = n;
-    else if (k == "compr_data_size") r.mm.compr_data_size = n;
-    else if (k == "mem_used_total") r.mm.mem_used_total = n;
-    else if (k == "mem_limit") r.mm.mem_limit = n;
-    else if (k == "mem_used_max") r.mm.mem_used_max = n;
-    else if (k == "same_pages") r.mm.same_pages = n;
-    else if (k == "pages_compacted") r.mm.pages_compacted = n;
-    else if (k == "huge_pages") r.mm.huge_pages = n;
-    else if (k == "huge_pages_since") r.mm.huge_pages_since = n;
-    else if (k == "zspages") r.zspages = n;
-    else if (k == "objs_allocated") r.objs_allocated = n;
-    else if (k == "objs_used") r.objs_used = n;
-    else if (k == "users") r.users = n;
-    else if (k == "blocks_read") r.io.blocks_read = n;
-    else if (k == "blocks_written") r.io.blocks_written = n;
-    else if (k == "bd_writes") r.bd_writes = n;
-    else if (k == "mem_pool_frames") r.mem.pool_frames = n;
-    else if (k == "mem_pool_idle_frames") r.mem.pool_idle_frames = n;
-    else if (k == "mem_pool_metadata") r.mem.pool_metadata = n;
-    else if (k == "mem_slot_table") r.mem.slot_table = n;
-    else if (k == "mem_streams") r.mem.streams = n;
+    if (k == "name")
+      r.name = std::string(v);
+    else if (k == "algorithm")
+      r.algorithm = std::string(v);
+    else if (k == "initstate")
+      r.initialized = n != 0;
+    else if (k == "disksize")
+      r.disksize = n;
+    else if (k == "streams")
+      r.streams = static_cast<unsigned>(n);
+    else if (k == "orig_data_size")
+      r.mm.orig_data_size = n;
+    else if (k == "compr_data_size")
+      r.mm.compr_data_size = n;
+    else if (k == "mem_used_total")
+      r.mm.mem_used_total = n;
+    else if (k == "mem_limit")
+      r.mm.mem_limit = n;
+    else if (k == "mem_used_max")
+      r.mm.mem_used_max = n;
+    else if (k == "same_pages")
+      r.mm.same_pages = n;
+    else if (k == "pages_compacted")
+      r.mm.pages_compacted = n;
+    else if (k == "huge_pages")
+      r.mm.huge_pages = n;
+    else if (k == "huge_pages_since")
+      r.mm.huge_pages_since = n;
+    else if (k == "zspages")
+      r.zspages = n;
+    else if (k == "objs_allocated")
+      r.objs_allocated = n;
+    else if (k == "objs_used")
+      r.objs_used = n;
+    else if (k == "users")
+      r.users = n;
+    else if (k == "blocks_read")
+      r.io.blocks_read = n;
+    else if (k == "blocks_written")
+      r.io.blocks_written = n;
+    else if (k == "bd_writes")
+      r.bd_writes = n;
+    else if (k == "mem_pool_frames")
+      r.mem.pool_frames = n;
+    else if (k == "mem_pool_idle_frames")
+      r.mem.pool_idle_frames = n;
+    else if (k == "mem_pool_metadata")
+      r.mem.pool_metadata = n;
+    else if (k == "mem_slot_table")
+      r.mem.slot_table = n;
+    else if (k == "mem_streams")
+      r.mem.streams = n;
   }
   return r;
 }
@@ -150,7 +176,7 @@ bool colour_wanted(std::FILE* out) {
   // getenv: nothing in uzram writes its environment (serve gives --run its own).
   // no-color.org: any non-empty value
   const char* no = std::getenv("NO_COLOR");  // NOLINT(concurrency-mt-unsafe)
-  const char* term = std::getenv("TERM");  // NOLINT(concurrency-mt-unsafe)
+  const char* term = std::getenv("TERM");    // NOLINT(concurrency-mt-unsafe)
   return ::isatty(::fileno(out)) && !(no && *no) && !(term && std::string_view(term) == "dumb");
 }
 
@@ -163,7 +189,8 @@ int watch(const StatusOptions& o, std::vector<std::size_t> cols, RenderOptions r
   }
   const bool tty = ::isatty(::fileno(io.out));
   ro.colour = !ro.raw && !ro.json && colour_wanted(io.out);
-  struct sigaction sa {}, old_int{}, old_term{};
+  struct sigaction sa {
+  }, old_int{}, old_term{};
   sa.sa_handler = on_interrupt;
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGTERM, &sa, &old_term);
@@ -181,8 +208,7 @@ int watch(const StatusOptions& o, std::vector<std::size_t> cols, RenderOptions r
     text += fmt::format("Every {:g}s: uzram status    {}\n\n", interval, stamp);
     text += now.rows.empty() ? std::string("(no initialised store reachable)\n")
                              : render(now.rows, cols, ro);
-    if (std::fwrite(text.data(), 1, text.size(), io.out) != text.size() ||
-        std::fflush(io.out) != 0)
+    if (std::fwrite(text.data(), 1, text.size(), io.out) != text.size() || std::fflush(io.out) != 0)
       break;  // the reader went away (`| head`)
     before = std::move(now);
     const auto until = std::chrono::steady_clock::now() + period;
@@ -201,7 +227,8 @@ int run_status(const StatusOptions& o, const Io& io) noexcept {
   std::vector<std::size_t> cols = default_columns();
   if (o.output_all) cols = all_columns();
   std::string error;
-  if (!o.output.empty() && !parse_columns(o.output, &cols, &error)) return usage_error(io, "status: " + error);
+  if (!o.output.empty() && !parse_columns(o.output, &cols, &error))
+    return usage_error(io, "status: " + error);
   double interval = 0;
   if (!o.watch.empty()) {
     char* end = nullptr;

@@ -9,10 +9,10 @@
 #include <cstring>
 
 #include "control/internal.h"
+#include "util/errno_text.h"
 #include "uzram/pool.h"
 #include "uzram/store.h"
 #include "uzram/store_registry.h"
-#include "util/errno_text.h"
 
 namespace uzram {
 namespace control_internal {

@@ -7,7 +7,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-
 #include "nbd/handshake.h"
 #include "nbd/log.h"
 #include "nbd/server_state.h"

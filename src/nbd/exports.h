@@ -67,8 +67,7 @@ class StoreExports final : public Exports {
   // registry's lock is released; nothing is taken under it, and no store or backend is
   // destroyed under it: the caller's references outlive the hold).
   Mutex mu_{LockLevel::nbd_exports, "nbd_exports"};
-  std::vector<std::pair<const Store*, std::weak_ptr<StoreBackend>>> backends_
-      ZS_GUARDED_BY(mu_);
+  std::vector<std::pair<const Store*, std::weak_ptr<StoreBackend>>> backends_ ZS_GUARDED_BY(mu_);
 };
 
 }  // namespace uzram::nbd

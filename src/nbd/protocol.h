@@ -11,8 +11,8 @@
 namespace uzram::nbd {
 
 // ---- Handshake -----------------------------------------------------------------------
-inline constexpr std::uint64_t kNbdMagic = 0x4e42444d41474943ULL;    // "NBDMAGIC"
-inline constexpr std::uint64_t kIHaveOpt = 0x49484156454F5054ULL;    // "IHAVEOPT"
+inline constexpr std::uint64_t kNbdMagic = 0x4e42444d41474943ULL;  // "NBDMAGIC"
+inline constexpr std::uint64_t kIHaveOpt = 0x49484156454F5054ULL;  // "IHAVEOPT"
 inline constexpr std::uint64_t kOptReplyMagic = 0x3e889045565a9ULL;
 inline constexpr std::uint16_t kFlagFixedNewstyle = 1 << 0;  // server handshake flags
 inline constexpr std::uint16_t kFlagNoZeroes = 1 << 1;
@@ -20,18 +20,40 @@ inline constexpr std::uint32_t kClientFixedNewstyle = 1 << 0;  // client flags
 inline constexpr std::uint32_t kClientNoZeroes = 1 << 1;
 
 enum Opt : std::uint32_t {
-  kOptExportName = 1, kOptAbort = 2, kOptList = 3, kOptPeekExport = 4, kOptStartTls = 5,
-  kOptInfo = 6, kOptGo = 7, kOptStructuredReply = 8, kOptListMetaContext = 9,
-  kOptSetMetaContext = 10, kOptExtendedHeaders = 11,
+  kOptExportName = 1,
+  kOptAbort = 2,
+  kOptList = 3,
+  kOptPeekExport = 4,
+  kOptStartTls = 5,
+  kOptInfo = 6,
+  kOptGo = 7,
+  kOptStructuredReply = 8,
+  kOptListMetaContext = 9,
+  kOptSetMetaContext = 10,
+  kOptExtendedHeaders = 11,
 };
 inline constexpr std::uint32_t kRepErrBit = 1U << 31;
 enum Rep : std::uint32_t {
-  kRepAck = 1, kRepServer = 2, kRepInfo = 3, kRepMetaContext = 4,
-  kRepErrUnsup = kRepErrBit | 1, kRepErrPolicy = kRepErrBit | 2, kRepErrInvalid = kRepErrBit | 3,
-  kRepErrPlatform = kRepErrBit | 4, kRepErrTlsReqd = kRepErrBit | 5, kRepErrUnknown = kRepErrBit | 6,
-  kRepErrShutdown = kRepErrBit | 7, kRepErrBlockSizeReqd = kRepErrBit | 8, kRepErrTooBig = kRepErrBit | 9,
+  kRepAck = 1,
+  kRepServer = 2,
+  kRepInfo = 3,
+  kRepMetaContext = 4,
+  kRepErrUnsup = kRepErrBit | 1,
+  kRepErrPolicy = kRepErrBit | 2,
+  kRepErrInvalid = kRepErrBit | 3,
+  kRepErrPlatform = kRepErrBit | 4,
+  kRepErrTlsReqd = kRepErrBit | 5,
+  kRepErrUnknown = kRepErrBit | 6,
+  kRepErrShutdown = kRepErrBit | 7,
+  kRepErrBlockSizeReqd = kRepErrBit | 8,
+  kRepErrTooBig = kRepErrBit | 9,
 };
-enum Info : std::uint16_t { kInfoExport = 0, kInfoName = 1, kInfoDescription = 2, kInfoBlockSize = 3 };
+enum Info : std::uint16_t {
+  kInfoExport = 0,
+  kInfoName = 1,
+  kInfoDescription = 2,
+  kInfoBlockSize = 3
+};
 
 // Transmission flags (NBD_INFO_EXPORT / NBD_OPT_EXPORT_NAME).
 inline constexpr std::uint16_t kTxHasFlags = 1 << 0, kTxReadOnly = 1 << 1, kTxSendFlush = 1 << 2,
@@ -49,22 +71,38 @@ inline constexpr std::size_t kSimpleReplySize = 16;
 inline constexpr std::size_t kChunkHeaderSize = 20;
 
 enum Cmd : std::uint16_t {
-  kCmdRead = 0, kCmdWrite = 1, kCmdDisc = 2, kCmdFlush = 3, kCmdTrim = 4, kCmdCache = 5,
-  kCmdWriteZeroes = 6, kCmdBlockStatus = 7,
+  kCmdRead = 0,
+  kCmdWrite = 1,
+  kCmdDisc = 2,
+  kCmdFlush = 3,
+  kCmdTrim = 4,
+  kCmdCache = 5,
+  kCmdWriteZeroes = 6,
+  kCmdBlockStatus = 7,
 };
 inline constexpr std::uint16_t kCmdFlagFua = 1 << 0, kCmdFlagNoHole = 1 << 1, kCmdFlagDf = 1 << 2,
                                kCmdFlagReqOne = 1 << 3, kCmdFlagFastZero = 1 << 4;
 
 inline constexpr std::uint16_t kChunkFlagDone = 1;
 enum Chunk : std::uint16_t {
-  kChunkNone = 0, kChunkOffsetData = 1, kChunkOffsetHole = 2, kChunkBlockStatus = 5,
-  kChunkError = (1 << 15) | 1, kChunkErrorOffset = (1 << 15) | 2,
+  kChunkNone = 0,
+  kChunkOffsetData = 1,
+  kChunkOffsetHole = 2,
+  kChunkBlockStatus = 5,
+  kChunkError = (1 << 15) | 1,
+  kChunkErrorOffset = (1 << 15) | 2,
 };
 
 // Error values on the wire (not the host's errno numbers, although they coincide on Linux).
 enum Err : std::uint32_t {
-  kEperm = 1, kEio = 5, kEnomem = 12, kEinval = 22, kEnospc = 28, kEoverflow = 75,
-  kEnotsup = 95, kEshutdown = 108,
+  kEperm = 1,
+  kEio = 5,
+  kEnomem = 12,
+  kEinval = 22,
+  kEnospc = 28,
+  kEoverflow = 75,
+  kEnotsup = 95,
+  kEshutdown = 108,
 };
 
 // base:allocation
@@ -73,24 +111,31 @@ inline constexpr std::uint32_t kStateHole = 1, kStateZero = 2;
 inline constexpr std::uint32_t kBaseAllocationId = 1;  // the context id we assign
 
 // ---- Limits --------------------------------------------------------------------------
-inline constexpr std::uint32_t kMaxPayload = 32U << 20;     // READ/WRITE bytes per request
+inline constexpr std::uint32_t kMaxPayload = 32U << 20;       // READ/WRITE bytes per request
 inline constexpr std::uint32_t kMaxOptionLength = 64U << 10;  // option data we parse
-inline constexpr std::uint32_t kMaxOptionSkip = 16U << 20;  // longer unknown data: close
-inline constexpr std::uint32_t kMaxString = 4096;           // export / context names
+inline constexpr std::uint32_t kMaxOptionSkip = 16U << 20;    // longer unknown data: close
+inline constexpr std::uint32_t kMaxString = 4096;             // export / context names
 
 // ---- Big-endian coding ---------------------------------------------------------------
-inline void put16(std::uint8_t* p, std::uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
+inline void put16(std::uint8_t* p, std::uint16_t v) {
+  p[0] = v >> 8;
+  p[1] = v & 0xff;
+}
 inline void put32(std::uint8_t* p, std::uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = static_cast<std::uint8_t>(v >> (24 - 8 * i));
 }
 inline void put64(std::uint8_t* p, std::uint64_t v) {
   for (int i = 0; i < 8; i++) p[i] = static_cast<std::uint8_t>(v >> (56 - 8 * i));
 }
-inline std::uint16_t get16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
+inline std::uint16_t get16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
+}
 inline std::uint32_t get32(const std::uint8_t* p) {
   return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
 }
-inline std::uint64_t get64(const std::uint8_t* p) { return std::uint64_t{get32(p)} << 32 | get32(p + 4); }
+inline std::uint64_t get64(const std::uint8_t* p) {
+  return std::uint64_t{get32(p)} << 32 | get32(p + 4);
+}
 
 struct Request {
   std::uint32_t magic = 0;

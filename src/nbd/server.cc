@@ -25,8 +25,8 @@
 #include "nbd/store_backend.h"
 #include "nbd/tls.h"
 #include "nbd/transport.h"
-#include "util/unix_socket.h"
 #include "util/errno_text.h"
+#include "util/unix_socket.h"
 
 namespace uzram::nbd {
 
@@ -100,7 +100,7 @@ Result<int> listen_tcp(const ServerOptions& o, std::string* uri, bool* is_loopba
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::start(Backend& backend, const ServerOptions& options,
-                                               std::string* msg) noexcept {
+                                              std::string* msg) noexcept {
   std::unique_ptr<SingleExport> one(new (std::nothrow) SingleExport(backend));
   if (!one) {
     if (msg) *msg = "out of memory";

@@ -31,19 +31,19 @@ class Backend;
 class Exports;
 
 struct ServerOptions {
-  std::string unix_path;               // used when port is empty
-  std::string port;                    // TCP when not empty ("0": any free port)
-  std::string bind = "127.0.0.1";      // TCP address
-  bool force_insecure = false;         // allow a non-loopback bind without authenticated TLS
-  unsigned max_connections = 64;       // at once; more wait in the listen queue or are refused
-  unsigned max_negotiating = 16;       // of those, still negotiating (1..max_connections)
-  unsigned max_waiting = 1024;         // accepted, before their first 20 bytes (no thread)
+  std::string unix_path;           // used when port is empty
+  std::string port;                // TCP when not empty ("0": any free port)
+  std::string bind = "127.0.0.1";  // TCP address
+  bool force_insecure = false;     // allow a non-loopback bind without authenticated TLS
+  unsigned max_connections = 64;   // at once; more wait in the listen queue or are refused
+  unsigned max_negotiating = 16;   // of those, still negotiating (1..max_connections)
+  unsigned max_waiting = 1024;     // accepted, before their first 20 bytes (no thread)
   std::chrono::milliseconds handshake_timeout{10'000};  // the whole negotiation, TLS included
   std::chrono::milliseconds handshake_grace{500};       // younger ones are never evicted
   std::chrono::milliseconds send_timeout{30'000};       // a send that makes no progress fails
   SessionOptions session;
-  TlsPolicy tls;                       // context owned by the caller, outlives the server
-  LogFn log;                           // may be empty
+  TlsPolicy tls;  // context owned by the caller, outlives the server
+  LogFn log;      // may be empty
 };
 
 class Server {
@@ -58,7 +58,8 @@ class Server {
                                                              const ServerOptions& options,
                                                              std::string* msg) noexcept;
   // One backend under every export name (SingleExport).
-  [[nodiscard]] static Result<std::unique_ptr<Server>> start(Backend& backend, const ServerOptions& options,
+  [[nodiscard]] static Result<std::unique_ptr<Server>> start(Backend& backend,
+                                                             const ServerOptions& options,
                                                              std::string* msg) noexcept;
   ~Server();  // stop()
   Server(const Server&) = delete;

@@ -21,7 +21,9 @@ std::uint32_t to_nbd(const std::error_code& ec) noexcept {
 alignas(64) const std::uint8_t kZeroBlock[kBlockSize] = {};
 
 // Store::read/write access blocks as 64-bit words: they need 8-byte-aligned buffers.
-bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % alignof(std::uint64_t) == 0; }
+bool aligned(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % alignof(std::uint64_t) == 0;
+}
 
 }  // namespace
 
@@ -72,7 +74,8 @@ std::uint32_t StoreBackend::patch(std::uint64_t index, std::size_t at, std::size
   return r ? 0 : to_nbd(r.error());
 }
 
-std::uint32_t StoreBackend::write(std::uint64_t offset, std::uint32_t len, const void* buf) noexcept {
+std::uint32_t StoreBackend::write(std::uint64_t offset, std::uint32_t len,
+                                  const void* buf) noexcept {
   const auto* in = static_cast<const std::uint8_t*>(buf);
   while (len > 0) {
     const std::size_t at = offset % kBlockSize;
@@ -113,8 +116,8 @@ std::uint32_t StoreBackend::free_blocks(std::uint64_t first, std::uint64_t end) 
     }
     // The chunk's stripes are one lock to the checker (named by this backend): they are
     // taken together, in word order.
-    lockdep::acquire(LockLevel::nbd_stripe, LockKind::sleepable, this, "nbd_stripe (chunk)",
-                     false, false, SiteLoc::current());
+    lockdep::acquire(LockLevel::nbd_stripe, LockKind::sleepable, this, "nbd_stripe (chunk)", false,
+                     false, SiteLoc::current());
     for (std::size_t w = 0; w < stripes_.size(); w++) {
       if (masks[w]) bits_lock(stripes_[w], masks[w]);
     }
@@ -165,7 +168,8 @@ std::uint32_t StoreBackend::block_status(std::uint64_t offset, std::uint32_t len
   std::size_t n_out = 0;
   while (len > 0) {
     const std::uint64_t index = offset / kBlockSize;
-    const std::uint32_t n = static_cast<std::uint32_t>(std::min<std::uint64_t>(kBlockSize - offset % kBlockSize, len));
+    const std::uint32_t n =
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(kBlockSize - offset % kBlockSize, len));
     std::uint32_t flags = 0;
     std::uint64_t word = 1;
     if (store_.is_unallocated(index)) {

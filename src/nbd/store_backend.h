@@ -49,7 +49,8 @@ class Backend {
   virtual void close_user() noexcept {}
 
   virtual std::uint32_t read(std::uint64_t offset, std::uint32_t len, void* buf) noexcept = 0;
-  virtual std::uint32_t write(std::uint64_t offset, std::uint32_t len, const void* buf) noexcept = 0;
+  virtual std::uint32_t write(std::uint64_t offset, std::uint32_t len,
+                              const void* buf) noexcept = 0;
   virtual std::uint32_t flush() noexcept { return 0; }
   virtual std::uint32_t trim(std::uint64_t offset, std::uint32_t len) noexcept = 0;
   // no_hole: the range must read back as zeros and stay allocated.

@@ -287,8 +287,7 @@ bool TlsTransport::handshake(const TlsContext::State& st, const LogFn& log) noex
     return false;
   }
   switch (gnutls().gnutls_auth_get_type(s_)) {
-    case GNUTLS_CRD_PSK:
-      break;  // the client proved it holds a key
+    case GNUTLS_CRD_PSK: break;  // the client proved it holds a key
     case GNUTLS_CRD_CERTIFICATE:
       if (st.verify_peer) {
         gnutls_typed_vdata_st purpose{};
@@ -311,9 +310,7 @@ bool TlsTransport::handshake(const TlsContext::State& st, const LogFn& log) noex
         }
       }
       break;
-    default:
-      logf(log, "TLS: unexpected authentication type; closing");
-      return false;
+    default: logf(log, "TLS: unexpected authentication type; closing"); return false;
   }
   failed_.store(false, std::memory_order_relaxed);
   return true;
@@ -391,7 +388,8 @@ Result<void> load_x509(const std::string& dir, TlsContext::State& st, std::strin
 
 }  // namespace
 
-Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& o, std::string* msg) noexcept {
+Result<std::unique_ptr<TlsContext>> TlsContext::create(const TlsOptions& o,
+                                                       std::string* msg) noexcept {
   std::unique_ptr<TlsContext> c(new (std::nothrow) TlsContext());
   if (c == nullptr) {
     *msg = "out of memory";

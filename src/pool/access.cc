@@ -54,7 +54,8 @@ std::uint64_t PoolImpl::lock_object(Handle h, const char* op, ZsPage*& z) noexce
   }
 }
 
-void PoolImpl::copy_out(const ZsPage* z, std::size_t off, void* dst, std::size_t len) const noexcept {
+void PoolImpl::copy_out(const ZsPage* z, std::size_t off, void* dst,
+                        std::size_t len) const noexcept {
   auto* d = static_cast<std::byte*>(dst);
   while (len) {
     const std::size_t in = off & (kFrameSize - 1);

@@ -84,7 +84,8 @@ void zs_obj_read_end(struct zs_pool* pool, unsigned long handle, void* handle_me
   P(pool)->read_end(static_cast<Handle>(handle), handle_mem);
 }
 
-void zs_obj_write(struct zs_pool* pool, unsigned long handle, const void* handle_mem, size_t mem_len) {
+void zs_obj_write(struct zs_pool* pool, unsigned long handle, const void* handle_mem,
+                  size_t mem_len) {
   P(pool)->write(static_cast<Handle>(handle), handle_mem, mem_len);
 }
 

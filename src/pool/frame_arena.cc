@@ -4,9 +4,9 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <cmath>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 
 #include "sync/lock_order.h"
@@ -74,7 +74,8 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
   max_frames_ = max_bytes >> kFrameShift;
   // Frame ids are 32-bit; only zspage ids (the 28-bit owner field) are narrower, and the
   // pool caps those (PoolImpl::init). 2^28 frames = the documented 1 TiB maximum.
-  if (max_frames_ == 0 || max_frames_ > std::size_t{kFrameOwnerMask} + 1) return Errc::invalid_argument;
+  if (max_frames_ == 0 || max_frames_ > std::size_t{kFrameOwnerMask} + 1)
+    return Errc::invalid_argument;
   keep_ = std::min(keep_frames, max_frames_);
   decay_ms_ = decay_ms;
   epoch0_ns_ = steady_ns();
@@ -154,7 +155,8 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
     high_water_.store(want, std::memory_order_relaxed);
     if (want > populated_) {
       pop_lo = std::max<std::size_t>(populated_, hw);
-      pop_hi = std::min<std::size_t>(mapped_frames_, (want + kPopulateFrames - 1) / kPopulateFrames * kPopulateFrames);
+      pop_hi = std::min<std::size_t>(
+          mapped_frames_, (want + kPopulateFrames - 1) / kPopulateFrames * kPopulateFrames);
       populated_ = pop_hi;
     }
   }
@@ -166,7 +168,8 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
     // Outside the lock, so that threads growing the arena do not wait for each other's
     // zeroing. A frame of the window another thread allocates meanwhile just faults in.
     guard.unlock();
-    madvise(address(static_cast<FrameId>(pop_lo)), (pop_hi - pop_lo) << kFrameShift, MADV_POPULATE_WRITE);
+    madvise(address(static_cast<FrameId>(pop_lo)), (pop_hi - pop_lo) << kFrameShift,
+            MADV_POPULATE_WRITE);
   }
   return {};
 }

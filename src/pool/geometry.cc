@@ -1,8 +1,8 @@
 // pool/geometry.cc - builds the class table (see geometry.h for the rules).
 #include "pool/geometry.h"
 
-#include "uzram/pool.h"
 #include "util/check.h"
+#include "uzram/pool.h"
 
 namespace uzram {
 namespace {
@@ -33,7 +33,8 @@ Geometry::Geometry(unsigned chain_size) noexcept : chain_(chain_size) {
     if (size > kFrameSize) size = kFrameSize;
     const unsigned pages = chain_for(size, chain_size);
     const unsigned objs = pages * kFrameSize / size;
-    if (huge_class_size_ == 0 && pages != 1 && objs != 1) huge_class_size_ = size - (kKernelHeaderSize - 1);
+    if (huge_class_size_ == 0 && pages != 1 && objs != 1)
+      huge_class_size_ = size - (kKernelHeaderSize - 1);
     if (have_prev && prev.pages_per_zspage == pages && prev.objs_per_zspage == objs) {
       slot_class_[i] = static_cast<std::uint16_t>(prev_index);
       info_[i] = prev;
@@ -56,7 +57,8 @@ std::vector<ClassGeometry> class_table(unsigned chain_size) noexcept {
   for (int i = kSlots - 1; i >= 0; i--) {
     if (!g.is_real(static_cast<unsigned>(i))) continue;
     const ClassInfo& c = g.info(static_cast<unsigned>(i));
-    out.push_back({static_cast<unsigned>(i), c.size, c.pages_per_zspage, c.objs_per_zspage, c.huge});
+    out.push_back(
+        {static_cast<unsigned>(i), c.size, c.pages_per_zspage, c.objs_per_zspage, c.huge});
   }
   return out;
 }

@@ -33,7 +33,8 @@ Result<void> HandleTable::init(std::size_t max_handles, unsigned aux_from,
   // Every group may hold one partly used chunk beyond what max_handles fills; indexes are
   // 32-bit, so at most 2^20 - 1 chunks.
   max_chunks_ = (max_handles + kChunkEntries - 1) / kChunkEntries + kGroups;
-  if (max_chunks_ > (std::size_t{1} << (32 - kChunkShift)) - 1) max_chunks_ = (std::size_t{1} << (32 - kChunkShift)) - 1;
+  if (max_chunks_ > (std::size_t{1} << (32 - kChunkShift)) - 1)
+    max_chunks_ = (std::size_t{1} << (32 - kChunkShift)) - 1;
   void* p = mmap(nullptr, max_chunks_ * sizeof(*chunks_), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return Errc::no_memory;
@@ -92,7 +93,8 @@ bool HandleTable::grow(unsigned group) noexcept {
   }
   if (from_reserve) reserve_used_++;
   meta_[chunk].group = static_cast<std::uint16_t>(group);
-  if (chunk == 0) meta_[0].touched.store(1, std::memory_order_relaxed);  // index 0 is never a handle
+  if (chunk == 0)
+    meta_[0].touched.store(1, std::memory_order_relaxed);  // index 0 is never a handle
   // release: pairs with the acquire in entry() and for_each_allocated().
   chunks_[chunk].store(static_cast<std::atomic<std::uint64_t>*>(p), std::memory_order_release);
   limit_.store(static_cast<std::uint32_t>(limit + kChunkEntries), std::memory_order_release);

@@ -83,14 +83,19 @@ class HandleTable {
   // Maps a chunk for `group` (its next alloc_locked() takes it). Sleeps; no lock held.
   [[nodiscard]] bool grow(unsigned group) noexcept ZS_EXCLUDES(grow_lock_);
 
-  static std::uint32_t index_of(std::uint64_t handle) noexcept { return static_cast<std::uint32_t>(handle); }
-  static std::uint64_t gen_of_handle(std::uint64_t handle) noexcept { return (handle >> 32) & 0xfff; }
+  static std::uint32_t index_of(std::uint64_t handle) noexcept {
+    return static_cast<std::uint32_t>(handle);
+  }
+  static std::uint64_t gen_of_handle(std::uint64_t handle) noexcept {
+    return (handle >> 32) & 0xfff;
+  }
 
   // The entry of a handle value, or nullptr when its index was never handed out.
   std::atomic<std::uint64_t>* entry(std::uint32_t index) const noexcept {
     if (index == 0 || index >= limit_.load(std::memory_order_acquire)) return nullptr;
     // acquire: pairs with the release store of the chunk pointer in grow().
-    return chunks_[index >> kChunkShift].load(std::memory_order_acquire) + (index & (kChunkEntries - 1));
+    return chunks_[index >> kChunkShift].load(std::memory_order_acquire) +
+           (index & (kChunkEntries - 1));
   }
 
   // The aux word of an index of a group >= aux_from (the entry exists).
@@ -152,7 +157,9 @@ class HandleTable {
   }
 
   // The group whose chunks hold `index` (index < the table's limit).
-  unsigned group_of(std::uint32_t index) const noexcept { return meta_[index >> kChunkShift].group; }
+  unsigned group_of(std::uint32_t index) const noexcept {
+    return meta_[index >> kChunkShift].group;
+  }
 
   // Entries ever handed out, rounded up to whole pages per chunk: the resident bytes (a
   // chunk's untouched tail is never faulted in).
@@ -162,19 +169,20 @@ class HandleTable {
 
  private:
   struct ChunkMeta {
-    std::uint16_t group = 0;                 // written before the chunk is published
-    std::atomic<std::uint32_t> touched{0};   // entries handed out at least once
+    std::uint16_t group = 0;                // written before the chunk is published
+    std::atomic<std::uint32_t> touched{0};  // entries handed out at least once
   };
   struct Group {
     // Guarded by the caller's lock for this group (the pool's class lock):
-    std::uint32_t chunk = 0;      // chunk + 1 that new entries come from; 0 = none yet
+    std::uint32_t chunk = 0;  // chunk + 1 that new entries come from; 0 = none yet
     // A mapped chunk + 1 waiting to become `chunk`. Set by grow() under grow_lock_
     // (release), taken by alloc_locked() (acquire exchange).
     std::atomic<std::uint32_t> spare{0};
   };
 
-  std::atomic<std::atomic<std::uint64_t>*>* chunks_ = nullptr;  // directory; immutable pointer after init
-  ChunkMeta* meta_ = nullptr;                                   // per chunk; immutable pointer
+  std::atomic<std::atomic<std::uint64_t>*>* chunks_ =
+      nullptr;                 // directory; immutable pointer after init
+  ChunkMeta* meta_ = nullptr;  // per chunk; immutable pointer
   // Aux chunks of aux groups' entry chunks (null for others); same directory shape.
   std::atomic<std::atomic<std::uint64_t>*>* aux_ = nullptr;
   unsigned aux_from_ = kGroups;

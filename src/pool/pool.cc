@@ -13,7 +13,8 @@ namespace uzram {
 
 Result<std::unique_ptr<Pool>> create_pool(const PoolOptions& options,
                                           TranslationMode mode) noexcept {
-  if (options.chain_size < kMinChain || options.chain_size > kMaxChain) return Errc::invalid_argument;
+  if (options.chain_size < kMinChain || options.chain_size > kMaxChain)
+    return Errc::invalid_argument;
   if (options.max_bytes < kFrameSize * kMaxChain || options.max_bytes > (std::size_t{1} << 40)) {
     return Errc::invalid_argument;
   }
@@ -54,7 +55,9 @@ std::size_t Pool::compact() noexcept { return impl(this)->compact_impl(); }
 void Pool::flush_deferred() noexcept { impl(this)->flush_deferred_impl(); }
 std::size_t Pool::release_idle_frames() noexcept { return impl(this)->release_idle_frames_impl(); }
 std::size_t Pool::total_pages() const noexcept { return impl(this)->total_pages_impl(); }
-std::size_t Pool::huge_class_size() const noexcept { return impl(this)->geometry().huge_class_size(); }
+std::size_t Pool::huge_class_size() const noexcept {
+  return impl(this)->geometry().huge_class_size();
+}
 std::size_t Pool::max_object_size() const noexcept { return impl(this)->opts().max_object_size; }
 std::size_t Pool::huge_object_size() const noexcept {
   return uzram::huge_object_size(impl(this)->opts().max_object_size, huge_class_size());
@@ -65,7 +68,9 @@ unsigned Pool::lookup_class_index(std::size_t size) const noexcept {
 }
 PoolStats Pool::stats() const noexcept { return impl(this)->stats_impl(); }
 PoolMemory Pool::memory() const noexcept { return impl(this)->memory_impl(); }
-std::vector<ClassStats> Pool::class_stats() const noexcept { return impl(this)->class_stats_impl(); }
+std::vector<ClassStats> Pool::class_stats() const noexcept {
+  return impl(this)->class_stats_impl();
+}
 const PoolOptions& Pool::options() const noexcept { return impl(this)->opts(); }
 void Pool::check_invariants() const noexcept { impl(this)->check_invariants_impl(); }
 
@@ -112,8 +117,8 @@ Result<void> PoolImpl::init() noexcept {
   // size class (each class takes its entries from chunks of its own).
   std::size_t reserve_chunks = 0;
   if (options_.reserve_handles > 0) {
-    reserve_chunks = (options_.reserve_handles + HandleTable::kChunkEntries - 1) /
-                     HandleTable::kChunkEntries;
+    reserve_chunks =
+        (options_.reserve_handles + HandleTable::kChunkEntries - 1) / HandleTable::kChunkEntries;
     for (unsigned i = 0; i < kSlots; i++) reserve_chunks += geo_.is_real(i) ? 1 : 0;
   }
   if (auto r = handles_.init(options_.max_bytes / kMinAllocSize, aux_from, reserve_chunks); !r) {
@@ -297,7 +302,8 @@ void PoolImpl::publish_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexc
   list_insert_locked(c, id, z);
 }
 
-bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept {
+bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z,
+                                  ReleaseBatch& batch) noexcept {
   ZS_DCHECK(z->inuse == 0, "freeing a zspage with %u objects", z->inuse);
   // A migration holds one of the frames: leave the empty zspage on list 0 for the worker.
   if (arena_.try_isolate(z->frames, nframes_of(z)) != nframes_of(z)) return false;
@@ -305,7 +311,8 @@ bool PoolImpl::free_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseB
   return true;
 }
 
-void PoolImpl::release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z, ReleaseBatch& batch) noexcept {
+void PoolImpl::release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z,
+                                     ReleaseBatch& batch) noexcept {
   if (z->state == ZsState::listed) list_remove_locked(c, id, z);
   for (unsigned k = 0; k < nframes_of(z); k++) {
     // Clears the owner and ends the isolation: migration sees "not owned".

@@ -26,8 +26,10 @@ Result<void> ReverseIndex::build(const HandleTable& handles, unsigned group) noe
 std::span<const ReverseIndex::Entry> ReverseIndex::of(ZsPageId id) const noexcept {
   const Entry* first = entries_.get();
   const Entry* last = first + n_;
-  const Entry* lo = std::lower_bound(first, last, id, [](const Entry& e, ZsPageId z) { return e.zspage < z; });
-  const Entry* hi = std::upper_bound(lo, last, id, [](ZsPageId z, const Entry& e) { return z < e.zspage; });
+  const Entry* lo =
+      std::lower_bound(first, last, id, [](const Entry& e, ZsPageId z) { return e.zspage < z; });
+  const Entry* hi =
+      std::upper_bound(lo, last, id, [](ZsPageId z, const Entry& e) { return z < e.zspage; });
   return {lo, hi};
 }
 

@@ -45,7 +45,8 @@ PoolStats PoolImpl::stats_impl() const noexcept {
   s.migrations = migrations_.load(std::memory_order_relaxed);
   s.migrate_busy = migrate_busy_.load(std::memory_order_relaxed);
   s.deferred_frees = deferred_frees_.load(std::memory_order_relaxed);
-  s.metadata_bytes = handles_.metadata_bytes() + zspages_.metadata_bytes() + arena_.metadata_bytes();
+  s.metadata_bytes =
+      handles_.metadata_bytes() + zspages_.metadata_bytes() + arena_.metadata_bytes();
   s.arena_frames = arena_.high_water();
   s.idle_frames = arena_.idle_frames();
   s.frames_returned = arena_.frames_returned();
@@ -79,7 +80,8 @@ std::string Pool::format_class_stats() const noexcept {
   for (const ClassStats& c : class_stats()) {
     int n = std::snprintf(line, sizeof line, " %5u %5u ", c.index, c.size);
     for (unsigned g = 1; g < kNumFullnessGroups; g++) {
-      n += std::snprintf(line + n, sizeof line - n, "%9llu ", static_cast<unsigned long long>(c.zspages[g]));
+      n += std::snprintf(line + n, sizeof line - n, "%9llu ",
+                         static_cast<unsigned long long>(c.zspages[g]));
       groups[g] += c.zspages[g];
     }
     std::snprintf(line + n, sizeof line - n, " %13llu %10llu %10llu %16u %8llu\n",
@@ -95,11 +97,13 @@ std::string Pool::format_class_stats() const noexcept {
   }
   int n = std::snprintf(line, sizeof line, "\n %5s %5s ", "Total", "");
   for (unsigned g = 1; g < kNumFullnessGroups; g++) {
-    n += std::snprintf(line + n, sizeof line - n, "%9llu ", static_cast<unsigned long long>(groups[g]));
+    n += std::snprintf(line + n, sizeof line - n, "%9llu ",
+                       static_cast<unsigned long long>(groups[g]));
   }
   std::snprintf(line + n, sizeof line - n, " %13llu %10llu %10llu %16s %8llu\n",
                 static_cast<unsigned long long>(alloc), static_cast<unsigned long long>(used),
-                static_cast<unsigned long long>(pages), "", static_cast<unsigned long long>(freeable));
+                static_cast<unsigned long long>(pages), "",
+                static_cast<unsigned long long>(freeable));
   out += line;
   return out;
 }

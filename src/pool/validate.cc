@@ -40,7 +40,8 @@ void PoolImpl::check_invariants_impl() const noexcept {
     SpinGuard guard(c.lock);
     std::uint64_t objs = 0, used = 0;
     for (unsigned g = 0; g < kNumFullnessGroups; g++) {
-      ZS_CHECK(((c.nonempty >> g) & 1) == (c.heads[g] != 0), "class %u: nonempty bit %u wrong (C1)", i, g);
+      ZS_CHECK(((c.nonempty >> g) & 1) == (c.heads[g] != 0), "class %u: nonempty bit %u wrong (C1)",
+               i, g);
       std::uint64_t n = 0;
       ZsPageId prev = 0;
       for (ZsPageId id = c.heads[g]; id; id = zspages_.get(id)->next) {
@@ -50,8 +51,8 @@ void PoolImpl::check_invariants_impl() const noexcept {
         prev = id;
         ZS_CHECK(z->state == ZsState::listed, "class %u: listed zspage %u in state %d", i, id,
                  static_cast<int>(z->state));
-        ZS_CHECK(z->class_index.load(std::memory_order_relaxed) == i, "zspage %u: class %u != %u", id,
-                 z->class_index.load(std::memory_order_relaxed), i);
+        ZS_CHECK(z->class_index.load(std::memory_order_relaxed) == i, "zspage %u: class %u != %u",
+                 id, z->class_index.load(std::memory_order_relaxed), i);
         ZS_CHECK(z->fullness == g && fullness_group(z->inuse, c.objs_per_zspage) == g,
                  "zspage %u: inuse %u of %u is not fullness group %u (Z2)", id, z->inuse,
                  c.objs_per_zspage, g);
@@ -70,12 +71,14 @@ void PoolImpl::check_invariants_impl() const noexcept {
         frames += nframes_of(z);
       }
       ZS_CHECK(n == c.zspages_in[g], "class %u group %u: %llu listed, stat %llu (C2)", i, g,
-               static_cast<unsigned long long>(n), static_cast<unsigned long long>(c.zspages_in[g]));
+               static_cast<unsigned long long>(n),
+               static_cast<unsigned long long>(c.zspages_in[g]));
     }
     ZS_CHECK(objs == c.obj_allocated && used == c.obj_used,
-             "class %u: objs %llu/%llu used %llu/%llu (C3)", i, static_cast<unsigned long long>(objs),
-             static_cast<unsigned long long>(c.obj_allocated), static_cast<unsigned long long>(used),
-             static_cast<unsigned long long>(c.obj_used));
+             "class %u: objs %llu/%llu used %llu/%llu (C3)", i,
+             static_cast<unsigned long long>(objs),
+             static_cast<unsigned long long>(c.obj_allocated),
+             static_cast<unsigned long long>(used), static_cast<unsigned long long>(c.obj_used));
     std::uint64_t spares = 0;  // C4: spares keep a whole parked chain
     for (ZsPageId id = c.spare; id; id = zspages_.get(id)->next) {
       const ZsPage* z = zspages_.get(id);
@@ -91,7 +94,8 @@ void PoolImpl::check_invariants_impl() const noexcept {
              static_cast<unsigned long long>(spares), static_cast<unsigned long long>(c.spares));
   }
   ZS_CHECK(frames == pages_allocated_.load(std::memory_order_relaxed),
-           "pool: %llu frames in zspages, total pages %llu", static_cast<unsigned long long>(frames),
+           "pool: %llu frames in zspages, total pages %llu",
+           static_cast<unsigned long long>(frames),
            static_cast<unsigned long long>(pages_allocated_.load(std::memory_order_relaxed)));
   check_handles();
 }
@@ -130,7 +134,8 @@ void PoolImpl::check_large(const SizeClass& c, std::uint32_t index, std::uint32_
 // holds exactly inuse such slots. Uses the reverse index (one scan, grouped by zspage).
 void PoolImpl::check_handles() const noexcept {
   ReverseIndex rix;
-  ZS_CHECK(static_cast<bool>(rix.build(handles_, HandleTable::kGroups)), "check_invariants: no memory");
+  ZS_CHECK(static_cast<bool>(rix.build(handles_, HandleTable::kGroups)),
+           "check_invariants: no memory");
   std::uint64_t named = 0, used = 0;
   std::vector<bool> taken;
   std::vector<std::uint32_t> tails;  // tail handle indexes named by live runs
@@ -152,8 +157,9 @@ void PoolImpl::check_handles() const noexcept {
           if (is_run_class(i)) check_large(c, r.index, loc.size, &tails);
           ZS_CHECK(HandleTable::is_allocated(v) && loc.zspage == id,
                    "handle index %u changed during check_invariants", r.index);
-          ZS_CHECK(handles_.group_of(r.index) == i, "handle index %u of class %u is in group %u (H3)",
-                   r.index, i, handles_.group_of(r.index));
+          ZS_CHECK(handles_.group_of(r.index) == i,
+                   "handle index %u of class %u is in group %u (H3)", r.index, i,
+                   handles_.group_of(r.index));
           ZS_CHECK(loc.obj < c.objs_per_zspage && !taken[loc.obj],
                    "zspage %u slot %u: free, or named by two handles (H2)", id, loc.obj);
           taken[loc.obj] = true;
@@ -161,7 +167,8 @@ void PoolImpl::check_handles() const noexcept {
                    "zspage %u slot %u: size %u > class %u", id, loc.obj, loc.size, c.size);
           live++;
         }
-        ZS_CHECK(live == z->inuse, "zspage %u: %u handles name it, inuse %u (Z1)", id, live, z->inuse);
+        ZS_CHECK(live == z->inuse, "zspage %u: %u handles name it, inuse %u (Z1)", id, live,
+                 z->inuse);
         for (unsigned o = 0; o < z->fresh; o++) {
           ZS_CHECK(taken[o], "zspage %u slot %u: neither parked nor named by a handle (Z1)", id, o);
         }

@@ -26,7 +26,8 @@ Result<void> ZsPageTable::init(std::size_t max_frames, unsigned chain) noexcept 
   for (unsigned n = 1; n <= chain; n++) {
     Table& t = tables_[n - 1];
     Layout& l = layout_[n - 1];
-    l.stride = (kZsPageHeaderBytes + 4 * n + alignof(ZsPage) - 1) / alignof(ZsPage) * alignof(ZsPage);
+    l.stride =
+        (kZsPageHeaderBytes + 4 * n + alignof(ZsPage) - 1) / alignof(ZsPage) * alignof(ZsPage);
     t.max = std::min<std::size_t>(max_frames / n, index_mask_);
     void* p = mmap(nullptr, (t.max + 1) * l.stride, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -51,7 +52,8 @@ Result<ZsPageId> ZsPageTable::alloc(unsigned nframes) noexcept {
 std::size_t ZsPageTable::metadata_bytes() const noexcept {
   std::size_t bytes = 0;
   for (unsigned n = 1; n <= chain_; n++) {
-    bytes += tables_[n - 1].next.load(std::memory_order_relaxed) * layout_[n - 1].stride;  // relaxed: statistics
+    bytes += tables_[n - 1].next.load(std::memory_order_relaxed) *
+             layout_[n - 1].stride;  // relaxed: statistics
   }
   return bytes;
 }

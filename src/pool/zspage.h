@@ -104,7 +104,8 @@ class ZsPageTable {
 
   ZsPage* get(ZsPageId id) const noexcept {
     const Layout& l = layout_[id >> index_bits_];
-    return reinterpret_cast<ZsPage*>(l.base + static_cast<std::size_t>(id & index_mask_) * l.stride);
+    return reinterpret_cast<ZsPage*>(l.base +
+                                     static_cast<std::size_t>(id & index_mask_) * l.stride);
   }
   // Bytes of descriptor storage ever handed out (the tables' high-water marks).
   std::size_t metadata_bytes() const noexcept;
@@ -120,8 +121,8 @@ class ZsPageTable {
     std::size_t stride = 0;
   };
   struct Table {
-    std::size_t max = 0;                  // largest index
-    std::atomic<std::uint32_t> next{1};   // next never-used index
+    std::size_t max = 0;                 // largest index
+    std::atomic<std::uint32_t> next{1};  // next never-used index
   };
   // Immutable after init:
   alignas(64) Layout layout_[kMaxChain];

@@ -13,8 +13,8 @@
 
 #include "store/libnbd_api.h"
 #include "store/nbd_tier.h"
-#include "uzram/store.h"
 #include "util/errno_text.h"
+#include "uzram/store.h"
 
 namespace uzram {
 namespace nbdtier {
@@ -76,7 +76,8 @@ bool NbdTier::on_link(Fn&& fn) noexcept {
     }
     // Broken, or a command still in flight (a timeout: "ready" holds while replies are
     // awaited): closed before the caller's buffers go, so libnbd never touches them again.
-    if (fn(dl.h) != 0 && (libnbd().nbd_aio_in_flight(dl.h) != 0 || libnbd().nbd_aio_is_ready(dl.h) != 1)) {
+    if (fn(dl.h) != 0 &&
+        (libnbd().nbd_aio_in_flight(dl.h) != 0 || libnbd().nbd_aio_is_ready(dl.h) != 1)) {
       libnbd().nbd_close(dl.h);
       dl.h = nullptr;
       links_dirty_.store(true, std::memory_order_relaxed);
@@ -122,7 +123,7 @@ int NbdTier::write_on(nbd_handle* h, TierWrite* ops, std::size_t n) noexcept {
     for (std::size_t done = 0; done < ops[i].len && err == 0;) {
       const std::size_t len = std::min(ops[i].len - done, info_.max_payload);
       cookies[q] = libnbd().nbd_aio_pwrite(h, ops[i].buf + done, len, ops[i].off + done,
-                                  NBD_NULL_COMPLETION, flags);
+                                           NBD_NULL_COMPLETION, flags);
       owner[q++] = &ops[i];
       done += len;
       if (q == kChunk) wait_all();

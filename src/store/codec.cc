@@ -43,10 +43,8 @@ const AlgoInfo* find_algo(std::string_view name) noexcept {
 bool level_ok(Algo algo, int level) noexcept {
   switch (algo) {
     case Algo::lzo_rle:
-    case Algo::lzo:
-      return false;  // no levels
-    case Algo::lz4:
-      return level >= 1 && level <= codec_internal::kLz4MaxAcceleration;
+    case Algo::lzo: return false;  // no levels
+    case Algo::lz4: return level >= 1 && level <= codec_internal::kLz4MaxAcceleration;
     case Algo::lz4hc:
       return level >= codec_internal::kLz4hcMinLevel && level <= codec_internal::kLz4hcMaxLevel;
     case Algo::zstd:
@@ -64,7 +62,7 @@ bool winbits_ok(int winbits) noexcept {
 }  // namespace
 
 Result<std::shared_ptr<const std::string>> read_dictionary(const std::string& path,
-                                                          std::string* msg) noexcept {
+                                                           std::string* msg) noexcept {
   const auto bad = [&](std::string why) -> Result<std::shared_ptr<const std::string>> {
     if (msg) *msg = "dict=" + path + ": " + std::move(why);
     return Errc::bad_dictionary;

@@ -23,14 +23,14 @@ namespace uzram {
 // What `algorithm_params` and `comp_algorithm` can say about one algorithm, with the
 // kernel's names: `algo=NAME [level=N] [dict=PATH] [deflate.winbits=N]`.
 struct CodecSpec {
-  std::string name;           // kernel name: lz4, lz4hc, zstd, deflate, lzo, lzo-rle
-  bool has_level = false;     // level unset = the library's default (kernel's default)
+  std::string name;        // kernel name: lz4, lz4hc, zstd, deflate, lzo, lzo-rle
+  bool has_level = false;  // level unset = the library's default (kernel's default)
   int level = 0;
-  std::string dict_path;      // empty = no dictionary
+  std::string dict_path;  // empty = no dictionary
   // The dictionary's bytes, read once by read_dictionary(): make_codec() then opens no
   // file (the store reads it before taking any lock). Unset: make_codec() reads dict_path.
   std::shared_ptr<const std::string> dict;
-  int deflate_winbits = 0;    // 0 = default (the kernel's: -11, raw deflate, 2 KiB window)
+  int deflate_winbits = 0;  // 0 = default (the kernel's: -11, raw deflate, 2 KiB window)
 };
 
 // Reads a dictionary file safely: O_NONBLOCK|O_NOCTTY|O_CLOEXEC (a FIFO never blocks the

@@ -5,8 +5,8 @@
 #define UZRAM_STORE_CODEC_INTERNAL_H_
 
 #include <cstddef>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -34,9 +34,12 @@ inline constexpr std::size_t kMaxDictionaryBytes = std::size_t{16} << 20;
 // Factories. The spec has been validated by make_codec() (name, level range, dictionary
 // support, winbits); `dict` is empty when the spec has no dictionary.
 // Errors: Errc::bad_dictionary (the library refused the dictionary), Errc::no_memory.
-[[nodiscard]] Result<std::unique_ptr<Codec>> make_lz4(const CodecSpec& spec, DictBuffer dict) noexcept;
-[[nodiscard]] Result<std::unique_ptr<Codec>> make_lz4hc(const CodecSpec& spec, DictBuffer dict) noexcept;
-[[nodiscard]] Result<std::unique_ptr<Codec>> make_zstd(const CodecSpec& spec, DictBuffer dict) noexcept;
+[[nodiscard]] Result<std::unique_ptr<Codec>> make_lz4(const CodecSpec& spec,
+                                                      DictBuffer dict) noexcept;
+[[nodiscard]] Result<std::unique_ptr<Codec>> make_lz4hc(const CodecSpec& spec,
+                                                        DictBuffer dict) noexcept;
+[[nodiscard]] Result<std::unique_ptr<Codec>> make_zstd(const CodecSpec& spec,
+                                                       DictBuffer dict) noexcept;
 [[nodiscard]] Result<std::unique_ptr<Codec>> make_deflate(const CodecSpec& spec) noexcept;
 [[nodiscard]] Result<std::unique_ptr<Codec>> make_lzo() noexcept;
 [[nodiscard]] Result<std::unique_ptr<Codec>> make_lzo_rle() noexcept;
@@ -45,7 +48,7 @@ inline constexpr std::size_t kMaxDictionaryBytes = std::size_t{16} << 20;
 inline constexpr int kLz4DefaultAcceleration = 1;
 inline constexpr int kLz4MaxAcceleration = 65537;  // LZ4_ACCELERATION_MAX (lz4.c)
 inline constexpr int kLz4hcMinLevel = 1;
-inline constexpr int kLz4hcMaxLevel = 12;           // LZ4HC_CLEVEL_MAX
+inline constexpr int kLz4hcMaxLevel = 12;  // LZ4HC_CLEVEL_MAX
 inline constexpr int kDeflateMinLevel = 1;
 inline constexpr int kDeflateMaxLevel = 9;
 inline constexpr int kDeflateDefaultWinbits = -11;  // the kernel's DEFLATE_DEF_WINBITS
@@ -92,8 +95,8 @@ inline constexpr std::size_t kWorkBytes = std::size_t{1} << 14;
 // LZO1X stream that liblzo2's lzo1x_decompress_safe() reads. `work` holds kWorkBytes,
 // suitably aligned for std::uint32_t. Returns the compressed length, or 0 when dst is
 // too small (or n >= 2^32).
-std::size_t compress(const unsigned char* src, std::size_t n, unsigned char* dst,
-                     std::size_t cap, void* work, bool rle) noexcept;
+std::size_t compress(const unsigned char* src, std::size_t n, unsigned char* dst, std::size_t cap,
+                     void* work, bool rle) noexcept;
 
 // Decodes an LZO1X stream, version 0 or 1 (as the kernel's lzo1x_decompress_safe does),
 // into exactly dst_len bytes. Returns false on any malformed input, a stream that

@@ -30,19 +30,19 @@ DictBuffer trim_to_window(DictBuffer dict) noexcept {
 }
 
 // Decompression shared by lz4 and lz4hc (same block format).
-Result<void> lz4_decompress(const DictBuffer& dict, const void* src, std::size_t src_len,
-                            void* dst, std::size_t dst_len) noexcept {
+Result<void> lz4_decompress(const DictBuffer& dict, const void* src, std::size_t src_len, void* dst,
+                            std::size_t dst_len) noexcept {
   if (src_len > static_cast<std::size_t>(INT_MAX) || dst_len > static_cast<std::size_t>(INT_MAX)) {
     return Errc::codec_failed;
   }
   const auto* s = static_cast<const char*>(src);
   auto* d = static_cast<char*>(dst);
-  const int n = dict.size == 0
-                    ? LZ4_decompress_safe(s, d, static_cast<int>(src_len), static_cast<int>(dst_len))
-                    : LZ4_decompress_safe_usingDict(
-                          s, d, static_cast<int>(src_len), static_cast<int>(dst_len),
-                          reinterpret_cast<const char*>(dict.data.get()),
-                          static_cast<int>(dict.size));
+  const int n =
+      dict.size == 0
+          ? LZ4_decompress_safe(s, d, static_cast<int>(src_len), static_cast<int>(dst_len))
+          : LZ4_decompress_safe_usingDict(
+                s, d, static_cast<int>(src_len), static_cast<int>(dst_len),
+                reinterpret_cast<const char*>(dict.data.get()), static_cast<int>(dict.size));
   if (n < 0 || static_cast<std::size_t>(n) != dst_len) return Errc::codec_failed;
   return {};
 }

@@ -61,9 +61,9 @@ class ZstdCodec final : public Codec {
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
                           std::size_t dst_len) noexcept override {
     might_sleep();
-    const std::size_t n = ddict_
-                              ? ZSTD_decompress_usingDDict(dctx_, dst, dst_len, src, src_len, ddict_)
-                              : ZSTD_decompressDCtx(dctx_, dst, dst_len, src, src_len);
+    const std::size_t n =
+        ddict_ ? ZSTD_decompress_usingDDict(dctx_, dst, dst_len, src, src_len, ddict_)
+               : ZSTD_decompressDCtx(dctx_, dst, dst_len, src, src_len);
     if (ZSTD_isError(n) || n != dst_len) return Errc::codec_failed;
     return {};
   }
@@ -71,8 +71,9 @@ class ZstdCodec final : public Codec {
  private:
   Result<std::size_t> compress_into(const void* src, std::size_t src_len, void* dst,
                                     std::size_t dst_cap) noexcept {
-    const std::size_t n = cdict_ ? ZSTD_compress_usingCDict(cctx_, dst, dst_cap, src, src_len, cdict_)
-                                 : ZSTD_compressCCtx(cctx_, dst, dst_cap, src, src_len, level_);
+    const std::size_t n = cdict_
+                              ? ZSTD_compress_usingCDict(cctx_, dst, dst_cap, src, src_len, cdict_)
+                              : ZSTD_compressCCtx(cctx_, dst, dst_cap, src, src_len, level_);
     if (ZSTD_isError(n)) return Errc::codec_failed;
     return n;
   }

@@ -22,38 +22,22 @@ const char* pseudo_fs_name(int fd) noexcept {
   struct statfs fs;
   if (::fstatfs(fd, &fs) != 0) return nullptr;
   switch (static_cast<unsigned long>(fs.f_type)) {
-    case PROC_SUPER_MAGIC:
-      return "proc";
-    case SYSFS_MAGIC:
-      return "sysfs";
-    case DEBUGFS_MAGIC:
-      return "debugfs";
-    case TRACEFS_MAGIC:
-      return "tracefs";
-    case SECURITYFS_MAGIC:
-      return "securityfs";
-    case CGROUP_SUPER_MAGIC:
-      return "cgroup";
-    case CGROUP2_SUPER_MAGIC:
-      return "cgroup2";
-    case 0x62656570:
-      return "configfs";  // CONFIGFS_MAGIC, not in <linux/magic.h>
-    case BPF_FS_MAGIC:
-      return "bpf";
-    case EFIVARFS_MAGIC:
-      return "efivarfs";
-    case PSTOREFS_MAGIC:
-      return "pstore";
-    case DEVPTS_SUPER_MAGIC:
-      return "devpts";
-    case SELINUX_MAGIC:
-      return "selinuxfs";
-    case SMACK_MAGIC:
-      return "smackfs";
-    case BINFMTFS_MAGIC:
-      return "binfmt_misc";
-    default:
-      return nullptr;
+    case PROC_SUPER_MAGIC: return "proc";
+    case SYSFS_MAGIC: return "sysfs";
+    case DEBUGFS_MAGIC: return "debugfs";
+    case TRACEFS_MAGIC: return "tracefs";
+    case SECURITYFS_MAGIC: return "securityfs";
+    case CGROUP_SUPER_MAGIC: return "cgroup";
+    case CGROUP2_SUPER_MAGIC: return "cgroup2";
+    case 0x62656570: return "configfs";  // CONFIGFS_MAGIC, not in <linux/magic.h>
+    case BPF_FS_MAGIC: return "bpf";
+    case EFIVARFS_MAGIC: return "efivarfs";
+    case PSTOREFS_MAGIC: return "pstore";
+    case DEVPTS_SUPER_MAGIC: return "devpts";
+    case SELINUX_MAGIC: return "selinuxfs";
+    case SMACK_MAGIC: return "smackfs";
+    case BINFMTFS_MAGIC: return "binfmt_misc";
+    default: return nullptr;
   }
 }
 

@@ -40,7 +40,8 @@ std::uint64_t mark_idle(StoreImpl& s, std::uint64_t age) noexcept {
   s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t, Slot& slot) {  // re-checked below
     slot.lock();
     const std::uint32_t f = slot.get();
-    if ((f & (slotf::kSizeMask | slotf::kSame | slotf::kWb)) && !(f & (slotf::kSame | slotf::kWb))) {
+    if ((f & (slotf::kSizeMask | slotf::kSame | slotf::kWb)) &&
+        !(f & (slotf::kSame | slotf::kWb))) {
       const std::uint32_t t = slot.ac_time.load(std::memory_order_relaxed);
       const bool old = all || now - t >= age;
       slot.set(old ? (f | slotf::kIdle) & ~slotf::kLock : f & ~(slotf::kIdle | slotf::kLock));
@@ -84,20 +85,23 @@ void StoreImpl::do_check_invariants() const noexcept {
       objs++;
       compr += size;
       if (f & slotf::kHuge) huge++;
-      ZS_CHECK(pool->object_size(static_cast<Handle>(h)) == size, "slot %llu: object size %zu != %u",
-               static_cast<unsigned long long>(i), pool->object_size(static_cast<Handle>(h)), size);
+      ZS_CHECK(pool->object_size(static_cast<Handle>(h)) == size,
+               "slot %llu: object size %zu != %u", static_cast<unsigned long long>(i),
+               pool->object_size(static_cast<Handle>(h)), size);
     }
     if (is_same || is_wb || size) stored++;
     return true;
   });
   const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
   ZS_CHECK(stored == ld(stats_.pages_stored), "pages_stored %llu, slots say %llu",
-           static_cast<unsigned long long>(ld(stats_.pages_stored)), static_cast<unsigned long long>(stored));
-  ZS_CHECK(same == ld(stats_.same_pages) && huge == ld(stats_.huge_pages) && wb == ld(stats_.bd_count) &&
-               compr == ld(stats_.compr_data_size),
+           static_cast<unsigned long long>(ld(stats_.pages_stored)),
+           static_cast<unsigned long long>(stored));
+  ZS_CHECK(same == ld(stats_.same_pages) && huge == ld(stats_.huge_pages) &&
+               wb == ld(stats_.bd_count) && compr == ld(stats_.compr_data_size),
            "store counters disagree with the slots");
   ZS_CHECK(objs == pool_->stats().objs_used, "pool holds %llu objects, slots %llu",
-           static_cast<unsigned long long>(pool_->stats().objs_used), static_cast<unsigned long long>(objs));
+           static_cast<unsigned long long>(pool_->stats().objs_used),
+           static_cast<unsigned long long>(objs));
   check_backing_invariants();
   pool_->check_invariants();
 }

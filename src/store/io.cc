@@ -63,7 +63,8 @@ void StoreImpl::mark_accessed_locked(Slot& s) noexcept {
 bool StoreImpl::can_store() noexcept {
   const std::uint64_t pages = pool_->total_pages();
   std::uint64_t max = stats_.max_used_pages.load(std::memory_order_relaxed);
-  while (pages > max && !stats_.max_used_pages.compare_exchange_weak(max, pages, std::memory_order_relaxed)) {
+  while (pages > max &&
+         !stats_.max_used_pages.compare_exchange_weak(max, pages, std::memory_order_relaxed)) {
   }
   if (pages > policy_.high_pages()) policy_.over_high();  // the memory reaction's cue
   const std::uint64_t limit = mem_limit_pages_.load(std::memory_order_relaxed);
@@ -230,7 +231,8 @@ void StoreImpl::do_slot_free_notify(std::uint64_t index) noexcept {
   s.unlock();
 }
 
-bool StoreImpl::slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept {
+bool StoreImpl::slot_test(std::uint64_t index, std::uint32_t mask,
+                          std::uint64_t* handle) const noexcept {
   ReaderLock cfg(init_lock_);
   if (!slots_ || index >= nslots_ || !summary_.may_hold(index)) return false;
   Slot& s = slots_[index];

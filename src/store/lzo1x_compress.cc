@@ -42,7 +42,7 @@ constexpr std::size_t kM4MaxLen = 9;
 // because an M4 of distance 0xbfff means a zero run there.
 constexpr std::size_t kChunkV0 = 0xbfff + 1;
 constexpr std::size_t kChunkV1 = 0xbffe + 1;
-constexpr std::size_t kTail = 20;      // bytes at the end of a chunk never searched
+constexpr std::size_t kTail = 20;  // bytes at the end of a chunk never searched
 constexpr unsigned kDictBits = 13;
 static_assert((sizeof(std::uint16_t) << kDictBits) <= kWorkBytes);
 
@@ -187,8 +187,8 @@ class Encoder {
   u8* const base_;
   u8* op_;
   u8* const end_;
-  u8* data_start_ = base_;        // where instructions start (after a version header)
-  u8* state_byte_ = nullptr;      // holds the S bits of the last instruction
+  u8* data_start_ = base_;    // where instructions start (after a version header)
+  u8* state_byte_ = nullptr;  // holds the S bits of the last instruction
   bool ok_ = true;
 };
 
@@ -285,8 +285,8 @@ std::size_t compress_impl(const u8* src, std::size_t n, u8* dst, std::size_t cap
 
 }  // namespace
 
-std::size_t compress(const unsigned char* src, std::size_t n, unsigned char* dst,
-                     std::size_t cap, void* work, bool rle) noexcept {
+std::size_t compress(const unsigned char* src, std::size_t n, unsigned char* dst, std::size_t cap,
+                     void* work, bool rle) noexcept {
   if (n > UINT32_MAX) return 0;
   return rle ? compress_impl<true>(src, n, dst, cap, work)
              : compress_impl<false>(src, n, dst, cap, work);

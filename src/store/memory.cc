@@ -16,8 +16,8 @@
 #include "store/fail.h"
 #include "store/store_impl.h"
 #include "sync/mutex.h"
-#include "util/resident.h"
 #include "util/errno_text.h"
+#include "util/resident.h"
 
 namespace uzram {
 namespace {

@@ -74,7 +74,7 @@ void NbdTier::start(Req* r) noexcept {
     case Req::kRead: c = libnbd().nbd_aio_pread(h_, r->buf, r->len, r->off, cb, 0); break;
     case Req::kWrite:
       c = libnbd().nbd_aio_pwrite(h_, r->buf, r->len, r->off, cb,
-                         fua_.load(std::memory_order_relaxed) ? LIBNBD_CMD_FLAG_FUA : 0);
+                                  fua_.load(std::memory_order_relaxed) ? LIBNBD_CMD_FLAG_FUA : 0);
       break;
     case Req::kFlush: c = libnbd().nbd_aio_flush(h_, cb, 0); break;
     case Req::kTrim: c = libnbd().nbd_aio_trim(h_, r->len, r->off, cb, 0); break;
@@ -125,7 +125,8 @@ void NbdTier::complete(Req* r, int err) noexcept {
 void NbdTier::step_link(Clock::time_point now) noexcept {
   switch (link_) {
     case Link::up: {
-      if (libnbd().nbd_aio_is_dead(h_) == 1 || libnbd().nbd_aio_is_closed(h_) == 1) return drop(ECONNRESET);
+      if (libnbd().nbd_aio_is_dead(h_) == 1 || libnbd().nbd_aio_is_closed(h_) == 1)
+        return drop(ECONNRESET);
       for (Req* r = inflight_; r; r = r->next) {
         if (now > r->deadline) return drop(ETIMEDOUT);
       }

@@ -46,9 +46,10 @@ nbd_handle* start_connect(const std::string& uri, std::string* err) noexcept {
     if (err) *err = last_error();
     return nullptr;
   }
-  if (libnbd().nbd_set_uri_allow_transports(h, LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX) ==
-          -1 ||
-      libnbd().nbd_set_uri_allow_local_file(h, true) == -1 || libnbd().nbd_aio_connect_uri(h, uri.c_str()) == -1) {
+  if (libnbd().nbd_set_uri_allow_transports(
+          h, LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX) == -1 ||
+      libnbd().nbd_set_uri_allow_local_file(h, true) == -1 ||
+      libnbd().nbd_aio_connect_uri(h, uri.c_str()) == -1) {
     if (err) *err = last_error();
     libnbd().nbd_close(h);
     return nullptr;
@@ -121,12 +122,14 @@ int wait_command(nbd_handle* h, std::int64_t cookie, Clock::time_point deadline)
 
 int pread(nbd_handle* h, void* buf, std::size_t len, std::uint64_t off,
           Clock::time_point deadline) noexcept {
-  return wait_command(h, libnbd().nbd_aio_pread(h, buf, len, off, NBD_NULL_COMPLETION, 0), deadline);
+  return wait_command(h, libnbd().nbd_aio_pread(h, buf, len, off, NBD_NULL_COMPLETION, 0),
+                      deadline);
 }
 
 int pwrite(nbd_handle* h, const void* buf, std::size_t len, std::uint64_t off,
            Clock::time_point deadline) noexcept {
-  return wait_command(h, libnbd().nbd_aio_pwrite(h, buf, len, off, NBD_NULL_COMPLETION, 0), deadline);
+  return wait_command(h, libnbd().nbd_aio_pwrite(h, buf, len, off, NBD_NULL_COMPLETION, 0),
+                      deadline);
 }
 
 int flush(nbd_handle* h, Clock::time_point deadline) noexcept {

@@ -13,8 +13,8 @@
 #include "store/backing_tier.h"
 #include "store/nbd_link.h"
 #include "sync/mutex.h"
-#include "uzram/result.h"
 #include "util/thread.h"
+#include "uzram/result.h"
 
 namespace uzram::nbdtier {
 
@@ -23,10 +23,10 @@ using std::chrono::milliseconds;
 
 inline constexpr auto kMinBackoff = milliseconds(50);
 inline constexpr auto kMaxBackoff = milliseconds(2000);
-inline constexpr auto kTrimDelay = milliseconds(50);  // a freed block waits at most this
-inline constexpr std::uint64_t kTrimBatch = 256;      // ... or until this many wait
-inline constexpr unsigned kMaxTrims = 64;             // trim commands in flight
-inline constexpr std::size_t kChunk = 64;             // requests queued per submission
+inline constexpr auto kTrimDelay = milliseconds(50);      // a freed block waits at most this
+inline constexpr std::uint64_t kTrimBatch = 256;          // ... or until this many wait
+inline constexpr unsigned kMaxTrims = 64;                 // trim commands in flight
+inline constexpr std::size_t kChunk = 64;                 // requests queued per submission
 inline constexpr auto kLinkConnect = milliseconds(1000);  // a direct link's handshake
 
 class NbdTier;
@@ -139,9 +139,9 @@ class NbdTier final : public BackingTier {
   CondVar done_cv_;
 
   // Set by the I/O thread, read by anyone (relaxed hints, or as noted).
-  std::atomic<bool> up_{false};                // connected: submitters fail fast when not
-  std::atomic<std::uint64_t> session_{0};      // connection number; release at each connect
-  std::atomic<bool> can_flush_{false};         // of the current connection
+  std::atomic<bool> up_{false};            // connected: submitters fail fast when not
+  std::atomic<std::uint64_t> session_{0};  // connection number; release at each connect
+  std::atomic<bool> can_flush_{false};     // of the current connection
   std::atomic<bool> fua_{false};  // writes carry FUA (the server takes it): no flush needed
   std::atomic<BackingAlloc*> alloc_{nullptr};  // release by attach (under init_lock_)
   std::atomic<std::uint64_t> reconnects_{0}, trimmed_{0};
@@ -178,7 +178,6 @@ class NbdTier final : public BackingTier {
   Clock::time_point links_at_{};  // no direct link opened before (after a failure)
   bool links_more_ = false;       // a link was just opened: look for the next at once
 };
-
 
 }  // namespace uzram::nbdtier
 

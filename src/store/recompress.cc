@@ -88,8 +88,8 @@ Result<void> parse_param(const StoreImpl& s, const KeyValue& kv, RecompCommand* 
 }
 
 // algo=NAME: the priority it is configured at, which must agree with priority= if given.
-Result<void> resolve_algo(const StoreImpl& s, const std::string& algo, int* prio,
-                          std::string* msg) ZS_REQUIRES_SHARED(s.init_lock_) {
+Result<void> resolve_algo(const StoreImpl& s, const std::string& algo, int* prio, std::string* msg)
+    ZS_REQUIRES_SHARED(s.init_lock_) {
   int found = -1;
   for (unsigned p = 1; p < kMaxPriorities && found < 0; p++) {
     if (s.streams_[p].active() && s.comp_[p].name == algo) found = static_cast<int>(p);
@@ -247,8 +247,7 @@ void publish(StoreImpl& st, Slot& s, std::uint64_t handle, const Recompressed* r
 // stops the pass, if any.
 Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompCommand& cmd,
                             RecompScratch& sc, std::uint64_t* budget, PpDone* done,
-                            std::string* msg)
-    ZS_REQUIRES_SHARED(st.init_lock_) {
+                            std::string* msg) ZS_REQUIRES_SHARED(st.init_lock_) {
   Slot& s = st.slots_[index];
   s.lock();
   const std::uint32_t f = s.get() & ~slotf::kLock;

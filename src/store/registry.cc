@@ -125,7 +125,7 @@ void StoreRegistry::set_log_hook(const LogHook& hook) noexcept {
         state_->log_gen++;
         try {
           state_->log_hook = hook;  // a copy: hook is still used below
-        } catch (...) {      // std::bad_alloc: stores added later log nothing
+        } catch (...) {             // std::bad_alloc: stores added later log nothing
           state_->log_hook = nullptr;
         }
         first = false;

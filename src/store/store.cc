@@ -29,8 +29,7 @@ Result<void> Store::write_attr(std::string_view name, std::string_view value,
                                std::string* message) noexcept {
   return impl(this)->do_write_attr(name, value, message);
 }
-Result<std::string> Store::read_attr(std::string_view name,
-                                     std::string* message) const noexcept {
+Result<std::string> Store::read_attr(std::string_view name, std::string* message) const noexcept {
   return impl(this)->do_read_attr(name, message);
 }
 Result<void> Store::write(std::uint64_t i, const void* b) noexcept {
@@ -131,8 +130,8 @@ StoreImpl::StoreImpl(std::string name, const StoreOptions& options) noexcept
 }
 
 StoreImpl::~StoreImpl() {
-  policy_.stop();           // first: its worker takes init_lock_ and uses everything below
-  memory_unregister(this);  // then: a breakdown may be reading this store
+  policy_.stop();                // first: its worker takes init_lock_ and uses everything below
+  memory_unregister(this);       // then: a breakdown may be reading this store
   std::shared_ptr<Backing> old;  // closed with no lock held
   {
     WriterLock l(init_lock_);
@@ -145,8 +144,8 @@ StoreImpl::~StoreImpl() {
 Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) noexcept {
   if (disksize > kMaxDisksize) {  // also keeps the rounding below from overflowing
     if (msg) {
-      *msg = "disksize: " + std::to_string(disksize) +
-             " bytes is more than uzram can address (1 EiB)";
+      *msg =
+          "disksize: " + std::to_string(disksize) + " bytes is more than uzram can address (1 EiB)";
     }
     return Errc::invalid_argument;
   }
@@ -156,8 +155,8 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   if (table == MAP_FAILED) {
     const int e = errno;
     if (msg) {
-      *msg = "disksize: cannot map the slot table for " + std::to_string(disksize) +
-             " bytes (" + std::to_string(n * sizeof(Slot) >> 20) +
+      *msg = "disksize: cannot map the slot table for " + std::to_string(disksize) + " bytes (" +
+             std::to_string(n * sizeof(Slot) >> 20) +
              " MiB of address space, 16 bytes per 4 KiB block): " + errno_text(e);
     }
     return Errc::no_memory;
@@ -184,7 +183,8 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
     if (auto r = streams_[p].init(comp_[p]); !r) {
       for (auto& st : streams_) st = StreamPool{};
       munmap(table, n * sizeof(Slot));
-      if (msg) *msg = "disksize: cannot set up algorithm '" + comp_[p].name + "': " + r.error().message();
+      if (msg)
+        *msg = "disksize: cannot set up algorithm '" + comp_[p].name + "': " + r.error().message();
       return r.error();
     }
   }
@@ -221,8 +221,9 @@ bool StoreImpl::swap_pool_options(std::uint64_t blocks, PoolOptions* po,
   const std::uint64_t limit = mem_limit_pages_.load(std::memory_order_relaxed) * kBlockSize;
   if (limit == 0) {
     if (msg) {
-      *msg = "disksize: a store for swap needs mem_limit first (its pool is sized for it and "
-             "its memory taken now)";
+      *msg =
+          "disksize: a store for swap needs mem_limit first (its pool is sized for it and "
+          "its memory taken now)";
     }
     return false;
   }
@@ -234,7 +235,8 @@ bool StoreImpl::swap_pool_options(std::uint64_t blocks, PoolOptions* po,
   po->max_bytes = static_cast<std::size_t>(limit + kSwapPoolSlack);
   po->decay_ms = 0;
   po->frame_cache = po->max_bytes / kBlockSize;  // keep every freed frame
-  po->reserve_handles = static_cast<std::size_t>(std::min<std::uint64_t>(blocks, po->max_bytes / 32));
+  po->reserve_handles =
+      static_cast<std::size_t>(std::min<std::uint64_t>(blocks, po->max_bytes / 32));
   po->eager_workers = true;
   po->prefault = true;  // a page found under memory pressure could wait for swap: for us
   return true;
@@ -284,7 +286,8 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
 }
 
 Result<void> StoreImpl::retire(std::string* msg) noexcept {
-  std::shared_ptr<Backing> old;  // the backing tier, closed (a remote disconnected) with no lock held
+  std::shared_ptr<Backing>
+      old;  // the backing tier, closed (a remote disconnected) with no lock held
   WriterLock l(init_lock_);
   if (retired_.load(std::memory_order_relaxed)) {
     if (msg) *msg = "hot_remove: no store " + name_ + " (removed already)";

@@ -91,7 +91,7 @@ struct StoreCounters {
   ShardedCounter bd_count;
   ShardedCounter bd_reads;
   ShardedCounter bd_writes;
-  ShardedCounter wb_failed;  // uzram: blocks whose writeback write or fdatasync failed
+  ShardedCounter wb_failed;       // uzram: blocks whose writeback write or fdatasync failed
   ShardedCounter bd_read_failed;  // uzram: reads of written-back blocks that failed
   ShardedCounter bd_compacted;    // uzram: packed objects moved by writeback_compact
   // Blocks read and written successfully (Store::read/write), since creation: not reset,
@@ -154,7 +154,8 @@ class StoreImpl final : public Store {
   // The backing device, open (and flock'ed) from the write of backing_dev until reset or
   // `backing_dev none`; its allocator is sized at init (store/backing.h).
   struct Backing;
-  std::shared_ptr<Backing> backing_ ZS_GUARDED_BY(init_lock_);  // shared_ptr: the type is complete only in backing.h
+  std::shared_ptr<Backing> backing_
+      ZS_GUARDED_BY(init_lock_);  // shared_ptr: the type is complete only in backing.h
 
   // Changeable at runtime (atomic, relaxed: a soft limit checked after allocation, as in
   // the kernel). writeback_batch_size and backing_timeout_ms survive reset (the kernel sets
@@ -260,8 +261,8 @@ class StoreImpl final : public Store {
   // Frees a written-back slot's bytes in the backing tier / reads them (handle: the
   // slot's, store/wb_layout.h). Caller holds the slot lock.
   void free_backing_block(std::uint64_t handle) noexcept ZS_REQUIRES_SHARED(init_lock_);
-  Result<void> read_backing_block(Slot& s, std::uint64_t handle, void* out) noexcept
-      ZS_REQUIRES(s) ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> read_backing_block(Slot& s, std::uint64_t handle, void* out) noexcept ZS_REQUIRES(s)
+      ZS_REQUIRES_SHARED(init_lock_);
   // check_invariants' part: the allocator's live bytes per block against the WB slots.
   void check_backing_invariants() const noexcept ZS_REQUIRES_SHARED(init_lock_);
 

@@ -70,7 +70,8 @@ inline void bits_lock(std::atomic<Word>& w, Word mask, SiteLoc site = SiteLoc::c
 
 // Waits until `bit` is clear, without taking it.
 template <typename Word>
-inline void bit_wait_clear(std::atomic<Word>& w, Word bit, SiteLoc site = SiteLoc::current()) noexcept {
+inline void bit_wait_clear(std::atomic<Word>& w, Word bit,
+                           SiteLoc site = SiteLoc::current()) noexcept {
   might_sleep(site);
   for (Word v = w.load(std::memory_order_acquire); v & bit; v = w.load(std::memory_order_acquire)) {
     w.wait(v, std::memory_order_relaxed);

@@ -38,7 +38,8 @@ class ZS_CAPABILITY("mutex") SpinLock {
     ZS_TSAN_MUTEX_PRE_LOCK(this, ZS_TSAN_TRY_LOCK);
     // acquire: pairs with the release in unlock().
     const bool ok = (word_.fetch_or(1, std::memory_order_acquire) & 1) == 0;
-    ZS_TSAN_MUTEX_POST_LOCK(this, ok ? ZS_TSAN_TRY_LOCK : ZS_TSAN_TRY_LOCK | ZS_TSAN_TRY_LOCK_FAILED, 0);
+    ZS_TSAN_MUTEX_POST_LOCK(this,
+                            ok ? ZS_TSAN_TRY_LOCK : ZS_TSAN_TRY_LOCK | ZS_TSAN_TRY_LOCK_FAILED, 0);
     if (ok) lockdep::acquire(level_, LockKind::spinning, this, name_, true, false, site);
     return ok;
   }

@@ -81,8 +81,10 @@ class ZS_CAPABILITY("zspage lock") ZsPageLock {
     // acquire: pairs with the release in unlock_read()/unlock_write().
     const bool ok = word_.compare_exchange_strong(expected, kWriter, std::memory_order_acquire,
                                                   std::memory_order_relaxed);
-    ZS_TSAN_MUTEX_POST_LOCK(this, ok ? ZS_TSAN_TRY_LOCK : ZS_TSAN_TRY_LOCK | ZS_TSAN_TRY_LOCK_FAILED, 0);
-    if (ok) lockdep::acquire(LockLevel::zspage, LockKind::spinning, this, "zspage", true, false, site);
+    ZS_TSAN_MUTEX_POST_LOCK(this,
+                            ok ? ZS_TSAN_TRY_LOCK : ZS_TSAN_TRY_LOCK | ZS_TSAN_TRY_LOCK_FAILED, 0);
+    if (ok)
+      lockdep::acquire(LockLevel::zspage, LockKind::spinning, this, "zspage", true, false, site);
     return ok;
   }
 
@@ -103,7 +105,9 @@ class ZS_CAPABILITY("zspage lock") ZsPageLock {
   void assert_read_held() const noexcept ZS_ASSERT_SHARED_CAPABILITY() {}
 
   // Snapshot for stats and invariant checks (relaxed: advisory only).
-  std::uint32_t readers() const noexcept { return word_.load(std::memory_order_relaxed) & kReaderMask; }
+  std::uint32_t readers() const noexcept {
+    return word_.load(std::memory_order_relaxed) & kReaderMask;
+  }
   bool write_locked() const noexcept { return word_.load(std::memory_order_relaxed) & kWriter; }
 
  private:

@@ -22,10 +22,10 @@ namespace uzram {
 
 }  // namespace uzram
 
-#define ZS_CHECK(cond, ...)                                                    \
-  do {                                                                         \
-    if (__builtin_expect(!(cond), 0))                                          \
-      ::uzram::fatal_error(__FILE__, __LINE__, #cond, __VA_ARGS__);            \
+#define ZS_CHECK(cond, ...)                                         \
+  do {                                                              \
+    if (__builtin_expect(!(cond), 0))                               \
+      ::uzram::fatal_error(__FILE__, __LINE__, #cond, __VA_ARGS__); \
   } while (0)
 
 #define ZS_FATAL(...) ::uzram::fatal_error(__FILE__, __LINE__, "fatal", __VA_ARGS__)

@@ -27,7 +27,6 @@ Result<int> fail(std::string* msg, int e, std::string text) {
   return error(e);
 }
 
-
 std::string mode_text(mode_t m) {
   char buf[8];
   std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));

@@ -73,7 +73,8 @@ TEST(ColumnsTest, ParseLists) {
 
 TEST(ColumnsTest, HelpListsEveryColumn) {
   const std::string h = columns_help();
-  for (const Column& c : columns()) EXPECT_NE(h.find(std::string(c.name) + "  "), std::string::npos) << c.name;
+  for (const Column& c : columns())
+    EXPECT_NE(h.find(std::string(c.name) + "  "), std::string::npos) << c.name;
   EXPECT_NE(h.find("   COMP-RATIO  compression ratio: DATA/TOTAL\n"), std::string::npos) << h;
 }
 

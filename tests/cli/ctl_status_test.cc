@@ -63,7 +63,8 @@ class CtlStatusTest : public ::testing::Test {
 TEST_F(CtlStatusTest, CtlReadsExactlyWhatTheAttributePrints) {
   Store* s = add_store("zram0", 3, 2);
   const std::string path = serve("control.sock", {s});
-  for (const char* attr : {"mm_stat", "comp_algorithm", "disksize", "io_stat", "debug_stat", "initstate"}) {
+  for (const char* attr :
+       {"mm_stat", "comp_algorithm", "disksize", "io_stat", "debug_stat", "initstate"}) {
     const CliResult r = run_cli({"ctl", "--control", path, attr});
     EXPECT_EQ(r.status, kExitOk) << r.err;
     EXPECT_EQ(r.out, *s->read_attr(attr)) << attr;
@@ -131,7 +132,8 @@ TEST_F(CtlStatusTest, StatusTableOfEverySocket) {
   Store* c = add_store("zram2", 0, 0, false);  // uninitialised: not listed
   serve("a.sock", {a});
   serve("b.sock", {b, c});
-  CliResult r = run_cli({"status", "-o", "NAME,DISKSIZE,DATA,COMPR,TOTAL,ZERO-PAGES,HUGE-PAGES,COMP-RATIO"});
+  CliResult r =
+      run_cli({"status", "-o", "NAME,DISKSIZE,DATA,COMPR,TOTAL,ZERO-PAGES,HUGE-PAGES,COMP-RATIO"});
   EXPECT_EQ(r.status, kExitOk) << r.err;
   EXPECT_EQ(r.out,
             "NAME  DISKSIZE DATA COMPR TOTAL ZERO-PAGES HUGE-PAGES COMP-RATIO\n"
@@ -140,8 +142,9 @@ TEST_F(CtlStatusTest, StatusTableOfEverySocket) {
   r = run_cli({"status", "-b", "-n", "--raw", "-o", "name,data,total"});
   EXPECT_EQ(r.out, "zram0 20480 8192\nzram1 20480 20480\n");
   r = run_cli({"status", "--json", "-o", "NAME,ZSPAGES"});
-  EXPECT_EQ(r.out, "{\n  \"stores\": [\n    {\n      \"name\": \"zram0\",\n      \"zspages\": 2\n    },\n"
-                   "    {\n      \"name\": \"zram1\",\n      \"zspages\": 5\n    }\n  ]\n}\n");
+  EXPECT_EQ(r.out,
+            "{\n  \"stores\": [\n    {\n      \"name\": \"zram0\",\n      \"zspages\": 2\n    },\n"
+            "    {\n      \"name\": \"zram1\",\n      \"zspages\": 5\n    }\n  ]\n}\n");
   r = run_cli({"status"});  // defaults; STREAMS is the machine's CPU count
   EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "NAME  ALGORITHM DISKSIZE DATA COMPR TOTAL STREAMS");
   r = run_cli({"status", "--control", servers_[1]->path(), "-n", "-o", "NAME"});
@@ -170,13 +173,15 @@ TEST_F(CtlStatusTest, StatusUsageAndUnreachable) {
   serve("a.sock", {a});
   CliResult r = run_cli({"status", "-o", "NAME,BOGUS"});
   EXPECT_EQ(r.status, kExitUsage);
-  EXPECT_EQ(r.err, "uzram: status: unknown column: BOGUS\nTry 'uzram --help' for more information.\n");
+  EXPECT_EQ(r.err,
+            "uzram: status: unknown column: BOGUS\nTry 'uzram --help' for more information.\n");
   r = run_cli({"status", "--raw", "--json"});
   EXPECT_EQ(r.status, kExitUsage);
   EXPECT_NE(r.err.find("Try 'uzram --help'"), std::string::npos);
   r = run_cli({"status", "-o", "NAME", "--output-all"});
   EXPECT_EQ(r.status, kExitUsage);
-  r = run_cli({"status", "--control", dir_ / "gone.sock", "--control", servers_[0]->path(), "-n", "-o", "NAME"});
+  r = run_cli({"status", "--control", dir_ / "gone.sock", "--control", servers_[0]->path(), "-n",
+               "-o", "NAME"});
   EXPECT_EQ(r.status, kExitUnreachable);
   EXPECT_EQ(r.out, "zram0\n");  // the reachable ones are still listed
   EXPECT_NE(r.err.find("gone.sock"), std::string::npos) << r.err;

@@ -88,7 +88,8 @@ TEST_F(LoadTest, RandomDataIsHuge) {
 TEST_F(LoadTest, JobsDoNotChangeTheResult) {
   std::string img;
   Random rng(3);
-  for (unsigned i = 0; i < 600; i++) img += i % 3 == 0 ? random_block(rng) : i % 3 == 1 ? text_block(i) : zero_block();
+  for (unsigned i = 0; i < 600; i++)
+    img += i % 3 == 0 ? random_block(rng) : i % 3 == 1 ? text_block(i) : zero_block();
   const std::string path = image_of("j.img", img);
   const CliResult a = run_cli({"load", path, "--json"});
   const CliResult b = run_cli({"load", path, "--json", "-j", "4"});
@@ -103,10 +104,13 @@ TEST_F(LoadTest, TextReportHasKernelMmStatAndSummary) {
   const CliResult r = run_cli({"load", mixed_image()});
   ASSERT_EQ(r.status, kExitOk) << r.err;
   EXPECT_NE(r.out.find("mm_stat       102400 "), std::string::npos) << r.out;  // %8llu fields
-  EXPECT_NE(r.out.find("\nNAME  DISKSIZE DATA COMPR ALGORITHM STREAMS ZERO-PAGES TOTAL MEM-LIMIT MEM-USED MIGRATED COMP-RATIO\n"),
-            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nNAME  DISKSIZE DATA COMPR ALGORITHM STREAMS ZERO-PAGES TOTAL MEM-LIMIT "
+                       "MEM-USED MIGRATED COMP-RATIO\n"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("\nzram0     100K 100K "), std::string::npos) << r.out;
-  for (const char* s : {"ratio ", "overhead ", "failed      0 writes", "MB/s"}) EXPECT_NE(r.out.find(s), std::string::npos) << s;
+  for (const char* s : {"ratio ", "overhead ", "failed      0 writes", "MB/s"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s;
 }
 
 TEST_F(LoadTest, UnknownAlgorithmIsRefused) {
@@ -118,7 +122,8 @@ TEST_F(LoadTest, UnknownAlgorithmIsRefused) {
 }
 
 TEST_F(LoadTest, AttributeBeforeAndAfterInit) {
-  const CliResult r = run_cli({"load", mixed_image(), "--json", "-o", "comp_algorithm=zstd", "-o", "mem_limit=8M"});
+  const CliResult r =
+      run_cli({"load", mixed_image(), "--json", "-o", "comp_algorithm=zstd", "-o", "mem_limit=8M"});
   ASSERT_EQ(r.status, kExitOk) << r.err;
   EXPECT_NE(r.out.find("\"algorithm\": \"zstd\""), std::string::npos);
   EXPECT_EQ(json_u64(r.out, "mem_limit"), 8u << 20);
@@ -160,7 +165,8 @@ TEST_F(LoadTest, AttributeErrors) {
 }
 
 TEST_F(LoadTest, ThenCompactAndIdle) {
-  const CliResult r = run_cli({"load", mixed_image(), "--json", "--then", "compact", "--then", "idle all"});
+  const CliResult r =
+      run_cli({"load", mixed_image(), "--json", "--then", "compact", "--then", "idle all"});
   ASSERT_EQ(r.status, kExitOk) << r.err;
   EXPECT_NE(r.out.find("\"command\": \"compact\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"command\": \"idle all\""), std::string::npos) << r.out;
@@ -173,22 +179,26 @@ TEST_F(LoadTest, BackingDevAndWriteback) {
   std::string img;
   for (int i = 0; i < 32; i++) img += random_block(rng);
   write_file(dir_ / "backing", std::string(1 << 20, '\0'));
-  const CliResult r = run_cli({"load", image_of("r.img", img), "--json", "-o", "backing_dev=" + (dir_ / "backing"),
-                               "--then", "writeback type=huge"});
+  const CliResult r =
+      run_cli({"load", image_of("r.img", img), "--json", "-o", "backing_dev=" + (dir_ / "backing"),
+               "--then", "writeback type=huge"});
   ASSERT_EQ(r.status, kExitOk) << r.err;
   EXPECT_EQ(json_u64(r.out, "bd_count"), 32u);
   EXPECT_EQ(json_u64(r.out, "bd_writes"), 32u);
   EXPECT_EQ(json_u64(r.out, "huge_pages"), 0u);
   EXPECT_EQ(json_u64(r.out, "huge_pages_since"), 32u);
   EXPECT_EQ(json_u64(r.out, "orig_data_size"), 32u * 4096);  // written-back slots still count
-  const CliResult t = run_cli({"load", dir_ / "r.img", "-o", "backing_dev=" + (dir_ / "backing"), "--then", "writeback type=huge"});
+  const CliResult t = run_cli({"load", dir_ / "r.img", "-o", "backing_dev=" + (dir_ / "backing"),
+                               "--then", "writeback type=huge"});
   EXPECT_NE(t.out.find("\nbd_stat     "), std::string::npos) << t.out;
 }
 
 TEST_F(LoadTest, RecompressionParametersBeforeInit) {
   // recomp_algorithm must precede the algorithm_params that name its algorithm: -o order.
-  const CliResult r = run_cli({"load", mixed_image(), "--json", "--algo", "lz4", "-o", "recomp_algorithm=algo=zstd priority=1",
-                               "-o", "algorithm_params=algo=zstd level=9", "--then", "recompress type=huge"});
+  const CliResult r =
+      run_cli({"load", mixed_image(), "--json", "--algo", "lz4", "-o",
+               "recomp_algorithm=algo=zstd priority=1", "-o", "algorithm_params=algo=zstd level=9",
+               "--then", "recompress type=huge"});
   ASSERT_EQ(r.status, kExitOk) << r.err;
   EXPECT_NE(r.out.find("\"command\": \"recompress type=huge\""), std::string::npos) << r.out;
   EXPECT_EQ(json_u64(r.out, "orig_data_size"), 25u * 4096);

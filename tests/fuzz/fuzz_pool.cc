@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto mode =
       (opt & 0x80) ? uzram::TranslationMode::kernel_rwlock : uzram::TranslationMode::validated;
   o.decay_ms = (opt & 0x40) ? 0 : 10000;
-  o.max_bytes = std::size_t{8} << 20;  // small: exercise no_memory too
+  o.max_bytes = std::size_t{8} << 20;                             // small: exercise no_memory too
   if (opt & 0x10) o.max_object_size = 4096 * (2 + in.u8() % 15);  // 8 KiB..64 KiB
   auto created = uzram::create_pool(o, mode);
   if (!created) return 0;
@@ -47,7 +47,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::map<std::uint64_t, std::vector<std::uint8_t>> model;
   static std::uint8_t copy[65536];
   const std::size_t max = o.max_object_size;
-  auto pick = [&](std::uint16_t k) { auto it = model.begin(); std::advance(it, k % model.size()); return it; };
+  auto pick = [&](std::uint16_t k) {
+    auto it = model.begin();
+    std::advance(it, k % model.size());
+    return it;
+  };
   while (!in.empty()) {
     const std::uint8_t op = in.u8() % 9;
     if (op <= 2 || model.empty()) {  // alloc + write

@@ -28,24 +28,27 @@ TEST(Validate, AcceptsInRangeRequests) {
   EXPECT_EQ(validate(req(kCmdRead, 0, 4096), neg()).error, 0u);
   EXPECT_EQ(validate(req(kCmdWrite, 1, 4095, kCmdFlagFua), neg()).error, 0u);
   EXPECT_TRUE(validate(req(kCmdWrite, 0, 1), neg()).payload_follows);
-  EXPECT_EQ(validate(req(kCmdWriteZeroes, 0, 1 << 20, kCmdFlagNoHole | kCmdFlagFastZero), neg()).error, 0u);
+  EXPECT_EQ(
+      validate(req(kCmdWriteZeroes, 0, 1 << 20, kCmdFlagNoHole | kCmdFlagFastZero), neg()).error,
+      0u);
   EXPECT_EQ(validate(req(kCmdBlockStatus, 0, 1 << 20, kCmdFlagReqOne), neg()).error, 0u);
   EXPECT_EQ(validate(req(kCmdFlush, 0, 0), neg()).error, 0u);
   EXPECT_TRUE(validate(req(kCmdDisc, 0, 0), neg()).disconnect);
 }
 
 TEST(Validate, RejectsBadRequests) {
-  EXPECT_EQ(validate(req(kCmdRead, 1 << 20, 1), neg()).error, kEinval);          // past the end
-  EXPECT_EQ(validate(req(kCmdRead, ~0ULL, 2), neg()).error, kEinval);             // overflow
+  EXPECT_EQ(validate(req(kCmdRead, 1 << 20, 1), neg()).error, kEinval);  // past the end
+  EXPECT_EQ(validate(req(kCmdRead, ~0ULL, 2), neg()).error, kEinval);    // overflow
   EXPECT_EQ(validate(req(kCmdWrite, (1 << 20) - 1, 2), neg()).error, kEnospc);
-  EXPECT_EQ(validate(req(kCmdRead, 0, 0), neg()).error, kEinval);                 // empty
-  EXPECT_EQ(validate(req(kCmdRead, 0, kMaxPayload + 1), Negotiated{~0ULL, true, true}).error, kEinval);
+  EXPECT_EQ(validate(req(kCmdRead, 0, 0), neg()).error, kEinval);  // empty
+  EXPECT_EQ(validate(req(kCmdRead, 0, kMaxPayload + 1), Negotiated{~0ULL, true, true}).error,
+            kEinval);
   EXPECT_TRUE(validate(req(kCmdWrite, 0, kMaxPayload + 1), neg()).payload_follows);
-  EXPECT_EQ(validate(req(kCmdRead, 0, 1, kCmdFlagFua), neg()).error, kEinval);    // bad flag
+  EXPECT_EQ(validate(req(kCmdRead, 0, 1, kCmdFlagFua), neg()).error, kEinval);  // bad flag
   EXPECT_EQ(validate(req(kCmdRead, 0, 1, kCmdFlagDf), neg(false, false)).error, kEinval);
   EXPECT_EQ(validate(req(kCmdWrite, 0, 1, kCmdFlagNoHole), neg()).error, kEinval);
   EXPECT_EQ(validate(req(kCmdWrite, 0, 1, 0x8000), neg()).error, kEinval);
-  EXPECT_EQ(validate(req(99, 0, 1), neg()).error, kEinval);                       // unknown
+  EXPECT_EQ(validate(req(99, 0, 1), neg()).error, kEinval);  // unknown
   EXPECT_EQ(validate(req(kCmdBlockStatus, 0, 1), neg(true, false)).error, kEinval);
 }
 
@@ -56,9 +59,9 @@ TEST(Parse, InfoRequest) {
   EXPECT_EQ(ir.name.size(), 1u);
   EXPECT_EQ(ir.count, 1);
   d.pop_back();
-  EXPECT_FALSE(parse_info_request(d, &ir));                    // truncated
+  EXPECT_FALSE(parse_info_request(d, &ir));  // truncated
   std::vector<std::uint8_t> huge = {0xff, 0xff, 0xff, 0xff, 0, 0};
-  EXPECT_FALSE(parse_info_request(huge, &ir));                 // name length beyond data
+  EXPECT_FALSE(parse_info_request(huge, &ir));  // name length beyond data
   EXPECT_FALSE(parse_info_request({}, &ir));
 }
 
@@ -258,7 +261,8 @@ std::pair<bool, std::vector<std::uint8_t>> run(const std::vector<std::uint8_t>& 
   return {go, got};
 }
 
-std::vector<std::uint8_t> option(std::uint32_t opt, std::vector<std::uint8_t> data, std::uint32_t len = ~0u) {
+std::vector<std::uint8_t> option(std::uint32_t opt, std::vector<std::uint8_t> data,
+                                 std::uint32_t len = ~0u) {
   std::vector<std::uint8_t> o(16);
   put64(o.data(), kIHaveOpt);
   put32(o.data() + 8, opt);
@@ -294,7 +298,8 @@ TEST(Handshake, UnknownOptionIsUnsupportedThenGoWorks) {
 }
 
 TEST(Handshake, OversizedOptionIsTooBigOrClosed) {
-  auto [go, got] = run(cat({kFlags, option(kOptGo, std::vector<std::uint8_t>(kMaxOptionLength + 1))}));
+  auto [go, got] =
+      run(cat({kFlags, option(kOptGo, std::vector<std::uint8_t>(kMaxOptionLength + 1))}));
   EXPECT_FALSE(go);
   ASSERT_GE(got.size(), 18u + 20u);
   EXPECT_EQ(get32(got.data() + 18 + 12), kRepErrTooBig);

@@ -9,23 +9,23 @@
 
 static int passed, failed;
 
-#define CHECK(cond)                                                       \
-  do {                                                                    \
-    if (cond) {                                                           \
-      passed++;                                                           \
-    } else {                                                              \
-      failed++;                                                           \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (cond) {                                                                \
+      passed++;                                                                \
+    } else {                                                                   \
+      failed++;                                                                \
       fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                     \
+    }                                                                          \
   } while (0)
 
 enum { kObjects = 2000 };
 
-static void fill(unsigned char *buf, size_t n, unsigned seed) {
+static void fill(unsigned char* buf, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(seed * 2654435761u + i * 40503u);
 }
 
-static int same(const void *mem, size_t n, unsigned seed) {
+static int same(const void* mem, size_t n, unsigned seed) {
   unsigned char want[4096];
   fill(want, n, seed);
   return memcmp(mem, want, n) == 0;
@@ -37,7 +37,7 @@ static void large_objects(void) {
   static unsigned char big[65536], copy[65536], want[65536];
   struct zs_pool_options o;
   memset(&o, 0, sizeof o);
-  struct zs_pool *pool = zs_create_pool_ext("c_api_ext", &o);
+  struct zs_pool* pool = zs_create_pool_ext("c_api_ext", &o);
   CHECK(pool != NULL);
   CHECK(zs_malloc(pool, 4097, 0, 0) == (unsigned long)-ENOSPC);
   zs_destroy_pool(pool);
@@ -69,7 +69,7 @@ static void large_objects(void) {
   int ok = 1;
   for (unsigned i = 0; i < 5; i++) {
     for (size_t k = 0; k < sizes[i]; k++) want[k] = (unsigned char)(k * 7 + i);
-    void *mem = zs_obj_read_begin(pool, hs[i], copy);
+    void* mem = zs_obj_read_begin(pool, hs[i], copy);
     if (memcmp(mem, want, sizes[i]) != 0) ok = 0;
     zs_obj_read_end(pool, hs[i], mem);
   }
@@ -85,7 +85,7 @@ int main(void) {
   static size_t sizes[kObjects];
   static unsigned char local_copy[4096];
   unsigned char buf[4096];
-  struct zs_pool *pool = zs_create_pool("c_api_test");
+  struct zs_pool* pool = zs_create_pool("c_api_test");
   CHECK(pool != NULL);
   if (pool == NULL) return 1;
 
@@ -120,7 +120,7 @@ int main(void) {
 
   all_ok = 1;
   for (unsigned i = 0; i < kObjects; i++) {
-    void *mem = zs_obj_read_begin(pool, handles[i], local_copy);
+    void* mem = zs_obj_read_begin(pool, handles[i], local_copy);
     if (mem == NULL || !same(mem, sizes[i], i)) all_ok = 0;
     zs_obj_read_end(pool, handles[i], mem);
   }
@@ -145,7 +145,7 @@ int main(void) {
 
   all_ok = 1;
   for (unsigned i = 0; i < kObjects; i += 4) {
-    void *mem = zs_obj_read_begin(pool, handles[i], local_copy);
+    void* mem = zs_obj_read_begin(pool, handles[i], local_copy);
     if (!same(mem, sizes[i], i)) all_ok = 0;
     zs_obj_read_end(pool, handles[i], mem);
     if (i % 8 == 0) {

@@ -96,13 +96,14 @@ TEST_P(CompactionTest, KeepsBytesAndFreesFrames) {
   pool->check_invariants();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Modes, CompactionTest,
-    ::testing::Combine(::testing::Values(4u, 8u, 16u),
-                       ::testing::Values(TranslationMode::validated, TranslationMode::kernel_rwlock)),
-    [](const auto& i) {
-      return "chain" + std::to_string(std::get<0>(i.param)) + "_" + testing::mode_name(std::get<1>(i.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Modes, CompactionTest,
+                         ::testing::Combine(::testing::Values(4u, 8u, 16u),
+                                            ::testing::Values(TranslationMode::validated,
+                                                              TranslationMode::kernel_rwlock)),
+                         [](const auto& i) {
+                           return "chain" + std::to_string(std::get<0>(i.param)) + "_" +
+                                  testing::mode_name(std::get<1>(i.param));
+                         });
 
 TEST(CompactionExactTest, HalfFullOneFrameZspages) {
   auto pool = make_pool(8);
@@ -127,7 +128,9 @@ TEST(CompactionExactTest, HalfFullOneFrameZspages) {
   for (int i = 1; i < 10; i += 2) {
     std::vector<unsigned char> b(2040);
     const void* p = pool->read_begin(hs[i], b.data());
-    EXPECT_EQ(std::memcmp(p, std::vector<unsigned char>(2040, static_cast<unsigned char>(i)).data(), 2040), 0);
+    EXPECT_EQ(std::memcmp(p, std::vector<unsigned char>(2040, static_cast<unsigned char>(i)).data(),
+                          2040),
+              0);
     pool->read_end(hs[i], p);
     pool->free(hs[i]);
   }
@@ -137,7 +140,7 @@ TEST(CompactionExactTest, HalfFullOneFrameZspages) {
 TEST(CompactionExactTest, CApiPagesCompactedAccumulates) {
   zs_pool* p = zs_create_pool("compaction");
   ASSERT_NE(p, nullptr);
-  struct zs_pool_stats st{};
+  struct zs_pool_stats st {};
   zs_pool_stats(p, &st);
   EXPECT_EQ(st.pages_compacted, 0u);
   unsigned long total = 0;

@@ -52,10 +52,11 @@ TEST_P(PoolDeathTest, FreeOfANeverAllocatedHandle) {
   auto p = pool();
   const Handle h = *p->alloc(100);
   const auto hv = static_cast<std::uint64_t>(h);
-  EXPECT_DEATH(p->free(static_cast<Handle>(hv + 1)), "not allocated");    // index never handed out
-  EXPECT_DEATH(p->free(static_cast<Handle>(0)), "invalid handle");        // 0 is never a handle
+  EXPECT_DEATH(p->free(static_cast<Handle>(hv + 1)), "not allocated");  // index never handed out
+  EXPECT_DEATH(p->free(static_cast<Handle>(0)), "invalid handle");      // 0 is never a handle
   EXPECT_DEATH(p->free(static_cast<Handle>(hv | (std::uint64_t{1} << 50))), "invalid handle");
-  EXPECT_DEATH(p->free(static_cast<Handle>(hv + (std::uint64_t{5} << 32))), "not allocated");  // wrong gen
+  EXPECT_DEATH(p->free(static_cast<Handle>(hv + (std::uint64_t{5} << 32))),
+               "not allocated");  // wrong gen
   p->free(h);
 }
 
@@ -151,7 +152,8 @@ TEST(CApiDeathTest, DoubleZsFree) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PoolDeathTest,
-                         ::testing::Values(TranslationMode::validated, TranslationMode::kernel_rwlock),
+                         ::testing::Values(TranslationMode::validated,
+                                           TranslationMode::kernel_rwlock),
                          [](const auto& i) { return std::string(testing::mode_name(i.param)); });
 
 }  // namespace

@@ -30,9 +30,9 @@ TEST(GeometryTest, Chain8MatchesKernelExamples) {
   EXPECT_EQ(t.size(), 119u);
   // (size, pages_per_zspage, objs_per_zspage) rows of the kernel's table.
   const std::tuple<unsigned, unsigned, unsigned> rows[] = {
-      {32, 1, 128},  {48, 3, 256},   {144, 7, 199}, {208, 3, 59},  {352, 8, 93},
-      {1568, 5, 13}, {2048, 1, 2},   {2720, 2, 3},  {3072, 3, 4},  {3264, 4, 5},
-      {3408, 5, 6},  {3504, 6, 7},   {3584, 7, 8},  {3632, 8, 9},  {4096, 1, 1}};
+      {32, 1, 128},  {48, 3, 256}, {144, 7, 199}, {208, 3, 59}, {352, 8, 93},
+      {1568, 5, 13}, {2048, 1, 2}, {2720, 2, 3},  {3072, 3, 4}, {3264, 4, 5},
+      {3408, 5, 6},  {3504, 6, 7}, {3584, 7, 8},  {3632, 8, 9}, {4096, 1, 1}};
   for (const auto& [size, pages, objs] : rows) {
     SCOPED_TRACE(size);
     const ClassGeometry* c = find_size(t, size);
@@ -53,8 +53,10 @@ TEST(GeometryTest, Chain8MatchesKernelExamples) {
 }
 
 TEST(GeometryTest, ClassCountAndHugeClassSizePerChain) {
-  const struct { unsigned chain; std::size_t classes, huge_size; } cases[] = {
-      {4, 69, 3257}, {8, 119, 3625}, {16, 192, 3833}};
+  const struct {
+    unsigned chain;
+    std::size_t classes, huge_size;
+  } cases[] = {{4, 69, 3257}, {8, 119, 3625}, {16, 192, 3833}};
   for (const auto& k : cases) {
     SCOPED_TRACE(k.chain);
     EXPECT_EQ(class_table(k.chain).size(), k.classes);
@@ -118,7 +120,8 @@ TEST(GeometryTest, EverySlotMapsToAClassAtLeastAsLarge) {
       const unsigned size = std::min(32 + 16 * slot, 4096u);
       const unsigned idx = pool->lookup_class_index(size);
       EXPECT_GE(idx, slot);
-      auto it = std::find_if(t.begin(), t.end(), [&](const ClassGeometry& c) { return c.index == idx; });
+      auto it =
+          std::find_if(t.begin(), t.end(), [&](const ClassGeometry& c) { return c.index == idx; });
       ASSERT_NE(it, t.end()) << "slot " << slot << " maps to " << idx << ", not a real class";
       EXPECT_GE(it->size, size) << "slot " << slot;
     }
@@ -168,7 +171,8 @@ TEST(GeometryTest, ClassStatsAgreeWithTable) {
   const auto t = class_table(8);
   auto s = pool->class_stats();
   ASSERT_EQ(s.size(), t.size());
-  std::sort(s.begin(), s.end(), [](const ClassStats& a, const ClassStats& b) { return a.index > b.index; });
+  std::sort(s.begin(), s.end(),
+            [](const ClassStats& a, const ClassStats& b) { return a.index > b.index; });
   for (std::size_t i = 0; i < t.size(); ++i) {
     EXPECT_EQ(s[i].index, t[i].index);
     EXPECT_EQ(s[i].size, t[i].size);

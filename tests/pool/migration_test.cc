@@ -173,7 +173,8 @@ TEST_P(MigrationTest, PackIntoFrameZeroLeaksNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, MigrationTest,
-                         ::testing::Values(TranslationMode::validated, TranslationMode::kernel_rwlock),
+                         ::testing::Values(TranslationMode::validated,
+                                           TranslationMode::kernel_rwlock),
                          [](const auto& i) { return std::string(testing::mode_name(i.param)); });
 
 }  // namespace

@@ -134,7 +134,8 @@ TEST_P(RandomOpsTest, MatchesModel) {
         EXPECT_NE(*res, f);
         migrated++;
       } else {
-        ASSERT_EQ(res.error(), Errc::invalid_argument) << "frame " << f << ": " << res.error().message();
+        ASSERT_EQ(res.error(), Errc::invalid_argument)
+            << "frame " << f << ": " << res.error().message();
       }
     } else {
       packed += pack(*pool, rng.range(1, 8));
@@ -161,13 +162,14 @@ TEST_P(RandomOpsTest, MatchesModel) {
   EXPECT_EQ(pool->total_pages(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Modes, RandomOpsTest,
-    ::testing::Combine(::testing::Values(4u, 8u, 16u),
-                       ::testing::Values(TranslationMode::validated, TranslationMode::kernel_rwlock)),
-    [](const auto& i) {
-      return "chain" + std::to_string(std::get<0>(i.param)) + "_" + testing::mode_name(std::get<1>(i.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Modes, RandomOpsTest,
+                         ::testing::Combine(::testing::Values(4u, 8u, 16u),
+                                            ::testing::Values(TranslationMode::validated,
+                                                              TranslationMode::kernel_rwlock)),
+                         [](const auto& i) {
+                           return "chain" + std::to_string(std::get<0>(i.param)) + "_" +
+                                  testing::mode_name(std::get<1>(i.param));
+                         });
 
 }  // namespace
 }  // namespace uzram

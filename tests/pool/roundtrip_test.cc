@@ -57,11 +57,14 @@ TEST_P(RoundTripTest, EverySize) {
       std::memset(local.data(), 0xa5, local.size());
       const void* p = pool->read_begin(handles[i], local.data());
       if (spans) {
-        ASSERT_EQ(p, local.data()) << "size " << size << " object " << i << " spans a frame: expected a copy";
+        ASSERT_EQ(p, local.data())
+            << "size " << size << " object " << i << " spans a frame: expected a copy";
         spanning++;
       } else {
-        ASSERT_NE(p, local.data()) << "size " << size << " object " << i << " fits a frame: expected no copy";
-        ASSERT_EQ(reinterpret_cast<std::uintptr_t>(p) % kPageSize, off) << "size " << size << " object " << i;
+        ASSERT_NE(p, local.data())
+            << "size " << size << " object " << i << " fits a frame: expected no copy";
+        ASSERT_EQ(reinterpret_cast<std::uintptr_t>(p) % kPageSize, off)
+            << "size " << size << " object " << i;
         direct++;
       }
       const int cmp = std::memcmp(p, &data[i * size], size);

@@ -51,11 +51,11 @@ Bytes random_page(Random& rng, std::size_t n = kPage) {
 }
 
 const char* const kWords[] = {
-    "the",    "page",   "memory",  "kernel", "zram",    "swap",     "compress", "object",
-    "handle", "class",  "zspage",  "lock",   "free",    "allocate", "size",     "buffer",
-    "stream", "device", "read",    "write",  "of",      "and",      "to",       "in",
-    "a",      "is",     "that",    "for",    "with",    "on",       "as",       "by",
-    "struct", "return", "int",     "void",   "unsigned", "static",  "const",    "if"};
+    "the",    "page",   "memory", "kernel", "zram",     "swap",     "compress", "object",
+    "handle", "class",  "zspage", "lock",   "free",     "allocate", "size",     "buffer",
+    "stream", "device", "read",   "write",  "of",       "and",      "to",       "in",
+    "a",      "is",     "that",   "for",    "with",     "on",       "as",       "by",
+    "struct", "return", "int",    "void",   "unsigned", "static",   "const",    "if"};
 
 // English-like text: words from a small vocabulary, punctuation, newlines.
 Bytes text_page(Random& rng, std::size_t n = kPage) {
@@ -116,26 +116,34 @@ Bytes pattern_page(Random& rng) {
   Bytes pat = random_page(rng, period);
   Bytes p(kPage);
   for (std::size_t i = 0; i < kPage; ++i) p[i] = pat[i % period];
-  for (int k = 0; k < 8; ++k) p[rng.uniform(kPage)] ^= static_cast<unsigned char>(rng.range(1, 255));
+  for (int k = 0; k < 8; ++k)
+    p[rng.uniform(kPage)] ^= static_cast<unsigned char>(rng.range(1, 255));
   return p;
 }
 
 // Mostly zero with a few scattered non-zero bytes (including at both ends).
 Bytes sparse_page(Random& rng) {
   Bytes p(kPage, 0);
-  for (int k = 0; k < 20; ++k) p[rng.uniform(kPage)] = static_cast<unsigned char>(rng.range(1, 255));
+  for (int k = 0; k < 20; ++k)
+    p[rng.uniform(kPage)] = static_cast<unsigned char>(rng.range(1, 255));
   p[0] = 1;
   p[kPage - 1] = 2;
   return p;
 }
 
-Bytes same_filled_page(Random& rng) { return Bytes(kPage, static_cast<unsigned char>(rng.range(1, 255))); }
+Bytes same_filled_page(Random& rng) {
+  return Bytes(kPage, static_cast<unsigned char>(rng.range(1, 255)));
+}
 
 // JSON-like records sharing their structure: what dictionaries are good at.
 Bytes record_page(Random& rng) {
-  static const char* const kKeys[] = {"\"user_id\":", "\"session\":", "\"timestamp\":",
-                                      "\"status\":\"active\",", "\"region\":\"eu-west-1\",",
-                                      "\"flags\":[\"swap\",\"zram\"],", "\"latency_us\":"};
+  static const char* const kKeys[] = {"\"user_id\":",
+                                      "\"session\":",
+                                      "\"timestamp\":",
+                                      "\"status\":\"active\",",
+                                      "\"region\":\"eu-west-1\",",
+                                      "\"flags\":[\"swap\",\"zram\"],",
+                                      "\"latency_us\":"};
   Bytes p;
   p.reserve(kPage + 256);
   while (p.size() < kPage) {
@@ -296,11 +304,20 @@ TEST(CodecErrors, LevelOutOfRange) {
     int level;
   };
   const Case bad[] = {
-      {"lz4", 0},          {"lz4", -1},           {"lz4", 65538},
-      {"lz4hc", 0},        {"lz4hc", -1},         {"lz4hc", 13},
-      {"zstd", ZSTD_maxCLevel() + 1},             {"zstd", ZSTD_minCLevel() - 1},
-      {"deflate", 0},      {"deflate", -1},       {"deflate", 10},
-      {"lzo", 1},          {"lzo", 0},            {"lzo-rle", 1},
+      {"lz4", 0},
+      {"lz4", -1},
+      {"lz4", 65538},
+      {"lz4hc", 0},
+      {"lz4hc", -1},
+      {"lz4hc", 13},
+      {"zstd", ZSTD_maxCLevel() + 1},
+      {"zstd", ZSTD_minCLevel() - 1},
+      {"deflate", 0},
+      {"deflate", -1},
+      {"deflate", 10},
+      {"lzo", 1},
+      {"lzo", 0},
+      {"lzo-rle", 1},
       {"lzo-rle", 0},
   };
   for (const auto& c : bad) {
@@ -309,10 +326,15 @@ TEST(CodecErrors, LevelOutOfRange) {
     EXPECT_EQ(r.error(), Errc::bad_level) << c.name << " level " << c.level;
     EXPECT_EQ(r.error().message(), "compression level out of range");
   }
-  const Case good[] = {{"lz4", 1},     {"lz4", 65537},   {"lz4hc", 1},
-                       {"lz4hc", 12},  {"zstd", ZSTD_maxCLevel()},
-                       {"zstd", ZSTD_minCLevel()},       {"zstd", 0},
-                       {"deflate", 1}, {"deflate", 9}};
+  const Case good[] = {{"lz4", 1},
+                       {"lz4", 65537},
+                       {"lz4hc", 1},
+                       {"lz4hc", 12},
+                       {"zstd", ZSTD_maxCLevel()},
+                       {"zstd", ZSTD_minCLevel()},
+                       {"zstd", 0},
+                       {"deflate", 1},
+                       {"deflate", 9}};
   for (const auto& c : good) {
     EXPECT_EQ(make_error(with_level(c.name, c.level)), Errc::ok) << c.name << " level " << c.level;
   }
@@ -323,9 +345,8 @@ TEST(CodecErrors, Dictionary) {
   // Unreadable: missing file, a directory, an empty file, a device.
   const TempFile empty(Bytes{});
   for (const char* algo : {"lz4", "lz4hc", "zstd"}) {
-    for (const std::string& path :
-         {std::string("/nonexistent/uzram.dict"), std::string("/tmp"), empty.path(),
-          std::string("/dev/zero")}) {
+    for (const std::string& path : {std::string("/nonexistent/uzram.dict"), std::string("/tmp"),
+                                    empty.path(), std::string("/dev/zero")}) {
       CodecSpec s;
       s.name = algo;
       s.dict_path = path;
@@ -386,7 +407,8 @@ TEST(CodecDefaults, UnsetLevelIsTheKernelDefault) {
   Random rng(test_seed());
   SCOPED_TRACE(seed_trace(test_seed()));
   const auto pages = page_mix(rng, 2);
-  const std::pair<const char*, int> defaults[] = {{"lz4", 1}, {"lz4hc", 9}, {"zstd", 3}, {"deflate", 6}};
+  const std::pair<const char*, int> defaults[] = {
+      {"lz4", 1}, {"lz4hc", 9}, {"zstd", 3}, {"deflate", 6}};
   for (const auto& [name, level] : defaults) {
     CodecSpec unset;
     unset.name = name;
@@ -505,7 +527,8 @@ TEST_P(CodecTest, IncompressiblePage) {
       EXPECT_EQ(r.error(), Errc::codec_failed);
       Bytes guarded(cap + 64, 0xA5);
       (void)codec_->compress(p.data(), p.size(), guarded.data(), cap);
-      for (std::size_t k = cap; k < guarded.size(); ++k) ASSERT_EQ(guarded[k], 0xA5) << "cap " << cap;
+      for (std::size_t k = cap; k < guarded.size(); ++k)
+        ASSERT_EQ(guarded[k], 0xA5) << "cap " << cap;
     }
   }
 }
@@ -530,8 +553,8 @@ TEST_P(CodecTest, TightCapacity) {
 TEST_P(CodecTest, CorruptInput) {
   Random rng(test_seed());
   SCOPED_TRACE(seed_trace(test_seed()));
-  std::vector<Bytes> pages{zero_page(),       text_page(rng),    zero_runs_page(rng),
-                           partial_page(rng), pattern_page(rng), random_page(rng),
+  std::vector<Bytes> pages{zero_page(),       text_page(rng),     zero_runs_page(rng),
+                           partial_page(rng), pattern_page(rng),  random_page(rng),
                            record_page(rng),  int_array_page(rng)};
   auto check = [&](const Bytes& bad, const char* what) {
     Bytes out(kPage);
@@ -567,14 +590,16 @@ TEST_P(CodecTest, CorruptInput) {
     for (int k = 0; k < 200; ++k) {
       Bytes bad = comp;
       const auto m = rng.range(2, 8);
-      for (std::uint64_t j = 0; j < m; ++j) bad[rng.uniform(bad.size())] = static_cast<unsigned char>(rng.next());
+      for (std::uint64_t j = 0; j < m; ++j)
+        bad[rng.uniform(bad.size())] = static_cast<unsigned char>(rng.next());
       check(bad, "scrambled");
     }
     // A valid prefix followed by garbage.
     for (int k = 0; k < 50; ++k) {
       Bytes bad(comp.begin(), comp.begin() + static_cast<std::ptrdiff_t>(rng.uniform(comp.size())));
       const auto extra = rng.range(1, 64);
-      for (std::uint64_t j = 0; j < extra; ++j) bad.push_back(static_cast<unsigned char>(rng.next()));
+      for (std::uint64_t j = 0; j < extra; ++j)
+        bad.push_back(static_cast<unsigned char>(rng.next()));
       check(bad, "prefix+garbage");
     }
   }
@@ -615,7 +640,9 @@ const Config kConfigs[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(All, CodecTest, ::testing::ValuesIn(kConfigs),
-                         [](const ::testing::TestParamInfo<Config>& param_info) { return param_info.param.label; });
+                         [](const ::testing::TestParamInfo<Config>& param_info) {
+                           return param_info.param.label;
+                         });
 
 // ---- dictionaries -------------------------------------------------------------------------
 
@@ -647,8 +674,8 @@ Bytes trained_zstd_dictionary(const DictFixture& f) {
     sizes.push_back(p.size());
   }
   Bytes dict(16 * 1024);
-  const std::size_t n = ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(), sizes.data(),
-                                              static_cast<unsigned>(sizes.size()));
+  const std::size_t n = ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(),
+                                              sizes.data(), static_cast<unsigned>(sizes.size()));
   EXPECT_FALSE(ZDICT_isError(n)) << ZDICT_getErrorName(n);
   if (ZDICT_isError(n)) return {};
   dict.resize(n);
@@ -766,7 +793,8 @@ TEST(CodecDictionary, MismatchedDictionaryIsSafe) {
 Bytes lzo_rle_compress(const Bytes& in, bool rle) {
   std::vector<std::uint32_t> work(lr::kWorkBytes / 4);
   Bytes out(in.size() + in.size() / 8 + 64);
-  const std::size_t n = lr::compress(in.data(), in.size(), out.data(), out.size(), work.data(), rle);
+  const std::size_t n =
+      lr::compress(in.data(), in.size(), out.data(), out.size(), work.data(), rle);
   EXPECT_GT(n, 0u);
   out.resize(n);
   return out;
@@ -796,10 +824,10 @@ TEST(LzoRle, ZeroPageIsRunLengthEncoded) {
   const Bytes c = lzo_rle_compress(zero_page(), true);
   // The kernel's parse: the first try is at offset 5, and no try starts in the last 20
   // bytes, which end as literals.
-  Bytes expected{17,   1,    2,    0, 0, 0, 0, 0,  // header; 5 literals (t - 3 = 2)
-                 0x1f, 0xfc, 0xff, 0xff,           // run of 2051: ((255 << 3) | 7) + 4
-                 0x18, 0xfc, 0xff, 0xfc,           // run of 2020: (252 << 3) + 4
-                 0,    2};                         // 20 literals: 18 + 2
+  Bytes expected{17,   1,    2,    0,    0, 0, 0, 0,  // header; 5 literals (t - 3 = 2)
+                 0x1f, 0xfc, 0xff, 0xff,              // run of 2051: ((255 << 3) | 7) + 4
+                 0x18, 0xfc, 0xff, 0xfc,              // run of 2020: (252 << 3) + 4
+                 0,    2};                            // 20 literals: 18 + 2
   expected.insert(expected.end(), 20, 0);
   expected.insert(expected.end(), {17, 0, 0});  // end
   EXPECT_EQ(c, expected);
@@ -844,11 +872,11 @@ TEST(LzoRle, SizesMatchTheKernel) {
 TEST(LzoRle, DecodesHandWrittenStreams) {
   // "abcd", 100 zeros with 2 trailing literals "xy", a 6-byte M2 copy from distance 6
   // ("0000xy"), end.
-  const Bytes s1{17,   1,                   // version 1
-                 21,   'a', 'b', 'c', 'd',  // 4 literals
-                 0x18, 0xfe, 0xff, 12,      // zero run (12 << 3 | 0) + 4 = 100, S = 2
-                 'x',  'y',                 //
-                 0xb4, 0x00,                // M2: len (0xb4 >> 5) + 1 = 6, D = (0xb4 >> 2) & 7 = 5, H = 0: dist 6
+  const Bytes s1{17,   1,                     // version 1
+                 21,   'a',  'b',  'c', 'd',  // 4 literals
+                 0x18, 0xfe, 0xff, 12,        // zero run (12 << 3 | 0) + 4 = 100, S = 2
+                 'x',  'y',                   //
+                 0xb4, 0x00,  // M2: len (0xb4 >> 5) + 1 = 6, D = (0xb4 >> 2) & 7 = 5, H = 0: dist 6
                  17,   0,    0};
   Bytes expect{'a', 'b', 'c', 'd'};
   expect.insert(expect.end(), 100, 0);
@@ -929,7 +957,8 @@ TEST(LzoRle, InteroperatesWithLiblzo2) {
     const Bytes ours = lzo_rle_compress(p, false);
     Bytes out(p.size());
     lzo_uint out_len = out.size();
-    ASSERT_EQ(lzo1x_decompress_safe(ours.data(), ours.size(), out.data(), &out_len, nullptr), LZO_E_OK)
+    ASSERT_EQ(lzo1x_decompress_safe(ours.data(), ours.size(), out.data(), &out_len, nullptr),
+              LZO_E_OK)
         << "page " << i;
     ASSERT_EQ(out_len, p.size());
     ASSERT_EQ(out, p) << "page " << i;
@@ -943,7 +972,8 @@ TEST(LzoRle, InteroperatesWithLiblzo2) {
       ASSERT_EQ(rc, LZO_E_OK);
       theirs.resize(n);
       std::fill(out.begin(), out.end(), 0xEE);
-      ASSERT_TRUE(lzo_rle_decompress(theirs, out)) << "page " << i << " lzo1x_" << (which ? 999 : 1);
+      ASSERT_TRUE(lzo_rle_decompress(theirs, out))
+          << "page " << i << " lzo1x_" << (which ? 999 : 1);
       ASSERT_EQ(out, p) << "page " << i;
     }
   }
@@ -965,7 +995,8 @@ TEST(LzoRle, WithoutZeroRunsTheBodyIsPlainLzo1x) {
     ASSERT_EQ(Bytes(v1.begin() + 2, v1.end()), v0);
     Bytes out(p.size());
     lzo_uint out_len = out.size();
-    ASSERT_EQ(lzo1x_decompress_safe(v1.data() + 2, v1.size() - 2, out.data(), &out_len, nullptr), LZO_E_OK);
+    ASSERT_EQ(lzo1x_decompress_safe(v1.data() + 2, v1.size() - 2, out.data(), &out_len, nullptr),
+              LZO_E_OK);
     ASSERT_EQ(out, p);
   }
 }
@@ -996,7 +1027,8 @@ TEST(LzoRle, SmallInputsAndTightBuffers) {
   std::vector<std::uint32_t> work(lr::kWorkBytes / 4);
   for (int i = 0; i < 2000; ++i) {
     const std::size_t n = rng.uniform(300);
-    Bytes p = rng.one_in(2) ? random_page(rng, n) : Bytes(n, static_cast<unsigned char>(rng.uniform(3)));
+    Bytes p =
+        rng.one_in(2) ? random_page(rng, n) : Bytes(n, static_cast<unsigned char>(rng.uniform(3)));
     if (rng.one_in(3) && n > 0) p[rng.uniform(n)] = 0;
     const bool rle = rng.one_in(2);
     const Bytes c = lzo_rle_compress(p, rle);

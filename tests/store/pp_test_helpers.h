@@ -70,7 +70,8 @@ inline std::unique_ptr<Store> make_store(const StoreConfig& c) {
   std::unique_ptr<Store> s = std::move(r).value();
   write_attr_ok(*s, "comp_algorithm", c.algo);
   for (std::size_t i = 0; i < c.recomp.size(); i++) {
-    write_attr_ok(*s, "recomp_algorithm", "algo=" + c.recomp[i] + " priority=" + std::to_string(i + 1));
+    write_attr_ok(*s, "recomp_algorithm",
+                  "algo=" + c.recomp[i] + " priority=" + std::to_string(i + 1));
   }
   if (!c.backing.empty()) write_attr_ok(*s, "backing_dev", c.backing);
   if (c.compressed_writeback) write_attr_ok(*s, "compressed_writeback", "1");
@@ -91,7 +92,8 @@ inline Page nibble_page(Random& rng) {
   Page p;
   for (std::size_t i = 0; i < p.size(); i += 16) {
     const std::uint64_t v = rng.next();
-    for (std::size_t j = 0; j < 16; j++) p[i + j] = static_cast<unsigned char>('a' + ((v >> (4 * j)) & 15));
+    for (std::size_t j = 0; j < 16; j++)
+      p[i + j] = static_cast<unsigned char>('a' + ((v >> (4 * j)) & 15));
   }
   return p;
 }
@@ -143,7 +145,8 @@ class Model {
       auto r = s.read(i, got.data());
       ASSERT_TRUE(r.has_value()) << "read " << i << ": " << r.error().message();
       const Page* want = expected(i);
-      ASSERT_EQ(0, std::memcmp(got.data(), want ? want->data() : zero.data(), kBlockSize)) << "block " << i;
+      ASSERT_EQ(0, std::memcmp(got.data(), want ? want->data() : zero.data(), kBlockSize))
+          << "block " << i;
     }
   }
 
@@ -151,7 +154,8 @@ class Model {
   std::map<std::uint64_t, Page> pages_;
 };
 
-inline Result<void> attr(Store& s, const char* name, const std::string& value, std::string* msg = nullptr) {
+inline Result<void> attr(Store& s, const char* name, const std::string& value,
+                         std::string* msg = nullptr) {
   return s.write_attr(name, value, msg);
 }
 

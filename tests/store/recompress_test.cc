@@ -51,7 +51,8 @@ TEST_F(RecompressTest, HugePagesMoveToSmallerClasses) {
     EXPECT_EQ(f & slotf::kHuge, 0u) << i;
     EXPECT_EQ(slot_prio(*s, i), 1u) << i;
     EXPECT_LT(s->pool()->lookup_class_index(f & slotf::kSizeMask), huge_class) << i;
-    EXPECT_EQ(s->pool()->object_size(static_cast<Handle>(slots[i].handle.load())), f & slotf::kSizeMask);
+    EXPECT_EQ(s->pool()->object_size(static_cast<Handle>(slots[i].handle.load())),
+              f & slotf::kSizeMask);
   }
   for (std::uint64_t i = 40; i < 60; i++) EXPECT_EQ(slot_prio(*s, i), 0u) << i;  // type=huge only
   auto bs = s->read_attr("block_state");
@@ -149,7 +150,8 @@ TEST_F(RecompressTest, MaxPagesIsAnAttemptBudget) {
   write_attr_ok(*s, "recompress", "type=huge max_pages=5");
   s->check_invariants();
   EXPECT_EQ(s->mm_stat().huge_pages, 5u + 3u);
-  for (std::uint64_t i = 0; i < 5; i++) EXPECT_TRUE(slot_flags(*s, i) & slotf::kIncompressible) << i;
+  for (std::uint64_t i = 0; i < 5; i++)
+    EXPECT_TRUE(slot_flags(*s, i) & slotf::kIncompressible) << i;
   for (std::uint64_t i = 7; i < 10; i++) EXPECT_EQ(slot_prio(*s, i), 0u) << i;
   write_attr_ok(*s, "recompress", "type=huge max_pages=0");  // 0: no budget
   EXPECT_EQ(s->mm_stat().huge_pages, 5u);
@@ -202,7 +204,8 @@ TEST_F(RecompressTest, PriorityAndAlgoSelectOneAlgorithm) {
   EXPECT_EQ(s->mm_stat().huge_pages, 0u);
   // Already at the highest priority: not a candidate any more, nothing marked.
   write_attr_ok(*s, "recompress", "");
-  for (std::uint64_t i = 0; i < 10; i++) EXPECT_EQ(slot_flags(*s, i) & slotf::kIncompressible, 0u) << i;
+  for (std::uint64_t i = 0; i < 10; i++)
+    EXPECT_EQ(slot_flags(*s, i) & slotf::kIncompressible, 0u) << i;
   model_.verify(*s, 128);
   s->check_invariants();
 }
@@ -221,10 +224,21 @@ TEST_F(RecompressTest, Errors) {
   auto s = store({"zstd"});
   for (std::uint64_t i = 0; i < 4; i++) model_.write(*s, i, nibble_page(rng()));
   const std::string hcs = std::to_string(s->pool()->huge_class_size());
-  const std::string bad[] = {"type=bogus",   "type=incompressible", "huge",         "max_pages=x",
-                             "threshold=-1", "threshold=" + hcs,    "threshold=99999", "algo=lz4",
-                             "algo=nope",    "priority=0",          "priority=2",   "priority=4",
-                             "priority=x",   "algo=zstd priority=2", "foo=bar"};
+  const std::string bad[] = {"type=bogus",
+                             "type=incompressible",
+                             "huge",
+                             "max_pages=x",
+                             "threshold=-1",
+                             "threshold=" + hcs,
+                             "threshold=99999",
+                             "algo=lz4",
+                             "algo=nope",
+                             "priority=0",
+                             "priority=2",
+                             "priority=4",
+                             "priority=x",
+                             "algo=zstd priority=2",
+                             "foo=bar"};
   for (const std::string& b : bad) {
     std::string msg;
     auto r = attr(*s, "recompress", b, &msg);
@@ -232,10 +246,12 @@ TEST_F(RecompressTest, Errors) {
     EXPECT_EQ(r.error(), make_error_code(Errc::invalid_argument)) << b << ": " << msg;
     EXPECT_NE(msg.find("recompress"), std::string::npos) << msg;
   }
-  for (std::uint64_t i = 0; i < 4; i++) EXPECT_EQ(slot_flags(*s, i) & ~slotf::kSizeMask, slotf::kHuge) << i;
+  for (std::uint64_t i = 0; i < 4; i++)
+    EXPECT_EQ(slot_flags(*s, i) & ~slotf::kSizeMask, slotf::kHuge) << i;
   // The largest accepted threshold, and both spellings of the one algorithm, work.
-  write_attr_ok(*s, "recompress", "threshold=" + std::to_string(s->pool()->huge_class_size() - 1) +
-                                  " algo=zstd priority=1");
+  write_attr_ok(
+      *s, "recompress",
+      "threshold=" + std::to_string(s->pool()->huge_class_size() - 1) + " algo=zstd priority=1");
   EXPECT_EQ(s->mm_stat().huge_pages, 0u);
   model_.verify(*s, 128);
   s->check_invariants();

@@ -40,7 +40,8 @@ TEST(StoreRandomTest, MatchesReferenceModel) {
   std::uint64_t written_back = 0;
   for (const char* algo : {"lz4", "zstd", "lzo-rle", "deflate"}) {
     const std::uint64_t seed = testing::test_seed();
-    SCOPED_TRACE(std::string(algo) + " seed " + std::to_string(seed) + " (UZRAM_TEST_SEED replays)");
+    SCOPED_TRACE(std::string(algo) + " seed " + std::to_string(seed) +
+                 " (UZRAM_TEST_SEED replays)");
     auto st = std::move(Store::create().value());
     setup(*st, algo, backing);
     Random rng(seed);
@@ -62,7 +63,8 @@ TEST(StoreRandomTest, MatchesReferenceModel) {
           auto it = model.find(idx);
           std::vector<unsigned char> expect(kBlockSize, 0);
           if (it != model.end()) expect = it->second;
-          ASSERT_EQ(std::memcmp(out, expect.data(), kBlockSize), 0) << "block " << idx << " step " << step;
+          ASSERT_EQ(std::memcmp(out, expect.data(), kBlockSize), 0)
+              << "block " << idx << " step " << step;
           break;
         }
         case 4: {
@@ -75,10 +77,12 @@ TEST(StoreRandomTest, MatchesReferenceModel) {
         default: {
           // Post-processing never changes contents: idle marking, writeback to the file
           // (the backing file may fill up: no_memory is fine), recompression, compaction.
-          static const char* const kOps[][2] = {
-              {"compact", "1"},          {"idle", "all"},
-              {"writeback", "type=idle"}, {"writeback", "type=huge"},
-              {"recompress", "type=huge"}, {"recompress", "type=idle max_pages=20"}};
+          static const char* const kOps[][2] = {{"compact", "1"},
+                                                {"idle", "all"},
+                                                {"writeback", "type=idle"},
+                                                {"writeback", "type=huge"},
+                                                {"recompress", "type=huge"},
+                                                {"recompress", "type=idle max_pages=20"}};
           const auto& op = kOps[rng.uniform(6)];
           if (rng.one_in(60)) {
             written_back += st->bd_stat().bd_writes;

@@ -63,14 +63,18 @@ TEST(StoreAttrTest, AlgorithmsAndParams) {
   EXPECT_NE(msg.find("lz5"), std::string::npos);
   ASSERT_TRUE(st->write_attr("comp_algorithm", "zstd\n"));  // sysfs writes end in a newline
   EXPECT_NE(st->read_attr("comp_algorithm").value().find("[zstd]"), std::string::npos);
-  EXPECT_EQ(st->write_attr("algorithm_params", "algo=zstd level=99", &msg).error(), Errc::bad_level);
+  EXPECT_EQ(st->write_attr("algorithm_params", "algo=zstd level=99", &msg).error(),
+            Errc::bad_level);
   EXPECT_NE(msg.find("algorithm_params"), std::string::npos);
   EXPECT_EQ(st->write_attr("algorithm_params", "algo=zstd dict=/nonexistent/dict", &msg).error(),
             Errc::bad_dictionary);
-  EXPECT_EQ(st->write_attr("algorithm_params", "algo=lz4 level=1", &msg).error(), Errc::invalid_argument);
-  EXPECT_EQ(st->write_attr("algorithm_params", "colour=blue", &msg).error(), Errc::invalid_argument);
+  EXPECT_EQ(st->write_attr("algorithm_params", "algo=lz4 level=1", &msg).error(),
+            Errc::invalid_argument);
+  EXPECT_EQ(st->write_attr("algorithm_params", "colour=blue", &msg).error(),
+            Errc::invalid_argument);
   ASSERT_TRUE(st->write_attr("algorithm_params", "algo=zstd level=9"));
-  EXPECT_EQ(st->write_attr("recomp_algorithm", "algo=zstd priority=4", &msg).error(), Errc::invalid_argument);
+  EXPECT_EQ(st->write_attr("recomp_algorithm", "algo=zstd priority=4", &msg).error(),
+            Errc::invalid_argument);
   EXPECT_EQ(st->write_attr("recomp_algorithm", "priority=1", &msg).error(), Errc::invalid_argument);
   ASSERT_TRUE(st->write_attr("recomp_algorithm", "algo=lz4hc priority=2"));
   EXPECT_EQ(st->read_attr("recomp_algorithm").value().rfind("#2: ", 0), 0u);
@@ -107,7 +111,9 @@ TEST(StoreIoTest, SameFilledHugeAndCompressed) {
     unsigned char expect[kBlockSize];
     ASSERT_TRUE(st->read(i, out));
     if (i == 0) std::memset(expect, 0, kBlockSize);
-    if (i == 1) for (unsigned k = 0; k < kBlockSize; k++) expect[k] = static_cast<unsigned char>(0xab + (k % 8) * 3);
+    if (i == 1)
+      for (unsigned k = 0; k < kBlockSize; k++)
+        expect[k] = static_cast<unsigned char>(0xab + (k % 8) * 3);
     if (i == 2) make_block(expect, 0, 7);
     if (i == 3) make_block(expect, 2, 8);
     EXPECT_EQ(std::memcmp(out, expect, kBlockSize), 0) << "block " << i;
@@ -136,8 +142,8 @@ TEST(StoreIoTest, MmStatFormatIsTheKernels) {
   const MmStat m = st->mm_stat();
   std::snprintf(expect, sizeof expect, "%8llu %8llu %8llu %8llu %8llu %8llu %8llu %8llu %8llu\n",
                 (unsigned long long)m.orig_data_size, (unsigned long long)m.compr_data_size,
-                (unsigned long long)m.mem_used_total, 0ull, (unsigned long long)m.mem_used_max, 0ull, 0ull,
-                1ull, 1ull);
+                (unsigned long long)m.mem_used_total, 0ull, (unsigned long long)m.mem_used_max,
+                0ull, 0ull, 1ull, 1ull);
   EXPECT_EQ(mm, expect);
   EXPECT_EQ(st->read_attr("io_stat").value(), "       0        0 0        0\n");
   EXPECT_EQ(st->read_attr("debug_stat").value(),
@@ -226,7 +232,7 @@ TEST(StoreIoTest, CompactAndIdle) {
   std::string bs = st->read_attr("block_state").value();
   EXPECT_NE(bs.find("...i..\n"), std::string::npos);
   unsigned char out[kBlockSize];
-  ASSERT_TRUE(st->read(1, out));  // access clears IDLE
+  ASSERT_TRUE(st->read(1, out));                // access clears IDLE
   ASSERT_TRUE(st->write_attr("idle", "3600"));  // nothing is an hour old: all cleared
   bs = st->read_attr("block_state").value();
   EXPECT_EQ(bs.find("i..\n"), std::string::npos);

@@ -22,15 +22,16 @@ inline void make_block(unsigned char* b, int kind, std::uint64_t seed) {
     x ^= x << 17;
     return x;
   };
-  static const char* const kWords[] = {"zram ", "pool ", "compress ", "the ", "page ", "swap ",
-                                       "memory ", "kernel ", "handle ", "class "};
+  static const char* const kWords[] = {"zram ", "pool ",   "compress ", "the ",    "page ",
+                                       "swap ", "memory ", "kernel ",   "handle ", "class "};
   switch (kind) {
     case 0:
       for (unsigned i = 0; i < kBlockSize; i++) b[i] = static_cast<unsigned char>(next() >> 24);
       break;
     case 1: {
       const std::uint64_t w = next();
-      for (unsigned i = 0; i < kBlockSize; i++) b[i] = static_cast<unsigned char>(w >> (8 * (i % 8)));
+      for (unsigned i = 0; i < kBlockSize; i++)
+        b[i] = static_cast<unsigned char>(w >> (8 * (i % 8)));
       break;
     }
     case 2:
@@ -40,7 +41,8 @@ inline void make_block(unsigned char* b, int kind, std::uint64_t seed) {
       }
       break;
     default:
-      for (unsigned i = 0; i < kBlockSize; i++) b[i] = i < kBlockSize / 2 ? static_cast<unsigned char>(next() >> 24) : 0;
+      for (unsigned i = 0; i < kBlockSize; i++)
+        b[i] = i < kBlockSize / 2 ? static_cast<unsigned char>(next() >> 24) : 0;
       break;
   }
 }

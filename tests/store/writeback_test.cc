@@ -36,7 +36,8 @@ class WritebackTest : public ::testing::Test {
   void fill_layout(Store& s) {
     for (std::uint64_t i = 0; i < 16; i++) model_.write(s, i, random_page(*rng_));
     for (std::uint64_t i = 16; i < 48; i++) model_.write(s, i, text_page(*rng_));
-    for (std::uint64_t i = 48; i < 56; i++) model_.write(s, i, same_page(0x0101010101010101ull * i));
+    for (std::uint64_t i = 48; i < 56; i++)
+      model_.write(s, i, same_page(0x0101010101010101ull * i));
     s.check_invariants();
   }
 
@@ -112,7 +113,8 @@ TEST_F(WritebackTest, IdleWritesBackUntouchedIdleSlots) {
   fill_layout(*s);
   write_attr_ok(*s, "idle", "all");
   Page buf;
-  for (std::uint64_t i : {0, 1, 16, 17, 18}) ASSERT_TRUE(s->read(i, buf.data()).has_value());  // not idle
+  for (std::uint64_t i : {0, 1, 16, 17, 18})
+    ASSERT_TRUE(s->read(i, buf.data()).has_value());  // not idle
   write_attr_ok(*s, "writeback", "type=idle");
   s->check_invariants();
   EXPECT_EQ(s->bd_stat().bd_count, 48u - 5u);
@@ -151,13 +153,14 @@ TEST_F(WritebackTest, HugeIdleNeedsBoth) {
 TEST_F(WritebackTest, IncompressibleAfterRecompression) {
   SCOPED_TRACE(seed_trace(test_seed()));
   auto s = store(256, false, {"zstd"});
-  fill_layout(*s);                                    // random pages stay huge under zstd
+  fill_layout(*s);  // random pages stay huge under zstd
   for (std::uint64_t i = 60; i < 64; i++) model_.write(*s, i, nibble_page(rng()));  // rescued
   write_attr_ok(*s, "writeback", "incompressible");  // nothing marked yet
   EXPECT_EQ(s->bd_stat().bd_count, 0u);
   write_attr_ok(*s, "recompress", "type=huge");
   s->check_invariants();
-  for (std::uint64_t i = 0; i < 16; i++) EXPECT_TRUE(slot_flags(*s, i) & slotf::kIncompressible) << i;
+  for (std::uint64_t i = 0; i < 16; i++)
+    EXPECT_TRUE(slot_flags(*s, i) & slotf::kIncompressible) << i;
   for (std::uint64_t i = 60; i < 64; i++) EXPECT_EQ(slot_prio(*s, i), 1u) << i;
   write_attr_ok(*s, "writeback", "type=incompressible");
   s->check_invariants();
@@ -176,8 +179,9 @@ TEST_F(WritebackTest, PageIndexAndRanges) {
   fill_layout(*s);
   // Single indexes and ranges mix; same-filled (50) and unwritten (100) blocks are skipped,
   // duplicates are written once.
-  write_attr_ok(*s, "writeback", "page_index=3 page_index=20 page_indexes=30-33 page_index=50 "
-                                 "page_index=100 page_indexes=31-34 page_index=3");
+  write_attr_ok(*s, "writeback",
+                "page_index=3 page_index=20 page_indexes=30-33 page_index=50 "
+                "page_index=100 page_indexes=31-34 page_index=3");
   s->check_invariants();
   EXPECT_EQ(s->bd_stat().bd_count, 7u);
   EXPECT_EQ(s->bd_stat().bd_writes, 7u);
@@ -420,7 +424,9 @@ TEST_F(WritebackTest, CompressedWritebackRoundTrip) {
     EXPECT_EQ(slot_flags(*s, i) & (slotf::kWb | slotf::kWbCompressed), slotf::kWb) << i;
   }
   for (std::uint64_t i = 16; i < 48; i++) {
-    EXPECT_EQ(slot_flags(*s, i) & (slotf::kWb | slotf::kWbCompressed), slotf::kWb | slotf::kWbCompressed) << i;
+    EXPECT_EQ(slot_flags(*s, i) & (slotf::kWb | slotf::kWbCompressed),
+              slotf::kWb | slotf::kWbCompressed)
+        << i;
     EXPECT_EQ(slot_prio(*s, i), 0u) << i;
   }
   for (std::uint64_t i = 60; i < 70; i++) EXPECT_EQ(slot_prio(*s, i), 1u) << i;  // zstd on read
@@ -496,7 +502,10 @@ TEST_F(WritebackTest, ConcurrentIoAndPostProcessing) {
         const std::uint64_t k = r.uniform(10);
         if (k < 4) {
           const std::uint64_t kind = r.uniform(3);
-          models[t].write(*s, i, kind == 0 ? random_page(r) : kind == 1 ? nibble_page(r) : text_page(r));
+          models[t].write(*s, i,
+                          kind == 0   ? random_page(r)
+                          : kind == 1 ? nibble_page(r)
+                                      : text_page(r));
         } else if (k < 8) {
           ASSERT_TRUE(s->read(i, buf.data()).has_value());
           const Page* want = models[t].expected(i);
@@ -538,7 +547,8 @@ TEST_F(WritebackTest, ConcurrentIoAndPostProcessing) {
   for (auto& t : io) t.join();
   EXPECT_GT(done_passes.load(), 0);
   EXPECT_GT(s->bd_stat().bd_writes, 0u);
-  for (std::uint64_t i = 0; i < kBlocks; i++) EXPECT_EQ(slot_flags(*s, i) & slotf::kPpSlot, 0u) << i;
+  for (std::uint64_t i = 0; i < kBlocks; i++)
+    EXPECT_EQ(slot_flags(*s, i) & slotf::kPpSlot, 0u) << i;
   s->check_invariants();
   Page buf, zero{};
   for (std::uint64_t i = 0; i < kBlocks; i++) {

@@ -73,7 +73,7 @@ TEST(SleepingReaderTest, CompactAndReadersProceedWhileReadersSleep) {
   release.store(true);
   for (auto& t : sleepers) t.join();
   zs_compact(pool);
-  struct zs_pool_stats st{};
+  struct zs_pool_stats st {};
   zs_pool_stats(pool, &st);
   EXPECT_GE(st.pages_compacted, freed);
   for (unsigned long h : hs) zs_free(pool, h);

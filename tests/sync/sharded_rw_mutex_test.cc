@@ -48,7 +48,7 @@ TEST(ShardedRwMutexTest, WriterWaitsForReadersAndBlocksNewOnes) {
 
 TEST(ShardedRwMutexTest, ExclusionUnderContention) {
   ShardedRwMutex m{LockLevel::store_init, "test"};
-  long value = 0;             // written only under the exclusive lock
+  long value = 0;              // written only under the exclusive lock
   std::atomic<int> inside{0};  // readers inside
   std::atomic<bool> stop{false};
   std::atomic<long> bad{0}, reads{0};

@@ -60,9 +60,7 @@ struct RefGeometry {
     return s > 254 ? 254 : static_cast<unsigned>(s);
   }
   // The class an allocation of `size` bytes lands in (uzram objects have no header).
-  const RefClass& class_for_alloc(std::size_t size) const {
-    return cls[slot_class[slot_of(size)]];
-  }
+  const RefClass& class_for_alloc(std::size_t size) const { return cls[slot_class[slot_of(size)]]; }
 };
 
 }  // namespace uzram::testing
