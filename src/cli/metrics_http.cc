@@ -6,7 +6,7 @@
 // libmicrohttpd is loaded with dlopen when --metrics is given, not linked: it pulls in
 // GnuTLS, and a server without metrics and TLS maps neither (nbd/tls.cc does the same).
 #include <arpa/inet.h>
-#include <dlfcn.h>
+
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "cli/metrics.h"
+#include "util/dynlib.h"
 #include "util/errno_text.h"
 
 namespace uzram::cli {
@@ -41,20 +42,12 @@ struct MhdLib {
 
 MhdLib load_mhd() noexcept {
   MhdLib m;
-  // RTLD_NODELETE: never unloaded (a daemon thread may still be winding down).
-  void* h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-  if (h == nullptr) {
-    // NOLINTNEXTLINE(concurrency-mt-unsafe): once, under the static initialisation's lock
-    const char* e = dlerror();
-    m.error = std::string("cannot load libmicrohttpd (libmicrohttpd.so.12): ") +
-              (e ? e : "unknown error");
-    return m;
-  }
-#define UZRAM_MHD_LOAD(name)                                    \
-  m.name = reinterpret_cast<decltype(m.name)>(dlsym(h, #name)); \
-  if (m.name == nullptr && m.error.empty()) m.error = "libmicrohttpd lacks " #name
+  // Never unloaded: a daemon thread may still be winding down.
+  DynLib lib("libmicrohttpd.so.12", "libmicrohttpd");
+#define UZRAM_MHD_LOAD(name) m.name = reinterpret_cast<decltype(m.name)>(lib.sym(#name))
   UZRAM_MHD_FUNCTIONS(UZRAM_MHD_LOAD)
 #undef UZRAM_MHD_LOAD
+  m.error = lib.error();
   return m;
 }
 

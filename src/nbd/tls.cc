@@ -6,8 +6,8 @@
 // tasn1, unistring, idn2: 2.3 MiB of resident memory; docs/uzram-serve.md#memory). Only
 // its headers are used at build time, for the types, constants and prototypes.
 #include "nbd/tls.h"
+#include "util/dynlib.h"
 
-#include <dlfcn.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <sys/socket.h>
@@ -74,24 +74,14 @@ struct GnutlsLib {
 
 GnutlsLib load_gnutls() noexcept {
   GnutlsLib g;
-  // RTLD_NODELETE: never unloaded (its destructors would run under live sessions).
-  void* h = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-  if (h == nullptr) {
-    // NOLINTNEXTLINE(concurrency-mt-unsafe): once, under the static initialisation's lock
-    const char* e = dlerror();
-    g.error = std::string("cannot load GnuTLS (libgnutls.so.30): ") + (e ? e : "unknown error");
-    return g;
-  }
-  const auto sym = [&](const char* name) -> void* {
-    void* p = dlsym(h, name);
-    if (p == nullptr && g.error.empty()) g.error = std::string("GnuTLS lacks ") + name;
-    return p;
-  };
-#define UZRAM_GNUTLS_LOAD(name) g.name = reinterpret_cast<decltype(g.name)>(sym(#name))
+  // Never unloaded: its destructors would run under live sessions.
+  DynLib lib("libgnutls.so.30", "GnuTLS");
+#define UZRAM_GNUTLS_LOAD(name) g.name = reinterpret_cast<decltype(g.name)>(lib.sym(#name))
   UZRAM_GNUTLS_FUNCTIONS(UZRAM_GNUTLS_LOAD)
 #undef UZRAM_GNUTLS_LOAD
-  if (auto* m = static_cast<gnutls_alloc_function*>(sym("gnutls_malloc"))) g.malloc_fn = *m;
-  if (auto* f = static_cast<gnutls_free_function*>(sym("gnutls_free"))) g.free_fn = *f;
+  if (auto* m = static_cast<gnutls_alloc_function*>(lib.sym("gnutls_malloc"))) g.malloc_fn = *m;
+  if (auto* f = static_cast<gnutls_free_function*>(lib.sym("gnutls_free"))) g.free_fn = *f;
+  g.error = lib.error();
   return g;
 }
 

@@ -15,19 +15,14 @@
 #include "store/store_impl.h"
 
 namespace uzram {
-namespace {
 
-// Usable blocks of the backing device (0: none): its allocator's once initialised, else
-// what the file holds (block 0 is never used). Caller holds init_lock_.
-std::uint64_t backing_blocks(const StoreImpl& s) noexcept {
+std::uint64_t policy_backing_blocks(const StoreImpl& s) noexcept {
   s.init_lock_.assert_held_shared();
   if (!s.backing_) return 0;
   const StoreImpl::Backing& b = *s.backing_;
   const std::uint64_t n = b.alloc.nblocks() ? b.alloc.nblocks() : b.tier->size_blocks();
   return n ? n - 1 : 0;
 }
-
-}  // namespace
 
 Policy::Policy(StoreImpl& s) noexcept : s_(s), worker_([this] { job(); }) {}
 
@@ -153,7 +148,7 @@ void Policy::job() noexcept {
   {
     MutexLock g(mu_);
     if (spec_.mode == PolicyMode::off) return;
-    p = resolve_policy(spec_, backing_blocks(s_));
+    p = resolve_policy(spec_, policy_backing_blocks(s_));
     if (!anchored_) {
       clock_.anchor = s_.now_seconds();
       anchored_ = true;

@@ -53,6 +53,11 @@ struct PolicyStats {
   std::uint64_t idle_age = 0;            // the last round's idle age, seconds
 };
 
+// Usable blocks of the backing tier (0: none), as the engine scales its sizes: its
+// allocator's once initialised, else what the tier holds (block 0 is never used). Caller
+// holds init_lock_.
+std::uint64_t policy_backing_blocks(const StoreImpl& s) noexcept;
+
 class Policy {
  public:
   explicit Policy(StoreImpl& s) noexcept;

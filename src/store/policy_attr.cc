@@ -20,15 +20,6 @@ bool recompression_named(const StoreImpl& s) noexcept {
   return false;
 }
 
-// Usable backing blocks for the sizes shown (as the engine resolves them).
-std::uint64_t shown_backing_blocks(const StoreImpl& s) noexcept {
-  s.init_lock_.assert_held_shared();
-  if (!s.backing_) return 0;
-  const StoreImpl::Backing& b = *s.backing_;
-  const std::uint64_t n = b.alloc.nblocks() ? b.alloc.nblocks() : b.tier->size_blocks();
-  return n ? n - 1 : 0;
-}
-
 }  // namespace
 
 Result<void> attr::parse_policy(const StoreImpl&, std::string_view text, AttrArg* out,
@@ -55,7 +46,7 @@ Result<void> attr::write_policy(StoreImpl& s, AttrArg& arg, std::string* msg) no
 
 Result<std::string> attr::read_policy(const StoreImpl& s, std::string* msg) noexcept {
   ReaderLock l(s.init_lock_);
-  std::string text = format_policy(s.policy_.spec(), shown_backing_blocks(s));
+  std::string text = format_policy(s.policy_.spec(), policy_backing_blocks(s));
   if (text.empty()) return fail(msg, Errc::no_memory, "policy: out of memory").error();
   return text;
 }
