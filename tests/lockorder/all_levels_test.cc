@@ -7,9 +7,6 @@
 // nothing takes any more fails here: remove it from lock_order.h and docs/locking.md.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -28,6 +25,7 @@
 #include "pool/pool_internal.h"
 #include "sync/lock_order.h"
 #include "testing/temp_dir.h"
+#include "util/unix_socket.h"
 #include "uzram/memory.h"
 #include "uzram/store.h"
 #include "uzram/store_registry.h"
@@ -91,26 +89,13 @@ void drive_store(StoreRegistry& reg, const TempDir& dir) {
   s->check_invariants();
 }
 
-int connect_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // An NBD client: GO on zram0, a partial-block write (read-modify-write under a stripe), a
 // read back, a trim (a discard's stripe set), then DISC.
 void nbd_client(const std::string& path) {
   using namespace nbd;  // NOLINT
-  const int fd = connect_unix(path);
+  // 10 s: a missing reply fails the test instead of hanging it.
+  const int fd = connect_unix_socket(path, nullptr, 10000).value_or(-1);
   ASSERT_GE(fd, 0);
-  timeval tv{10, 0};  // a missing reply fails the test instead of hanging it
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::uint8_t hello[18];
   ASSERT_TRUE(read_full(fd, hello, sizeof hello));
   const std::string name = "zram0";
@@ -217,12 +202,11 @@ void drive_control(StoreRegistry& reg, const TempDir& dir) {
   const std::string path = dir / "control.sock";
   auto server = ControlServer::start(path, ControlTargets(reg), &msg);
   ASSERT_TRUE(server) << msg;
-  const int fd = connect_unix(path);
+  // 10 s: a wrong reply fails the test instead of hanging it.
+  const int fd = connect_unix_socket(path, nullptr, 10000).value_or(-1);
   ASSERT_GE(fd, 0);
   const std::string q = "USE zram0\nREAD disksize\n";
   ASSERT_EQ(::write(fd, q.data(), q.size()), static_cast<ssize_t>(q.size()));
-  timeval tv{10, 0};  // a wrong reply fails the test instead of hanging it
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string got;
   char buf[256];
   while (got.find("1048576\n") == std::string::npos && got.find("ERR") == std::string::npos) {

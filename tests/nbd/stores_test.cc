@@ -3,7 +3,6 @@
 // race real connections and control requests (run under TSan in the tsan suite).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +21,7 @@
 #include "nbd/wire.h"
 #include "testing/seed.h"
 #include "testing/temp_dir.h"
+#include "util/unix_socket.h"
 #include "uzram/store.h"
 #include "uzram/store_registry.h"
 
@@ -164,24 +164,12 @@ TEST_F(StoresTest, InfoAndGoByName) {
 
 // ---- Races: hot_add/hot_remove against connections and control clients ------------------
 
-int connect_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // A client: GO on `name`, then a 4 KiB write and read-back of block `index`, then DISC.
 // Returns -1 when the export was refused (not there, not initialised), 0 when the I/O
 // round trip was right, 1 when anything went wrong after entering transmission.
 int client_round(const std::string& path, const std::string& name, std::uint64_t index,
                  std::uint8_t fill) {
-  const int fd = connect_unix(path);
+  const int fd = connect_unix_socket(path, nullptr).value_or(-1);
   if (fd < 0) return 1;
   std::uint8_t hello[18];
   std::vector<std::uint8_t> c = {0, 0, 0, 3};
