@@ -12,10 +12,14 @@
 #include "pool/handle_table.h"
 #include "pool/pool_internal.h"
 #include "testing/pool_helpers.h"
+#include "testing/rss.h"
 #include "uzram/pool.h"
 
 namespace uzram {
 namespace {
+
+using testing::kShadowMemory;
+using testing::rss_bytes;
 
 unsigned thread_count() {
   unsigned n = 0;
@@ -65,27 +69,6 @@ TEST(SwapPool, HandleReserveIsMappedAtCreate) {
   (*pool)->check_invariants();
   (*pool)->free_batch(hs.data(), hs.size());
   (*other)->free_batch(hs2.data(), hs2.size());
-}
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kShadowMemory = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr bool kShadowMemory = true;
-#else
-constexpr bool kShadowMemory = false;
-#endif
-#else
-constexpr bool kShadowMemory = false;
-#endif
-
-std::size_t rss_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  unsigned long size = 0, resident = 0;
-  if (f == nullptr) return 0;
-  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
-  std::fclose(f);
-  return n == 2 ? resident * 4096 : 0;
 }
 
 TEST(SwapPool, PrefaultMakesEveryFrameResidentAtCreate) {

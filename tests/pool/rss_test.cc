@@ -13,20 +13,14 @@
 
 #include "pool/frame_arena.h"
 #include "testing/pool_helpers.h"
+#include "testing/rss.h"
 #include "uzram/pool.h"
 
 namespace uzram {
 namespace {
 
 #ifdef __linux__
-std::size_t rss_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long size = 0, resident = 0;
-  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
-  std::fclose(f);
-  return n == 2 ? resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE)) : 0;
-}
+using testing::rss_bytes;
 
 std::unique_ptr<Pool> make(std::uint32_t decay_ms) {
   PoolOptions o;
@@ -56,17 +50,7 @@ std::vector<Handle> fill(Pool& pool) {
   return hs;
 }
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kShadowMemory = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr bool kShadowMemory = true;
-#else
-constexpr bool kShadowMemory = false;
-#endif
-#else
-constexpr bool kShadowMemory = false;
-#endif
+using testing::kShadowMemory;
 
 // The bound docs/design.md#frames states: resident frames are at most the pool's frames,
 // its idle frames and the 1 MiB prefault window, plus metadata. (Not checked under a
