@@ -76,6 +76,18 @@ struct IoCounts {
   std::uint64_t blocks_written = 0;
 };
 
+// Multi-page compression units (the unit_stat attribute; docs/units.md, docs/store.md):
+// all zero on a store of 4 KiB units.
+struct UnitStat {
+  std::uint64_t units = 0;          // unit objects stored now (raw ones included)
+  std::uint64_t whole_reads = 0;    // whole-unit reads (one decompression into the caller's buffer)
+  std::uint64_t partial_reads = 0;  // block reads of a unit's member
+  std::uint64_t cache_hits = 0;     // partial reads served from a stream's decoded-unit cache
+  std::uint64_t rmw_writes = 0;     // partial writes (and discards) that re-encoded the unit
+  std::uint64_t split_writes = 0;   // partial writes (and discards) that split the unit
+  std::uint64_t splits = 0;         // units split into 4 KiB blocks, by any cause
+};
+
 // Where one store's resident memory is, in bytes (Store::memory(); uzram/memory.h says
 // how each is measured).
 struct StoreMemory {
@@ -176,6 +188,15 @@ class Store {
   // contents of the block stay intact), codec_failed, io_error (backing device).
   [[nodiscard]] Result<void> write(std::uint64_t index, const void* block) noexcept;
   [[nodiscard]] Result<void> read(std::uint64_t index, void* block) noexcept;
+  // `count` consecutive blocks from `index` (count * 4096 bytes, 8-byte aligned). On a
+  // store with units (unit_size above 4K), the aligned whole units inside the range are
+  // written as units and read with one decompression each; the rest goes block by block.
+  // Not atomic: on an error, blocks before the failing one may already hold the new data
+  // (a failed block keeps its old contents, as with write).
+  [[nodiscard]] Result<void> write_blocks(std::uint64_t index, std::uint64_t count,
+                                          const void* data) noexcept;
+  [[nodiscard]] Result<void> read_blocks(std::uint64_t index, std::uint64_t count,
+                                         void* data) noexcept;
   // Frees every whole block in [offset, offset + len) (partial blocks are skipped, as
   // zram does); discard and write-zeroes are the same operation.
   [[nodiscard]] Result<void> discard(std::uint64_t offset, std::uint64_t len) noexcept;
@@ -192,6 +213,10 @@ class Store {
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] bool initialized() const noexcept;
   [[nodiscard]] std::uint64_t disksize() const noexcept;
+  // The compression unit in bytes (the unit_size attribute): 4096 (default), 16384, 32768
+  // or 65536.
+  [[nodiscard]] std::uint64_t unit_size() const noexcept;
+  [[nodiscard]] UnitStat unit_stat() const noexcept;
   [[nodiscard]] MmStat mm_stat() const noexcept;
   [[nodiscard]] IoStat io_stat() const noexcept;
   [[nodiscard]] BdStat bd_stat() const noexcept;

@@ -308,6 +308,26 @@ Result<void> write_compressed_writeback(StoreImpl& s, AttrArg& arg, std::string*
   return {};
 }
 
+// ---- unit_size ---------------------------------------------------------------------------
+
+Result<void> parse_unit_size(const StoreImpl&, std::string_view text, AttrArg* out,
+                             std::string* msg) noexcept {
+  auto v = parse_size(text);
+  if (!v || (*v != 4096 && *v != 16384 && *v != 32768 && *v != 65536)) {
+    return fail(msg, Errc::invalid_argument,
+                "unit_size: expects 4K, 16K, 32K or 64K (the compression unit's bytes)");
+  }
+  out->number = *v;
+  return {};
+}
+
+Result<void> write_unit_size(StoreImpl& s, AttrArg& arg, std::string* msg) noexcept {
+  WriterLock l(s.init_lock_);
+  if (s.disksize_) return fail(msg, Errc::busy, "unit_size: device already initialised");
+  s.unit_size_ = static_cast<std::uint32_t>(arg.number);
+  return {};
+}
+
 Result<void> parse_writeback_limit(const StoreImpl&, std::string_view text, AttrArg* out,
                                    std::string* msg) noexcept {
   std::uint64_t v;

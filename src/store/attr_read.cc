@@ -118,6 +118,20 @@ Result<std::string> read_compressed_writeback(const StoreImpl& s, std::string*) 
   return fmt("%d\n", s.compressed_writeback_ ? 1 : 0);
 }
 
+Result<std::string> read_unit_size(const StoreImpl& s, std::string*) noexcept {
+  ReaderLock l(s.init_lock_);
+  return fmt("%u\n", s.unit_size_);
+}
+
+// units whole_reads partial_reads cache_hits rmw_writes split_writes splits (docs/store.md)
+Result<std::string> read_unit_stat(const StoreImpl& s, std::string*) noexcept {
+  const UnitStat u = s.do_unit_stat();
+  return fmt("%8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
+             " %8" PRIu64 "\n",
+             u.units, u.whole_reads, u.partial_reads, u.cache_hits, u.rmw_writes, u.split_writes,
+             u.splits);
+}
+
 // One line per stored block: index, access time, and the flags s(ame) w(ritten back)
 // h(uge) i(dle) r(ecompressed) n (incompressible).
 Result<std::string> read_block_state(const StoreImpl& s, std::string* msg) noexcept {

@@ -56,6 +56,9 @@ constexpr AttrDef kAttrs[] = {
     {"policy", M::rw, 0, parse_policy, write_policy, read_policy},
     {"policy_stat", M::ro, 0, nullptr, nullptr, read_policy_stat},
     {"memory", M::ro, 0, nullptr, nullptr, read_memory},
+    // uzram: multi-page compression units (docs/units.md).
+    {"unit_size", M::rw, kBefore, parse_unit_size, write_unit_size, read_unit_size},
+    {"unit_stat", M::ro, 0, nullptr, nullptr, read_unit_stat},
 };
 
 // The rows' flags agree with their modes: a trigger only write-only, a before-init

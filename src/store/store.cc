@@ -57,6 +57,21 @@ bool Store::initialized() const noexcept {
   ReaderLock l(impl(this)->init_lock_);
   return impl(this)->disksize_ != 0;
 }
+Result<void> Store::write_blocks(std::uint64_t i, std::uint64_t n, const void* d) noexcept {
+  auto r = impl(this)->do_write_blocks(i, n, d);
+  if (r) impl(this)->stats_.blocks_written.fetch_add(n, std::memory_order_relaxed);
+  return r;
+}
+Result<void> Store::read_blocks(std::uint64_t i, std::uint64_t n, void* d) noexcept {
+  auto r = impl(this)->do_read_blocks(i, n, d);
+  if (r) impl(this)->stats_.blocks_read.fetch_add(n, std::memory_order_relaxed);
+  return r;
+}
+std::uint64_t Store::unit_size() const noexcept {
+  ReaderLock l(impl(this)->init_lock_);
+  return impl(this)->unit_size_;
+}
+UnitStat Store::unit_stat() const noexcept { return impl(this)->do_unit_stat(); }
 std::uint64_t Store::disksize() const noexcept {
   ReaderLock l(impl(this)->init_lock_);
   return impl(this)->disksize_;
@@ -267,6 +282,7 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
   std::shared_ptr<Backing> old = backing_close_locked();
   backing_path_.clear();
   compressed_writeback_ = false;
+  unit_size_ = kBlockSize;
   for (unsigned p = 1; p < kMaxPriorities; p++) comp_[p] = CodecSpec{};
   comp_[0] = CodecSpec{};  // the kernel restores its default algorithm on reset
   comp_[0].name = kDefaultAlgorithm;
@@ -275,10 +291,14 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
   wb_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_enable_.store(false, std::memory_order_relaxed);
   for (ShardedCounter* c :
-       {&stats_.pages_stored, &stats_.compr_data_size, &stats_.same_pages, &stats_.huge_pages,
-        &stats_.huge_pages_since, &stats_.failed_reads, &stats_.failed_writes, &stats_.notify_free,
-        &stats_.miss_free, &stats_.bd_count, &stats_.bd_reads, &stats_.bd_writes, &stats_.wb_failed,
-        &stats_.bd_read_failed, &stats_.bd_compacted}) {
+       {&stats_.pages_stored,    &stats_.compr_data_size,  &stats_.same_pages,
+        &stats_.huge_pages,      &stats_.huge_pages_since, &stats_.failed_reads,
+        &stats_.failed_writes,   &stats_.notify_free,      &stats_.miss_free,
+        &stats_.bd_count,        &stats_.bd_reads,         &stats_.bd_writes,
+        &stats_.wb_failed,       &stats_.bd_read_failed,   &stats_.bd_compacted,
+        &stats_.units,           &stats_.unit_whole_reads, &stats_.unit_partial_reads,
+        &stats_.unit_cache_hits, &stats_.unit_rmw_writes,  &stats_.unit_split_writes,
+        &stats_.unit_splits}) {
     c->store(0);
   }
   stats_.max_used_pages.store(0, std::memory_order_relaxed);
@@ -330,6 +350,13 @@ MmStat StoreImpl::do_mm_stat() const noexcept {
   m.huge_pages = ld(stats_.huge_pages);
   m.huge_pages_since = ld(stats_.huge_pages_since);
   return m;
+}
+
+UnitStat StoreImpl::do_unit_stat() const noexcept {
+  auto ld = [](const ShardedCounter& c) { return c.load(std::memory_order_relaxed); };
+  return {ld(stats_.units),           ld(stats_.unit_whole_reads), ld(stats_.unit_partial_reads),
+          ld(stats_.unit_cache_hits), ld(stats_.unit_rmw_writes),  ld(stats_.unit_split_writes),
+          ld(stats_.unit_splits)};
 }
 
 IoStat StoreImpl::do_io_stat() const noexcept {

@@ -98,6 +98,14 @@ struct StoreCounters {
   // so rates over them (`uzram status --watch`, metrics) never go negative.
   ShardedCounter blocks_read;
   ShardedCounter blocks_written;
+  // Units (UnitStat): unit objects stored now, and the unit I/O counters since init.
+  ShardedCounter units;
+  ShardedCounter unit_whole_reads;
+  ShardedCounter unit_partial_reads;
+  ShardedCounter unit_cache_hits;
+  ShardedCounter unit_rmw_writes;
+  ShardedCounter unit_split_writes;
+  ShardedCounter unit_splits;
   std::atomic<std::uint64_t> max_used_pages{0};
 };
 
@@ -116,6 +124,8 @@ class StoreImpl final : public Store {
 
   Result<void> do_write(std::uint64_t index, const void* block) noexcept;
   Result<void> do_read(std::uint64_t index, void* block) noexcept;
+  Result<void> do_write_blocks(std::uint64_t index, std::uint64_t count, const void* data) noexcept;
+  Result<void> do_read_blocks(std::uint64_t index, std::uint64_t count, void* data) noexcept;
   Result<void> do_discard(std::uint64_t offset, std::uint64_t len) noexcept;
   void do_slot_free_notify(std::uint64_t index) noexcept;
   bool slot_test(std::uint64_t index, std::uint32_t mask, std::uint64_t* handle) const noexcept;
@@ -123,6 +133,7 @@ class StoreImpl final : public Store {
   MmStat do_mm_stat() const noexcept;
   StoreMemory do_memory() const noexcept;  // memory.cc
   IoStat do_io_stat() const noexcept;
+  UnitStat do_unit_stat() const noexcept;
   BdStat do_bd_stat() const noexcept;
   void do_check_invariants() const noexcept;
 
@@ -151,6 +162,8 @@ class StoreImpl final : public Store {
   CodecSpec comp_[kMaxPriorities] ZS_GUARDED_BY(init_lock_);
   std::string backing_path_ ZS_GUARDED_BY(init_lock_);  // writeback target as shown ("" = none)
   bool compressed_writeback_ ZS_GUARDED_BY(init_lock_) = false;
+  // unit_size in bytes (kBlockSize: no units); written before disksize, kept until reset.
+  std::uint32_t unit_size_ ZS_GUARDED_BY(init_lock_) = kBlockSize;
   // The backing device, open (and flock'ed) from the write of backing_dev until reset or
   // `backing_dev none`; its allocator is sized at init (store/backing.h).
   struct Backing;

@@ -21,6 +21,7 @@ std::string good_value(std::string_view attr) {
   if (attr == "recomp_algorithm") return "algo=zstd";
   if (attr == "backing_dev") return "none";
   if (attr == "compressed_writeback") return "1";
+  if (attr == "unit_size") return "32K";
   return "";
 }
 
@@ -58,11 +59,12 @@ TEST(AttrTableTest, TheKernelsSets) {
     if (!i.readable) wo.insert(n);
   }
   EXPECT_EQ(before, (std::set<std::string>{"comp_algorithm", "algorithm_params", "recomp_algorithm",
-                                           "backing_dev", "compressed_writeback"}));
+                                           "backing_dev", "compressed_writeback", "unit_size"}));
   // writeback_compact is uzram's (packed writeback's reclamation), as backing_timeout_ms.
   EXPECT_EQ(triggers, (std::set<std::string>{"compact", "writeback_compact"}));
-  EXPECT_EQ(ro, (std::set<std::string>{"initstate", "io_stat", "mm_stat", "debug_stat", "bd_stat",
-                                       "block_state", "classes", "memory", "policy_stat"}));
+  EXPECT_EQ(
+      ro, (std::set<std::string>{"initstate", "io_stat", "mm_stat", "debug_stat", "bd_stat",
+                                 "block_state", "classes", "memory", "policy_stat", "unit_stat"}));
   EXPECT_EQ(wo, (std::set<std::string>{"reset", "compact", "mem_limit", "mem_used_max", "idle",
                                        "algorithm_params", "writeback", "recompress",
                                        "writeback_compact"}));
