@@ -45,11 +45,13 @@ bool send_info_export(Transport& t, std::uint32_t opt, const Backend& b, std::ui
   return reply(t, opt, kRepInfo, d, sizeof d);
 }
 
-bool send_info_block_size(Transport& t, std::uint32_t opt) {
+// Minimum 1 (byte-granular requests are served), preferred the backend's unit (a store's
+// unit_size: whole units are stored as units), maximum the largest payload.
+bool send_info_block_size(Transport& t, std::uint32_t opt, const Backend& b) {
   std::uint8_t d[14];
   put16(d, kInfoBlockSize);
   put32(d + 2, 1);
-  put32(d + 6, 4096);
+  put32(d + 6, b.preferred_block_size());
   put32(d + 10, kMaxPayload);
   return reply(t, opt, kRepInfo, d, sizeof d);
 }
@@ -321,7 +323,7 @@ Negotiation::Step Negotiation::on_info_or_go(std::uint32_t opt,
   }
   const bool ok = send_info_export(t(), opt, *b, size, neg_.structured) &&
                   (!name_wanted || send_info_name(t(), opt, ir.name)) &&
-                  send_info_block_size(t(), opt) && reply(t(), opt, kRepAck);
+                  send_info_block_size(t(), opt, *b) && reply(t(), opt, kRepAck);
   if (opt != kOptGo) return answered(ok);
   if (!ok) {
     b->close_user();

@@ -1,4 +1,4 @@
-// nbd/store_backend.cc - byte-granular I/O over the store's 4 KiB blocks.
+// nbd/store_backend.cc - byte-granular I/O over the store's 4 KiB blocks and its units.
 #include "nbd/store_backend.h"
 
 #include <algorithm>
@@ -18,7 +18,10 @@ std::uint32_t to_nbd(const std::error_code& ec) noexcept {
   return kEio;
 }
 
-alignas(64) const std::uint8_t kZeroBlock[kBlockSize] = {};
+// The largest unit (64 KiB) of zeros: WRITE_ZEROES with NO_HOLE writes whole units from it.
+constexpr std::size_t kMaxUnitBytes = 65536;
+alignas(64) const std::uint8_t kZeroUnit[kMaxUnitBytes] = {};
+const std::uint8_t* const kZeroBlock = kZeroUnit;
 
 // Store::read/write access blocks as 64-bit words: they need 8-byte-aligned buffers.
 bool aligned(const void* p) {
@@ -28,6 +31,15 @@ bool aligned(const void* p) {
 }  // namespace
 
 std::uint64_t StoreBackend::size() const noexcept { return store_.disksize(); }
+
+std::uint32_t StoreBackend::preferred_block_size() const noexcept {
+  return static_cast<std::uint32_t>(store_.unit_size());
+}
+
+std::uint64_t StoreBackend::blocks_per_unit() const noexcept {
+  const std::uint64_t n = store_.unit_size() / kBlockSize;
+  return n ? n : 1;
+}
 
 bool StoreBackend::open_user(std::uint64_t* size) noexcept {
   auto r = store_.open_user();
@@ -44,13 +56,18 @@ std::uint32_t StoreBackend::read(std::uint64_t offset, std::uint32_t len, void* 
   while (len > 0) {
     const std::uint64_t index = offset / kBlockSize;
     const std::size_t at = offset % kBlockSize;
-    const std::size_t n = std::min<std::size_t>(kBlockSize - at, len);
-    if (n == kBlockSize && aligned(out)) {
-      if (auto r = store_.read(index, out); !r) return to_nbd(r.error());
-    } else {
-      if (auto r = store_.read(index, tmp); !r) return to_nbd(r.error());
-      std::memcpy(out, tmp + at, n);
+    if (at == 0 && len >= kBlockSize && aligned(out)) {
+      // The whole blocks, in one call: whole units decompress once, into `out`.
+      const std::uint64_t blocks = len / kBlockSize;
+      if (auto r = store_.read_blocks(index, blocks, out); !r) return to_nbd(r.error());
+      out += blocks * kBlockSize;
+      offset += blocks * kBlockSize;
+      len -= static_cast<std::uint32_t>(blocks * kBlockSize);
+      continue;
     }
+    const std::size_t n = std::min<std::size_t>(kBlockSize - at, len);
+    if (auto r = store_.read(index, tmp); !r) return to_nbd(r.error());
+    std::memcpy(out, tmp + at, n);
     out += n;
     offset += n;
     len -= static_cast<std::uint32_t>(n);
@@ -60,7 +77,7 @@ std::uint32_t StoreBackend::read(std::uint64_t offset, std::uint32_t len, void* 
 
 std::uint32_t StoreBackend::patch(std::uint64_t index, std::size_t at, std::size_t n,
                                   const void* src) noexcept {
-  StripeGuard lock(*this, index);
+  StripeGuard lock(*this, index / blocks_per_unit());
   if (n == kBlockSize && aligned(src)) {
     auto r = store_.write(index, src);
     return r ? 0 : to_nbd(r.error());
@@ -74,11 +91,41 @@ std::uint32_t StoreBackend::patch(std::uint64_t index, std::size_t at, std::size
   return r ? 0 : to_nbd(r.error());
 }
 
+// One write_blocks call per unit (or per piece of a unit the range covers only partly),
+// each under its unit's stripe: the stripe is held for one unit's compression, never for
+// a whole request, so concurrent streams of large writes do not queue behind each other
+// (a request's run of stripes would collide with any other stream's run).
+std::uint32_t StoreBackend::write_whole(std::uint64_t first, std::uint64_t end,
+                                        const std::uint8_t* src, bool zeros) noexcept {
+  const std::uint64_t per_unit = blocks_per_unit();
+  while (first < end) {
+    const std::uint64_t unit = first / per_unit;
+    const std::uint64_t stop = std::min(end, (unit + 1) * per_unit);
+    {
+      StripeGuard lock(*this, unit);
+      auto r = store_.write_blocks(first, stop - first, src);
+      if (!r) return to_nbd(r.error());
+    }
+    if (!zeros) src += (stop - first) * kBlockSize;
+    first = stop;
+  }
+  return 0;
+}
+
 std::uint32_t StoreBackend::write(std::uint64_t offset, std::uint32_t len,
                                   const void* buf) noexcept {
   const auto* in = static_cast<const std::uint8_t*>(buf);
   while (len > 0) {
     const std::size_t at = offset % kBlockSize;
+    if (at == 0 && len >= kBlockSize && aligned(in)) {
+      const std::uint64_t blocks = len / kBlockSize;
+      const std::uint64_t index = offset / kBlockSize;
+      if (std::uint32_t e = write_whole(index, index + blocks, in, false)) return e;
+      in += blocks * kBlockSize;
+      offset += blocks * kBlockSize;
+      len -= static_cast<std::uint32_t>(blocks * kBlockSize);
+      continue;
+    }
     const std::size_t n = std::min<std::size_t>(kBlockSize - at, len);
     if (std::uint32_t e = patch(offset / kBlockSize, at, n, in)) return e;
     in += n;
@@ -88,8 +135,8 @@ std::uint32_t StoreBackend::write(std::uint64_t offset, std::uint32_t len,
   return 0;
 }
 
-StoreBackend::StripeGuard::StripeGuard(StoreBackend& b, std::uint64_t block) noexcept
-    : word_(b.stripes_[block % kStripes / kStripeBits]), bit_(1u << (block % kStripeBits)) {
+StoreBackend::StripeGuard::StripeGuard(StoreBackend& b, std::uint64_t unit) noexcept
+    : word_(b.stripes_[unit % kStripes / kStripeBits]), bit_(1u << (unit % kStripeBits)) {
   lockdep::acquire(LockLevel::nbd_stripe, LockKind::sleepable, &word_, "nbd_stripe", false, false,
                    SiteLoc::current());
   bit_lock(word_, bit_);
@@ -101,18 +148,22 @@ StoreBackend::StripeGuard::~StripeGuard() {
 }
 
 // Frees whole blocks [first, end) with one store discard per chunk of at most kStripes
-// blocks, holding the chunk's stripes meanwhile: consecutive blocks fall on distinct
-// stripes, so the chunk holds exactly the stripe of each of its blocks, and a partial
-// write (read-modify-write under its block's stripe) runs wholly before or after the
-// discard of that block - never around it. The stripe words are taken in increasing
-// index order (only a chunk holds more than one), so two discards cannot deadlock; a
-// partial write waits at most for one chunk's discard (4 MiB of blocks).
+// units, holding the chunk's stripes meanwhile: consecutive units fall on distinct
+// stripes, so the chunk holds exactly the stripe of each of its units, and a partial
+// write (read-modify-write under its unit's stripe) runs wholly before or after the
+// discard of that block - never around it. Chunks end on unit boundaries, so a unit the
+// range covers whole is discarded whole (the store frees it at once). The stripe words
+// are taken in increasing index order (only a chunk holds more than one), so two discards
+// cannot deadlock; a partial write waits at most for one chunk's discard.
 std::uint32_t StoreBackend::free_blocks(std::uint64_t first, std::uint64_t end) noexcept {
+  const std::uint64_t per_unit = blocks_per_unit();
   while (first < end) {
-    const std::uint64_t n = std::min<std::uint64_t>(end - first, kStripes);
+    const std::uint64_t unit0 = first / per_unit;
+    const std::uint64_t stop = std::min(end, (unit0 + kStripes) * per_unit);
+    const std::uint64_t last_unit = (stop - 1) / per_unit;
     std::uint32_t masks[kStripes / kStripeBits] = {};
-    for (std::uint64_t b = first; b < first + n; b++) {
-      masks[b % kStripes / kStripeBits] |= 1u << (b % kStripeBits);
+    for (std::uint64_t u = unit0; u <= last_unit; u++) {
+      masks[u % kStripes / kStripeBits] |= 1u << (u % kStripeBits);
     }
     // The chunk's stripes are one lock to the checker (named by this backend): they are
     // taken together, in word order.
@@ -121,13 +172,13 @@ std::uint32_t StoreBackend::free_blocks(std::uint64_t first, std::uint64_t end) 
     for (std::size_t w = 0; w < stripes_.size(); w++) {
       if (masks[w]) bits_lock(stripes_[w], masks[w]);
     }
-    auto r = store_.discard(first * kBlockSize, n * kBlockSize);
+    auto r = store_.discard(first * kBlockSize, (stop - first) * kBlockSize);
     for (std::size_t w = stripes_.size(); w-- > 0;) {
       if (masks[w]) bit_unlock(stripes_[w], masks[w]);
     }
     lockdep::release(this, SiteLoc::current());
     if (!r) return to_nbd(r.error());
-    first += n;
+    first = stop;
   }
   return 0;
 }
@@ -145,15 +196,15 @@ std::uint32_t StoreBackend::zero(std::uint64_t offset, std::uint32_t len, bool n
     const std::uint64_t index = offset / kBlockSize;
     std::uint32_t e;
     std::uint64_t n;
-    if (at == 0 && len >= kBlockSize && !no_hole) {
-      // Whole blocks become holes, all of them in one go.
+    if (at == 0 && len >= kBlockSize) {
+      // Whole blocks, all of them in one go: holes, or with NO_HOLE stored zero-filled
+      // (metadata only in the store: no compression, no pool memory), a unit at a time.
       const std::uint64_t blocks = len / kBlockSize;
-      e = free_blocks(index, index + blocks);
+      e = no_hole ? write_whole(index, index + blocks, kZeroUnit, true)
+                  : free_blocks(index, index + blocks);
       n = blocks * kBlockSize;
     } else {
-      // A partial block, or with NO_HOLE a stored zero-filled block (metadata only in the
-      // store: no compression, no pool memory).
-      n = std::min<std::size_t>(kBlockSize - at, len);
+      n = std::min<std::size_t>(kBlockSize - at, len);  // a partial block
       e = patch(index, at, static_cast<std::size_t>(n), kZeroBlock);
     }
     if (e) return e;
