@@ -43,6 +43,9 @@ int dispatch(int argc, const char* const* argv, const Io& io) {
   l->add_option("--then", load.then,
                 "'attr [value]' written after loading (bare attr: value 1), e.g. compact")
       ->allow_extra_args(false);
+  l->add_option("--unit-size", load.unit_sizes,
+                "compression unit(s): 4K, 16K, 32K or 64K; several (4K,32K) load the image once "
+                "per size and compare them");
   l->add_flag("-J,--json", load.json, "print one JSON object");
   l->add_option("-j,--jobs", load.jobs, "loader threads (default 1)")->check(CLI::Range(1u, 1024u));
 

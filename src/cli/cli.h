@@ -43,6 +43,9 @@ struct LoadOptions {
   std::string size;                // --size; empty: the image size rounded up to 4 KiB
   std::vector<std::string> attrs;  // -o attr=value
   std::vector<std::string> then;   // --then 'attr [value]'
+  // --unit-size SIZE[,SIZE...]: one size is -o unit_size=SIZE; several load the image once
+  // per size and print a comparison (docs/uzram.md#load).
+  std::string unit_sizes;
   bool json = false;
   unsigned jobs = 1;  // -j: loader threads
 };

@@ -49,6 +49,8 @@ constexpr Column kColumns[] = {
      [](R r) { return num(r.mm.compr_data_size); }},
     {"ALGORITHM", K::text, "the selected compression algorithm",
      [](R r) { return text(r.algorithm); }},
+    {"UNIT", K::bytes, "compression unit (unit_size): 4K, or 16K-64K multi-page units",
+     [](R r) { return num(r.unit_size); }},
     {"STREAMS", K::count, "number of concurrent compress operations",
      [](R r) { return num(r.streams); }},
     {"ZERO-PAGES", K::count, "same-filled pages, no memory allocated (same_pages)",
@@ -98,8 +100,9 @@ constexpr Column kColumns[] = {
 };
 constexpr std::size_t kNumColumns = std::size(kColumns);
 // zramctl's defaults, in its order (EXPORT joins them with `uzram serve`).
-constexpr const char* kDefaultColumns[] = {"NAME",  "ALGORITHM", "DISKSIZE", "DATA",
-                                           "COMPR", "TOTAL",     "STREAMS"};
+// UNIT (uzram's) after ALGORITHM.
+constexpr const char* kDefaultColumns[] = {"NAME", "ALGORITHM", "UNIT",  "DISKSIZE",
+                                           "DATA", "COMPR",     "TOTAL", "STREAMS"};
 
 std::string upper(std::string_view s) {
   std::string r(s);

@@ -21,6 +21,7 @@ struct StoreRow {
   bool initialized = false;
   std::uint64_t disksize = 0;
   std::string algorithm;
+  std::uint64_t unit_size = 4096;  // compression unit (a server without units: 4 KiB)
   unsigned streams = 0;
   MmStat mm;
   std::uint64_t zspages = 0;

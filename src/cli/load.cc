@@ -68,11 +68,13 @@ bool apply(Store& store, const Setting& s, const Io& io, std::string_view hint =
 // The loader: threads take 1 MiB chunks in turn. Failed writes for lack of memory
 // (mem_limit, pool exhausted) are counted; any other error stops the load.
 struct Loader {
-  Loader(Store& s, int f, std::uint64_t bytes) : store(s), fd(f), image_bytes(bytes) {}
+  Loader(Store& s, int f, std::uint64_t bytes)
+      : store(s), fd(f), image_bytes(bytes), per_unit(s.unit_size() / kBlockSize) {}
   Store& store;
   int fd;
   std::uint64_t image_bytes;
-  static constexpr std::uint64_t kChunk = 256 * kBlockSize;
+  std::uint64_t per_unit;  // blocks per compression unit (1: a 4 KiB store)
+  static constexpr std::uint64_t kChunk = 256 * kBlockSize;  // a multiple of every unit
   std::atomic<std::uint64_t> next{0}, done_bytes{0}, failed{0};
   std::atomic<bool> stop{false};
   Mutex mu{LockLevel::cli_load, "cli_load"};  // protects: error, error_msg, running
@@ -111,16 +113,19 @@ struct Loader {
       }
       const std::uint64_t blocks = (want + kBlockSize - 1) / kBlockSize;
       std::memset(buf.get() + want, 0, blocks * kBlockSize - want);  // zero-pad the tail
-      for (std::uint64_t b = 0; b < blocks; b++) {
-        auto r = store.write(off / kBlockSize + b, buf.get() + b * kBlockSize);
-        if (r) continue;
-        if (r.error() == Errc::limit_reached || r.error() == Errc::no_memory) {
-          failed.fetch_add(1, std::memory_order_relaxed);
-        } else {
+      // Whole units as units (a chunk starts on a unit boundary: 1 MiB is a multiple of
+      // every unit size); the image's last partial unit block by block.
+      for (std::uint64_t b = 0; b < blocks;) {
+        const std::uint64_t n = b + per_unit <= blocks ? per_unit : 1;
+        auto r = store.write_blocks(off / kBlockSize + b, n, buf.get() + b * kBlockSize);
+        if (!r && (r.error() == Errc::limit_reached || r.error() == Errc::no_memory)) {
+          failed.fetch_add(n, std::memory_order_relaxed);
+        } else if (!r) {
           fail(r.error(),
                fmt::format("write of block {}: {}", off / kBlockSize + b, r.error().message()));
           return finish();
         }
+        b += n;
       }
       done_bytes.fetch_add(want, std::memory_order_relaxed);
     }
@@ -133,6 +138,88 @@ struct Loader {
     cv.notify_all();
   }
 };
+
+struct Plan {
+  const LoadOptions& o;
+  const std::vector<Setting>& before;
+  const std::vector<Setting>& after;
+  const std::vector<Setting>& then;
+  std::uint64_t size;
+  int fd;
+  std::uint64_t image_bytes;
+};
+
+// One load of the image into a fresh store (unit: its unit_size, or null for -o's or the
+// default), then the --then commands. Returns the exit status (kExitOk: *store and *res
+// are filled).
+int load_once(const Plan& p, const std::string* unit, const Io& io, std::unique_ptr<Store>* out,
+              LoadResult* res) {
+  const LoadOptions& o = p.o;
+  auto created = Store::create("zram0");
+  if (!created) {
+    report(io, "load", created.error(), "");
+    return kExitFailed;
+  }
+  Store& store = **created;
+  if (!o.algo.empty()) {
+    std::string avail = "\n";
+    if (auto list = store.read_attr("comp_algorithm")) avail = *list;
+    avail.erase(std::remove(avail.begin(), avail.end(), '['), avail.end());
+    avail.erase(std::remove(avail.begin(), avail.end(), ']'), avail.end());
+    while (!avail.empty() && (avail.back() == '\n' || avail.back() == ' ')) avail.pop_back();
+    if (!apply(store, {"comp_algorithm", o.algo}, io, " (available: " + avail + ")"))
+      return kExitFailed;
+  }
+  if (unit && !apply(store, {"unit_size", *unit}, io)) return kExitFailed;
+  for (const Setting& s : p.before) {
+    if (!apply(store, s, io)) return kExitFailed;
+  }
+  if (!apply(store, {"disksize", std::to_string(p.size)}, io)) return kExitFailed;
+  for (const Setting& s : p.after) {
+    if (!apply(store, s, io)) return kExitFailed;
+  }
+
+  Loader loader(store, p.fd, p.image_bytes);
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    Progress bar(io.err, p.image_bytes, io.progress && !o.json);
+    std::vector<std::thread> threads;
+    MutexLock l(loader.mu);
+    loader.running = o.jobs;
+    l.unlock();
+    for (unsigned i = 0; i < o.jobs; i++) threads.emplace_back([&loader] { loader.work(); });
+    l.lock();
+    while (loader.running) {
+      loader.cv.wait_for(loader.mu, std::chrono::milliseconds(100));
+      bar.update(loader.done_bytes.load(std::memory_order_relaxed));
+    }
+    l.unlock();
+    for (std::thread& t : threads) t.join();
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  {
+    MutexLock l(loader.mu);  // the workers are joined: for the analysis
+    if (loader.error) {
+      report(io, "load", loader.error, o.image + ": " + loader.error_msg);
+      return kExitFailed;
+    }
+  }
+
+  res->image = o.image;
+  res->image_bytes = p.image_bytes;
+  res->failed_writes = loader.failed.load();
+  res->seconds = seconds;
+  for (const Setting& s : p.then) {
+    const auto t = std::chrono::steady_clock::now();
+    if (!apply(store, s, io)) return kExitFailed;
+    res->then.push_back(
+        {s.attr + (s.value == "1" ? "" : " " + s.value),
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count()});
+  }
+  *out = std::move(*created);
+  return kExitOk;
+}
 
 }  // namespace
 
@@ -211,69 +298,46 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
                                        o.size, image_bytes));
   }
 
-  auto created = Store::create("zram0");
-  if (!created) {
-    report(io, "load", created.error(), "");
-    return kExitFailed;
-  }
-  Store& store = **created;
-  if (!o.algo.empty()) {
-    std::string avail = "\n";
-    if (auto list = store.read_attr("comp_algorithm")) avail = *list;
-    avail.erase(std::remove(avail.begin(), avail.end(), '['), avail.end());
-    avail.erase(std::remove(avail.begin(), avail.end(), ']'), avail.end());
-    while (!avail.empty() && (avail.back() == '\n' || avail.back() == ' ')) avail.pop_back();
-    if (!apply(store, {"comp_algorithm", o.algo}, io, " (available: " + avail + ")"))
-      return kExitFailed;
-  }
+  // --unit-size: one size is -o unit_size=SIZE; several are loaded one after the other.
+  std::vector<std::string> units;
   for (const Setting& s : before) {
-    if (!apply(store, s, io)) return kExitFailed;
+    if (s.attr == "unit_size" && !o.unit_sizes.empty())
+      return usage_error(io, "load: give the unit size with --unit-size or -o unit_size, not both");
   }
-  if (!apply(store, {"disksize", std::to_string(size)}, io)) return kExitFailed;
-  for (const Setting& s : after) {
-    if (!apply(store, s, io)) return kExitFailed;
+  for (std::size_t at = 0; !o.unit_sizes.empty() && at <= o.unit_sizes.size();) {
+    const std::size_t comma = std::min(o.unit_sizes.find(',', at), o.unit_sizes.size());
+    const std::string u = o.unit_sizes.substr(at, comma - at);
+    const auto v = parse_size(u);
+    if (!v || (*v != 4096 && *v != 16384 && *v != 32768 && *v != 65536)) {
+      return usage_error(io, "load: --unit-size: '" + u +
+                                 "' is not a unit size (4K, 16K, 32K or 64K, comma-separated)");
+    }
+    units.push_back(u);
+    at = comma + 1;
   }
 
-  Loader loader(store, fd, image_bytes);
-  const auto t0 = std::chrono::steady_clock::now();
-  {
-    Progress bar(io.err, image_bytes, io.progress && !o.json);
-    std::vector<std::thread> threads;
-    MutexLock l(loader.mu);
-    loader.running = o.jobs;
-    l.unlock();
-    for (unsigned i = 0; i < o.jobs; i++) threads.emplace_back([&loader] { loader.work(); });
-    l.lock();
-    while (loader.running) {
-      loader.cv.wait_for(loader.mu, std::chrono::milliseconds(100));
-      bar.update(loader.done_bytes.load(std::memory_order_relaxed));
-    }
-    l.unlock();
-    for (std::thread& t : threads) t.join();
+  Plan plan{o, before, after, then, size, fd, image_bytes};
+  if (units.size() <= 1) {
+    std::unique_ptr<Store> store;
+    LoadResult res;
+    if (const int rc = load_once(plan, units.empty() ? nullptr : &units[0], io, &store, &res))
+      return rc;
+    const std::string text = o.json ? load_report_json(*store, res) : load_report_text(*store, res);
+    std::fwrite(text.data(), 1, text.size(), io.out);
+    return kExitOk;
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  {
-    MutexLock l(loader.mu);  // the workers are joined: for the analysis
-    if (loader.error) {
-      report(io, "load", loader.error, o.image + ": " + loader.error_msg);
-      return kExitFailed;
-    }
+  std::vector<UnitRun> runs;
+  for (const std::string& u : units) {
+    std::unique_ptr<Store> store;  // freed before the next load
+    UnitRun run;
+    if (const int rc = load_once(plan, &u, io, &store, &run.result)) return rc;
+    run.unit_size = store->unit_size();
+    run.mm = store->mm_stat();
+    run.units = store->unit_stat();
+    run.doc = load_report_doc(*store, run.result);
+    runs.push_back(std::move(run));
   }
-
-  LoadResult res;
-  res.image = o.image;
-  res.image_bytes = image_bytes;
-  res.failed_writes = loader.failed.load();
-  res.seconds = seconds;
-  for (const Setting& s : then) {
-    const auto t = std::chrono::steady_clock::now();
-    if (!apply(store, s, io)) return kExitFailed;
-    res.then.push_back(
-        {s.attr + (s.value == "1" ? "" : " " + s.value),
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count()});
-  }
-  const std::string text = o.json ? load_report_json(store, res) : load_report_text(store, res);
+  const std::string text = o.json ? unit_comparison_json(runs) : unit_comparison_text(runs);
   std::fwrite(text.data(), 1, text.size(), io.out);
   return kExitOk;
 }

@@ -31,8 +31,22 @@ std::vector<std::pair<const char*, std::uint64_t>> fields(const MmStat& m) {
           {"huge_pages_since", m.huge_pages_since}};
 }
 
+std::vector<std::pair<const char*, std::uint64_t>> fields(const UnitStat& u) {
+  return {{"units", u.units},
+          {"whole_reads", u.whole_reads},
+          {"partial_reads", u.partial_reads},
+          {"cache_hits", u.cache_hits},
+          {"rmw_writes", u.rmw_writes},
+          {"split_writes", u.split_writes},
+          {"splits", u.splits}};
+}
+
 std::string fixed(double v, int decimals, const char* suffix = "") {
   return std::isfinite(v) ? fmt::format("{:.{}f}{}", v, decimals, suffix) : std::string("-");
+}
+
+double mb_per_s(const LoadResult& res) {
+  return res.seconds > 0 ? static_cast<double>(res.image_bytes) / 1e6 / res.seconds : std::nan("");
 }
 
 }  // namespace
@@ -43,6 +57,7 @@ StoreRow row_of(const Store& s) {
   r.initialized = s.initialized();
   r.disksize = s.disksize();
   r.algorithm = s.comp_algorithm();
+  r.unit_size = s.unit_size();
   r.streams = s.streams();
   r.mm = s.mm_stat();
   if (const Pool* p = s.pool()) {
@@ -62,6 +77,10 @@ std::string load_report_text(const Store& store, const LoadResult& res) {
                      blocks);
   out += fmt::format("algorithm   {}, {} streams, disksize {}\n", store.comp_algorithm(),
                      store.streams(), store.disksize());
+  out += fmt::format("unit_size   {} ({})\n", store.unit_size(), human_size(store.unit_size()));
+  std::string us = "unit_stat  ";
+  for (const auto& [name, v] : fields(store.unit_stat())) us += fmt::format(" {} {}", name, v);
+  out += us + "\n";
   auto mm = store.read_attr("mm_stat");
   out += "mm_stat     " + (mm ? *mm : std::string("?\n"));
   for (const auto& [name, v] : fields(m)) {
@@ -89,11 +108,7 @@ std::string load_report_text(const Store& store, const LoadResult& res) {
   out += fmt::format("failed      {} writes\n", res.failed_writes);
   for (const LoadResult::Then& t : res.then)
     out += fmt::format("then        {}: {:.3f} s\n", t.command, t.seconds);
-  out +=
-      fmt::format("time        {:.3f} s, {} MB/s\n\n", res.seconds,
-                  fixed(res.seconds > 0 ? static_cast<double>(res.image_bytes) / 1e6 / res.seconds
-                                        : std::nan(""),
-                        1));
+  out += fmt::format("time        {:.3f} s, {} MB/s\n\n", res.seconds, fixed(mb_per_s(res), 1));
   const StoreRow row = row_of(store);
   std::vector<std::size_t> cols;
   std::string ignored;
@@ -106,6 +121,10 @@ std::string load_report_text(const Store& store, const LoadResult& res) {
 }
 
 std::string load_report_json(const Store& store, const LoadResult& res) {
+  return json_text(load_report_doc(store, res));
+}
+
+Json load_report_doc(const Store& store, const LoadResult& res) {
   const MmStat m = store.mm_stat();
   const IoStat io = store.io_stat();
   const BdStat bd = store.bd_stat();
@@ -116,6 +135,7 @@ std::string load_report_json(const Store& store, const LoadResult& res) {
   doc["disksize"] = store.disksize();
   doc["algorithm"] = store.comp_algorithm();
   doc["streams"] = store.streams();
+  doc["unit_size"] = store.unit_size();
   Json& mm = doc["mm_stat"] = Json::object();
   for (const auto& [name, v] : fields(m)) mm[name] = v;
   doc["io_stat"] = {{"failed_reads", io.failed_reads},
@@ -123,6 +143,8 @@ std::string load_report_json(const Store& store, const LoadResult& res) {
                     {"notify_free", io.notify_free}};
   doc["bd_stat"] = {
       {"bd_count", bd.bd_count}, {"bd_reads", bd.bd_reads}, {"bd_writes", bd.bd_writes}};
+  Json& us = doc["unit_stat"] = Json::object();
+  for (const auto& [name, v] : fields(store.unit_stat())) us[name] = v;
   doc["ratio"] = fixed_number(div(m.orig_data_size, m.compr_data_size), 4);
   doc["mem_ratio"] = fixed_number(div(m.orig_data_size, m.mem_used_total), 4);
   doc["overhead"] = fixed_number(
@@ -134,8 +156,46 @@ std::string load_report_json(const Store& store, const LoadResult& res) {
     then.push_back({{"command", t.command}, {"seconds", fixed_number(t.seconds, 6)}});
   }
   doc["seconds"] = fixed_number(res.seconds, 6);
-  doc["mb_per_s"] = fixed_number(
-      res.seconds > 0 ? static_cast<double>(res.image_bytes) / 1e6 / res.seconds : std::nan(""), 1);
+  doc["mb_per_s"] = fixed_number(mb_per_s(res), 1);
+  return doc;
+}
+
+std::string unit_comparison_text(const std::vector<UnitRun>& runs) {
+  std::string out;
+  const LoadResult& r0 = runs.front().result;
+  out += fmt::format("image       {}: {} bytes, {} blocks of 4 KiB\n", r0.image, r0.image_bytes,
+                     (r0.image_bytes + kBlockSize - 1) / kBlockSize);
+  const Json& d0 = runs.front().doc;
+  out +=
+      fmt::format("algorithm   {}, {} streams, disksize {}\n\n", d0["algorithm"].get<std::string>(),
+                  d0["streams"].get<unsigned>(), d0["disksize"].get<std::uint64_t>());
+  out += fmt::format("{:<5} {:>15} {:>15} {:>6} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8}\n", "UNIT",
+                     "COMPR", "TOTAL", "RATIO", "MEM-RATIO", "TOTAL-VS", "UNITS", "FAILED",
+                     "SECONDS", "MB/S");
+  const std::uint64_t base = runs.front().mm.mem_used_total;
+  for (const UnitRun& u : runs) {
+    const double vs = 100.0 * (div(u.mm.mem_used_total, base) - 1.0);
+    out += fmt::format("{:<5} {:>15} {:>15} {:>6} {:>9} {:>8} {:>7} {:>7} {:>8.3f} {:>8}\n",
+                       human_size(u.unit_size), u.mm.compr_data_size, u.mm.mem_used_total,
+                       fixed(div(u.mm.orig_data_size, u.mm.compr_data_size), 2),
+                       fixed(div(u.mm.orig_data_size, u.mm.mem_used_total), 2),
+                       &u == &runs.front() ? std::string("-") : fixed(vs, 1, "%"), u.units.units,
+                       u.result.failed_writes, u.result.seconds, fixed(mb_per_s(u.result), 1));
+  }
+  out += fmt::format(
+      "\nCOMPR: compr_data_size; TOTAL: mem_used_total (bytes); RATIO: "
+      "orig/COMPR; MEM-RATIO: orig/TOTAL;\nTOTAL-VS: TOTAL against the {} "
+      "row; UNITS: unit objects stored (unit_stat).\n",
+      human_size(runs.front().unit_size));
+  return out;
+}
+
+std::string unit_comparison_json(const std::vector<UnitRun>& runs) {
+  Json doc = Json::object();
+  doc["image"] = runs.front().result.image;
+  doc["image_bytes"] = runs.front().result.image_bytes;
+  Json& list = doc["runs"] = Json::array();
+  for (const UnitRun& u : runs) list.push_back(u.doc);
   return json_text(doc);
 }
 

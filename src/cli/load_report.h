@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/columns.h"
+#include "cli/json.h"
 #include "uzram/store.h"
 
 namespace uzram::cli {
@@ -29,6 +30,19 @@ struct LoadResult {
 
 [[nodiscard]] std::string load_report_text(const Store& store, const LoadResult& result);
 [[nodiscard]] std::string load_report_json(const Store& store, const LoadResult& result);
+[[nodiscard]] Json load_report_doc(const Store& store, const LoadResult& result);
+
+// `uzram load --unit-size A,B,...`: one load per unit size, compared. A run is what its
+// store said after the load (the store itself is gone by then).
+struct UnitRun {
+  std::uint64_t unit_size = 0;
+  MmStat mm;
+  UnitStat units;
+  LoadResult result;
+  Json doc;  // its whole --json report
+};
+[[nodiscard]] std::string unit_comparison_text(const std::vector<UnitRun>& runs);
+[[nodiscard]] std::string unit_comparison_json(const std::vector<UnitRun>& runs);
 
 }  // namespace uzram::cli
 

@@ -30,11 +30,13 @@ struct StatField {
   std::uint64_t divisor = 1;  // the field's value over this is the sample (ms -> seconds)
 };
 
-// THE table. A statistics attribute that is added later (e.g. unit_stat) is
-// exported by adding its rows here; stores without the attribute export none of them.
+// THE table. A statistics attribute that is added later is exported by adding its rows
+// here; stores without the attribute export none of them.
 constexpr StatField kStatFields[] = {
     {"initstate", 0, "uzram_initialized", Kind::gauge, "", "1 when the store has a disksize"},
     {"disksize", 0, "uzram_disksize_bytes", Kind::gauge, "bytes", "disksize"},
+    {"unit_size", 0, "uzram_unit_size_bytes", Kind::gauge, "bytes",
+     "unit_size: the compression unit (4096: 4 KiB blocks)"},
     {"mm_stat", 0, "uzram_orig_data_size_bytes", Kind::gauge, "bytes",
      "mm_stat orig_data_size: uncompressed bytes stored"},
     {"mm_stat", 1, "uzram_compr_data_size_bytes", Kind::gauge, "bytes",
@@ -59,6 +61,20 @@ constexpr StatField kStatFields[] = {
     {"io_stat", 2, "uzram_invalid_io", Kind::counter, "", "io_stat invalid_io (always 0)"},
     {"io_stat", 3, "uzram_notify_free", Kind::counter, "",
      "io_stat notify_free: blocks freed by discard, write-zeroes, free notification"},
+    {"unit_stat", 0, "uzram_units", Kind::gauge, "",
+     "unit_stat units: unit objects stored (raw ones included)"},
+    {"unit_stat", 1, "uzram_unit_whole_reads", Kind::counter, "",
+     "unit_stat whole_reads: whole-unit reads (one decompression into the reply)"},
+    {"unit_stat", 2, "uzram_unit_partial_reads", Kind::counter, "",
+     "unit_stat partial_reads: block reads of a unit's member"},
+    {"unit_stat", 3, "uzram_unit_cache_hits", Kind::counter, "",
+     "unit_stat cache_hits: partial reads served from a decoded-unit cache"},
+    {"unit_stat", 4, "uzram_unit_rmw_writes", Kind::counter, "",
+     "unit_stat rmw_writes: partial writes and discards that re-encoded their unit"},
+    {"unit_stat", 5, "uzram_unit_split_writes", Kind::counter, "",
+     "unit_stat split_writes: partial writes and discards that split their unit"},
+    {"unit_stat", 6, "uzram_unit_splits", Kind::counter, "",
+     "unit_stat splits: units split into 4 KiB blocks, by any cause"},
     {"bd_stat", 0, "uzram_bd_count_pages", Kind::gauge, "",
      "bd_stat bd_count: 4 KiB blocks on the backing device"},
     {"bd_stat", 1, "uzram_bd_reads_pages", Kind::counter, "",

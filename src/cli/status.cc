@@ -47,6 +47,8 @@ StoreRow parse_info(std::string_view payload) {
       r.initialized = n != 0;
     else if (k == "disksize")
       r.disksize = n;
+    else if (k == "unit_size")
+      r.unit_size = n;
     else if (k == "streams")
       r.streams = static_cast<unsigned>(n);
     else if (k == "orig_data_size")

@@ -94,6 +94,7 @@ std::string info(const Store& s) {
   kv("initstate", s.initialized() ? "1" : "0");
   kv("disksize", std::to_string(s.disksize()));
   kv("algorithm", s.comp_algorithm());
+  kv("unit_size", std::to_string(s.unit_size()));
   kv("streams", std::to_string(s.streams()));
   const std::pair<const char*, std::uint64_t> fields[] = {
       {"orig_data_size", m.orig_data_size},    {"compr_data_size", m.compr_data_size},

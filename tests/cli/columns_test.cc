@@ -30,6 +30,7 @@ std::vector<StoreRow> rows() {
   b.initialized = true;
   b.disksize = 64ULL << 20;
   b.algorithm = "zstd";
+  b.unit_size = 32768;
   b.streams = 4;
   b.mm.mem_limit = 32ULL << 20;
   return {a, b};
@@ -56,11 +57,11 @@ TEST(ColumnsTest, HumanSize) {
 
 TEST(ColumnsTest, ParseLists) {
   const auto d = default_columns();
-  ASSERT_EQ(d.size(), 7u);
-  EXPECT_EQ(cols("NAME,ALGORITHM,DISKSIZE,DATA,COMPR,TOTAL,STREAMS"), d);
+  ASSERT_EQ(d.size(), 8u);
+  EXPECT_EQ(cols("NAME,ALGORITHM,UNIT,DISKSIZE,DATA,COMPR,TOTAL,STREAMS"), d);
   EXPECT_EQ(cols("name,Comp-Ratio").size(), 2u);  // case-insensitive
   auto plus = cols("+COMP-RATIO");
-  EXPECT_EQ(plus.size(), 8u);
+  EXPECT_EQ(plus.size(), 9u);
   EXPECT_EQ(std::string(columns()[plus.back()].name), "COMP-RATIO");
   EXPECT_EQ(all_columns().size(), columns().size());
   std::vector<std::size_t> c;
@@ -80,9 +81,20 @@ TEST(ColumnsTest, HelpListsEveryColumn) {
 
 TEST(ColumnsTest, DefaultTable) {
   EXPECT_EQ(render(rows(), default_columns(), {}),
-            "NAME  ALGORITHM DISKSIZE DATA COMPR TOTAL STREAMS\n"
-            "zram0 lz4             1G 256M 95.4M  100M       4\n"
-            "zram1 zstd           64M   0B    0B    0B       4\n");
+            "NAME  ALGORITHM UNIT DISKSIZE DATA COMPR TOTAL STREAMS\n"
+            "zram0 lz4         4K       1G 256M 95.4M  100M       4\n"
+            "zram1 zstd       32K      64M   0B    0B    0B       4\n");
+}
+
+TEST(ColumnsTest, UnitInBytesAndJson) {
+  RenderOptions o;
+  o.bytes = true;
+  EXPECT_EQ(render(rows(), cols("NAME,UNIT"), o), "NAME   UNIT\nzram0  4096\nzram1 32768\n");
+  RenderOptions json;
+  json.json = true;
+  EXPECT_EQ(render(rows(), cols("NAME,UNIT"), json),
+            "{\n  \"stores\": [\n    {\n      \"name\": \"zram0\",\n      \"unit\": \"4K\"\n"
+            "    },\n    {\n      \"name\": \"zram1\",\n      \"unit\": \"32K\"\n    }\n  ]\n}\n");
 }
 
 TEST(ColumnsTest, BytesAndNoHeadings) {
@@ -95,19 +107,20 @@ TEST(ColumnsTest, BytesAndNoHeadings) {
 }
 
 TEST(ColumnsTest, AllColumns) {
-  EXPECT_EQ(render(rows(), all_columns(), {}),
-            "NAME  DISKSIZE DATA COMPR ALGORITHM STREAMS ZERO-PAGES TOTAL MEM-LIMIT MEM-USED "
-            "MIGRATED COMP-RATIO HUGE-PAGES ZSPAGES FRAG% "
-            "USERS RESIDENT POOL-FRAMES POOL-IDLE POOL-META SLOT-TABLE STREAMS-MEM READ-MB/S "
-            "WRITE-MB/S COMPACT-MB/S WB-MB/S\n"
-            "zram0       1G 256M 95.4M lz4             4       1000  100M        0B     105M       "
-            "12       2.56         34    5000  10.0 "
-            "    2   105.1M        100M        4M        1M        64K       24.2K     12.35       "
-            "0.00         0.50    0.00\n"
-            "zram1      64M   0B    0B zstd            4          0    0B       32M       0B       "
-            " 0          -          0       0   0.0 "
-            "    0       0B          0B        0B        0B         0B          0B         -       "
-            "   -            -       -\n");
+  EXPECT_EQ(
+      render(rows(), all_columns(), {}),
+      "NAME  DISKSIZE DATA COMPR ALGORITHM UNIT STREAMS ZERO-PAGES TOTAL MEM-LIMIT MEM-USED "
+      "MIGRATED COMP-RATIO HUGE-PAGES ZSPAGES FRAG% "
+      "USERS RESIDENT POOL-FRAMES POOL-IDLE POOL-META SLOT-TABLE STREAMS-MEM READ-MB/S "
+      "WRITE-MB/S COMPACT-MB/S WB-MB/S\n"
+      "zram0       1G 256M 95.4M lz4         4K       4       1000  100M        0B     105M       "
+      "12       2.56         34    5000  10.0 "
+      "    2   105.1M        100M        4M        1M        64K       24.2K     12.35       "
+      "0.00         0.50    0.00\n"
+      "zram1      64M   0B    0B zstd       32K       4          0    0B       32M       0B       "
+      " 0          -          0       0   0.0 "
+      "    0       0B          0B        0B        0B         0B          0B         -       "
+      "   -            -       -\n");
 }
 
 TEST(ColumnsTest, MemoryAndRates) {

@@ -146,7 +146,8 @@ TEST_F(CtlStatusTest, StatusTableOfEverySocket) {
             "{\n  \"stores\": [\n    {\n      \"name\": \"zram0\",\n      \"zspages\": 2\n    },\n"
             "    {\n      \"name\": \"zram1\",\n      \"zspages\": 5\n    }\n  ]\n}\n");
   r = run_cli({"status"});  // defaults; STREAMS is the machine's CPU count
-  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), "NAME  ALGORITHM DISKSIZE DATA COMPR TOTAL STREAMS");
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')),
+            "NAME  ALGORITHM UNIT DISKSIZE DATA COMPR TOTAL STREAMS");
   r = run_cli({"status", "--control", servers_[1]->path(), "-n", "-o", "NAME"});
   EXPECT_EQ(r.out, "zram1\n");
 }

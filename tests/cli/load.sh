@@ -30,7 +30,43 @@ assert m["huge_pages"] == 8 and m["huge_pages_since"] == 8, m
 assert d["algorithm"] == "lz4" and d["blocks"] == 33 and d["image_bytes"] == 32 * 4096 + 10, d
 assert d["failed_writes"] == 0 and d["then"] == [], d
 assert d["ratio"] > 1 and d["mb_per_s"] > 0, d
+assert d["unit_size"] == 4096, d
+assert list(d["unit_stat"]) == ["units", "whole_reads", "partial_reads", "cache_hits",
+                                "rmw_writes", "split_writes", "splits"], d["unit_stat"]
+assert d["unit_stat"]["units"] == 0, d
 PY
+
+# Compression units: -o unit_size= and --unit-size with one size load at that size;
+# several sizes load the image once each and compare them.
+"$uzram" load "$tmp/img" --json -o unit_size=16K > "$tmp/u16.json"
+"$uzram" load "$tmp/img" --json --unit-size 32K > "$tmp/u32.json"
+"$uzram" load "$tmp/img" --json --algo zstd --unit-size 4K,32K,64K > "$tmp/cmp.json"
+python3 - "$tmp/u16.json" "$tmp/u32.json" "$tmp/cmp.json" <<'PY'
+import json, sys
+a, b, c = (json.load(open(f)) for f in sys.argv[1:])
+assert a["unit_size"] == 16384 and b["unit_size"] == 32768, (a["unit_size"], b["unit_size"])
+assert a["mm_stat"]["orig_data_size"] == b["mm_stat"]["orig_data_size"] == 33 * 4096
+runs = c["runs"]
+assert [r["unit_size"] for r in runs] == [4096, 32768, 65536], runs
+assert all(r["algorithm"] == "zstd" and r["mm_stat"]["orig_data_size"] == 33 * 4096 for r in runs)
+assert c["image_bytes"] == 32 * 4096 + 10, c
+PY
+out=$("$uzram" load "$tmp/img" --unit-size 4K,32K)
+grep -q '^UNIT  *COMPR  *TOTAL' <<<"$out" || fail "no comparison header: $out"
+grep -q '^4K  ' <<<"$out" && grep -q '^32K  ' <<<"$out" || fail "no comparison rows: $out"
+out=$("$uzram" load "$tmp/img" --unit-size 32K)
+grep -q '^unit_size   32768 (32K)$' <<<"$out" || fail "no unit_size line: $out"
+grep -q '^unit_stat   units [0-9]* whole_reads [0-9]* ' <<<"$out" || fail "no unit_stat line: $out"
+for bad in "--unit-size 5K" "--unit-size 4K,,32K" "--unit-size 4K -o unit_size=4K"; do
+  set +e
+  "$uzram" load "$tmp/img" $bad > /dev/null 2> "$tmp/err"; rc=$?
+  set -e
+  [ $rc -eq 1 ] || fail "$bad: exit $rc"
+done
+set +e
+"$uzram" load "$tmp/img" -o unit_size=8K > /dev/null 2> "$tmp/err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "unit_size: expects 4K, 16K, 32K or 64K" "$tmp/err" || fail "unit_size=8K: $rc"
 
 # Text mode carries the kernel's mm_stat line and the zramctl-style summary.
 out=$("$uzram" load "$tmp/img" --then compact)

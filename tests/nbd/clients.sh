@@ -3,14 +3,21 @@
 # an image in and out, qemu-img convert/compare, qemu-io pattern I/O at odd offsets.
 here=$(dirname "$0")
 source "$here/lib.sh"
+per_unit "$@"
 need nbdinfo nbdcopy qemu-img qemu-io
 
 # nbdinfo: size, capabilities and the base:allocation context.
 captive 'nbdinfo --json "$uri" > "$tmp/info.json"'
-python3 - "$tmp/info.json" "$size" <<'PY'
+unit=0  # uzram: the preferred block size is the unit (NBD_INFO_BLOCK_SIZE)
+[[ $kind == uzram ]] && { u=${UZRAM_UNIT:-4K}; unit=$((${u%K} * 1024)); }
+python3 - "$tmp/info.json" "$size" "$unit" <<'PY'
 import json, sys
 e = json.load(open(sys.argv[1]))["exports"][0]
 assert e["export-size"] == int(sys.argv[2]), e["export-size"]
+if int(sys.argv[3]):
+    assert e["block_size_minimum"] == 1, e
+    assert e["block_size_preferred"] == int(sys.argv[3]), e
+    assert e["block_size_maximum"] == 32 << 20, e
 for cap in ("can_flush", "can_fua", "can_trim", "can_zero", "can_fast_zero", "can_multi_conn"):
     assert e.get(cap) is True, cap
 assert e["is_read_only"] is False

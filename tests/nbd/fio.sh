@@ -3,6 +3,7 @@
 # 8 jobs (multi-conn) at iodepth 16.
 here=$(dirname "$0")
 source "$here/lib.sh"
+per_unit "$@"
 need fio
 fio --enghelp 2>/dev/null | grep -qw nbd || skip "fio lacks the nbd engine"
 captive 'cd "$tmp" && fio --output="$tmp/fio.out" --verify_state_save=0 --ioengine=nbd --uri="$uri" --size=32M --iodepth=16 \

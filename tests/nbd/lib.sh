@@ -2,6 +2,11 @@
 #   SCRIPT uzram PATH-TO-UZRAM     run against `uzram serve --run`
 #   SCRIPT nbdkit                  run against `nbdkit memory` (the oracle)
 # captive CMD runs CMD (via /bin/sh, $uri set) against a fresh 64 MiB export.
+#
+# Compression units: against uzram, the real-client scripts (clients, nbdsh, fio, nbdfuse)
+# call per_unit, which runs the whole script once per unit size in $UZRAM_UNITS (default
+# "4K 32K": the 4 KiB store and a 32 KiB-unit store, `-o unit_size=32K`); $UZRAM_UNIT
+# (set by per_unit, or by hand) is the unit size of the servers a run starts.
 set -euo pipefail
 kind=${1:?usage: $0 uzram PATH | nbdkit}
 uzram=${2:-}
@@ -20,9 +25,27 @@ case $kind in
   *) fail "unknown server kind $kind" ;;
 esac
 
+# per_unit "$@": against uzram with no $UZRAM_UNIT, runs this script once per unit size and
+# exits with the first failure (77 when a run skipped); otherwise returns.
+per_unit() {
+  [[ $kind == uzram && -z ${UZRAM_UNIT:-} ]] || return 0
+  local u rc
+  for u in ${UZRAM_UNITS:-4K 32K}; do
+    echo "== $(basename "$0"): uzram serve -o unit_size=$u"
+    rc=0
+    UZRAM_UNIT=$u bash "$0" "$@" || rc=$?
+    [[ $rc -eq 0 ]] || exit $rc
+  done
+  exit 0
+}
+
+# The unit size option of the servers this run starts (none: the store's default, 4K).
+unit_opts=()
+[[ -n ${UZRAM_UNIT:-} ]] && unit_opts=(-o "unit_size=$UZRAM_UNIT")
+
 captive() {
   case $kind in
-    uzram) "$uzram" serve -U - --control "$tmp/control.sock" --size "$size" --run "$1" ;;
+    uzram) "$uzram" serve -U - --control "$tmp/control.sock" --size "$size" "${unit_opts[@]}" --run "$1" ;;
     nbdkit) nbdkit -U - memory "$size" --run "$1" ;;
   esac
 }

@@ -2,6 +2,7 @@
 # A filesystem through nbdfuse: mkfs.ext4, then e2fsck -fn finds it clean.
 here=$(dirname "$0")
 source "$here/lib.sh"
+per_unit "$@"
 need nbdfuse fusermount3 mkfs.ext4 e2fsck
 [[ -c /dev/fuse ]] || skip "no /dev/fuse"
 mkdir "$tmp/mnt"

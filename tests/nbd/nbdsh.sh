@@ -2,6 +2,7 @@
 # nbdsh (libnbd's Python shell) drives each command and error: nbdsh_test.py.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
+per_unit "$@"
 need nbdsh
 # nbdsh runs `python3` from PATH: prefer the system one, which has the nbd module.
 export PATH=/usr/bin:$PATH

@@ -21,7 +21,16 @@ u() { echo "nbd+unix:///$1?socket=$sock"; }
 # hot_add prints the new number; the stores take their own configuration.
 [ "$(ctl hot_add)" = 1 ] || exit 11
 [ "$(ctl hot_add)" = 2 ] || exit 11
-ctl --store zram1 comp_algorithm zstd && ctl --store zram1 disksize 8M || exit 12
+ctl --store zram1 comp_algorithm zstd && ctl --store zram1 unit_size 32K || exit 12
+ctl --store zram1 disksize 8M || exit 12
+# unit_size: before disksize only; read back in bytes; unit_stat has its seven fields.
+[ "$(ctl --store zram1 unit_size)" = 32768 ] && [ "$(ctl unit_size)" = 4096 ] || exit 12
+rc=0; ctl --store zram1 unit_size 64K 2> "$tmp/err" || rc=$?
+[ $rc = 2 ] && grep -q "unit_size: device already initialised" "$tmp/err" || { cat "$tmp/err"; exit 12; }
+ctl --store zram1 unit_stat | awk "NF != 7 { exit 1 }" || exit 12
+"$uzram" status --control "$tmp/c.sock" -n --raw -o NAME,UNIT > "$tmp/units"
+grep -qx "zram0 4K" "$tmp/units" && grep -qx "zram1 32K" "$tmp/units" || { cat "$tmp/units"; exit 12; }
+"$uzram" status --control "$tmp/c.sock" -J -b -o NAME,UNIT | grep -q "\"unit\": 32768" || exit 12
 ctl -d zram2 disksize 8M && ctl --device zram2 mem_limit 1M || exit 12
 ctl --store zram1 comp_algorithm | grep -q "\[zstd\]" || exit 12
 ctl comp_algorithm | grep -q "\[lz4\]" || exit 12
@@ -84,6 +93,7 @@ rc=0; ctl --store zram0 hot_add 2> /dev/null || rc=$?
 nbdinfo --list "$uri" | grep -c "^export=" | grep -qx 1 || exit 20  # zram1 is uninitialised
 "$uzram" status --control "$tmp/c.sock" -n -o NAME > "$tmp/names"
 [ "$(cat "$tmp/names")" = zram0 ] || exit 20
+[ "$(ctl --store zram1 unit_size)" = 4096 ] || exit 20  # reset restored the default
 ctl --store zram1 disksize 4M || exit 20
 "$uzram" status --control "$tmp/c.sock" -n -o NAME | tr "\n" " " | grep -qx "zram0 zram1 " || exit 20
 # memory: the parts, then rss; they sum to rss within 2 %.
@@ -105,6 +115,9 @@ grep -q "^uzram_nbd_requests_total{command=\"write\"} [1-9]" "$tmp/om" || exit 2
 grep -q "^uzram_nbd_request_duration_seconds_bucket{command=\"read\",le=\"+Inf\"} [1-9]" "$tmp/om" || exit 22
 grep -q "^uzram_store_memory_bytes{store=\"zram1\",part=\"pool_frames\"} " "$tmp/om" || exit 22
 grep -q "^uzram_process_memory_bytes{part=\"rss\"} [1-9]" "$tmp/om" || exit 22
+grep -q "^uzram_unit_size_bytes{store=\"zram0\"} 4096$" "$tmp/om" || exit 22
+grep -q "^uzram_units{store=\"zram1\"} 0$" "$tmp/om" || exit 22
+grep -q "^uzram_unit_splits_total{store=\"zram0\"} 0$" "$tmp/om" || exit 22
 curl -sf -H "Accept: text/plain; version=0.0.4" -D "$tmp/h2" "$metrics" > "$tmp/prom" || exit 23
 grep -qi "^content-type: text/plain; version=0.0.4" "$tmp/h2" && ! grep -q "# EOF" "$tmp/prom" || exit 23
 grep -q "^# TYPE uzram_nbd_requests_total counter" "$tmp/prom" || exit 23
