@@ -46,7 +46,7 @@ unit_opts=()
 captive() {
   case $kind in
     uzram) "$uzram" serve -U - --control "$tmp/control.sock" --size "$size" "${unit_opts[@]}" --run "$1" ;;
-    nbdkit) nbdkit -U - memory "$size" --run "$1" ;;
+    nbdkit) nbdkit -U - memory "$size" ${NBDKIT_ALLOCATOR:+allocator=$NBDKIT_ALLOCATOR} --run "$1" ;;
   esac
 }
 
