@@ -2,8 +2,8 @@
 # `uzram serve --swap` on this host (docs/uzram-serve.md#swap): the refusals, then, where
 # this process may set PR_SET_IO_FLUSHER (CAP_SYS_RESOURCE), the locked memory (VmLck) and
 # the I/O flusher flags of every thread in /proc, and serving in a memory cgroup at its
-# mem_limit (cgroup v2 or v1, where one can be made). The same with a real kernel swapping
-# onto it: tests/swap/swap.sh (make test-swap).
+# mem_limit (cgroup v2 or v1, where one can be made), with 4 KiB blocks and with 32 KiB
+# units. The same with a real kernel swapping onto it: tests/swap/swap.sh (make test-swap).
 here=$(dirname "$0")
 source "$here/lib.sh"
 [[ $kind == uzram ]] || skip "swap.sh tests uzram serve --swap only"
@@ -99,21 +99,25 @@ if head -c $((64 << 20)) /dev/urandom | nbdcopy - "$uri" 2>/dev/null; then
 fi
 nbdinfo "$uri" >/dev/null
 RUN
-rc=0
 runner=(sh -c 'exec "$@"' sh)
 [[ -n $cg ]] && runner=(sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' sh "$cg")
-"${runner[@]}" "$uzram" serve -U - --control "$tmp/c.sock" --swap --size 128M \
-  -o mem_limit=32M --run "tmp=$tmp; . $tmp/run.sh" >"$tmp/out" 2>"$tmp/err" || rc=$?
-cat "$tmp/out"
-[[ $rc -eq 0 ]] || fail "serving with --swap: exit $rc: $(cat "$tmp/out" "$tmp/err")"
-grep -q 'swap: .* locked.*I/O flusher on' "$tmp/err" || fail "no --swap log line: $(cat "$tmp/err")"
-if [[ -n $cg ]]; then
-  if [[ $cg_version == 2 ]]; then
-    kills=$(awk '/oom_kill / {print $2}' "$cg/memory.events")
-  else
-    kills=$(awk '/oom_kill / {print $2}' "$cg/memory.oom_control")
+# With 4 KiB blocks, then with 32 KiB compression units (docs/units.md).
+for unit in 4K 32K; do
+  rc=0
+  "${runner[@]}" "$uzram" serve -U - --control "$tmp/c.sock" --swap --size 128M \
+    -o mem_limit=32M -o unit_size=$unit --run "tmp=$tmp; . $tmp/run.sh" >"$tmp/out" 2>"$tmp/err" ||
+    rc=$?
+  cat "$tmp/out"
+  [[ $rc -eq 0 ]] || fail "serving with --swap, unit_size=$unit: exit $rc: $(cat "$tmp/out" "$tmp/err")"
+  grep -q 'swap: .* locked.*I/O flusher on' "$tmp/err" || fail "no --swap log line: $(cat "$tmp/err")"
+  if [[ -n $cg ]]; then
+    if [[ $cg_version == 2 ]]; then
+      kills=$(awk '/oom_kill / {print $2}' "$cg/memory.events")
+    else
+      kills=$(awk '/oom_kill / {print $2}' "$cg/memory.oom_control")
+    fi
+    [[ ${kills:-0} -eq 0 ]] || fail "OOM kills in the server's cgroup: $kills"
+    echo "ok in a memory cgroup (v$cg_version), unit_size=$unit: no OOM kill"
   fi
-  [[ ${kills:-0} -eq 0 ]] || fail "OOM kills in the server's cgroup: $kills"
-  echo "ok in a memory cgroup (v$cg_version): no OOM kill"
-fi
-echo "ok --swap: VmLck, I/O flusher flags, mem_limit filled"
+  echo "ok --swap, unit_size=$unit: VmLck, I/O flusher flags, mem_limit filled"
+done
