@@ -2,9 +2,12 @@
 # uzram serve against `nbdkit memory allocator=zstd`, side by side on one page corpus (not
 # part of `make test`; docs/benchmarks.md "NBD server: units against nbdkit"):
 #   bench/nbd_vs_nbdkit.sh UZRAM CORPUS [FIO_SECONDS] [SERVER...]
-# SERVER is `nbdkit` (memory allocator=zstd) or `uzram[:ARGS]`, ARGS being extra `uzram
-# serve` arguments with commas for spaces (`uzram:-a,zstd,-o,unit_size=32K`); default:
-# `uzram:-a,zstd nbdkit`. Per server, in one run: the server's VmRSS idle (before any
+# SERVER is `nbdkit` (memory allocator=zstd), `uzram[:ARGS]`, ARGS being extra `uzram
+# serve` arguments with commas for spaces (`uzram:-a,zstd,-o,unit_size=32K`), or
+# `zstd@UNIT[/LEVEL][:ARGS]`: uzram serve with zstd at that unit size and level
+# (`zstd@32K/6` = -a zstd -o unit_size=32K -o 'algorithm_params=algo=zstd level=6'; no
+# LEVEL: zstd's default, 3); default: `uzram:-a,zstd nbdkit`. Per server, in one run: the
+# server's VmRSS idle (before any
 # client), nbdcopy of the corpus into it (MB/s), VmRSS after the write, nbdcopy of the
 # disk to null: (MB/s; best of two; --no-extents for every server, since block status
 # crashes nbdkit's zstd allocator), a byte-for-byte check, VmRSS after the reads, then fio
@@ -13,6 +16,10 @@
 # (buffer_compress_percentage=50) and refills them for every write. "CPU s" = the server's
 # user + system seconds for the write, and per read pass: a figure the other load of a
 # shared machine moves much less than MB/s.
+# A second table breaks the RSS after the write down: uzram's `memory` attribute (pool
+# frames in use, idle frames, pool metadata, slot table, compression streams, NBD buffers,
+# heap, libraries) with mm_stat's compr_data_size, and nbdkit's anonymous and file-backed
+# resident memory (/proc/PID/smaps_rollup). RSS_ONLY=1 skips the reads and fio.
 set -euo pipefail
 uzram=${1:?usage: $0 UZRAM CORPUS [FIO_SECONDS] [SERVER...]}
 corpus=${2:?usage: $0 UZRAM CORPUS [FIO_SECONDS] [SERVER...]}
@@ -28,7 +35,7 @@ bytes=$(stat -c %s "$corpus")
 size=$(( (bytes + (1 << 20) - 1) >> 20 << 20 ))
 tmp=$(mktemp -d /tmp/uzram-nbdbench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-export tmp bytes corpus secs
+export tmp bytes corpus secs uzram
 
 # The captive command: runs with $uri set; the server's pid is in $tmp/pid.
 cat > "$tmp/captive.sh" <<'EOF'
@@ -41,6 +48,31 @@ cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' /proc/$pid/sta
 idle=$(rss)
 c0=$(cpu); t0=$(now); nbdcopy "$corpus" "$uri"; t1=$(now); c1=$(cpu)
 wrss=$(rss)
+# Where the RSS after the write is (a row of the second table).
+if [ -S "$tmp/c.sock" ]; then
+  "$uzram" ctl --control "$tmp/c.sock" memory > "$tmp/mem"
+  "$uzram" ctl --control "$tmp/c.sock" mm_stat | awk '{print "compr_data_size", $2}' >> "$tmp/mem"
+else
+  awk '/^Rss:/ {r = $2} /^Anonymous:/ {a = $2}
+       END {print "rss", r * 1024; print "heap", a * 1024; print "libraries", (r - a) * 1024}' \
+    /proc/$pid/smaps_rollup > "$tmp/mem"
+fi
+python3 - "$tmp/mem" <<'PY' >> "$tmp/breakdown"
+import os, sys
+m = {}
+for l in open(sys.argv[1]):
+    k, v = l.split()
+    k = k.split(".", 1)[-1]  # zram0.pool_frames -> pool_frames
+    m[k] = m.get(k, 0) + int(v)
+cols = ["rss", "pool_frames", "pool_idle_frames", "pool_metadata", "slot_table", "streams",
+        "nbd_buffers", "heap", "libraries", "compr_data_size"]
+cell = lambda k: "%.1f" % (m[k] / 1048576) if k in m else "-"
+print("| %-32s | %s |" % (os.environ["label"], " | ".join(cell(k) for k in cols)))
+PY
+if [ -n "${RSS_ONLY:-}" ]; then
+  python3 -c "import os; print('| %-32s | %.1f | %.0f | | %.1f |' % (os.environ['label'], $idle / 1024, $bytes / 1e6 / ($t1 - $t0), $wrss / 1024))"
+  exit 0
+fi
 best=1e9
 for _ in 1 2; do
   a=$(now); nbdcopy --no-extents "$uri" null:; b=$(now)
@@ -83,6 +115,18 @@ echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 for s in "${servers[@]}"; do
   rm -f "$tmp/pid"
   case $s in
+    zstd@*)
+      spec=${s#zstd@}; extra=
+      [[ $spec == *:* ]] && { extra=${spec#*:}; extra=${extra//,/ }; spec=${spec%%:*}; }
+      unit=${spec%%/*}; level=
+      [[ $spec == */* ]] && level=${spec#*/}
+      args=(-a zstd -o "unit_size=$unit")
+      [[ -n $level ]] && args+=(-o "algorithm_params=algo=zstd level=$level")
+      # shellcheck disable=SC2206
+      args+=($extra)
+      export label="uzram zstd${level:+ -$level}, $unit units${extra:+ $extra}"
+      "$uzram" serve -U - --control "$tmp/c.sock" --size "$size" "${args[@]}" \
+        --run "echo \$PPID > $tmp/pid; sh $tmp/captive.sh" ;;
     nbdkit)
       export label="nbdkit memory allocator=zstd"
       nbdkit -U - -P "$tmp/pid" memory "$size" allocator=zstd \
@@ -96,3 +140,11 @@ for s in "${servers[@]}"; do
     *) echo "$0: unknown server $s" >&2; exit 2 ;;
   esac
 done
+echo
+echo "RSS after the write, MiB (uzram: the memory attribute; nbdkit: smaps_rollup, heap ="
+echo "anonymous, libraries = file-backed); compr_data_size: mm_stat's compressed bytes"
+echo
+echo "| server | RSS | pool frames | idle frames | pool metadata | slot table | streams" \
+     "| NBD buffers | heap | libraries | compr_data_size |"
+echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+cat "$tmp/breakdown"

@@ -81,6 +81,35 @@ void Session::run() noexcept {
   cv_.notify_all();
   for (unsigned i = 0; i < started; i++) workers[i].join();
   if (pooled() && opt_.stats) opt_.stats->buffers_freed(preallocated_bytes(opt_));
+  std::uint8_t* bufs[kCacheEntries];
+  std::size_t sizes[kCacheEntries];
+  std::size_t n;
+  {
+    MutexLock l(mu_);
+    n = buffers_.drain(bufs, sizes);
+  }
+  unmap_drained(bufs, sizes, n);
+}
+
+std::uint8_t* Session::get_buffer(std::size_t n) noexcept {
+  if (n >= kMapThreshold) {
+    MutexLock l(mu_);
+    if (std::uint8_t* p = buffers_.take(n)) return p;
+  }
+  return map_buffer(n, opt_.stats);
+}
+
+void Session::put_buffer(std::uint8_t* p, std::size_t n) noexcept {
+  if (p && n >= kMapThreshold) {
+    MutexLock l(mu_);
+    if (in_flight_ > 0 && buffers_.keep(p, n)) return;
+  }
+  unmap_buffer(p, n, opt_.stats);
+}
+
+void Session::unmap_drained(std::uint8_t* const* bufs, const std::size_t* sizes,
+                            std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; i++) unmap_buffer(bufs[i], sizes[i], opt_.stats);
 }
 
 bool Session::start_pool() noexcept {
@@ -153,12 +182,11 @@ bool Session::take_payload(Job* job, const Verdict&) noexcept {
   const Request& r = job->req;
   if (pooled() && r.length > pool_.piece_bytes()) return write_in_pieces(job);
   if (!pooled()) {
-    job->data = new (std::nothrow) std::uint8_t[r.length];
+    job->data = get_buffer(r.length);
     if (!job->data) {
       logf(log_, "out of memory for a write payload; closing the connection");
       return false;
     }
-    if (opt_.stats) opt_.stats->buffers_allocated(r.length);
   }
   if (!t_.read_full(job->data, r.length)) {
     logf(log_, "client vanished in the middle of a write payload");
@@ -219,14 +247,22 @@ void Session::release(Job* job) noexcept {
     return;
   }
   const std::size_t cost = job->cost;
-  if (job->data && opt_.stats) opt_.stats->buffers_freed(job->req.length);
-  delete[] job->data;
+  std::uint8_t* data = job->data;  // a WRITE's payload
+  const std::size_t len = job->req.length;
   delete job;
+  bool kept = false;
+  std::uint8_t* bufs[kCacheEntries];
+  std::size_t sizes[kCacheEntries];
+  std::size_t n = 0;
   {
     MutexLock l(mu_);
     in_flight_ -= cost;
+    if (data && len >= kMapThreshold && in_flight_ > 0) kept = buffers_.keep(data, len);
+    if (in_flight_ == 0) n = buffers_.drain(bufs, sizes);  // the burst is over
   }
   budget_cv_.notify_all();
+  if (data && !kept) unmap_buffer(data, len, opt_.stats);
+  unmap_drained(bufs, sizes, n);
 }
 
 // Waits until n more bytes fit in the in-flight budget (or nothing is in flight), then
@@ -308,26 +344,27 @@ std::uint32_t Session::execute_read(const Request& r, std::uint8_t* piece) noexc
     }
     return e;
   }
-  CountedArray<std::uint8_t> buf(opt_.stats, r.length);
-  const std::uint32_t e = buf ? backend_.read(r.offset, r.length, buf.get()) : kEnomem;
+  std::uint8_t* buf = get_buffer(r.length);
+  const std::uint32_t e = buf ? backend_.read(r.offset, r.length, buf) : kEnomem;
   if (e) {
     send_error(r, e);
   } else {
-    send_read(r, buf.get());
+    send_read(r, buf);
   }
+  put_buffer(buf, r.length);
   return e;
 }
 
 std::uint32_t Session::execute_block_status(const Request& r, std::uint8_t* piece) noexcept {
   std::size_t max = (r.flags & kCmdFlagReqOne) ? 1 : kMaxExtents;
-  CountedArray<Extent> owned;
+  std::uint8_t* owned = nullptr;  // on demand: mapped, so untouched pages cost nothing
   Extent* extents;
   if (piece) {  // 4 KiB aligned; the reply may cover less than asked (the spec allows it)
     max = std::min(max, pool_.piece_bytes() / sizeof(Extent));
     extents = reinterpret_cast<Extent*>(piece);
   } else {
-    owned = CountedArray<Extent>(opt_.stats, max);
-    extents = owned.get();
+    owned = get_buffer(max * sizeof(Extent));
+    extents = reinterpret_cast<Extent*>(owned);
   }
   std::size_t n = 0;
   const std::uint32_t e =
@@ -338,10 +375,11 @@ std::uint32_t Session::execute_block_status(const Request& r, std::uint8_t* piec
     } else {
       send_ok(r);
     }
-    return e;
+  } else {
+    send_extents(r, extents, n);
   }
-  send_extents(r, extents, n);
-  return 0;
+  put_buffer(owned, max * sizeof(Extent));
+  return e;
 }
 
 void serve_session(int fd, Transport& transport, Backend& backend, const Negotiated& neg,

@@ -3,8 +3,10 @@
 // protocol.h and sent whole).
 //
 // Where a request's memory comes from (SessionOptions::preallocate):
-//   on demand   its Job and data buffer from the heap (nothrow), when it arrives; the
-//               in-flight budget (max_in_flight_bytes) bounds what is outstanding;
+//   on demand   its Job from the heap (nothrow) and its data buffer from get_buffer
+//               (nbd/io_buffers.h: large ones mapped, a few kept while requests are in
+//               flight, all unmapped when none is), when it arrives; the in-flight
+//               budget (max_in_flight_bytes) bounds what is outstanding;
 //   preallocated a slot and a piece of the connection's RequestPool, allocated when the
 //               connection entered transmission; a READ or WRITE longer than a piece is
 //               served through its one piece, piece by piece (a long WRITE by the reader
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "nbd/io_buffers.h"
 #include "nbd/request_pool.h"
 #include "nbd/session.h"
 #include "nbd/stats.h"
@@ -64,6 +67,11 @@ class Session {
   std::uint32_t execute_read(const Request& r, std::uint8_t* piece) noexcept;
   std::uint32_t execute_block_status(const Request& r, std::uint8_t* piece) noexcept;
   bool pooled() const noexcept { return pool_.ready(); }
+  // On demand: a data buffer of n bytes (nullptr when memory is short), and back.
+  // put_buffer is called while the request still counts in in_flight_.
+  std::uint8_t* get_buffer(std::size_t n) noexcept;
+  void put_buffer(std::uint8_t* p, std::size_t n) noexcept;
+  void unmap_drained(std::uint8_t* const* bufs, const std::size_t* sizes, std::size_t n) noexcept;
 
   // ---- session_reply.cc ----
   void send(iovec* v, int n) noexcept;
@@ -90,6 +98,9 @@ class Session {
   Job* head_ ZS_GUARDED_BY(mu_) = nullptr;  // the queue, oldest first; owned
   Job* tail_ ZS_GUARDED_BY(mu_) = nullptr;
   std::size_t in_flight_ ZS_GUARDED_BY(mu_) = 0;
+  // On demand: mapped data buffers kept for the next requests while some are in flight
+  // (unmapped when in_flight_ drops to 0).
+  IoBufferCache buffers_ ZS_GUARDED_BY(mu_);
   bool closing_ ZS_GUARDED_BY(mu_) = false;
   // ready() only with SessionOptions::preallocate; set before the workers start and read
   // without the lock (pooled()); its free lists are taken and given back under mu_.
