@@ -315,6 +315,7 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   if (const int rc = parse_serve_options(o, io, &setup); rc != kExitOk) return rc;
   std::unique_ptr<nbd::TlsContext> tls;
   if (!make_tls(o, setup, io, &tls)) return kExitFailed;
+  notify_prepare();  // libsystemd mapped now, under systemd: before --swap budgets and locks
   if (o.swap && (!swap_precheck(swap_budget(o, setup), setup.size, io) || !swap_prepare(io))) {
     return kExitFailed;  // before any thread starts
   }

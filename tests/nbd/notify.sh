@@ -45,6 +45,7 @@ for _ in $(seq 100); do
 done
 [[ $(grep -c 'READY=1' "$tmp/messages") -ge 2 ]] || fail "no READY=1 after RELOADING=1"
 kill -0 "$server" || fail "SIGHUP stopped the server"
+grep -q libsystemd "/proc/$server/maps" || fail "libsystemd not loaded under systemd"
 nbdinfo "nbd+unix:///?socket=$tmp/nbd.sock" >/dev/null || fail "not serving after SIGHUP"
 kill -TERM "$server"
 rc=0; wait "$server" || rc=$?
@@ -54,3 +55,9 @@ wait "$listener" || true
 order=$(grep -o 'READY=1\|RELOADING=1\|STOPPING=1' "$tmp/messages" | tr '\n' ' ')
 [[ $order == "READY=1 RELOADING=1 READY=1 STOPPING=1 " ]] || fail "messages in order: $order"
 echo "ok sd_notify: $order"
+# Outside systemd (no $NOTIFY_SOCKET) libsystemd and what it pulls in are not mapped.
+( unset NOTIFY_SOCKET
+  "$uzram" serve -U - --control "$tmp/c2.sock" --size 8M \
+    --run 'if grep -q libsystemd /proc/$PPID/maps; then exit 1; fi' ) ||
+  fail "a server outside systemd maps libsystemd"
+echo "ok libsystemd loaded only under systemd"
