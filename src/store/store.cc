@@ -47,7 +47,7 @@ Result<void> Store::discard(std::uint64_t off, std::uint64_t len) noexcept {
 }
 void Store::slot_free_notify(std::uint64_t i) noexcept { impl(this)->do_slot_free_notify(i); }
 bool Store::is_unallocated(std::uint64_t i) const noexcept {
-  return !impl(this)->slot_test(i, slotf::kSizeMask | slotf::kSame | slotf::kWb, nullptr);
+  return !impl(this)->slot_test(i, slotf::kStored, nullptr);
 }
 bool Store::is_same_filled(std::uint64_t i, std::uint64_t* word) const noexcept {
   return impl(this)->slot_test(i, slotf::kSame, word);
@@ -178,6 +178,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   }
   PoolOptions po;
   po.name = name_;
+  if (unit_size_ > kBlockSize) po.max_object_size = unit_size_;  // a unit's object
   if (options_.swap && !swap_pool_options(n, &po, msg)) {
     munmap(table, n * sizeof(Slot));
     return Errc::invalid_argument;
@@ -195,7 +196,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   }
   for (unsigned p = 0; p < kMaxPriorities; p++) {
     if (comp_[p].name.empty()) continue;
-    if (auto r = streams_[p].init(comp_[p]); !r) {
+    if (auto r = streams_[p].init(comp_[p], 0, unit_size_ > kBlockSize ? unit_size_ : 0); !r) {
       for (auto& st : streams_) st = StreamPool{};
       munmap(table, n * sizeof(Slot));
       if (msg)
@@ -223,6 +224,9 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   pool_ = std::move(pool).value();
   pool_bytes_ = options_.swap ? po.max_bytes : 0;
   huge_class_size_ = pool_->huge_class_size();
+  huge_unit_size_ = pool_->huge_object_size();
+  unit_blocks_ = unit_size_ / kBlockSize;
+  unit_end_ = n / unit_blocks_ * unit_blocks_;
   epoch_ = coarse_seconds();
   policy_.limits_changed_locked();  // a policy set before disksize starts now
   return {};
@@ -262,11 +266,12 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
     // Only the pages that ever held a block: reset costs what is stored (docs/store.md);
     // pool objects are freed in batches (docs/store.md#lifecycle).
     HandleBatch batch(*pool_);
-    for_each_stored_slot(0, nslots_, [this, &batch](std::uint64_t, Slot& s) {
+    for_each_stored_slot(0, nslots_, [this, &batch](std::uint64_t i, Slot&) {
       init_lock_.assert_held_shared();  // the analysis does not see into the lambda
-      s.lock();
-      free_slot_locked(s, &batch);
-      s.unlock();
+      Slot& u = unit_lock(i);
+      u.lock();
+      free_range_locked(u, &batch);  // a unit's other slots are clear after its head
+      u.unlock();
       return true;
     });
     batch.flush();
@@ -283,10 +288,14 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
   backing_path_.clear();
   compressed_writeback_ = false;
   unit_size_ = kBlockSize;
+  unit_blocks_ = 1;
+  unit_end_ = 0;
+  huge_unit_size_ = 0;
   for (unsigned p = 1; p < kMaxPriorities; p++) comp_[p] = CodecSpec{};
   comp_[0] = CodecSpec{};  // the kernel restores its default algorithm on reset
   comp_[0].name = kDefaultAlgorithm;
   mem_limit_pages_.store(0, std::memory_order_relaxed);
+  unit_split_after_.store(kUnitSplitAfterDefault, std::memory_order_relaxed);
   policy_.reset_locked();  // off, like every other setting (after mem_limit: its thresholds)
   wb_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_enable_.store(false, std::memory_order_relaxed);

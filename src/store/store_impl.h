@@ -45,6 +45,9 @@ inline constexpr const char* kDefaultAlgorithm = "lzo-rle";
 // writeback_batch_size: the kernel's default, and uzram's bounds (each block in flight
 // holds a 4 KiB page; two batches are in flight).
 inline constexpr std::uint32_t kWbBatchDefault = 32, kWbBatchMax = 256;
+// unit_policy's default (StoreImpl::unit_split_after_) and the largest N of split_after=N
+// (the partial count lives in 8 bits of the version word, slot.h).
+inline constexpr std::uint32_t kUnitSplitAfterDefault = 4, kUnitSplitAfterMax = 255;
 // backing_timeout_ms: the deadline of every request to a remote backing tier.
 inline constexpr std::uint32_t kBackingTimeoutDefault = 10000, kBackingTimeoutMin = 10,
                                kBackingTimeoutMax = 3600000;
@@ -164,6 +167,12 @@ class StoreImpl final : public Store {
   bool compressed_writeback_ ZS_GUARDED_BY(init_lock_) = false;
   // unit_size in bytes (kBlockSize: no units); written before disksize, kept until reset.
   std::uint32_t unit_size_ ZS_GUARDED_BY(init_lock_) = kBlockSize;
+  // From unit_size_ at init: N, the blocks of a unit (1: no units), and the first block
+  // past the last whole unit of the disk (blocks from there on are never units).
+  std::uint32_t unit_blocks_ ZS_GUARDED_BY(init_lock_) = 1;
+  std::uint64_t unit_end_ ZS_GUARDED_BY(init_lock_) = 0;
+  // The raw-storage threshold of a unit's compressed bytes (Pool::huge_object_size()).
+  std::size_t huge_unit_size_ ZS_GUARDED_BY(init_lock_) = 0;
   // The backing device, open (and flock'ed) from the write of backing_dev until reset or
   // `backing_dev none`; its allocator is sized at init (store/backing.h).
   struct Backing;
@@ -181,6 +190,15 @@ class StoreImpl final : public Store {
   // One post-processing (writeback / recompress) at a time: others get Errc::busy
   // (the kernel's -EAGAIN).
   std::atomic<bool> pp_in_progress_{false};
+  // Versions of unit objects (slot.h, head + 1): bumped at every publication of a unit,
+  // never reset (not by reset either), so a stream's decoded-unit cache keyed by it is never
+  // stale. Relaxed: the unit lock orders the publication that carries it.
+  std::atomic<std::uint64_t> unit_version_{0};
+  // unit_policy (docs/units.md#writes): a partial write of a stored unit re-encodes it
+  // (rmw) for its first split_after - 1 partial writes, then splits it into 4 KiB blocks;
+  // 0 = never split (rmw), 1 = split at once. Runtime-settable, relaxed (read once per
+  // partial write); reset restores the default.
+  std::atomic<std::uint32_t> unit_split_after_{kUnitSplitAfterDefault};
   // Open users (Store::open_user). Incremented under init_lock_ shared, and only while
   // initialised; read under init_lock_ exclusive by reset and disksize, which refuse while
   // it is not 0: the lock orders the increment before or after them. Decremented without
@@ -220,7 +238,20 @@ class StoreImpl final : public Store {
   // Tests: moves the store's clock (access times, the policy's rounds) `seconds` ahead.
   void advance_clock_for_testing(std::uint32_t seconds) noexcept;
 
-  // Calls fn(index, slot) for each slot in [lo, hi) that looks allocated (relaxed peek:
+  // The unit lock of block `index` (docs/locking.md#store-units): the head slot of its
+  // aligned range of unit_blocks_ blocks; the block's own slot when N = 1. Take it, then
+  // say slots_[i].held_by(unit) for the slot(s) of the range the caller touches.
+  Slot& unit_lock(std::uint64_t index) const noexcept ZS_REQUIRES_SHARED(init_lock_) {
+    return slots_[index & ~std::uint64_t{unit_blocks_ - 1}];
+  }
+  // Whether the aligned range of block `index` is a whole unit of the disk (may be stored
+  // as one object): false on a store without units and for the disk's tail blocks.
+  bool in_unit(std::uint64_t index) const noexcept ZS_REQUIRES_SHARED(init_lock_) {
+    return unit_blocks_ > 1 && index < unit_end_;
+  }
+
+  // Calls fn(index, slot) for each slot in [lo, hi) that looks stored (slotf::kStored: an
+  // object, a fill word, a backing block, or a unit's member; a relaxed peek:
   // re-check under the slot lock), skipping the slot-table pages the summary says never
   // held one; fn returns false to stop (then so does this). Cost: what is stored, not the
   // disk's size. Caller holds init_lock_ (shared or exclusive); the device is initialised.
@@ -231,7 +262,7 @@ class StoreImpl final : public Store {
     Slot* const slots = slots_;  // read under the lock (the lambda is not analysed with it)
     summary_.for_each_range(lo, hi, [&](std::uint64_t first, std::uint64_t end) {
       for (std::uint64_t i = first; i < end && go; i++) {
-        if (slots[i].allocated()) go = fn(i, slots[i]);
+        if (slots[i].flags.load(std::memory_order_relaxed) & slotf::kStored) go = fn(i, slots[i]);
       }
       return go;
     });
@@ -256,6 +287,82 @@ class StoreImpl final : public Store {
   // instead of freed at once. Caller holds the slot lock.
   void free_slot_locked(Slot& s, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(s)
       ZS_REQUIRES_SHARED(init_lock_);
+  // ---- Units (unit_slots.cc; the I/O: unit_io.cc, unit_write.cc, unit_read.cc;
+  // docs/units.md). `u` is a unit's head slot, held (the unit lock). ----
+  // Frees the object of the stored unit at u (UNIT set) and clears UNIT and MEMBER on its
+  // N slots (the version word too), counting it out of pages_stored (its members),
+  // compr_data_size, huge_pages and units. With `batch`, the object is queued there.
+  void free_unit_locked(Slot& u, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Frees whatever the range of u holds: its unit, or each block's own contents.
+  void free_range_locked(Slot& u, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Block k of the stored unit at u stops being a member (its data is gone: free notify,
+  // a discard that cannot re-encode): counted out; the object goes with the last member.
+  void drop_member_locked(Slot& u, unsigned k, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // One block's write and read (io.cc), what Store::write/read do under init_lock_ shared;
+  // a block of a stored unit goes to write_partial_locked / read_member_locked.
+  Result<void> write_one(std::uint64_t index, const void* block) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> read_one(std::uint64_t index, void* block) noexcept ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> write_block(std::uint64_t index, const void* block) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> write_into_unit_locked(Slot& u, std::uint64_t index, const void* block,
+                                      Handle made) noexcept ZS_RELEASE(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  void discard_blocks(std::uint64_t first, std::uint64_t end, HandleBatch& batch) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Whole aligned units (unit_io.cc): `first` is a head's index, the range in_unit().
+  Result<void> write_unit(std::uint64_t first, const unsigned char* data) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> read_unit(std::uint64_t first, unsigned char* data) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Blocks [index, index + count) of one unit range, not the whole range (unit_io.cc).
+  Result<void> write_piece(std::uint64_t index, unsigned count, const unsigned char* data) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Publishes a new object for the unit at u (old contents already freed or about to be
+  // replaced by the caller): handle, size, HUGE, the members in `mask`, a new version with
+  // `partials`; counts it in. Returns the version.
+  std::uint64_t publish_unit_locked(Slot& u, Handle h, std::size_t len, bool huge,
+                                    std::uint32_t mask, unsigned partials) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // A partial write of blocks [k, k + count) of the stored unit at u (data, or holes when
+  // null: a discard), by the unit policy (unit_partial.cc): rmw or split, counted. On an
+  // error the unit is as it was.
+  Result<void> write_partial_locked(Slot& u, unsigned k, unsigned count,
+                                    const unsigned char* data) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Block k of the stored unit at u: zeros for a non-member, else through this stream's
+  // decoded-unit cache (unit_partial.cc).
+  Result<void> read_member_locked(Slot& u, unsigned k, void* block) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // The stored unit at u, decoded into dst (unit_size_ bytes) with st, a stream of the
+  // unit's priority (its gather buffer).
+  Result<void> decode_unit_locked(Slot& u, Stream& st, unsigned char* dst) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // The two outcomes of a partial write (unit_partial.cc): `buf` is the patched unit in
+  // st's cache entry c, `mask` the members after it.
+  Result<void> rmw_locked(Slot& u, Stream& st, Stream::CachedUnit* c, std::uint32_t mask,
+                          unsigned partials) noexcept ZS_REQUIRES(u) ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> split_locked(Slot& u, Stream& st, const unsigned char* buf,
+                            std::uint32_t mask) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Stamps an access to block s of the range at u: s's and, for a stored unit, the head's.
+  void touch_locked(Slot& u, Slot& s) noexcept ZS_REQUIRES(u) ZS_REQUIRES(s);
+  // Discard of [first, end) on a store with units (unit_io.cc).
+  void discard_units(std::uint64_t first, std::uint64_t end, HandleBatch& batch) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+
+  // check_invariants' part for the unit range at u (a head): returns the blocks stored
+  // in it and adds to the counts. Caller holds u.
+  struct InvariantCounts {
+    std::uint64_t stored = 0, same = 0, huge = 0, wb = 0, compr = 0, objs = 0, units = 0;
+    std::uint64_t large = 0;  // objects above 4 KiB: a run, and a tail object or none
+  };
+  void check_range_locked(Slot& u, InvariantCounts* c) const noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+
   // Clears IDLE and PP_SLOT and stamps ac_time. Caller holds the slot lock.
   void mark_accessed_locked(Slot& s) noexcept ZS_REQUIRES(s);
   // The block's contents (zeros, fill word, raw, decompressed, or from the backing
