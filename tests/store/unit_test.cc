@@ -33,7 +33,7 @@ std::vector<unsigned char> read_each(Store& st, std::uint64_t index, unsigned bl
 TEST(UnitStoreTest, Attributes) {
   auto st = std::move(Store::create().value());
   EXPECT_EQ(attr(*st, "unit_size"), "4096\n");
-  EXPECT_EQ(attr(*st, "unit_policy"), "split_after=4\n");
+  EXPECT_EQ(attr(*st, "unit_policy"), "split_after=2\n");
   std::string msg;
   for (const char* bad : {"8K", "0", "128K", "32K1", "x"}) {
     EXPECT_EQ(st->write_attr("unit_size", bad, &msg).error(), Errc::invalid_argument) << bad;
@@ -60,7 +60,7 @@ TEST(UnitStoreTest, Attributes) {
             "       0        0        0        0        0        0        0\n");
   set_attr(*st, "reset", "1");
   EXPECT_EQ(attr(*st, "unit_size"), "4096\n");
-  EXPECT_EQ(attr(*st, "unit_policy"), "split_after=4\n");
+  EXPECT_EQ(attr(*st, "unit_policy"), "split_after=2\n");
 }
 
 TEST(UnitStoreTest, WholeUnitsWrittenAndReadOnceEach) {
