@@ -332,9 +332,12 @@ int run_load(const LoadOptions& o, const Io& io) noexcept {
     UnitRun run;
     if (const int rc = load_once(plan, &u, io, &store, &run.result)) return rc;
     run.unit_size = store->unit_size();
+    run.algorithm = store->comp_algorithm();
+    run.streams = store->streams();
+    run.disksize = store->disksize();
     run.mm = store->mm_stat();
     run.units = store->unit_stat();
-    run.doc = load_report_doc(*store, run.result);
+    run.json = load_report_json(*store, run.result);
     runs.push_back(std::move(run));
   }
   const std::string text = o.json ? unit_comparison_json(runs) : unit_comparison_text(runs);

@@ -165,10 +165,8 @@ std::string unit_comparison_text(const std::vector<UnitRun>& runs) {
   const LoadResult& r0 = runs.front().result;
   out += fmt::format("image       {}: {} bytes, {} blocks of 4 KiB\n", r0.image, r0.image_bytes,
                      (r0.image_bytes + kBlockSize - 1) / kBlockSize);
-  const Json& d0 = runs.front().doc;
-  out +=
-      fmt::format("algorithm   {}, {} streams, disksize {}\n\n", d0["algorithm"].get<std::string>(),
-                  d0["streams"].get<unsigned>(), d0["disksize"].get<std::uint64_t>());
+  out += fmt::format("algorithm   {}, {} streams, disksize {}\n\n", runs.front().algorithm,
+                     runs.front().streams, runs.front().disksize);
   out += fmt::format("{:<5} {:>15} {:>15} {:>6} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8}\n", "UNIT",
                      "COMPR", "TOTAL", "RATIO", "MEM-RATIO", "TOTAL-VS", "UNITS", "FAILED",
                      "SECONDS", "MB/S");
@@ -195,7 +193,7 @@ std::string unit_comparison_json(const std::vector<UnitRun>& runs) {
   doc["image"] = runs.front().result.image;
   doc["image_bytes"] = runs.front().result.image_bytes;
   Json& list = doc["runs"] = Json::array();
-  for (const UnitRun& u : runs) list.push_back(u.doc);
+  for (const UnitRun& u : runs) list.push_back(Json::parse(u.json));  // our own output
   return json_text(doc);
 }
 

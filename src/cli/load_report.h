@@ -36,10 +36,13 @@ struct LoadResult {
 // store said after the load (the store itself is gone by then).
 struct UnitRun {
   std::uint64_t unit_size = 0;
+  std::string algorithm;
+  unsigned streams = 0;
+  std::uint64_t disksize = 0;
   MmStat mm;
   UnitStat units;
   LoadResult result;
-  Json doc;  // its whole --json report
+  std::string json;  // its whole --json report (load_report_json)
 };
 [[nodiscard]] std::string unit_comparison_text(const std::vector<UnitRun>& runs);
 [[nodiscard]] std::string unit_comparison_json(const std::vector<UnitRun>& runs);
