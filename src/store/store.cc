@@ -57,14 +57,15 @@ bool Store::initialized() const noexcept {
   ReaderLock l(impl(this)->init_lock_);
   return impl(this)->disksize_ != 0;
 }
-Result<void> Store::write_blocks(std::uint64_t i, std::uint64_t n, const void* d) noexcept {
-  auto r = impl(this)->do_write_blocks(i, n, d);
-  if (r) impl(this)->stats_.blocks_written.fetch_add(n, std::memory_order_relaxed);
+Result<void> Store::write_blocks(std::uint64_t index, std::uint64_t count,
+                                 const void* data) noexcept {
+  auto r = impl(this)->do_write_blocks(index, count, data);
+  if (r) impl(this)->stats_.blocks_written.fetch_add(count, std::memory_order_relaxed);
   return r;
 }
-Result<void> Store::read_blocks(std::uint64_t i, std::uint64_t n, void* d) noexcept {
-  auto r = impl(this)->do_read_blocks(i, n, d);
-  if (r) impl(this)->stats_.blocks_read.fetch_add(n, std::memory_order_relaxed);
+Result<void> Store::read_blocks(std::uint64_t index, std::uint64_t count, void* data) noexcept {
+  auto r = impl(this)->do_read_blocks(index, count, data);
+  if (r) impl(this)->stats_.blocks_read.fetch_add(count, std::memory_order_relaxed);
   return r;
 }
 std::uint64_t Store::unit_size() const noexcept {
