@@ -327,6 +327,20 @@ TEST(UnitStoreTest, TailBlocksPastTheLastUnit) {
   st->check_invariants();
 }
 
+// The streams' memory counts their unit buffers (5 units each: compression buffer of two,
+// gather buffer, a cache of two); pool frames are mem_used_total.
+TEST(UnitStoreTest, MemoryCountsTheUnitBuffers) {
+  auto four = new_store("lz4", "1M");
+  auto units = unit_store("lz4", "64K", "1M");
+  const std::uint64_t per_stream = 5 * 65536;
+  EXPECT_GE(units->memory().streams, four->memory().streams + units->streams() * per_stream);
+  EXPECT_LT(units->memory().streams,
+            four->memory().streams + units->streams() * (per_stream + 4096));
+  auto data = blocks_of(64, 2, 99);
+  ASSERT_TRUE(units->write_blocks(0, 64, data.data()));
+  EXPECT_EQ(units->memory().pool_frames, units->mm_stat().mem_used_total);
+}
+
 // Post-processing leaves units alone until it handles them (issue 12's other half).
 TEST(UnitStoreTest, RecompressSkipsUnits) {
   auto st = std::move(Store::create().value());
