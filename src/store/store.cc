@@ -267,11 +267,14 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
     // Only the pages that ever held a block: reset costs what is stored (docs/store.md);
     // pool objects are freed in batches (docs/store.md#lifecycle).
     HandleBatch batch(*pool_);
-    for_each_stored_slot(0, nslots_, [this, &batch](std::uint64_t i, Slot&) {
+    std::uint64_t done = 0;  // the ranges before this block are free
+    for_each_stored_slot(0, nslots_, [this, &batch, &done](std::uint64_t i, Slot&) {
       init_lock_.assert_held_shared();  // the analysis does not see into the lambda
+      if (i < done) return true;
       Slot& u = unit_lock(i);
+      done = static_cast<std::uint64_t>(&u - slots_) + unit_blocks_;
       u.lock();
-      free_range_locked(u, &batch);  // a unit's other slots are clear after its head
+      free_range_locked(u, &batch);  // a unit, or each block of the range
       u.unlock();
       return true;
     });

@@ -107,6 +107,17 @@ TEST(UnitStoreTest, PartialReadsHitTheCache) {
   ASSERT_TRUE(st->read(1, b.data()));
   EXPECT_EQ(st->unit_stat().cache_hits, u.cache_hits + 2);
   EXPECT_EQ(0, std::memcmp(b.data(), data.data() + kBlockSize, kBlockSize));
+  // An rmw leaves the patched unit in the cache under its new version: the next partial
+  // write and read decompress nothing.
+  set_attr(*st, "unit_policy", "rmw");
+  auto patch = blocks_of(2, 3, 70);
+  ASSERT_TRUE(st->write(3, patch.data()));
+  ASSERT_TRUE(st->write(4, patch.data() + kBlockSize));
+  const std::uint64_t hits = st->unit_stat().cache_hits;
+  ASSERT_TRUE(st->read(4, b.data()));
+  EXPECT_EQ(st->unit_stat().cache_hits, hits + 1);
+  EXPECT_EQ(0, std::memcmp(b.data(), patch.data() + kBlockSize, kBlockSize));
+  EXPECT_EQ(st->unit_stat().rmw_writes, 2u);
 }
 
 TEST(UnitStoreTest, RawAndSameFilledUnits) {
