@@ -107,6 +107,17 @@ TEST(UnitStoreTest, PartialReadsHitTheCache) {
   ASSERT_TRUE(st->read(1, b.data()));
   EXPECT_EQ(st->unit_stat().cache_hits, u.cache_hits + 2);
   EXPECT_EQ(0, std::memcmp(b.data(), data.data() + kBlockSize, kBlockSize));
+  // An rmw leaves the patched unit in the cache under its new version: the next partial
+  // write and read decompress nothing.
+  set_attr(*st, "unit_policy", "rmw");
+  auto patch = blocks_of(2, 3, 70);
+  ASSERT_TRUE(st->write(3, patch.data()));
+  ASSERT_TRUE(st->write(4, patch.data() + kBlockSize));
+  const std::uint64_t hits = st->unit_stat().cache_hits;
+  ASSERT_TRUE(st->read(4, b.data()));
+  EXPECT_EQ(st->unit_stat().cache_hits, hits + 1);
+  EXPECT_EQ(0, std::memcmp(b.data(), patch.data() + kBlockSize, kBlockSize));
+  EXPECT_EQ(st->unit_stat().rmw_writes, 2u);
 }
 
 TEST(UnitStoreTest, RawAndSameFilledUnits) {
@@ -325,6 +336,20 @@ TEST(UnitStoreTest, TailBlocksPastTheLastUnit) {
   ASSERT_TRUE(st->discard(47 * kBlockSize, 3 * kBlockSize));
   EXPECT_TRUE(st->is_unallocated(48));
   st->check_invariants();
+}
+
+// The streams' memory counts their unit buffers (5 units each: compression buffer of two,
+// gather buffer, a cache of two); pool frames are mem_used_total.
+TEST(UnitStoreTest, MemoryCountsTheUnitBuffers) {
+  auto four = new_store("lz4", "1M");
+  auto units = unit_store("lz4", "64K", "1M");
+  const std::uint64_t per_stream = 5 * 65536;
+  EXPECT_GE(units->memory().streams, four->memory().streams + units->streams() * per_stream);
+  EXPECT_LT(units->memory().streams,
+            four->memory().streams + units->streams() * (per_stream + 4096));
+  auto data = blocks_of(64, 2, 99);
+  ASSERT_TRUE(units->write_blocks(0, 64, data.data()));
+  EXPECT_EQ(units->memory().pool_frames, units->mm_stat().mem_used_total);
 }
 
 // Post-processing leaves units alone until it handles them (issue 12's other half).
