@@ -58,8 +58,7 @@ void PoolImpl::copy_out(const ZsPage* z, std::size_t off, void* dst,
                         std::size_t len) const noexcept {
   auto* d = static_cast<std::byte*>(dst);
   while (len) {
-    const std::size_t in = off & (kFrameSize - 1);
-    const std::size_t n = std::min(len, kFrameSize - in);
+    const std::size_t n = contiguous_bytes(z, off, len);
     std::memcpy(d, chain_addr(z, off), n);
     d += n;
     off += n;
@@ -70,8 +69,7 @@ void PoolImpl::copy_out(const ZsPage* z, std::size_t off, void* dst,
 void PoolImpl::copy_in(ZsPage* z, std::size_t off, const void* src, std::size_t len) noexcept {
   auto* s = static_cast<const std::byte*>(src);
   while (len) {
-    const std::size_t in = off & (kFrameSize - 1);
-    const std::size_t n = std::min(len, kFrameSize - in);
+    const std::size_t n = contiguous_bytes(z, off, len);
     std::memcpy(chain_addr(z, off), s, n);
     s += n;
     off += n;
@@ -119,13 +117,16 @@ const void* PoolImpl::read_begin_impl(Handle h, void* local_copy) noexcept {
   }
   const Location loc = HandleTable::decode(v);
   const std::size_t off = payload_offset(c, loc.obj);
-  const void* mem = local_copy;
-  if ((off & (kFrameSize - 1)) + loc.size <= kFrameSize) {
-    mem = chain_addr(z, off);  // no copy
-  } else {
+  const void* mem = chain_addr(z, off);  // in place: in one frame, or in adjacent ones
+  if ((off & (kFrameSize - 1)) + loc.size > kFrameSize) {
+    // Checked whether or not the frames are adjacent: the contract does not depend on
+    // where the arena put them.
     ZS_CHECK(local_copy != nullptr,
              "read_begin: object of %u bytes spans two frames and local_copy is NULL", loc.size);
-    copy_out(z, off, local_copy, loc.size);
+    if (contiguous_bytes(z, off, loc.size) < loc.size) {
+      copy_out(z, off, local_copy, loc.size);
+      mem = local_copy;
+    }
   }
   z->lock.leave_read_held();  // until read_end
   return mem;
