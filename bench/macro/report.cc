@@ -110,8 +110,8 @@ std::vector<Target> evaluate_targets(const RunInfo& info, const std::vector<Back
                   "class geometry for an in-order header-less fill; one over adjacent frames "
                   "is read in place)",
                   copied, total, span);
-    out.push_back({"reads of objects within one frame make no copy", copied >= 0 && copied <= span,
-                   buf});
+    out.push_back(
+        {"reads of objects within one frame make no copy", copied >= 0 && copied <= span, buf});
   } else {
     out.push_back({"memory targets", -1, "the uzram backend did not run"});
   }
