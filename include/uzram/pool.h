@@ -141,8 +141,10 @@ class Pool {
   void free_batch(const Handle* handles, std::size_t n) noexcept;
 
   // Pins the object and returns its bytes: a direct pointer when the object lies in one
-  // frame, else a copy in `local_copy` (at least object_size() bytes; may be null only
-  // for objects that do not span). Must be paired with read_end(); may sleep in between.
+  // frame or in adjacent ones (a zspage's frames mostly are; a migration may move one),
+  // else a copy in `local_copy` (at least object_size() bytes; may be null only for
+  // objects that do not span a frame boundary - checked whether or not the frames are
+  // adjacent). Must be paired with read_end(); may sleep in between.
   // A large object (> 4096 bytes) is always gathered into local_copy (never null), and
   // no lock is held between read_begin and read_end for it: the zspage read-lock contract
   // above is for objects of at most 4096 bytes (docs/locking.md#large-objects).

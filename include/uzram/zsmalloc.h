@@ -95,6 +95,8 @@ void zs_free_batch(struct zs_pool* pool, const unsigned long* handles, size_t n)
 
 size_t zs_huge_class_size(struct zs_pool* pool);
 
+/* Returns the object's bytes: in place when they lie in one frame or in adjacent frames,
+ * else copied into local_copy (as the kernel: use the returned pointer, not local_copy). */
 void* zs_obj_read_begin(struct zs_pool* pool, unsigned long handle, void* local_copy);
 void zs_obj_read_end(struct zs_pool* pool, unsigned long handle, void* handle_mem);
 void zs_obj_write(struct zs_pool* pool, unsigned long handle, const void* handle_mem,

@@ -144,6 +144,19 @@ class PoolImpl final : public Pool {
   std::byte* chain_addr(const ZsPage* z, std::size_t off) const noexcept {
     return arena_.address(z->frames[off >> kFrameShift]) + (off & (kFrameSize - 1));
   }
+  // How many of the `len` bytes from chain offset `off` lie at consecutive addresses: a
+  // zspage's frames are taken in one arena alloc and are mostly adjacent there (a
+  // migration moves one elsewhere), and an object over adjacent frames is one range
+  // (docs/design.md#frames). Caller holds z's lock (read or write) or the class lock.
+  std::size_t contiguous_bytes(const ZsPage* z, std::size_t off, std::size_t len) const noexcept {
+    std::size_t k = off >> kFrameShift;
+    std::size_t n = kFrameSize - (off & (kFrameSize - 1));
+    while (n < len && z->frames[k + 1] == z->frames[k] + 1) {
+      n += kFrameSize;
+      k++;
+    }
+    return std::min(n, len);
+  }
   void copy_out(const ZsPage* z, std::size_t off, void* dst, std::size_t len) const noexcept;
   // A large object's tail (a small object): copies its first `len` bytes out to / in from
   // buf under its zspage read lock, taken and dropped here.
