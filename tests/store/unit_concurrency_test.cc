@@ -25,15 +25,7 @@ namespace {
 
 constexpr std::uint64_t kMagic = 0x756e69742d746167ULL;  // "unit-tag"
 constexpr int kWriters = 3;
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr int kOps = 600;
-#else
-constexpr int kOps = 2500;
-#endif
-#else
-constexpr int kOps = 2500;
-#endif
+constexpr int kWriterOps = kUnitTestSanitized ? 600 : 2500;
 
 // Version v (>= 1) of block b, self-describing: a same-filled word holding b and v, or a
 // header (magic ^ b, v, kind) and a body regenerated from (b, v).
@@ -95,7 +87,7 @@ void writer(Shared& sh, int me, std::uint64_t seed) {
     tagged(p, b, ++version[b]);
     sh.model[b].assign(p, p + kBlockSize);
   };
-  for (int i = 0; i < kOps; i++) {
+  for (int i = 0; i < kWriterOps; i++) {
     const std::uint64_t op = rng.uniform(10);
     if (op < 5) {  // my own units: whole units, or blocks of one
       std::uint64_t u = rng.uniform(own_units);

@@ -17,6 +17,17 @@
 
 namespace uzram::testing {
 
+// Sanitizer builds run the randomized unit tests shorter (they are 5-10x slower).
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+inline constexpr bool kUnitTestSanitized = true;
+#else
+inline constexpr bool kUnitTestSanitized = false;
+#endif
+#else
+inline constexpr bool kUnitTestSanitized = false;
+#endif
+
 // One block of a kind: 0 random, 1 same-filled (a random word), 2 zeros, 3 text-like
 // (compresses 2-4x), 4 half random, half zeros.
 inline void unit_block(Random& rng, unsigned char* b, unsigned kind) {

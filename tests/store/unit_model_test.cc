@@ -27,7 +27,7 @@ TEST_P(UnitModelTest, MatchesReferenceModel) {
   UnitRun run(GetParam(), seed, backing.path());
   ASSERT_NO_FATAL_FAILURE(run.setup());
   ASSERT_NO_FATAL_FAILURE(run.probe());
-  for (int i = 0; i < 1500; i++) {
+  for (int i = 0; i < (kUnitTestSanitized ? 500 : 1500); i++) {
     ASSERT_NO_FATAL_FAILURE(run.step(i));
   }
   EXPECT_GT(run.limit_hits(), 0u) << "no write ever met mem_limit";
