@@ -141,10 +141,13 @@ Result<std::string> read_block_state(const StoreImpl& s, std::string* msg) noexc
   }
   std::string out;
   s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t i, Slot& slot) {
-    slot.lock();
+    s.init_lock_.assert_held_shared();  // the analysis does not see into the lambda
+    Slot& u = s.unit_lock(i);
+    u.lock();
+    slot.held_by(u);
     const std::uint32_t f = slot.get();
     const std::uint32_t t = slot.ac_time.load(std::memory_order_relaxed);
-    slot.unlock();
+    u.unlock();
     if (!(f & (slotf::kSizeMask | slotf::kSame | slotf::kWb))) return true;
     out +=
         fmt("%12" PRIu64 " %12u.%06u %c%c%c%c%c%c\n", i, t, 0u, f & slotf::kSame ? 's' : '.',

@@ -167,10 +167,13 @@ void StoreImpl::check_backing_invariants() const noexcept {
   const BackingAlloc& al = backing_->alloc;
   std::vector<std::uint32_t> expect(al.nblocks(), 0);
   for_each_stored_slot(0, nslots_, [&](std::uint64_t i, Slot& s) {
-    s.lock();
+    init_lock_.assert_held_shared();  // the analysis does not see into the lambda
+    Slot& u = unit_lock(i);
+    u.lock();
+    s.held_by(u);
     const std::uint32_t f = s.get();
     const WbAddr a = wb_decode(s.handle.load(std::memory_order_relaxed));
-    s.unlock();
+    u.unlock();
     if (!(f & slotf::kWb)) return true;
     ZS_CHECK(a.block >= 1 && a.block + a.nblocks() <= al.nblocks(),
              "slot %llu: written back to block %llu of %llu", static_cast<unsigned long long>(i),

@@ -37,8 +37,11 @@ std::uint64_t mark_idle(StoreImpl& s, std::uint64_t age) noexcept {
   const bool all = age == 0;
   const std::uint32_t now = s.now_seconds();
   std::uint64_t marked = 0;
-  s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t, Slot& slot) {  // re-checked below
-    slot.lock();
+  s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t i, Slot& slot) {  // re-checked below
+    s.init_lock_.assert_held_shared();  // the analysis does not see into the lambda
+    Slot& u = s.unit_lock(i);
+    u.lock();
+    slot.held_by(u);
     const std::uint32_t f = slot.get();
     if ((f & (slotf::kSizeMask | slotf::kSame | slotf::kWb)) &&
         !(f & (slotf::kSame | slotf::kWb))) {
@@ -47,7 +50,7 @@ std::uint64_t mark_idle(StoreImpl& s, std::uint64_t age) noexcept {
       slot.set(old ? (f | slotf::kIdle) & ~slotf::kLock : f & ~(slotf::kIdle | slotf::kLock));
       marked += old;
     }
-    slot.unlock();
+    u.unlock();
     return true;
   });
   return marked;
@@ -56,7 +59,6 @@ std::uint64_t mark_idle(StoreImpl& s, std::uint64_t age) noexcept {
 void StoreImpl::do_check_invariants() const noexcept {
   ReaderLock l(init_lock_);
   if (!slots_) return;
-  std::uint64_t stored = 0, same = 0, huge = 0, wb = 0, compr = 0, objs = 0;
   // Pages the summary says never held a block must hold none. They are checked (a relaxed
   // peek: reading maps no memory) on disks up to 4 GiB; larger ones only walk marked pages.
   if (nslots_ <= (std::uint64_t{1} << 20)) {
@@ -66,32 +68,22 @@ void StoreImpl::do_check_invariants() const noexcept {
                static_cast<unsigned long long>(i));
     }
   }
-  const Pool* const pool = pool_.get();  // read under the lock (the lambda is not analysed)
-  for_each_stored_slot(0, nslots_, [&](std::uint64_t i, Slot& s) {
-    s.lock();
-    const std::uint32_t f = s.get();
-    const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
-    s.unlock();
-    const std::uint32_t size = f & slotf::kSizeMask;
-    const bool is_same = f & slotf::kSame, is_wb = f & slotf::kWb;
-    ZS_CHECK(!(is_same && (is_wb || size)), "slot %llu: SAME with WB or a size (flags %#x)",
-             static_cast<unsigned long long>(i), f);
-    ZS_CHECK(!(is_wb && size), "slot %llu: WB with a size", static_cast<unsigned long long>(i));
-    ZS_CHECK(!(f & slotf::kHuge) || size == kBlockSize, "slot %llu: HUGE with size %u",
-             static_cast<unsigned long long>(i), size);
-    if (is_same) same++;
-    if (is_wb) wb++;
-    if (size) {
-      objs++;
-      compr += size;
-      if (f & slotf::kHuge) huge++;
-      ZS_CHECK(pool->object_size(static_cast<Handle>(h)) == size,
-               "slot %llu: object size %zu != %u", static_cast<unsigned long long>(i),
-               pool->object_size(static_cast<Handle>(h)), size);
-    }
-    if (is_same || is_wb || size) stored++;
+  // Range by range (a unit range under its unit lock; on a store without units a range is
+  // one block): unit_slots.cc's check_range_locked.
+  InvariantCounts c;
+  std::uint64_t done = 0;  // ranges before this block were checked
+  for_each_stored_slot(0, nslots_, [&](std::uint64_t i, Slot&) {
+    init_lock_.assert_held_shared();  // the analysis does not see into the lambda
+    if (i < done) return true;
+    Slot& u = unit_lock(i);
+    done = static_cast<std::uint64_t>(&u - slots_) + unit_blocks_;
+    u.lock();
+    check_range_locked(u, &c);
+    u.unlock();
     return true;
   });
+  const std::uint64_t stored = c.stored, same = c.same, huge = c.huge, wb = c.wb, compr = c.compr,
+                      objs = c.objs;
   const auto ld = [](const auto& a) { return a.load(std::memory_order_relaxed); };
   ZS_CHECK(stored == ld(stats_.pages_stored), "pages_stored %llu, slots say %llu",
            static_cast<unsigned long long>(ld(stats_.pages_stored)),
@@ -99,6 +91,9 @@ void StoreImpl::do_check_invariants() const noexcept {
   ZS_CHECK(same == ld(stats_.same_pages) && huge == ld(stats_.huge_pages) &&
                wb == ld(stats_.bd_count) && compr == ld(stats_.compr_data_size),
            "store counters disagree with the slots");
+  ZS_CHECK(c.units == ld(stats_.units), "units %llu, slots say %llu",
+           static_cast<unsigned long long>(ld(stats_.units)),
+           static_cast<unsigned long long>(c.units));
   ZS_CHECK(objs == pool_->stats().objs_used, "pool holds %llu objects, slots %llu",
            static_cast<unsigned long long>(pool_->stats().objs_used),
            static_cast<unsigned long long>(objs));

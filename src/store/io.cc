@@ -33,6 +33,7 @@ void fill_word(void* block, std::uint64_t word) noexcept {
 
 void StoreImpl::free_slot_locked(Slot& s, HandleBatch* batch) noexcept {
   const std::uint32_t f = s.get();
+  ZS_CHECK(!(f & (slotf::kUnit | slotf::kMember)), "free_slot_locked on a unit's slot (%#x)", f);
   const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
   if (f & slotf::kSame) {
     stats_.same_pages.fetch_sub(1, std::memory_order_relaxed);
@@ -78,14 +79,16 @@ Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcep
   if (index >= nslots_) return Errc::out_of_range;
   summary_.note(index);  // before anything is published in the slot (slot_summary.h)
   Slot& s = slots_[index];
+  Slot& u = unit_lock(index);
   std::uint64_t word;
   if (same_filled(block, &word)) {  // step 1: metadata only
-    s.lock();
+    u.lock();
+    s.held_by(u);
     free_slot_locked(s);
     s.handle.store(word, std::memory_order_relaxed);
     s.set(slotf::kSame);
     mark_accessed_locked(s);
-    s.unlock();
+    u.unlock();
     stats_.same_pages.fetch_add(1, std::memory_order_relaxed);
     stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
     return {};
@@ -121,12 +124,13 @@ Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcep
     stats_.failed_writes.fetch_add(1, std::memory_order_relaxed);
     return Errc::limit_reached;
   }
-  s.lock();  // step 7: publish; free the old contents only now
+  u.lock();  // step 7: publish; free the old contents only now
+  s.held_by(u);
   free_slot_locked(s);
   s.handle.store(static_cast<std::uint64_t>(*h), std::memory_order_relaxed);
   s.set(static_cast<std::uint32_t>(len) | (huge ? slotf::kHuge : 0));
   mark_accessed_locked(s);  // step 8
-  s.unlock();
+  u.unlock();
   stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
   stats_.compr_data_size.fetch_add(len, std::memory_order_relaxed);
   if (huge) {
@@ -181,10 +185,12 @@ Result<void> StoreImpl::do_read(std::uint64_t index, void* block) noexcept {
     return {};
   }
   Slot& s = slots_[index];
-  s.lock();
+  Slot& u = unit_lock(index);
+  u.lock();
+  s.held_by(u);
   auto r = load_locked(s, block);
   mark_accessed_locked(s);
-  s.unlock();
+  u.unlock();
   if (!r) stats_.failed_reads.fetch_add(1, std::memory_order_relaxed);
   return r;
 }
@@ -205,11 +211,13 @@ Result<void> StoreImpl::do_discard(std::uint64_t offset, std::uint64_t len) noex
   // what is stored and leaves the rest of the slot table untouched. Pool objects are freed
   // in batches.
   HandleBatch batch(*pool_);
-  for_each_stored_slot(first, end, [this, &batch](std::uint64_t, Slot& s) {
+  for_each_stored_slot(first, end, [this, &batch](std::uint64_t i, Slot& s) {
     init_lock_.assert_held_shared();  // the analysis does not see into the lambda
-    s.lock();
-    free_slot_locked(s, &batch);
-    s.unlock();
+    Slot& u = unit_lock(i);
+    u.lock();
+    s.held_by(u);
+    if (s.allocated()) free_slot_locked(s, &batch);
+    u.unlock();
     return true;
   });
   batch.flush();
@@ -223,12 +231,14 @@ void StoreImpl::do_slot_free_notify(std::uint64_t index) noexcept {
   stats_.notify_free.fetch_add(1, std::memory_order_relaxed);
   if (!summary_.may_hold(index)) return;
   Slot& s = slots_[index];
-  if (!s.try_lock()) {
+  Slot& u = unit_lock(index);
+  if (!u.try_lock()) {
     stats_.miss_free.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  s.held_by(u);
   free_slot_locked(s);
-  s.unlock();
+  u.unlock();
 }
 
 bool StoreImpl::slot_test(std::uint64_t index, std::uint32_t mask,
@@ -236,10 +246,12 @@ bool StoreImpl::slot_test(std::uint64_t index, std::uint32_t mask,
   ReaderLock cfg(init_lock_);
   if (!slots_ || index >= nslots_ || !summary_.may_hold(index)) return false;
   Slot& s = slots_[index];
-  s.lock();
+  Slot& u = unit_lock(index);
+  u.lock();
+  s.held_by(u);
   const bool hit = (s.get() & mask) != 0;
   if (hit && handle) *handle = s.handle.load(std::memory_order_relaxed);
-  s.unlock();
+  u.unlock();
   return hit;
 }
 

@@ -21,9 +21,11 @@ Result<void> PpPass::begin(std::string* msg) noexcept {
 void PpPass::release(std::uint64_t index) noexcept {
   s_.init_lock_.assert_held_shared();  // held by the caller for the pass (pp_pass.h)
   Slot& slot = s_.slots_[index];
-  slot.lock();
+  Slot& u = s_.unit_lock(index);
+  u.lock();
+  slot.held_by(u);
   slot.set(slot.get() & ~(slotf::kPpSlot | slotf::kLock));
-  slot.unlock();
+  u.unlock();
 }
 
 bool PpPass::add(std::uint64_t index, std::uint32_t size) noexcept {

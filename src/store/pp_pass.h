@@ -48,7 +48,8 @@ class PpPass {
   [[nodiscard]] Result<void> begin(std::string* msg) noexcept;
 
   // Marks PP_SLOT on, and collects, the candidates among slots [lo, end): pool objects (a
-  // size, and not WB, SAME or PP_SLOT already) whose flags want(flags) accepts (called
+  // size, and not WB, SAME or PP_SLOT already, and not a unit's: units are not
+  // post-processed yet) whose flags want(flags) accepts (called
   // under the slot lock). Errc::no_memory ("WHAT: out of memory") when the set cannot
   // grow; every candidate collected is released then.
   template <typename Want>
@@ -56,11 +57,14 @@ class PpPass {
                                   std::string* msg) noexcept {
     s_.init_lock_.assert_held_shared();  // held by the caller for the pass (see above)
     const bool all = s_.for_each_stored_slot(lo, end, [&](std::uint64_t i, Slot& slot) {
-      slot.lock();  // the relaxed peek is re-checked under the lock
+      s_.init_lock_.assert_held_shared();  // the analysis does not see into the lambda
+      Slot& u = s_.unit_lock(i);
+      u.lock();  // the relaxed peek is re-checked under the lock (the block's unit lock)
+      slot.held_by(u);
       const std::uint32_t f = slot.get();
       const bool take = is_candidate(f) && want(f);
       if (take) slot.set((f | slotf::kPpSlot) & ~slotf::kLock);
-      slot.unlock();
+      u.unlock();
       return !take || add(i, f & slotf::kSizeMask);
     });
     if (all) return {};
@@ -75,7 +79,8 @@ class PpPass {
 
  private:
   static constexpr bool is_candidate(std::uint32_t f) noexcept {
-    return (f & slotf::kSizeMask) && !(f & (slotf::kWb | slotf::kSame | slotf::kPpSlot));
+    return (f & slotf::kSizeMask) &&
+           !(f & (slotf::kWb | slotf::kSame | slotf::kPpSlot | slotf::kUnit));
   }
   bool add(std::uint64_t index, std::uint32_t size) noexcept;
   Result<void> out_of_memory(std::string* msg) noexcept;

@@ -216,23 +216,25 @@ Result<bool> try_priorities(StoreImpl& st, std::uint64_t index, const RecompComm
 void publish(StoreImpl& st, Slot& s, std::uint64_t handle, const Recompressed* r,
              bool incompressible, PpDone* done) {
   st.init_lock_.assert_held_shared();
-  s.lock();
+  Slot& u = st.unit_lock(static_cast<std::uint64_t>(&s - st.slots_));
+  u.lock();
+  s.held_by(u);
   const std::uint32_t f = s.get() & ~slotf::kLock;
   if (!(f & slotf::kPpSlot) || s.handle.load(std::memory_order_relaxed) != handle) {
-    s.unlock();
+    u.unlock();
     if (r) st.pool_->free(r->handle);
     return;
   }
   if (!r) {
     s.set((f & ~(slotf::kIdle | slotf::kPpSlot)) | (incompressible ? slotf::kIncompressible : 0));
-    s.unlock();
+    u.unlock();
     return;
   }
   const std::uint32_t old_size = f & slotf::kSizeMask;
   st.free_slot_locked(s);  // old object; compr_data_size, huge_pages, pages_stored
   s.handle.store(static_cast<std::uint64_t>(r->handle), std::memory_order_relaxed);
   s.set(r->len | (r->prio << slotf::kPrioShift));
-  s.unlock();
+  u.unlock();
   st.stats_.pages_stored.fetch_add(1, std::memory_order_relaxed);
   st.stats_.compr_data_size.fetch_add(r->len, std::memory_order_relaxed);
   if (done) {
@@ -249,14 +251,17 @@ Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompComm
                             RecompScratch& sc, std::uint64_t* budget, PpDone* done,
                             std::string* msg) ZS_REQUIRES_SHARED(st.init_lock_) {
   Slot& s = st.slots_[index];
-  s.lock();
+  Slot& u = st.unit_lock(index);
+  u.lock();
+  s.held_by(u);
   const std::uint32_t f = s.get() & ~slotf::kLock;
   const std::uint32_t size = f & slotf::kSizeMask;
-  // Accessed or freed since the scan, or already small enough: leave it.
-  if (!(f & slotf::kPpSlot) || size == 0 || (f & (slotf::kWb | slotf::kSame)) ||
+  // Accessed or freed since the scan, or already small enough, or a unit (not yet
+  // recompressed as a unit): leave it.
+  if (!(f & slotf::kPpSlot) || size == 0 || (f & (slotf::kWb | slotf::kSame | slotf::kUnit)) ||
       size < cmd.threshold) {
     s.set(f & ~slotf::kPpSlot);
-    s.unlock();
+    u.unlock();
     return {};
   }
   const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
@@ -264,13 +269,14 @@ Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompComm
   const void* p = st.pool_->read_begin(handle, sc.object);
   if (p != sc.object) std::memcpy(sc.object, p, size);
   st.pool_->read_end(handle, p);
-  s.unlock();  // PP_SLOT stays: any access from now on clears it
+  u.unlock();  // PP_SLOT stays: any access from now on clears it
 
   const unsigned prio = (f & slotf::kPrioMask) >> slotf::kPrioShift;
-  const auto give_back = [&s] {  // the pass stops: the slot stays as it is
-    s.lock();
+  const auto give_back = [&s, &u] {  // the pass stops: the slot stays as it is
+    u.lock();
+    s.held_by(u);
     s.set(s.get() & ~(slotf::kPpSlot | slotf::kLock));
-    s.unlock();
+    u.unlock();
   };
   if (auto r = decode(st, prio, size, f & slotf::kHuge, sc); !r) {
     give_back();

@@ -178,6 +178,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   }
   PoolOptions po;
   po.name = name_;
+  if (unit_size_ > kBlockSize) po.max_object_size = unit_size_;  // a unit's object
   if (options_.swap && !swap_pool_options(n, &po, msg)) {
     munmap(table, n * sizeof(Slot));
     return Errc::invalid_argument;
@@ -223,6 +224,9 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   pool_ = std::move(pool).value();
   pool_bytes_ = options_.swap ? po.max_bytes : 0;
   huge_class_size_ = pool_->huge_class_size();
+  huge_unit_size_ = pool_->huge_object_size();
+  unit_blocks_ = unit_size_ / kBlockSize;
+  unit_end_ = n / unit_blocks_ * unit_blocks_;
   epoch_ = coarse_seconds();
   policy_.limits_changed_locked();  // a policy set before disksize starts now
   return {};
@@ -262,11 +266,12 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
     // Only the pages that ever held a block: reset costs what is stored (docs/store.md);
     // pool objects are freed in batches (docs/store.md#lifecycle).
     HandleBatch batch(*pool_);
-    for_each_stored_slot(0, nslots_, [this, &batch](std::uint64_t, Slot& s) {
+    for_each_stored_slot(0, nslots_, [this, &batch](std::uint64_t i, Slot&) {
       init_lock_.assert_held_shared();  // the analysis does not see into the lambda
-      s.lock();
-      free_slot_locked(s, &batch);
-      s.unlock();
+      Slot& u = unit_lock(i);
+      u.lock();
+      free_range_locked(u, &batch);  // a unit's other slots are clear after its head
+      u.unlock();
       return true;
     });
     batch.flush();
@@ -283,6 +288,9 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
   backing_path_.clear();
   compressed_writeback_ = false;
   unit_size_ = kBlockSize;
+  unit_blocks_ = 1;
+  unit_end_ = 0;
+  huge_unit_size_ = 0;
   for (unsigned p = 1; p < kMaxPriorities; p++) comp_[p] = CodecSpec{};
   comp_[0] = CodecSpec{};  // the kernel restores its default algorithm on reset
   comp_[0].name = kDefaultAlgorithm;

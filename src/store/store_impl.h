@@ -164,6 +164,12 @@ class StoreImpl final : public Store {
   bool compressed_writeback_ ZS_GUARDED_BY(init_lock_) = false;
   // unit_size in bytes (kBlockSize: no units); written before disksize, kept until reset.
   std::uint32_t unit_size_ ZS_GUARDED_BY(init_lock_) = kBlockSize;
+  // From unit_size_ at init: N, the blocks of a unit (1: no units), and the first block
+  // past the last whole unit of the disk (blocks from there on are never units).
+  std::uint32_t unit_blocks_ ZS_GUARDED_BY(init_lock_) = 1;
+  std::uint64_t unit_end_ ZS_GUARDED_BY(init_lock_) = 0;
+  // The raw-storage threshold of a unit's compressed bytes (Pool::huge_object_size()).
+  std::size_t huge_unit_size_ ZS_GUARDED_BY(init_lock_) = 0;
   // The backing device, open (and flock'ed) from the write of backing_dev until reset or
   // `backing_dev none`; its allocator is sized at init (store/backing.h).
   struct Backing;
@@ -181,6 +187,10 @@ class StoreImpl final : public Store {
   // One post-processing (writeback / recompress) at a time: others get Errc::busy
   // (the kernel's -EAGAIN).
   std::atomic<bool> pp_in_progress_{false};
+  // Versions of unit objects (slot.h, head + 1): bumped at every publication of a unit,
+  // never reset (not by reset either), so a stream's decoded-unit cache keyed by it is never
+  // stale. Relaxed: the unit lock orders the publication that carries it.
+  std::atomic<std::uint64_t> unit_version_{0};
   // Open users (Store::open_user). Incremented under init_lock_ shared, and only while
   // initialised; read under init_lock_ exclusive by reset and disksize, which refuse while
   // it is not 0: the lock orders the increment before or after them. Decremented without
@@ -220,7 +230,20 @@ class StoreImpl final : public Store {
   // Tests: moves the store's clock (access times, the policy's rounds) `seconds` ahead.
   void advance_clock_for_testing(std::uint32_t seconds) noexcept;
 
-  // Calls fn(index, slot) for each slot in [lo, hi) that looks allocated (relaxed peek:
+  // The unit lock of block `index` (docs/locking.md#store-units): the head slot of its
+  // aligned range of unit_blocks_ blocks; the block's own slot when N = 1. Take it, then
+  // say slots_[i].held_by(unit) for the slot(s) of the range the caller touches.
+  Slot& unit_lock(std::uint64_t index) const noexcept ZS_REQUIRES_SHARED(init_lock_) {
+    return slots_[index & ~std::uint64_t{unit_blocks_ - 1}];
+  }
+  // Whether the aligned range of block `index` is a whole unit of the disk (may be stored
+  // as one object): false on a store without units and for the disk's tail blocks.
+  bool in_unit(std::uint64_t index) const noexcept ZS_REQUIRES_SHARED(init_lock_) {
+    return unit_blocks_ > 1 && index < unit_end_;
+  }
+
+  // Calls fn(index, slot) for each slot in [lo, hi) that looks stored (slotf::kStored: an
+  // object, a fill word, a backing block, or a unit's member; a relaxed peek:
   // re-check under the slot lock), skipping the slot-table pages the summary says never
   // held one; fn returns false to stop (then so does this). Cost: what is stored, not the
   // disk's size. Caller holds init_lock_ (shared or exclusive); the device is initialised.
@@ -231,7 +254,7 @@ class StoreImpl final : public Store {
     Slot* const slots = slots_;  // read under the lock (the lambda is not analysed with it)
     summary_.for_each_range(lo, hi, [&](std::uint64_t first, std::uint64_t end) {
       for (std::uint64_t i = first; i < end && go; i++) {
-        if (slots[i].allocated()) go = fn(i, slots[i]);
+        if (slots[i].flags.load(std::memory_order_relaxed) & slotf::kStored) go = fn(i, slots[i]);
       }
       return go;
     });
@@ -256,6 +279,28 @@ class StoreImpl final : public Store {
   // instead of freed at once. Caller holds the slot lock.
   void free_slot_locked(Slot& s, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(s)
       ZS_REQUIRES_SHARED(init_lock_);
+  // ---- Units (unit_slots.cc; the I/O: unit_io.cc, unit_write.cc, unit_read.cc;
+  // docs/units.md). `u` is a unit's head slot, held (the unit lock). ----
+  // Frees the object of the stored unit at u (UNIT set) and clears UNIT and MEMBER on its
+  // N slots (the version word too), counting it out of pages_stored (its members),
+  // compr_data_size, huge_pages and units. With `batch`, the object is queued there.
+  void free_unit_locked(Slot& u, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Frees whatever the range of u holds: its unit, or each block's own contents.
+  void free_range_locked(Slot& u, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Block k of the stored unit at u stops being a member (its data is gone: free notify,
+  // a discard that cannot re-encode): counted out; the object goes with the last member.
+  void drop_member_locked(Slot& u, unsigned k, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // check_invariants' part for the unit range at u (a head): returns the blocks stored
+  // in it and adds to the counts. Caller holds u.
+  struct InvariantCounts {
+    std::uint64_t stored = 0, same = 0, huge = 0, wb = 0, compr = 0, objs = 0, units = 0;
+  };
+  void check_range_locked(Slot& u, InvariantCounts* c) const noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+
   // Clears IDLE and PP_SLOT and stamps ac_time. Caller holds the slot lock.
   void mark_accessed_locked(Slot& s) noexcept ZS_REQUIRES(s);
   // The block's contents (zeros, fill word, raw, decompressed, or from the backing

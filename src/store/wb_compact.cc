@@ -86,6 +86,7 @@ bool CompactRun::source(const WbAddr& a, unsigned char* dst) noexcept {
 WbRun::Place CompactRun::place(WbBatch* b, std::uint64_t index) noexcept {
   s_.init_lock_.assert_held_shared();
   Slot& s = s_.slots_[index];
+  Slot& u = s_.unit_lock(index);
   const std::uint32_t peek = s.flags.load(std::memory_order_relaxed);
   const std::uint64_t h0 = s.handle.load(std::memory_order_relaxed);
   if (!(peek & slotf::kPpSlot) || !packed_wb(peek)) return Place::skipped;
@@ -94,12 +95,13 @@ WbRun::Place CompactRun::place(WbBatch* b, std::uint64_t index) noexcept {
   WbAddr a;
   if (const Place p = reserve(b, old.len, false, &off, &a); p != Place::placed) return p;
   // PP_SLOT still set under the lock: the slot is as the scan found it, h0 included.
-  s.lock();
+  u.lock();
+  s.held_by(u);
   const std::uint32_t f = s.get();
   const bool same =
       (f & slotf::kPpSlot) && packed_wb(f) && s.handle.load(std::memory_order_relaxed) == h0;
   if (!same && (f & slotf::kPpSlot)) s.set(f & ~(slotf::kPpSlot | slotf::kLock));
-  s.unlock();
+  u.unlock();
   if (!same) return Place::skipped;
   if (!source(old, b->pages + off)) {  // no lock held: checked again at publication
     pass_.release(index);
@@ -118,7 +120,9 @@ WbRun::Place CompactRun::place(WbBatch* b, std::uint64_t index) noexcept {
 void CompactRun::publish(const WbObj& o, bool ok) noexcept {
   s_.init_lock_.assert_held_shared();
   Slot& s = s_.slots_[o.index];
-  s.lock();
+  Slot& u = s_.unit_lock(o.index);
+  u.lock();
+  s.held_by(u);
   const std::uint32_t f = s.get();
   const bool unchanged =
       (f & slotf::kPpSlot) && packed_wb(f) && s.handle.load(std::memory_order_relaxed) == o.handle;
@@ -129,7 +133,7 @@ void CompactRun::publish(const WbObj& o, bool ok) noexcept {
     s_.stats_.bd_compacted.fetch_add(1, std::memory_order_relaxed);
   }
   if (f & slotf::kPpSlot) s.set(f & ~(slotf::kPpSlot | slotf::kLock));
-  s.unlock();
+  u.unlock();
 }
 
 }  // namespace
@@ -167,7 +171,10 @@ Result<void> attr::write_writeback_compact(StoreImpl& s, AttrArg& arg, std::stri
   std::vector<std::pair<std::uint64_t, std::uint64_t>> cands;
   bool oom = false;
   s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t i, Slot& slot) {
-    slot.lock();
+    s.init_lock_.assert_held_shared();  // the analysis does not see into the lambda
+    Slot& u = s.unit_lock(i);
+    u.lock();
+    slot.held_by(u);
     const std::uint32_t f = slot.get();
     bool take = false;
     WbAddr a;
@@ -176,7 +183,7 @@ Result<void> attr::write_writeback_compact(StoreImpl& s, AttrArg& arg, std::stri
       take = al.sparse(a.block, pct) || (a.nblocks() == 2 && al.sparse(a.block + 1, pct));
       if (take) slot.set((f | slotf::kPpSlot) & ~slotf::kLock);
     }
-    slot.unlock();
+    u.unlock();
     if (!take) return true;
     try {
       cands.emplace_back(a.byte_offset(), i);

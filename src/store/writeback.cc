@@ -113,7 +113,8 @@ class WritebackRun final : public WbRun {
 
  private:
   static constexpr bool candidate(std::uint32_t f) noexcept {
-    return (f & slotf::kPpSlot) && (f & slotf::kSizeMask) && !(f & (slotf::kWb | slotf::kSame));
+    return (f & slotf::kPpSlot) && (f & slotf::kSizeMask) &&
+           !(f & (slotf::kWb | slotf::kSame | slotf::kUnit));
   }
   // The rest, past a cap: PpPass releases them.
   bool next(std::uint64_t* index) noexcept override {
@@ -136,6 +137,7 @@ class WritebackRun final : public WbRun {
 WbRun::Place WritebackRun::place(WbBatch* b, std::uint64_t index) noexcept {
   s_.init_lock_.assert_held_shared();
   Slot& s = s_.slots_[index];
+  Slot& u = s_.unit_lock(index);
   const std::uint32_t peek = s.flags.load(std::memory_order_relaxed);
   if (!candidate(peek)) return Place::skipped;  // accessed or freed since the scan
   const std::uint32_t size = peek & slotf::kSizeMask;
@@ -145,18 +147,19 @@ WbRun::Place WritebackRun::place(WbBatch* b, std::uint64_t index) noexcept {
   if (const Place p = reserve(b, raw ? kBlockSize : size, raw, &off, &a); p != Place::placed) {
     return p;
   }
-  s.lock();
+  u.lock();
+  s.held_by(u);
   const std::uint32_t f = s.get();
   const std::uint64_t h = s.handle.load(std::memory_order_relaxed);
   if (!candidate(f)) {
-    s.unlock();
+    u.unlock();
     return Place::skipped;
   }
   unsigned char* dst = b->pages + off;
   if (raw && !(f & slotf::kHuge)) {  // the decompressed page
     if (auto lr = s_.load_locked(s, dst); !lr) {
       s.set(f & ~(slotf::kPpSlot | slotf::kLock));
-      s.unlock();
+      u.unlock();
       note_error(lr.error());
       return Place::skipped;
     }
@@ -172,7 +175,7 @@ WbRun::Place WritebackRun::place(WbBatch* b, std::uint64_t index) noexcept {
   o.flags = f & (slotf::kSizeMask | slotf::kHuge | slotf::kPrioMask);
   o.wb_handle = wb_encode(a);
   o.wb_flags = slotf::kWb | (raw ? 0 : slotf::kWbCompressed | (f & slotf::kPrioMask));
-  s.unlock();
+  u.unlock();
   commit(b, off, raw ? kBlockSize : size, o);
   placed_++;
   return Place::placed;
@@ -182,7 +185,9 @@ WbRun::Place WritebackRun::place(WbBatch* b, std::uint64_t index) noexcept {
 void WritebackRun::publish(const WbObj& o, bool ok) noexcept {
   s_.init_lock_.assert_held_shared();
   Slot& s = s_.slots_[o.index];
-  s.lock();
+  Slot& u = s_.unit_lock(o.index);
+  u.lock();
+  s.held_by(u);
   const std::uint32_t f = s.get();
   const bool unchanged = (f & slotf::kPpSlot) && !(f & (slotf::kWb | slotf::kSame)) &&
                          s.handle.load(std::memory_order_relaxed) == o.handle &&
@@ -201,7 +206,7 @@ void WritebackRun::publish(const WbObj& o, bool ok) noexcept {
   } else if (f & slotf::kPpSlot) {
     s.set(f & ~(slotf::kPpSlot | slotf::kLock));
   }
-  s.unlock();
+  u.unlock();
 }
 
 }  // namespace
