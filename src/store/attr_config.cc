@@ -328,6 +328,32 @@ Result<void> write_unit_size(StoreImpl& s, AttrArg& arg, std::string* msg) noexc
   return {};
 }
 
+// unit_policy: what a partial write does to a stored unit (docs/units.md#writes): `rmw`
+// (re-encode it whole, always), `split` (into 4 KiB blocks, at once) or `split_after=N`
+// (rmw for its first N - 1 partial writes, then split; N 1..255).
+Result<void> parse_unit_policy(const StoreImpl&, std::string_view text, AttrArg* out,
+                               std::string* msg) noexcept {
+  std::uint64_t n = 0;
+  constexpr std::string_view kAfter = "split_after=";
+  if (text == "rmw") {
+    n = 0;
+  } else if (text == "split") {
+    n = 1;
+  } else if (text.substr(0, kAfter.size()) != kAfter ||
+             !parse_u64(text.substr(kAfter.size()), &n) || n < 1 || n > kUnitSplitAfterMax) {
+    return fail(msg, Errc::invalid_argument,
+                "unit_policy: expects rmw, split or split_after=N (N from 1 to " +
+                    std::to_string(kUnitSplitAfterMax) + ")");
+  }
+  out->number = n;
+  return {};
+}
+
+Result<void> write_unit_policy(StoreImpl& s, AttrArg& arg, std::string*) noexcept {
+  s.unit_split_after_.store(static_cast<std::uint32_t>(arg.number), std::memory_order_relaxed);
+  return {};
+}
+
 Result<void> parse_writeback_limit(const StoreImpl&, std::string_view text, AttrArg* out,
                                    std::string* msg) noexcept {
   std::uint64_t v;

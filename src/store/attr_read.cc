@@ -118,6 +118,13 @@ Result<std::string> read_compressed_writeback(const StoreImpl& s, std::string*) 
   return fmt("%d\n", s.compressed_writeback_ ? 1 : 0);
 }
 
+Result<std::string> read_unit_policy(const StoreImpl& s, std::string*) noexcept {
+  const std::uint32_t n = s.unit_split_after_.load(std::memory_order_relaxed);
+  if (n == 0) return std::string("rmw\n");
+  if (n == 1) return std::string("split\n");
+  return fmt("split_after=%u\n", n);
+}
+
 Result<std::string> read_unit_size(const StoreImpl& s, std::string*) noexcept {
   ReaderLock l(s.init_lock_);
   return fmt("%u\n", s.unit_size_);
@@ -133,26 +140,32 @@ Result<std::string> read_unit_stat(const StoreImpl& s, std::string*) noexcept {
 }
 
 // One line per stored block: index, access time, and the flags s(ame) w(ritten back)
-// h(uge) i(dle) r(ecompressed) n (incompressible).
+// h(uge) i(dle) r(ecompressed) n (incompressible); on a store with units a seventh, u, for
+// a member of a stored unit, whose h, i and r are its unit's (the head's).
 Result<std::string> read_block_state(const StoreImpl& s, std::string* msg) noexcept {
   ReaderLock l(s.init_lock_);
   if (!s.disksize_) {
     return fail(msg, Errc::invalid_argument, "block_state: device not initialised").error();
   }
+  const bool units = s.unit_blocks_ > 1;
   std::string out;
   s.for_each_stored_slot(0, s.nslots_, [&](std::uint64_t i, Slot& slot) {
     s.init_lock_.assert_held_shared();  // the analysis does not see into the lambda
     Slot& u = s.unit_lock(i);
     u.lock();
     slot.held_by(u);
-    const std::uint32_t f = slot.get();
+    std::uint32_t f = slot.get();
     const std::uint32_t t = slot.ac_time.load(std::memory_order_relaxed);
+    const bool member = f & slotf::kMember;
+    if (member) f = (u.get() & ~slotf::kMember) | slotf::kMember;  // its unit's flags
     u.unlock();
-    if (!(f & (slotf::kSizeMask | slotf::kSame | slotf::kWb))) return true;
+    if (!slotf::block_holds(f)) return true;
     out +=
-        fmt("%12" PRIu64 " %12u.%06u %c%c%c%c%c%c\n", i, t, 0u, f & slotf::kSame ? 's' : '.',
+        fmt("%12" PRIu64 " %12u.%06u %c%c%c%c%c%c", i, t, 0u, f & slotf::kSame ? 's' : '.',
             f & slotf::kWb ? 'w' : '.', f & slotf::kHuge ? 'h' : '.', f & slotf::kIdle ? 'i' : '.',
             f & slotf::kPrioMask ? 'r' : '.', f & slotf::kIncompressible ? 'n' : '.');
+    if (units) out += member ? 'u' : '.';
+    out += '\n';
     return true;
   });
   return out;

@@ -122,11 +122,11 @@ namespace attr {
 AttrParseFn parse_disksize, parse_reset, parse_mem_limit, parse_mem_used_max, parse_comp_algorithm,
     parse_algorithm_params, parse_recomp_algorithm, parse_compressed_writeback,
     parse_writeback_limit, parse_writeback_limit_enable, parse_writeback_batch_size,
-    parse_backing_timeout_ms, parse_unit_size;
+    parse_backing_timeout_ms, parse_unit_size, parse_unit_policy;
 AttrWriteFn write_disksize, write_reset, write_compact, write_mem_limit, write_mem_used_max,
     write_comp_algorithm, write_algorithm_params, write_recomp_algorithm,
     write_compressed_writeback, write_writeback_limit, write_writeback_limit_enable,
-    write_writeback_batch_size, write_backing_timeout_ms, write_unit_size;
+    write_writeback_batch_size, write_backing_timeout_ms, write_unit_size, write_unit_policy;
 // idle.cc, backing_dev.cc, writeback.cc, wb_compact.cc, recompress.cc, policy_attr.cc: the
 // ones with a file of their own.
 AttrParseFn parse_idle, parse_backing_dev, parse_writeback, parse_writeback_compact,
@@ -139,7 +139,7 @@ AttrReadFn read_disksize, read_initstate, read_comp_algorithm, read_recomp_algor
     read_mm_stat, read_debug_stat, read_backing_dev, read_writeback_limit,
     read_writeback_limit_enable, read_bd_stat, read_compressed_writeback, read_block_state,
     read_classes, read_writeback_batch_size, read_backing_timeout_ms, read_unit_size,
-    read_unit_stat;
+    read_unit_stat, read_unit_policy;
 // memory.cc: the process's memory breakdown (uzram/memory.h).
 AttrReadFn read_memory;
 }  // namespace attr

@@ -59,6 +59,7 @@ constexpr AttrDef kAttrs[] = {
     // uzram: multi-page compression units (docs/units.md).
     {"unit_size", M::rw, kBefore, parse_unit_size, write_unit_size, read_unit_size},
     {"unit_stat", M::ro, 0, nullptr, nullptr, read_unit_stat},
+    {"unit_policy", M::rw, 0, parse_unit_policy, write_unit_policy, read_unit_policy},
 };
 
 // The rows' flags agree with their modes: a trigger only write-only, a before-init

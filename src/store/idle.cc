@@ -97,9 +97,13 @@ void StoreImpl::do_check_invariants() const noexcept {
   ZS_CHECK(c.units == ld(stats_.units), "units %llu, slots say %llu",
            static_cast<unsigned long long>(ld(stats_.units)),
            static_cast<unsigned long long>(c.units));
-  ZS_CHECK(objs == pool_->stats().objs_used, "pool holds %llu objects, slots %llu",
-           static_cast<unsigned long long>(pool_->stats().objs_used),
-           static_cast<unsigned long long>(objs));
+  // A large object (a unit's, above 4 KiB) is a run and maybe a tail: one or two objects.
+  const PoolStats ps = pool_->stats();
+  ZS_CHECK(ps.large_objects == c.large && objs <= ps.objs_used && ps.objs_used <= objs + c.large,
+           "pool holds %llu objects (%llu large), slots %llu (%llu large)",
+           static_cast<unsigned long long>(ps.objs_used),
+           static_cast<unsigned long long>(ps.large_objects), static_cast<unsigned long long>(objs),
+           static_cast<unsigned long long>(c.large));
   check_backing_invariants();
   pool_->check_invariants();
 }

@@ -4,32 +4,12 @@
 #include <cstring>
 #include <mutex>
 
+#include "store/same_filled.h"
 #include "store/store_impl.h"
+#include "store/unit.h"
 #include "util/check.h"
 
 namespace uzram {
-namespace {
-
-// A block made of one repeated 8-byte word (zram's same-filled test): word 0 against the
-// last word first, then all of them.
-bool same_filled(const void* block, std::uint64_t* word) noexcept {
-  const auto* w = static_cast<const std::uint64_t*>(block);
-  constexpr std::size_t n = kBlockSize / 8;
-  const std::uint64_t v = w[0];
-  if (w[n - 1] != v) return false;
-  for (std::size_t i = 1; i < n - 1; i++) {
-    if (w[i] != v) return false;
-  }
-  *word = v;
-  return true;
-}
-
-void fill_word(void* block, std::uint64_t word) noexcept {
-  auto* w = static_cast<std::uint64_t*>(block);
-  for (std::size_t i = 0; i < kBlockSize / 8; i++) w[i] = word;
-}
-
-}  // namespace
 
 void StoreImpl::free_slot_locked(Slot& s, HandleBatch* batch) noexcept {
   const std::uint32_t f = s.get();
@@ -61,6 +41,11 @@ void StoreImpl::mark_accessed_locked(Slot& s) noexcept {
   s.ac_time.store(now_seconds(), std::memory_order_relaxed);
 }
 
+void StoreImpl::touch_locked(Slot& u, Slot& s) noexcept {
+  mark_accessed_locked(s);
+  if (&u != &s && (u.get() & slotf::kUnit)) mark_accessed_locked(u);
+}
+
 bool StoreImpl::can_store() noexcept {
   const std::uint64_t pages = pool_->total_pages();
   std::uint64_t max = stats_.max_used_pages.load(std::memory_order_relaxed);
@@ -72,17 +57,33 @@ bool StoreImpl::can_store() noexcept {
   return limit == 0 || pages <= limit;
 }
 
-// Protocol: docs/store.md#write.
 Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcept {
   ReaderLock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (index >= nslots_) return Errc::out_of_range;
+  return write_one(index, block);
+}
+
+// A block of a stored unit is a partial write (write_piece); else the protocol of
+// docs/store.md#write, under the block's unit lock.
+Result<void> StoreImpl::write_one(std::uint64_t index, const void* block) noexcept {
+  if (in_unit(index) && (unit_lock(index).flags.load(std::memory_order_relaxed) & slotf::kUnit)) {
+    return write_piece(index, 1, static_cast<const unsigned char*>(block));
+  }
+  return write_block(index, block);
+}
+
+// Protocol: docs/store.md#write. The unit lock is the slot's own without units; with them,
+// a whole-unit write may store the range as a unit before step 7: the block is then a
+// partial write of that unit.
+Result<void> StoreImpl::write_block(std::uint64_t index, const void* block) noexcept {
   summary_.note(index);  // before anything is published in the slot (slot_summary.h)
   Slot& s = slots_[index];
   Slot& u = unit_lock(index);
   std::uint64_t word;
   if (same_filled(block, &word)) {  // step 1: metadata only
     u.lock();
+    if (u.get() & slotf::kUnit) return write_into_unit_locked(u, index, block, Handle{0});
     s.held_by(u);
     free_slot_locked(s);
     s.handle.store(word, std::memory_order_relaxed);
@@ -125,6 +126,7 @@ Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcep
     return Errc::limit_reached;
   }
   u.lock();  // step 7: publish; free the old contents only now
+  if (u.get() & slotf::kUnit) return write_into_unit_locked(u, index, block, *h);
   s.held_by(u);
   free_slot_locked(s);
   s.handle.store(static_cast<std::uint64_t>(*h), std::memory_order_relaxed);
@@ -138,6 +140,18 @@ Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcep
     stats_.huge_pages_since.fetch_add(1, std::memory_order_relaxed);
   }
   return {};
+}
+
+// A block write found its range stored as a unit at step 7: the object it made for the
+// block (if any) goes, and the block is written into the unit. Unlocks u.
+Result<void> StoreImpl::write_into_unit_locked(Slot& u, std::uint64_t index, const void* block,
+                                               Handle made) noexcept {
+  if (made != Handle{0}) pool_->free(made);
+  const auto k = static_cast<unsigned>(index & (unit_blocks_ - 1));
+  auto r = write_partial_locked(u, k, 1, static_cast<const unsigned char*>(block));
+  u.unlock();
+  if (!r) stats_.failed_writes.fetch_add(1, std::memory_order_relaxed);
+  return r;
 }
 
 // Caller holds the slot lock (and init_lock_ shared).
@@ -175,11 +189,16 @@ Result<void> StoreImpl::load_locked(Slot& s, void* block) noexcept {
   return r;
 }
 
-// Protocol: docs/store.md#read.
 Result<void> StoreImpl::do_read(std::uint64_t index, void* block) noexcept {
   ReaderLock cfg(init_lock_);
   if (!slots_) return Errc::not_initialized;
   if (index >= nslots_) return Errc::out_of_range;
+  return read_one(index, block);
+}
+
+// Protocol: docs/store.md#read, under the block's unit lock; a block of a stored unit
+// through read_member_locked.
+Result<void> StoreImpl::read_one(std::uint64_t index, void* block) noexcept {
   if (!summary_.may_hold(index)) {  // never written: zeros, without touching the table
     std::memset(block, 0, kBlockSize);
     return {};
@@ -188,8 +207,10 @@ Result<void> StoreImpl::do_read(std::uint64_t index, void* block) noexcept {
   Slot& u = unit_lock(index);
   u.lock();
   s.held_by(u);
-  auto r = load_locked(s, block);
-  mark_accessed_locked(s);
+  auto r = (u.get() & slotf::kUnit)
+               ? read_member_locked(u, static_cast<unsigned>(index & (unit_blocks_ - 1)), block)
+               : load_locked(s, block);
+  touch_locked(u, s);
   u.unlock();
   if (!r) stats_.failed_reads.fetch_add(1, std::memory_order_relaxed);
   return r;
@@ -211,18 +232,33 @@ Result<void> StoreImpl::do_discard(std::uint64_t offset, std::uint64_t len) noex
   // what is stored and leaves the rest of the slot table untouched. Pool objects are freed
   // in batches.
   HandleBatch batch(*pool_);
+  if (unit_blocks_ > 1) {
+    discard_units(first, end, batch);
+  } else {
+    discard_blocks(first, end, batch);
+  }
+  batch.flush();
+  stats_.notify_free.fetch_add(end - first, std::memory_order_relaxed);  // the kernel counts each
+  return {};
+}
+
+// Frees what the blocks of [first, end) hold of their own (not units: the caller handles
+// those), each under its unit lock.
+void StoreImpl::discard_blocks(std::uint64_t first, std::uint64_t end,
+                               HandleBatch& batch) noexcept {
   for_each_stored_slot(first, end, [this, &batch](std::uint64_t i, Slot& s) {
     init_lock_.assert_held_shared();  // the analysis does not see into the lambda
     Slot& u = unit_lock(i);
     u.lock();
     s.held_by(u);
-    if (s.allocated()) free_slot_locked(s, &batch);
+    if (u.get() & slotf::kUnit) {
+      free_unit_locked(u, &batch);
+    } else if (s.allocated()) {
+      free_slot_locked(s, &batch);
+    }
     u.unlock();
     return true;
   });
-  batch.flush();
-  stats_.notify_free.fetch_add(end - first, std::memory_order_relaxed);  // the kernel counts each
-  return {};
 }
 
 void StoreImpl::do_slot_free_notify(std::uint64_t index) noexcept {
@@ -237,7 +273,11 @@ void StoreImpl::do_slot_free_notify(std::uint64_t index) noexcept {
     return;
   }
   s.held_by(u);
-  free_slot_locked(s);
+  if (!(u.get() & slotf::kUnit)) {
+    if (s.allocated()) free_slot_locked(s);
+  } else if (s.get() & slotf::kMember) {  // the unit goes with its last member
+    drop_member_locked(u, static_cast<unsigned>(index & (unit_blocks_ - 1)));
+  }
   u.unlock();
 }
 
@@ -249,7 +289,11 @@ bool StoreImpl::slot_test(std::uint64_t index, std::uint32_t mask,
   Slot& u = unit_lock(index);
   u.lock();
   s.held_by(u);
-  const bool hit = (s.get() & mask) != 0;
+  const std::uint32_t f = s.get();
+  // kStored asks whether the block holds data (a unit's member too); other masks test the
+  // block's own flags (a unit's head holds the unit, not data of its own).
+  const bool hit =
+      mask == slotf::kStored ? slotf::block_holds(f) : (f & mask) != 0 && !(f & slotf::kUnit);
   if (hit && handle) *handle = s.handle.load(std::memory_order_relaxed);
   u.unlock();
   return hit;

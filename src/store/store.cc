@@ -47,7 +47,7 @@ Result<void> Store::discard(std::uint64_t off, std::uint64_t len) noexcept {
 }
 void Store::slot_free_notify(std::uint64_t i) noexcept { impl(this)->do_slot_free_notify(i); }
 bool Store::is_unallocated(std::uint64_t i) const noexcept {
-  return !impl(this)->slot_test(i, slotf::kSizeMask | slotf::kSame | slotf::kWb, nullptr);
+  return !impl(this)->slot_test(i, slotf::kStored, nullptr);
 }
 bool Store::is_same_filled(std::uint64_t i, std::uint64_t* word) const noexcept {
   return impl(this)->slot_test(i, slotf::kSame, word);
@@ -196,7 +196,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   }
   for (unsigned p = 0; p < kMaxPriorities; p++) {
     if (comp_[p].name.empty()) continue;
-    if (auto r = streams_[p].init(comp_[p]); !r) {
+    if (auto r = streams_[p].init(comp_[p], 0, unit_size_ > kBlockSize ? unit_size_ : 0); !r) {
       for (auto& st : streams_) st = StreamPool{};
       munmap(table, n * sizeof(Slot));
       if (msg)
@@ -295,6 +295,7 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
   comp_[0] = CodecSpec{};  // the kernel restores its default algorithm on reset
   comp_[0].name = kDefaultAlgorithm;
   mem_limit_pages_.store(0, std::memory_order_relaxed);
+  unit_split_after_.store(kUnitSplitAfterDefault, std::memory_order_relaxed);
   policy_.reset_locked();  // off, like every other setting (after mem_limit: its thresholds)
   wb_limit_pages_.store(0, std::memory_order_relaxed);
   wb_limit_enable_.store(false, std::memory_order_relaxed);

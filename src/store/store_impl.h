@@ -45,6 +45,9 @@ inline constexpr const char* kDefaultAlgorithm = "lzo-rle";
 // writeback_batch_size: the kernel's default, and uzram's bounds (each block in flight
 // holds a 4 KiB page; two batches are in flight).
 inline constexpr std::uint32_t kWbBatchDefault = 32, kWbBatchMax = 256;
+// unit_policy's default (StoreImpl::unit_split_after_) and the largest N of split_after=N
+// (the partial count lives in 8 bits of the version word, slot.h).
+inline constexpr std::uint32_t kUnitSplitAfterDefault = 4, kUnitSplitAfterMax = 255;
 // backing_timeout_ms: the deadline of every request to a remote backing tier.
 inline constexpr std::uint32_t kBackingTimeoutDefault = 10000, kBackingTimeoutMin = 10,
                                kBackingTimeoutMax = 3600000;
@@ -191,6 +194,11 @@ class StoreImpl final : public Store {
   // never reset (not by reset either), so a stream's decoded-unit cache keyed by it is never
   // stale. Relaxed: the unit lock orders the publication that carries it.
   std::atomic<std::uint64_t> unit_version_{0};
+  // unit_policy (docs/units.md#writes): a partial write of a stored unit re-encodes it
+  // (rmw) for its first split_after - 1 partial writes, then splits it into 4 KiB blocks;
+  // 0 = never split (rmw), 1 = split at once. Runtime-settable, relaxed (read once per
+  // partial write); reset restores the default.
+  std::atomic<std::uint32_t> unit_split_after_{kUnitSplitAfterDefault};
   // Open users (Store::open_user). Incremented under init_lock_ shared, and only while
   // initialised; read under init_lock_ exclusive by reset and disksize, which refuse while
   // it is not 0: the lock orders the increment before or after them. Decremented without
@@ -293,10 +301,64 @@ class StoreImpl final : public Store {
   // a discard that cannot re-encode): counted out; the object goes with the last member.
   void drop_member_locked(Slot& u, unsigned k, HandleBatch* batch = nullptr) noexcept ZS_REQUIRES(u)
       ZS_REQUIRES_SHARED(init_lock_);
+  // One block's write and read (io.cc), what Store::write/read do under init_lock_ shared;
+  // a block of a stored unit goes to write_partial_locked / read_member_locked.
+  Result<void> write_one(std::uint64_t index, const void* block) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> read_one(std::uint64_t index, void* block) noexcept ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> write_block(std::uint64_t index, const void* block) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> write_into_unit_locked(Slot& u, std::uint64_t index, const void* block,
+                                      Handle made) noexcept ZS_RELEASE(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  void discard_blocks(std::uint64_t first, std::uint64_t end, HandleBatch& batch) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Whole aligned units (unit_io.cc): `first` is a head's index, the range in_unit().
+  Result<void> write_unit(std::uint64_t first, const unsigned char* data) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> read_unit(std::uint64_t first, unsigned char* data) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Blocks [index, index + count) of one unit range, not the whole range (unit_io.cc).
+  Result<void> write_piece(std::uint64_t index, unsigned count, const unsigned char* data) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Publishes a new object for the unit at u (old contents already freed or about to be
+  // replaced by the caller): handle, size, HUGE, the members in `mask`, a new version with
+  // `partials`; counts it in. Returns the version.
+  std::uint64_t publish_unit_locked(Slot& u, Handle h, std::size_t len, bool huge,
+                                    std::uint32_t mask, unsigned partials) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // A partial write of blocks [k, k + count) of the stored unit at u (data, or holes when
+  // null: a discard), by the unit policy (unit_partial.cc): rmw or split, counted. On an
+  // error the unit is as it was.
+  Result<void> write_partial_locked(Slot& u, unsigned k, unsigned count,
+                                    const unsigned char* data) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Block k of the stored unit at u: zeros for a non-member, else through this stream's
+  // decoded-unit cache (unit_partial.cc).
+  Result<void> read_member_locked(Slot& u, unsigned k, void* block) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // The stored unit at u, decoded into dst (unit_size_ bytes) with st, a stream of the
+  // unit's priority (its gather buffer).
+  Result<void> decode_unit_locked(Slot& u, Stream& st, unsigned char* dst) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // The two outcomes of a partial write (unit_partial.cc): `buf` is the patched unit in
+  // st's cache entry c, `mask` the members after it.
+  Result<void> rmw_locked(Slot& u, Stream& st, Stream::CachedUnit* c, std::uint32_t mask,
+                          unsigned partials) noexcept ZS_REQUIRES(u) ZS_REQUIRES_SHARED(init_lock_);
+  Result<void> split_locked(Slot& u, Stream& st, const unsigned char* buf,
+                            std::uint32_t mask) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
+  // Stamps an access to block s of the range at u: s's and, for a stored unit, the head's.
+  void touch_locked(Slot& u, Slot& s) noexcept ZS_REQUIRES(u) ZS_REQUIRES(s);
+  // Discard of [first, end) on a store with units (unit_io.cc).
+  void discard_units(std::uint64_t first, std::uint64_t end, HandleBatch& batch) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+
   // check_invariants' part for the unit range at u (a head): returns the blocks stored
   // in it and adds to the counts. Caller holds u.
   struct InvariantCounts {
     std::uint64_t stored = 0, same = 0, huge = 0, wb = 0, compr = 0, objs = 0, units = 0;
+    std::uint64_t large = 0;  // objects above 4 KiB: a run, and a tail object or none
   };
   void check_range_locked(Slot& u, InvariantCounts* c) const noexcept ZS_REQUIRES(u)
       ZS_REQUIRES_SHARED(init_lock_);

@@ -5,6 +5,7 @@
 
 #include <new>
 #include <thread>
+#include <utility>
 
 #include "sync/lock_order.h"
 
@@ -15,17 +16,41 @@ namespace {
 // One page through the codec and back: libraries that size their work space on first use
 // (zstd's compression context, zlib's inflate window) allocate it now, so that serving a
 // block later needs no memory from the kernel (docs/uzram-serve.md#swap).
+// With units, a unit through it too (zstd sizes its context by the input's size).
 void warm_up(Stream& s) noexcept {
-  for (std::size_t i = 0; i < sizeof s.local_copy; i++) {
-    s.local_copy[i] = static_cast<unsigned char>(i % 251 < 128 ? i * 2654435761u >> 13 : 0);
-  }
+  const auto fill = [](unsigned char* p, std::size_t len) {
+    for (std::size_t i = 0; i < len; i++) {
+      p[i] = static_cast<unsigned char>(i % 251 < 128 ? i * 2654435761u >> 13 : 0);
+    }
+  };
+  fill(s.local_copy, sizeof s.local_copy);
   auto n = s.codec->compress(s.local_copy, sizeof s.local_copy, s.buffer, sizeof s.buffer);
   if (n) (void)s.codec->decompress(s.buffer, *n, s.local_copy, sizeof s.local_copy);
+  if (!s.unit_bytes) return;
+  unsigned char* unit = s.cache[0].data;
+  fill(unit, s.unit_bytes);
+  n = s.codec->compress(unit, s.unit_bytes, s.unit_cbuf, 2 * s.unit_bytes);
+  if (n) (void)s.codec->decompress(s.unit_cbuf, *n, unit, s.unit_bytes);
+}
+
+// The unit buffers of a stream (streams.h), one allocation.
+bool add_unit_buffers(Stream& s, std::size_t unit_bytes) noexcept {
+  constexpr unsigned kParts = 3 + Stream::kUnitCacheEntries;
+  s.unit_mem.reset(new (std::nothrow) unsigned char[kParts * unit_bytes]);
+  if (!s.unit_mem) return false;
+  s.unit_bytes = unit_bytes;
+  s.unit_cbuf = s.unit_mem.get();
+  s.unit_gather = s.unit_cbuf + 2 * unit_bytes;
+  for (unsigned k = 0; k < Stream::kUnitCacheEntries; k++) {
+    s.cache[k].data = s.unit_gather + (1 + k) * unit_bytes;
+  }
+  return true;
 }
 
 }  // namespace
 
-Result<void> StreamPool::init(const CodecSpec& spec, unsigned count) noexcept {
+Result<void> StreamPool::init(const CodecSpec& spec, unsigned count,
+                              std::size_t unit_bytes) noexcept {
   if (count == 0) count = std::thread::hardware_concurrency();
   if (count == 0) count = 1;
   spec_ = spec;
@@ -37,6 +62,7 @@ Result<void> StreamPool::init(const CodecSpec& spec, unsigned count) noexcept {
     std::unique_ptr<Stream> s(new (std::nothrow) Stream);
     if (!s) return Errc::no_memory;
     s->codec = std::move(codec).value();
+    if (unit_bytes && !add_unit_buffers(*s, unit_bytes)) return Errc::no_memory;
     warm_up(*s);
     streams.push_back(std::move(s));
   }
@@ -49,7 +75,8 @@ std::size_t StreamPool::memory_bytes() const noexcept {
   std::size_t bytes = 0;
   for (const auto& s : streams_) {
     MutexLock l(s->mu);
-    bytes += sizeof(Stream) + s->codec->memory_bytes();
+    bytes +=
+        sizeof(Stream) + s->codec->memory_bytes() + (3 + Stream::kUnitCacheEntries) * s->unit_bytes;
   }
   return bytes;
 }
@@ -69,6 +96,29 @@ Stream& StreamPool::get() noexcept {
   Stream& s = *streams_[mine];
   s.mu.lock();
   return s;
+}
+
+Stream* StreamPool::try_get() noexcept {
+  for (auto& s : streams_) {
+    if (s->mu.try_lock()) return s.get();
+  }
+  return nullptr;
+}
+
+Stream::CachedUnit* Stream::cache_find(std::uint64_t unit, std::uint64_t version) noexcept {
+  for (unsigned k = 0; k < kUnitCacheEntries; k++) {
+    if (cache[k].version == version && cache[k].unit == unit && version != 0) {
+      for (; k > 0; k--) std::swap(cache[k], cache[k - 1]);
+      return &cache[0];
+    }
+  }
+  return nullptr;
+}
+
+Stream::CachedUnit* Stream::cache_take() noexcept {
+  for (unsigned k = kUnitCacheEntries - 1; k > 0; k--) std::swap(cache[k], cache[k - 1]);
+  cache[0].version = 0;
+  return &cache[0];
 }
 
 }  // namespace uzram

@@ -1,8 +1,8 @@
 // store/streams.h - StreamPool: per-CPU compression streams for one algorithm (layer 3),
 // the kernel's zcomp. Each stream owns a Codec, a 2-page compression buffer and a 1-page
-// local copy, behind a mutex. get() picks the calling CPU's stream (sched_getcpu); the
-// thread may migrate and keep using it: correctness comes from the mutex, locality is
-// best-effort. Memory is bounded by the number of CPUs, not of threads.
+// local copy, behind a mutex; on a store with units also the unit buffers below. get() picks the
+// calling CPU's stream (sched_getcpu); the thread may migrate and keep using it: correctness comes
+// from the mutex, locality is best-effort. Memory is bounded by the number of CPUs, not of threads.
 //
 // Thread safety: get()/Stream::put() from any thread. The stream mutex is sleepable
 // (codec calls may block) and taken after the slot lock and before any pool lock.
@@ -10,6 +10,7 @@
 #define UZRAM_STORE_STREAMS_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -21,23 +22,51 @@ namespace uzram {
 // The fields are not ZS_GUARDED_BY(mu): get() hands the stream out locked and put()
 // unlocks it in another function, a hold the analysis cannot name (both are exempt).
 struct alignas(64) Stream {
-  // Protects: codec, buffer, local_copy. Level: stream. Sleepable.
+  // Protects: codec, buffer, local_copy and the unit buffers and cache. Level: stream.
+  // Sleepable.
   Mutex mu{LockLevel::stream, "stream"};
   std::unique_ptr<Codec> codec;
   alignas(64) unsigned char buffer[2 * 4096];
   alignas(64) unsigned char local_copy[4096];
+
+  // Units (docs/units.md#reads; none when unit_bytes is 0): one allocation of
+  // 5 x unit_bytes: a compression buffer of 2 x unit_bytes, a gather buffer of unit_bytes
+  // (a large object's read_begin always copies), and the decoded-unit cache of
+  // kUnitCacheEntries units, keyed (unit index, version), cache[0] the most recently used.
+  // An entry with version 0 is empty (versions start at 1).
+  static constexpr unsigned kUnitCacheEntries = 2;
+  struct CachedUnit {
+    std::uint64_t unit = 0;
+    std::uint64_t version = 0;
+    unsigned char* data = nullptr;
+  };
+  std::size_t unit_bytes = 0;
+  std::unique_ptr<unsigned char[]> unit_mem;
+  unsigned char* unit_cbuf = nullptr;
+  unsigned char* unit_gather = nullptr;
+  CachedUnit cache[kUnitCacheEntries];
+
+  // The cache entry holding (unit, version), moved to the front; nullptr if none.
+  CachedUnit* cache_find(std::uint64_t unit, std::uint64_t version) noexcept;
+  // The least recently used entry, moved to the front and emptied, to decode a unit into.
+  CachedUnit* cache_take() noexcept;
 };
 
 class StreamPool {
  public:
-  // Builds one stream per CPU (at least one). Errors: those of make_codec().
-  [[nodiscard]] Result<void> init(const CodecSpec& spec, unsigned count = 0) noexcept;
+  // Builds one stream per CPU (at least one), with unit buffers when unit_bytes is not 0
+  // (a store's unit_size above 4 KiB). Errors: those of make_codec(), no_memory.
+  [[nodiscard]] Result<void> init(const CodecSpec& spec, unsigned count = 0,
+                                  std::size_t unit_bytes = 0) noexcept;
   bool active() const noexcept { return !streams_.empty(); }
   unsigned size() const noexcept { return static_cast<unsigned>(streams_.size()); }
   const CodecSpec& spec() const noexcept { return spec_; }
 
   // Returns the calling CPU's stream, locked. Release with put().
   Stream& get() noexcept ZS_NO_THREAD_SAFETY_ANALYSIS;
+  // A free stream, locked with try_lock only (so a holder of another pool's stream may
+  // call it: same lock level), or nullptr when all are busy.
+  Stream* try_get() noexcept ZS_NO_THREAD_SAFETY_ANALYSIS;
   // A codec any thread may decompress with, unlocked, when the algorithm's decompression
   // is stateless (Codec::decompress_is_stateless); else nullptr (use get()).
   Codec* stateless_decoder() const noexcept { return stateless_; }

@@ -131,6 +131,7 @@ void StoreImpl::check_range_locked(Slot& u, InvariantCounts* c) const noexcept {
            static_cast<unsigned long long>(first), pool_->object_size(h), size);
   c->objs++;
   c->units++;
+  if (size > kBlockSize) c->large++;
   c->compr += size;
 }
 

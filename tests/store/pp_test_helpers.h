@@ -161,10 +161,12 @@ inline Result<void> attr(Store& s, const char* name, const std::string& value,
 
 // Slot flags, read under the slot lock (tests only).
 inline std::uint32_t slot_flags(Store& s, std::uint64_t index) {
-  Slot& slot = impl(&s)->slots_[index];
-  slot.lock();
+  StoreImpl* st = impl(&s);
+  Slot& slot = st->slots_[index];
+  Slot& unit = st->slots_[index & ~std::uint64_t{st->unit_blocks_ - 1}];  // its unit lock
+  unit.lock();
   const std::uint32_t f = slot.get() & ~slotf::kLock;
-  slot.unlock();
+  unit.unlock();
   return f;
 }
 
