@@ -59,7 +59,7 @@ class UnitRun {
   bool units_built() const { return units_built_; }
 
  private:
-  std::string where() const { return "step " + std::to_string(step_); }
+  std::string where() const { return "step " + std::to_string(step_) + " (" + op_ + ")"; }
   void random_range(std::uint64_t max_count, std::uint64_t* index, std::uint64_t* count);
   // count blocks of data; `fresh`: no kind whose bytes could equal a block's old ones.
   void fill(std::vector<unsigned char>& buf, std::uint64_t count, bool fresh);
@@ -103,6 +103,7 @@ class UnitRun {
   UnitStat last_{};
   bool units_built_ = false;
   int step_ = 0;
+  const char* op_ = "";  // the step's operation, for messages
   std::uint64_t limit_hits_ = 0, wb_writes_ = 0, units_seen_ = 0, splits_seen_ = 0;
 };
 
