@@ -7,9 +7,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "store/nbdkit_server.h"
 #include "store/pp_test_helpers.h"
 #include "store/unit_test_util.h"
 
@@ -25,6 +28,7 @@ struct UnitPpConfig {
   std::uint64_t backing_blocks = 257;  // 0: no backing device
   bool compressed_wb = false;
   const char* recomp = nullptr;
+  std::string uri;  // a remote backing tier instead of the file
 };
 
 class UnitPpTest : public ::testing::Test {
@@ -34,7 +38,9 @@ class UnitPpTest : public ::testing::Test {
     write_attr_ok(*st, "unit_size", c.unit);
     write_attr_ok(*st, "comp_algorithm", c.algo);
     if (c.recomp) write_attr_ok(*st, "recomp_algorithm", std::string("algo=") + c.recomp);
-    if (c.backing_blocks) {
+    if (!c.uri.empty()) {
+      write_attr_ok(*st, "backing_dev", c.uri);
+    } else if (c.backing_blocks) {
       EXPECT_EQ(truncate(file_.path().c_str(), static_cast<off_t>(c.backing_blocks * kBlockSize)),
                 0);
       write_attr_ok(*st, "backing_dev", file_.path());
@@ -287,6 +293,39 @@ TEST_F(UnitPpTest, PolicyRoundsWriteUnitsBack) {
   EXPECT_EQ(ps.wb_kind[static_cast<unsigned>(WbKind::idle)], 4 * kN);
   EXPECT_EQ(st->unit_stat().splits, 4u);
   check(*st, 4 * kN);
+}
+
+// The remote tier takes a split unit's members as it takes blocks; reads come back from
+// it and discarded members are trimmed there.
+TEST_F(UnitPpTest, RemoteTierTakesSplitUnits) {
+  if (!have_nbdkit()) GTEST_SKIP() << "nbdkit not installed (Debian: nbdkit)";
+  NbdkitServer remote({"memory", "4M"});
+  ASSERT_TRUE(remote.start());
+  for (const bool compressed : {false, true}) {
+    SCOPED_TRACE(compressed ? "compressed_writeback" : "raw");
+    UnitPpConfig c;
+    c.uri = remote.uri();
+    c.compressed_wb = compressed;
+    auto st = store(c);
+    put(*st, 0, 4, 2);
+    write_attr_ok(*st, "idle", "all");
+    write_attr_ok(*st, "writeback", "type=idle");
+    EXPECT_EQ(st->unit_stat().splits, 4u);
+    EXPECT_EQ(st->bd_stat().bd_count, 4 * kN);
+    check(*st, 4 * kN);
+    EXPECT_GE(st->bd_stat().bd_reads, compressed ? 1 : 4 * kN);  // packed: fewer blocks
+    ASSERT_TRUE(st->discard(0, 2 * kN * kBlockSize));
+    for (std::uint64_t b = 0; b < 2 * kN; b++) zero(b);
+    if (!compressed) {
+      const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (st->bd_stat().trimmed < 2 * kN && std::chrono::steady_clock::now() < end) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      EXPECT_EQ(st->bd_stat().trimmed, 2 * kN);
+    }
+    check(*st, 4 * kN);
+    write_attr_ok(*st, "reset", "1");
+  }
 }
 
 }  // namespace
