@@ -46,8 +46,7 @@ class UnitRun {
   UnitRun(const UnitConfig& c, std::uint64_t seed, std::string backing);
   // Configures the store (unit_size first) and initialises it; the model starts empty.
   void setup();
-  // Whether this build stores units at all (a whole compressible unit makes one object).
-  // Until it does, the unit_stat checks that need it are skipped (and said so on stderr).
+  // Checks that a whole compressible unit is stored as one object (a unit store).
   void probe();
   // One random operation, checked. Fatal failures end the step (HasFatalFailure).
   void step(int i);
