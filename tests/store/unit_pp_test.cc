@@ -295,6 +295,34 @@ TEST_F(UnitPpTest, PolicyRoundsWriteUnitsBack) {
   check(*st, 4 * kN);
 }
 
+// The memory reaction on a unit store: whole-unit writes through a pool of a quarter of
+// the data wait for room, which the reaction makes by writing the coldest units back.
+TEST_F(UnitPpTest, MemoryReactionWritesUnitsBack) {
+  UnitPpConfig c;
+  c.blocks = 1024;
+  c.backing_blocks = 1025;
+  auto st = store(c);
+  want_.assign(c.blocks * kBlockSize, 0);
+  write_attr_ok(*st, "mem_limit", "1M");
+  write_attr_ok(*st, "policy", "custom interval=0 high=90 low=60 wait=30s pressure=writeback");
+  for (std::uint64_t u = 0; u < c.blocks / kN; u++) {
+    if (u % 16 == 15) impl(st.get())->advance_clock_for_testing(10);  // distinct ages
+    put(*st, u, 1, 2);
+  }
+  impl(st.get())->policy_.run_now();
+  const PolicyStats ps = impl(st.get())->policy_.stats();
+  EXPECT_GT(ps.triggers, 0u);
+  EXPECT_GT(ps.wb_pressure, 0u);
+  EXPECT_EQ(ps.limit_failed, 0u);
+  EXPECT_EQ(st->io_stat().failed_writes, 0u);
+  EXPECT_EQ(st->bd_stat().bd_count, ps.wb_pressure);
+  EXPECT_GT(st->unit_stat().splits, 0u);
+  EXPECT_EQ(ps.wb_pressure % kN, 0u) << "whole units: all their members";
+  EXPECT_LE(st->mm_stat().mem_used_total, std::uint64_t{1} << 20);
+  check(*st, c.blocks);
+  write_attr_ok(*st, "policy", "off");
+}
+
 // The remote tier takes a split unit's members as it takes blocks; reads come back from
 // it and discarded members are trimmed there.
 TEST_F(UnitPpTest, RemoteTierTakesSplitUnits) {
