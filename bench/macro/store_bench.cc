@@ -8,6 +8,11 @@
 // --rewrite 1 times a second write pass over blocks already written (untimed first pass):
 // the steady state of a busy device, where new objects reuse freed frames, instead of a
 // fill of fresh memory (which pays the kernel's page zeroing and charging).
+// Compression units (docs/units.md), one thread, instead of the table above:
+//   --units 4K,32K        stores of these unit sizes (the first is the ratios' baseline):
+//                         write_blocks/read_blocks in runs of 64 pages, memory after
+//   --partial rmw,split,split_after=4 [--ops N] [--seed N]  with --units: random 4 KiB
+//                         writes and reads and a sequential 4 KiB rewrite per unit_policy
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,6 +24,8 @@
 #include <vector>
 
 #include "store/codec.h"
+#include "store/same_filled.h"
+#include "store_bench_units.h"
 #include "uzram/store.h"
 
 namespace {
@@ -38,12 +45,15 @@ std::vector<std::string> split(const std::string& s) {
 }
 
 bool same_filled(const unsigned char* p) {
-  std::uint64_t w[512];
-  std::memcpy(w, p, 4096);
-  for (int i = 1; i < 512; i++) {
-    if (w[i] != w[0]) return false;
-  }
-  return true;
+  alignas(8) unsigned char b[4096];
+  std::memcpy(b, p, 4096);
+  std::uint64_t word;
+  return uzram::same_filled(b, &word);
+}
+
+std::size_t unit_bytes(const std::string& s) {
+  const std::size_t v = std::strtoul(s.c_str(), nullptr, 10);
+  return s.find_first_of("kK") != std::string::npos ? v << 10 : v;
 }
 
 // Runs fn(thread, first, end) over [0, n) in chunks of 64 pages that the threads take in
@@ -70,7 +80,9 @@ double run(unsigned threads, std::size_t n, F fn) {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "uzram-store-bench: %s\nusage: uzram-store-bench CORPUS [--algos lz4,zstd] "
-               "[--threads 1,2] [--repeat N] [--mib N] [--rewrite 1]\n",
+               "[--threads 1,2] [--repeat N] [--mib N] [--rewrite 1]\n"
+               "       [--units 4K,32K [--partial rmw,split,split_after=N] [--ops N] "
+               "[--seed N]]\n",
                why);
   std::exit(1);
 }
@@ -83,6 +95,9 @@ int main(int argc, char** argv) {
   int repeat = 3;
   std::size_t mib = 64;
   bool rewrite = false;
+  std::string units_s, partial_s;
+  std::size_t ops = 20000;
+  std::uint64_t seed = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--algos")
@@ -95,6 +110,14 @@ int main(int argc, char** argv) {
       mib = std::strtoul(v.c_str(), nullptr, 10);
     else if (a == "--rewrite")
       rewrite = v == "1";
+    else if (a == "--units")
+      units_s = v;
+    else if (a == "--partial")
+      partial_s = v;
+    else if (a == "--ops")
+      ops = std::strtoul(v.c_str(), nullptr, 10);
+    else if (a == "--seed")
+      seed = std::strtoull(v.c_str(), nullptr, 10);
     else
       usage(("unknown option " + a).c_str());
   }
@@ -110,6 +133,16 @@ int main(int argc, char** argv) {
   if (n == 0) usage("no usable pages in the corpus");
   const double mb = static_cast<double>(n) * 4096 / 1e6;
   std::printf("corpus %s: %zu pages (same-filled pages left out)\n\n", corpus.c_str(), n);
+  if (!units_s.empty()) {
+    std::vector<std::size_t> units;
+    for (const std::string& u : split(units_s)) units.push_back(unit_bytes(u));
+    if (partial_s.empty()) {
+      uzram_bench::run_units(pages, split(algos), units, repeat);
+    } else {
+      uzram_bench::run_partial(pages, split(algos).front(), units, split(partial_s), ops, seed);
+    }
+    return 0;
+  }
   std::printf("%-6s %3s %12s %12s %8s %12s %12s %8s\n", "algo", "thr", "codec-comp", "store-write",
               "ratio", "codec-dec", "store-read", "ratio");
   for (const std::string& algo : split(algos)) {

@@ -44,6 +44,7 @@
 
 #include "pool/geometry.h"
 #include "store/codec.h"
+#include "store/same_filled.h"
 #include "uzram/pool.h"
 
 namespace uzram {
@@ -59,15 +60,11 @@ constexpr std::size_t kPage = 4096;
   std::exit(2);
 }
 
+// The store's test (store/same_filled.h): a unit whose every 4 KiB block is one repeated
+// word (each its own) is stored as metadata only. `p` is 8-byte aligned.
 bool same_filled(const unsigned char* p, std::size_t len) {
-  std::uint64_t w0;
-  std::memcpy(&w0, p, 8);
-  for (std::size_t i = 8; i < len; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (w != w0) return false;
-  }
-  return true;
+  std::uint64_t words[16];
+  return uzram::same_filled_blocks(p, len / kPage, words);
 }
 
 std::vector<unsigned> parse_list(const std::string& s) {

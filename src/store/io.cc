@@ -242,17 +242,25 @@ Result<void> StoreImpl::do_discard(std::uint64_t offset, std::uint64_t len) noex
   return {};
 }
 
-// Frees what the blocks of [first, end) hold of their own (not units: the caller handles
-// those), each under its unit lock.
+// Frees what the blocks of [first, end) hold, each under its unit lock: a stored unit the
+// range covers whole goes at once (at its head, the first of its slots visited); of a unit
+// covered in part (the caller sends those to the partial-write path, but a whole-unit
+// write may store one after it looked), the blocks in the range stop being members.
 void StoreImpl::discard_blocks(std::uint64_t first, std::uint64_t end,
                                HandleBatch& batch) noexcept {
-  for_each_stored_slot(first, end, [this, &batch](std::uint64_t i, Slot& s) {
+  const std::uint64_t n = unit_blocks_;
+  for_each_stored_slot(first, end, [&](std::uint64_t i, Slot& s) {
     init_lock_.assert_held_shared();  // the analysis does not see into the lambda
     Slot& u = unit_lock(i);
     u.lock();
     s.held_by(u);
     if (u.get() & slotf::kUnit) {
-      free_unit_locked(u, &batch);
+      const std::uint64_t head = i & ~(n - 1);
+      if (head >= first && head + n <= end) {
+        free_unit_locked(u, &batch);
+      } else if (s.get() & slotf::kMember) {
+        drop_member_locked(u, static_cast<unsigned>(i - head), &batch);
+      }
     } else if (s.allocated()) {
       free_slot_locked(s, &batch);
     }

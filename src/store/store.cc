@@ -57,14 +57,15 @@ bool Store::initialized() const noexcept {
   ReaderLock l(impl(this)->init_lock_);
   return impl(this)->disksize_ != 0;
 }
-Result<void> Store::write_blocks(std::uint64_t i, std::uint64_t n, const void* d) noexcept {
-  auto r = impl(this)->do_write_blocks(i, n, d);
-  if (r) impl(this)->stats_.blocks_written.fetch_add(n, std::memory_order_relaxed);
+Result<void> Store::write_blocks(std::uint64_t index, std::uint64_t count,
+                                 const void* data) noexcept {
+  auto r = impl(this)->do_write_blocks(index, count, data);
+  if (r) impl(this)->stats_.blocks_written.fetch_add(count, std::memory_order_relaxed);
   return r;
 }
-Result<void> Store::read_blocks(std::uint64_t i, std::uint64_t n, void* d) noexcept {
-  auto r = impl(this)->do_read_blocks(i, n, d);
-  if (r) impl(this)->stats_.blocks_read.fetch_add(n, std::memory_order_relaxed);
+Result<void> Store::read_blocks(std::uint64_t index, std::uint64_t count, void* data) noexcept {
+  auto r = impl(this)->do_read_blocks(index, count, data);
+  if (r) impl(this)->stats_.blocks_read.fetch_add(count, std::memory_order_relaxed);
   return r;
 }
 std::uint64_t Store::unit_size() const noexcept {
@@ -266,11 +267,14 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
     // Only the pages that ever held a block: reset costs what is stored (docs/store.md);
     // pool objects are freed in batches (docs/store.md#lifecycle).
     HandleBatch batch(*pool_);
-    for_each_stored_slot(0, nslots_, [this, &batch](std::uint64_t i, Slot&) {
+    std::uint64_t done = 0;  // the ranges before this block are free
+    for_each_stored_slot(0, nslots_, [this, &batch, &done](std::uint64_t i, Slot&) {
       init_lock_.assert_held_shared();  // the analysis does not see into the lambda
+      if (i < done) return true;
       Slot& u = unit_lock(i);
+      done = static_cast<std::uint64_t>(&u - slots_) + unit_blocks_;
       u.lock();
-      free_range_locked(u, &batch);  // a unit's other slots are clear after its head
+      free_range_locked(u, &batch);  // a unit, or each block of the range
       u.unlock();
       return true;
     });

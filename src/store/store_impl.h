@@ -47,7 +47,7 @@ inline constexpr const char* kDefaultAlgorithm = "lzo-rle";
 inline constexpr std::uint32_t kWbBatchDefault = 32, kWbBatchMax = 256;
 // unit_policy's default (StoreImpl::unit_split_after_) and the largest N of split_after=N
 // (the partial count lives in 8 bits of the version word, slot.h).
-inline constexpr std::uint32_t kUnitSplitAfterDefault = 4, kUnitSplitAfterMax = 255;
+inline constexpr std::uint32_t kUnitSplitAfterDefault = 2, kUnitSplitAfterMax = 255;
 // backing_timeout_ms: the deadline of every request to a remote backing tier.
 inline constexpr std::uint32_t kBackingTimeoutDefault = 10000, kBackingTimeoutMin = 10,
                                kBackingTimeoutMax = 3600000;

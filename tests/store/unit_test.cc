@@ -33,7 +33,7 @@ std::vector<unsigned char> read_each(Store& st, std::uint64_t index, unsigned bl
 TEST(UnitStoreTest, Attributes) {
   auto st = std::move(Store::create().value());
   EXPECT_EQ(attr(*st, "unit_size"), "4096\n");
-  EXPECT_EQ(attr(*st, "unit_policy"), "split_after=4\n");
+  EXPECT_EQ(attr(*st, "unit_policy"), "split_after=2\n");
   std::string msg;
   for (const char* bad : {"8K", "0", "128K", "32K1", "x"}) {
     EXPECT_EQ(st->write_attr("unit_size", bad, &msg).error(), Errc::invalid_argument) << bad;
@@ -60,7 +60,7 @@ TEST(UnitStoreTest, Attributes) {
             "       0        0        0        0        0        0        0\n");
   set_attr(*st, "reset", "1");
   EXPECT_EQ(attr(*st, "unit_size"), "4096\n");
-  EXPECT_EQ(attr(*st, "unit_policy"), "split_after=4\n");
+  EXPECT_EQ(attr(*st, "unit_policy"), "split_after=2\n");
 }
 
 TEST(UnitStoreTest, WholeUnitsWrittenAndReadOnceEach) {
@@ -107,6 +107,17 @@ TEST(UnitStoreTest, PartialReadsHitTheCache) {
   ASSERT_TRUE(st->read(1, b.data()));
   EXPECT_EQ(st->unit_stat().cache_hits, u.cache_hits + 2);
   EXPECT_EQ(0, std::memcmp(b.data(), data.data() + kBlockSize, kBlockSize));
+  // An rmw leaves the patched unit in the cache under its new version: the next partial
+  // write and read decompress nothing.
+  set_attr(*st, "unit_policy", "rmw");
+  auto patch = blocks_of(2, 3, 70);
+  ASSERT_TRUE(st->write(3, patch.data()));
+  ASSERT_TRUE(st->write(4, patch.data() + kBlockSize));
+  const std::uint64_t hits = st->unit_stat().cache_hits;
+  ASSERT_TRUE(st->read(4, b.data()));
+  EXPECT_EQ(st->unit_stat().cache_hits, hits + 1);
+  EXPECT_EQ(0, std::memcmp(b.data(), patch.data() + kBlockSize, kBlockSize));
+  EXPECT_EQ(st->unit_stat().rmw_writes, 2u);
 }
 
 TEST(UnitStoreTest, RawAndSameFilledUnits) {
@@ -325,6 +336,20 @@ TEST(UnitStoreTest, TailBlocksPastTheLastUnit) {
   ASSERT_TRUE(st->discard(47 * kBlockSize, 3 * kBlockSize));
   EXPECT_TRUE(st->is_unallocated(48));
   st->check_invariants();
+}
+
+// The streams' memory counts their unit buffers (5 units each: compression buffer of two,
+// gather buffer, a cache of two); pool frames are mem_used_total.
+TEST(UnitStoreTest, MemoryCountsTheUnitBuffers) {
+  auto four = new_store("lz4", "1M");
+  auto units = unit_store("lz4", "64K", "1M");
+  const std::uint64_t per_stream = 5 * 65536;
+  EXPECT_GE(units->memory().streams, four->memory().streams + units->streams() * per_stream);
+  EXPECT_LT(units->memory().streams,
+            four->memory().streams + units->streams() * (per_stream + 4096));
+  auto data = blocks_of(64, 2, 99);
+  ASSERT_TRUE(units->write_blocks(0, 64, data.data()));
+  EXPECT_EQ(units->memory().pool_frames, units->mm_stat().mem_used_total);
 }
 
 // Post-processing of units: unit_pp_test.cc.
