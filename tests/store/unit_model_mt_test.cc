@@ -218,7 +218,7 @@ TEST_P(UnitModelMtTest, OwnAndSharedUnits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Units, UnitModelMtTest, ::testing::Values("4K", "16K", "32K", "64K"),
-                         [](const auto& info) { return std::string(info.param); });
+                         [](const auto& param_info) { return std::string(param_info.param); });
 
 }  // namespace
 }  // namespace uzram::testing

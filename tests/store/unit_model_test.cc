@@ -32,7 +32,9 @@ TEST_P(UnitModelTest, MatchesReferenceModel) {
   }
   EXPECT_GT(run.limit_hits(), 0u) << "no write ever met mem_limit";
   EXPECT_GT(run.wb_writes(), 0u) << "nothing was ever written back";
-  if (run.units_built()) EXPECT_GT(run.units_seen(), 0u) << "no unit was ever stored";
+  if (run.units_built()) {
+    EXPECT_GT(run.units_seen(), 0u) << "no unit was ever stored";
+  }
 }
 
 std::string config_name(const ::testing::TestParamInfo<UnitConfig>& info) {
