@@ -1,5 +1,6 @@
 // store/idle.cc - the idle attribute ("idle all", "idle <seconds>": a row of the attribute
 // table) and the store's invariant checker.
+#include <bit>
 #include <mutex>
 
 #include "store/attr_table.h"
@@ -7,6 +8,7 @@
 #include "store/kv.h"
 #include "store/pp_run.h"
 #include "store/store_impl.h"
+#include "store/unit.h"
 #include "util/check.h"
 
 namespace uzram {
@@ -48,7 +50,8 @@ std::uint64_t mark_idle(StoreImpl& s, std::uint64_t age) noexcept {
       const std::uint32_t t = slot.ac_time.load(std::memory_order_relaxed);
       const bool old = all || now - t >= age;
       slot.set(old ? (f | slotf::kIdle) & ~slotf::kLock : f & ~(slotf::kIdle | slotf::kLock));
-      marked += old;
+      // A unit's head: the unit is idle, its members count (blocks, as idle_marked says).
+      if (old) marked += f & slotf::kUnit ? std::popcount(unit::members(&slot, s.unit_blocks_)) : 1;
     }
     u.unlock();
     return true;

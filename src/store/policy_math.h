@@ -71,10 +71,11 @@ class AgeHistogram {
   [[nodiscard]] static unsigned bucket_of(std::uint32_t age) noexcept;
   [[nodiscard]] static std::uint32_t bucket_floor(unsigned bucket) noexcept;
 
-  void add(std::uint32_t age, std::uint32_t bytes) noexcept {
+  // An object of `bytes` holding `blocks` blocks (a unit's: its members) `age` seconds old.
+  void add(std::uint32_t age, std::uint32_t bytes, std::uint32_t blocks = 1) noexcept {
     const unsigned b = bucket_of(age);
     bytes_[b] += bytes;
-    blocks_[b]++;
+    blocks_[b] += blocks;
   }
   struct Cut {
     std::uint32_t age = 0;     // blocks at least this old

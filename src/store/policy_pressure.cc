@@ -9,11 +9,13 @@
 // waiting writes. A step that moves nothing ends it; if the pool is then still over
 // mem_limit, the reaction is "hopeless" for a second: writes at mem_limit fail at once.
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <mutex>
 
 #include "store/pp_run.h"
 #include "store/store_impl.h"
+#include "store/unit.h"
 
 namespace uzram {
 namespace {
@@ -151,13 +153,16 @@ Policy::Step Policy::free_coldest(const PolicyParams& p, std::uint64_t need,
   s_.init_lock_.assert_held_shared();
   AgeHistogram hist;
   const std::uint32_t now = s_.now_seconds();
+  const unsigned n = s_.unit_blocks_;
   s_.for_each_stored_slot(0, s_.nslots_, [&](std::uint64_t, Slot& slot) {
     // A peek without the slot lock: an estimate (the passes re-check under the lock).
     const std::uint32_t f = slot.flags.load(std::memory_order_relaxed);
     const std::uint32_t size = f & slotf::kSizeMask;
     if (size && !(f & (slotf::kWb | slotf::kSame | slotf::kPpSlot))) {
       const std::uint32_t t = slot.ac_time.load(std::memory_order_relaxed);
-      hist.add(now >= t ? now - t : 0, size);
+      // A unit's head: its members are the blocks a writeback of it moves (a peek too).
+      const int blocks = f & slotf::kUnit ? std::popcount(unit::members(&slot, n)) : 1;
+      hist.add(now >= t ? now - t : 0, size, static_cast<std::uint32_t>(std::max(blocks, 1)));
     }
     return true;
   });

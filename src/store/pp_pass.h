@@ -48,9 +48,9 @@ class PpPass {
   [[nodiscard]] Result<void> begin(std::string* msg) noexcept;
 
   // Marks PP_SLOT on, and collects, the candidates among slots [lo, end): pool objects (a
-  // size, and not WB, SAME or PP_SLOT already, and not a unit's: units are not
-  // post-processed yet) whose flags want(flags) accepts (called
-  // under the slot lock). Errc::no_memory ("WHAT: out of memory") when the set cannot
+  // size, and not WB, SAME or PP_SLOT already: a block's object, or a unit's at its head;
+  // a unit's other slots hold no object) whose flags want(flags) accepts (called under
+  // the block's unit lock). Errc::no_memory ("WHAT: out of memory") when the set cannot
   // grow; every candidate collected is released then.
   template <typename Want>
   [[nodiscard]] Result<void> scan(std::uint64_t lo, std::uint64_t end, Want&& want,
@@ -79,8 +79,7 @@ class PpPass {
 
  private:
   static constexpr bool is_candidate(std::uint32_t f) noexcept {
-    return (f & slotf::kSizeMask) &&
-           !(f & (slotf::kWb | slotf::kSame | slotf::kPpSlot | slotf::kUnit));
+    return (f & slotf::kSizeMask) && !(f & (slotf::kWb | slotf::kSame | slotf::kPpSlot));
   }
   bool add(std::uint64_t index, std::uint32_t size) noexcept;
   Result<void> out_of_memory(std::string* msg) noexcept;

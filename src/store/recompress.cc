@@ -20,6 +20,7 @@
 #include "store/pp_pass.h"
 #include "store/pp_run.h"
 #include "store/store_impl.h"
+#include "store/unit_pp.h"
 
 namespace uzram {
 namespace {
@@ -256,8 +257,8 @@ Result<void> recompress_one(StoreImpl& st, std::uint64_t index, const RecompComm
   s.held_by(u);
   const std::uint32_t f = s.get() & ~slotf::kLock;
   const std::uint32_t size = f & slotf::kSizeMask;
-  // Accessed or freed since the scan, or already small enough, or a unit (not yet
-  // recompressed as a unit): leave it.
+  // Accessed or freed since the scan, or already small enough, or a unit (it became one
+  // since the peek: recompress_unit's): leave it.
   if (!(f & slotf::kPpSlot) || size == 0 || (f & (slotf::kWb | slotf::kSame | slotf::kUnit)) ||
       size < cmd.threshold) {
     s.set(f & ~slotf::kPpSlot);
@@ -328,9 +329,18 @@ Result<void> run_recompress(StoreImpl& s, const RecompCommand& cmd, PpDone* done
   // stops leaves the rest to PpPass, which releases them.
   std::unique_ptr<RecompScratch> sc(new (std::nothrow) RecompScratch);
   if (!sc) return fail(msg, Errc::no_memory, "recompress: out of memory");
+  UnitScratch usc;  // a unit store's: units are recompressed whole (unit_recompress.cc)
+  if (s.unit_blocks_ > 1 && !usc.init(s.unit_size_)) {
+    return fail(msg, Errc::no_memory, "recompress: out of memory");
+  }
   std::uint64_t budget = cmd.max_pages;
   for (std::uint64_t index; !(cmd.max_pages && budget == 0) && pass.next(&index);) {
-    if (auto r = recompress_one(s, index, cmd, *sc, &budget, done, msg); !r) return r;
+    // A unit's head (a peek: each side re-checks under the unit lock).
+    const bool unit =
+        s.in_unit(index) && (s.slots_[index].flags.load(std::memory_order_relaxed) & slotf::kUnit);
+    auto r = unit ? recompress_unit(s, index, cmd, usc, &budget, done, msg)
+                  : recompress_one(s, index, cmd, *sc, &budget, done, msg);
+    if (!r) return r;
   }
   return {};
 }

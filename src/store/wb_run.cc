@@ -28,8 +28,12 @@ WbRun::~WbRun() {
 }
 
 Result<void> WbRun::init(std::string* msg) noexcept {
+  s_.init_lock_.assert_held_shared();  // held by the pass's caller (pp_pass.h)
   const std::uint32_t want = s_.wb_batch_size_.load(std::memory_order_relaxed);
   batch_pages_ = want < 1 ? 1 : want > kWbBatchMax ? kWbBatchMax : want;
+  // A unit's members go in one batch (they are published together): a batch holds a
+  // unit whatever its placement (WbRun::room), N + 1 pages.
+  if (s_.unit_blocks_ > 1) batch_pages_ = std::max<unsigned>(batch_pages_, s_.unit_blocks_ + 1);
   const unsigned objcap = batch_pages_ * 64;  // objects of 64 bytes on average fill a batch
   nbatches_ = std::clamp(b_.tier->batches(), 2u, kWbMaxBatches);
   pages_ = static_cast<unsigned char*>(

@@ -63,6 +63,25 @@ class WbRun {
     b->objs[b->nobjs++] = o;
     pos_ = off + bytes;
   }
+  // An object that takes no space in the batch (a unit's same-filled member): recorded,
+  // the cursor stays.
+  void add(WbBatch* b, const WbObj& o) noexcept { b->objs[b->nobjs++] = o; }
+  // Whether `objs` more objects of up to 4 KiB each fit in b, whatever the placement
+  // (raw pages start on a page; packed ones may skip the rest of one).
+  bool room(const WbBatch* b, unsigned objs) const noexcept {
+    return b->nobjs + objs <= b->objcap && b->cap - pos_ / kBlockSize >= objs + 1;
+  }
+  // The batch's state before a group of objects (a unit's members), to drop them all if
+  // one of them cannot be placed: the pages past the cursor go back at submission.
+  struct Mark {
+    unsigned nobjs;
+    std::uint64_t pos;
+  };
+  Mark mark(const WbBatch* b) const noexcept { return {b->nobjs, pos_}; }
+  void rollback(WbBatch* b, const Mark& m) noexcept {
+    b->nobjs = m.nobjs;
+    pos_ = m.pos;
+  }
   void note_error(std::error_code e) noexcept {
     last_err_ = e;
     failed_++;

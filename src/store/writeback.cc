@@ -17,6 +17,7 @@
 #include "store/pp_run.h"
 #include "store/store_impl.h"
 #include "store/wb_run.h"
+#include "store/writeback_run.h"
 
 namespace uzram {
 namespace {
@@ -99,37 +100,7 @@ Result<void> parse_command(std::string_view value, std::uint64_t nslots, WbComma
   return {};
 }
 
-// writeback's side of WbRun: candidates from the pass (largest objects first), read from
-// the pool under their slot lock (raw, decompressed, or the compressed bytes to pack), and
-// published by freeing the pool object: the slot becomes WB with where its bytes went.
-class WritebackRun final : public WbRun {
- public:
-  WritebackRun(StoreImpl& s, PpPass& pass, std::uint64_t max_pages, PpDone* done) noexcept
-      : WbRun(s, "writeback", true),
-        pass_(pass),
-        compressed_(s.compressed_writeback_),
-        max_pages_(max_pages),
-        done_(done) {}
-
- private:
-  static constexpr bool candidate(std::uint32_t f) noexcept {
-    return (f & slotf::kPpSlot) && (f & slotf::kSizeMask) &&
-           !(f & (slotf::kWb | slotf::kSame | slotf::kUnit));
-  }
-  // The rest, past a cap: PpPass releases them.
-  bool next(std::uint64_t* index) noexcept override {
-    return !(max_pages_ && placed_ == max_pages_) && pass_.next(index);
-  }
-  void release(std::uint64_t index) noexcept override { pass_.release(index); }
-  Place place(WbBatch* b, std::uint64_t index) noexcept override;
-  void publish(const WbObj& o, bool ok) noexcept override;
-
-  PpPass& pass_;
-  const bool compressed_;          // compressed_writeback: pack the compressed bytes
-  const std::uint64_t max_pages_;  // WbCommand::max_pages: 0 no cap
-  std::uint64_t placed_ = 0;       // candidates placed in a batch so far
-  PpDone* const done_;             // blocks published and pool bytes freed (may be null)
-};
+}  // namespace
 
 // Space first (it may wait for trims: no slot lock then), sized by a relaxed peek; under
 // the lock, PP_SLOT still set means nothing touched the slot since the scan, so the size
@@ -139,6 +110,7 @@ WbRun::Place WritebackRun::place(WbBatch* b, std::uint64_t index) noexcept {
   Slot& s = s_.slots_[index];
   Slot& u = s_.unit_lock(index);
   const std::uint32_t peek = s.flags.load(std::memory_order_relaxed);
+  if (s_.in_unit(index) && (peek & slotf::kUnit)) return place_unit(b, index);
   if (!candidate(peek)) return Place::skipped;  // accessed or freed since the scan
   const std::uint32_t size = peek & slotf::kSizeMask;
   const bool raw = !compressed_ || (peek & slotf::kHuge);
@@ -184,6 +156,11 @@ WbRun::Place WritebackRun::place(WbBatch* b, std::uint64_t index) noexcept {
 // The slot becomes WB if nothing touched it since it was read.
 void WritebackRun::publish(const WbObj& o, bool ok) noexcept {
   s_.init_lock_.assert_held_shared();
+  if (o.flags & slotf::kMember) {  // a unit's member: the unit goes with its last one
+    pending_[npending_++] = o;
+    if (o.flags & slotf::kUnit) publish_unit(ok);
+    return;
+  }
   Slot& s = s_.slots_[o.index];
   Slot& u = s_.unit_lock(o.index);
   u.lock();
@@ -208,8 +185,6 @@ void WritebackRun::publish(const WbObj& o, bool ok) noexcept {
   }
   u.unlock();
 }
-
-}  // namespace
 
 // Needs the backing device, then the command (its ranges within the device).
 Result<void> attr::parse_writeback(const StoreImpl& s, std::string_view text, AttrArg* out,
@@ -236,19 +211,28 @@ Result<void> run_writeback(StoreImpl& s, const WbCommand& cmd, PpDone* done,
   PpPass pass(s, "writeback");
   if (auto r = pass.begin(msg); !r) return r;
 
-  // 1. Candidates: allocated pool objects (not WB, not SAME) that pass the type filter.
+  // 1. Candidates: allocated pool objects (not WB, not SAME) that pass the type filter. A
+  // unit's head by its flags (the unit is idle, huge, incompressible); a range that holds
+  // any block of a stored unit selects the unit (the first unit's head may lie before it).
   const auto want = [mode = cmd.mode](std::uint32_t f) { return pp_type_matches(mode, f); };
+  const auto want_unit = [mode = cmd.mode](std::uint32_t f) {
+    return (f & slotf::kUnit) && pp_type_matches(mode, f);
+  };
   if (cmd.ranges.empty()) {
     if (auto r = pass.scan(0, s.nslots_, want, msg); !r) return r;
   }
   for (const auto& [lo, hi] : cmd.ranges) {
+    const std::uint64_t head = static_cast<std::uint64_t>(&s.unit_lock(lo) - s.slots_);
+    if (head < lo && s.in_unit(lo)) {
+      if (auto r = pass.scan(head, head + 1, want_unit, msg); !r) return r;
+    }
     if (auto r = pass.scan(lo, hi + 1, want, msg); !r) return r;
   }
   if (pass.empty()) return {};
 
   // 2. Writes, largest objects first, in batches of writeback_batch_size pages.
   WritebackRun run(s, pass, cmd.max_pages, done);
-  if (auto r = run.init(msg); !r) return r;
+  if (auto r = run.init_units(msg); !r) return r;
   return run.run(msg);
 }
 

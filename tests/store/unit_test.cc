@@ -352,24 +352,7 @@ TEST(UnitStoreTest, MemoryCountsTheUnitBuffers) {
   EXPECT_EQ(units->memory().pool_frames, units->mm_stat().mem_used_total);
 }
 
-// Post-processing leaves units alone until it handles them (issue 12's other half).
-TEST(UnitStoreTest, RecompressSkipsUnits) {
-  auto st = std::move(Store::create().value());
-  set_attr(*st, "comp_algorithm", "lz4");
-  set_attr(*st, "unit_size", "32K");
-  set_attr(*st, "recomp_algorithm", "algo=zstd");
-  set_attr(*st, "disksize", "1M");
-  auto data = blocks_of(kN, 2, 91);
-  ASSERT_TRUE(st->write_blocks(0, kN, data.data()));
-  ASSERT_TRUE(st->write(kN + 1, data.data()));
-  const std::uint64_t compr = st->mm_stat().compr_data_size;
-  set_attr(*st, "recompress", "");
-  EXPECT_EQ(slot_prio(*st, 0), 0u);
-  EXPECT_EQ(slot_prio(*st, kN + 1), 1u);
-  EXPECT_LT(st->mm_stat().compr_data_size, compr);
-  EXPECT_EQ(read_all(*st, 0, kN), data);
-  st->check_invariants();
-}
+// Post-processing of units: unit_pp_test.cc.
 
 }  // namespace
 }  // namespace uzram::testing
