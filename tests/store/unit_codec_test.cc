@@ -69,12 +69,12 @@ std::vector<std::tuple<std::string, unsigned>> params() {
   return v;
 }
 
-INSTANTIATE_TEST_SUITE_P(All, UnitCodecTest, ::testing::ValuesIn(params()), [](const auto& info) {
-  std::string name = std::get<0>(info.param);
+INSTANTIATE_TEST_SUITE_P(All, UnitCodecTest, ::testing::ValuesIn(params()), [](const auto& p) {
+  std::string name = std::get<0>(p.param);
   for (char& c : name) {
     if (c == '-') c = '_';
   }
-  return name + "_" + std::to_string(std::get<1>(info.param)) + "K";
+  return name + "_" + std::to_string(std::get<1>(p.param)) + "K";
 });
 
 }  // namespace
