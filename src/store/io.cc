@@ -143,15 +143,14 @@ Result<void> StoreImpl::write_block(std::uint64_t index, const void* block) noex
 }
 
 // A block write found its range stored as a unit at step 7: the object it made for the
-// block (if any) goes, and the block is written into the unit. Unlocks u.
+// block (if any) goes, and the block is written into the unit as a partial write, with
+// write_piece's wait for room (the policy's) when the unit's re-encoding meets mem_limit.
+// Unlocks u.
 Result<void> StoreImpl::write_into_unit_locked(Slot& u, std::uint64_t index, const void* block,
                                                Handle made) noexcept {
   if (made != Handle{0}) pool_->free(made);
-  const auto k = static_cast<unsigned>(index & (unit_blocks_ - 1));
-  auto r = write_partial_locked(u, k, 1, static_cast<const unsigned char*>(block));
   u.unlock();
-  if (!r) stats_.failed_writes.fetch_add(1, std::memory_order_relaxed);
-  return r;
+  return write_piece(index, 1, static_cast<const unsigned char*>(block));
 }
 
 // Caller holds the slot lock (and init_lock_ shared).

@@ -67,7 +67,8 @@ Result<void> StoreImpl::write_partial_locked(Slot& u, unsigned k, unsigned count
   const std::uint32_t old_mask = unit::members(head, n);
   const std::uint32_t range = ((1u << count) - 1) << k;
   const std::uint32_t mask = data ? old_mask | range : old_mask & ~range;
-  if (mask == 0) {  // holes over every member left: the unit goes
+  if (!data && mask == old_mask) return {};  // holes where the unit holds nothing: no change
+  if (mask == 0) {                           // holes over every member left: the unit goes
     free_unit_locked(u);
     return {};
   }

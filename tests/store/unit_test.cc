@@ -234,6 +234,28 @@ TEST(UnitStoreTest, DiscardWholeAndPartialUnits) {
   }
 }
 
+// A discard (fstrim repeats them) of blocks a unit no longer holds changes nothing: no
+// re-encoding, no step towards a split, no count.
+TEST(UnitStoreTest, RepeatedDiscardOfHolesLeavesTheUnitAlone) {
+  auto st = unit_store("zstd", "32K");
+  auto data = blocks_of(kN, 2, 41);
+  ASSERT_TRUE(st->write_blocks(0, kN, data.data()));
+  ASSERT_TRUE(st->discard(2 * kBlockSize, 2 * kBlockSize));  // one partial write (rmw)
+  std::memset(data.data() + 2 * kBlockSize, 0, 2 * kBlockSize);
+  const UnitStat before = st->unit_stat();
+  const MmStat mm = st->mm_stat();
+  EXPECT_EQ(before.rmw_writes, 1u);
+  for (int i = 0; i < 5; i++) ASSERT_TRUE(st->discard(2 * kBlockSize, 2 * kBlockSize));
+  const UnitStat after = st->unit_stat();
+  EXPECT_EQ(after.rmw_writes, before.rmw_writes);
+  EXPECT_EQ(after.split_writes, before.split_writes);
+  EXPECT_EQ(after.splits, 0u);
+  EXPECT_EQ(after.units, 1u);
+  EXPECT_EQ(st->mm_stat().compr_data_size, mm.compr_data_size);
+  EXPECT_EQ(read_all(*st, 0, kN), data);
+  st->check_invariants();
+}
+
 TEST(UnitStoreTest, FreeNotifyDropsMembersAndTheLastFreesTheUnit) {
   auto st = unit_store("zstd", "32K");
   auto data = blocks_of(kN, 2, 41);
