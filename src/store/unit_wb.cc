@@ -9,23 +9,10 @@
 
 #include "store/backing.h"
 #include "store/fail.h"
+#include "store/same_filled.h"
 #include "store/writeback_run.h"
 
 namespace uzram {
-namespace {
-
-bool same_filled_block(const unsigned char* b, std::uint64_t* word) noexcept {
-  std::uint64_t w0, w;
-  std::memcpy(&w0, b, 8);
-  for (std::size_t i = 8; i < kBlockSize; i += 8) {
-    std::memcpy(&w, b + i, 8);
-    if (w != w0) return false;
-  }
-  *word = w0;
-  return true;
-}
-
-}  // namespace
 
 Result<void> WritebackRun::init_units(std::string* msg) noexcept {
   s_.init_lock_.assert_held_shared();  // held by the pass's caller (pp_pass.h)
@@ -70,7 +57,7 @@ WbRun::Place WritebackRun::place_unit(WbBatch* b, std::uint64_t index) noexcept 
   std::uint32_t same = 0;
   for (unsigned k = 0; k < n; k++) {
     const unsigned char* blk = scratch_.data() + std::size_t{k} * kBlockSize;
-    if ((c.members >> k & 1) && same_filled_block(blk, &words[k])) same |= 1u << k;
+    if ((c.members >> k & 1) && same_filled(blk, &words[k])) same |= 1u << k;
   }
   if (same == c.members) {  // nothing to write back (it was re-encoded so): leave it
     release(index);
