@@ -55,7 +55,7 @@ void free_most(Pool& pool, Random& rng, Objects& objs) {
   }
 }
 
-class CompactionTest : public ::testing::TestWithParam<std::tuple<unsigned, TranslationMode>> {};
+class CompactionTest : public ::testing::TestWithParam<testing::ChainMode> {};
 
 TEST_P(CompactionTest, KeepsBytesAndFreesFrames) {
   const auto [chain, mode] = GetParam();
@@ -96,14 +96,8 @@ TEST_P(CompactionTest, KeepsBytesAndFreesFrames) {
   pool->check_invariants();
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, CompactionTest,
-                         ::testing::Combine(::testing::Values(4u, 8u, 16u),
-                                            ::testing::Values(TranslationMode::validated,
-                                                              TranslationMode::kernel_rwlock)),
-                         [](const auto& i) {
-                           return "chain" + std::to_string(std::get<0>(i.param)) + "_" +
-                                  testing::mode_name(std::get<1>(i.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Modes, CompactionTest, testing::chain_mode_grid(),
+                         testing::chain_mode_name);
 
 TEST(CompactionExactTest, HalfFullOneFrameZspages) {
   auto pool = make_pool(8);

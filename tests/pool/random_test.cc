@@ -69,7 +69,7 @@ void expect_object(Pool& pool, Model& m, std::size_t i, unsigned char* local) {
                     << " bytes) differs from the model";
 }
 
-class RandomOpsTest : public ::testing::TestWithParam<std::tuple<unsigned, TranslationMode>> {};
+class RandomOpsTest : public ::testing::TestWithParam<testing::ChainMode> {};
 
 TEST_P(RandomOpsTest, MatchesModel) {
   const auto [chain, mode] = GetParam();
@@ -162,14 +162,8 @@ TEST_P(RandomOpsTest, MatchesModel) {
   EXPECT_EQ(pool->total_pages(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, RandomOpsTest,
-                         ::testing::Combine(::testing::Values(4u, 8u, 16u),
-                                            ::testing::Values(TranslationMode::validated,
-                                                              TranslationMode::kernel_rwlock)),
-                         [](const auto& i) {
-                           return "chain" + std::to_string(std::get<0>(i.param)) + "_" +
-                                  testing::mode_name(std::get<1>(i.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Modes, RandomOpsTest, testing::chain_mode_grid(),
+                         testing::chain_mode_name);
 
 }  // namespace
 }  // namespace uzram

@@ -9,7 +9,9 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "pool/pool_internal.h"
@@ -31,6 +33,18 @@ inline std::unique_ptr<Pool> make_pool(unsigned chain = 8,
 
 inline const char* mode_name(TranslationMode m) {
   return m == TranslationMode::validated ? "validated" : "kernel_rwlock";
+}
+
+// The (chain size, translation mode) grid of the parameterised pool tests, and its test
+// names ("chain8_validated").
+using ChainMode = std::tuple<unsigned, TranslationMode>;
+inline auto chain_mode_grid() {
+  return ::testing::Combine(
+      ::testing::Values(4u, 8u, 16u),
+      ::testing::Values(TranslationMode::validated, TranslationMode::kernel_rwlock));
+}
+inline std::string chain_mode_name(const ::testing::TestParamInfo<ChainMode>& i) {
+  return "chain" + std::to_string(std::get<0>(i.param)) + "_" + mode_name(std::get<1>(i.param));
 }
 
 // Holds the zspage read lock of each handle (read_begin), each on its own thread, as
