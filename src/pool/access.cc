@@ -29,7 +29,6 @@ void Pool::write(Handle h, const void* src, std::size_t len) noexcept {
 
 thread_local std::uint32_t ReadStreams::last_[kSlots];
 
-
 // ---- Translation ---------------------------------------------------------------------
 
 // Protocol: docs/locking.md#read steps 1-3.

@@ -261,8 +261,7 @@ void PoolImpl::renumber_chain_locked(const SizeClass&, ZsPage* z) noexcept {
   for (unsigned k = 0; k < n; k++) {
     std::atomic<std::uint64_t>* e = handles_.entry(idx[k]);
     const std::uint64_t gen = HandleTable::gen_of(e->load(std::memory_order_relaxed));
-    e->store(HandleTable::parked(k, k + 1 < n ? idx[k + 1] : 0, gen),
-             std::memory_order_relaxed);
+    e->store(HandleTable::parked(k, k + 1 < n ? idx[k + 1] : 0, gen), std::memory_order_relaxed);
   }
   z->free_head = n ? idx[0] : 0;
 }

@@ -8,9 +8,10 @@
 // is a cache miss. ReadStreams notices, per thread and per class, that a read is of the
 // slot right after the previous read of that class in the same zspage; read_begin then
 // prefetches the next slot into L2 - the object this reader will ask for next in this
-// class, ~100 reads later - and the next line of the class's handle entries. A reader in
-// any other order never matches, so it pays one thread-local load and store per read and
-// no memory traffic.
+// class, ~100 reads later - and the next line of the class's handle entries, and at a
+// zspage's last two slots the class's next zspage (PoolImpl::next_zspage_hint). A reader
+// in any other order never matches, so it pays one thread-local load and store per read
+// and no memory traffic.
 //
 // Thread safety: the state is thread_local; nothing is shared. A false match (two pools
 // read by one thread, or a 32-bit key collision) only costs a useless prefetch.
