@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "pool/pool_impl.h"
+#include "pool/read_ahead.h"
 #include "util/check.h"
 
 namespace uzram {
@@ -25,6 +26,8 @@ void Pool::write(Handle h, const void* src, std::size_t len) noexcept {
     p->write_impl<ValidatedTranslation>(h, src, len);
   }
 }
+
+thread_local std::uint32_t ReadStreams::last_[kSlots];
 
 // ---- Translation ---------------------------------------------------------------------
 
@@ -118,6 +121,11 @@ const void* PoolImpl::read_begin_impl(Handle h, void* local_copy) noexcept {
   const Location loc = HandleTable::decode(v);
   const std::size_t off = payload_offset(c, loc.obj);
   const std::byte* mem = chain_addr(z, off);  // in place: in one frame, or adjacent ones
+  // A read of the slot after this thread's previous read of the class: the reader walks
+  // the class in slot order (pool/read_ahead.h), and this object was prefetched into L2
+  // by that read. Ask for the next one now.
+  const bool stream = ReadStreams::follows(c.index, loc.zspage, loc.obj);
+  if (stream) read_ahead(c, z, loc.obj, index);
   if ((off & (kFrameSize - 1)) + loc.size > kFrameSize) {
     // Checked whether or not the frames are adjacent: the contract does not depend on
     // where the arena put them.
@@ -130,13 +138,60 @@ const void* PoolImpl::read_begin_impl(Handle h, void* local_copy) noexcept {
     }
   }
   // The caller reads the whole object next (zram decompresses it): ask for all its lines
-  // now rather than as its copy reaches them. In fill order the objects lie in one stream
-  // per class, which the hardware prefetcher follows badly: reads 10 % faster there, none
-  // slower in random order (docs/benchmarks.md#the-fill-read-free-all-cycle). Locality 0
-  // (prefetchnta): measured better than into all levels, which slowed random order.
-  for (std::size_t o = 0; o < loc.size; o += 64) __builtin_prefetch(mem + o, 0, 0);
+  // now rather than as its copy reaches them, unless read_ahead already brought them to
+  // L2. Locality 0 (prefetchnta): measured better than into all levels, which slowed
+  // random order (docs/benchmarks.md#reads-what-they-cost-and-what-changed).
+  if (!stream) prefetch_lines<0>(mem, loc.size);
   z->lock.leave_read_held();  // until read_end
   return mem;
+}
+
+// The next slot of z (slot obj + 1, if z has one) into L2, and the line of the class's
+// handle entries after this one (in slot order a class's objects have consecutive
+// indexes, docs/design.md#free-lists). Caller holds z's read lock (its frame ids).
+void PoolImpl::read_ahead(const SizeClass& c, const ZsPage* z, unsigned obj,
+                          std::uint32_t index) const noexcept {
+  if ((index & (HandleTable::kChunkEntries - 1)) < HandleTable::kChunkEntries - 8) {
+    __builtin_prefetch(handles_.entry(index) + 8, 0, 3);
+  }
+  if (obj + 2 >= c.objs_per_zspage && c.objs_per_zspage >= 3) next_zspage_hint(c, obj, index);
+  if (obj + 1 >= c.objs_per_zspage) return;
+  const std::size_t next = payload_offset(c, obj + 1);
+  const std::size_t in_frame = kFrameSize - (next & (kFrameSize - 1));
+  if (in_frame >= c.size) {
+    prefetch_lines<2>(chain_addr(z, next), c.size);
+  } else {  // the slot straddles: its two frames need not be adjacent
+    prefetch_lines<2>(chain_addr(z, next), in_frame);
+    prefetch_lines<2>(chain_addr(z, next + in_frame), c.size - in_frame);
+  }
+}
+
+// The end of a zspage: the reader's next object of the class is the first slot of the
+// zspage the class filled next, whose first slot has the next handle index when the
+// class's zspages are filled and reused in order (spares are reused first in, first out:
+// pool.cc). Two steps, one class read apart, so that neither waits for a miss: at the
+// second-to-last slot prefetch that zspage's descriptor; at the last slot read its first
+// frame id and prefetch its first slot (slot 0 lies in frame 0). No lock is taken: the
+// entry, the descriptor's class and its frame id are read as hints (relaxed; a frame id
+// is written with atomic stores, pool.cc and migration.cc), and a stale one only costs a
+// useless prefetch - descriptors and frames are never unmapped while the pool lives.
+void PoolImpl::next_zspage_hint(const SizeClass& c, unsigned obj,
+                                std::uint32_t index) const noexcept {
+  const unsigned ahead = c.objs_per_zspage - obj;  // 2: second-to-last slot, 1: the last
+  const std::atomic<std::uint64_t>* e = handles_.entry(index + ahead);
+  if (e == nullptr || handles_.group_of(index + ahead) != c.index) return;
+  // relaxed: a hint (above).
+  const std::uint64_t w = e->load(std::memory_order_relaxed);
+  const Location l = HandleTable::decode(w);
+  if (!HandleTable::is_allocated(w) || l.obj != 0) return;
+  const ZsPage* y = zspages_.get(l.zspage);
+  if (ahead == 2) {
+    __builtin_prefetch(y, 1, 3);  // with intent to write: its reader takes the lock
+    return;
+  }
+  // relaxed: a hint; written with relaxed atomic stores (pool.cc, migration.cc).
+  const FrameId f = __atomic_load_n(&y->frames[0], __ATOMIC_RELAXED);
+  if (f < arena_.high_water()) prefetch_lines<2>(arena_.address(f), c.size);
 }
 
 // Step 6 of docs/locking.md#read.

@@ -84,7 +84,7 @@ Result<FrameId> PoolImpl::migrate_isolated(FrameId frame, FrameId target,
   while (k < nframes_of(z) && z->frames[k] != frame) k++;
   ZS_CHECK(k < nframes_of(z), "migrate: frame %u not in its owner zspage %u", frame, owner);
   std::memcpy(arena_.address(target), arena_.address(frame), kFrameSize);  // step 5
-  z->frames[k] = target;
+  __atomic_store_n(&z->frames[k], target, __ATOMIC_RELAXED);  // read as a hint: pool.cc
   // release: pairs with the acquire owner load above (a later migration of target).
   arena_.info(target).word().store(kFrameAllocated | owner, std::memory_order_release);
   info.store(kFrameAllocated | kFrameIsolated, std::memory_order_release);

@@ -240,21 +240,30 @@ void PoolImpl::obj_push_locked(const SizeClass&, ZsPage* z, unsigned obj, std::u
   z->inuse--;
 }
 
-// Gives the k-th handle index of an empty zspage's parked chain slot k, so that a reused
-// descriptor hands out its slots in address order, as a new zspage does (the chain comes
-// back in the order its objects were freed). Touches only the chain's entries, which the
-// allocations that follow write anyway. Caller holds the class lock; z is empty.
+// Gives the k-th smallest handle index of an empty zspage's parked chain slot k and
+// relinks the chain in that order, so that a reused descriptor hands out its slots in
+// address order, as a new zspage does, with ascending indexes whatever order its objects
+// were freed in: slot order and index order then agree in every zspage of the class (a
+// reader in slot order walks the class's entries forward; read_begin's read-ahead relies
+// on it). Touches only the chain's entries, which the allocations that follow write
+// anyway. Caller holds the class lock; z is empty.
 void PoolImpl::renumber_chain_locked(const SizeClass&, ZsPage* z) noexcept {
-  unsigned k = 0;
-  for (std::uint32_t index = z->free_head; index != 0; k++) {
-    std::atomic<std::uint64_t>* e = handles_.entry(index);
+  std::uint32_t idx[kMaxChain * kFrameSize / kMinAllocSize];
+  unsigned n = 0;
+  for (std::uint32_t index = z->free_head; index != 0; n++) {
+    ZS_CHECK(n < z->fresh, "spare zspage: parked chain longer than %u slots", z->fresh);
+    idx[n] = index;
     // relaxed: parked entries of this class are written only under its lock.
-    const std::uint64_t v = e->load(std::memory_order_relaxed);
-    const std::uint32_t next = HandleTable::parked_next(v);
-    e->store(HandleTable::parked(k, next, HandleTable::gen_of(v)), std::memory_order_relaxed);
-    index = next;
+    index = HandleTable::parked_next(handles_.entry(index)->load(std::memory_order_relaxed));
   }
-  ZS_CHECK(k == z->fresh, "spare zspage: %u parked handles, %u slots used", k, z->fresh);
+  ZS_CHECK(n == z->fresh, "spare zspage: %u parked handles, %u slots used", n, z->fresh);
+  std::sort(idx, idx + n);
+  for (unsigned k = 0; k < n; k++) {
+    std::atomic<std::uint64_t>* e = handles_.entry(idx[k]);
+    const std::uint64_t gen = HandleTable::gen_of(e->load(std::memory_order_relaxed));
+    e->store(HandleTable::parked(k, k + 1 < n ? idx[k + 1] : 0, gen), std::memory_order_relaxed);
+  }
+  z->free_head = n ? idx[0] : 0;
 }
 
 // ---- Zspage life cycle ---------------------------------------------------------------
@@ -287,7 +296,11 @@ ZsPage* PoolImpl::create_zspage(SizeClass& c, ZsPageId spare, ZsPageId* id_out) 
   z->fullness = 0;
   z->state = ZsState::fresh;
   z->prev = z->next = 0;
-  for (unsigned k = 0; k < c.pages_per_zspage; k++) z->frames[k] = frames[k];
+  // Atomic (relaxed) stores: read_begin reads frames[0] of another zspage as a prefetch
+  // hint, without its lock (access.cc, next_zspage_hint).
+  for (unsigned k = 0; k < c.pages_per_zspage; k++) {
+    __atomic_store_n(&z->frames[k], frames[k], __ATOMIC_RELAXED);
+  }
   *id_out = id;
   return z;
 }
@@ -321,8 +334,17 @@ void PoolImpl::release_zspage_locked(SizeClass& c, ZsPageId id, ZsPage* z,
   }
   batch.nzspages++;
   z->state = ZsState::free;
-  z->next = c.spare;  // the descriptor and its parked chain stay with the class
-  c.spare = id;
+  // The descriptor and its parked chain stay with the class, at the tail of its spares:
+  // reused first in, first out, so zspages emptied in the order they were filled are
+  // refilled in that order and their handle indexes stay in slot order from one zspage
+  // to the next (read_begin's next_zspage_hint relies on it).
+  z->next = 0;
+  if (c.spare) {
+    zspages_.get(c.spare_tail)->next = id;
+  } else {
+    c.spare = id;
+  }
+  c.spare_tail = id;
   c.spares++;
   c.obj_allocated -= c.objs_per_zspage;
   pages_allocated_.fetch_sub(c.pages_per_zspage, std::memory_order_relaxed);
@@ -370,6 +392,7 @@ Result<Handle> PoolImpl::alloc_in(SizeClass& c, std::size_t size, Handle tail) n
       const ZsPageId spare = c.spare;  // step 3: a spare descriptor, or a new one
       if (spare) {
         c.spare = zspages_.get(spare)->next;
+        if (!c.spare) c.spare_tail = 0;
         c.spares--;
       }
       c.lock.unlock();  // no lock held while frames are allocated
@@ -377,7 +400,8 @@ Result<Handle> PoolImpl::alloc_in(SizeClass& c, std::size_t size, Handle tail) n
       c.lock.lock();
       if (!z) {
         if (spare) {
-          zspages_.get(spare)->next = c.spare;
+          zspages_.get(spare)->next = c.spare;  // back at the head
+          if (!c.spare) c.spare_tail = spare;
           c.spare = spare;
           c.spares++;
         }

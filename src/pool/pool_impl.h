@@ -77,6 +77,11 @@ class PoolImpl final : public Pool {
   template <typename T>
   const void* read_begin_impl(Handle handle, void* local_copy) noexcept;
   void read_end_impl(Handle handle) noexcept;
+  // Read-ahead for a reader that walks z's class in slot order (pool/read_ahead.h).
+  void read_ahead(const SizeClass& c, const ZsPage* z, unsigned obj,
+                  std::uint32_t index) const noexcept;
+  // At the last two slots of a zspage: the first slot of the class's next zspage.
+  void next_zspage_hint(const SizeClass& c, unsigned obj, std::uint32_t index) const noexcept;
   template <typename T>
   void write_impl(Handle handle, const void* src, std::size_t len) noexcept;
   std::size_t object_size_impl(Handle handle) const noexcept;

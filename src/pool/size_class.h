@@ -40,6 +40,7 @@ struct alignas(64) SizeClass {
   std::uint64_t obj_used ZS_GUARDED_BY(lock) = 0;
   // Descriptors of emptied zspages with their parked chains, linked by ZsPage::next.
   ZsPageId spare ZS_GUARDED_BY(lock) = 0;
+  ZsPageId spare_tail ZS_GUARDED_BY(lock) = 0;  // the last spare (reused last), 0 = none
   std::uint64_t spares ZS_GUARDED_BY(lock) = 0;
 
   // Frames compaction could free (the kernel's zs_can_compact).
