@@ -117,7 +117,13 @@ TEST(RssTest, IdleFramesGoBackWithinTheDecayPeriod) {
     const std::size_t peak = rss_bytes();
     const auto t0 = std::chrono::steady_clock::now();
     pool->free_batch(hs.data(), hs.size());
-    EXPECT_GE(pool->stats().idle_frames, frames * 8 / 10) << "frames went back at once";
+    const std::size_t idle_now = pool->stats().idle_frames;
+    // On a loaded machine (sanitizers, parallel suites) the free itself may outlast part
+    // of the decay period, and the decay rightly starts returning frames: only a fast
+    // free can tell "kept warm" from "returned at once".
+    if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(kDecayMs / 4)) {
+      EXPECT_GE(idle_now, frames * 8 / 10) << "frames went back at once";
+    }
     expect_within_bound(*pool, base);
     // Poll: a busy machine may run the timer late, so allow 25 decay periods before
     // failing, and report how long it took.
