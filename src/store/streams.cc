@@ -107,18 +107,22 @@ Stream& StreamPool::get_for_unit(std::uint64_t unit, std::uint64_t version) noex
   const int cpu = sched_getcpu();
   const unsigned n = static_cast<unsigned>(streams_.size());
   const unsigned mine = static_cast<unsigned>(cpu < 0 ? 0 : cpu) % n;
-  unsigned before = n;  // the stream holding unit - 1, if any
+  unsigned before = n, vacant = n;  // the streams holding unit - 1, an empty entry
   for (unsigned k = 0; k < n; k++) {
     const unsigned i = (mine + k) % n;
     Stream& s = *streams_[i];
     if (!s.unit_bytes || !s.mu.try_lock()) continue;
     for (const Stream::CachedUnit& c : s.cache) {
-      if (c.version == 0) continue;
+      if (c.version == 0) {
+        if (vacant == n) vacant = i;
+        continue;
+      }
       if (c.unit == unit && c.version == version) return s;
       if (c.unit + 1 == unit && before == n) before = i;
     }
     s.mu.unlock();
   }
+  if (before == n) before = vacant;
   if (before == n) return get();
   Stream& s = *streams_[before];
   s.mu.lock();

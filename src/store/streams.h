@@ -72,8 +72,8 @@ class StreamPool {
   // Returns the calling CPU's stream, locked. Release with put().
   Stream& get() noexcept ZS_NO_THREAD_SAFETY_ANALYSIS;
   // For a block read of a unit: the stream whose decoded-unit cache holds (unit, version),
-  // or else the unit before it (a sequential reader's: decoding there replaces it), looked
-  // for with try_lock in each stream; else get(). Locked. So several readers share all the
+  // or else the unit before it (a sequential reader's: decoding there replaces it), or else
+  // an empty entry, looked for with try_lock in each stream; else get(). Locked. So several readers share all the
   // streams' entries instead of evicting each other's units from their CPU's.
   Stream& get_for_unit(std::uint64_t unit, std::uint64_t version) noexcept
       ZS_NO_THREAD_SAFETY_ANALYSIS;

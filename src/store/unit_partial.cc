@@ -44,6 +44,8 @@ Result<Stream::CachedUnit*> StoreImpl::cached_unit_locked(Slot& u, Stream& st, S
     r = st.codec->decompress_more(unit_size_);  // a hit: its decompression goes on
     *hit = true;
   } else {
+    // Found with a prefix that cannot go on: a reader going through the unit, all of it.
+    if (c) need = unit_size_;
     if (!c) c = st.cache_take(key);
     c->version = 0;
     if (&dec == &st && unit_piece_ && need < unit_size_ && !(f & slotf::kHuge)) {
