@@ -22,6 +22,7 @@ constexpr std::size_t kMaxExtents = 1U << 16;
 constexpr std::size_t kJobCost = 4096;  // charged per queued request, beyond its data
 constexpr unsigned kMaxWorkers = 256;   // per connection (`uzram serve -t` allows 1-256)
 constexpr std::uint32_t kInlineMaxBytes = 256 << 10;  // the largest request run_inline runs
+constexpr unsigned kInlineStreak = 4;  // arrivals at an idle session before run_inline runs one
 
 using Clock = std::chrono::steady_clock;
 
@@ -155,20 +156,22 @@ void Session::read_loop() noexcept {
 }
 
 // The reader runs a READ or WRITE itself when nothing else is queued or running and the
-// client sent nothing more: the client waits for this reply (iodepth 1), and handing the
-// request to a worker would cost a thread wake-up and a context switch for each request.
-// A request that arrives meanwhile waits in the socket for at most this one request.
+// client sent nothing more, as for the kInlineStreak - 1 requests before it: the client waits
+// for each reply before it sends the next (iodepth 1), and handing every request to a
+// worker would cost a thread wake-up and a context switch each. A request that arrives
+// meanwhile waits in the socket for this one. A client with several requests in flight
+// that only now and then lets the queue run dry keeps its workers.
 bool Session::run_inline(const Job* job) noexcept {
-  const Request& r = job->req;
-  if (job->error || job->done || (r.type != kCmdRead && r.type != kCmdWrite) ||
-      r.length > kInlineMaxBytes) {
-    return false;
-  }
+  bool idle;
   {
     MutexLock l(mu_);
-    if (busy_ != 0) return false;
+    idle = busy_ == 0;
   }
-  return !t_.input_pending();
+  idle = idle && !t_.input_pending();
+  idle_streak_ = idle ? idle_streak_ + (idle_streak_ < kInlineStreak) : 0;
+  const Request& r = job->req;
+  return idle_streak_ == kInlineStreak && !job->error && !job->done &&
+         (r.type == kCmdRead || r.type == kCmdWrite) && r.length <= kInlineMaxBytes;
 }
 
 void Session::run_job(Job* job, bool queued) noexcept {

@@ -73,8 +73,9 @@ class StreamPool {
   Stream& get() noexcept ZS_NO_THREAD_SAFETY_ANALYSIS;
   // For a block read of a unit: the stream whose decoded-unit cache holds (unit, version),
   // or else the unit before it (a sequential reader's: decoding there replaces it), or else
-  // an empty entry, looked for with try_lock in each stream; else get(). Locked. So several readers share all the
-  // streams' entries instead of evicting each other's units from their CPU's.
+  // an empty entry, looked for with try_lock in each stream; else get(). Locked. So several
+  // readers share all the streams' entries instead of evicting each other's units from their
+  // CPU's.
   Stream& get_for_unit(std::uint64_t unit, std::uint64_t version) noexcept
       ZS_NO_THREAD_SAFETY_ANALYSIS;
   // A free stream, locked with try_lock only (so a holder of another pool's stream may
