@@ -119,7 +119,9 @@ TEST(ZstdPieces, CutAndCorruptInput) {
     if (r) {
       EXPECT_GE(*r, need);
       EXPECT_LE(*r, kUnit);
-      if (auto m = c->decompress_more(kUnit); m) EXPECT_EQ(*m, kUnit);
+      if (auto m = c->decompress_more(kUnit); m) {
+        EXPECT_EQ(*m, kUnit);
+      }
     }
   }
 }
