@@ -156,19 +156,22 @@ void Session::read_loop() noexcept {
 }
 
 // The reader runs a READ or WRITE itself when nothing else is queued or running and the
-// client sent nothing more, as for the kInlineStreak - 1 requests before it: the client waits
-// for each reply before it sends the next (iodepth 1), and handing every request to a
-// worker would cost a thread wake-up and a context switch each. A request that arrives
-// meanwhile waits in the socket for this one. A client with several requests in flight
-// that only now and then lets the queue run dry keeps its workers.
+// client sent nothing more, and kInlineStreak requests arrived so since more input last
+// waited: the client waits for each reply before it sends the next (iodepth 1), and handing
+// every request to a worker would cost a thread wake-up and a context switch each. A
+// request that arrives meanwhile waits in the socket for this one. A client that keeps
+// requests in flight keeps its workers. (A worker counts its job done after the reply is
+// sent, so a client at iodepth 1 may find it still busy: that only skips this request.)
 bool Session::run_inline(const Job* job) noexcept {
-  bool idle;
+  if (t_.input_pending()) {
+    idle_streak_ = 0;
+    return false;
+  }
   {
     MutexLock l(mu_);
-    idle = busy_ == 0;
+    if (busy_ != 0) return false;
   }
-  idle = idle && !t_.input_pending();
-  idle_streak_ = idle ? idle_streak_ + (idle_streak_ < kInlineStreak) : 0;
+  if (idle_streak_ < kInlineStreak) idle_streak_++;
   const Request& r = job->req;
   return idle_streak_ == kInlineStreak && !job->error && !job->done &&
          (r.type == kCmdRead || r.type == kCmdWrite) && r.length <= kInlineMaxBytes;

@@ -104,8 +104,8 @@ class Session {
   std::size_t in_flight_ ZS_GUARDED_BY(mu_) = 0;
   // Jobs queued or being run by a worker (not those the reader runs itself).
   unsigned busy_ ZS_GUARDED_BY(mu_) = 0;
-  // The reader's own: how many requests in a row (at most kInlineStreak) arrived with
-  // busy_ 0 and no more input waiting (run_inline).
+  // The reader's own: how many requests (at most kInlineStreak) arrived with busy_ 0 and no
+  // more input waiting since more input last waited (run_inline).
   unsigned idle_streak_ = 0;
   // On demand: mapped data buffers kept for the next requests while some are in flight
   // (unmapped when in_flight_ drops to 0).
