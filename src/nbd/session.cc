@@ -21,6 +21,8 @@ namespace {
 constexpr std::size_t kMaxExtents = 1U << 16;
 constexpr std::size_t kJobCost = 4096;  // charged per queued request, beyond its data
 constexpr unsigned kMaxWorkers = 256;   // per connection (`uzram serve -t` allows 1-256)
+constexpr std::uint32_t kInlineMaxBytes = 256 << 10;  // the largest request run_inline runs
+constexpr unsigned kInlineStreak = 4;  // arrivals at an idle session before run_inline runs one
 
 using Clock = std::chrono::steady_clock;
 
@@ -142,11 +144,48 @@ void Session::read_loop() noexcept {
     Job* job = obtain(r, v, start);
     if (job == nullptr) return;
     if (v.payload_follows && !v.error && !take_payload(job, v)) {
-      release(job);
+      release(job, false);
       return;
     }
-    enqueue(job);
+    if (run_inline(job)) {
+      run_job(job, false);
+    } else {
+      enqueue(job);
+    }
   }
+}
+
+// The reader runs a READ or WRITE itself when nothing else is queued or running and the
+// client sent nothing more, and kInlineStreak requests arrived so since more input last
+// waited: the client waits for each reply before it sends the next (iodepth 1), and handing
+// every request to a worker would cost a thread wake-up and a context switch each. A
+// request that arrives meanwhile waits in the socket for this one. A client that keeps
+// requests in flight keeps its workers. (A worker counts its job done after the reply is
+// sent, so a client at iodepth 1 may find it still busy: that only skips this request.)
+bool Session::run_inline(const Job* job) noexcept {
+  if (t_.input_pending()) {
+    idle_streak_ = 0;
+    return false;
+  }
+  {
+    MutexLock l(mu_);
+    if (busy_ != 0) return false;
+  }
+  if (idle_streak_ < kInlineStreak) idle_streak_++;
+  const Request& r = job->req;
+  return idle_streak_ == kInlineStreak && !job->error && !job->done &&
+         (r.type == kCmdRead || r.type == kCmdWrite) && r.length <= kInlineMaxBytes;
+}
+
+void Session::run_job(Job* job, bool queued) noexcept {
+  if (!dead_.load(std::memory_order_relaxed)) {
+    const std::uint32_t e = execute(*job);
+    if (opt_.stats) {
+      opt_.stats->request_done(stat_cmd(job->req.type), e ? 0 : stat_bytes(job->req), e != 0,
+                               Clock::now() - job->start);
+    }
+  }
+  release(job, queued);
 }
 
 // Every queued request is charged (its buffer, or what its reply may take), so a client
@@ -230,15 +269,17 @@ void Session::enqueue(Job* job) noexcept {
     MutexLock l(mu_);
     (tail_ ? tail_->next : head_) = job;
     tail_ = job;
+    busy_++;
   }
   cv_.notify_one();
 }
 
-// Returns a job's memory (and budget).
-void Session::release(Job* job) noexcept {
+// Returns a job's memory (and budget); `queued`: it went through the queue (busy_).
+void Session::release(Job* job, bool queued) noexcept {
   if (pooled()) {
     {
       MutexLock l(mu_);
+      if (queued) busy_--;
       if (job->data) pool_.put_piece(job->data);
       job->~Job();
       pool_.put_job(job);
@@ -256,6 +297,7 @@ void Session::release(Job* job) noexcept {
   std::size_t n = 0;
   {
     MutexLock l(mu_);
+    if (queued) busy_--;
     in_flight_ -= cost;
     if (data && len >= kMapThreshold && in_flight_ > 0) kept = buffers_.keep(data, len);
     if (in_flight_ == 0) n = buffers_.drain(bufs, sizes);  // the burst is over
@@ -284,14 +326,7 @@ void Session::work() noexcept {
       head_ = head_->next;
       if (head_ == nullptr) tail_ = nullptr;
     }
-    if (!dead_.load(std::memory_order_relaxed)) {
-      const std::uint32_t e = execute(*job);
-      if (opt_.stats) {
-        opt_.stats->request_done(stat_cmd(job->req.type), e ? 0 : stat_bytes(job->req), e != 0,
-                                 Clock::now() - job->start);
-      }
-    }
-    release(job);
+    run_job(job, true);
   }
 }
 

@@ -59,7 +59,11 @@ class Session {
   bool take_payload(Job* job, const Verdict& v) noexcept;
   bool write_in_pieces(Job* job) noexcept;
   void enqueue(Job* job) noexcept;
-  void release(Job* job) noexcept;
+  // Whether the reader runs this request itself instead of queueing it (session.cc).
+  bool run_inline(const Job* job) noexcept;
+  // Executes (unless the session is dead), counts, replies and releases a job.
+  void run_job(Job* job, bool queued) noexcept;
+  void release(Job* job, bool queued) noexcept;
   void acquire_budget(std::size_t n) noexcept;
   void work() noexcept;
   // Run one request and send its reply; return the error replied (0: success).
@@ -91,13 +95,18 @@ class Session {
   const Negotiated neg_;
   const LogFn& log_;
   const SessionOptions opt_;
-  // Protects the queue, in_flight_, closing_ and pool_'s free lists. A leaf: nothing is
+  // Protects the queue, in_flight_, busy_, closing_ and pool_'s free lists. A leaf: nothing is
   // locked under it. Level: nbd_queue.
   Mutex mu_{LockLevel::nbd_queue, "nbd_queue"};
   CondVar cv_, budget_cv_;
   Job* head_ ZS_GUARDED_BY(mu_) = nullptr;  // the queue, oldest first; owned
   Job* tail_ ZS_GUARDED_BY(mu_) = nullptr;
   std::size_t in_flight_ ZS_GUARDED_BY(mu_) = 0;
+  // Jobs queued or being run by a worker (not those the reader runs itself).
+  unsigned busy_ ZS_GUARDED_BY(mu_) = 0;
+  // The reader's own: how many requests (at most kInlineStreak) arrived with busy_ 0 and no
+  // more input waiting since more input last waited (run_inline).
+  unsigned idle_streak_ = 0;
   // On demand: mapped data buffers kept for the next requests while some are in flight
   // (unmapped when in_flight_ drops to 0).
   IoBufferCache buffers_ ZS_GUARDED_BY(mu_);

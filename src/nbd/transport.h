@@ -23,6 +23,9 @@ class Transport {
   // Writes every iovec completely (the array may be modified).
   virtual bool writev_full(iovec* iov, int count) noexcept = 0;
   virtual bool is_tls() const noexcept { return false; }
+  // False only when no byte of the client's is waiting to be read now (the reader's call,
+  // between requests); true when some is, or when the transport cannot tell.
+  virtual bool input_pending() noexcept { return true; }
 
   // Bounds every later read and write (the handshake's budget); Deadline{} lifts it. Set
   // only while no other thread uses the transport.
@@ -70,6 +73,12 @@ class FdTransport final : public Transport {
   }
   bool writev_full(iovec* iov, int count) noexcept override {
     return nbd::writev_full(fd_, iov, count, deadline_, send_timeout_);
+  }
+  bool input_pending() noexcept override {
+    if (prefix_at_ < prefix_len_) return true;
+    std::uint8_t c;
+    const ssize_t r = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));  // data, EOF or an error
   }
 
  private:

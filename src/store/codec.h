@@ -54,6 +54,37 @@ class Codec {
   // Errors: Errc::codec_failed (corrupt input: never crashes, never writes past dst_len).
   [[nodiscard]] virtual Result<void> decompress(const void* src, std::size_t src_len, void* dst,
                                                 std::size_t dst_len) noexcept = 0;
+  // Units (docs/units.md#partial-decoding): compress() of src_len bytes cut after every
+  // `piece` bytes (a divisor of src_len), so that decompress_prefix() can stop at a piece's
+  // end. The output is one stream decompress() reads as ever. Default: compress().
+  [[nodiscard]] virtual Result<std::size_t> compress_pieces(const void* src, std::size_t src_len,
+                                                            void* dst, std::size_t dst_cap,
+                                                            std::size_t piece) noexcept {
+    (void)piece;
+    return compress(src, src_len, dst, dst_cap);
+  }
+  // Decompresses src[0..src_len) (whose whole output is dst_len bytes) into dst until at
+  // least `need` (1..dst_len) bytes of dst are final; returns how many are (need..dst_len;
+  // dst_len: all of it, checked as decompress() checks). Errors: Errc::codec_failed. The
+  // default decompresses everything.
+  [[nodiscard]] virtual Result<std::size_t> decompress_prefix(const void* src,
+                                                              std::size_t src_len, void* dst,
+                                                              std::size_t dst_len,
+                                                              std::size_t need) noexcept {
+    (void)need;
+    if (auto r = decompress(src, src_len, dst, dst_len); !r) return r.error();
+    return dst_len;
+  }
+  // The bytes final after the last decompress_prefix() that stopped early, while no other
+  // call of this codec decompressed anything since; else 0. decompress_more() continues it.
+  virtual std::size_t prefix_done() const noexcept { return 0; }
+  // Continues that decompression, its src and dst unchanged since, until at least `need`
+  // bytes are final; returns how many are. Errors: Errc::codec_failed (also when
+  // prefix_done() is 0).
+  [[nodiscard]] virtual Result<std::size_t> decompress_more(std::size_t need) noexcept {
+    (void)need;
+    return Errc::codec_failed;
+  }
   // True when decompress() touches no mutable state of the codec (lz4, lz4hc, lzo,
   // lzo-rle): any number of threads may then call it on one instance at once, even while
   // another thread compresses with it. The store's reads then skip the stream lock.

@@ -1,6 +1,9 @@
 // store/codec_zstd.cc - zstd: one ZSTD_CCtx and one ZSTD_DCtx per Codec, made once; an
 // optional dictionary (trained or raw content) digested once into a CDict/DDict at
-// make_codec(). Every page is one self-contained zstd frame.
+// make_codec(). Every page is one self-contained zstd frame. A unit compressed in pieces
+// (compress_pieces) is one frame whose blocks end at the pieces' ends: its prefix is
+// decoded block by block with the buffer-less decoder (decompress_prefix, _more).
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_c_stable*Buffer and the buffer-less decoder
 #include <zstd.h>
 
 #include <cstring>
@@ -58,9 +61,42 @@ class ZstdCodec final : public Codec {
            ZSTD_sizeof_CDict(cdict_) + ZSTD_sizeof_DDict(ddict_);
   }
 
+  Result<std::size_t> compress_pieces(const void* src, std::size_t src_len, void* dst,
+                                      std::size_t dst_cap, std::size_t piece) noexcept override {
+    if (piece == 0 || piece >= src_len || src_len % piece != 0) {
+      return compress(src, src_len, dst, dst_cap);
+    }
+    might_sleep();
+    const std::size_t bound = ZSTD_compressBound(src_len) + (src_len / piece) * 8;
+    return out_.compress(bound, dst, dst_cap, [&](void* to, std::size_t cap) {
+      return compress_pieces_into(src, src_len, to, cap, piece);
+    });
+  }
+
+  Result<std::size_t> decompress_prefix(const void* src, std::size_t src_len, void* dst,
+                                        std::size_t dst_len, std::size_t need) noexcept override {
+    might_sleep();
+    prefix_ = {};
+    const std::size_t r = ddict_ ? ZSTD_decompressBegin_usingDDict(dctx_, ddict_)
+                                 : ZSTD_decompressBegin(dctx_);
+    if (ZSTD_isError(r)) return Errc::codec_failed;
+    prefix_ = {static_cast<const unsigned char*>(src), src_len, 0,
+               static_cast<unsigned char*>(dst), dst_len, 0};
+    return decode_to(need);
+  }
+
+  std::size_t prefix_done() const noexcept override { return prefix_.src ? prefix_.out : 0; }
+
+  Result<std::size_t> decompress_more(std::size_t need) noexcept override {
+    if (!prefix_.src || prefix_.out == 0) return Errc::codec_failed;
+    might_sleep();
+    return decode_to(need);
+  }
+
   Result<void> decompress(const void* src, std::size_t src_len, void* dst,
                           std::size_t dst_len) noexcept override {
     might_sleep();
+    prefix_ = {};  // the context is reused: no prefix to continue
     const std::size_t n =
         ddict_ ? ZSTD_decompress_usingDDict(dctx_, dst, dst_len, src, src_len, ddict_)
                : ZSTD_decompressDCtx(dctx_, dst, dst_len, src, src_len);
@@ -69,6 +105,70 @@ class ZstdCodec final : public Codec {
   }
 
  private:
+  // A decompress_prefix() in progress: its input and output, and how far each has gone.
+  struct Prefix {
+    const unsigned char* src = nullptr;  // nullptr: none
+    std::size_t src_len = 0, in = 0;
+    unsigned char* dst = nullptr;
+    std::size_t dst_len = 0, out = 0;
+  };
+
+  // Blocks until at least `need` bytes are out (and short of dst_len), or to the frame's
+  // end (then exactly dst_len, and no input left). An error, or the end, leaves no prefix to
+  // continue.
+  Result<std::size_t> decode_to(std::size_t need) noexcept {
+    Prefix& p = prefix_;
+    bool ok = true;
+    for (;;) {
+      const std::size_t want = ZSTD_nextSrcSizeToDecompress(dctx_);
+      if (want == 0) break;                           // the frame ended
+      if (p.out >= need && p.out < p.dst_len) break;  // enough; more to come
+      if (want > p.src_len - p.in) {                  // cut short
+        ok = false;
+        break;
+      }
+      const std::size_t n =
+          ZSTD_decompressContinue(dctx_, p.dst + p.out, p.dst_len - p.out, p.src + p.in, want);
+      if (ZSTD_isError(n)) {
+        ok = false;
+        break;
+      }
+      p.in += want;
+      p.out += n;
+    }
+    const std::size_t out = p.out;
+    const bool ended = ok && ZSTD_nextSrcSizeToDecompress(dctx_) == 0;
+    if (!ok || (ended && (out != p.dst_len || p.in != p.src_len))) {
+      prefix_ = {};
+      return Errc::codec_failed;
+    }
+    if (ended) prefix_ = {};
+    return out;
+  }
+
+  Result<std::size_t> compress_pieces_into(const void* src, std::size_t src_len, void* dst,
+                                           std::size_t dst_cap, std::size_t piece) noexcept {
+    ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_and_parameters);
+    const bool ok =
+        !ZSTD_isError(cdict_ ? ZSTD_CCtx_refCDict(cctx_, cdict_)
+                             : ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level_)) &&
+        !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_stableInBuffer, 1)) &&
+        !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_stableOutBuffer, 1)) &&
+        !ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(cctx_, src_len));
+    std::size_t left = 1;
+    ZSTD_outBuffer out{dst, dst_cap, 0};
+    ZSTD_inBuffer in{src, 0, 0};
+    for (std::size_t end = piece; ok && end <= src_len; end += piece) {
+      in.size = end;  // the same buffer, growing (ZSTD_c_stableInBuffer)
+      left = ZSTD_compressStream2(cctx_, &out, &in,
+                                  end == src_len ? ZSTD_e_end : ZSTD_e_flush);
+      if (ZSTD_isError(left) || left != 0) break;
+    }
+    ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_and_parameters);  // compress() as before
+    if (!ok || ZSTD_isError(left) || left != 0 || in.pos != src_len) return Errc::codec_failed;
+    return out.pos;
+  }
+
   Result<std::size_t> compress_into(const void* src, std::size_t src_len, void* dst,
                                     std::size_t dst_cap) noexcept {
     const std::size_t n = cdict_
@@ -84,6 +184,7 @@ class ZstdCodec final : public Codec {
   ZSTD_DCtx* dctx_ = nullptr;
   ZSTD_CDict* cdict_ = nullptr;
   ZSTD_DDict* ddict_ = nullptr;
+  Prefix prefix_;
 };
 
 }  // namespace

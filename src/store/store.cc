@@ -10,6 +10,7 @@
 
 #include "store/backing.h"
 #include "store/store_impl.h"
+#include "store/unit.h"
 #include "util/check.h"
 #include "util/errno_text.h"
 
@@ -227,6 +228,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   huge_class_size_ = pool_->huge_class_size();
   huge_unit_size_ = pool_->huge_object_size();
   unit_blocks_ = unit_size_ / kBlockSize;
+  unit_piece_ = unit::piece_bytes(unit_size_);
   unit_end_ = n / unit_blocks_ * unit_blocks_;
   epoch_ = coarse_seconds();
   policy_.limits_changed_locked();  // a policy set before disksize starts now
@@ -295,6 +297,7 @@ std::shared_ptr<StoreImpl::Backing> StoreImpl::reset_locked() noexcept {
   unit_blocks_ = 1;
   unit_end_ = 0;
   huge_unit_size_ = 0;
+  unit_piece_ = 0;
   for (unsigned p = 1; p < kMaxPriorities; p++) comp_[p] = CodecSpec{};
   comp_[0] = CodecSpec{};  // the kernel restores its default algorithm on reset
   comp_[0].name = kDefaultAlgorithm;

@@ -173,6 +173,9 @@ class StoreImpl final : public Store {
   std::uint64_t unit_end_ ZS_GUARDED_BY(init_lock_) = 0;
   // The raw-storage threshold of a unit's compressed bytes (Pool::huge_object_size()).
   std::size_t huge_unit_size_ ZS_GUARDED_BY(init_lock_) = 0;
+  // Units are compressed in pieces of this many bytes (Codec::compress_pieces), so that a
+  // block read decodes only the pieces up to its own (docs/units.md#partial-decoding).
+  std::size_t unit_piece_ ZS_GUARDED_BY(init_lock_) = 0;
   // The backing device, open (and flock'ed) from the write of backing_dev until reset or
   // `backing_dev none`; its allocator is sized at init (store/backing.h).
   struct Backing;
@@ -337,6 +340,13 @@ class StoreImpl final : public Store {
   // decoded-unit cache (unit_partial.cc).
   Result<void> read_member_locked(Slot& u, unsigned k, void* block) noexcept ZS_REQUIRES(u)
       ZS_REQUIRES_SHARED(init_lock_);
+  // The decoded unit at u in st's cache, at least its first `need` bytes (whole blocks);
+  // decoded with dec (st, or for a partial write of a recompressed unit a stream of the
+  // unit's algorithm: then all of it). *hit: found with those bytes decoded already, or
+  // with the decompression of a prefix to continue (no decompression started again).
+  Result<Stream::CachedUnit*> cached_unit_locked(Slot& u, Stream& st, Stream& dec,
+                                                 std::size_t need, bool* hit) noexcept
+      ZS_REQUIRES(u) ZS_REQUIRES_SHARED(init_lock_);
   // The stored unit at u, decoded into dst (unit_size_ bytes) with st, a stream of the
   // unit's priority (its gather buffer).
   Result<void> decode_unit_locked(Slot& u, Stream& st, unsigned char* dst) noexcept ZS_REQUIRES(u)

@@ -7,6 +7,7 @@
 #include <thread>
 #include <utility>
 
+#include "store/unit.h"
 #include "sync/lock_order.h"
 
 namespace uzram {
@@ -31,6 +32,9 @@ void warm_up(Stream& s) noexcept {
   fill(unit, s.unit_bytes);
   n = s.codec->compress(unit, s.unit_bytes, s.unit_cbuf, 2 * s.unit_bytes);
   if (n) (void)s.codec->decompress(s.unit_cbuf, *n, unit, s.unit_bytes);
+  const std::size_t piece = unit::piece_bytes(static_cast<std::uint32_t>(s.unit_bytes));
+  n = s.codec->compress_pieces(unit, s.unit_bytes, s.unit_cbuf, 2 * s.unit_bytes, piece);
+  if (n) (void)s.codec->decompress_prefix(s.unit_cbuf, *n, unit, s.unit_bytes, 4096);
 }
 
 // The unit buffers of a stream (streams.h), one allocation.
@@ -98,6 +102,33 @@ Stream& StreamPool::get() noexcept {
   return s;
 }
 
+Stream& StreamPool::get_for_unit(std::uint64_t unit, std::uint64_t version) noexcept {
+  might_sleep();
+  const int cpu = sched_getcpu();
+  const unsigned n = static_cast<unsigned>(streams_.size());
+  const unsigned mine = static_cast<unsigned>(cpu < 0 ? 0 : cpu) % n;
+  unsigned before = n, vacant = n;  // the streams holding unit - 1, an empty entry
+  for (unsigned k = 0; k < n; k++) {
+    const unsigned i = (mine + k) % n;
+    Stream& s = *streams_[i];
+    if (!s.unit_bytes || !s.mu.try_lock()) continue;
+    for (const Stream::CachedUnit& c : s.cache) {
+      if (c.version == 0) {
+        if (vacant == n) vacant = i;
+        continue;
+      }
+      if (c.unit == unit && c.version == version) return s;
+      if (c.unit + 1 == unit && before == n) before = i;
+    }
+    s.mu.unlock();
+  }
+  if (before == n) before = vacant;
+  if (before == n) return get();
+  Stream& s = *streams_[before];
+  s.mu.lock();
+  return s;
+}
+
 Stream* StreamPool::try_get() noexcept {
   for (auto& s : streams_) {
     if (s->mu.try_lock()) return s.get();
@@ -115,8 +146,14 @@ Stream::CachedUnit* Stream::cache_find(std::uint64_t unit, std::uint64_t version
   return nullptr;
 }
 
-Stream::CachedUnit* Stream::cache_take() noexcept {
-  for (unsigned k = kUnitCacheEntries - 1; k > 0; k--) std::swap(cache[k], cache[k - 1]);
+Stream::CachedUnit* Stream::cache_take(std::uint64_t unit) noexcept {
+  unsigned k = kUnitCacheEntries - 1;  // an empty entry, else unit - 1's, else the LRU
+  bool empty = false;
+  for (unsigned j = 0; j < kUnitCacheEntries && !empty; j++) {
+    empty = cache[j].version == 0;
+    if (empty || cache[j].unit + 1 == unit) k = j;
+  }
+  for (; k > 0; k--) std::swap(cache[k], cache[k - 1]);
   cache[0].version = 0;
   return &cache[0];
 }

@@ -39,17 +39,24 @@ struct alignas(64) Stream {
     std::uint64_t unit = 0;
     std::uint64_t version = 0;
     unsigned char* data = nullptr;
+    std::size_t ready = 0;  // its first `ready` bytes are decoded (a prefix, or all of it)
   };
   std::size_t unit_bytes = 0;
   std::unique_ptr<unsigned char[]> unit_mem;
   unsigned char* unit_cbuf = nullptr;
   unsigned char* unit_gather = nullptr;
   CachedUnit cache[kUnitCacheEntries];
+  // The entry (its data) whose decoding the codec can continue (Codec::decompress_more):
+  // it holds a prefix of its unit, whose compressed bytes are still in unit_gather. Cleared
+  // by whoever writes unit_gather or decodes into another entry; nullptr: none.
+  const unsigned char* resumable = nullptr;
 
   // The cache entry holding (unit, version), moved to the front; nullptr if none.
   CachedUnit* cache_find(std::uint64_t unit, std::uint64_t version) noexcept;
-  // The least recently used entry, moved to the front and emptied, to decode a unit into.
-  CachedUnit* cache_take() noexcept;
+  // The entry to decode `unit` into, moved to the front and emptied: an empty one, else
+  // the one holding the unit before it (a sequential reader's last, done with), else the
+  // least recently used.
+  CachedUnit* cache_take(std::uint64_t unit) noexcept;
 };
 
 class StreamPool {
@@ -64,6 +71,13 @@ class StreamPool {
 
   // Returns the calling CPU's stream, locked. Release with put().
   Stream& get() noexcept ZS_NO_THREAD_SAFETY_ANALYSIS;
+  // For a block read of a unit: the stream whose decoded-unit cache holds (unit, version),
+  // or else the unit before it (a sequential reader's: decoding there replaces it), or else
+  // an empty entry, looked for with try_lock in each stream; else get(). Locked. So several
+  // readers share all the streams' entries instead of evicting each other's units from their
+  // CPU's.
+  Stream& get_for_unit(std::uint64_t unit, std::uint64_t version) noexcept
+      ZS_NO_THREAD_SAFETY_ANALYSIS;
   // A free stream, locked with try_lock only (so a holder of another pool's stream may
   // call it: same lock level), or nullptr when all are busy.
   Stream* try_get() noexcept ZS_NO_THREAD_SAFETY_ANALYSIS;

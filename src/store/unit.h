@@ -5,6 +5,7 @@
 #ifndef UZRAM_STORE_UNIT_H_
 #define UZRAM_STORE_UNIT_H_
 
+#include <cstddef>
 #include <cstdint>
 
 #include "store/slot.h"
@@ -35,6 +36,14 @@ inline std::uint32_t members(const Slot* head, unsigned n) noexcept {
     if (head[k].flags.load(std::memory_order_relaxed) & slotf::kMember) m |= 1u << k;
   }
   return m;
+}
+
+// The pieces a unit of unit_size bytes is compressed in (Codec::compress_pieces): a block
+// read decodes the pieces up to its block's. 16 KiB (8 KiB in a 16 KiB unit): at 32 and
+// 64 KiB zstd then stores fewer bytes than with the unit in one piece; 8 KiB pieces decode
+// a little less but store 0.2 % more at 32 KiB (docs/units.md#partial-decoding).
+inline constexpr std::size_t piece_bytes(std::uint32_t unit_size) noexcept {
+  return unit_size <= 4096 ? 0 : unit_size <= 16384 ? 8192 : 16384;
 }
 
 inline bool stored(const Slot* head) noexcept {

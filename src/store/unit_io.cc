@@ -111,7 +111,8 @@ Result<void> StoreImpl::write_unit(std::uint64_t first, const unsigned char* dat
     return e;
   };
   Stream& st = streams_[0].get();  // step 2: compress the unit, no unit lock
-  auto clen = st.codec->compress(data, unit_size_, st.unit_cbuf, 2 * st.unit_bytes);
+  auto clen = st.codec->compress_pieces(data, unit_size_, st.unit_cbuf, 2 * st.unit_bytes,
+                                       unit_piece_);
   if (!clen) {
     StreamPool::put(st);
     return fail(clen.error());
@@ -173,6 +174,7 @@ Result<void> StoreImpl::read_unit(std::uint64_t first, unsigned char* data) noex
       pool_->read_end(h, p);
     } else {
       Stream& st = streams_[(f & slotf::kPrioMask) >> slotf::kPrioShift].get();
+      st.resumable = nullptr;  // unit_gather is overwritten
       const void* p = pool_->read_begin(h, st.unit_gather);
       r = st.codec->decompress(p, f & slotf::kSizeMask, data, unit_size_);
       pool_->read_end(h, p);

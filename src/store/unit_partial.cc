@@ -21,10 +21,58 @@ Result<void> StoreImpl::decode_unit_locked(Slot& u, Stream& st, unsigned char* d
     pool_->read_end(h, p);
     return {};
   }
+  st.resumable = nullptr;  // unit_gather is overwritten
   const void* p = pool_->read_begin(h, st.unit_gather);
   auto r = st.codec->decompress(p, f & slotf::kSizeMask, dst, unit_size_);
   pool_->read_end(h, p);
   return r;
+}
+
+// Protocol: docs/locking.md#store-units, "read" (a block of a stored unit). A reader that
+// goes on past the prefix it decoded (sequential reads) gets the rest of the unit at once.
+Result<Stream::CachedUnit*> StoreImpl::cached_unit_locked(Slot& u, Stream& st, Stream& dec,
+                                                          std::size_t need, bool* hit) noexcept {
+  Slot* head = &u;
+  const std::uint64_t key = static_cast<std::uint64_t>(head - slots_) / unit_blocks_;
+  const std::uint64_t version = unit::version(head);
+  Stream::CachedUnit* c = st.cache_find(key, version);
+  *hit = c && c->ready >= need;
+  if (*hit) return c;
+  const std::uint32_t f = u.get();
+  Result<std::size_t> r = std::size_t{0};
+  if (c && &dec == &st && st.resumable == c->data && st.codec->prefix_done() == c->ready) {
+    r = st.codec->decompress_more(unit_size_);  // a hit: its decompression goes on
+    *hit = true;
+  } else {
+    // Found with a prefix that cannot go on: a reader going through the unit, all of it.
+    if (c) need = unit_size_;
+    if (!c) c = st.cache_take(key);
+    c->version = 0;
+    if (&dec == &st && unit_piece_ && need < unit_size_ && !(f & slotf::kHuge)) {
+      st.resumable = nullptr;  // unit_gather is overwritten
+      const auto h = static_cast<Handle>(u.handle.load(std::memory_order_relaxed));
+      const void* p = pool_->read_begin(h, st.unit_gather);
+      // A source outside unit_gather (a small object read in place) is gone after
+      // read_end: decode all of it now.
+      r = st.codec->decompress_prefix(p, f & slotf::kSizeMask, c->data, unit_size_,
+                                      p == st.unit_gather ? need : unit_size_);
+      pool_->read_end(h, p);
+    } else if (auto d = decode_unit_locked(u, dec, c->data); d) {
+      r = std::size_t{unit_size_};
+    } else {
+      r = d.error();
+    }
+  }
+  st.resumable = nullptr;
+  if (!r) {
+    c->version = 0;
+    return r.error();
+  }
+  c->unit = key;
+  c->version = version;
+  c->ready = *r;
+  if (*r < unit_size_) st.resumable = c->data;
+  return c;
 }
 
 Result<void> StoreImpl::read_member_locked(Slot& u, unsigned k, void* block) noexcept {
@@ -36,22 +84,14 @@ Result<void> StoreImpl::read_member_locked(Slot& u, unsigned k, void* block) noe
   stats_.unit_partial_reads.fetch_add(1, std::memory_order_relaxed);
   const std::uint32_t f = u.get();
   const std::uint64_t key = static_cast<std::uint64_t>(head - slots_) / unit_blocks_;
-  const std::uint64_t version = unit::version(head);
-  Stream& st = streams_[(f & slotf::kPrioMask) >> slotf::kPrioShift].get();
-  Stream::CachedUnit* c = st.cache_find(key, version);
-  if (c) {
-    stats_.unit_cache_hits.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    c = st.cache_take();
-    if (auto r = decode_unit_locked(u, st, c->data); !r) {
-      StreamPool::put(st);
-      return r;
-    }
-    c->unit = key;
-    c->version = version;
-  }
-  std::memcpy(block, c->data + std::size_t{k} * kBlockSize, kBlockSize);
+  Stream& st = streams_[(f & slotf::kPrioMask) >> slotf::kPrioShift].get_for_unit(
+      key, unit::version(head));
+  bool hit = false;
+  auto c = cached_unit_locked(u, st, st, std::size_t{k + 1} * kBlockSize, &hit);
+  if (c) std::memcpy(block, (*c)->data + std::size_t{k} * kBlockSize, kBlockSize);
   StreamPool::put(st);
+  if (!c) return c.error();
+  if (hit) stats_.unit_cache_hits.fetch_add(1, std::memory_order_relaxed);
   return {};
 }
 
@@ -75,24 +115,19 @@ Result<void> StoreImpl::write_partial_locked(Slot& u, unsigned k, unsigned count
   const std::uint32_t split_after = unit_split_after_.load(std::memory_order_relaxed);
   const unsigned partials = unit::partials(head) + 1;
   const bool split = split_after != 0 && partials >= split_after;
-  const std::uint64_t key = static_cast<std::uint64_t>(head - slots_) / n;
-  const std::uint64_t version = unit::version(head);
   Stream& st = streams_[0].get();
-  Stream::CachedUnit* c = prio == 0 ? st.cache_find(key, version) : nullptr;
-  if (!c) {
-    c = st.cache_take();
-    Stream* dec = &st;
-    if (prio != 0) {  // a recompressed unit: its algorithm's stream too (try only: same level)
-      while (!(dec = streams_[prio].try_get())) sched_yield();
-    }
-    auto r = decode_unit_locked(u, *dec, c->data);
-    if (dec != &st) StreamPool::put(*dec);
-    if (!r) {
-      StreamPool::put(st);
-      return r;
-    }
-    c->unit = key;
+  Stream* dec = &st;
+  if (prio != 0) {  // a recompressed unit: its algorithm's stream too (try only: same level)
+    while (!(dec = streams_[prio].try_get())) sched_yield();
   }
+  bool hit = false;
+  auto found = cached_unit_locked(u, st, *dec, unit_size_, &hit);
+  if (dec != &st) StreamPool::put(*dec);
+  if (!found) {
+    StreamPool::put(st);
+    return found.error();
+  }
+  Stream::CachedUnit* c = *found;
   c->version = 0;  // being patched: valid again only if the rmw publishes it
   for (unsigned j = k; j < k + count; j++) {
     unsigned char* dst = c->data + std::size_t{j} * kBlockSize;
@@ -124,7 +159,8 @@ Result<void> StoreImpl::rmw_locked(Slot& u, Stream& st, Stream::CachedUnit* c, s
   for (unsigned j = 0; j < unit_blocks_; j++) {
     if (!(mask >> j & 1)) std::memset(buf + std::size_t{j} * kBlockSize, 0, kBlockSize);
   }
-  auto clen = st.codec->compress(buf, unit_size_, st.unit_cbuf, 2 * st.unit_bytes);
+  auto clen =
+      st.codec->compress_pieces(buf, unit_size_, st.unit_cbuf, 2 * st.unit_bytes, unit_piece_);
   if (!clen) return clen.error();
   const bool huge = *clen >= huge_unit_size_;
   const std::size_t len = huge ? unit_size_ : *clen;

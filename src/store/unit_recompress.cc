@@ -28,7 +28,8 @@ Result<bool> try_unit_priorities(StoreImpl& s, std::uint64_t index, const Recomp
   for (unsigned p = std::max(cmd.prio_lo, c.prio() + 1); p < cmd.prio_max; p++) {
     if (!s.streams_[p].active()) continue;
     Stream& st = s.streams_[p].get();
-    auto clen = st.codec->compress(sc.data(), s.unit_size_, sc.out(), sc.out_size());
+    auto clen =
+        st.codec->compress_pieces(sc.data(), s.unit_size_, sc.out(), sc.out_size(), s.unit_piece_);
     StreamPool::put(st);
     if (!clen) {
       return fail(msg, clen.error(),

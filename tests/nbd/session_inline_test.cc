@@ -1,0 +1,115 @@
+// tests/nbd/session_inline_test.cc - the reader runs a request itself at iodepth 1
+// (Session::run_inline, docs/uzram-serve.md): a client that waits for each reply has its
+// reads run on one thread once it is in step; pipelined requests still go to the workers
+// side by side; a write then a read at iodepth 1 read back what was written.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "nbd/session_testing.h"
+
+namespace uzram::nbd::testing {
+namespace {
+
+constexpr std::size_t kDisk = 1 << 20;
+
+// A MemoryBackend whose reads record their thread and take `delay` each.
+class ThreadsBackend final : public Backend {
+ public:
+  std::uint64_t size() const noexcept override { return mem_.size(); }
+  std::uint32_t read(std::uint64_t off, std::uint32_t len, void* buf) noexcept override {
+    {
+      std::lock_guard l(mu_);
+      threads_.push_back(std::this_thread::get_id());
+    }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    return mem_.read(off, len, buf);
+  }
+  std::uint32_t write(std::uint64_t off, std::uint32_t len, const void* buf) noexcept override {
+    return mem_.write(off, len, buf);
+  }
+  std::uint32_t trim(std::uint64_t off, std::uint32_t len) noexcept override {
+    return mem_.trim(off, len);
+  }
+  std::uint32_t zero(std::uint64_t off, std::uint32_t len, bool h) noexcept override {
+    return mem_.zero(off, len, h);
+  }
+  std::uint32_t block_status(std::uint64_t off, std::uint32_t len, Extent* out, std::size_t max,
+                             std::size_t* count) noexcept override {
+    return mem_.block_status(off, len, out, max, count);
+  }
+  std::vector<std::thread::id> take_threads() {
+    std::lock_guard l(mu_);
+    return std::exchange(threads_, {});
+  }
+  std::chrono::milliseconds delay{0};
+
+ private:
+  MemoryBackend mem_{kDisk};
+  std::mutex mu_;
+  std::vector<std::thread::id> threads_;
+};
+
+TEST(SessionInline, IodepthOneRunsOnTheReader) {
+  ThreadsBackend b;
+  SessionOptions o;
+  o.workers = 4;
+  SessionPair s(b, false, o);
+  std::vector<std::uint8_t> block(4096);
+  for (std::uint64_t i = 0; i < 40; i++) {  // a write then its read back, waiting for each
+    for (auto& c : block) c = static_cast<std::uint8_t>(i * 7 + 1);
+    ASSERT_TRUE(s.request(kCmdWrite, 2 * i, i * 4096, 4096, block.data()));
+    Reply w = s.reply({});
+    ASSERT_EQ(w.error, 0u);
+    ASSERT_TRUE(s.request(kCmdRead, 2 * i + 1, i * 4096, 4096));
+    Reply r = s.reply({{2 * i + 1, {i * 4096, 4096}}});
+    ASSERT_EQ(r.error, 0u);
+    ASSERT_EQ(r.data, block) << i;
+  }
+  const auto t = b.take_threads();
+  ASSERT_EQ(t.size(), 40u);
+  // In step after a few requests: later reads on one thread, the reader's. (A worker counts
+  // its job done only after sending the reply, so on a busy machine the client may come
+  // back while it still seems busy; such a request goes to a worker: most, not all.)
+  std::map<std::thread::id, unsigned> late;
+  for (auto it = t.begin() + 20; it != t.end(); ++it) late[*it]++;
+  unsigned most = 0;
+  for (const auto& [id, n] : late) most = std::max(most, n);
+  EXPECT_GE(most, 10u) << late.size() << " threads ran the last 20 reads";
+}
+
+TEST(SessionInline, PipelinedRequestsStillRunSideBySide) {
+  ThreadsBackend b;
+  SessionOptions o;
+  o.workers = 4;
+  SessionPair s(b, false, o);
+  std::vector<std::uint8_t> block(4096);
+  for (std::uint64_t i = 0; i < 8; i++) {  // in step first: the reader runs them
+    ASSERT_TRUE(s.request(kCmdRead, i, 0, 4096));
+    ASSERT_EQ(s.reply({{i, {0, 4096}}}).error, 0u);
+  }
+  (void)b.take_threads();
+  b.delay = std::chrono::milliseconds(20);
+  constexpr std::uint64_t kBurst = 16;
+  std::map<std::uint64_t, std::pair<std::uint64_t, std::uint32_t>> reads;
+  for (std::uint64_t i = 0; i < kBurst; i++) {
+    reads[100 + i] = {i * 4096, 4096};
+    ASSERT_TRUE(s.request(kCmdRead, 100 + i, i * 4096, 4096));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < kBurst; i++) ASSERT_EQ(s.reply(reads).error, 0u);
+  const auto took = std::chrono::steady_clock::now() - start;
+  const auto t = b.take_threads();
+  EXPECT_GE(std::set<std::thread::id>(t.begin(), t.end()).size(), 2u);
+  // One at a time would take 16 x 20 ms; the workers overlap their sleeps.
+  EXPECT_LT(took, std::chrono::milliseconds(16 * 20));
+}
+
+}  // namespace
+}  // namespace uzram::nbd::testing
