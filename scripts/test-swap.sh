@@ -4,10 +4,12 @@
 #   host        a 256 MiB guest swaps 300 MiB onto a uzram export through qemu's NBD client
 #   host-swap   the server with --swap (skipped without CAP_SYS_RESOURCE)
 #   guest-swap  uzram serve --swap inside the guest, attached with nbd-client, in a memory
-#               cgroup; its refusals, VmLck, I/O flusher flags, no OOM kill
+#               cgroup; its refusals, VmLck, I/O flusher flags, nothing mapped while it
+#               serves, no OOM kill
 # and host and guest-swap again with 32 KiB compression units (-o unit_size=32K,
 # docs/units.md) where the store has that attribute (skipped, and said, where not). Each
-# takes 1.5-8 minutes under software emulation (qemu -accel tcg). Exit 0 when none failed
+# takes 1.5-8 minutes under software emulation (qemu -accel tcg; all of them 10 minutes on
+# a busy 2-vCPU VM, docs/uzram-serve.md#swap). Exit 0 when none failed
 # (skips are reported).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -61,8 +61,10 @@ struct PoolOptions {
   std::size_t max_object_size = kMaxObjectSize;
   // For a pool that must not ask the kernel for memory while it serves (swap: `uzram
   // serve --swap`, docs/uzram-serve.md#swap). reserve_handles: handle entries for this
-  // many objects, plus one chunk per size class, are mapped and populated at create (and
-  // on demand beyond them, as always). eager_workers: the background threads (deferred
+  // many objects, plus one chunk per size class, are mapped and populated at create, and
+  // with max_object_size above 4096 the large objects' aux words too (as many as the
+  // arena has frames, at most reserve_handles, plus a chunk per run class); on demand
+  // beyond them, as always. eager_workers: the background threads (deferred
   // free; background compaction when enabled) start at create, not at their first job.
   // prefault: every frame of max_bytes is populated at create (create fails with
   // no_memory if the kernel cannot give them), so that no allocation ever waits for the

@@ -97,7 +97,8 @@ int parse_tls(const ServeOptions& o, const Io& io, ServeSetup* setup) {
 }
 
 // --swap: a mem_limit is required and written before disksize (the pool is sized for it);
-// TLS is refused (GnuTLS allocates for every record).
+// TLS and a remote backing_dev are refused (GnuTLS and libnbd allocate for every record
+// or request).
 int parse_swap(const ServeOptions& o, const Io& io, ServeSetup* setup) {
   if (!o.swap) return kExitOk;
   if (setup->tls_mode != "off") {
@@ -105,6 +106,14 @@ int parse_swap(const ServeOptions& o, const Io& io, ServeSetup* setup) {
                        "serve: --swap with TLS: GnuTLS allocates memory for every record, so a "
                        "TLS connection cannot serve swap without asking the kernel for memory; "
                        "serve swap on the Unix socket");
+  }
+  for (const auto& [attr, v] : setup->before) {
+    if (attr == "backing_dev" && v.rfind("nbd", 0) == 0 && v.find("://") != std::string::npos) {
+      return usage_error(io,
+                         "serve: --swap with a remote backing_dev: libnbd allocates memory for "
+                         "every request, so writeback to it cannot serve swap without asking "
+                         "the kernel for memory; give a local file or block device");
+    }
   }
   std::string value;
   auto& after = setup->after;

@@ -10,26 +10,34 @@
 
 namespace uzram {
 
+namespace {
+bool within(const void* p, const std::byte* base, std::size_t chunks) noexcept {
+  const auto* b = static_cast<const std::byte*>(p);
+  return base && b >= base && b < base + chunks * (std::size_t{HandleTable::kChunkEntries} * 8);
+}
+}  // namespace
+
 HandleTable::~HandleTable() {
   if (!chunks_) return;
   const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
   for (std::size_t i = 0; i < max_chunks_; i++) {
     auto* c = reinterpret_cast<std::byte*>(chunks_[i].load(std::memory_order_relaxed));
-    const bool reserved = c >= reserve_ && c < reserve_ + reserve_chunks_ * chunk_bytes;
-    if (c && !reserved) munmap(c, chunk_bytes);
+    if (c && !within(c, reserve_, reserve_chunks_)) munmap(c, chunk_bytes);
     if (aux_) {
       std::atomic<std::uint64_t>* a = aux_[i].load(std::memory_order_relaxed);
-      if (a) munmap(a, chunk_bytes);
+      if (a && !within(a, aux_reserve_, aux_reserve_chunks_)) munmap(a, chunk_bytes);
     }
   }
   if (reserve_) munmap(reserve_, reserve_chunks_ * chunk_bytes);
+  if (aux_reserve_) munmap(aux_reserve_, aux_reserve_chunks_ * chunk_bytes);
   munmap(chunks_, max_chunks_ * sizeof(*chunks_));
   if (aux_) munmap(aux_, max_chunks_ * sizeof(*aux_));
   if (meta_) munmap(meta_, max_chunks_ * sizeof(*meta_));
 }
 
 Result<void> HandleTable::init(std::size_t max_handles, unsigned aux_from,
-                               std::size_t reserve_chunks) noexcept {
+                               std::size_t reserve_chunks,
+                               std::size_t aux_reserve_chunks) noexcept {
   // Every group may hold one partly used chunk beyond what max_handles fills; indexes are
   // 32-bit, so at most 2^20 - 1 chunks.
   max_chunks_ = (max_handles + kChunkEntries - 1) / kChunkEntries + kGroups;
@@ -59,6 +67,14 @@ Result<void> HandleTable::init(std::size_t max_handles, unsigned aux_from,
     reserve_ = static_cast<std::byte*>(p);
     reserve_chunks_ = reserve_chunks;
   }
+  aux_reserve_chunks = aux_ ? std::min(aux_reserve_chunks, max_chunks_) : 0;
+  if (aux_reserve_chunks > 0) {
+    p = mmap(nullptr, aux_reserve_chunks * kChunkEntries * 8, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) return Errc::no_memory;
+    aux_reserve_ = static_cast<std::byte*>(p);
+    aux_reserve_chunks_ = aux_reserve_chunks;
+  }
   return {};
 }
 
@@ -70,28 +86,43 @@ bool HandleTable::grow(unsigned group) noexcept {
   const std::uint32_t limit = limit_.load(std::memory_order_relaxed);
   const std::size_t chunk = limit >> kChunkShift;
   if (chunk >= max_chunks_) return false;
-  // Entry chunks come from the reserve first (PoolOptions::reserve_handles); aux chunks
-  // (large objects' tails) are always mapped on demand.
+  // Entry chunks, and the aux chunks of large objects' groups, come from the reserves
+  // first (PoolOptions::reserve_handles); beyond them they are mapped here.
+  const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
   void* p;
   const bool from_reserve = reserve_used_ < reserve_chunks_;
   if (from_reserve) {
-    p = reserve_ + reserve_used_ * (std::size_t{kChunkEntries} * 8);
+    p = reserve_ + reserve_used_ * chunk_bytes;
   } else {
-    p = mmap(nullptr, std::size_t{kChunkEntries} * 8, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p = mmap(nullptr, chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return false;
   }
+  bool aux_from_reserve = false;
   if (group >= aux_from_) {
-    void* a = mmap(nullptr, std::size_t{kChunkEntries} * 8, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (a == MAP_FAILED) {
-      if (!from_reserve) munmap(p, std::size_t{kChunkEntries} * 8);
-      return false;
+    void* a;
+    aux_from_reserve = aux_reserve_used_ < aux_reserve_chunks_;
+    if (aux_from_reserve) {
+      a = aux_reserve_ + aux_reserve_used_ * chunk_bytes;
+    } else {
+      a = mmap(nullptr, chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (a == MAP_FAILED) {
+        if (!from_reserve) munmap(p, chunk_bytes);
+        return false;
+      }
     }
     // relaxed: published by the release store of the entry chunk below.
     aux_[chunk].store(static_cast<std::atomic<std::uint64_t>*>(a), std::memory_order_relaxed);
+    if (aux_from_reserve) {
+      aux_reserve_used_++;
+    } else {
+      mapped_on_demand_.fetch_add(1, std::memory_order_relaxed);  // statistics
+    }
   }
-  if (from_reserve) reserve_used_++;
+  if (from_reserve) {
+    reserve_used_++;
+  } else {
+    mapped_on_demand_.fetch_add(1, std::memory_order_relaxed);  // statistics
+  }
   meta_[chunk].group = static_cast<std::uint16_t>(group);
   if (chunk == 0)
     meta_[0].touched.store(1, std::memory_order_relaxed);  // index 0 is never a handle
@@ -134,14 +165,20 @@ bool HandleTable::has_room_locked(unsigned group, std::uint32_t n, const SpinLoc
 std::size_t HandleTable::metadata_bytes() const noexcept {
   const std::uint32_t n = limit_.load(std::memory_order_acquire) >> kChunkShift;
   const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
-  std::size_t bytes = reserve_chunks_ * chunk_bytes;  // populated at init, used or not
+  // The reserves: populated at init, used or not.
+  std::size_t bytes = (reserve_chunks_ + aux_reserve_chunks_) * chunk_bytes;
   for (std::uint32_t k = 0; k < n; k++) {
     // acquire: pairs with the release store in grow() (only the pointer's value is used).
-    const auto* c = reinterpret_cast<const std::byte*>(chunks_[k].load(std::memory_order_acquire));
-    if (c >= reserve_ && c < reserve_ + reserve_chunks_ * chunk_bytes) continue;
+    const auto* c = chunks_[k].load(std::memory_order_acquire);
     // relaxed: statistics.
     const std::size_t used = meta_[k].touched.load(std::memory_order_relaxed);
-    bytes += (used * 8 + 4095) / 4096 * (meta_[k].group >= aux_from_ ? 2 : 1) * 4096;
+    const std::size_t pages = (used * 8 + 4095) / 4096 * 4096;
+    if (!within(c, reserve_, reserve_chunks_)) bytes += pages;
+    // relaxed: published with the entry chunk (acquire above).
+    if (meta_[k].group >= aux_from_ &&
+        !within(aux_[k].load(std::memory_order_relaxed), aux_reserve_, aux_reserve_chunks_)) {
+      bytes += pages;
+    }
   }
   return bytes;
 }

@@ -62,11 +62,17 @@ class HandleTable {
   HandleTable& operator=(const HandleTable&) = delete;
 
   // Groups from aux_from up (kGroups: none) get an aux word per entry. reserve_chunks
-  // chunks are mapped and populated now, in one mapping, and grow() hands them out before
-  // it maps any (a pool that must not ask the kernel for memory while it serves:
-  // PoolOptions::reserve_handles). Errors: no_memory.
+  // entry chunks and aux_reserve_chunks aux chunks are mapped and populated now (one
+  // mapping each), and grow() hands them out before it maps any (a pool that must not ask
+  // the kernel for memory while it serves: PoolOptions::reserve_handles). Errors:
+  // no_memory.
   [[nodiscard]] Result<void> init(std::size_t max_handles, unsigned aux_from = kGroups,
-                                  std::size_t reserve_chunks = 0) noexcept;
+                                  std::size_t reserve_chunks = 0,
+                                  std::size_t aux_reserve_chunks = 0) noexcept;
+  // Chunks (entry and aux) grow() mapped because the reserves were used up, since init.
+  std::size_t chunks_mapped_on_demand() const noexcept {
+    return mapped_on_demand_.load(std::memory_order_relaxed);  // statistics
+  }
 
   // A group's state is guarded by a lock of the caller's, `group_lock`: the pool uses the
   // size class as the group and its class lock as the guard (an object never changes
@@ -192,6 +198,12 @@ class HandleTable {
   std::byte* reserve_ = nullptr;
   std::size_t reserve_chunks_ = 0;
   std::size_t reserve_used_ = 0;
+  // The same for aux chunks (guarded by grow_lock_ likewise).
+  std::byte* aux_reserve_ = nullptr;
+  std::size_t aux_reserve_chunks_ = 0;
+  std::size_t aux_reserve_used_ = 0;
+  // Chunks mapped by grow() beyond the reserves. Written under grow_lock_.
+  std::atomic<std::size_t> mapped_on_demand_{0};
   // Indexes below limit_ exist (their chunk is mapped). Written under grow_lock_.
   std::atomic<std::uint32_t> limit_{0};
   // Protects: chunk allocation (limit_, chunks_ and meta_ entries at and above it, each

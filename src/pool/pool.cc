@@ -43,6 +43,9 @@ std::size_t pack(Pool& pool, std::size_t max_frames) noexcept {
 CompactHoldHistogram compact_hold_histogram(const Pool& pool) noexcept {
   return impl(&pool)->hold_histogram();
 }
+std::size_t handle_chunks_mapped_on_demand(const Pool& pool) noexcept {
+  return impl(&pool)->handle_chunks_mapped_on_demand();
+}
 
 Pool::~Pool() = default;
 Result<Handle> Pool::alloc(std::size_t size) noexcept { return impl(this)->alloc_impl(size); }
@@ -114,14 +117,23 @@ Result<void> PoolImpl::init() noexcept {
   // Run classes' handles carry an aux word (the tail handle).
   const unsigned aux_from = max_run_frames_ ? kSlots : HandleTable::kGroups;
   // The reserve: the entries of reserve_handles objects, and one partly used chunk per
-  // size class (each class takes its entries from chunks of its own).
-  std::size_t reserve_chunks = 0;
+  // class (each class takes its entries from chunks of its own), run classes included;
+  // and the aux words of the large objects among them (each takes a frame at least, so
+  // no more than the arena's frames), again with a partly used chunk per run class.
+  std::size_t reserve_chunks = 0, aux_reserve_chunks = 0;
   if (options_.reserve_handles > 0) {
-    reserve_chunks =
-        (options_.reserve_handles + HandleTable::kChunkEntries - 1) / HandleTable::kChunkEntries;
-    for (unsigned i = 0; i < kSlots; i++) reserve_chunks += geo_.is_real(i) ? 1 : 0;
+    constexpr std::size_t kEntries = HandleTable::kChunkEntries;
+    reserve_chunks = (options_.reserve_handles + kEntries - 1) / kEntries;
+    for (unsigned i = 0; i < kMaxClasses; i++) reserve_chunks += is_class(i) ? 1 : 0;
+    if (max_run_frames_ > 0) {
+      const std::size_t large = std::min(options_.reserve_handles, arena_.max_frames());
+      aux_reserve_chunks = (large + kEntries - 1) / kEntries;
+      for (unsigned i = kSlots; i < kMaxClasses; i++) aux_reserve_chunks += is_class(i) ? 1 : 0;
+    }
   }
-  if (auto r = handles_.init(options_.max_bytes / kMinAllocSize, aux_from, reserve_chunks); !r) {
+  if (auto r = handles_.init(options_.max_bytes / kMinAllocSize, aux_from, reserve_chunks,
+                             aux_reserve_chunks);
+      !r) {
     return r;
   }
   // Zspage ids must fit the 28-bit frame owner and handle fields (ZsPageTable); runs

@@ -123,6 +123,9 @@ class PoolImpl final : public Pool {
   unsigned max_run_frames() const noexcept { return max_run_frames_; }
   bool kernel_rwlock() const noexcept { return kernel_rwlock_; }
   CompactHoldHistogram hold_histogram() const noexcept;
+  std::size_t handle_chunks_mapped_on_demand() const noexcept {
+    return handles_.chunks_mapped_on_demand();
+  }
   const Geometry& geometry() const noexcept { return geo_; }
   std::size_t total_pages_impl() const noexcept {
     return pages_allocated_.load(std::memory_order_relaxed);

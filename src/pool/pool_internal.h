@@ -49,6 +49,11 @@ struct CompactHoldHistogram {
 };
 [[nodiscard]] CompactHoldHistogram compact_hold_histogram(const Pool& pool) noexcept;
 
+// Handle-table chunks (entry and aux) mapped while the pool served, beyond those reserved
+// at create (PoolOptions::reserve_handles): 0 for a swap store's pool that never asked the
+// kernel for memory after create.
+[[nodiscard]] std::size_t handle_chunks_mapped_on_demand(const Pool& pool) noexcept;
+
 }  // namespace uzram
 
 #endif  // UZRAM_POOL_POOL_INTERNAL_H_

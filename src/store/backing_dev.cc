@@ -56,8 +56,18 @@ Result<void> Backing::init_blocks(std::uint64_t nslots, std::string* msg) noexce
 
 // ---- backing_dev ------------------------------------------------------------------------
 
-Result<void> attr::parse_backing_dev(const StoreImpl&, std::string_view text, AttrArg* out,
-                                     std::string*) noexcept {
+Result<void> attr::parse_backing_dev(const StoreImpl& s, std::string_view text, AttrArg* out,
+                                     std::string* msg) noexcept {
+  // A swap store must not ask the kernel for memory while it serves, and libnbd allocates
+  // for every request (and a remote tier's socket buffers are the kernel's).
+  if (s.options_.swap && text.find('\0') == std::string_view::npos && nbdlink::is_uri(text)) {
+    if (msg) {
+      *msg = "backing_dev: this store serves swap (--swap), and a remote backing tier "
+             "allocates memory for every request it sends; give a local file or block "
+             "device, or serve without --swap";
+    }
+    return Errc::invalid_argument;
+  }
   out->text = std::string(text);  // "" or "none": no backing device
   return {};
 }

@@ -46,7 +46,7 @@ void StoreImpl::touch_locked(Slot& u, Slot& s) noexcept {
   if (&u != &s && (u.get() & slotf::kUnit)) mark_accessed_locked(u);
 }
 
-bool StoreImpl::can_store() noexcept {
+bool StoreImpl::can_store(std::size_t len, std::size_t freed) noexcept {
   const std::uint64_t pages = pool_->total_pages();
   std::uint64_t max = stats_.max_used_pages.load(std::memory_order_relaxed);
   while (pages > max &&
@@ -54,7 +54,21 @@ bool StoreImpl::can_store() noexcept {
   }
   if (pages > policy_.high_pages()) policy_.over_high();  // the memory reaction's cue
   const std::uint64_t limit = mem_limit_pages_.load(std::memory_order_relaxed);
-  return limit == 0 || pages <= limit;
+  if (limit == 0 || pages <= limit) return true;
+  // A rewrite that does not grow what is stored: refusing it would refuse every rewrite
+  // of a full store whose classes are packed (the new object needs a zspage of its own
+  // before the old one is freed), and a client that retries refused writes (the kernel's
+  // swap) would wait forever. The room it takes is reused by the next rewrites.
+  return len <= freed && pages <= limit + kRewriteRoom / kBlockSize;
+}
+
+std::size_t StoreImpl::held_bytes(std::uint64_t index, unsigned count) const noexcept {
+  std::size_t bytes = 0;
+  for (unsigned i = 0; i < count; i++) {
+    const std::uint32_t f = slots_[index + i].get();
+    if (!(f & (slotf::kSame | slotf::kWb))) bytes += f & slotf::kSizeMask;
+  }
+  return bytes;
 }
 
 Result<void> StoreImpl::do_write(std::uint64_t index, const void* block) noexcept {
@@ -111,7 +125,7 @@ Result<void> StoreImpl::write_block(std::uint64_t index, const void* block) noex
   }
   // step 5: mem_limit, checked after allocating as in the kernel. With a policy that can
   // make room, the write waits for it (step 6a) instead of failing.
-  const bool over = !can_store();
+  const bool over = !can_store(len, held_bytes(index, 1));
   if (over && !policy_.reacts()) {
     StreamPool::put(st);
     pool_->free(*h);

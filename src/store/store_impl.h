@@ -51,6 +51,11 @@ inline constexpr std::uint32_t kUnitSplitAfterDefault = 2, kUnitSplitAfterMax = 
 // backing_timeout_ms: the deadline of every request to a remote backing tier.
 inline constexpr std::uint32_t kBackingTimeoutDefault = 10000, kBackingTimeoutMin = 10,
                                kBackingTimeoutMax = 3600000;
+// How far past mem_limit the pool may grow for rewrites that store no more than they
+// free (StoreImpl::can_store): the zspages of classes that had no free object when the
+// rewrite allocated, until later rewrites reuse what it freed. Half of a swap store's
+// kSwapPoolSlack, so writers that allocated before they saw the limit still find room.
+inline constexpr std::uint64_t kRewriteRoom = kSwapPoolSlack / 2;
 
 // Pool handles collected while slots are cleared and freed together with
 // Pool::free_batch (one class-lock hold per run of a class instead of one per block):
@@ -379,8 +384,18 @@ class StoreImpl final : public Store {
   // device). Caller holds the slot lock.
   Result<void> load_locked(Slot& s, void* block) noexcept ZS_REQUIRES(s)
       ZS_REQUIRES_SHARED(init_lock_);
-  // Pool pages after an allocation: updates mem_used_max; false when over mem_limit.
-  bool can_store() noexcept ZS_REQUIRES_SHARED(init_lock_);
+  // Pool pages after an allocation: updates mem_used_max; false when over mem_limit,
+  // except for a rewrite that stores `len` bytes in place of `freed` bytes of pool
+  // objects (freed when it publishes): over mem_limit it may still go on when len <= freed
+  // and the pool stays within mem_limit + kRewriteRoom, so that a full store keeps taking
+  // rewrites that do not grow it (docs/store.md#mem_limit-and-rewrites).
+  bool can_store(std::size_t len = 1, std::size_t freed = 0) noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
+  // The pool bytes that blocks [index, index + count) hold now (a stored unit's object
+  // counted at its head), read without their lock: the `freed` of can_store for a write
+  // that will replace them (a racing write may change it; see can_store).
+  std::size_t held_bytes(std::uint64_t index, unsigned count) const noexcept
+      ZS_REQUIRES_SHARED(init_lock_);
 
   // ---- Backing device (backing_dev.cc); the attributes' parsers and writers, idle,
   // writeback and recompress included, are the attribute table's rows (attr_table.h). ----

@@ -124,7 +124,7 @@ Result<void> StoreImpl::write_unit(std::uint64_t first, const unsigned char* dat
     StreamPool::put(st);
     return fail(h.error());
   }
-  const bool over = !can_store();  // step 5: mem_limit after allocating
+  const bool over = !can_store(len, held_bytes(first, n));  // step 5: mem_limit after allocating
   if (over && !policy_.reacts()) {
     StreamPool::put(st);
     pool_->free(*h);

@@ -114,7 +114,7 @@ Result<void> StoreImpl::write_partial_locked(Slot& u, unsigned k, unsigned count
   }
   const std::uint32_t split_after = unit_split_after_.load(std::memory_order_relaxed);
   const unsigned partials = unit::partials(head) + 1;
-  const bool split = split_after != 0 && partials >= split_after;
+  bool split = split_after != 0 && partials >= split_after;
   Stream& st = streams_[0].get();
   Stream* dec = &st;
   if (prio != 0) {  // a recompressed unit: its algorithm's stream too (try only: same level)
@@ -138,6 +138,13 @@ Result<void> StoreImpl::write_partial_locked(Slot& u, unsigned k, unsigned count
     }
   }
   auto r = split ? split_locked(u, st, c->data, mask) : rmw_locked(u, st, c, mask, partials);
+  if (split && !r && r.error() == Errc::limit_reached) {
+    // At mem_limit the blocks of a split take more than the unit (blocks compress worse),
+    // which a full store refuses; the unit re-encoded in place takes about what it frees
+    // (can_store), so the write goes on as an rmw rather than failing while the limit lasts.
+    split = false;
+    r = rmw_locked(u, st, c, mask, partials);
+  }
   StreamPool::put(st);
   if (!r) return r;
   (split ? stats_.unit_split_writes : stats_.unit_rmw_writes)
@@ -166,7 +173,7 @@ Result<void> StoreImpl::rmw_locked(Slot& u, Stream& st, Stream::CachedUnit* c, s
   const std::size_t len = huge ? unit_size_ : *clen;
   auto h = pool_->alloc(len);
   if (!h) return h.error();
-  if (!can_store()) {
+  if (!can_store(len, u.get() & slotf::kSizeMask)) {  // at the limit: if it does not grow
     pool_->free(*h);
     return Errc::limit_reached;
   }
@@ -186,6 +193,7 @@ Result<void> StoreImpl::split_locked(Slot& u, Stream& st, const unsigned char* b
     std::uint32_t flags = 0;
   } pieces[unit::kMaxBlocks];
   const unsigned n = unit_blocks_;
+  std::size_t bytes = 0;  // what the pieces take
   const auto undo = [&](std::error_code e) -> Result<void> {
     init_lock_.assert_held_shared();  // the lambda is not analysed with the caller's locks
     for (unsigned j = 0; j < n; j++) {
@@ -209,8 +217,9 @@ Result<void> StoreImpl::split_locked(Slot& u, Stream& st, const unsigned char* b
     pool_->write(*h, huge ? block : st.buffer, len);
     pieces[j] = {static_cast<std::uint64_t>(*h),
                  static_cast<std::uint32_t>(len) | (huge ? slotf::kHuge : 0)};
+    bytes += len;
   }
-  if (!can_store()) return undo(Errc::limit_reached);
+  if (!can_store(bytes, u.get() & slotf::kSizeMask)) return undo(Errc::limit_reached);
   free_unit_locked(u);
   Slot* head = &u;
   for (unsigned j = 0; j < n; j++) {

@@ -16,12 +16,14 @@ expect() {  # expect RC PATTERN WHAT -- SERVE-ARGS...
   grep -q -- "$pattern" "$tmp/err" || fail "$what: no '$pattern' in: $(cat "$tmp/err")"
 }
 
-# Refused whatever the privileges: no mem_limit, no limit, TLS.
+# Refused whatever the privileges: no mem_limit, no limit, TLS, a remote backing tier.
 expect 1 'needs -o mem_limit' "--swap without mem_limit" -- --swap --size 64M
 expect 1 'mem_limit=0 means no limit' "--swap mem_limit=0" -- --swap --size 64M -o mem_limit=0
 printf 'alice:%s\n' 0123456789abcdef0123456789abcdef >"$tmp/psk"
 expect 1 'GnuTLS allocates' "--swap with TLS" -- --swap --size 64M -o mem_limit=8M \
   --tls-psk "$tmp/psk"
+expect 1 'libnbd allocates' "--swap with a remote backing_dev" -- --swap --size 64M \
+  -o mem_limit=8M -o unit_size=32K -o "backing_dev=nbd+unix:///?socket=$tmp/none.sock"
 # More than the RAM.
 ram_mib=$(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo)
 expect 2 "RAM" "--swap mem_limit above RAM" -- --swap --size 1G -o mem_limit=$((ram_mib + 64))M

@@ -71,6 +71,39 @@ TEST(SwapPool, HandleReserveIsMappedAtCreate) {
   (*other)->free_batch(hs2.data(), hs2.size());
 }
 
+// Large objects (units of 32 KiB) carry an aux word (their tail's handle) in chunks of
+// their own: those are reserved too, so a swap pool storing units never maps memory after
+// create (under mlockall, a mapping would wait for the kernel to find pages, which under
+// memory pressure means waiting for swap: for this pool). Issue 14.
+TEST(SwapPool, LargeObjectsTakeNoMappingAfterCreate) {
+  for (bool reserve : {true, false}) {
+    PoolOptions o = swap_options();
+    o.max_object_size = std::size_t{32} << 10;
+    o.max_bytes = std::size_t{16} << 20;
+    o.frame_cache = o.max_bytes / 4096;
+    o.reserve_handles = reserve ? (std::size_t{64} << 20) / 4096 : 0;
+    auto pool = Pool::create(o);
+    ASSERT_TRUE(pool.has_value());
+    Pool& p = **pool;
+    // Every run length and many small classes, until the pool is full.
+    std::vector<Handle> hs;
+    for (std::size_t i = 0;; i++) {
+      const std::size_t size = i % 3 == 0 ? 64 + i % 3000 : 3000 + (i * 977) % (29 << 10);
+      auto h = p.alloc(size);
+      if (!h) break;
+      hs.push_back(*h);
+    }
+    EXPECT_GT(p.stats().large_objects, 500u);
+    if (reserve) {
+      EXPECT_EQ(handle_chunks_mapped_on_demand(p), 0u);
+    } else {
+      EXPECT_GT(handle_chunks_mapped_on_demand(p), 0u);  // what the reserve saves
+    }
+    p.check_invariants();
+    p.free_batch(hs.data(), hs.size());
+  }
+}
+
 TEST(SwapPool, PrefaultMakesEveryFrameResidentAtCreate) {
   PoolOptions o = swap_options();
   o.prefault = true;

@@ -66,6 +66,18 @@ TEST(SwapStore, MemLimitStaysWithinThePool) {
   ASSERT_TRUE(plain->write_attr("mem_limit", "1G"));
 }
 
+// A remote backing tier allocates for every request: a swap store refuses it (a file or
+// block device is written with the memory the store holds).
+TEST(SwapStore, RefusesARemoteBackingTier) {
+  auto s = swap_store();
+  std::string msg;
+  auto r = s->write_attr("backing_dev", "nbd+unix:///?socket=/nonexistent/uzram.sock", &msg);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), Errc::invalid_argument);
+  EXPECT_NE(msg.find("serves swap"), std::string::npos) << msg;
+  EXPECT_EQ(*s->read_attr("backing_dev"), "none\n");
+}
+
 // Filled past mem_limit: the writes beyond fail and the data before reads back; frames
 // freed by discards are kept and reused by the next writes, none returned to the OS.
 TEST(SwapStore, FillsToMemLimitAndKeepsItsFrames) {

@@ -44,10 +44,11 @@ flusher_threads() {
   done
   echo "threads=$n flusher=$f"
 }
-# Memory of $1, kB: "vmlck=... locked=... rss=..." (VmLck counts locked mappings whole;
-# smaps' Locked: what of them is resident).
+# Memory of $1, kB: "vmsize=... vmlck=... locked=... rss=..." (VmLck counts locked
+# mappings whole; smaps' Locked: what of them is resident).
 memory() {
-  echo "vmlck=$(awk '/VmLck/ {print $2}' /proc/$1/status)kB" \
+  echo "vmsize=$(awk '/VmSize/ {print $2}' /proc/$1/status)kB" \
+    "vmlck=$(awk '/VmLck/ {print $2}' /proc/$1/status)kB" \
     "locked=$(awk '/^Locked:/ {s += $2} END {print s}' /proc/$1/smaps)kB" \
     "rss=$(awk '/VmRSS/ {print $2}' /proc/$1/status)kB"
 }
@@ -97,6 +98,9 @@ fi
 done) &
 if mkswap $DEV >/dev/null && swapon -d $DEV; then
   say swapon ok $(tail -1 /proc/swaps)
+  # Connected and idle: from here on the server must not map memory (a mapping would wait
+  # for the kernel to find pages, which may mean waiting for swap: for this server).
+  [ "$MODE" = guest ] && say server-serving $(flusher_threads $SERVER) $(memory $SERVER)
 else
   say FAIL swapon
   finish

@@ -190,6 +190,12 @@ else
   n=$(field threads "$r")
   ((n > 0 && $(field flusher "$r") == n)) ||
     fail "not every thread is an I/O flusher at the end: $r"
+  # Nothing mapped while serving swap (no thread, no heap growth, no table chunk): under
+  # mlockall a new mapping is populated at once, and with no free memory that waits for
+  # the kernel to reclaim, i.e. for swap: for this server (the hang of issue 14).
+  s=$(grep '^SWAPTEST server-serving' "$tmp/report")
+  (($(field vmsize "$s") == $(field vmsize "$r") && $(field threads "$s") == n)) ||
+    fail "the server mapped memory while it served swap: $s; at the end: $r"
   mm=$(grep '^SWAPTEST mm_stat' "$tmp/report")
   read -r _ _ orig compr used limit_b used_max _ <<<"$mm"
   ((limit_b == limit << 20)) || fail "mem_limit: $mm"
