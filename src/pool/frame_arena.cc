@@ -17,11 +17,13 @@ namespace uzram {
 namespace {
 
 constexpr std::size_t kGrowFrames = 512;  // map 2 MiB of the reservation at a time
-// Fresh frames are prefaulted 1 MiB at a time (MADV_POPULATE_WRITE, outside the lock):
-// one system call instead of 256 page faults, which made 1- and 2-thread store fills
-// 2.5-4 % faster (docs/benchmarks.md#store-throughput-against-the-bare-codec). Costs at
-// most 1 MiB of resident, not yet allocated frames above the high water mark.
-constexpr std::size_t kPopulateFrames = 256;
+// Fresh frames are prefaulted 256 KiB at a time (MADV_POPULATE_WRITE, outside the lock):
+// one system call instead of 64 page faults. 1 MiB at a time made 1- and 2-thread store
+// fills 2.5-4 % faster than faulting (docs/benchmarks.md#store-throughput-against-the-bare-codec)
+// but left up to 1 MiB of resident, not yet allocated frames above the high water mark
+// (0.5-1.0 MiB of `pool_idle_frames` after a fill); 256 KiB leaves at most a quarter of
+// that (docs/benchmarks.md#nbd-the-servers-fixed-memory).
+constexpr std::size_t kPopulateFrames = 64;
 
 std::uint64_t steady_ns() noexcept {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -28,6 +28,14 @@ unit="$tmp/prefix/lib/systemd/system/uzram@.service"
 grep -q "^ExecStart=$tmp/prefix/bin/uzram serve " "$unit" ||
   { echo "check-install: FAILED: uzram@.service does not run $tmp/prefix/bin/uzram" >&2; exit 1; }
 [[ -x "$tmp/prefix/bin/uzram" ]] || { echo "check-install: FAILED: bin/uzram missing" >&2; exit 1; }
+# The release preset's UZRAM_LEAN_BINARY: libstdc++ inside the binary, not mapped beside it.
+"$tmp/prefix/bin/uzram" --version >/dev/null ||
+  { echo "check-install: FAILED: bin/uzram --version" >&2; exit 1; }
+if command -v readelf >/dev/null &&
+   readelf -d "$tmp/prefix/bin/uzram" | grep -Eq 'NEEDED.*(libstdc\+\+|libgcc_s|libfmt)'; then
+  echo "check-install: FAILED: bin/uzram maps libstdc++/libgcc_s/libfmt (UZRAM_LEAN_BINARY)" >&2
+  exit 1
+fi
 pcdir="$(dirname "$pc")"
 flags="$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs uzram)"
 echo "check-install: pkg-config uzram: $flags"

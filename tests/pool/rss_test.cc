@@ -53,12 +53,12 @@ std::vector<Handle> fill(Pool& pool) {
 using testing::kShadowMemory;
 
 // The bound docs/design.md#frames states: resident frames are at most the pool's frames,
-// its idle frames and the 1 MiB prefault window, plus metadata. (Not checked under a
+// its idle frames and the 256 KiB prefault window, plus metadata. (Not checked under a
 // sanitizer: its shadow of the frames counts in RSS too.)
 void expect_within_bound(Pool& pool, std::size_t base) {
   if (kShadowMemory) return;
   const PoolStats s = pool.stats();
-  const std::size_t bound = base + (s.total_pages + s.idle_frames + 256) * kPageSize +
+  const std::size_t bound = base + (s.total_pages + s.idle_frames + 64) * kPageSize +
                             s.metadata_bytes +
                             (std::size_t{4} << 20);  // slack: test-process allocations
   EXPECT_LE(rss_bytes(), bound) << "total_pages " << s.total_pages << " idle " << s.idle_frames;
