@@ -21,7 +21,9 @@ namespace {
 constexpr std::size_t kMaxExtents = 1U << 16;
 constexpr std::size_t kJobCost = 4096;  // charged per queued request, beyond its data
 constexpr unsigned kMaxWorkers = 256;   // per connection (`uzram serve -t` allows 1-256)
-constexpr std::uint32_t kInlineMaxBytes = 256 << 10;  // the largest request run_inline runs
+// The largest request run_inline runs: a reply the socket's send buffer takes at once, so
+// the reader never blocks in a send while a client that stopped reading sends on.
+constexpr std::uint32_t kInlineMaxBytes = 64 << 10;
 constexpr unsigned kInlineStreak = 4;  // arrivals at an idle session before run_inline runs one
 
 using Clock = std::chrono::steady_clock;
@@ -149,6 +151,9 @@ void Session::read_loop() noexcept {
     }
     if (run_inline(job)) {
       run_job(job, false);
+      // The next request already waits: the client keeps more than one in flight (it sent
+      // it before this reply), so the workers take its requests until it is idle again.
+      if (t_.input_pending()) idle_streak_ = 0;
     } else {
       enqueue(job);
     }
