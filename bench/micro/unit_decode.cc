@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
   auto made = uzram::make_codec(spec);
   if (!made) return usage();
   auto codec = std::move(made).value();
-  std::printf("%zu units of %zu KiB, zstd -%d, %zu random reads per figure\n", units,
-              unit >> 10, level, reads);
+  std::printf("%zu units of %zu KiB, zstd -%d, %zu random reads per figure\n", units, unit >> 10,
+              level, reads);
   std::printf("%-10s %14s %16s %18s %14s\n", "piece", "compressed", "whole us/unit",
               "prefix us/read", "prefix bytes");
   std::vector<unsigned char> out(unit);
@@ -76,8 +76,7 @@ int main(int argc, char** argv) {
       std::size_t total = 0;
       for (std::size_t u = 0; u < units; u++) {
         std::vector<unsigned char> buf(2 * unit);
-        auto n = codec->compress_pieces(img.data() + u * unit, unit, buf.data(), buf.size(),
-                                        piece);
+        auto n = codec->compress_pieces(img.data() + u * unit, unit, buf.data(), buf.size(), piece);
         if (!n) return 1;
         buf.resize(*n);
         total += *n;

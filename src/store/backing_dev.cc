@@ -62,9 +62,10 @@ Result<void> attr::parse_backing_dev(const StoreImpl& s, std::string_view text, 
   // for every request (and a remote tier's socket buffers are the kernel's).
   if (s.options_.swap && text.find('\0') == std::string_view::npos && nbdlink::is_uri(text)) {
     if (msg) {
-      *msg = "backing_dev: this store serves swap (--swap), and a remote backing tier "
-             "allocates memory for every request it sends; give a local file or block "
-             "device, or serve without --swap";
+      *msg =
+          "backing_dev: this store serves swap (--swap), and a remote backing tier "
+          "allocates memory for every request it sends; give a local file or block "
+          "device, or serve without --swap";
     }
     return Errc::invalid_argument;
   }

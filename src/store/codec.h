@@ -67,9 +67,8 @@ class Codec {
   // least `need` (1..dst_len) bytes of dst are final; returns how many are (need..dst_len;
   // dst_len: all of it, checked as decompress() checks). Errors: Errc::codec_failed. The
   // default decompresses everything.
-  [[nodiscard]] virtual Result<std::size_t> decompress_prefix(const void* src,
-                                                              std::size_t src_len, void* dst,
-                                                              std::size_t dst_len,
+  [[nodiscard]] virtual Result<std::size_t> decompress_prefix(const void* src, std::size_t src_len,
+                                                              void* dst, std::size_t dst_len,
                                                               std::size_t need) noexcept {
     (void)need;
     if (auto r = decompress(src, src_len, dst, dst_len); !r) return r.error();

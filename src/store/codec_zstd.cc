@@ -77,11 +77,11 @@ class ZstdCodec final : public Codec {
                                         std::size_t dst_len, std::size_t need) noexcept override {
     might_sleep();
     prefix_ = {};
-    const std::size_t r = ddict_ ? ZSTD_decompressBegin_usingDDict(dctx_, ddict_)
-                                 : ZSTD_decompressBegin(dctx_);
+    const std::size_t r =
+        ddict_ ? ZSTD_decompressBegin_usingDDict(dctx_, ddict_) : ZSTD_decompressBegin(dctx_);
     if (ZSTD_isError(r)) return Errc::codec_failed;
     prefix_ = {static_cast<const unsigned char*>(src), src_len, 0,
-               static_cast<unsigned char*>(dst), dst_len, 0};
+               static_cast<unsigned char*>(dst),       dst_len, 0};
     return decode_to(need);
   }
 
@@ -160,8 +160,7 @@ class ZstdCodec final : public Codec {
     ZSTD_inBuffer in{src, 0, 0};
     for (std::size_t end = piece; ok && end <= src_len; end += piece) {
       in.size = end;  // the same buffer, growing (ZSTD_c_stableInBuffer)
-      left = ZSTD_compressStream2(cctx_, &out, &in,
-                                  end == src_len ? ZSTD_e_end : ZSTD_e_flush);
+      left = ZSTD_compressStream2(cctx_, &out, &in, end == src_len ? ZSTD_e_end : ZSTD_e_flush);
       if (ZSTD_isError(left) || left != 0) break;
     }
     ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_and_parameters);  // compress() as before

@@ -349,9 +349,9 @@ class StoreImpl final : public Store {
   // decoded with dec (st, or for a partial write of a recompressed unit a stream of the
   // unit's algorithm: then all of it). *hit: found with those bytes decoded already, or
   // with the decompression of a prefix to continue (no decompression started again).
-  Result<Stream::CachedUnit*> cached_unit_locked(Slot& u, Stream& st, Stream& dec,
-                                                 std::size_t need, bool* hit) noexcept
-      ZS_REQUIRES(u) ZS_REQUIRES_SHARED(init_lock_);
+  Result<Stream::CachedUnit*> cached_unit_locked(Slot& u, Stream& st, Stream& dec, std::size_t need,
+                                                 bool* hit) noexcept ZS_REQUIRES(u)
+      ZS_REQUIRES_SHARED(init_lock_);
   // The stored unit at u, decoded into dst (unit_size_ bytes) with st, a stream of the
   // unit's priority (its gather buffer).
   Result<void> decode_unit_locked(Slot& u, Stream& st, unsigned char* dst) noexcept ZS_REQUIRES(u)

@@ -76,8 +76,8 @@ class StreamPool {
   // an empty entry, looked for with try_lock in each stream; else get(). Locked. So several
   // readers share all the streams' entries instead of evicting each other's units from their
   // CPU's.
-  Stream& get_for_unit(std::uint64_t unit, std::uint64_t version) noexcept
-      ZS_NO_THREAD_SAFETY_ANALYSIS;
+  Stream& get_for_unit(std::uint64_t unit,
+                       std::uint64_t version) noexcept ZS_NO_THREAD_SAFETY_ANALYSIS;
   // A free stream, locked with try_lock only (so a holder of another pool's stream may
   // call it: same lock level), or nullptr when all are busy.
   Stream* try_get() noexcept ZS_NO_THREAD_SAFETY_ANALYSIS;

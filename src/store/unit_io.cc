@@ -111,8 +111,8 @@ Result<void> StoreImpl::write_unit(std::uint64_t first, const unsigned char* dat
     return e;
   };
   Stream& st = streams_[0].get();  // step 2: compress the unit, no unit lock
-  auto clen = st.codec->compress_pieces(data, unit_size_, st.unit_cbuf, 2 * st.unit_bytes,
-                                       unit_piece_);
+  auto clen =
+      st.codec->compress_pieces(data, unit_size_, st.unit_cbuf, 2 * st.unit_bytes, unit_piece_);
   if (!clen) {
     StreamPool::put(st);
     return fail(clen.error());

@@ -84,8 +84,8 @@ Result<void> StoreImpl::read_member_locked(Slot& u, unsigned k, void* block) noe
   stats_.unit_partial_reads.fetch_add(1, std::memory_order_relaxed);
   const std::uint32_t f = u.get();
   const std::uint64_t key = static_cast<std::uint64_t>(head - slots_) / unit_blocks_;
-  Stream& st = streams_[(f & slotf::kPrioMask) >> slotf::kPrioShift].get_for_unit(
-      key, unit::version(head));
+  Stream& st =
+      streams_[(f & slotf::kPrioMask) >> slotf::kPrioShift].get_for_unit(key, unit::version(head));
   bool hit = false;
   auto c = cached_unit_locked(u, st, st, std::size_t{k + 1} * kBlockSize, &hit);
   if (c) std::memcpy(block, (*c)->data + std::size_t{k} * kBlockSize, kBlockSize);

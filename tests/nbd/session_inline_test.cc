@@ -113,8 +113,8 @@ TEST(SessionInline, PipelinedRequestsStillRunSideBySide) {
 
 // A client that was in step, then keeps two requests in flight (its second arrives while
 // the reader runs the first, and it sends the next one when a reply comes back): the
-// request found waiting after an inline reply sends the client back to the workers, so its two requests overlap rather than running one at a time on
-// the reader.
+// request found waiting after an inline reply sends the client back to the workers, so its two
+// requests overlap rather than running one at a time on the reader.
 TEST(SessionInline, TwoInFlightGoBackToTheWorkers) {
   ThreadsBackend b;
   SessionOptions o;

@@ -40,7 +40,9 @@ TEST(ZstdPieces, PrefixesDecodeWhatIsAskedAndGoOn) {
   auto c = codec("zstd");
   ASSERT_TRUE(c);
   for (const auto& [unit, piece] : {std::pair<std::size_t, std::size_t>{32768, 8192},
-                                    {65536, 16384}, {16384, 8192}, {32768, 4096}}) {
+                                    {65536, 16384},
+                                    {16384, 8192},
+                                    {32768, 4096}}) {
     SCOPED_TRACE(std::to_string(unit) + "/" + std::to_string(piece));
     const auto data = mixed_unit(unit, unit + piece);
     std::vector<unsigned char> z(2 * unit), out(unit);
@@ -174,8 +176,7 @@ TEST(UnitDecodeTest, BlockReadsAgainstAModel) {
       switch (rng.uniform(10)) {
         case 0: {  // a whole unit read: through the gather buffer
           ASSERT_TRUE(st->read_blocks(first, n, whole.data()));
-          ASSERT_EQ(0, std::memcmp(whole.data(), model.data() + first * kBlockSize,
-                                   whole.size()))
+          ASSERT_EQ(0, std::memcmp(whole.data(), model.data() + first * kBlockSize, whole.size()))
               << step;
           break;
         }
