@@ -56,6 +56,16 @@ class ThreadsBackend final : public Backend {
   std::vector<std::thread::id> threads_;
 };
 
+// Eight reads at iodepth 1, so that the reader runs the next request itself; forgets
+// their threads.
+void get_in_step(SessionPair& s, ThreadsBackend& b) {
+  for (std::uint64_t i = 0; i < 8; i++) {
+    ASSERT_TRUE(s.request(kCmdRead, i, 0, 4096));
+    ASSERT_EQ(s.reply({{i, {0, 4096}}}).error, 0u);
+  }
+  (void)b.take_threads();
+}
+
 TEST(SessionInline, IodepthOneRunsOnTheReader) {
   ThreadsBackend b;
   SessionOptions o;
@@ -90,11 +100,7 @@ TEST(SessionInline, PipelinedRequestsStillRunSideBySide) {
   o.workers = 4;
   SessionPair s(b, false, o);
   std::vector<std::uint8_t> block(4096);
-  for (std::uint64_t i = 0; i < 8; i++) {  // in step first: the reader runs them
-    ASSERT_TRUE(s.request(kCmdRead, i, 0, 4096));
-    ASSERT_EQ(s.reply({{i, {0, 4096}}}).error, 0u);
-  }
-  (void)b.take_threads();
+  ASSERT_NO_FATAL_FAILURE(get_in_step(s, b));
   b.delay = std::chrono::milliseconds(20);
   constexpr std::uint64_t kBurst = 16;
   std::map<std::uint64_t, std::pair<std::uint64_t, std::uint32_t>> reads;
@@ -120,11 +126,7 @@ TEST(SessionInline, TwoInFlightGoBackToTheWorkers) {
   SessionOptions o;
   o.workers = 4;
   SessionPair s(b, false, o);
-  for (std::uint64_t i = 0; i < 8; i++) {  // in step first: the reader runs them
-    ASSERT_TRUE(s.request(kCmdRead, i, 0, 4096));
-    ASSERT_EQ(s.reply({{i, {0, 4096}}}).error, 0u);
-  }
-  (void)b.take_threads();
+  ASSERT_NO_FATAL_FAILURE(get_in_step(s, b));
   b.delay = std::chrono::milliseconds(50);
   constexpr std::uint64_t kCount = 16;
   std::map<std::uint64_t, std::pair<std::uint64_t, std::uint32_t>> reads;
