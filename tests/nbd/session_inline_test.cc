@@ -137,7 +137,9 @@ TEST(SessionInline, TwoInFlightGoBackToTheWorkers) {
   ASSERT_TRUE(s.request(kCmdRead, 101, 4096, 4096));  // waits in the socket meanwhile
   for (std::uint64_t i = 2; i < kCount + 2; i++) {
     ASSERT_EQ(s.reply(reads).error, 0u);
-    if (i < kCount) ASSERT_TRUE(s.request(kCmdRead, 100 + i, i * 4096, 4096));
+    if (i < kCount) {
+      ASSERT_TRUE(s.request(kCmdRead, 100 + i, i * 4096, 4096));
+    }
   }
   const auto took = std::chrono::steady_clock::now() - start;
   // One at a time: 16 x 50 ms; two at a time about half of that.
