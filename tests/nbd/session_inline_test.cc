@@ -99,7 +99,6 @@ TEST(SessionInline, PipelinedRequestsStillRunSideBySide) {
   SessionOptions o;
   o.workers = 4;
   SessionPair s(b, false, o);
-  std::vector<std::uint8_t> block(4096);
   ASSERT_NO_FATAL_FAILURE(get_in_step(s, b));
   b.delay = std::chrono::milliseconds(20);
   constexpr std::uint64_t kBurst = 16;
