@@ -11,25 +11,55 @@
 namespace uzram {
 
 namespace {
-bool within(const void* p, const std::byte* base, std::size_t chunks) noexcept {
-  const auto* b = static_cast<const std::byte*>(p);
-  return base && b >= base && b < base + chunks * (std::size_t{HandleTable::kChunkEntries} * 8);
+constexpr std::size_t kChunkBytes = std::size_t{HandleTable::kChunkEntries} * 8;
+
+void* map_chunks(std::size_t n, int extra_flags) noexcept {
+  void* p = mmap(nullptr, n * kChunkBytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
 }
 }  // namespace
 
+bool HandleTable::Reserve::holds(const void* p) const noexcept {
+  const auto* b = static_cast<const std::byte*>(p);
+  return base && b >= base && b < base + chunks * kChunkBytes;
+}
+
+// Populated now, so that grow() need not ask the kernel for memory while it serves.
+Result<void> HandleTable::Reserve::map(std::size_t n) noexcept {
+  if (n == 0) return {};
+  void* p = map_chunks(n, MAP_POPULATE);
+  if (p == nullptr) return Errc::no_memory;
+  base = static_cast<std::byte*>(p);
+  chunks = n;
+  return {};
+}
+
+HandleTable::Taken HandleTable::take_chunk(const Reserve& r) noexcept {
+  if (r.used < r.chunks) return {r.base + r.used * kChunkBytes, true};
+  return {map_chunks(1, 0), false};
+}
+
+void HandleTable::keep_chunk(const Taken& t, Reserve& r) noexcept {
+  if (t.reserved) {
+    r.used++;
+  } else {
+    mapped_on_demand_.fetch_add(1, std::memory_order_relaxed);  // statistics
+  }
+}
+
 HandleTable::~HandleTable() {
   if (!chunks_) return;
-  const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
   for (std::size_t i = 0; i < max_chunks_; i++) {
     auto* c = reinterpret_cast<std::byte*>(chunks_[i].load(std::memory_order_relaxed));
-    if (c && !within(c, reserve_, reserve_chunks_)) munmap(c, chunk_bytes);
+    if (c && !reserve_.holds(c)) munmap(c, kChunkBytes);
     if (aux_) {
       std::atomic<std::uint64_t>* a = aux_[i].load(std::memory_order_relaxed);
-      if (a && !within(a, aux_reserve_, aux_reserve_chunks_)) munmap(a, chunk_bytes);
+      if (a && !aux_reserve_.holds(a)) munmap(a, kChunkBytes);
     }
   }
-  if (reserve_) munmap(reserve_, reserve_chunks_ * chunk_bytes);
-  if (aux_reserve_) munmap(aux_reserve_, aux_reserve_chunks_ * chunk_bytes);
+  if (reserve_.base) munmap(reserve_.base, reserve_.chunks * kChunkBytes);
+  if (aux_reserve_.base) munmap(aux_reserve_.base, aux_reserve_.chunks * kChunkBytes);
   munmap(chunks_, max_chunks_ * sizeof(*chunks_));
   if (aux_) munmap(aux_, max_chunks_ * sizeof(*aux_));
   if (meta_) munmap(meta_, max_chunks_ * sizeof(*meta_));
@@ -59,23 +89,8 @@ Result<void> HandleTable::init(std::size_t max_handles, unsigned aux_from,
     if (p == MAP_FAILED) return Errc::no_memory;
     aux_ = static_cast<std::atomic<std::atomic<std::uint64_t>*>*>(p);
   }
-  reserve_chunks = std::min(reserve_chunks, max_chunks_);
-  if (reserve_chunks > 0) {
-    p = mmap(nullptr, reserve_chunks * kChunkEntries * 8, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (p == MAP_FAILED) return Errc::no_memory;
-    reserve_ = static_cast<std::byte*>(p);
-    reserve_chunks_ = reserve_chunks;
-  }
-  aux_reserve_chunks = aux_ ? std::min(aux_reserve_chunks, max_chunks_) : 0;
-  if (aux_reserve_chunks > 0) {
-    p = mmap(nullptr, aux_reserve_chunks * kChunkEntries * 8, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (p == MAP_FAILED) return Errc::no_memory;
-    aux_reserve_ = static_cast<std::byte*>(p);
-    aux_reserve_chunks_ = aux_reserve_chunks;
-  }
-  return {};
+  if (auto r = reserve_.map(std::min(reserve_chunks, max_chunks_)); !r) return r;
+  return aux_reserve_.map(aux_ ? std::min(aux_reserve_chunks, max_chunks_) : 0);
 }
 
 bool HandleTable::grow(unsigned group) noexcept {
@@ -88,46 +103,25 @@ bool HandleTable::grow(unsigned group) noexcept {
   if (chunk >= max_chunks_) return false;
   // Entry chunks, and the aux chunks of large objects' groups, come from the reserves
   // first (PoolOptions::reserve_handles); beyond them they are mapped here.
-  const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
-  void* p;
-  const bool from_reserve = reserve_used_ < reserve_chunks_;
-  if (from_reserve) {
-    p = reserve_ + reserve_used_ * chunk_bytes;
-  } else {
-    p = mmap(nullptr, chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return false;
-  }
-  bool aux_from_reserve = false;
+  const Taken entries = take_chunk(reserve_);
+  if (entries.p == nullptr) return false;
   if (group >= aux_from_) {
-    void* a;
-    aux_from_reserve = aux_reserve_used_ < aux_reserve_chunks_;
-    if (aux_from_reserve) {
-      a = aux_reserve_ + aux_reserve_used_ * chunk_bytes;
-    } else {
-      a = mmap(nullptr, chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (a == MAP_FAILED) {
-        if (!from_reserve) munmap(p, chunk_bytes);
-        return false;
-      }
+    const Taken aux = take_chunk(aux_reserve_);
+    if (aux.p == nullptr) {
+      if (!entries.reserved) munmap(entries.p, kChunkBytes);
+      return false;
     }
     // relaxed: published by the release store of the entry chunk below.
-    aux_[chunk].store(static_cast<std::atomic<std::uint64_t>*>(a), std::memory_order_relaxed);
-    if (aux_from_reserve) {
-      aux_reserve_used_++;
-    } else {
-      mapped_on_demand_.fetch_add(1, std::memory_order_relaxed);  // statistics
-    }
+    aux_[chunk].store(static_cast<std::atomic<std::uint64_t>*>(aux.p), std::memory_order_relaxed);
+    keep_chunk(aux, aux_reserve_);
   }
-  if (from_reserve) {
-    reserve_used_++;
-  } else {
-    mapped_on_demand_.fetch_add(1, std::memory_order_relaxed);  // statistics
-  }
+  keep_chunk(entries, reserve_);
   meta_[chunk].group = static_cast<std::uint16_t>(group);
   if (chunk == 0)
     meta_[0].touched.store(1, std::memory_order_relaxed);  // index 0 is never a handle
   // release: pairs with the acquire in entry() and for_each_allocated().
-  chunks_[chunk].store(static_cast<std::atomic<std::uint64_t>*>(p), std::memory_order_release);
+  chunks_[chunk].store(static_cast<std::atomic<std::uint64_t>*>(entries.p),
+                       std::memory_order_release);
   limit_.store(static_cast<std::uint32_t>(limit + kChunkEntries), std::memory_order_release);
   // release: pairs with the acquire exchange in alloc_locked().
   gr.spare.store(static_cast<std::uint32_t>(chunk + 1), std::memory_order_release);
@@ -164,19 +158,18 @@ bool HandleTable::has_room_locked(unsigned group, std::uint32_t n, const SpinLoc
 
 std::size_t HandleTable::metadata_bytes() const noexcept {
   const std::uint32_t n = limit_.load(std::memory_order_acquire) >> kChunkShift;
-  const std::size_t chunk_bytes = std::size_t{kChunkEntries} * 8;
   // The reserves: populated at init, used or not.
-  std::size_t bytes = (reserve_chunks_ + aux_reserve_chunks_) * chunk_bytes;
+  std::size_t bytes = (reserve_.chunks + aux_reserve_.chunks) * kChunkBytes;
   for (std::uint32_t k = 0; k < n; k++) {
     // acquire: pairs with the release store in grow() (only the pointer's value is used).
     const auto* c = chunks_[k].load(std::memory_order_acquire);
     // relaxed: statistics.
     const std::size_t used = meta_[k].touched.load(std::memory_order_relaxed);
     const std::size_t pages = (used * 8 + 4095) / 4096 * 4096;
-    if (!within(c, reserve_, reserve_chunks_)) bytes += pages;
+    if (!reserve_.holds(c)) bytes += pages;
     // relaxed: published with the entry chunk (acquire above).
     if (meta_[k].group >= aux_from_ &&
-        !within(aux_[k].load(std::memory_order_relaxed), aux_reserve_, aux_reserve_chunks_)) {
+        !aux_reserve_.holds(aux_[k].load(std::memory_order_relaxed))) {
       bytes += pages;
     }
   }

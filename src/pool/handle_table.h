@@ -193,15 +193,27 @@ class HandleTable {
   std::atomic<std::atomic<std::uint64_t>*>* aux_ = nullptr;
   unsigned aux_from_ = kGroups;
   std::size_t max_chunks_ = 0;
-  // The chunks mapped at init: [reserve_, reserve_ + reserve_chunks_ chunks); immutable
-  // after init. reserve_used_ of them were handed out (guarded by grow_lock_).
-  std::byte* reserve_ = nullptr;
-  std::size_t reserve_chunks_ = 0;
-  std::size_t reserve_used_ = 0;
-  // The same for aux chunks (guarded by grow_lock_ likewise).
-  std::byte* aux_reserve_ = nullptr;
-  std::size_t aux_reserve_chunks_ = 0;
-  std::size_t aux_reserve_used_ = 0;
+  // Chunks mapped at init: [base, base + chunks chunks), immutable after init; `used` of
+  // them were handed out (guarded by grow_lock_).
+  struct Reserve {
+    std::byte* base = nullptr;
+    std::size_t chunks = 0;
+    std::size_t used = 0;
+    bool holds(const void* p) const noexcept;
+    [[nodiscard]] Result<void> map(std::size_t n) noexcept;  // at init
+  };
+  // A chunk grow() took: the reserve's next one, or mapped now.
+  struct Taken {
+    void* p = nullptr;  // null: mmap failed
+    bool reserved = false;
+  };
+  // The next chunk of `r` while it lasts, else a new mapping; neither is counted until
+  // keep_chunk(), so a grow() that fails halfway gives back only what it mapped.
+  static Taken take_chunk(const Reserve& r) noexcept;
+  void keep_chunk(const Taken& t, Reserve& r) noexcept ZS_REQUIRES(grow_lock_);
+
+  Reserve reserve_;      // entry chunks
+  Reserve aux_reserve_;  // aux chunks
   // Chunks mapped by grow() beyond the reserves. Written under grow_lock_.
   std::atomic<std::size_t> mapped_on_demand_{0};
   // Indexes below limit_ exist (their chunk is mapped). Written under grow_lock_.
