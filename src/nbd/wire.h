@@ -43,18 +43,18 @@ inline bool writev_full(int fd, struct iovec* iov, int count, const Deadline& d 
                         std::chrono::milliseconds stall = {}) noexcept {
   while (count > 0 && iov[count - 1].iov_len == 0) count--;
   Clock::time_point progress = stall.count() > 0 ? Clock::now() : Clock::time_point{};
-  bool wait = false;  // the last send took nothing: poll before the next
+  bool must_poll = false;  // the last send took nothing: poll before the next
   while (count > 0) {
     Deadline w = d;
     if (stall.count() > 0 && (!w.set() || progress + stall < w.at()))
       w = Deadline(progress + stall);
-    if (w.set() && wait && !wait_fd(fd, POLLOUT, w)) return false;
-    wait = false;
+    if (w.set() && must_poll && !wait_fd(fd, POLLOUT, w)) return false;
+    must_poll = false;
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<std::size_t>(count);
     const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (w.set() ? MSG_DONTWAIT : 0));
-    if (r < 0 && errno == EAGAIN && w.set()) wait = true;
+    if (r < 0 && errno == EAGAIN && w.set()) must_poll = true;
     if (r < 0 && (errno == EINTR || (errno == EAGAIN && w.set()))) continue;
     if (r < 0 && errno == EAGAIN) errno = ETIMEDOUT;
     if (r <= 0) return false;
