@@ -150,10 +150,8 @@ void Session::read_loop() noexcept {
       return;
     }
     if (run_inline(job)) {
+      job->inline_run = true;  // execute() looks for more input before the reply (pipelined)
       run_job(job, false);
-      // The next request already waits: the client keeps more than one in flight (it sent
-      // it before this reply), so the workers take its requests until it is idle again.
-      if (t_.input_pending()) idle_streak_ = 0;
     } else {
       enqueue(job);
     }
@@ -167,8 +165,11 @@ void Session::read_loop() noexcept {
 // request that arrives meanwhile waits in the socket for this one. A client that keeps
 // requests in flight keeps its workers. (A worker counts its job done after the reply is
 // sent, so a client at iodepth 1 may find it still busy: that only skips this request.)
+// In step (the streak complete) the reader does not look at the socket here: input that
+// waits now still waits when the inline request's reply is about to go out, and
+// pipelined() sees it there, one request later.
 bool Session::run_inline(const Job* job) noexcept {
-  if (t_.input_pending()) {
+  if (idle_streak_ < kInlineStreak && t_.input_pending()) {
     idle_streak_ = 0;
     return false;
   }
@@ -180,6 +181,15 @@ bool Session::run_inline(const Job* job) noexcept {
   const Request& r = job->req;
   return idle_streak_ == kInlineStreak && !job->error && !job->done &&
          (r.type == kCmdRead || r.type == kCmdWrite) && r.length <= kInlineMaxBytes;
+}
+
+// Called by the reader for a request it runs itself, just before its reply is sent: input
+// that waits now was sent before the client had this reply, so the client keeps more than
+// one request in flight, and the workers take its requests until it is idle again. (After
+// the reply, a client at iodepth 1 may already have sent its next request: looking then
+// sent such a client back to the workers whenever it was quick.)
+void Session::pipelined(const Job& job) noexcept {
+  if (job.inline_run && t_.input_pending()) idle_streak_ = 0;
 }
 
 void Session::run_job(Job* job, bool queued) noexcept {
@@ -347,10 +357,11 @@ std::uint32_t Session::execute(Job& job) noexcept {
   }
   std::uint32_t e = 0;
   switch (r.type) {
-    case kCmdRead: return execute_read(r, job.data);
+    case kCmdRead: return execute_read(job);
     case kCmdWrite:
       e = backend_.write(r.offset, r.length, job.data);
       if (!e && (r.flags & kCmdFlagFua)) e = backend_.flush();
+      pipelined(job);
       break;
     case kCmdFlush: e = backend_.flush(); break;
     case kCmdTrim: e = backend_.trim(r.offset, r.length); break;
@@ -369,12 +380,15 @@ std::uint32_t Session::execute(Job& job) noexcept {
   return e;
 }
 
-// `piece`: the job's piece (preallocated), else nullptr.
-std::uint32_t Session::execute_read(const Request& r, std::uint8_t* piece) noexcept {
+// The job's data: its piece (preallocated), else nullptr.
+std::uint32_t Session::execute_read(const Job& job) noexcept {
+  const Request& r = job.req;
+  std::uint8_t* const piece = job.data;
   if (piece) {
     const auto first =
         static_cast<std::uint32_t>(std::min<std::size_t>(pool_.piece_bytes(), r.length));
     const std::uint32_t e = backend_.read(r.offset, first, piece);
+    pipelined(job);
     if (e) {
       send_error(r, e);
     } else if (first == r.length) {
@@ -386,6 +400,7 @@ std::uint32_t Session::execute_read(const Request& r, std::uint8_t* piece) noexc
   }
   std::uint8_t* buf = get_buffer(r.length);
   const std::uint32_t e = buf ? backend_.read(r.offset, r.length, buf) : kEnomem;
+  pipelined(job);
   if (e) {
     send_error(r, e);
   } else {

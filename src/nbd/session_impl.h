@@ -35,6 +35,7 @@ struct Job {
   std::uint8_t* data = nullptr;  // on demand: the WRITE payload (owned); else the piece
   std::uint32_t error = 0;       // validation's error, or the result of a WRITE already run
   bool done = false;             // executed already (a long WRITE): reply only
+  bool inline_run = false;       // run by the reader itself (Session::run_inline)
   std::size_t cost = 0;          // on demand: bytes charged to the in-flight budget
   std::chrono::steady_clock::time_point start;  // its header was read (latency from here)
 };
@@ -61,6 +62,8 @@ class Session {
   void enqueue(Job* job) noexcept;
   // Whether the reader runs this request itself instead of queueing it (session.cc).
   bool run_inline(const Job* job) noexcept;
+  // The reader, before an inline request's reply: more input already waiting ends the streak.
+  void pipelined(const Job& job) noexcept;
   // Executes (unless the session is dead), counts, replies and releases a job.
   void run_job(Job* job, bool queued) noexcept;
   void release(Job* job, bool queued) noexcept;
@@ -68,7 +71,7 @@ class Session {
   void work() noexcept;
   // Run one request and send its reply; return the error replied (0: success).
   std::uint32_t execute(Job& job) noexcept;
-  std::uint32_t execute_read(const Request& r, std::uint8_t* piece) noexcept;
+  std::uint32_t execute_read(const Job& job) noexcept;
   std::uint32_t execute_block_status(const Request& r, std::uint8_t* piece) noexcept;
   bool pooled() const noexcept { return pool_.ready(); }
   // On demand: a data buffer of n bytes (nullptr when memory is short), and back.
@@ -105,7 +108,7 @@ class Session {
   // Jobs queued or being run by a worker (not those the reader runs itself).
   unsigned busy_ ZS_GUARDED_BY(mu_) = 0;
   // The reader's own: how many requests (at most kInlineStreak) arrived with busy_ 0 and no
-  // more input waiting since more input last waited (run_inline).
+  // more input waiting since more input last waited (run_inline, pipelined).
   unsigned idle_streak_ = 0;
   // On demand: mapped data buffers kept for the next requests while some are in flight
   // (unmapped when in_flight_ drops to 0).

@@ -36,20 +36,25 @@ inline bool read_full(int fd, void* buf, std::size_t n, const Deadline& d = {}) 
 // Writes every iovec completely (the array is modified). Bounded by the deadline `d`, and
 // with `stall` > 0, failing once no byte could be sent for `stall` (a client that stopped
 // reading). False on error or either limit (errno ETIMEDOUT); a blocking send without
-// them is still bounded by the socket's SO_SNDTIMEO, if set.
+// them is still bounded by the socket's SO_SNDTIMEO, if set. With a limit, each send is
+// tried first and the socket polled only when it took nothing (EAGAIN): a reply that fits
+// the send buffer costs one system call.
 inline bool writev_full(int fd, struct iovec* iov, int count, const Deadline& d = {},
                         std::chrono::milliseconds stall = {}) noexcept {
   while (count > 0 && iov[count - 1].iov_len == 0) count--;
   Clock::time_point progress = stall.count() > 0 ? Clock::now() : Clock::time_point{};
+  bool must_poll = false;  // the last send took nothing: poll before the next
   while (count > 0) {
     Deadline w = d;
     if (stall.count() > 0 && (!w.set() || progress + stall < w.at()))
       w = Deadline(progress + stall);
-    if (w.set() && !wait_fd(fd, POLLOUT, w)) return false;
+    if (w.set() && must_poll && !wait_fd(fd, POLLOUT, w)) return false;
+    must_poll = false;
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<std::size_t>(count);
     const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL | (w.set() ? MSG_DONTWAIT : 0));
+    if (r < 0 && errno == EAGAIN && w.set()) must_poll = true;
     if (r < 0 && (errno == EINTR || (errno == EAGAIN && w.set()))) continue;
     if (r < 0 && errno == EAGAIN) errno = ETIMEDOUT;
     if (r <= 0) return false;

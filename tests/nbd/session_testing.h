@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -104,10 +105,38 @@ inline bool write_all(int fd, const void* buf, std::size_t n) {
   return true;
 }
 
-// A session served on a thread, and the client end.
+// A transport that pauses after every write of the thread that reads requests (the
+// session's reader): a reader preempted right after it sent a reply, while a quick client
+// sends its next request.
+class ReaderPausingTransport final : public Transport {
+ public:
+  ReaderPausingTransport(Transport& t, std::chrono::microseconds pause) : t_(t), pause_(pause) {}
+  bool read_full(void* buf, std::size_t n) noexcept override {
+    reader_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    return t_.read_full(buf, n);
+  }
+  bool writev_full(iovec* iov, int count) noexcept override {
+    const bool ok = t_.writev_full(iov, count);
+    if (reader_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+      std::this_thread::sleep_for(pause_);
+    }
+    return ok;
+  }
+  bool input_pending() noexcept override { return t_.input_pending(); }
+
+ private:
+  Transport& t_;
+  const std::chrono::microseconds pause_;
+  std::atomic<std::thread::id> reader_{};
+};
+
+// A session served on a thread, and the client end. `reader_pause`: the reader sleeps that
+// long after each reply it sends itself (ReaderPausingTransport).
 class SessionPair {
  public:
-  SessionPair(Backend& b, bool structured, const SessionOptions& o) : structured_(structured) {
+  SessionPair(Backend& b, bool structured, const SessionOptions& o,
+              std::chrono::microseconds reader_pause = {})
+      : structured_(structured) {
     int sv[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     client = sv[0];
@@ -115,9 +144,14 @@ class SessionPair {
     neg_.size = b.size();
     neg_.structured = structured;
     neg_.meta_base_allocation = structured;
-    thread_ = std::thread([this, &b, o] {
+    thread_ = std::thread([this, &b, o, reader_pause] {
       FdTransport t(server_);
-      serve_session(server_, t, b, neg_, log_, o);
+      if (reader_pause.count() > 0) {
+        ReaderPausingTransport p(t, reader_pause);
+        serve_session(server_, p, b, neg_, log_, o);
+      } else {
+        serve_session(server_, t, b, neg_, log_, o);
+      }
     });
   }
   ~SessionPair() {
