@@ -35,9 +35,9 @@ struct alignas(64) Stream {
   alignas(64) unsigned char buffer[2 * 4096];
   alignas(64) unsigned char local_copy[4096];
 
-  // Units (docs/units.md#reads; none when unit_bytes is 0): one mapping of
-  // 5 x unit_bytes, its pages resident once used: a compression buffer of 2 x unit_bytes, a gather buffer of unit_bytes
-  // (a large object's read_begin always copies), and the decoded-unit cache of
+  // Units (docs/units.md#reads; none when unit_bytes is 0): one mapping of 5 x unit_bytes,
+  // its pages resident once used: a compression buffer of 2 x unit_bytes, a gather buffer of
+  // unit_bytes (a large object's read_begin always copies), and the decoded-unit cache of
   // kUnitCacheEntries units, keyed (unit index, version), cache[0] the most recently used.
   // An entry with version 0 is empty (versions start at 1).
   static constexpr unsigned kUnitCacheEntries = 2;

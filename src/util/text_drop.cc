@@ -102,8 +102,8 @@ std::vector<Range> droppable_mappings(std::string_view smaps, std::size_t* file_
       candidate = file && perms.size() == 4 && perms[1] != 'w' && perms[3] == 'p';
     } else if (file && line.substr(0, 4) == "Rss:") {
       *file_rss += kb(line) * 1024;
-    } else if (candidate && (line.substr(0, 10) == "Anonymous:" ||
-                             line.substr(0, 7) == "Locked:")) {
+    } else if (candidate &&
+               (line.substr(0, 10) == "Anonymous:" || line.substr(0, 7) == "Locked:")) {
       if (kb(line) != 0) candidate = false;
     }
   }

@@ -27,10 +27,10 @@
 namespace uzram {
 
 struct TextDropStats {
-  std::size_t objects = 0;   // loaded objects walked (the vDSO excluded)
-  std::size_t skipped = 0;   // objects left alone (text relocations)
-  std::size_t ranges = 0;    // address ranges advised
-  std::size_t bytes = 0;     // bytes of address space advised (not all of it was resident)
+  std::size_t objects = 0;          // loaded objects walked (the vDSO excluded)
+  std::size_t skipped = 0;          // objects left alone (text relocations)
+  std::size_t ranges = 0;           // address ranges advised
+  std::size_t bytes = 0;            // bytes of address space advised (not all of it was resident)
   std::size_t file_rss_before = 0;  // resident bytes of all file mappings (smaps), before
   std::size_t file_rss_after = 0;   // and after (what the call touched itself included)
 };
