@@ -32,6 +32,7 @@
 #include "nbd/store_backend.h"
 #include "nbd/tls.h"
 #include "util/errno_text.h"
+#include "util/text_drop.h"
 #include "uzram/memory.h"
 #include "uzram/store.h"
 #include "uzram/store_registry.h"
@@ -308,6 +309,22 @@ int wait_for_end(const SignalMask& mask, pid_t child, bool verbose, LogSink& sin
   }
 }
 
+// Ready to serve: the mappings of code and read-only data that only startup touched go
+// (util/text_drop.h; docs/uzram-serve.md, "Memory"). Not under --swap: its server must
+// not fault. -v logs what it gave back.
+void drop_startup_mappings(bool verbose, LogSink& sink) {
+  const auto r = drop_startup_text();
+  if (!verbose) return;
+  if (!r) {
+    sink.write("startup text: not dropped: " + r.error().message());
+    return;
+  }
+  sink.write(fmt::format("startup text: {} ranges of {} objects dropped, file mappings' RSS "
+                         "{:.1f} -> {:.1f} MiB (still in the page cache)",
+                         r->ranges, r->objects, r->file_rss_before / 1048576.0,
+                         r->file_rss_after / 1048576.0));
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& o, const Io& io) noexcept {
@@ -354,6 +371,7 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
   // --swap locks once every thread and library is there (libmicrohttpd is loaded by
   // --metrics), before any client is told the server is ready.
   if (o.swap && !swap_lock(swap_budget(o, setup), io, sink)) return kExitFailed;
+  if (!o.swap) drop_startup_mappings(o.verbose, sink);
 
   pid_t child = -1;
   if (!o.run.empty()) {

@@ -4,6 +4,7 @@
 // (compress_pieces) is one frame whose blocks end at the pieces' ends: its prefix is
 // decoded block by block with the buffer-less decoder (decompress_prefix, _more).
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_c_stable*Buffer and the buffer-less decoder
+#include <sys/mman.h>
 #include <zstd.h>
 
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include "store/codec_internal.h"
 #include "sync/lock_order.h"
+#include "util/resident.h"
 
 namespace uzram::codec_internal {
 
@@ -20,6 +22,62 @@ int zstd_max_level() noexcept { return ZSTD_maxCLevel(); }
 int zstd_default_level() noexcept { return ZSTD_CLEVEL_DEFAULT; }
 
 namespace {
+
+// zstd's allocations for one codec's contexts, each its own mapping (a handful: the
+// contexts and their work spaces), so that memory_bytes() counts the pages that are resident
+// (a context's work space is sized for the largest input, and a page's compression or a
+// decoder never used touches little of it), and a freed work space goes straight back to
+// the kernel. Used under the codec's user's lock (the stream's mutex), as the codec is.
+class ZstdMemory {
+ public:
+  ZSTD_customMem custom() noexcept { return {&ZstdMemory::alloc, &ZstdMemory::release, this}; }
+  std::size_t resident() const noexcept {
+    std::size_t bytes = untracked_;
+    for (const Block& b : blocks_) bytes += resident_bytes_of(b.p, b.n);
+    return bytes;
+  }
+
+ private:
+  static constexpr std::size_t kHeader = 64;  // the mapping's length; keeps 64-byte alignment
+  struct Block {
+    void* p = nullptr;
+    std::size_t n = 0;
+  };
+  static void* alloc(void* opaque, std::size_t size) noexcept {
+    auto* m = static_cast<ZstdMemory*>(opaque);
+    const std::size_t n = kHeader + size;
+    void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    *static_cast<std::size_t*>(p) = n;
+    void* const data = static_cast<unsigned char*>(p) + kHeader;
+    for (Block& b : m->blocks_) {
+      if (b.p == nullptr) {
+        b = {p, n};
+        return data;
+      }
+    }
+    m->untracked_ += n;  // beyond the table: counted whole
+    return data;
+  }
+  static void release(void* opaque, void* address) noexcept {
+    if (address == nullptr) return;
+    auto* m = static_cast<ZstdMemory*>(opaque);
+    void* p = static_cast<unsigned char*>(address) - kHeader;
+    const std::size_t n = *static_cast<std::size_t*>(p);
+    bool tracked = false;
+    for (Block& b : m->blocks_) {
+      if (b.p == p) {
+        b = {};
+        tracked = true;
+      }
+    }
+    if (!tracked) m->untracked_ -= n;
+    ::munmap(p, n);
+  }
+
+  Block blocks_[8];
+  std::size_t untracked_ = 0;
+};
 
 class ZstdCodec final : public Codec {
  public:
@@ -34,11 +92,12 @@ class ZstdCodec final : public Codec {
   ZstdCodec& operator=(const ZstdCodec&) = delete;
 
   Result<void> init(const DictBuffer& dict) noexcept {
-    cctx_ = ZSTD_createCCtx();
-    dctx_ = ZSTD_createDCtx();
+    cctx_ = ZSTD_createCCtx_advanced(mem_.custom());
+    dctx_ = ZSTD_createDCtx_advanced(mem_.custom());
     if (!cctx_ || !dctx_) return Errc::no_memory;
     if (dict.size == 0) return {};
-    // Both copy the dictionary; the file's buffer can go after this.
+    // Both copy the dictionary; the file's buffer can go after this. (malloc'd: digested
+    // whole, so resident whole; ZSTD_createCDict also records the level for large inputs.)
     cdict_ = ZSTD_createCDict(dict.data.get(), dict.size, level_);
     ddict_ = ZSTD_createDDict(dict.data.get(), dict.size);
     if (!cdict_ || !ddict_) return Errc::bad_dictionary;
@@ -57,8 +116,8 @@ class ZstdCodec final : public Codec {
   }
 
   std::size_t memory_bytes() const noexcept override {
-    return sizeof(*this) + out_.memory_bytes() + ZSTD_sizeof_CCtx(cctx_) + ZSTD_sizeof_DCtx(dctx_) +
-           ZSTD_sizeof_CDict(cdict_) + ZSTD_sizeof_DDict(ddict_);
+    return sizeof(*this) + out_.memory_bytes() + mem_.resident() + ZSTD_sizeof_CDict(cdict_) +
+           ZSTD_sizeof_DDict(ddict_);
   }
 
   Result<std::size_t> compress_pieces(const void* src, std::size_t src_len, void* dst,
@@ -178,6 +237,7 @@ class ZstdCodec final : public Codec {
   }
 
   const int level_;
+  ZstdMemory mem_;  // declared before the contexts it holds
   codec_internal::BoundedOutput out_;  // capacities below the library's bound
   ZSTD_CCtx* cctx_ = nullptr;
   ZSTD_DCtx* dctx_ = nullptr;

@@ -209,12 +209,22 @@ Result<std::vector<MemoryLine>> memory_breakdown() noexcept {
       for (const auto& [id, fn] : r.sources) fn(&lines);
     }
     for (const MemoryLine& m : lines) measured += m.bytes;
+    // VmRSS before and after smaps is read and summed, until both agree (at most 3 tries):
+    // what this reading runs may map pages back in between (a server's code after its
+    // startup text was dropped, util/text_drop.h), and the parts must sum to one moment.
     std::string msg;
-    auto smaps = read_proc("/proc/self/smaps", &msg);
-    if (!smaps) return smaps.error();
-    auto status = read_proc("/proc/self/status", &msg);
-    if (!status) return status.error();
-    const SmapsTotals t = parse_smaps(*smaps);
+    SmapsTotals t;
+    Result<std::string> status = std::string();
+    for (int tries = 0; tries < 3; tries++) {
+      auto before = read_proc("/proc/self/status", &msg);
+      if (!before) return before.error();
+      auto smaps = read_proc("/proc/self/smaps", &msg);
+      if (!smaps) return smaps.error();
+      t = parse_smaps(*smaps);
+      status = read_proc("/proc/self/status", &msg);
+      if (!status) return status.error();
+      if (vm_rss(*before) == vm_rss(*status)) break;
+    }
     lines.push_back({"heap", t.anon > measured ? t.anon - measured : 0});
     lines.push_back({"libraries", t.file});
     lines.push_back({"rss", vm_rss(*status)});

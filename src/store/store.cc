@@ -198,7 +198,8 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   }
   for (unsigned p = 0; p < kMaxPriorities; p++) {
     if (comp_[p].name.empty()) continue;
-    if (auto r = streams_[p].init(comp_[p], 0, unit_size_ > kBlockSize ? unit_size_ : 0); !r) {
+    const std::size_t ub = unit_size_ > kBlockSize ? unit_size_ : 0;
+    if (auto r = streams_[p].init(comp_[p], 0, ub, options_.swap); !r) {
       for (auto& st : streams_) st = StreamPool{};
       munmap(table, n * sizeof(Slot));
       if (msg)

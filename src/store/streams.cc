@@ -2,6 +2,7 @@
 #include "store/streams.h"
 
 #include <sched.h>
+#include <sys/mman.h>
 
 #include <new>
 #include <thread>
@@ -9,6 +10,7 @@
 
 #include "store/unit.h"
 #include "sync/lock_order.h"
+#include "util/resident.h"
 
 namespace uzram {
 
@@ -40,8 +42,10 @@ void warm_up(Stream& s) noexcept {
 // The unit buffers of a stream (streams.h), one allocation.
 bool add_unit_buffers(Stream& s, std::size_t unit_bytes) noexcept {
   constexpr unsigned kParts = 3 + Stream::kUnitCacheEntries;
-  s.unit_mem.reset(new (std::nothrow) unsigned char[kParts * unit_bytes]);
-  if (!s.unit_mem) return false;
+  void* p = ::mmap(nullptr, kParts * unit_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  s.unit_mem = {static_cast<unsigned char*>(p), UnitMemUnmap{kParts * unit_bytes}};
   s.unit_bytes = unit_bytes;
   s.unit_cbuf = s.unit_mem.get();
   s.unit_gather = s.unit_cbuf + 2 * unit_bytes;
@@ -53,8 +57,10 @@ bool add_unit_buffers(Stream& s, std::size_t unit_bytes) noexcept {
 
 }  // namespace
 
-Result<void> StreamPool::init(const CodecSpec& spec, unsigned count,
-                              std::size_t unit_bytes) noexcept {
+void UnitMemUnmap::operator()(unsigned char* p) const noexcept { ::munmap(p, bytes); }
+
+Result<void> StreamPool::init(const CodecSpec& spec, unsigned count, std::size_t unit_bytes,
+                              bool warm) noexcept {
   if (count == 0) count = std::thread::hardware_concurrency();
   if (count == 0) count = 1;
   spec_ = spec;
@@ -67,8 +73,20 @@ Result<void> StreamPool::init(const CodecSpec& spec, unsigned count,
     if (!s) return Errc::no_memory;
     s->codec = std::move(codec).value();
     if (unit_bytes && !add_unit_buffers(*s, unit_bytes)) return Errc::no_memory;
-    warm_up(*s);
+    if (warm) warm_up(*s);
     streams.push_back(std::move(s));
+  }
+  if (!warm) {
+    // A throwaway stream through the warm-up: the codec library's first calls (the
+    // loader's lazy binding of its symbols, its one-time tables) happen now, before
+    // `uzram serve` drops its startup text (util/text_drop.h), while the streams' own
+    // contexts and unit buffers stay untouched until first used.
+    auto codec = make_codec(spec);
+    std::unique_ptr<Stream> t(new (std::nothrow) Stream);
+    if (codec && t) {
+      t->codec = std::move(codec).value();
+      if (!unit_bytes || add_unit_buffers(*t, unit_bytes)) warm_up(*t);
+    }
   }
   streams_ = std::move(streams);
   stateless_ = streams_[0]->codec->decompress_is_stateless() ? streams_[0]->codec.get() : nullptr;
@@ -79,8 +97,8 @@ std::size_t StreamPool::memory_bytes() const noexcept {
   std::size_t bytes = 0;
   for (const auto& s : streams_) {
     MutexLock l(s->mu);
-    bytes +=
-        sizeof(Stream) + s->codec->memory_bytes() + (3 + Stream::kUnitCacheEntries) * s->unit_bytes;
+    bytes += sizeof(Stream) + s->codec->memory_bytes() +
+             resident_bytes_of(s->unit_mem.get(), (3 + Stream::kUnitCacheEntries) * s->unit_bytes);
   }
   return bytes;
 }

@@ -19,6 +19,12 @@
 
 namespace uzram {
 
+// Unmaps a stream's unit buffers (a fresh mapping: its pages are resident once written).
+struct UnitMemUnmap {
+  std::size_t bytes = 0;
+  void operator()(unsigned char* p) const noexcept;
+};
+
 // The fields are not ZS_GUARDED_BY(mu): get() hands the stream out locked and put()
 // unlocks it in another function, a hold the analysis cannot name (both are exempt).
 struct alignas(64) Stream {
@@ -29,9 +35,9 @@ struct alignas(64) Stream {
   alignas(64) unsigned char buffer[2 * 4096];
   alignas(64) unsigned char local_copy[4096];
 
-  // Units (docs/units.md#reads; none when unit_bytes is 0): one allocation of
-  // 5 x unit_bytes: a compression buffer of 2 x unit_bytes, a gather buffer of unit_bytes
-  // (a large object's read_begin always copies), and the decoded-unit cache of
+  // Units (docs/units.md#reads; none when unit_bytes is 0): one mapping of 5 x unit_bytes,
+  // its pages resident once used: a compression buffer of 2 x unit_bytes, a gather buffer of
+  // unit_bytes (a large object's read_begin always copies), and the decoded-unit cache of
   // kUnitCacheEntries units, keyed (unit index, version), cache[0] the most recently used.
   // An entry with version 0 is empty (versions start at 1).
   static constexpr unsigned kUnitCacheEntries = 2;
@@ -42,7 +48,7 @@ struct alignas(64) Stream {
     std::size_t ready = 0;  // its first `ready` bytes are decoded (a prefix, or all of it)
   };
   std::size_t unit_bytes = 0;
-  std::unique_ptr<unsigned char[]> unit_mem;
+  std::unique_ptr<unsigned char[], UnitMemUnmap> unit_mem;
   unsigned char* unit_cbuf = nullptr;
   unsigned char* unit_gather = nullptr;
   CachedUnit cache[kUnitCacheEntries];
@@ -62,9 +68,13 @@ struct alignas(64) Stream {
 class StreamPool {
  public:
   // Builds one stream per CPU (at least one), with unit buffers when unit_bytes is not 0
-  // (a store's unit_size above 4 KiB). Errors: those of make_codec(), no_memory.
+  // (a store's unit_size above 4 KiB). warm: run a page (and a unit) through each codec
+  // now, so that every work space the codec sizes on first use is allocated and touched
+  // here (a store for swap: serving takes no memory from the kernel); else a codec's
+  // contexts and the unit buffers' pages come on first use. Errors: those of make_codec(),
+  // no_memory.
   [[nodiscard]] Result<void> init(const CodecSpec& spec, unsigned count = 0,
-                                  std::size_t unit_bytes = 0) noexcept;
+                                  std::size_t unit_bytes = 0, bool warm = true) noexcept;
   bool active() const noexcept { return !streams_.empty(); }
   unsigned size() const noexcept { return static_cast<unsigned>(streams_.size()); }
   const CodecSpec& spec() const noexcept { return spec_; }
@@ -85,8 +95,8 @@ class StreamPool {
   // is stateless (Codec::decompress_is_stateless); else nullptr (use get()).
   Codec* stateless_decoder() const noexcept { return stateless_; }
   static void put(Stream& s) noexcept ZS_NO_THREAD_SAFETY_ANALYSIS { s.mu.unlock(); }
-  // The streams' bytes: the Stream objects and what their codecs hold (each stream's
-  // mutex is taken in turn to ask its codec).
+  // The streams' bytes: the Stream objects, what their codecs hold, and the resident
+  // pages of their unit buffers (each stream's mutex is taken in turn).
   std::size_t memory_bytes() const noexcept;
 
  private:

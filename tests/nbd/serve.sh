@@ -32,6 +32,21 @@ grep -q 'lz4' "$tmp/recomp" || fail "recomp_algorithm: $(cat "$tmp/recomp")"
 [[ -e $tmp/nbd.sock || -e $tmp/c.sock ]] && fail "sockets left behind"
 echo "ok control socket, -o, modes"
 
+# Ready to serve, the server drops its startup text (util/text_drop.h): -v says how much
+# of the file mappings' RSS went, and the server still serves: data in, data out, same.
+head -c 4194304 /dev/urandom > "$tmp/rand"
+"$uzram" serve -v -U - --control "$tmp/c.sock" --size 8M --algo zstd -o unit_size=32K --run '
+  set -e
+  nbdcopy '"$tmp"'/rand "$uri"
+  nbdcopy "$uri" '"$tmp"'/back
+  cmp -n 4194304 '"$tmp"'/rand '"$tmp"'/back
+' 2> "$tmp/err" || fail "serve after the text drop: $(cat "$tmp/err")"
+line=$(grep "startup text:" "$tmp/err") || fail "no startup text line: $(cat "$tmp/err")"
+read -r before after < <(sed -E 's/.*RSS ([0-9.]+) -> ([0-9.]+) MiB.*/\1 \2/' <<< "$line")
+awk -v b="$before" -v a="$after" 'BEGIN { exit !(a + 0.5 < b) }' \
+  || fail "file mappings' RSS did not drop: $line"
+echo "ok startup text dropped ($before -> $after MiB), data intact"
+
 # Usage errors.
 rc=0; "$uzram" serve -U - --control "$tmp/c.sock" -o nosuch=1 --run true 2>/dev/null || rc=$?
 [[ $rc -eq 1 ]] || fail "-o nosuch: exit $rc, want 1"

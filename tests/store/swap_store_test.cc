@@ -40,6 +40,32 @@ TEST(SwapStore, DisksizeNeedsMemLimit) {
   EXPECT_TRUE(po.prefault);
 }
 
+// A swap store's streams are warmed up at disksize: zstd's contexts and the unit buffers
+// they touched are resident before any write (serving must not need memory from the
+// kernel); another store's come on first use (docs/uzram-serve.md#memory).
+TEST(SwapStore, StreamsAreWarmAtDisksizeOthersOnFirstUse) {
+  auto s = swap_store();
+  ASSERT_TRUE(s->write_attr("comp_algorithm", "zstd"));
+  ASSERT_TRUE(s->write_attr("unit_size", "32K"));
+  ASSERT_TRUE(s->write_attr("mem_limit", "8M"));
+  ASSERT_TRUE(s->write_attr("disksize", "16M"));
+  auto lazy = Store::create("zram1", StoreOptions{});
+  ASSERT_TRUE(lazy);
+  Store& l = **lazy;
+  ASSERT_TRUE(l.write_attr("comp_algorithm", "zstd"));
+  ASSERT_TRUE(l.write_attr("unit_size", "32K"));
+  ASSERT_TRUE(l.write_attr("disksize", "16M"));
+  ASSERT_EQ(s->streams(), l.streams());
+  // A warmed stream: a compression context sized for a unit (hundreds of KiB), a unit
+  // in its cache; a fresh one: the Stream object and a few pages.
+  EXPECT_GE(s->memory().streams, s->streams() * std::uint64_t{300} << 10);
+  EXPECT_LT(l.memory().streams, l.streams() * std::uint64_t{64} << 10);
+  std::vector<unsigned char> unit(32768);
+  for (std::size_t i = 0; i < unit.size(); i++) unit[i] = static_cast<unsigned char>(i * 7 / 5);
+  ASSERT_TRUE(l.write_blocks(0, 8, unit.data()));
+  EXPECT_GE(l.memory().streams, std::uint64_t{300} << 10);  // the writing stream's context
+}
+
 TEST(SwapStore, MemLimitStaysWithinThePool) {
   auto s = swap_store();
   ASSERT_TRUE(s->write_attr("mem_limit", "16M"));

@@ -360,17 +360,24 @@ TEST(UnitStoreTest, TailBlocksPastTheLastUnit) {
   st->check_invariants();
 }
 
-// The streams' memory counts their unit buffers (5 units each: compression buffer of two,
-// gather buffer, a cache of two); pool frames are mem_used_total.
+// The streams' memory counts the resident pages of their unit buffers (5 units each:
+// compression buffer of two, gather buffer, a cache of two), mapped and left untouched at
+// disksize (not a swap store: no warm-up): a write touches the compression buffer, a block
+// read a cache entry; never more than the 5 units. Pool frames are mem_used_total.
 TEST(UnitStoreTest, MemoryCountsTheUnitBuffers) {
   auto four = new_store("lz4", "1M");
   auto units = unit_store("lz4", "64K", "1M");
-  const std::uint64_t per_stream = 5 * 65536;
-  EXPECT_GE(units->memory().streams, four->memory().streams + units->streams() * per_stream);
-  EXPECT_LT(units->memory().streams,
-            four->memory().streams + units->streams() * (per_stream + 4096));
+  const std::uint64_t fresh = units->memory().streams;
+  EXPECT_LT(fresh, four->memory().streams + units->streams() * 8192);
   auto data = blocks_of(64, 2, 99);
   ASSERT_TRUE(units->write_blocks(0, 64, data.data()));
+  const std::uint64_t written = units->memory().streams;
+  EXPECT_GE(written, fresh + 4096);
+  EXPECT_EQ(read_each(*units, 1, 1),
+            std::vector<unsigned char>(data.begin() + kBlockSize, data.begin() + 2 * kBlockSize));
+  EXPECT_GE(units->memory().streams, written + 4096);
+  EXPECT_LE(units->memory().streams,
+            four->memory().streams + units->streams() * (5 * 65536 + 4096));
   EXPECT_EQ(units->memory().pool_frames, units->mm_stat().mem_used_total);
 }
 
