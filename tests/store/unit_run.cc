@@ -124,6 +124,9 @@ void UnitRun::partial_units(const std::vector<std::uint64_t>& part, const UnitSt
   EXPECT_LE(d.split_writes, d.splits) << where();
   for (std::uint64_t u : part) {
     if (m_.state(u) != UnitState::unit) continue;
+    // A discard that found only holes of a unit leaves it as it was, whatever the others of
+    // the same call went through.
+    if (touched[u].second == 0) continue;
     if (d.split_writes == 0) {  // every unit touched was re-encoded in place
       m_.set_state(u, m_.unit_all_same(u) ? UnitState::unknown : UnitState::unit);
     } else if (d.rmw == 0) {  // every one was split into blocks
