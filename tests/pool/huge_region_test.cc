@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -172,6 +173,31 @@ TEST(HugeRegionTest, DecayReturnsIdleRegionsWholeAndPartlyIdleOnesByFrame) {
   EXPECT_EQ(h.arena.regions_populated(), populated + 1);
   h.arena.free(more.data(), kR);
   h.arena.free(ids.data(), kR / 2);
+}
+
+// A prefaulted arena (a swap store's: every frame kept) is populated at create (under
+// MADV_HUGEPAGE: how many huge pages the kernel gave is printed, not required), stays closed
+// to khugepaged, and keeps every frame; no region is populated later (decay_ms 0).
+TEST(HugeRegionTest, PrefaultedArenaIsPopulatedAtCreateAndKeepsEveryFrame) {
+  constexpr std::size_t kBytes = std::size_t{8} << 20;
+  FrameArena arena;
+  ASSERT_TRUE(arena.init(kBytes, kBytes / kFrameSize, 0, /*prefault=*/true, true).has_value());
+  EXPECT_FALSE(arena.huge_regions());
+  const auto s = smaps_range(arena.address(0), arena.address(kBytes / kFrameSize));
+  ASSERT_TRUE(s.found);
+  EXPECT_TRUE(s.all_nohugepage);
+  EXPECT_GE(s.rss_kb * 1024, kBytes * 9 / 10) << "not prefaulted";
+  std::printf("prefaulted arena: %zu of %zu kB on huge pages\n", s.anon_huge_kb, s.rss_kb);
+  std::vector<FrameId> ids(kBytes / kFrameSize);
+  for (std::size_t i = 0; i < ids.size(); i += 4) {
+    ASSERT_TRUE(arena.alloc(ids.data() + i, 4).has_value());
+  }
+  FrameId extra;
+  EXPECT_FALSE(arena.alloc(&extra, 1).has_value());  // full
+  arena.free(ids.data(), static_cast<unsigned>(ids.size()));
+  EXPECT_EQ(arena.idle_frames(), ids.size());  // kept, every one
+  EXPECT_EQ(arena.frames_returned(), 0u);
+  EXPECT_EQ(arena.regions_populated(), 0u);
 }
 
 // Threads allocate and free while the decay returns frames and regions are populated:
