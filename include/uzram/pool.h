@@ -52,11 +52,11 @@ struct PoolOptions {
   // Frames come from 2 MiB regions, each populated as one transparent huge page (fewer TLB
   // misses: reads 8-26 % faster in the fill/read/free cycle), kept whole: allocation
   // refills the fullest region, the decay returns wholly idle regions whole (a partly idle
-  // one 4 KiB at a time, as without). Needs decay_ms != 0 (or prefault) and THP not
-  // "never"; the arena is never collapsed by khugepaged either way. Costs up to 2 MiB of
-  // populated, not yet used frames (counted in idle_frames, decayed like freed ones); in
-  // a VM a fresh huge page may fault in slower than 512 small pages (measured there).
-  // false: fresh frames fault in 4 KiB at a time. docs/design.md#huge-pages.
+  // one 4 KiB at a time, as without). Needs decay_ms != 0 and THP not "never" (a prefault
+  // arena is populated as before); the arena is never collapsed by khugepaged. Costs up to
+  // 2 MiB of populated, not yet used frames (counted in idle_frames, decayed like freed
+  // ones); in a VM a fresh huge page may fault in slower than 512 small pages (measured
+  // there). false: fresh frames fault in 4 KiB at a time. docs/design.md#huge-pages.
   bool huge_pages = true;
   // Automatic compaction (the kernel has none): when a size class has at least this many
   // freeable frames after a free, compact it. 0 = off (the default, as in the kernel).

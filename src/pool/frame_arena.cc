@@ -114,9 +114,6 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
     if (head) munmap(raw, head);
     munmap(raw + head + bytes, kRegionBytes - head);
     base_ = raw + head;
-    // Never collapsed by khugepaged (THP "always", or "madvise" for a region while it is
-    // populated): a returned frame must stay returned. Fails harmlessly without THP.
-    madvise(base_, bytes, MADV_NOHUGEPAGE);
   }
   // Zero-filled: every frame unowned, unlocked, not allocated.
   info_ =
@@ -126,19 +123,24 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
   if (!base_ || !info_ || !free_bits_) return Errc::no_memory;
   MutexLock l(lock_);  // nobody else has the arena yet: for the analysis
   if (auto r = regions_.init(max_frames_); !r) return r;
-  const bool thp = huge_pages && thp_available();
   if (prefault) {
-    if (mprotect(base_, bytes, PROT_READ | PROT_WRITE) != 0) return Errc::no_memory;
-    if (thp) madvise(base_, bytes, MADV_HUGEPAGE);
-    const bool ok = madvise(base_, bytes, MADV_POPULATE_WRITE) == 0;
-    if (thp) madvise(base_, bytes, MADV_NOHUGEPAGE);
-    if (!ok) return Errc::no_memory;
+    // As before regions existed: the THP mode decides the pages (an arena that keeps every
+    // frame returns none, so nothing for khugepaged to refill). MADV_HUGEPAGE here would
+    // make create wait for every fresh huge page: on a VM up to ~20 ms per 2 MiB
+    // (docs/design.md#huge-pages).
+    if (mprotect(base_, bytes, PROT_READ | PROT_WRITE) != 0 ||
+        madvise(base_, bytes, MADV_POPULATE_WRITE) != 0) {
+      return Errc::no_memory;
+    }
     mapped_frames_ = populated_ = max_frames_;
-  } else {
-    // With decay_ms == 0 every freed frame goes back at once: whole regions would be
-    // populated only to be split again.
-    huge_ = thp && decay_ms_ != 0;
+    return {};
   }
+  // Never collapsed by khugepaged (THP "always", or "madvise" for a region while it is
+  // populated): a returned frame must stay returned. Fails harmlessly without THP.
+  madvise(base_, bytes, MADV_NOHUGEPAGE);
+  // With decay_ms == 0 every freed frame goes back at once: whole regions would be
+  // populated only to be split again.
+  huge_ = huge_pages && decay_ms_ != 0 && thp_available();
   return {};
 }
 

@@ -73,7 +73,7 @@ class FrameArena {
   // resident whatever their age; `decay_ms` is the decay period (0: frames beyond
   // keep_frames go back at once, in free()). `prefault`: every frame is made resident now
   // (MADV_POPULATE_WRITE). `huge_pages`: populate whole 2 MiB regions as transparent huge
-  // pages (only with decay_ms != 0 or prefault, and where THP is not "never"). Errors:
+  // pages (only with decay_ms != 0, without prefault, where THP is not "never"). Errors:
   // no_memory (prefault included), invalid_argument.
   [[nodiscard]] Result<void> init(std::size_t max_bytes, std::size_t keep_frames,
                                   std::uint32_t decay_ms, bool prefault = false,
