@@ -51,9 +51,8 @@ int main(int argc, char** argv) {
       if (d < lo) lo = d;
       if (d > hi) hi = d;
     }
-    printf("%s, %d regions, %s: total %.1f ms, per region %.0f-%.0f us\n",
-           huge ? "huge" : "small", n, pass ? "after MADV_DONTNEED" : "fresh",
-           (now_ns() - t0) / 1e6, lo / 1e3, hi / 1e3);
+    printf("%s, %d regions, %s: total %.1f ms, per region %.0f-%.0f us\n", huge ? "huge" : "small",
+           n, pass ? "after MADV_DONTNEED" : "fresh", (now_ns() - t0) / 1e6, lo / 1e3, hi / 1e3);
     madvise(base, (size_t)n * region, MADV_DONTNEED);
   }
   return 0;

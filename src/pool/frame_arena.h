@@ -157,8 +157,7 @@ class FrameArena {
     return regions_populated_.load(std::memory_order_relaxed);
   }
   // For tests: the frames in use and idle of the region holding frame `id`.
-  void region_counts(FrameId id, unsigned* used, unsigned* idle) const noexcept
-      ZS_EXCLUDES(lock_);
+  void region_counts(FrameId id, unsigned* used, unsigned* idle) const noexcept ZS_EXCLUDES(lock_);
 
   // The decay curve: of the frames freed `age` epochs ago (0 = the current epoch), this
   // many 1/1024ths may still be idle; 0 from kDecayEpochs on. Exposed for tests.
@@ -207,7 +206,7 @@ class FrameArena {
   std::size_t max_frames_ = 0;
   std::size_t keep_ = 0;  // idle frames kept whatever their age
   std::uint32_t decay_ms_ = 0;
-  bool huge_ = false;  // fresh memory in whole regions, populated as huge pages
+  bool huge_ = false;            // fresh memory in whole regions, populated as huge pages
   std::uint64_t epoch0_ns_ = 0;  // steady clock at init
 
   // Protects: free_bits_, the idle frames (regions_) and decay buckets, lowest_free_,

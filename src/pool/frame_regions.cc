@@ -111,16 +111,15 @@ unsigned FrameRegions::take_for_return(std::uint32_t* out, unsigned max, std::si
       const std::uint32_t r = tail_[0];
       const unsigned i = regions_[r].idle_n;
       if (i > max - nb) break;  // next round: keep a region in one madvise
-      const unsigned k = excess >= i || idle_total_ - i >= floor
-                             ? i
-                             : static_cast<unsigned>(excess);
+      const unsigned k =
+          excess >= i || idle_total_ - i >= floor ? i : static_cast<unsigned>(excess);
       nb += take_top(r, out + nb, k);
       continue;
     }
     const unsigned b = static_cast<unsigned>(std::countr_zero(nonempty_));  // emptiest
     const std::uint32_t r = tail_[b];
-    const auto k = static_cast<unsigned>(
-        std::min<std::size_t>({excess, regions_[r].idle_n, max - nb}));
+    const auto k =
+        static_cast<unsigned>(std::min<std::size_t>({excess, regions_[r].idle_n, max - nb}));
     nb += take_top(r, out + nb, k);
   }
   return nb;
