@@ -45,6 +45,7 @@ class FrameRegions {
   // A frame left (+1) or came back to (-1) the arena's accounting of "in use".
   void add_used(std::uint32_t frame, int delta) noexcept {
     Region& g = regions_[frame >> kShift];
+    ZS_DCHECK(delta > 0 ? g.used < kFrames : g.used > 0, "frame %u: region count", frame);
     g.used = static_cast<std::uint16_t>(g.used + delta);
     if (g.idle_n) relist(frame >> kShift);
   }
@@ -52,7 +53,8 @@ class FrameRegions {
   void add_idle(std::uint32_t frame) noexcept {
     Region& g = regions_[frame >> kShift];
     const unsigned b = frame & (kFrames - 1);
-    ZS_DCHECK(!(g.idle[b / 64] >> (b % 64) & 1), "frame %u idle twice", frame);
+    ZS_CHECK(!(g.idle[b / 64] >> (b % 64) & 1) && g.used != 0,
+             "frame %u freed twice (it is idle already)", frame);
     g.idle[b / 64] |= std::uint64_t{1} << (b % 64);
     g.used--;
     g.idle_n++;

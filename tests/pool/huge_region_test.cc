@@ -81,6 +81,15 @@ TEST(FrameRegionsTest, ReturnTakesWholeIdleRegionsFirstThenTheEmptiest) {
   EXPECT_EQ(n, 1u);
 }
 
+TEST(FrameRegionsDeathTest, AFrameFreedTwiceAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  FrameRegions g;
+  ASSERT_TRUE(g.init(2 * kR).has_value());
+  use(g, 0, 0, 4);
+  g.add_idle(2);
+  EXPECT_DEATH(g.add_idle(2), "frame 2 freed twice");
+}
+
 #ifdef __linux__
 using testing::smaps_range;
 
