@@ -349,6 +349,9 @@ void FrameArena::return_frames(FrameId* batch, unsigned n) noexcept {
   }
   lock_.lock();
   returning_ -= n;  // zapped: no longer resident
+  // Counted before idle_count_ falls (its release store): a reader that sees the idle
+  // frames gone sees them returned.
+  returned_.fetch_add(n, std::memory_order_relaxed);
   publish_idle_locked();
   for (unsigned k = 0; k < n; k++) {
     const FrameId id = batch[k];
@@ -356,7 +359,6 @@ void FrameArena::return_frames(FrameId* batch, unsigned n) noexcept {
     if (id < lowest_free_) lowest_free_ = id;
   }
   trim_locked();
-  returned_.fetch_add(n, std::memory_order_relaxed);
 }
 
 // Frees frames. With cache, they become idle (in their region) and count in the current

@@ -145,7 +145,9 @@ class FrameArena {
   std::size_t resident_metadata() const noexcept;
   // Statistics (relaxed loads). idle_frames: frames resident but holding no zspage (the
   // idle list, and frames being returned whose madvise has not completed).
-  std::size_t idle_frames() const noexcept { return idle_count_.load(std::memory_order_relaxed); }
+  // (acquire: pairs with publish_idle_locked's release, so frames_returned() read after it
+  // counts every frame that left idle_frames by going back to the kernel.)
+  std::size_t idle_frames() const noexcept { return idle_count_.load(std::memory_order_acquire); }
   std::uint64_t frames_returned() const noexcept {
     return returned_.load(std::memory_order_relaxed);
   }
@@ -185,7 +187,8 @@ class FrameArena {
   // Publishes idle_count_: the idle frames plus the frames on their way back to the kernel
   // (still resident until their madvise), so stats never undercount resident frames.
   void publish_idle_locked() noexcept ZS_REQUIRES(lock_) {
-    idle_count_.store(regions_.idle_total() + returning_, std::memory_order_relaxed);
+    // release: pairs with the acquire load in idle_frames() (returned_ is counted first).
+    idle_count_.store(regions_.idle_total() + returning_, std::memory_order_release);
   }
   // Moves the current epoch forward to `now_ns`, clearing the buckets of elapsed epochs.
   void advance_locked(std::uint64_t now_ns) noexcept ZS_REQUIRES(lock_);
@@ -230,7 +233,8 @@ class FrameArena {
   std::size_t mapped_frames_ ZS_GUARDED_BY(lock_) = 0;
   // Fresh frames below this were prefaulted (or claimed to be).
   std::size_t populated_ ZS_GUARDED_BY(lock_) = 0;
-  // Written under lock_; read lock-free (relaxed: stats and bounds checks only).
+  // Written under lock_; read lock-free (relaxed: stats and bounds checks only; idle_count_
+  // release/acquire, see idle_frames()).
   std::atomic<FrameId> high_water_{0};
   std::atomic<std::size_t> idle_count_{0};
   std::atomic<std::uint64_t> regions_populated_{0};
