@@ -73,7 +73,9 @@ TEST(FrameRegionsTest, ReturnTakesWholeIdleRegionsFirstThenTheEmptiest) {
   EXPECT_EQ(g.idle(0), 88u);
   // The highest frames went: alloc takes the lowest, so the two ends do not meet.
   for (unsigned i = 0; i < n; i++) {
-    if (out[i] < kR) EXPECT_GE(out[i], 256u + 88u) << i;
+    if (out[i] < kR) {
+      EXPECT_GE(out[i], 256u + 88u) << i;
+    }
   }
   // A floor keeps a wholly idle region from going whole when that would cross it.
   g.add_whole_idle(7);
