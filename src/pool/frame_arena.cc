@@ -7,6 +7,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "sync/lock_order.h"
@@ -24,6 +25,22 @@ constexpr std::size_t kGrowFrames = 512;  // map 2 MiB of the reservation at a t
 // (0.5-1.0 MiB of `pool_idle_frames` after a fill); 256 KiB leaves at most a quarter of
 // that (docs/benchmarks.md#nbd-the-servers-fixed-memory).
 constexpr std::size_t kPopulateFrames = 64;
+constexpr std::size_t kRegionBytes = std::size_t{FrameRegions::kFrames} << kFrameShift;
+constexpr FrameId kNoFrame = ~FrameId{0};
+constexpr std::size_t kRegionMask = FrameRegions::kFrames - 1;
+
+// Whether transparent huge pages can be had with MADV_HUGEPAGE: THP is built in and its
+// mode is not "never" (/sys/kernel/mm/transparent_hugepage/enabled: "always [madvise]
+// never", the bracket marks the mode).
+bool thp_available() noexcept {
+  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+  if (f == nullptr) return false;
+  char buf[128] = {};
+  const std::size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  return std::strstr(buf, "[never]") == nullptr && std::strchr(buf, '[') != nullptr;
+}
 
 std::uint64_t steady_ns() noexcept {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -58,9 +75,16 @@ void FrameArena::resident(std::uint64_t* in_use, std::uint64_t* idle) const noex
 
 std::size_t FrameArena::resident_metadata() const noexcept {
   if (!info_) return 0;
+  MutexLock g(lock_);  // for the analysis: the table pointer never changes after init
   return resident_bytes_of(info_, max_frames_ * sizeof(*info_)) +
          resident_bytes_of(free_bits_, (max_frames_ + 63) / 64 * 8) +
-         resident_bytes_of(idle_, max_frames_ * sizeof(FrameId));
+         resident_bytes_of(regions_.table(), regions_.table_capacity_bytes());
+}
+
+void FrameArena::region_counts(FrameId id, unsigned* used, unsigned* idle) const noexcept {
+  MutexLock g(lock_);
+  *used = regions_.used(id >> FrameRegions::kShift);
+  *idle = regions_.idle(id >> FrameRegions::kShift);
 }
 
 FrameArena::~FrameArena() {
@@ -68,11 +92,10 @@ FrameArena::~FrameArena() {
   if (base_) munmap(base_, max_frames_ << kFrameShift);
   if (info_) munmap(info_, max_frames_ * sizeof(*info_));
   if (free_bits_) munmap(free_bits_, (max_frames_ + 63) / 64 * 8);
-  if (idle_) munmap(idle_, max_frames_ * sizeof(FrameId));
 }
 
 Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
-                              std::uint32_t decay_ms, bool prefault) noexcept {
+                              std::uint32_t decay_ms, bool prefault, bool huge_pages) noexcept {
   max_frames_ = max_bytes >> kFrameShift;
   // Frame ids are 32-bit; only zspage ids (the 28-bit owner field) are narrower, and the
   // pool caps those (PoolImpl::init). 2^28 frames = the documented 1 TiB maximum.
@@ -81,24 +104,43 @@ Result<void> FrameArena::init(std::size_t max_bytes, std::size_t keep_frames,
   keep_ = std::min(keep_frames, max_frames_);
   decay_ms_ = decay_ms;
   epoch0_ns_ = steady_ns();
-  base_ = static_cast<std::byte*>(map_noreserve(max_frames_ << kFrameShift, PROT_NONE));
+  // 2 MiB-aligned, so that every region can be one huge page: reserve a region more, cut
+  // the slack off both ends.
+  const std::size_t bytes = max_frames_ << kFrameShift;
+  auto* raw = static_cast<std::byte*>(map_noreserve(bytes + kRegionBytes, PROT_NONE));
+  if (raw) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(raw);
+    const std::size_t head = (kRegionBytes - addr % kRegionBytes) % kRegionBytes;
+    if (head) munmap(raw, head);
+    munmap(raw + head + bytes, kRegionBytes - head);
+    base_ = raw + head;
+  }
   // Zero-filled: every frame unowned, unlocked, not allocated.
   info_ =
       static_cast<FrameInfo*>(map_noreserve(max_frames_ * sizeof(*info_), PROT_READ | PROT_WRITE));
   free_bits_ = static_cast<std::uint64_t*>(
       map_noreserve((max_frames_ + 63) / 64 * 8, PROT_READ | PROT_WRITE));
-  idle_ =
-      static_cast<FrameId*>(map_noreserve(max_frames_ * sizeof(FrameId), PROT_READ | PROT_WRITE));
-  if (!base_ || !info_ || !free_bits_ || !idle_) return Errc::no_memory;
+  if (!base_ || !info_ || !free_bits_) return Errc::no_memory;
+  MutexLock l(lock_);  // nobody else has the arena yet: for the analysis
+  if (auto r = regions_.init(max_frames_); !r) return r;
   if (prefault) {
-    const std::size_t bytes = max_frames_ << kFrameShift;
+    // As before regions existed: the THP mode decides the pages (an arena that keeps every
+    // frame returns none, so nothing for khugepaged to refill). MADV_HUGEPAGE here would
+    // make create wait for every fresh huge page: on a VM up to ~20 ms per 2 MiB
+    // (docs/design.md#huge-pages).
     if (mprotect(base_, bytes, PROT_READ | PROT_WRITE) != 0 ||
         madvise(base_, bytes, MADV_POPULATE_WRITE) != 0) {
       return Errc::no_memory;
     }
-    MutexLock l(lock_);  // nobody else has the arena yet: for the analysis
     mapped_frames_ = populated_ = max_frames_;
+    return {};
   }
+  // Never collapsed by khugepaged (THP "always", or "madvise" for a region while it is
+  // populated): a returned frame must stay returned. Fails harmlessly without THP.
+  madvise(base_, bytes, MADV_NOHUGEPAGE);
+  // With decay_ms == 0 every freed frame goes back at once: whole regions would be
+  // populated only to be split again.
+  huge_ = huge_pages && decay_ms_ != 0 && thp_available();
   return {};
 }
 
@@ -116,45 +158,118 @@ bool FrameArena::grow_locked(FrameId want) noexcept {
   return true;
 }
 
+FrameId FrameArena::lowest_free_locked() noexcept {
+  const std::size_t words = (std::size_t{top_} + 63) / 64;
+  for (std::size_t w = lowest_free_ / 64; w < words; w++) {
+    if (free_bits_[w] != 0) {
+      return static_cast<FrameId>(w * 64 + static_cast<unsigned>(std::countr_zero(free_bits_[w])));
+    }
+    lowest_free_ = static_cast<FrameId>((w + 1) * 64);
+  }
+  return kNoFrame;
+}
+
+bool FrameArena::region_free_locked(std::uint32_t r) const noexcept {
+  constexpr unsigned kWords = FrameRegions::kWords;
+  if ((std::size_t{r} + 1) * FrameRegions::kFrames > top_) return false;
+  for (unsigned w = 0; w < kWords; w++) {
+    if (free_bits_[std::size_t{r} * kWords + w] != ~std::uint64_t{0}) return false;
+  }
+  return true;
+}
+
+bool FrameArena::populate_region_locked(std::uint32_t r) noexcept {
+  for (unsigned w = 0; w < FrameRegions::kWords; w++) free_bits_[r * FrameRegions::kWords + w] = 0;
+  // Outside the lock (zeroing 2 MiB, and with THP defrag "madvise" maybe a compaction):
+  // the region's frames are in no list now, so nobody else takes or returns them.
+  lock_.unlock();
+  std::byte* p = address(r << FrameRegions::kShift);
+  madvise(p, kRegionBytes, MADV_HUGEPAGE);
+  madvise(p, kRegionBytes, MADV_POPULATE_WRITE);  // on failure its frames fault in later
+  madvise(p, kRegionBytes, MADV_NOHUGEPAGE);      // the huge page stays; no collapse later
+  lock_.lock();
+  regions_populated_.fetch_add(1, std::memory_order_relaxed);
+  // The region's frames decay like frames freed now: an active pool takes them within
+  // moments, one that stops before using them gets them returned within decay_ms.
+  advance_locked(steady_ns());
+  freed_[epoch_ % kDecayEpochs] += FrameRegions::kFrames;
+  regions_.add_whole_idle(r);
+  publish_idle_locked();
+  if (timer_armed_ || regions_.idle_total() <= keep_) return false;
+  timer_armed_ = true;
+  return true;
+}
+
+void FrameArena::undo_alloc_locked(const FrameId* out, unsigned n,
+                                   std::uint64_t resident) noexcept {
+  for (unsigned i = 0; i < n; i++) {
+    if (resident >> i & 1) {
+      regions_.add_idle(out[i]);
+      reused_.fetch_sub(1, std::memory_order_relaxed);
+    } else {
+      regions_.add_used(out[i], -1);
+      free_bits_[out[i] / 64] |= std::uint64_t{1} << (out[i] % 64);
+      if (out[i] < lowest_free_) lowest_free_ = out[i];
+    }
+  }
+  publish_idle_locked();
+}
+
 Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
+  ZS_CHECK(n <= 64, "frame alloc of %u frames (at most 64)", n);
   MutexLock guard(lock_);
   std::size_t pop_lo = 0, pop_hi = 0;
+  bool arm = false;
   unsigned got = 0;
-  while (got < n && idle_hi_ > idle_lo_) out[got++] = idle_[--idle_hi_];
-  const unsigned from_idle = got;
-  // A zspage's frames are freed (pushed) in chain order; popping reverses them, so turn
-  // them back: a zspage made of a freed one's frames gets them in the same order.
-  std::reverse(out, out + got);
-  if (got) {
-    reused_.fetch_add(got, std::memory_order_relaxed);
-    if (idle_hi_ == idle_lo_) idle_lo_ = idle_hi_ = 0;
-    publish_idle_locked();
-  }
-  const FrameId hw = high_water();
-  const std::size_t words = (hw + 63) / 64;
-  for (std::size_t w = lowest_free_ / 64; got < n && w < words; w++) {
-    while (got < n && free_bits_[w] != 0) {
-      const unsigned b = static_cast<unsigned>(std::countr_zero(free_bits_[w]));
-      free_bits_[w] &= free_bits_[w] - 1;
-      out[got++] = static_cast<FrameId>(w * 64 + b);
+  std::uint64_t resident = 0;  // bit i: out[i] was idle
+  while (got < n) {
+    // 1. Idle frames, from the fullest region that has some.
+    if (const unsigned k = regions_.take_idle(out + got, n - got)) {
+      resident |= (k == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << k) - 1) << got;
+      got += k;
+      reused_.fetch_add(k, std::memory_order_relaxed);
+      publish_idle_locked();
+      continue;
     }
-    if (free_bits_[w] == 0) lowest_free_ = static_cast<FrameId>((w + 1) * 64);
-  }
-  if (got < n) {
+    // 2. Free frames below the high-water mark, lowest first: a wholly free region is
+    // populated whole (then 1. takes from it), a frame of a partly used one faults in.
+    if (const FrameId f = lowest_free_locked(); f != kNoFrame) {
+      const std::uint32_t r = f >> FrameRegions::kShift;
+      if (huge_ && region_free_locked(r)) {
+        arm |= populate_region_locked(r);
+        continue;
+      }
+      free_bits_[f / 64] &= ~(std::uint64_t{1} << (f % 64));
+      regions_.add_used(f, +1);
+      out[got++] = f;
+      continue;
+    }
+    // 3. Fresh frames above the tracked span. With huge regions the span grows to the end
+    // of the next region, whose frames become free (2. populates it).
+    const FrameId hw = top_;
+    if (huge_) {
+      const std::size_t end = std::min<std::size_t>(
+          max_frames_, (std::size_t{hw} + FrameRegions::kFrames) & ~std::size_t{kRegionMask});
+      if (hw >= max_frames_ || !grow_locked(static_cast<FrameId>(end))) {
+        undo_alloc_locked(out, got, resident);
+        return Errc::no_memory;
+      }
+      for (std::size_t id = hw; id < end; id++) {
+        free_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
+      }
+      top_ = static_cast<FrameId>(end);
+      continue;
+    }
     const FrameId want = hw + (n - got);
     if (!grow_locked(want)) {
-      // Put back what we took: idle frames as idle (still resident), the rest as free.
-      for (unsigned i = from_idle; i < got; i++) {
-        free_bits_[out[i] / 64] |= std::uint64_t{1} << (out[i] % 64);
-        if (out[i] < lowest_free_) lowest_free_ = out[i];
-      }
-      for (unsigned i = from_idle; i > 0; i--) idle_[idle_hi_++] = out[i - 1];
-      reused_.fetch_sub(from_idle, std::memory_order_relaxed);
-      publish_idle_locked();
+      undo_alloc_locked(out, got, resident);
       return Errc::no_memory;
     }
-    for (FrameId id = hw; id < want; id++) out[got++] = id;
-    high_water_.store(want, std::memory_order_relaxed);
+    for (FrameId id = hw; id < want; id++) {
+      regions_.add_used(id, +1);
+      out[got++] = id;
+    }
+    top_ = want;
     if (want > populated_) {
       pop_lo = std::max<std::size_t>(populated_, hw);
       pop_hi = std::min<std::size_t>(
@@ -162,14 +277,18 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
       populated_ = pop_hi;
     }
   }
+  FrameId top = high_water();
   for (unsigned i = 0; i < n; i++) {
     // relaxed: the owner is published later under the class lock (release there).
     info_[out[i]].word().store(kFrameAllocated, std::memory_order_relaxed);
+    top = std::max(top, out[i] + 1);
   }
+  high_water_.store(top, std::memory_order_relaxed);
+  guard.unlock();
+  if (arm) decay_worker_.kick_after(std::chrono::milliseconds(epoch_ns() / 1000000 + 1));
   if (pop_hi > pop_lo) {
     // Outside the lock, so that threads growing the arena do not wait for each other's
     // zeroing. A frame of the window another thread allocates meanwhile just faults in.
-    guard.unlock();
     madvise(address(static_cast<FrameId>(pop_lo)), (pop_hi - pop_lo) << kFrameShift,
             MADV_POPULATE_WRITE);
   }
@@ -184,6 +303,7 @@ Result<FrameId> FrameArena::alloc_below(FrameId below) noexcept {
     const FrameId id = static_cast<FrameId>(w * 64 + b);
     if (id >= below) break;
     free_bits_[w] &= ~(std::uint64_t{1} << b);
+    regions_.add_used(id, +1);
     info_[id].word().store(kFrameAllocated, std::memory_order_relaxed);
     return id;
   }
@@ -229,6 +349,9 @@ void FrameArena::return_frames(FrameId* batch, unsigned n) noexcept {
   }
   lock_.lock();
   returning_ -= n;  // zapped: no longer resident
+  // Counted before idle_count_ falls (its release store): a reader that sees the idle
+  // frames gone sees them returned.
+  returned_.fetch_add(n, std::memory_order_relaxed);
   publish_idle_locked();
   for (unsigned k = 0; k < n; k++) {
     const FrameId id = batch[k];
@@ -236,56 +359,48 @@ void FrameArena::return_frames(FrameId* batch, unsigned n) noexcept {
     if (id < lowest_free_) lowest_free_ = id;
   }
   trim_locked();
-  returned_.fetch_add(n, std::memory_order_relaxed);
 }
 
-// Frees frames. With cache, they become idle (pushed on top of the idle list) and count
-// in the current epoch's bucket; with decay_ms == 0 everything beyond keep_frames goes
-// back at once. A frame reaches the free bitmap only after its madvise, so nobody can
-// allocate it and write to it while it is being zapped.
+// Frees frames. With cache, they become idle (in their region) and count in the current
+// epoch's bucket; with decay_ms == 0 every idle frame beyond keep_frames goes back at once.
+// A frame reaches the free bitmap only after its madvise, so nobody can allocate it and
+// write to it while it is being zapped.
 void FrameArena::free(const FrameId* ids, unsigned n, bool cache) noexcept {
-  constexpr unsigned kBatch = 512;
+  constexpr unsigned kBatch = FrameRegions::kFrames;  // take_for_return: a region at least
   FrameId batch[kBatch];
   bool arm = false;
   MutexLock g(lock_);
   if (cache && decay_ms_ != 0) advance_locked(steady_ns());
-  for (unsigned i = 0; i < n;) {
-    unsigned nb = 0;
-    unsigned cached = 0;
-    for (; i < n && nb < kBatch; i++) {
-      const FrameId id = ids[i];
-      ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
-      info_[id].word().store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
-      if (!cache && keep_ < max_frames_) {  // an arena that keeps every frame keeps these
-        batch[nb++] = id;
-        continue;
+  unsigned nb = 0, cached = 0;
+  for (unsigned i = 0; i < n; i++) {
+    const FrameId id = ids[i];
+    ZS_DCHECK(id < high_water(), "frame %u beyond the arena", id);
+    info_[id].word().store(0, std::memory_order_relaxed);  // relaxed: nobody owns it any more
+    if (!cache && keep_ < max_frames_) {  // an arena that keeps every frame keeps these
+      regions_.add_used(id, -1);
+      batch[nb++] = id;
+      returning_++;  // resident until return_frames has zapped them
+      if (nb == kBatch) {
+        publish_idle_locked();
+        return_frames(batch, nb);
+        nb = 0;
       }
-      if (idle_hi_ == max_frames_) {  // room at the top: slide the list down
-        ZS_CHECK(idle_lo_ > 0, "idle frame list overflow (frame %u freed twice?)", id);
-        std::memmove(idle_, idle_ + idle_lo_, (idle_hi_ - idle_lo_) * sizeof(FrameId));
-        idle_hi_ -= idle_lo_;
-        idle_lo_ = 0;
-      }
-      idle_[idle_hi_++] = id;
-      cached++;
+      continue;
     }
-    if (cached) {
-      freed_[epoch_ % kDecayEpochs] += cached;
-      if (idle_hi_ > idle_touched_) {
-        idle_touched_ = idle_hi_;
-        idle_touched_bytes_.store(
-            (idle_touched_ * sizeof(FrameId) + kFrameSize - 1) & ~(kFrameSize - 1),
-            std::memory_order_relaxed);
-      }
-      if (decay_ms_ == 0) {
-        while (idle_hi_ - idle_lo_ > keep_ && nb < kBatch) batch[nb++] = idle_[idle_lo_++];
-      } else if (!timer_armed_ && idle_hi_ - idle_lo_ > keep_) {
-        timer_armed_ = arm = true;
-      }
+    regions_.add_idle(id);
+    cached++;
+  }
+  if (cached) freed_[epoch_ % kDecayEpochs] += cached;
+  publish_idle_locked();
+  return_frames(batch, nb);
+  if (cached && decay_ms_ == 0) {
+    while ((nb = regions_.take_for_return(batch, kBatch, keep_, keep_)) != 0) {
+      returning_ += nb;
+      publish_idle_locked();
+      return_frames(batch, nb);
     }
-    returning_ += nb;  // resident until return_frames has zapped them
-    publish_idle_locked();
-    return_frames(batch, nb);
+  } else if (cached && !timer_armed_ && regions_.idle_total() > keep_) {
+    timer_armed_ = arm = true;
   }
   g.unlock();
   if (arm) decay_worker_.kick_after(std::chrono::milliseconds(epoch_ns() / 1000000 + 1));
@@ -295,55 +410,32 @@ std::size_t FrameArena::release_idle() noexcept {
   FrameId batch[kReleaseBatch];
   std::size_t total = 0;
   MutexLock g(lock_);
-  while (idle_hi_ > idle_lo_) {
-    unsigned nb = 0;
-    while (idle_hi_ > idle_lo_ && nb < kReleaseBatch) batch[nb++] = idle_[idle_lo_++];
+  unsigned nb;
+  while ((nb = regions_.take_for_return(batch, kReleaseBatch, 0, 0)) != 0) {
     returning_ += nb;
-    shrink_idle_locked();
+    publish_idle_locked();
     return_frames(batch, nb);
     total += nb;
   }
   return total;
 }
 
-// Resets an emptied idle list, returning its pages; slides a list whose dead bottom has
-// grown larger than its live part down to index 0 (amortised: each slide moves at most
-// as many entries as were removed since the last). Caller holds lock_.
-void FrameArena::shrink_idle_locked() noexcept {
-  if (idle_lo_ == idle_hi_) {
-    idle_lo_ = idle_hi_ = 0;
-    if (idle_touched_ * sizeof(FrameId) >= 16 * kFrameSize) {
-      madvise(idle_, (idle_touched_ * sizeof(FrameId) + kFrameSize - 1) & ~(kFrameSize - 1),
-              MADV_DONTNEED);
-      idle_touched_ = 0;
-      idle_touched_bytes_.store(0, std::memory_order_relaxed);
-    }
-  } else if (idle_lo_ >= 1024 && idle_lo_ >= idle_hi_ - idle_lo_) {
-    std::memmove(idle_, idle_ + idle_lo_, (idle_hi_ - idle_lo_) * sizeof(FrameId));
-    idle_hi_ -= idle_lo_;
-    idle_lo_ = 0;
-  }
-  publish_idle_locked();
-}
-
-// The decay worker: returns the oldest idle frames beyond what the curve allows, then
-// looks again at the next epoch boundary while any idle frame (beyond keep_) remains.
+// The decay worker: returns the idle frames beyond what the curve allows (whole idle
+// regions first), then looks again at the next epoch boundary while any idle frame
+// (beyond keep_) remains.
 void FrameArena::decay_job() noexcept {
   FrameId batch[kReleaseBatch];
   MutexLock g(lock_);
   for (;;) {
-    const std::uint64_t now = steady_ns();
-    advance_locked(now);
-    const std::size_t idle = idle_hi_ - idle_lo_;
-    const std::size_t allowed = allowed_idle_locked();
-    if (idle <= allowed) break;
-    unsigned nb = 0;
-    while (idle_hi_ - idle_lo_ > allowed && nb < kReleaseBatch) batch[nb++] = idle_[idle_lo_++];
+    advance_locked(steady_ns());
+    const unsigned nb =
+        regions_.take_for_return(batch, kReleaseBatch, allowed_idle_locked(), keep_);
+    if (nb == 0) break;
     returning_ += nb;
-    shrink_idle_locked();
+    publish_idle_locked();
     return_frames(batch, nb);
   }
-  const bool rearm = idle_hi_ - idle_lo_ > keep_;
+  const bool rearm = regions_.idle_total() > keep_;
   timer_armed_ = rearm;
   std::uint64_t delay_ns = 0;
   if (rearm) {
@@ -358,13 +450,18 @@ void FrameArena::decay_job() noexcept {
 // Lowers the high-water mark over free frames at the top of the arena (pack() relies on
 // it). Caller holds lock_.
 void FrameArena::trim_locked() noexcept {
-  FrameId hw = high_water();
-  while (hw > 0 && (free_bits_[(hw - 1) / 64] >> ((hw - 1) % 64) & 1)) {
-    free_bits_[(hw - 1) / 64] &= ~(std::uint64_t{1} << ((hw - 1) % 64));
-    hw--;
+  const std::uint64_t* bits = free_bits_;
+  const auto is_free = [bits](FrameId id) { return bits[id / 64] >> (id % 64) & 1; };
+  // Free frames at the top of the span leave it (fresh again)...
+  while (top_ > 0 && is_free(top_ - 1)) {
+    free_bits_[(top_ - 1) / 64] &= ~(std::uint64_t{1} << ((top_ - 1) % 64));
+    top_--;
   }
+  // ...and the high-water mark falls over free frames (idle ones above it stay idle).
+  FrameId hw = std::min(high_water(), top_);
+  while (hw > 0 && is_free(hw - 1)) hw--;
   high_water_.store(hw, std::memory_order_relaxed);
-  if (lowest_free_ > hw) lowest_free_ = hw;
+  if (lowest_free_ > top_) lowest_free_ = top_;
 }
 
 }  // namespace uzram

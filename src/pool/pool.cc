@@ -110,7 +110,7 @@ PoolImpl::PoolImpl(const PoolOptions& options, TranslationMode mode) noexcept
 
 Result<void> PoolImpl::init() noexcept {
   if (auto r = arena_.init(options_.max_bytes, options_.frame_cache, options_.decay_ms,
-                           options_.prefault);
+                           options_.prefault, options_.huge_pages);
       !r) {
     return r;
   }
