@@ -181,6 +181,12 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   PoolOptions po;
   po.name = name_;
   if (unit_size_ > kBlockSize) po.max_object_size = unit_size_;  // a unit's object
+  // No huge-page regions (PoolOptions::huge_pages): a store's reads are decompression, not
+  // TLB misses, and a region being filled holds up to 2 MiB of populated frames (3.4 MiB of
+  // idle frames after 128 MiB of the corpus at 32K units, against 0.1), and a fresh huge
+  // page is slow to fault on a VM whose free memory goes back to the host
+  // (docs/benchmarks.md#huge-page-regions).
+  po.huge_pages = false;
   if (options_.swap && !swap_pool_options(n, &po, msg)) {
     munmap(table, n * sizeof(Slot));
     return Errc::invalid_argument;
