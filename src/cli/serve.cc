@@ -319,10 +319,10 @@ void drop_startup_mappings(bool verbose, LogSink& sink) {
     sink.write("startup text: not dropped: " + r.error().message());
     return;
   }
-  sink.write(fmt::format("startup text: {} ranges of {} objects dropped, file mappings' RSS "
-                         "{:.1f} -> {:.1f} MiB (still in the page cache)",
-                         r->ranges, r->objects, r->file_rss_before / 1048576.0,
-                         r->file_rss_after / 1048576.0));
+  sink.write(fmt::format(
+      "startup text: {} ranges of {} objects dropped, file mappings' RSS "
+      "{:.1f} -> {:.1f} MiB (still in the page cache)",
+      r->ranges, r->objects, r->file_rss_before / 1048576.0, r->file_rss_after / 1048576.0));
 }
 
 }  // namespace

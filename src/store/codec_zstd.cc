@@ -237,7 +237,7 @@ class ZstdCodec final : public Codec {
   }
 
   const int level_;
-  ZstdMemory mem_;  // declared before the contexts it holds
+  ZstdMemory mem_;                     // declared before the contexts it holds
   codec_internal::BoundedOutput out_;  // capacities below the library's bound
   ZSTD_CCtx* cctx_ = nullptr;
   ZSTD_DCtx* dctx_ = nullptr;
