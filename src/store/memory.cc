@@ -3,9 +3,6 @@
 // breakdown from /proc/self/smaps and /proc/self/status; the `memory` attribute's reader.
 #include "uzram/memory.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -17,6 +14,7 @@
 #include "store/store_impl.h"
 #include "sync/mutex.h"
 #include "util/errno_text.h"
+#include "util/proc_file.h"
 #include "util/resident.h"
 
 namespace uzram {
@@ -39,24 +37,11 @@ MemoryRegistry& registry() {
   return *r;
 }
 
-// Reads a whole /proc file (they are generated on read: no size to trust).
+// Reads a whole /proc file; *msg on failure.
 Result<std::string> read_proc(const char* path, std::string* msg) {
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int e = errno;
-    if (msg) *msg = std::string("memory: ") + path + ": " + errno_text(e);
-    return std::error_code(e, std::generic_category());
-  }
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
+  auto r = read_proc_file(path);
+  if (!r && msg) *msg = std::string("memory: ") + path + ": " + errno_text(r.error().value());
+  return r;
 }
 
 std::uint64_t kb_field(std::string_view line) {  // "Rss:     1234 kB" -> bytes

@@ -2,7 +2,6 @@
 #include "util/text_drop.h"
 
 #include <elf.h>
-#include <fcntl.h>
 #include <link.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -17,6 +16,7 @@
 #include <system_error>
 #include <vector>
 
+#include "util/proc_file.h"
 #include "util/resident.h"
 
 namespace uzram {
@@ -55,22 +55,6 @@ std::string_view path_of(std::string_view header) {
     while (!header.empty() && header[0] == ' ') header.remove_prefix(1);
   }
   return header;
-}
-
-// The whole of /proc/self/smaps (generated on read: no size to trust).
-Result<std::string> read_smaps() {
-  const int fd = ::open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::error_code(errno, std::generic_category());
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
 }
 
 // The mappings that may be dropped: private, not writable, of a file, no anonymous page,
@@ -167,7 +151,7 @@ Result<TextDropStats> drop_startup_text() noexcept {
   Walk w;
   w.vdso = ::getauxval(AT_SYSINFO_EHDR);
   ::dl_iterate_phdr(collect, &w);
-  auto smaps = read_smaps();
+  auto smaps = read_proc_file("/proc/self/smaps");
   if (!smaps) return smaps.error();
   const std::vector<Range> ok = droppable_mappings(*smaps, &w.stats.file_rss_before);
   std::sort(w.segments.begin(), w.segments.end(),
@@ -184,7 +168,7 @@ Result<TextDropStats> drop_startup_text() noexcept {
       w.stats.bytes += e - b;
     }
   }
-  smaps = read_smaps();
+  smaps = read_proc_file("/proc/self/smaps");
   if (!smaps) return smaps.error();
   (void)droppable_mappings(*smaps, &w.stats.file_rss_after);
   return w.stats;
