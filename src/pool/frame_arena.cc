@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "sync/lock_order.h"
 #include "util/check.h"
@@ -180,6 +181,8 @@ bool FrameArena::region_free_locked(std::uint32_t r) const noexcept {
 
 bool FrameArena::populate_region_locked(std::uint32_t r) noexcept {
   for (unsigned w = 0; w < FrameRegions::kWords; w++) free_bits_[r * FrameRegions::kWords + w] = 0;
+  populating_ += FrameRegions::kFrames;
+  publish_idle_locked();
   // Outside the lock (zeroing 2 MiB, and with THP defrag "madvise" maybe a compaction):
   // the region's frames are in no list now, so nobody else takes or returns them.
   lock_.unlock();
@@ -188,6 +191,7 @@ bool FrameArena::populate_region_locked(std::uint32_t r) noexcept {
   madvise(p, kRegionBytes, MADV_POPULATE_WRITE);  // on failure its frames fault in later
   madvise(p, kRegionBytes, MADV_NOHUGEPAGE);      // the huge page stays; no collapse later
   lock_.lock();
+  populating_ -= FrameRegions::kFrames;
   regions_populated_.fetch_add(1, std::memory_order_relaxed);
   // The region's frames decay like frames freed now: an active pool takes them within
   // moments, one that stops before using them gets them returned within decay_ms.
@@ -251,12 +255,19 @@ Result<void> FrameArena::alloc(FrameId* out, unsigned n) noexcept {
       const std::size_t end = std::min<std::size_t>(
           max_frames_, (std::size_t{hw} + FrameRegions::kFrames) & ~std::size_t{kRegionMask});
       if (hw >= max_frames_ || !grow_locked(static_cast<FrameId>(end))) {
+        if (populating_ > 0) {  // another alloc is populating a region: its frames come
+          lock_.unlock();
+          std::this_thread::yield();
+          lock_.lock();
+          continue;
+        }
         undo_alloc_locked(out, got, resident);
         return Errc::no_memory;
       }
       for (std::size_t id = hw; id < end; id++) {
         free_bits_[id / 64] |= std::uint64_t{1} << (id % 64);
       }
+      if (hw < lowest_free_) lowest_free_ = hw;  // it may have run ahead to a word's end
       top_ = static_cast<FrameId>(end);
       continue;
     }

@@ -188,7 +188,8 @@ class FrameArena {
   // (still resident until their madvise), so stats never undercount resident frames.
   void publish_idle_locked() noexcept ZS_REQUIRES(lock_) {
     // release: pairs with the acquire load in idle_frames() (returned_ is counted first).
-    idle_count_.store(regions_.idle_total() + returning_, std::memory_order_release);
+    idle_count_.store(regions_.idle_total() + returning_ + populating_,
+                      std::memory_order_release);
   }
   // Moves the current epoch forward to `now_ns`, clearing the buckets of elapsed epochs.
   void advance_locked(std::uint64_t now_ns) noexcept ZS_REQUIRES(lock_);
@@ -222,6 +223,10 @@ class FrameArena {
   FrameRegions regions_ ZS_GUARDED_BY(lock_);
   // Frames taken for return_frames, not yet zapped.
   std::size_t returning_ ZS_GUARDED_BY(lock_) = 0;
+  // Frames of regions being populated (lock dropped): in no list and no free bit, about to
+  // become idle; counted as idle (resident soon), and an alloc that finds nothing else
+  // waits for them rather than fail.
+  std::size_t populating_ ZS_GUARDED_BY(lock_) = 0;
   // Frames freed into the idle list per epoch, a ring indexed by epoch % kDecayEpochs.
   std::uint64_t freed_[kDecayEpochs] ZS_GUARDED_BY(lock_) = {};
   std::uint64_t epoch_ ZS_GUARDED_BY(lock_) = 0;   // current epoch (epoch_ns() each)

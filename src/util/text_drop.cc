@@ -57,9 +57,9 @@ std::string_view path_of(std::string_view header) {
   return header;
 }
 
-// The mappings that may be dropped: private, not writable, of a file, no anonymous page,
-// nothing locked. Sorted by address (smaps lists them in order). *file_rss: the resident
-// bytes of every mapping of a file.
+// The mappings that may be dropped: private, not writable, of a file, no anonymous page
+// (in memory or swapped out), nothing locked. Sorted by address (smaps lists them in
+// order). *file_rss: the resident bytes of every mapping of a file.
 std::vector<Range> droppable_mappings(std::string_view smaps, std::size_t* file_rss) {
   std::vector<Range> out;
   Range cur{};
@@ -86,8 +86,9 @@ std::vector<Range> droppable_mappings(std::string_view smaps, std::size_t* file_
       candidate = file && perms.size() == 4 && perms[1] != 'w' && perms[3] == 'p';
     } else if (file && line.substr(0, 4) == "Rss:") {
       *file_rss += kb(line) * 1024;
-    } else if (candidate &&
-               (line.substr(0, 10) == "Anonymous:" || line.substr(0, 7) == "Locked:")) {
+    } else if (candidate && (line.substr(0, 10) == "Anonymous:" || line.substr(0, 7) == "Locked:" ||
+                             line.substr(0, 5) == "Swap:")) {
+      // (A copied page that went to swap counts under Swap:, not Anonymous:.)
       if (kb(line) != 0) candidate = false;
     }
   }
@@ -128,19 +129,26 @@ int collect(dl_phdr_info* info, std::size_t, void* arg) {
     return 0;
   }
   const std::uintptr_t ps = system_page_size();
-  Range relro{0, 0};
+  std::vector<Range> relros;  // every PT_GNU_RELRO (one in practice)
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_GNU_RELRO) continue;
     const std::uintptr_t b = info->dlpi_addr + ph.p_vaddr;
-    relro = {b / ps * ps, (b + ph.p_memsz + ps - 1) / ps * ps};  // outward: never drop it
+    relros.push_back({b / ps * ps, (b + ph.p_memsz + ps - 1) / ps * ps});  // outward
   }
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_LOAD || (ph.p_flags & PF_W) != 0) continue;
     const std::uintptr_t b = info->dlpi_addr + ph.p_vaddr;
     const Range r{(b + ps - 1) / ps * ps, (b + ph.p_memsz) / ps * ps};  // inward
-    if (r.begin < r.end) append_less(r, relro, &w->segments);
+    if (r.begin >= r.end) continue;
+    std::vector<Range> parts{r}, rest;
+    for (const Range& cut : relros) {
+      rest.clear();
+      for (const Range& p : parts) append_less(p, cut, &rest);
+      parts.swap(rest);
+    }
+    w->segments.insert(w->segments.end(), parts.begin(), parts.end());
   }
   return 0;
 }

@@ -7,12 +7,12 @@
 // now (dl_iterate_phdr: the executable, ld.so and every shared library; not the vDSO), and
 // for every PT_LOAD segment without PF_W, page-aligned inward, less any PT_GNU_RELRO
 // range, madvise(MADV_DONTNEED)s the part that /proc/self/smaps shows as a private,
-// read-only mapping of a file with no anonymous (copy-on-write) page and nothing locked.
-// An object with text relocations (DT_TEXTREL) is left alone: its "read-only" segments
-// were written. Such pages are clean page-cache pages, so dropping them loses nothing: a
-// later access maps the same page again (a minor fault, no I/O while the page stays
-// cached). What it frees is this process's RSS share, not memory: the pages stay in the
-// page cache (until the kernel reclaims them as it would any clean file page).
+// read-only mapping of a file with no anonymous (copy-on-write) page, resident or
+// swapped, and nothing locked. An object with text relocations (DT_TEXTREL) is left
+// alone: its "read-only" segments were written. Such pages are clean page-cache pages,
+// so dropping them loses nothing: a later access maps the same page again (a minor fault, no I/O
+// while the page stays cached). What it frees is this process's RSS share, not memory: the pages
+// stay in the page cache (until the kernel reclaims them as it would any clean file page).
 //
 // Safe while other threads run: a thread that executes a dropped page faults it back.
 // Not for a process that must not fault (mlockall: locked mappings are skipped anyway,
