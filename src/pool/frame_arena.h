@@ -188,8 +188,7 @@ class FrameArena {
   // (still resident until their madvise), so stats never undercount resident frames.
   void publish_idle_locked() noexcept ZS_REQUIRES(lock_) {
     // release: pairs with the acquire load in idle_frames() (returned_ is counted first).
-    idle_count_.store(regions_.idle_total() + returning_ + populating_,
-                      std::memory_order_release);
+    idle_count_.store(regions_.idle_total() + returning_ + populating_, std::memory_order_release);
   }
   // Moves the current epoch forward to `now_ns`, clearing the buckets of elapsed epochs.
   void advance_locked(std::uint64_t now_ns) noexcept ZS_REQUIRES(lock_);
