@@ -55,6 +55,18 @@ bool add_unit_buffers(Stream& s, std::size_t unit_bytes) noexcept {
   return true;
 }
 
+// A stream of `spec` with its unit buffers (unit_bytes 0: none), not warmed up.
+Result<std::unique_ptr<Stream>> make_stream(const CodecSpec& spec,
+                                            std::size_t unit_bytes) noexcept {
+  auto codec = make_codec(spec);
+  if (!codec) return codec.error();
+  std::unique_ptr<Stream> s(new (std::nothrow) Stream);
+  if (!s) return Errc::no_memory;
+  s->codec = std::move(codec).value();
+  if (unit_bytes && !add_unit_buffers(*s, unit_bytes)) return Errc::no_memory;
+  return s;
+}
+
 }  // namespace
 
 void UnitMemUnmap::operator()(unsigned char* p) const noexcept { ::munmap(p, bytes); }
@@ -67,26 +79,17 @@ Result<void> StreamPool::init(const CodecSpec& spec, unsigned count, std::size_t
   std::vector<std::unique_ptr<Stream>> streams;
   streams.reserve(count);
   for (unsigned i = 0; i < count; i++) {
-    auto codec = make_codec(spec);
-    if (!codec) return codec.error();
-    std::unique_ptr<Stream> s(new (std::nothrow) Stream);
-    if (!s) return Errc::no_memory;
-    s->codec = std::move(codec).value();
-    if (unit_bytes && !add_unit_buffers(*s, unit_bytes)) return Errc::no_memory;
-    if (warm) warm_up(*s);
-    streams.push_back(std::move(s));
+    auto s = make_stream(spec, unit_bytes);
+    if (!s) return s.error();
+    if (warm) warm_up(**s);
+    streams.push_back(std::move(s).value());
   }
   if (!warm) {
     // A throwaway stream through the warm-up: the codec library's first calls (the
     // loader's lazy binding of its symbols, its one-time tables) happen now, before
     // `uzram serve` drops its startup text (util/text_drop.h), while the streams' own
     // contexts and unit buffers stay untouched until first used.
-    auto codec = make_codec(spec);
-    std::unique_ptr<Stream> t(new (std::nothrow) Stream);
-    if (codec && t) {
-      t->codec = std::move(codec).value();
-      if (!unit_bytes || add_unit_buffers(*t, unit_bytes)) warm_up(*t);
-    }
+    if (auto t = make_stream(spec, unit_bytes)) warm_up(**t);
   }
   streams_ = std::move(streams);
   stateless_ = streams_[0]->codec->decompress_is_stateless() ? streams_[0]->codec.get() : nullptr;
@@ -98,7 +101,7 @@ std::size_t StreamPool::memory_bytes() const noexcept {
   for (const auto& s : streams_) {
     MutexLock l(s->mu);
     bytes += sizeof(Stream) + s->codec->memory_bytes() +
-             resident_bytes_of(s->unit_mem.get(), (3 + Stream::kUnitCacheEntries) * s->unit_bytes);
+             resident_bytes_of(s->unit_mem.get(), s->unit_mem.get_deleter().bytes);
   }
   return bytes;
 }

@@ -56,6 +56,19 @@ class ThreadsBackend final : public Backend {
   std::vector<std::thread::id> threads_;
 };
 
+// How many of the requests [first, end) of take_threads() ran on their busiest thread
+// (*threads: on how many threads they ran).
+unsigned most_on_one_thread(std::vector<std::thread::id>::const_iterator first,
+                            std::vector<std::thread::id>::const_iterator end,
+                            std::size_t* threads) {
+  std::map<std::thread::id, unsigned> per_thread;
+  for (auto it = first; it != end; ++it) per_thread[*it]++;
+  unsigned most = 0;
+  for (const auto& [id, n] : per_thread) most = std::max(most, n);
+  *threads = per_thread.size();
+  return most;
+}
+
 // Eight reads at iodepth 1, so that the reader runs the next request itself; forgets
 // their threads.
 void get_in_step(SessionPair& s, ThreadsBackend& b) {
@@ -87,11 +100,9 @@ TEST(SessionInline, IodepthOneRunsOnTheReader) {
   // In step after a few requests: later reads on one thread, the reader's. (A worker counts
   // its job done only after sending the reply, so on a busy machine the client may come
   // back while it still seems busy; such a request goes to a worker: most, not all.)
-  std::map<std::thread::id, unsigned> late;
-  for (auto it = t.begin() + 20; it != t.end(); ++it) late[*it]++;
-  unsigned most = 0;
-  for (const auto& [id, n] : late) most = std::max(most, n);
-  EXPECT_GE(most, 10u) << late.size() << " threads ran the last 20 reads";
+  std::size_t threads = 0;
+  EXPECT_GE(most_on_one_thread(t.begin() + 20, t.end(), &threads), 10u)
+      << threads << " threads ran the last 20 reads";
 }
 
 // A client at iodepth 1 that sends its next request as soon as a reply arrives, while the
@@ -111,12 +122,10 @@ TEST(SessionInline, AQuickClientStaysOnTheReader) {
   }
   const auto t = b.take_threads();
   ASSERT_EQ(t.size(), 30u);
-  std::map<std::thread::id, unsigned> per_thread;
-  for (const auto& id : t) per_thread[id]++;
-  unsigned most = 0;
-  for (const auto& [id, n] : per_thread) most = std::max(most, n);
   // Most, not all: a worker still finishing the step's last request skips one.
-  EXPECT_GE(most, 25u) << per_thread.size() << " threads ran the 30 reads";
+  std::size_t threads = 0;
+  EXPECT_GE(most_on_one_thread(t.begin(), t.end(), &threads), 25u)
+      << threads << " threads ran the 30 reads";
 }
 
 TEST(SessionInline, PipelinedRequestsStillRunSideBySide) {
@@ -143,8 +152,8 @@ TEST(SessionInline, PipelinedRequestsStillRunSideBySide) {
 
 // A client that was in step, then keeps two requests in flight (its second arrives while
 // the reader runs the first, and it sends the next one when a reply comes back): the
-// request found waiting after an inline reply sends the client back to the workers, so its two
-// requests overlap rather than running one at a time on the reader.
+// request found waiting as an inline reply is about to go out sends the client back to the
+// workers, so its two requests overlap rather than running one at a time on the reader.
 TEST(SessionInline, TwoInFlightGoBackToTheWorkers) {
   ThreadsBackend b;
   SessionOptions o;
