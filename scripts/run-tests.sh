@@ -7,29 +7,32 @@ jobs=$(nproc)
 suites=("$@")
 [[ ${#suites[@]} -eq 0 ]] && suites=(dev lint asan tsan gcc fuzz install)
 status=0
+failed=()
+# GoogleTest prints only failures, so a failing test's output is short and whole in the log.
+export GTEST_BRIEF=1
 for s in "${suites[@]}"; do
   echo "=== test suite: $s ==="
   case "$s" in
     dev|asan|tsan|gcc)
       cmake --preset "$s" >/dev/null
       cmake --build "build/$s" -j "$jobs"
-      ctest --preset "$s" || status=1
+      ctest --preset "$s" || { status=1; failed+=("$s"); }
       ;;
     lint)
       [[ -f build/dev/compile_commands.json ]] || cmake --preset dev >/dev/null
-      tests/check-format.sh || status=1
-      tests/check-tidy.sh build/dev || status=1
+      tests/check-format.sh || { status=1; failed+=("$s"); }
+      tests/check-tidy.sh build/dev || { status=1; failed+=("$s"); }
       ;;
     fuzz)
       cmake --preset fuzz >/dev/null
       cmake --build build/fuzz -j "$jobs" --target fuzz_pool fuzz_nbd
-      ctest --preset fuzz || status=1
+      ctest --preset fuzz || { status=1; failed+=("$s"); }
       ;;
     install)
-      tests/install/check-install.sh || status=1
+      tests/install/check-install.sh || { status=1; failed+=("$s"); }
       ;;
     *) echo "run-tests: unknown suite '$s'" >&2; exit 2 ;;
   esac
 done
-if [[ $status -ne 0 ]]; then echo "run-tests: FAILED"; fi
+if [[ $status -ne 0 ]]; then echo "run-tests: FAILED in suite(s): ${failed[*]}"; fi
 exit $status
