@@ -17,6 +17,7 @@ export GTEST_BRIEF=1
 retry=(--repeat until-pass:2)
 for s in "${suites[@]}"; do
   echo "=== test suite: $s ==="
+  start=$SECONDS
   case "$s" in
     dev|asan|tsan|gcc)
       cmake --preset "$s" >/dev/null
@@ -38,6 +39,7 @@ for s in "${suites[@]}"; do
       ;;
     *) echo "run-tests: unknown suite '$s'" >&2; exit 2 ;;
   esac
+  echo "=== test suite: $s took $((SECONDS - start)) s ==="
 done
 if [[ $status -ne 0 ]]; then echo "run-tests: FAILED in suite(s): ${failed[*]}"; fi
 exit $status
