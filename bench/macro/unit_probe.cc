@@ -22,8 +22,9 @@
 // on a 16-byte grid with chains of up to K frames chosen by least tail waste, merged like
 // the small classes (the kernel RFC's shape with Senozhatsky's constant step), for K = 8,
 // 16, 24, and the frames of a real uzram::Pool filled with them ("built pool": checks the
-// model against the implementation). Objects of up to 4 KiB use the small classes at chain
-// 8 in both. Every class's
+// model against the implementation; it comes in below the runs + tails column, which does
+// not model tails spilled into larger classes, docs/units.md#tails-in-a-larger-class).
+// Objects of up to 4 KiB use the small classes at chain 8 in both. Every class's
 // last zspage is counted whole (a fresh fill, no frees): the cost of having many classes.
 // --dump-sizes DIR writes each row's compressed unit sizes, one a line (same-filled units
 // left out, raw ones as the unit size), to DIR/ALGO[-LEVEL]-UNITK.sizes: the input of

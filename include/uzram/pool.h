@@ -103,6 +103,9 @@ struct PoolStats {
   // Large objects live (each also uses an object slot in its run class and, when it has a
   // tail, one in a small class: both are in objs_used).
   std::uint64_t large_objects = 0;
+  // Tails of large objects placed in a larger small class than their own, to fill a free
+  // slot rather than open a zspage (docs/units.md#tails-in-a-larger-class), cumulative.
+  std::uint64_t tails_spilled = 0;
 };
 
 // Where the pool's resident memory is, in bytes (Pool::memory(); pages counted with

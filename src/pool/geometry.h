@@ -19,6 +19,7 @@
 #ifndef UZRAM_POOL_GEOMETRY_H_
 #define UZRAM_POOL_GEOMETRY_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -55,6 +56,20 @@ constexpr LargeSplit split_large(std::size_t size, std::size_t tail_max) noexcep
   const auto tail = static_cast<unsigned>(size % kFrameSize);
   if (tail > tail_max) return {frames + 1, 0};
   return {frames, tail};
+}
+
+// Tail spill (docs/units.md#tails-in-a-larger-class): a tail of `tail` bytes (1..tail_max)
+// that would open a new zspage in its own class may instead take a free slot of a larger
+// normal class of at most tail_spill_limit() bytes, while its own class has placed fewer
+// than kTailSpillZspages zspages' worth of its tails elsewhere. A store holds few tails
+// per class (128 MiB at 32 KiB units: 3348 tails over 120 classes), so each class's last
+// zspage is partly empty; spilled tails fill those instead of opening more. The cap keeps
+// the rounding it costs (up to kTailSpillSlack bytes a tail) off a class that has enough
+// tails for zspages of its own (measured: docs/benchmarks.md#pool-tails-in-a-larger-class).
+inline constexpr std::size_t kTailSpillSlack = 128;
+inline constexpr unsigned kTailSpillZspages = 2;
+constexpr std::size_t tail_spill_limit(std::size_t tail, std::size_t tail_max) noexcept {
+  return std::min(tail + kTailSpillSlack, tail_max);
 }
 
 // The raw-storage threshold for objects of up to `max_size` bytes (a multiple of 4096):

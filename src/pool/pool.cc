@@ -178,6 +178,8 @@ void PoolImpl::list_insert_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept
   c.heads[g] = id;
   c.nonempty |= static_cast<std::uint16_t>(1u << g);
   c.zspages_in[g]++;
+  // relaxed: a hint for spilling tails, re-checked under c.lock (docs/locking.md#alloc).
+  c.room_hint.store((c.nonempty & kRoomMask) != 0, std::memory_order_relaxed);
 }
 
 void PoolImpl::list_remove_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept {
@@ -192,6 +194,8 @@ void PoolImpl::list_remove_locked(SizeClass& c, ZsPageId id, ZsPage* z) noexcept
   if (z->next) zspages_.get(z->next)->prev = z->prev;
   if (c.heads[g] == 0) c.nonempty &= static_cast<std::uint16_t>(~(1u << g));
   c.zspages_in[g]--;
+  // relaxed: a hint for spilling tails, re-checked under c.lock (docs/locking.md#alloc).
+  c.room_hint.store((c.nonempty & kRoomMask) != 0, std::memory_order_relaxed);
   z->prev = z->next = 0;
 }
 
@@ -378,29 +382,17 @@ Result<Handle> PoolImpl::alloc_impl(std::size_t size) noexcept {
   return alloc_in(classes_[geo_.class_of_slot(Geometry::slot_for(size))], size, Handle{0});
 }
 
-// docs/locking.md#large-objects, alloc: the tail first (an ordinary small alloc), then the
-// run, whose entry is published with the tail handle already in its aux word. No lock is
-// held between the two; if the run fails the tail is freed and nothing leaks.
-Result<Handle> PoolImpl::alloc_large(std::size_t size) noexcept {
-  const LargeSplit s = split_large(size, geo_.max_tail());
-  Handle tail{0};
-  if (s.tail) {
-    auto t = alloc_in(classes_[geo_.class_of_slot(Geometry::slot_for(s.tail))], s.tail, Handle{0});
-    if (!t) return t.error();
-    tail = *t;
-  }
-  auto r = alloc_in(classes_[run_index(s.frames)], size, tail);
-  if (!r && tail != Handle{0}) free_impl(tail);
-  return r;
-}
-
-Result<Handle> PoolImpl::alloc_in(SizeClass& c, std::size_t size, Handle tail) noexcept {
+Result<Handle> PoolImpl::alloc_in(SizeClass& c, std::size_t size, Handle tail, bool open) noexcept {
   c.lock.lock();  // step 1
   ZsPageId id;
   ZsPage* z;
   for (;;) {
-    id = find_group_locked(c, 10, 0);  // step 2
+    id = find_group_locked(c, kRoomGroups, 0);  // step 2
     if (!id) {
+      if (!open) {  // a tail looking for room (large_alloc.cc): none here
+        c.lock.unlock();
+        return Handle{0};
+      }
       const ZsPageId spare = c.spare;  // step 3: a spare descriptor, or a new one
       if (spare) {
         c.spare = zspages_.get(spare)->next;

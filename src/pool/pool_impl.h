@@ -69,9 +69,15 @@ class PoolImpl final : public Pool {
   Result<Handle> alloc_impl(std::size_t size) noexcept;
   // Allocates an object of `size` bytes in class c (a run class: a large object whose
   // tail handle is `tail`, 0 = none). Protocol: docs/locking.md#alloc.
-  Result<Handle> alloc_in(SizeClass& c, std::size_t size, Handle tail) noexcept ZS_EXCLUDES(c.lock);
-  // docs/locking.md#large-objects: tail first, then the run.
+  // With open false, takes a slot only in a zspage c already has: Handle{0} when there
+  // is none (a tail looking for room elsewhere, alloc_tail).
+  Result<Handle> alloc_in(SizeClass& c, std::size_t size, Handle tail, bool open = true) noexcept
+      ZS_EXCLUDES(c.lock);
+  // docs/locking.md#large-objects: tail first, then the run (large_alloc.cc).
   Result<Handle> alloc_large(std::size_t size) noexcept;
+  // A tail of `size` bytes: in its own class, or spilled into a larger class's free slot
+  // rather than opening a zspage (docs/units.md#tails-in-a-larger-class).
+  Result<Handle> alloc_tail(std::size_t size) noexcept;
   void free_impl(Handle handle) noexcept;
   void free_batch_impl(const Handle* handles, std::size_t n) noexcept;
   template <typename T>
@@ -272,6 +278,7 @@ class PoolImpl final : public Pool {
   std::atomic<std::uint64_t> migrations_{0};
   std::atomic<std::uint64_t> migrate_busy_{0};
   std::atomic<std::uint64_t> deferred_frees_{0};
+  std::atomic<std::uint64_t> tails_spilled_{0};
   std::atomic<std::uint64_t> hold_hist_[32] = {};
 
   // One compactor per pool: set by exchange(true) (acquire), cleared with release.

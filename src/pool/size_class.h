@@ -7,9 +7,11 @@
 //   3. obj_allocated == sum over this class's live zspages of objs_per_zspage;
 //      obj_used == sum of inuse (live = listed, isolated or deferred).
 //   4. spares == length of the spare list; every spare is in state free with inuse 0.
+//   5. room_hint == ((nonempty & kRoomMask) != 0) whenever lock is free.
 #ifndef UZRAM_POOL_SIZE_CLASS_H_
 #define UZRAM_POOL_SIZE_CLASS_H_
 
+#include <atomic>
 #include <cstdint>
 
 #include "pool/zspage.h"
@@ -34,6 +36,14 @@ struct alignas(64) SizeClass {
   alignas(64) SpinLock lock{LockLevel::size_class, "size_class"};
 
   std::uint16_t nonempty ZS_GUARDED_BY(lock) = 0;  // bit g: list g non-empty
+  // (nonempty & kRoomMask) != 0: some listed zspage has a free slot. Written under lock
+  // (relaxed) whenever nonempty changes; read without it only as a hint by a tail looking
+  // for a larger class with room, which re-checks under the lock (docs/locking.md#alloc).
+  std::atomic<bool> room_hint{false};
+  // Tails of this class placed in a larger class (docs/units.md#tails-in-a-larger-class),
+  // cumulative: a class whose tails filled kTailSpillZspages of its zspages elsewhere
+  // keeps the rest. Relaxed: a heuristic's counter, ordered with nothing.
+  std::atomic<std::uint32_t> tails_out{0};
   ZsPageId heads[kNumFullnessGroups] ZS_GUARDED_BY(lock) = {};
   std::uint64_t zspages_in[kNumFullnessGroups] ZS_GUARDED_BY(lock) = {};
   std::uint64_t obj_allocated ZS_GUARDED_BY(lock) = 0;

@@ -45,6 +45,7 @@ PoolStats PoolImpl::stats_impl() const noexcept {
   s.migrations = migrations_.load(std::memory_order_relaxed);
   s.migrate_busy = migrate_busy_.load(std::memory_order_relaxed);
   s.deferred_frees = deferred_frees_.load(std::memory_order_relaxed);
+  s.tails_spilled = tails_spilled_.load(std::memory_order_relaxed);
   s.metadata_bytes =
       handles_.metadata_bytes() + zspages_.metadata_bytes() + arena_.metadata_bytes();
   s.arena_frames = arena_.high_water();

@@ -74,6 +74,9 @@ void PoolImpl::check_invariants_impl() const noexcept {
                static_cast<unsigned long long>(n),
                static_cast<unsigned long long>(c.zspages_in[g]));
     }
+    ZS_CHECK(c.room_hint.load(std::memory_order_relaxed) == ((c.nonempty & kRoomMask) != 0),
+             "class %u: room hint %d, nonempty %#x (C5)", i,
+             static_cast<int>(c.room_hint.load(std::memory_order_relaxed)), c.nonempty);
     ZS_CHECK(objs == c.obj_allocated && used == c.obj_used,
              "class %u: objs %llu/%llu used %llu/%llu (C3)", i,
              static_cast<unsigned long long>(objs),
@@ -100,11 +103,12 @@ void PoolImpl::check_invariants_impl() const noexcept {
   check_handles();
 }
 
-// L1-L3 (docs/units.md): a live large object of `size` bytes in run class c (index
+// L1-L4 (docs/units.md): a live large object of `size` bytes in run class c (index
 // `index`) has the run split_large gives it, and its tail handle (when it has one) is an
 // allocated object of a small class of at most max_tail() bytes and the size the split
-// says; its index is added to *tails (L2: named by one run). A run class's zspage holds
-// at most one object (objs_per_zspage 1: Z1 above). Caller holds c.lock.
+// says; its index is added to *tails (L2: named by one run); its class is its own or a
+// larger one within tail_spill_limit (L4). A run class's zspage holds at most one object
+// (objs_per_zspage 1: Z1 above). Caller holds c.lock.
 void PoolImpl::check_large(const SizeClass& c, std::uint32_t index, std::uint32_t size,
                            std::vector<std::uint32_t>* tails) const noexcept {
   const LargeSplit s = split_large(size, geo_.max_tail());
@@ -126,6 +130,14 @@ void PoolImpl::check_large(const SizeClass& c, std::uint32_t index, std::uint32_
           s.tail <= geo_.max_tail(),
       "large object %u: tail %#llx (entry %#llx) is not a live small object of %u bytes (L1)",
       index, static_cast<unsigned long long>(tail), static_cast<unsigned long long>(v), s.tail);
+  // L4: the tail is in its own class, or spilled into a larger normal class within
+  // tail_spill_limit (docs/units.md#tails-in-a-larger-class).
+  const unsigned own = geo_.class_of_slot(Geometry::slot_for(s.tail));
+  const unsigned in = handles_.group_of(ti);
+  ZS_CHECK(in == own || (in > own && geo_.is_real(in) && !geo_.info(in).huge &&
+                         geo_.info(in).size <= tail_spill_limit(s.tail, geo_.max_tail())),
+           "large object %u: tail of %u bytes in class %u (own %u, limit %zu) (L4)", index, s.tail,
+           in, own, tail_spill_limit(s.tail, geo_.max_tail()));
   tails->push_back(ti);
 }
 

@@ -53,6 +53,11 @@ inline unsigned fullness_group(unsigned inuse, unsigned objs) noexcept {
   return 100 * inuse / objs / 10 + 1;
 }
 
+// Fullness groups 0..kRoomGroups hold zspages with a free slot (kRoomMask: their bits in
+// SizeClass::nonempty); group 11 is full.
+inline constexpr int kRoomGroups = 10;
+inline constexpr unsigned kRoomMask = (1u << (kRoomGroups + 1)) - 1;
+
 struct ZsPage {
   // Written when the descriptor is first used, before the zspage is published (a spare
   // keeps its class); read under the class lock, and by migration to find the class.

@@ -2,7 +2,8 @@
 // free, free_batch, compact, migrate, pack) run against a reference model; every object's
 // bytes are checked, and check_invariants() runs after each mutation. Option bytes pick
 // the chain size, translation mode, decay (0: frames go back in free itself) and, with bit
-// 0x10, a max_object_size above 4096 (large objects: runs + tails, docs/units.md).
+// 0x10, a max_object_size above 4096 (large objects: runs + tails, a tail in a larger
+// class when the spill rule allows: docs/units.md).
 #include <cstdint>
 #include <cstring>
 #include <map>
