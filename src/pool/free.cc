@@ -71,13 +71,21 @@ void PoolImpl::free_impl(Handle h) noexcept {
   check_entry(v, h, "free");
   // A large object: its run goes first, then its tail (docs/locking.md#large-objects).
   const Handle tail = is_run_class(c.index) ? tail_of(index) : Handle{0};
+  const std::size_t tail_size =
+      tail != Handle{0} ? split_large(HandleTable::decode_large(v).size, geo_.max_tail()).tail : 0;
   ReleaseBatch batch;
   bool kick = false;
   free_locked(c, index, v, batch, &kick);  // steps 3-5
   const std::uint64_t freeable = options_.auto_compact_frames ? c.freeable_locked() : 0;
   c.lock.unlock();
   after_free(c, batch, kick, freeable);  // step 6
-  if (tail != Handle{0}) free_impl(tail);
+  if (tail != Handle{0}) {
+    // A tail placed in a larger class (large_alloc.cc) is no longer out of its own.
+    const unsigned group =
+        handles_.group_of(HandleTable::index_of(static_cast<std::uint64_t>(tail)));
+    if (group != tail_home(tail_size)) tail_returned(tail_size);
+    free_impl(tail);
+  }
 }
 
 // Protocol: docs/locking.md#free-batch. Handles go in chunks of kChunk: the chunk is

@@ -11,14 +11,31 @@ namespace uzram {
 Result<Handle> PoolImpl::alloc_large(std::size_t size) noexcept {
   const LargeSplit s = split_large(size, geo_.max_tail());
   Handle tail{0};
+  bool spilled = false;
   if (s.tail) {
-    auto t = alloc_tail(s.tail);
+    auto t = alloc_tail(s.tail, &spilled);
     if (!t) return t.error();
     tail = *t;
   }
   auto r = alloc_in(classes_[run_index(s.frames)], size, tail);
-  if (!r && tail != Handle{0}) free_impl(tail);
+  if (!r) {
+    if (tail != Handle{0}) free_impl(tail);  // a small object now: no tail bookkeeping
+    if (spilled) tail_returned(s.tail);
+    return r;
+  }
+  if (spilled) tails_spilled_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
   return r;
+}
+
+unsigned PoolImpl::tail_home(std::size_t tail) const noexcept {
+  return geo_.class_of_slot(Geometry::slot_for(tail));
+}
+
+// A tail that lived in a larger class is gone (its object freed, or its run never made):
+// its own class may lend again (the cap counts tails out now, not ever).
+void PoolImpl::tail_returned(std::size_t tail) noexcept {
+  // relaxed: size_class.h (a heuristic's counter).
+  classes_[tail_home(tail)].tails_out.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // docs/units.md#tails-in-a-larger-class; docs/locking.md#alloc (tails). Its own class
@@ -27,8 +44,8 @@ Result<Handle> PoolImpl::alloc_large(std::size_t size) noexcept {
 // opening a zspage. One class lock at a time: each alloc_in takes and drops its class's
 // lock. The room hints are read without a lock; alloc_in(open = false) re-checks under
 // the class lock and takes nothing when the hint was stale.
-Result<Handle> PoolImpl::alloc_tail(std::size_t size) noexcept {
-  const unsigned own = geo_.class_of_slot(Geometry::slot_for(size));
+Result<Handle> PoolImpl::alloc_tail(std::size_t size, bool* spilled) noexcept {
+  const unsigned own = tail_home(size);
   // relaxed: a hint (size_class.h), verified by alloc_in under the lock.
   if (classes_[own].room_hint.load(std::memory_order_relaxed)) {
     auto h = alloc_in(classes_[own], size, Handle{0}, false);
@@ -49,8 +66,8 @@ Result<Handle> PoolImpl::alloc_tail(std::size_t size) noexcept {
     auto h = alloc_in(c, size, Handle{0}, false);
     if (!h) return h;
     if (*h != Handle{0}) {
-      tails_spilled_.fetch_add(1, std::memory_order_relaxed);           // relaxed: a statistic
       classes_[own].tails_out.fetch_add(1, std::memory_order_relaxed);  // relaxed: size_class.h
+      *spilled = true;
       return h;
     }
   }

@@ -77,7 +77,10 @@ class PoolImpl final : public Pool {
   Result<Handle> alloc_large(std::size_t size) noexcept;
   // A tail of `size` bytes: in its own class, or spilled into a larger class's free slot
   // rather than opening a zspage (docs/units.md#tails-in-a-larger-class).
-  Result<Handle> alloc_tail(std::size_t size) noexcept;
+  // *spilled: the tail went to a larger class (counted in its own class's tails_out).
+  Result<Handle> alloc_tail(std::size_t size, bool* spilled) noexcept;
+  unsigned tail_home(std::size_t tail) const noexcept;  // a tail's own class
+  void tail_returned(std::size_t tail) noexcept;        // one tail less out of its class
   void free_impl(Handle handle) noexcept;
   void free_batch_impl(const Handle* handles, std::size_t n) noexcept;
   template <typename T>
@@ -114,7 +117,8 @@ class PoolImpl final : public Pool {
   void check_invariants_impl() const noexcept;
   void check_handles() const noexcept;
   void check_large(const SizeClass& c, std::uint32_t index, std::uint32_t size,
-                   std::vector<std::uint32_t>* tails) const noexcept ZS_REQUIRES(c.lock);
+                   std::vector<std::uint32_t>* tails,
+                   std::vector<std::uint32_t>* out) const noexcept ZS_REQUIRES(c.lock);
   unsigned parked_chain(const SizeClass& c, ZsPageId id, const ZsPage* z,
                         std::vector<bool>* taken) const noexcept ZS_REQUIRES(c.lock);
 

@@ -74,6 +74,7 @@ void PoolImpl::check_invariants_impl() const noexcept {
                static_cast<unsigned long long>(n),
                static_cast<unsigned long long>(c.zspages_in[g]));
     }
+    // relaxed: under c.lock, which orders its writers (pool.cc list_insert/remove_locked).
     ZS_CHECK(c.room_hint.load(std::memory_order_relaxed) == ((c.nonempty & kRoomMask) != 0),
              "class %u: room hint %d, nonempty %#x (C5)", i,
              static_cast<int>(c.room_hint.load(std::memory_order_relaxed)), c.nonempty);
@@ -107,10 +108,12 @@ void PoolImpl::check_invariants_impl() const noexcept {
 // `index`) has the run split_large gives it, and its tail handle (when it has one) is an
 // allocated object of a small class of at most max_tail() bytes and the size the split
 // says; its index is added to *tails (L2: named by one run); its class is its own or a
-// larger one within tail_spill_limit (L4). A run class's zspage holds at most one object
-// (objs_per_zspage 1: Z1 above). Caller holds c.lock.
+// larger one within tail_spill_limit (L4), counted in (*out)[own] when larger (L5). A run
+// class's zspage holds at most one object (objs_per_zspage 1: Z1 above). Caller holds
+// c.lock.
 void PoolImpl::check_large(const SizeClass& c, std::uint32_t index, std::uint32_t size,
-                           std::vector<std::uint32_t>* tails) const noexcept {
+                           std::vector<std::uint32_t>* tails,
+                           std::vector<std::uint32_t>* out) const noexcept {
   const LargeSplit s = split_large(size, geo_.max_tail());
   ZS_CHECK(size > kFrameSize && size <= options_.max_object_size && s.frames == c.pages_per_zspage,
            "large object %u: %u bytes in a run of %u frames (L1)", index, size,
@@ -139,6 +142,7 @@ void PoolImpl::check_large(const SizeClass& c, std::uint32_t index, std::uint32_
            "large object %u: tail of %u bytes in class %u (own %u, limit %zu) (L4)", index, s.tail,
            in, own, tail_spill_limit(s.tail, geo_.max_tail()));
   tails->push_back(ti);
+  if (in != own) (*out)[own]++;
 }
 
 // H2, Z1: every allocated handle entry names a live zspage of a class its size fits, a
@@ -150,7 +154,8 @@ void PoolImpl::check_handles() const noexcept {
            "check_invariants: no memory");
   std::uint64_t named = 0, used = 0;
   std::vector<bool> taken;
-  std::vector<std::uint32_t> tails;  // tail handle indexes named by live runs
+  std::vector<std::uint32_t> tails;                // tail handle indexes named by live runs
+  std::vector<std::uint32_t> out(kMaxClasses, 0);  // live tails in a larger class, by own
   for (unsigned i = 0; i < kMaxClasses; i++) {
     if (!is_class(i)) continue;
     auto& c = const_cast<SizeClass&>(classes_[i]);
@@ -166,7 +171,7 @@ void PoolImpl::check_handles() const noexcept {
           const std::uint64_t v = handles_.entry(r.index)->load(std::memory_order_relaxed);
           const Location loc =
               is_run_class(i) ? HandleTable::decode_large(v) : HandleTable::decode(v);
-          if (is_run_class(i)) check_large(c, r.index, loc.size, &tails);
+          if (is_run_class(i)) check_large(c, r.index, loc.size, &tails, &out);
           ZS_CHECK(HandleTable::is_allocated(v) && loc.zspage == id,
                    "handle index %u changed during check_invariants", r.index);
           ZS_CHECK(handles_.group_of(r.index) == i,
@@ -191,6 +196,14 @@ void PoolImpl::check_handles() const noexcept {
   std::sort(tails.begin(), tails.end());
   ZS_CHECK(std::adjacent_find(tails.begin(), tails.end()) == tails.end(),
            "large objects: two runs name the same tail handle (L2)");
+  // L5: each class's count of tails out is the number of its live tails in larger classes.
+  for (unsigned i = 0; i < kMaxClasses; i++) {
+    if (!is_class(i)) continue;
+    // relaxed: no other thread uses the pool (check_invariants' contract).
+    const std::uint32_t counted = classes_[i].tails_out.load(std::memory_order_relaxed);
+    ZS_CHECK(counted == out[i], "class %u: %u tails counted out, %u live in larger classes (L5)", i,
+             counted, out[i]);
+  }
   const std::uint64_t allocated = rix.size();
   ZS_CHECK(named == used && allocated == used,
            "pool: %llu handles allocated, %llu name listed zspages, %llu objects in use (H2)",

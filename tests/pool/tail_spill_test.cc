@@ -171,7 +171,58 @@ TEST(TailSpillTest, SpillsOnlyUnderTheRule) {
     objs.push_back(make_obj(*pool, rng, 4096 + t));  // own has room: no spill
     EXPECT_EQ(pool->stats().tails_spilled, spilled);
     for (const Obj& o : objs) ASSERT_NO_FATAL_FAILURE(expect_obj(*pool, o));
-    for (const Obj& o : objs) pool->free(o.h);
+    // The cap counts tails out now, not ever: free the spilled ones, fill own's zspage
+    // with small objects (which never spill), and the next tail spills again.
+    std::vector<Obj> kept;
+    for (const Obj& o : objs) {
+      if (o.data.size() == 4096 + t && used_by_class(*pool)[d1] > 0 && kept.size() < 2 * spilled) {
+        pool->free(o.h);
+      } else {
+        kept.push_back(o);
+      }
+    }
+    pool->check_invariants();  // L5: the freed tails are no longer counted out
+    for (;;) {
+      bool room = false;
+      for (const ClassStats& c : pool->class_stats()) {
+        if (c.index == own) room = c.obj_used < c.obj_allocated;
+      }
+      if (!room) break;
+      kept.push_back(make_obj(*pool, rng, t));
+    }
+    const std::uint64_t before = pool->stats().tails_spilled;
+    kept.push_back(make_obj(*pool, rng, 4096 + t));
+    EXPECT_EQ(pool->stats().tails_spilled, before + 1);
+    pool->check_invariants();
+    for (const Obj& o : kept) ASSERT_NO_FATAL_FAILURE(expect_obj(*pool, o));
+    for (const Obj& o : kept) pool->free(o.h);
+    pool->check_invariants();
+    EXPECT_EQ(pool->total_pages(), 0u);
+  }
+  {  // A spilled tail whose run cannot be made is freed and given back to its class's cap.
+    PoolOptions o;
+    o.name = "tails-limit";
+    o.max_bytes = 16 * 4096;  // 16 frames in all
+    o.max_object_size = 65536;
+    o.huge_pages = false;
+    auto created = create_pool(o, TranslationMode::validated);
+    ASSERT_TRUE(created.has_value()) << created.error().message();
+    auto pool = std::move(created).value();
+    Obj a = make_obj(*pool, rng, g.info(d1).size);  // d1 has room
+    std::vector<Handle> frames;
+    for (int i = 0; i < 32; i++) {
+      auto h = pool->alloc(4096);  // the huge class: one frame each, until the limit
+      if (!h) break;
+      frames.push_back(*h);
+    }
+    auto r = pool->alloc(8 * 4096 + t);  // the tail would spill into d1; the run fails
+    EXPECT_FALSE(r.has_value());
+    pool->check_invariants();  // L5: nothing counted out
+    EXPECT_EQ(pool->stats().tails_spilled, 0u);
+    EXPECT_EQ(used_by_class(*pool)[d1], 1u);
+    pool->free(a.h);
+    for (const Handle h : frames) pool->free(h);
+    pool->check_invariants();
     EXPECT_EQ(pool->total_pages(), 0u);
   }
   {  // A tail at the largest normal class has nowhere larger to go (never the huge class).
