@@ -127,6 +127,12 @@ struct StoreOptions {
   // (0) or raised above the size the pool was given (invalid_argument; reset and set
   // disksize again to resize).
   bool swap = false;
+  // The compression streams' idle release (docs/store.md#streams): a stream not taken for
+  // this many milliseconds (up to twice that) gives back its codec's contexts and its unit
+  // buffers; the next use makes them anew. 0: only when the last user closes
+  // (Store::close_user), which always does. Ignored for a swap store, whose streams stay
+  // warm.
+  std::uint32_t stream_idle_ms = 1000;
 };
 // What a swap store's pool holds beyond mem_limit: the zspages of writers that allocated
 // before they saw the limit (it is checked after allocating, as in the kernel).
