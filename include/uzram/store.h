@@ -182,7 +182,9 @@ class Store {
   // serve; it and those two writes are ordered by the init lock, so a user opened while a
   // reset runs sees either the device before it (and the reset fails) or after it.
   // Errors: not_initialized (no disksize yet: nothing to serve). Every successful
-  // open_user is paired with one close_user.
+  // open_user is paired with one close_user. The close_user that leaves no user open gives
+  // back the streams' memory and the pool's idle frames (not for a swap store;
+  // docs/store.md#streams); call it with no lock of this store held.
   [[nodiscard]] Result<std::uint64_t> open_user() noexcept;
   void close_user() noexcept;
   [[nodiscard]] std::uint64_t users() const noexcept;  // open users now
