@@ -8,7 +8,8 @@
 # (`zstd@32K/6` = -a zstd -o unit_size=32K -o 'algorithm_params=algo=zstd level=6'; no
 # LEVEL: zstd's default, 3); default: `uzram:-a,zstd nbdkit`. Per server, in one run: the
 # server's VmRSS idle (before any
-# client), nbdcopy of the corpus into it (MB/s), VmRSS after the write, nbdcopy of the
+# client), nbdcopy of the corpus into it (MB/s), VmRSS after the write (once the server
+# has closed the connection, then 0.2 s, for every server alike), nbdcopy of the
 # disk to null: (MB/s; best of two; --no-extents for every server, since block status
 # crashes nbdkit's zstd allocator), a byte-for-byte check, VmRSS after the reads, then fio
 # (nbd engine, 4 KiB, random) read at iodepth 1 and 16 and write at iodepth 1 and 16:
@@ -45,8 +46,18 @@ pid=$(cat "$tmp/pid")
 rss() { awk '/VmRSS/ {print $2}' /proc/$pid/status; }
 now() { date +%s.%N; }
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' /proc/$pid/stat; }
+# The server's sockets (listening, control, connections): RSS is sampled once it has closed
+# the client's connection (back to the idle count), then 0.2 s later, for every server
+# alike (uzram gives its streams' memory back when the last connection closes).
+socks() { find /proc/$pid/fd -lname 'socket:*' 2>/dev/null | wc -l; }
+settle() {
+  for _ in $(seq 500); do [ "$(socks)" -le "$s0" ] && break; sleep 0.01; done
+  sleep 0.2
+}
 idle=$(rss)
+s0=$(socks)
 c0=$(cpu); t0=$(now); nbdcopy "$corpus" "$uri"; t1=$(now); c1=$(cpu)
+settle
 wrss=$(rss)
 # Where the RSS after the write is (a row of the second table).
 if [ -S "$tmp/c.sock" ]; then
@@ -80,6 +91,7 @@ for _ in 1 2; do
 done
 c2=$(cpu)
 nbdcopy --no-extents "$uri" - | cmp -n "$bytes" - "$corpus" >/dev/null || echo MISMATCH >&2
+settle
 rrss=$(rss)
 fio_one() {  # RW DEPTH -> "IOPS P99US"
   fio --ioengine=nbd --uri="$uri" --name=j --rw=$1 --bs=4k --size="$bytes" --iodepth=$2 \

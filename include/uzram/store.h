@@ -127,6 +127,12 @@ struct StoreOptions {
   // (0) or raised above the size the pool was given (invalid_argument; reset and set
   // disksize again to resize).
   bool swap = false;
+  // The compression streams' idle release (docs/store.md#streams): a stream not taken for
+  // this many milliseconds (up to twice that) gives back its codec's contexts and its unit
+  // buffers; the next use makes them anew. 0: only when the last user closes
+  // (Store::close_user), which always does. Ignored for a swap store, whose streams stay
+  // warm.
+  std::uint32_t stream_idle_ms = 1000;
 };
 // What a swap store's pool holds beyond mem_limit: the zspages of writers that allocated
 // before they saw the limit (it is checked after allocating, as in the kernel).
@@ -176,7 +182,9 @@ class Store {
   // serve; it and those two writes are ordered by the init lock, so a user opened while a
   // reset runs sees either the device before it (and the reset fails) or after it.
   // Errors: not_initialized (no disksize yet: nothing to serve). Every successful
-  // open_user is paired with one close_user.
+  // open_user is paired with one close_user. The close_user that leaves no user open gives
+  // back the streams' memory and the pool's idle frames (not for a swap store;
+  // docs/store.md#streams); call it with no lock of this store held.
   [[nodiscard]] Result<std::uint64_t> open_user() noexcept;
   void close_user() noexcept;
   [[nodiscard]] std::uint64_t users() const noexcept;  // open users now

@@ -92,6 +92,14 @@ class Codec {
   // dictionary; not a dictionary buffer shared with other codecs). Same thread rules as
   // compress().
   virtual std::size_t memory_bytes() const noexcept = 0;
+  // Gives back the memory the codec's contexts gathered by use (work spaces, decoder
+  // state, scratch buffers), keeping what it was built with (level, dictionaries): the next
+  // call sizes them again, as a codec's first call does. The contexts are made anew before
+  // the old ones go, so nothing fails later for this: false (nothing given back) when that
+  // cannot be allocated. Same thread rules as compress(); never frees what decompress()
+  // uses where decompress_is_stateless() (other threads decompress with it unlocked).
+  // Default (codecs whose state is fixed at creation): nothing to give back, false.
+  virtual bool release_memory() noexcept { return false; }
 };
 
 // Validates a spec and builds a codec. Errors (the callers word the message): unknown

@@ -82,6 +82,10 @@ class BoundedOutput {
 
  public:
   std::size_t memory_bytes() const noexcept { return scratch_ ? cap_ : 0; }
+  void release() noexcept {  // the scratch buffer goes; the next short capacity allocates
+    scratch_.reset();
+    cap_ = 0;
+  }
 };
 
 // The lzo-rle bitstream (LZO1X; version 1 adds the zero-run instruction).

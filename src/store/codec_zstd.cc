@@ -120,6 +120,25 @@ class ZstdCodec final : public Codec {
            ZSTD_sizeof_DDict(ddict_);
   }
 
+  // Fresh contexts (each a small mapping until used) replace the old ones with their work
+  // spaces: the next compress() or decompress() sizes its own again.
+  bool release_memory() noexcept override {
+    ZSTD_CCtx* const c = ZSTD_createCCtx_advanced(mem_.custom());
+    ZSTD_DCtx* const d = ZSTD_createDCtx_advanced(mem_.custom());
+    if (!c || !d) {
+      ZSTD_freeCCtx(c);
+      ZSTD_freeDCtx(d);
+      return false;
+    }
+    ZSTD_freeCCtx(cctx_);
+    ZSTD_freeDCtx(dctx_);
+    cctx_ = c;
+    dctx_ = d;
+    prefix_ = {};  // nothing to continue
+    out_.release();
+    return true;
+  }
+
   Result<std::size_t> compress_pieces(const void* src, std::size_t src_len, void* dst,
                                       std::size_t dst_cap, std::size_t piece) noexcept override {
     if (piece == 0 || piece >= src_len || src_len % piece != 0) {

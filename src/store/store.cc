@@ -88,6 +88,7 @@ Result<std::uint64_t> Store::open_user() noexcept {
 void Store::close_user() noexcept {
   const std::uint64_t was = impl(this)->users_.fetch_sub(1, std::memory_order_relaxed);
   ZS_CHECK(was > 0, "Store::close_user without open_user");
+  if (was == 1) impl(this)->release_idle_memory();  // nobody left to read or write
 }
 std::uint64_t Store::users() const noexcept {
   return impl(this)->users_.load(std::memory_order_relaxed);
@@ -143,10 +144,15 @@ bool Store::retired() const noexcept {
 StoreImpl::StoreImpl(std::string name, const StoreOptions& options) noexcept
     : name_(std::move(name)), options_(options) {
   comp_[0].name = kDefaultAlgorithm;
+  if (!options_.swap && options_.stream_idle_ms != 0) {
+    stream_timer_.worker = &stream_worker_;
+    stream_timer_.period = std::chrono::milliseconds(options_.stream_idle_ms);
+  }
   memory_register(this);
 }
 
 StoreImpl::~StoreImpl() {
+  stream_worker_.stop();         // first, as the policy's: its job takes init_lock_
   policy_.stop();                // first: its worker takes init_lock_ and uses everything below
   memory_unregister(this);       // then: a breakdown may be reading this store
   std::shared_ptr<Backing> old;  // closed with no lock held
@@ -154,6 +160,25 @@ StoreImpl::~StoreImpl() {
     WriterLock l(init_lock_);
     old = reset_locked();
   }
+}
+
+void StoreImpl::sweep_streams() noexcept {
+  // Cleared before the streams are looked at: a stream taken after its sweep arms the timer
+  // again (docs/locking.md#stream-release).
+  stream_timer_.armed.store(false);
+  bool again = false;
+  {
+    ReaderLock l(init_lock_);
+    for (StreamPool& p : streams_) again |= p.sweep(false);
+  }
+  if (again) stream_timer_.arm();
+}
+
+void StoreImpl::release_idle_memory() noexcept {
+  if (options_.swap) return;  // a swap store keeps its streams warm and its frames
+  ReaderLock l(init_lock_);
+  for (StreamPool& p : streams_) (void)p.sweep(true);  // a busy one: the timer's
+  if (pool_) (void)pool_->release_idle_frames();
 }
 
 // Writing disksize: allocate the slot table, create the pool and the streams of every
@@ -205,7 +230,7 @@ Result<void> StoreImpl::init_locked(std::uint64_t disksize, std::string* msg) no
   for (unsigned p = 0; p < kMaxPriorities; p++) {
     if (comp_[p].name.empty()) continue;
     const std::size_t ub = unit_size_ > kBlockSize ? unit_size_ : 0;
-    if (auto r = streams_[p].init(comp_[p], 0, ub, options_.swap); !r) {
+    if (auto r = streams_[p].init(comp_[p], 0, ub, options_.swap, &stream_timer_); !r) {
       for (auto& st : streams_) st = StreamPool{};
       munmap(table, n * sizeof(Slot));
       if (msg)

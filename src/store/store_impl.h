@@ -32,6 +32,7 @@
 #include "sync/mutex.h"
 #include "sync/scoped_lock.h"
 #include "sync/sharded_rw_mutex.h"
+#include "sync/worker.h"
 #include "util/sharded_counter.h"
 #include "uzram/pool.h"
 #include "uzram/store.h"
@@ -410,6 +411,19 @@ class StoreImpl final : public Store {
       ZS_REQUIRES_SHARED(init_lock_);
   // check_invariants' part: the allocator's live bytes per block against the WB slots.
   void check_backing_invariants() const noexcept ZS_REQUIRES_SHARED(init_lock_);
+
+  // ---- The streams' idle release (store.cc; docs/store.md#streams) ----
+  // The timer's job: sweeps every stream pool (StreamPool::sweep(false)) and re-arms the
+  // timer while a stream may still hold memory. Takes init_lock_ shared.
+  void sweep_streams() noexcept ZS_EXCLUDES(init_lock_);
+  // The store's last user closed: every stream not in use gives its memory back now, and
+  // the pool its idle frames. Not for a swap store. Takes init_lock_ shared.
+  void release_idle_memory() noexcept ZS_EXCLUDES(init_lock_);
+
+  // The streams' timer (StreamTimer, streams.h; no worker when stream_idle_ms is 0 or for
+  // a swap store) and its worker. Stopped by the destructor, first, with the policy's.
+  StreamTimer stream_timer_;
+  Worker stream_worker_{[this] { sweep_streams(); }};
 
   // The tiering policy engine (store/policy.h). Last: its worker is stopped (by the
   // destructor, first) before anything it uses goes away.

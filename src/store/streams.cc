@@ -10,6 +10,7 @@
 
 #include "store/unit.h"
 #include "sync/lock_order.h"
+#include "sync/worker.h"
 #include "util/resident.h"
 
 namespace uzram {
@@ -67,12 +68,33 @@ Result<std::unique_ptr<Stream>> make_stream(const CodecSpec& spec,
   return s;
 }
 
+// Gives a stream's memory back (under its mutex): the codec's contexts, the unit buffers'
+// pages (the mapping stays; its pages come back zeroed on the next use), with the
+// decoded-unit cache they held.
+void release_stream(Stream& s) noexcept {
+  (void)s.codec->release_memory();  // false: kept as they are, still correct
+  if (s.unit_mem) {
+    (void)::madvise(s.unit_mem.get(), s.unit_mem.get_deleter().bytes, MADV_DONTNEED);
+    for (Stream::CachedUnit& c : s.cache) {
+      c.unit = c.version = 0;
+      c.ready = 0;
+    }
+    s.resumable = nullptr;
+  }
+  s.holds = s.used = false;
+  s.releases++;
+}
+
 }  // namespace
+
+void StreamTimer::arm() noexcept {
+  if (worker && !armed.exchange(true)) worker->kick_after(period);
+}
 
 void UnitMemUnmap::operator()(unsigned char* p) const noexcept { ::munmap(p, bytes); }
 
 Result<void> StreamPool::init(const CodecSpec& spec, unsigned count, std::size_t unit_bytes,
-                              bool warm) noexcept {
+                              bool warm, StreamTimer* timer) noexcept {
   if (count == 0) count = std::thread::hardware_concurrency();
   if (count == 0) count = 1;
   spec_ = spec;
@@ -92,6 +114,8 @@ Result<void> StreamPool::init(const CodecSpec& spec, unsigned count, std::size_t
     if (auto t = make_stream(spec, unit_bytes)) warm_up(**t);
   }
   streams_ = std::move(streams);
+  releasable_ = !warm;
+  timer_ = warm ? nullptr : timer;
   stateless_ = streams_[0]->codec->decompress_is_stateless() ? streams_[0]->codec.get() : nullptr;
   return {};
 }
@@ -106,6 +130,46 @@ std::size_t StreamPool::memory_bytes() const noexcept {
   return bytes;
 }
 
+bool StreamPool::sweep(bool all) noexcept {
+  if (!releasable_) return false;
+  bool again = false;
+  for (auto& p : streams_) {
+    Stream& s = *p;
+    if (!s.mu.try_lock()) {  // in use: not idle
+      again = true;
+      continue;
+    }
+    if (s.holds && (all || !s.used)) {
+      release_stream(s);
+    } else if (s.holds) {
+      s.used = false;  // taken during this period: looked at again the next
+      again = true;
+    }
+    s.mu.unlock();
+  }
+  return again;
+}
+
+std::uint64_t StreamPool::releases() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& s : streams_) {
+    MutexLock l(s->mu);
+    n += s->releases;
+  }
+  return n;
+}
+
+Stream& StreamPool::taken(Stream& s) noexcept {
+  if (releasable_) {
+    s.used = true;
+    if (!s.holds) {
+      s.holds = true;
+      if (timer_) timer_->arm();  // after marking it, under its mutex (the sweep's pairing)
+    }
+  }
+  return s;
+}
+
 // The calling CPU's stream when it is free; else any free one (a thread that migrated, or
 // two threads sharing a CPU, must not sleep through another's whole compression while a
 // stream sits idle); only when all are busy, wait for the CPU's own.
@@ -116,11 +180,11 @@ Stream& StreamPool::get() noexcept {
   const unsigned mine = static_cast<unsigned>(cpu < 0 ? 0 : cpu) % n;
   for (unsigned k = 0; k < n; k++) {
     Stream& s = *streams_[(mine + k) % n];
-    if (s.mu.try_lock()) return s;
+    if (s.mu.try_lock()) return taken(s);
   }
   Stream& s = *streams_[mine];
   s.mu.lock();
-  return s;
+  return taken(s);
 }
 
 Stream& StreamPool::get_for_unit(std::uint64_t unit, std::uint64_t version) noexcept {
@@ -138,7 +202,7 @@ Stream& StreamPool::get_for_unit(std::uint64_t unit, std::uint64_t version) noex
         if (vacant == n) vacant = i;
         continue;
       }
-      if (c.unit == unit && c.version == version) return s;
+      if (c.unit == unit && c.version == version) return taken(s);
       if (c.unit + 1 == unit && before == n) before = i;
     }
     s.mu.unlock();
@@ -147,12 +211,12 @@ Stream& StreamPool::get_for_unit(std::uint64_t unit, std::uint64_t version) noex
   if (before == n) return get();
   Stream& s = *streams_[before];
   s.mu.lock();
-  return s;
+  return taken(s);
 }
 
 Stream* StreamPool::try_get() noexcept {
   for (auto& s : streams_) {
-    if (s->mu.try_lock()) return s.get();
+    if (s->mu.try_lock()) return &taken(*s);
   }
   return nullptr;
 }

@@ -4,11 +4,19 @@
 // calling CPU's stream (sched_getcpu); the thread may migrate and keep using it: correctness comes
 // from the mutex, locality is best-effort. Memory is bounded by the number of CPUs, not of threads.
 //
+// Idle streams give their memory back (docs/store.md#streams): the codec's contexts and the
+// unit buffers' pages, when the store's last user closes (sweep(true)) and when a stream was
+// not taken for a whole period of the store's StreamTimer (sweep(false)); the next use makes
+// them anew. Never for a pool built warm (a swap store's). Protocol:
+// docs/locking.md#stream-release.
+//
 // Thread safety: get()/Stream::put() from any thread. The stream mutex is sleepable
 // (codec calls may block) and taken after the slot lock and before any pool lock.
 #ifndef UZRAM_STORE_STREAMS_H_
 #define UZRAM_STORE_STREAMS_H_
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -18,6 +26,20 @@
 #include "sync/mutex.h"
 
 namespace uzram {
+
+class Worker;
+
+// A store's timer for its streams' idle release: StoreImpl owns it, its worker's job runs
+// StreamPool::sweep(false) on every pool and re-arms it while a stream still holds memory;
+// the first use of a stream that holds none arms it. armed is seq_cst (the sweep clears it
+// before looking at the streams, a user sets it after marking its stream under the stream's
+// mutex: docs/locking.md#stream-release).
+struct StreamTimer {
+  Worker* worker = nullptr;  // null: no timer (streams go back only when the last user closes)
+  std::chrono::milliseconds period{0};
+  std::atomic<bool> armed{false};  // a sweep is due
+  void arm() noexcept;             // sets the timer unless armed
+};
 
 // Unmaps a stream's unit buffers (a fresh mapping: its pages are resident once written).
 struct UnitMemUnmap {
@@ -57,6 +79,13 @@ struct alignas(64) Stream {
   // by whoever writes unit_gather or decodes into another entry; nullptr: none.
   const unsigned char* resumable = nullptr;
 
+  // The idle release (StreamPool::sweep), under mu: holds = the codec or the unit buffers
+  // may hold memory gathered by use since the last release; used = taken since the last
+  // sweep; releases = times this stream gave its memory back.
+  bool holds = false;
+  bool used = false;
+  std::uint64_t releases = 0;
+
   // The cache entry holding (unit, version), moved to the front; nullptr if none.
   CachedUnit* cache_find(std::uint64_t unit, std::uint64_t version) noexcept;
   // The entry to decode `unit` into, moved to the front and emptied: an empty one, else
@@ -70,11 +99,13 @@ class StreamPool {
   // Builds one stream per CPU (at least one), with unit buffers when unit_bytes is not 0
   // (a store's unit_size above 4 KiB). warm: run a page (and a unit) through each codec
   // now, so that every work space the codec sizes on first use is allocated and touched
-  // here (a store for swap: serving takes no memory from the kernel); else a codec's
-  // contexts and the unit buffers' pages come on first use. Errors: those of make_codec(),
-  // no_memory.
+  // here (a store for swap: serving takes no memory from the kernel), and never given back;
+  // else a codec's contexts and the unit buffers' pages come on first use and go back
+  // when idle (sweep), timed by `timer` (null: only by sweep(true)). Errors: those of
+  // make_codec(), no_memory.
   [[nodiscard]] Result<void> init(const CodecSpec& spec, unsigned count = 0,
-                                  std::size_t unit_bytes = 0, bool warm = true) noexcept;
+                                  std::size_t unit_bytes = 0, bool warm = true,
+                                  StreamTimer* timer = nullptr) noexcept;
   bool active() const noexcept { return !streams_.empty(); }
   unsigned size() const noexcept { return static_cast<unsigned>(streams_.size()); }
   const CodecSpec& spec() const noexcept { return spec_; }
@@ -98,9 +129,20 @@ class StreamPool {
   // The streams' bytes: the Stream objects, what their codecs hold, and the resident
   // pages of their unit buffers (each stream's mutex is taken in turn).
   std::size_t memory_bytes() const noexcept;
+  // Gives back the memory of every stream that holds some and is not in use now (all), or
+  // was not taken since the last sweep (!all); a stream in use is skipped, never waited
+  // for (try_lock). Returns whether a stream may still hold memory (kept, or busy): the
+  // timer's job sweeps again a period later. Nothing on a pool built warm (returns false).
+  bool sweep(bool all) noexcept;
+  // The streams' releases so far (each stream's mutex is taken in turn).
+  std::uint64_t releases() const noexcept;
 
  private:
+  Stream& taken(Stream& s) noexcept;  // marks a stream just locked for use (holds, used)
+
   CodecSpec spec_;
+  bool releasable_ = false;       // built lazily (not warm): sweep gives memory back
+  StreamTimer* timer_ = nullptr;  // the store's; null: none
   std::vector<std::unique_ptr<Stream>> streams_;
   Codec* stateless_ = nullptr;  // streams_[0]'s codec when its decompression is stateless
 };
