@@ -40,10 +40,10 @@ struct alignas(64) SizeClass {
   // (relaxed) whenever nonempty changes; read without it only as a hint by a tail looking
   // for a larger class with room, which re-checks under the lock (docs/locking.md#alloc).
   std::atomic<bool> room_hint{false};
-  // Live tails of this class placed in a larger class (docs/units.md#tails-in-a-larger-
-  // class): a class with kTailSpillZspages of its zspages' worth out keeps the rest until
-  // some come back (freed). Relaxed: a heuristic's counter, ordered with nothing (racing
-  // allocators may pass the cap by one each).
+  // Live tails of this class placed in a larger class
+  // (docs/units.md#tails-in-a-larger-class): a class with kTailSpillZspages of its
+  // zspages' worth out keeps the rest until some come back (freed). Relaxed: a
+  // heuristic's counter, ordered with nothing (racing allocators may pass the cap by one).
   std::atomic<std::uint32_t> tails_out{0};
   ZsPageId heads[kNumFullnessGroups] ZS_GUARDED_BY(lock) = {};
   std::uint64_t zspages_in[kNumFullnessGroups] ZS_GUARDED_BY(lock) = {};
