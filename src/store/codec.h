@@ -100,6 +100,9 @@ class Codec {
   // uses where decompress_is_stateless() (other threads decompress with it unlocked).
   // Default (codecs whose state is fixed at creation): nothing to give back, false.
   virtual bool release_memory() noexcept { return false; }
+  // Whether release_memory() can give anything back (StreamPool sweeps only streams that
+  // hold something to give: a unit store's buffers, or such a codec).
+  virtual bool can_release_memory() const noexcept { return false; }
 };
 
 // Validates a spec and builds a codec. Errors (the callers word the message): unknown

@@ -122,6 +122,7 @@ class ZstdCodec final : public Codec {
 
   // Fresh contexts (each a small mapping until used) replace the old ones with their work
   // spaces: the next compress() or decompress() sizes its own again.
+  bool can_release_memory() const noexcept override { return true; }
   bool release_memory() noexcept override {
     ZSTD_CCtx* const c = ZSTD_createCCtx_advanced(mem_.custom());
     ZSTD_DCtx* const d = ZSTD_createDCtx_advanced(mem_.custom());

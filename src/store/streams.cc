@@ -72,7 +72,9 @@ Result<std::unique_ptr<Stream>> make_stream(const CodecSpec& spec,
 // pages (the mapping stays; its pages come back zeroed on the next use), with the
 // decoded-unit cache they held.
 void release_stream(Stream& s) noexcept {
-  (void)s.codec->release_memory();  // false: kept as they are, still correct
+  // false: the contexts are kept as they are (still correct), and the stream still holds
+  // them: the next sweep tries again.
+  const bool kept = s.codec->can_release_memory() && !s.codec->release_memory();
   if (s.unit_mem) {
     (void)::madvise(s.unit_mem.get(), s.unit_mem.get_deleter().bytes, MADV_DONTNEED);
     for (Stream::CachedUnit& c : s.cache) {
@@ -81,7 +83,8 @@ void release_stream(Stream& s) noexcept {
     }
     s.resumable = nullptr;
   }
-  s.holds = s.used = false;
+  s.holds = kept;
+  s.used = false;
   s.releases++;
 }
 
@@ -114,8 +117,10 @@ Result<void> StreamPool::init(const CodecSpec& spec, unsigned count, std::size_t
     if (auto t = make_stream(spec, unit_bytes)) warm_up(**t);
   }
   streams_ = std::move(streams);
-  releasable_ = !warm;
-  timer_ = warm ? nullptr : timer;
+  // Nothing to give back (a 4 KiB store whose codec keeps only what it was built with):
+  // no sweeps, no timer.
+  releasable_ = !warm && (unit_bytes != 0 || streams_[0]->codec->can_release_memory());
+  timer_ = releasable_ ? timer : nullptr;
   stateless_ = streams_[0]->codec->decompress_is_stateless() ? streams_[0]->codec.get() : nullptr;
   return {};
 }
