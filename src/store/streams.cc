@@ -91,7 +91,8 @@ void release_stream(Stream& s) noexcept {
 }  // namespace
 
 void StreamTimer::arm() noexcept {
-  if (worker && !armed.exchange(true)) worker->kick_after(period);
+  // A timer that could not be set (no thread) leaves it unarmed: the next use tries again.
+  if (worker && !armed.exchange(true) && !worker->kick_after(period)) armed.store(false);
 }
 
 void UnitMemUnmap::operator()(unsigned char* p) const noexcept { ::munmap(p, bytes); }

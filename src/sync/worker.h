@@ -40,19 +40,21 @@ class Worker {
 
   // Runs the job once `delay` from now (or earlier, when a kick or an earlier timer comes
   // first); one timer at a time: the earliest deadline wins. Without a thread (none could
-  // be started) the timer is dropped: callers must not depend on it for correctness.
-  void kick_after(std::chrono::milliseconds delay) noexcept ZS_EXCLUDES(mu_) {
+  // be started) or once stopping, the timer is dropped and false returned: callers must
+  // not depend on it for correctness.
+  bool kick_after(std::chrono::milliseconds delay) noexcept ZS_EXCLUDES(mu_) {
     MutexLock l(mu_);
-    if (stopping_) return;
+    if (stopping_) return false;
     const Clock::time_point at = Clock::now() + delay;
-    if (has_deadline_ && deadline_ <= at) return;
+    if (has_deadline_ && deadline_ <= at) return true;
     has_deadline_ = true;
     deadline_ = at;
     if (started_) {
       cv_.notify_one();
-      return;
+      return true;
     }
     if (!start_locked(false)) has_deadline_ = false;
+    return has_deadline_;
   }
 
   // Starts the thread now, without a job (so that a later kick needs no new thread).
