@@ -45,7 +45,9 @@ TEST(CodecRelease, ZstdGivesItsContextsBackAndWorksOn) {
     ASSERT_TRUE(n);
     auto got = z.decompress_prefix(out.data(), *n, back.data(), kUnit, 4096);
     ASSERT_TRUE(got);
-    if (*got < kUnit) EXPECT_EQ(z.prefix_done(), *got);
+    if (*got < kUnit) {
+      EXPECT_EQ(z.prefix_done(), *got);
+    }
     const std::size_t used = z.memory_bytes();
     EXPECT_GE(used, kWarm) << "round " << round;
     ASSERT_TRUE(z.release_memory());
