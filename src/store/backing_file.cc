@@ -87,10 +87,14 @@ class FileTier final : public BackingTier {
  private:
   int pwritev_all(iovec* iov, int cnt, off_t off) noexcept;
   // The file system refused O_DIRECT at I/O time (EINVAL): go on with buffered I/O.
+  // Idempotent, so every thread whose I/O was issued with O_DIRECT and refused may call it
+  // and retry (a write in flight on another thread when the first refusal came was
+  // refused too: it must go again buffered, not count as failed).
   bool drop_direct() noexcept {
-    if (!direct.exchange(false)) return true;  // another thread did it
+    direct.store(false, std::memory_order_relaxed);  // relaxed: a hint for the next I/O
     const int fl = ::fcntl(fd, F_GETFL);
-    return fl >= 0 && ::fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0;
+    if (fl < 0) return false;
+    return (fl & O_DIRECT) == 0 || ::fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0;
   }
 };
 
@@ -212,10 +216,11 @@ void set_hooks(PwritevFn pwritev_fn, SyncFn sync_fn) noexcept {
 int FileTier::pwritev_all(iovec* iov, int cnt, off_t off) noexcept {
   const backing_testing::PwritevFn hook = g_pwritev.load(std::memory_order_relaxed);
   while (cnt > 0) {
+    const bool was_direct = direct.load(std::memory_order_relaxed);  // relaxed: drop_direct
     const ssize_t r = hook ? hook(fd, iov, cnt, off) : ::pwritev(fd, iov, cnt, off);
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (errno == EINVAL && direct.load(std::memory_order_relaxed) && drop_direct()) continue;
+      if (errno == EINVAL && was_direct && drop_direct()) continue;
       return errno;
     }
     if (r == 0) return EIO;
@@ -238,10 +243,11 @@ int FileTier::read(void* buf, std::size_t len, std::uint64_t offset, std::uint64
   auto* p = static_cast<char*>(buf);
   auto off = static_cast<off_t>(offset);
   while (len > 0) {
+    const bool was_direct = direct.load(std::memory_order_relaxed);  // relaxed: drop_direct
     const ssize_t r = ::pread(fd, p, len, off);
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (errno == EINVAL && direct.load(std::memory_order_relaxed) && drop_direct()) continue;
+      if (errno == EINVAL && was_direct && drop_direct()) continue;
       return errno;
     }
     if (r == 0) return EIO;
