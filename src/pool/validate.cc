@@ -135,7 +135,7 @@ void PoolImpl::check_large(const SizeClass& c, std::uint32_t index, std::uint32_
       index, static_cast<unsigned long long>(tail), static_cast<unsigned long long>(v), s.tail);
   // L4: the tail is in its own class, or spilled into a larger normal class within
   // tail_spill_limit (docs/units.md#tails-in-a-larger-class).
-  const unsigned own = geo_.class_of_slot(Geometry::slot_for(s.tail));
+  const unsigned own = tail_home(s.tail);
   const unsigned in = handles_.group_of(ti);
   ZS_CHECK(in == own || (in > own && geo_.is_real(in) && !geo_.info(in).huge &&
                          geo_.info(in).size <= tail_spill_limit(s.tail, geo_.max_tail())),
