@@ -26,10 +26,14 @@ head -c $((16 << 20)) /dev/urandom > "$tmp/data"
 # start NAME ARGS...: a background server; its URI in $uri_NAME, pid in $pid_NAME.
 start() {
   local name=$1; shift
+  # The files exist before the server starts: the loop below may read them before the
+  # background job's redirections ran (a missing file failed the pipeline, and set -e
+  # ended the script without a word: stop 20's CI failure).
+  : > "$tmp/$name.out"; : > "$tmp/$name.err"
   "$uzram" serve --control "$tmp/$name.ctl" --size 256M "$@" > "$tmp/$name.out" 2> "$tmp/$name.err" &
   local p=$! u=
   pids+=("$p")
-  for _ in $(seq 200); do u=$(head -1 "$tmp/$name.out" 2>/dev/null | sed -n 's/^uzram serve: //p'); [[ -n $u ]] && break; sleep 0.05; done
+  for _ in $(seq 200); do u=$(sed -n '1s/^uzram serve: //p' "$tmp/$name.out"); [[ -n $u ]] && break; sleep 0.05; done
   [[ -n $u ]] || fail "$name: server did not start: $(cat "$tmp/$name.err")"
   printf -v "uri_$name" %s "$u"
   printf -v "pid_$name" %s "$p"
