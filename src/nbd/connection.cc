@@ -15,6 +15,32 @@
 #include "nbd/transport.h"
 
 namespace uzram::nbd {
+namespace {
+
+// What a Unix connection's send buffer is raised to. A Unix stream socket's replies queue
+// against the sender's buffer alone (the peer's receive buffer plays no part), 208 KiB by
+// default: a 256 KiB READ reply then blocked its worker in sendmsg, holding the send lock,
+// until the client had read most of it, and the other workers, their units decoded, waited
+// for the lock. Reads ran at about one CPU's decoding speed whatever the connections and
+// workers (docs/benchmarks.md#nbd-reads-and-the-unix-send-buffer: 1.3-1.5x the read rate
+// with 4 MiB, on 2 vCPUs). Memory: the kernel's, and only while replies wait for the
+// client; a connection's requests in flight are bounded apart (64 MiB).
+constexpr int kUnixSendBuffer = 4 << 20;
+
+// Raises a Unix socket's send buffer: SO_SNDBUFFORCE where the server may (CAP_NET_ADMIN),
+// else SO_SNDBUF, which the kernel caps at net.core.wmem_max. TCP keeps the kernel's
+// autotuning, which an explicit SO_SNDBUF would turn off.
+void widen_unix_send_buffer(int fd) noexcept {
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) return;
+  int size = kUnixSendBuffer;
+  if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);  // best effort
+  }
+}
+
+}  // namespace
 
 void Server::State::serve(Conn* c) noexcept {
   const int fd = c->fd;  // only this thread closes it
@@ -29,6 +55,7 @@ void Server::State::serve(Conn* c) noexcept {
   timeval tv{static_cast<time_t>(options.send_timeout.count() / 1000),
              static_cast<suseconds_t>(options.send_timeout.count() % 1000 * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  widen_unix_send_buffer(fd);
   if (tcp) {
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
