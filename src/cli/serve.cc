@@ -214,6 +214,19 @@ void warn_exposure(const ServeOptions& o, const ServeSetup& setup, const nbd::Tl
   }
 }
 
+// A Unix socket's send buffer below what the server asks for (connection.cc), said once.
+void warn_send_buffer(const nbd::Server& server, LogSink& sink) {
+  if (!server.tcp_loopback() && !server.tcp_network()) {
+    const nbd::UnixSendBuffer b = nbd::probe_unix_send_buffer();
+    if (b.got > 0 && b.got < b.wanted) {
+      sink.write("warning: Unix connections get a " + std::to_string(b.got >> 10) +
+                 " KiB send buffer, not " + std::to_string(b.wanted >> 10) +
+                 " KiB (net.core.wmem_max; more needs CAP_NET_ADMIN): reads of large requests "
+                 "wait on the client and use fewer CPUs (docs/uzram-serve.md#protocol)");
+    }
+  }
+}
+
 // Captive mode: runs CMD under /bin/sh with $uri (and $metrics with --metrics) set and
 // default signal handling; -1 and a report when it cannot be started. The child gets its
 // own environment: setenv here would race the server's threads reading theirs.
@@ -365,6 +378,7 @@ int run_serve(const ServeOptions& o, const Io& io) noexcept {
     return kExitFailed;
   }
   warn_exposure(o, setup, tls.get(), **server, sink);
+  warn_send_buffer(**server, sink);
   const MemorySourceHandle buffers = count_nbd_buffers(**server);
   std::unique_ptr<MetricsServer> metrics;
   if (!start_metrics(setup, registry, **server, io, &metrics)) return kExitFailed;

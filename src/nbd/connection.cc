@@ -28,19 +28,34 @@ namespace {
 constexpr int kUnixSendBuffer = 4 << 20;
 
 // Raises a Unix socket's send buffer: SO_SNDBUFFORCE where the server may (CAP_NET_ADMIN),
-// else SO_SNDBUF, which the kernel caps at net.core.wmem_max. TCP keeps the kernel's
-// autotuning, which an explicit SO_SNDBUF would turn off.
-void widen_unix_send_buffer(int fd) noexcept {
+// else SO_SNDBUF, which the kernel caps at net.core.wmem_max. Returns the buffer's size as
+// the kernel reports it (twice what it holds of data: it counts its own bookkeeping), or 0
+// for a socket that is not a Unix one: TCP keeps the kernel's autotuning, which an
+// explicit SO_SNDBUF would turn off.
+int widen_unix_send_buffer(int fd) noexcept {
   int domain = 0;
   socklen_t len = sizeof domain;
-  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) return;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) return 0;
   int size = kUnixSendBuffer;
   if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0) {
     ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);  // best effort
   }
+  size = 0;
+  len = sizeof size;
+  ::getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len);
+  return size;
 }
 
 }  // namespace
+
+UnixSendBuffer probe_unix_send_buffer() noexcept {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return {};
+  const UnixSendBuffer b{widen_unix_send_buffer(fds[0]) / 2, kUnixSendBuffer};
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return b;
+}
 
 void Server::State::serve(Conn* c) noexcept {
   const int fd = c->fd;  // only this thread closes it

@@ -46,6 +46,15 @@ struct ServerOptions {
   LogFn log;      // may be empty
 };
 
+// A Unix connection's send buffer (connection.cc raises it, so that a large READ reply goes
+// out in one call and its worker returns to work): what this process gets, probed on a
+// socket pair, and what it asks for, in bytes of data (0, 0: the probe failed). Less comes
+// from net.core.wmem_max without CAP_NET_ADMIN; `uzram serve` then warns.
+struct UnixSendBuffer {
+  int got = 0, wanted = 0;
+};
+[[nodiscard]] UnixSendBuffer probe_unix_send_buffer() noexcept;
+
 class Server {
  public:
   // Binds and starts accepting in a background thread. Errors: busy (a live server on the

@@ -1,18 +1,23 @@
 // tests/nbd/limits_test.cc - the server's limits without a real client: the admission
 // policy (nbd/admission.h), the handshake's absolute deadline (trickling bytes does not
-// extend it), and the backend user claim a handshake takes for transmission.
+// extend it), the backend user claim a handshake takes for transmission, and the send
+// buffer a Unix connection gets.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "nbd/admission.h"
 #include "nbd/handshake.h"
 #include "nbd/protocol.h"
+#include "nbd/server.h"
 #include "nbd/store_backend.h"
 #include "nbd/transport.h"
 #include "nbd/wire.h"
@@ -178,6 +183,27 @@ TEST(HandshakeClaim, UnavailableExportIsAnErrorThenTheClientMayGoOn) {
   EXPECT_EQ(b.users.load(), 0);
   ASSERT_GE(r.got.size(), 18u + 20u);
   EXPECT_EQ(get32(r.got.data() + 18 + 12), kRepErrUnknown);
+}
+
+// What a Unix connection's send buffer is raised to: all of it with CAP_NET_ADMIN
+// (SO_SNDBUFFORCE), else as much as net.core.wmem_max allows, never less than before.
+TEST(UnixSendBuffer, RaisedAsFarAsAllowed) {
+  const UnixSendBuffer b = probe_unix_send_buffer();
+  ASSERT_GT(b.wanted, 212992) << "the default would change nothing";
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  unsigned long long eff = 0;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) == 0) eff = std::stoull(line.substr(7), nullptr, 16);
+  }
+  long wmem_max = 0;
+  std::ifstream("/proc/sys/net/core/wmem_max") >> wmem_max;
+  ASSERT_GT(wmem_max, 0);
+  if (eff & (1ULL << 12)) {  // CAP_NET_ADMIN
+    EXPECT_EQ(b.got, b.wanted);
+  } else {
+    EXPECT_EQ(b.got, std::min<long>(b.wanted, wmem_max));
+  }
 }
 
 }  // namespace
