@@ -22,7 +22,7 @@ namespace {
 // default: a 256 KiB READ reply then blocked its worker in sendmsg, holding the send lock,
 // until the client had read most of it, and the other workers, their units decoded, waited
 // for the lock. Reads ran at about one CPU's decoding speed whatever the connections and
-// workers (docs/benchmarks.md#nbd-reads-and-the-unix-send-buffer: 1.3-1.5x the read rate
+// workers (docs/benchmarks.md#nbd-reads-and-the-unix-send-buffer: 1.3-1.4x the read rate
 // with 4 MiB, on 2 vCPUs). Memory: the kernel's, and only while replies wait for the
 // client; a connection's requests in flight are bounded apart (64 MiB).
 constexpr int kUnixSendBuffer = 4 << 20;
