@@ -96,15 +96,20 @@ nbdinfo --list "$uri" | grep -c "^export=" | grep -qx 1 || exit 20  # zram1 is u
 [ "$(ctl --store zram1 unit_size)" = 4096 ] || exit 20  # reset restored the default
 ctl --store zram1 disksize 4M || exit 20
 "$uzram" status --control "$tmp/c.sock" -n -o NAME | tr "\n" " " | grep -qx "zram0 zram1 " || exit 20
-# memory: the parts, then rss; they sum to rss within 2 %.
+# memory: the parts, then rss; they sum to rss within 2 %, in one of three readings (VmRSS is
+# the kernel per-CPU batched count, and under TSan the memory of the process moves by a
+# megabyte between two reads: one reading of five hundred missed by 2.0 % there).
 ctl memory > "$tmp/mem" || exit 21
 tail -1 "$tmp/mem" | grep -q "^rss [0-9]*$" || exit 21
 for l in zram0.pool_frames zram0.streams zram1.slot_table nbd_buffers heap libraries; do
   grep -q "^$l [0-9]*$" "$tmp/mem" || { cat "$tmp/mem"; exit 21; }
 done
-awk "\$1 == \"rss\" { rss = \$2; next } { sum += \$2 }
-     END { d = sum - rss; if (d < 0) d = -d; exit !(rss > 0 && d <= rss * 0.02) }" "$tmp/mem" \
-  || { cat "$tmp/mem"; exit 21; }
+sums() {
+  awk "\$1 == \"rss\" { rss = \$2; next } { sum += \$2 }
+       END { d = sum - rss; if (d < 0) d = -d; exit !(rss > 0 && d <= rss * 0.02) }" "$tmp/mem"
+}
+sums || { sleep 0.2; ctl memory > "$tmp/mem" && sums; } ||
+  { sleep 0.2; ctl memory > "$tmp/mem" && sums; } || { cat "$tmp/mem"; exit 21; }
 # Metrics: OpenMetrics by default, Prometheus text on request.
 curl -sf -D "$tmp/h" "$metrics" > "$tmp/om" || exit 22
 grep -qi "^content-type: application/openmetrics-text; version=1.0.0; charset=utf-8" "$tmp/h" || exit 22
